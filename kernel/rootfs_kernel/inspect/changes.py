@@ -1,0 +1,99 @@
+"""What a cell added, changed and deleted, read from its overlayfs upper directory.
+
+Same reading as `docker diff`: every entry of the upper directory is a change; a
+character device 0/0 is a whiteout (the lower entry was deleted); a directory with the
+overlay "opaque" xattr replaced the lower directory of the same name wholesale; any
+other entry is C if the path exists in a lower layer, else A.
+
+Runs inside the container after pivot_root (only file descriptors reach the layers), so
+like listing.py it only uses modules imported at the top of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .listing import file_type
+
+# Privileged overlay uses trusted.*; rootless overlay (Linux >= 5.11, userxattr) user.*.
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def _is_opaque(dir_fd: int) -> bool:
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(dir_fd, name) == b"y":
+                return True
+        except OSError:
+            # ENODATA (absent), ENOTSUP, or EPERM for trusted.* when not privileged.
+            continue
+    return False
+
+
+def _in_lower(rel: str, lower_fds: list[int]) -> bool:
+    for fd in lower_fds:
+        try:
+            os.lstat(rel, dir_fd=fd)
+            return True
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return False
+
+
+def scan_upper(upper_fd: int, lower_fds: list[int], *, max_entries: int = 5000) -> dict:
+    """Walk the upper layer open at `upper_fd` and classify every entry.
+
+    Returns {"changes": [{"path", "kind" (A|C|D), "type", "size", "opaque"}, ...] sorted
+    by path, "counts": {"A": n, "C": n, "D": n}, "truncated": bool, "note": str | None}.
+    Sizes are bytes of the upper entry (None for deletions).
+    """
+    changes: list[dict] = []
+    truncated = False
+    walker = os.fwalk(".", dir_fd=upper_fd, follow_symlinks=False)
+    for dirpath, dirnames, filenames, dfd in walker:
+        rel_dir = "" if dirpath == "." else dirpath[2:] + "/"
+        for name in dirnames + filenames:
+            if len(changes) >= max_entries:
+                truncated = True
+                break
+            rel = rel_dir + name
+            try:
+                st = os.lstat(name, dir_fd=dfd)
+            except FileNotFoundError:
+                continue  # removed while we walked
+            kind_type = file_type(st.st_mode)
+            entry = {"path": "/" + rel, "type": kind_type, "size": st.st_size, "opaque": False}
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                entry.update(kind="D", type=None, size=None)
+            else:
+                if stat.S_ISDIR(st.st_mode):
+                    entry["opaque"] = _dir_is_opaque(name, dfd)
+                entry["kind"] = "C" if _in_lower(rel, lower_fds) else "A"
+            changes.append(entry)
+        if truncated:
+            break
+    walker.close()  # releases the directory fds fwalk still holds
+
+    changes.sort(key=lambda e: e["path"])
+    counts = {"A": 0, "C": 0, "D": 0}
+    for e in changes:
+        counts[e["kind"]] += 1
+    note = (
+        f"stopped after {max_entries} changes (max_entries); later paths are not shown"
+        if truncated
+        else None
+    )
+    return {"changes": changes, "counts": counts, "truncated": truncated, "note": note}
+
+
+def _dir_is_opaque(name: str, parent_fd: int) -> bool:
+    # os.getxattr has no dir_fd parameter: open the directory itself, without following.
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError:
+        return False
+    try:
+        return _is_opaque(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,239 @@
+"""Bounded, JSON-able directory snapshots and their diff.
+
+snapshot() runs inside the container after pivot_root, where the host's Python library
+directory is gone: it must only use what is imported at the top of this module (no lazy
+imports anywhere on its path). os.scandir and lstat never follow symlinks.
+
+Snapshot shape::
+
+    {"path": "/etc", "type": "dir", "mode": "0755", "perms": "drwxr-xr-x",
+     "uid": 0, "gid": 0, "size": 4096, "max_depth": 3, "max_entries": 2000,
+     "count": 123, "truncated": false, "note": None,
+     "children": [entry, ...]}
+
+    entry = {"name": "hosts", "type": "file", "mode": "0644", "perms": "-rw-r--r--",
+             "uid": 0, "gid": 0, "size": 174,
+             "target": "..." (symlinks only),
+             "children": [...] (directories that were read),
+             "error": "Permission denied" (directories that could not be read),
+             "truncated": true (directories whose children were cut)}
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+_TYPES = (
+    (stat.S_ISDIR, "dir"),
+    (stat.S_ISREG, "file"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISCHR, "char"),
+    (stat.S_ISBLK, "block"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def file_type(mode: int) -> str:
+    for test, name in _TYPES:
+        if test(mode):
+            return name
+    return "unknown"
+
+
+def _describe(name: str, st: os.stat_result) -> dict:
+    return {
+        "name": name,
+        "type": file_type(st.st_mode),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+        "perms": stat.filemode(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "size": st.st_size,
+    }
+
+
+def _error_text(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
+    """Snapshot `path` breadth-first, so the top level is complete before deeper levels
+    spend the entry budget. Depth 1 is the entries of `path` itself."""
+    try:
+        top_st = os.lstat(path)
+    except OSError as err:
+        return {"path": path, "error": _error_text(err)}
+    top = _describe(path, top_st)
+    del top["name"]
+    top["path"] = path
+    top.update(max_depth=max_depth, max_entries=max_entries, truncated=False, note=None)
+    if top["type"] == "symlink":
+        top["target"] = _readlink(path)
+    count = 0
+    notes: list[str] = []
+    if top["type"] != "dir":
+        top["count"] = 0
+        return top
+
+    # Queue of (directory path, dict that receives "children", depth of its children).
+    queue: list[tuple[str, dict, int]] = [(path, top, 1)]
+    depth_cut: list[str] = []
+    budget_cut_at: str | None = None
+    qi = 0
+    while qi < len(queue):
+        dir_path, holder, depth = queue[qi]
+        qi += 1
+        if count >= max_entries:
+            # Budget already spent: this directory is left unread.
+            holder["truncated"] = True
+            budget_cut_at = budget_cut_at or dir_path
+            continue
+        children: list[dict] = []
+        try:
+            with os.scandir(dir_path) as it:
+                for de in it:
+                    if count >= max_entries:
+                        holder["truncated"] = True
+                        budget_cut_at = budget_cut_at or dir_path
+                        break
+                    try:
+                        st = de.stat(follow_symlinks=False)
+                    except OSError as err:
+                        children.append({"name": de.name, "type": "unknown",
+                                         "error": _error_text(err)})
+                        count += 1
+                        continue
+                    entry = _describe(de.name, st)
+                    if entry["type"] == "symlink":
+                        entry["target"] = _readlink(de.path)
+                    elif entry["type"] == "dir":
+                        if depth < max_depth:
+                            queue.append((de.path, entry, depth + 1))
+                        elif _has_entries(de.path):
+                            entry["truncated"] = True
+                            depth_cut.append(de.path)
+                    children.append(entry)
+                    count += 1
+        except OSError as err:
+            holder["error"] = _error_text(err)
+            continue
+        children.sort(key=lambda e: e["name"])
+        holder["children"] = children
+
+    if budget_cut_at is not None:
+        notes.append(
+            f"stopped at the entry budget of {max_entries} (max_entries), first cut at "
+            f"{budget_cut_at}; directories read after it are missing or partial"
+        )
+    if depth_cut:
+        shown = ", ".join(depth_cut[:3]) + (" ..." if len(depth_cut) > 3 else "")
+        notes.append(
+            f"{len(depth_cut)} non-empty director{'y' if len(depth_cut) == 1 else 'ies'} "
+            f"below depth {max_depth} (max_depth) not opened: {shown}"
+        )
+    top["count"] = count
+    if notes:
+        top["truncated"] = True
+        top["note"] = "; ".join(notes)
+    return top
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _has_entries(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
+
+
+# --- diff -------------------------------------------------------------------------------
+
+LISTING_FIELDS: tuple[str, ...] = ("type", "mode", "owner", "size", "target")
+
+
+def _values(entry: dict) -> dict:
+    """The compared, displayable values of one entry."""
+    return {
+        "type": entry.get("type"),
+        "mode": entry.get("perms"),
+        "owner": f"{entry['uid']}:{entry['gid']}" if "uid" in entry else None,
+        # A directory's size is an artefact of its filesystem (4096 on ext4, 40 on
+        # tmpfs); its contents are compared instead.
+        "size": None if entry.get("type") == "dir" else entry.get("size"),
+        "target": entry.get("target"),
+    }
+
+
+def _diff_children(cell: list[dict] | None, host: list[dict] | None) -> list[dict]:
+    c_by = {e["name"]: e for e in cell or ()}
+    h_by = {e["name"]: e for e in host or ()}
+    rows = []
+    for name in sorted(c_by.keys() | h_by.keys()):
+        rows.append(_diff_entry(name, c_by.get(name), h_by.get(name)))
+    return rows
+
+
+def _diff_entry(name: str, c: dict | None, h: dict | None) -> dict:
+    row: dict = {"name": name}
+    row["cell"] = None if c is None else _values(c)
+    row["host"] = None if h is None else _values(h)
+    differs: list[str] = []
+    if c is not None and h is not None:
+        cv, hv = row["cell"], row["host"]
+        differs = [f for f in LISTING_FIELDS if cv[f] != hv[f]]
+    c_kids = None if c is None else c.get("children")
+    h_kids = None if h is None else h.get("children")
+    if c_kids is not None or h_kids is not None:
+        kids = _diff_children(c_kids, h_kids)
+        row["children"] = kids
+        # Contents only count as a difference when both sides were actually read.
+        if (
+            c_kids is not None
+            and h_kids is not None
+            and any(k["status"] != "same" for k in kids)
+        ):
+            differs.append("contents")
+    for side, e in (("cell", c), ("host", h)):
+        if e is not None and (e.get("truncated") or e.get("error")):
+            row.setdefault("notes", {})[side] = e.get("error") or "not fully read"
+    row["differs"] = differs
+    if c is None:
+        row["status"] = "only-host"
+    elif h is None:
+        row["status"] = "only-cell"
+    else:
+        row["status"] = "differs" if differs else "same"
+    return row
+
+
+def diff_listings(cell: dict, host: dict) -> dict:
+    """Align two snapshots by entry name, recursively.
+
+    Returns {"cell_path", "host_path", "rows", "truncated", "notes"} where each row is
+    {"name", "status", "differs", "cell", "host", ["children"], ["notes"]};
+    status is "same" | "only-cell" | "only-host" | "differs" and differs lists fields
+    among type, mode, owner, size, target, plus "contents" for a directory whose
+    children (read on both sides) differ.
+    """
+    notes = {}
+    for side, snap in (("cell", cell), ("host", host)):
+        if snap.get("error"):
+            notes[side] = f"{snap.get('path')}: {snap['error']}"
+        elif snap.get("note"):
+            notes[side] = snap["note"]
+    return {
+        "cell_path": cell.get("path"),
+        "host_path": host.get("path"),
+        "rows": _diff_children(cell.get("children"), host.get("children")),
+        "truncated": bool(cell.get("truncated") or host.get("truncated")),
+        "notes": notes,
+    }
