@@ -1,0 +1,52 @@
+"""Renderings of the inspect diffs. One way through: diff -> payload -> renderers.
+
+display_bundle() gives one display_data (data, metadata) carrying every rendering, so a
+client picks the richest it can show: the widget, else the HTML table, else plain text.
+"""
+
+from __future__ import annotations
+
+from .html import render_html
+from .payload import (
+    MIME_TYPE,
+    changes_payload,
+    listing_payload,
+    mounts_payload,
+    ns_payload,
+)
+from .text import render_text
+
+WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def display_bundle(payload: dict, *, widget: bool = True) -> tuple[dict, dict]:
+    """(data, metadata) for a display_data message of one comparison payload.
+
+    With widget=True an ipywidgets model is created, which needs a comm implementation
+    (the kernel's, or the comm package's DummyComm outside a kernel).
+    """
+    data: dict = {
+        "text/plain": render_text(payload),
+        "text/html": render_html(payload),
+        MIME_TYPE: payload,
+    }
+    if widget:
+        from .widget import build_widget  # ipywidgets only when a widget is asked for
+
+        w = build_widget(payload)
+        data[WIDGET_MIME_TYPE] = {"model_id": w.model_id, "version_major": 2,
+                                  "version_minor": 0}
+    return data, {}
+
+
+__all__ = [
+    "MIME_TYPE",
+    "WIDGET_MIME_TYPE",
+    "changes_payload",
+    "display_bundle",
+    "listing_payload",
+    "mounts_payload",
+    "ns_payload",
+    "render_html",
+    "render_text",
+]

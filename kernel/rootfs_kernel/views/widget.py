@@ -1,0 +1,89 @@
+"""Interactive view: filter box, "differences only" toggle, the HTML table, and for
+listings a breadcrumb plus a subdirectory picker to open recorded children.
+
+Every refresh recomputes the table from (payload, path, filter text, toggle): no state
+lives outside the widget, so the view can be rebuilt from the payload at any time.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as w
+from traitlets import List, Unicode
+
+from .html import render_html
+from .payload import level, select_rows, subdirectories
+
+_PICK = "open subdirectory…"
+
+
+class CompareWidget(w.VBox):
+    """A VBox (same front-end model) holding the controls and the table."""
+
+    # Path of opened directory names below the listing's top; widget state, not synced.
+    path = List(Unicode())
+
+    def __init__(self, payload: dict, **kwargs) -> None:
+        self.payload = payload
+        self.filter_box = w.Text(placeholder="filter rows (substring)", description="Filter",
+                                 continuous_update=True)
+        self.diff_toggle = w.ToggleButton(value=False, description="differences only",
+                                          tooltip="hide rows that are the same on both sides")
+        self.table = w.HTML()
+        controls = [self.filter_box, self.diff_toggle]
+        self.crumbs = w.HBox()
+        self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
+        children: list[w.Widget] = [w.HBox(controls)]
+        if payload["kind"] == "listing":
+            children.append(w.HBox([self.crumbs, self.subdir]))
+        super().__init__(children=children + [self.table], **kwargs)
+
+        self.filter_box.observe(self._refresh, names="value")
+        self.diff_toggle.observe(self._refresh, names="value")
+        self.subdir.observe(self._open_subdir, names="value")
+        self.observe(self._refresh, names="path")
+        self._refresh()
+
+    # --- pure derivations of (payload, widget state) -----------------------------------
+
+    def table_html(self) -> str:
+        return render_html(self.payload, path=self.path, query=self.filter_box.value,
+                           differences_only=self.diff_toggle.value)
+
+    def openable(self) -> list[str]:
+        rows = select_rows(level(self.payload, self.path)["rows"], self.filter_box.value,
+                           self.diff_toggle.value)
+        return subdirectories(rows)
+
+    # --- callbacks ------------------------------------------------------------------------
+
+    def _refresh(self, _change: object = None) -> None:
+        self.table.value = self.table_html()
+        if self.payload["kind"] != "listing":
+            return
+        top = self.payload.get("paths", {}).get("cell") or "/"
+        names = [top, *self.path]
+        buttons = []
+        for depth, name in enumerate(names):
+            b = w.Button(description=name if depth == 0 else f"{name}/",
+                         layout=w.Layout(width="auto"),
+                         disabled=depth == len(names) - 1)
+            b.on_click(lambda _b, d=depth: self._go_up(d))
+            buttons.append(b)
+        self.crumbs.children = buttons
+        # Reset the picker without re-entering _open_subdir.
+        self.subdir.unobserve(self._open_subdir, names="value")
+        self.subdir.options = [(_PICK, ""), *((f"{n}/", n) for n in self.openable())]
+        self.subdir.value = ""
+        self.subdir.observe(self._open_subdir, names="value")
+
+    def _open_subdir(self, change: dict) -> None:
+        if change["new"]:
+            self.path = [*self.path, change["new"]]
+
+    def _go_up(self, depth: int) -> None:
+        self.path = list(self.path[:depth])
+
+
+def build_widget(payload: dict) -> CompareWidget:
+    """The interactive view of one payload (needs a comm implementation to exist)."""
+    return CompareWidget(payload)
