@@ -1,0 +1,209 @@
+"""Layer directories on disk: the canonical tar form, digests, whiteouts, removal.
+
+A layer is a rootfs directory in overlayfs' on-disk form: a deleted path is a 0/0
+character device and a replaced directory carries the ``overlay.opaque`` xattr. Its
+*canonical tar* is the same tree in OCI form (``.wh.NAME`` and ``.wh..wh..opq``
+entries), sorted, with numeric owners only. The layer's digest is the sha256 of that
+tar, so building the same tree twice, or exporting and re-importing a layer, yields
+the same digest; export writes exactly this tar.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import ImageError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+# overlayfs reads trusted.* xattrs when mounted by real root and user.* (userxattr)
+# in a user namespace; store them the way the store's owner will mount them.
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def opaque_xattr() -> str:
+    return "trusted.overlay.opaque" if os.geteuid() == 0 else "user.overlay.opaque"
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: Path | str) -> bool:
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+    return False
+
+
+def make_whiteout(path: Path) -> bool:
+    """Record the deletion of ``path`` as an overlay whiteout; False if mknod is refused."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    except PermissionError:
+        return False
+    os.utime(path, (0, 0), follow_symlinks=False)
+    return True
+
+
+def set_opaque(path: Path) -> None:
+    try:
+        os.setxattr(path, opaque_xattr(), b"y", follow_symlinks=False)
+    except OSError as e:
+        raise ImageError(
+            f"cannot mark {path} as an opaque directory ({e.strerror}): the image store "
+            "needs a filesystem with extended attributes (ext4, xfs, btrfs, tmpfs)"
+        ) from e
+
+
+@dataclass
+class LayerSummary:
+    digest: str  # "sha256:<hex>" of the canonical tar
+    size: int  # bytes of file content, hard links counted once
+    tar_size: int
+
+
+class _HashWriter:
+    """A write-only file object that hashes (and optionally copies) what it is given."""
+
+    def __init__(self, copy_to: BinaryIO | None = None) -> None:
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.copy_to = copy_to
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.count += len(data)
+        if self.copy_to is not None:
+            self.copy_to.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.count
+
+
+def _walk(root: Path, rel: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Depth-first, names sorted bytewise, each directory before its contents."""
+    base = root / rel if rel else root
+    with os.scandir(base) as it:
+        names = sorted(e.name for e in it)
+    for name in names:
+        child_rel = f"{rel}/{name}" if rel else name
+        path = root / child_rel
+        st = os.lstat(path)
+        yield child_rel, path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(root, child_rel)
+
+
+def _owner(uid: int, gid: int) -> tuple[int, int]:
+    # Files of the store's owner are the image's root's files: a rootless build or
+    # import can only own them itself, and a user namespace maps the owner to root.
+    euid, egid = os.geteuid(), os.getegid()
+    return (0 if uid == euid else uid), (0 if gid == egid else gid)
+
+
+def _marker(name: str) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.mode, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, 0, "", ""
+    return ti
+
+
+def write_canonical_tar(
+    rootfs: Path,
+    out: BinaryIO | None = None,
+    extra_whiteouts: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LayerSummary:
+    """Hash (and write to ``out`` if given) the canonical OCI tar of a layer directory.
+
+    ``extra_whiteouts`` are deletions recorded in the layer's json because the store
+    could not mknod them; they appear in the tar like on-disk whiteouts.
+    """
+    writer = _HashWriter(out)
+    size = 0
+    seen: dict[tuple[int, int], str] = {}
+    pending = sorted(extra_whiteouts or [])
+    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+
+        def flush_pending(upto: str | None) -> None:
+            while pending and (upto is None or pending[0] < upto):
+                rel = pending.pop(0)
+                parent, _, name = rel.rpartition("/")
+                tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}".lstrip("/")))
+
+        for rel, path, st in _walk(rootfs):
+            flush_pending(rel)
+            if is_whiteout(st):
+                parent, _, name = rel.rpartition("/")
+                tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}".lstrip("/")))
+                continue
+            ti = tarfile.TarInfo(rel)
+            ti.mode = stat.S_IMODE(st.st_mode)
+            ti.mtime = int(st.st_mtime)
+            ti.uid, ti.gid = _owner(st.st_uid, st.st_gid)
+            ti.uname = ti.gname = ""
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in seen:
+                    ti.type, ti.linkname = tarfile.LNKTYPE, seen[key]
+                    tar.addfile(ti)
+                    continue
+                seen[key] = rel
+                ti.size = st.st_size
+                size += st.st_size
+                with open(path, "rb") as f:
+                    tar.addfile(ti, f)
+                if progress:
+                    progress(st.st_size)
+                continue
+            if stat.S_ISDIR(mode):
+                ti.type = tarfile.DIRTYPE
+                tar.addfile(ti)
+                if is_opaque(path):
+                    tar.addfile(_marker(f"{rel}/{OPAQUE_MARKER}"))
+            elif stat.S_ISLNK(mode):
+                ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
+                tar.addfile(ti)
+            elif stat.S_ISFIFO(mode):
+                ti.type = tarfile.FIFOTYPE
+                tar.addfile(ti)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                tar.addfile(ti)
+            # sockets cannot be stored in a tar; they mean nothing in an image anyway
+        flush_pending(None)
+    return LayerSummary(f"sha256:{writer.hash.hexdigest()}", size, writer.count)
+
+
+def rmtree(path: Path) -> None:
+    """Remove a tree even where the image made directories read-only."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    if os.geteuid() != 0:
+        # An image may hold 0555 directories (e.g. /proc); the owner may chmod them.
+        os.chmod(path, 0o700)
+        for top, dirs, _files in os.walk(path):
+            for d in dirs:
+                p = os.path.join(top, d)
+                if not os.path.islink(p):
+                    os.chmod(p, 0o700)
+    shutil.rmtree(path)

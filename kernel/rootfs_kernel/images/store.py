@@ -1,0 +1,456 @@
+"""The image store: named images made of content-addressed layer directories.
+
+Layout under the store root ($XDG_DATA_HOME/rootfs-kernel by default)::
+
+    images/<name>/image.json          metadata of one image
+    layers/sha256-<hex>/rootfs/       one layer, shared by every image that uses it
+    layers/sha256-<hex>/layer.json    its digest, size and deletions mknod refused
+    locks/<name>.lock                 flock()ed while <name> is being built
+    locks/store.lock                  shared by builds, exclusive while removing layers
+    tmp/<name>.<random>/              work in progress; holds .owner.lock while alive
+
+A build writes everything under tmp/, then renames layers and finally the image
+directory into place, so a failed, interrupted or killed build never leaves a
+partial image under its name; its temp directory is removed when its owner is
+gone (its flock is released by the kernel), on the next use of the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ImageError
+from .layerfs import LayerSummary, rmtree, write_canonical_tar
+
+DEFAULT_IMAGE = "minimal"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SCHEMA = 1
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+# progress(fraction or None when unknown, message)
+Progress = Callable[[float | None, str], None]
+
+
+def no_progress(fraction: float | None, message: str) -> None:
+    """The default progress callback: say nothing."""
+
+
+def default_root() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(data) / "rootfs-kernel"
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ImageError(
+            f"invalid image name {name!r}: use lowercase letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    return name
+
+
+def check_digest(digest: str) -> str:
+    if not _DIGEST_RE.match(digest):
+        raise ImageError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
+    return digest
+
+
+@dataclass(frozen=True)
+class Image:
+    """A stored image, ready to be stacked as overlay lower layers."""
+
+    name: str
+    layers: list[Path]  # bottom -> top; overlay's lowerdir lists them top first
+    env: list[str]  # "K=V"
+    workdir: str | None
+    meta: dict[str, Any] = field(repr=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta.get("config") or {}
+
+
+@dataclass
+class LayerRef:
+    """A layer committed to the store, as recorded in image.json."""
+
+    digest: str
+    size: int
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the original diff_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "size": self.size, **self.extra}
+
+
+@dataclass
+class BuildOutput:
+    """What a builder hands back: its layers (bottom first), config and provenance."""
+
+    layers: list[LayerRef]
+    config: dict[str, Any]
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BuildContext:
+    """What a builder may do: make layer directories in its temp dir and commit them."""
+
+    def __init__(self, store: ImageStore, name: str, workdir: Path, progress: Progress):
+        self.store = store
+        self.name = name
+        self.workdir = workdir
+        self.progress = progress
+        self._count = 0
+
+    def new_layer_dir(self) -> Path:
+        """An empty directory to fill with one layer's rootfs."""
+        self._count += 1
+        rootfs = self.workdir / f"layer-{self._count}" / "rootfs"
+        rootfs.mkdir(parents=True)
+        os.chmod(rootfs, 0o755)
+        return rootfs
+
+    def scratch_dir(self, label: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{label}.", dir=self.workdir))
+        return path
+
+    def add_layer(
+        self,
+        rootfs: Path,
+        extra_whiteouts: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LayerRef:
+        """Digest ``rootfs`` and move it into the store (or drop it if already stored)."""
+        summary = write_canonical_tar(rootfs, extra_whiteouts=extra_whiteouts)
+        return self.store._commit_layer(rootfs, summary, extra_whiteouts or [], extra or {})
+
+
+Builder = Callable[[BuildContext], BuildOutput]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_durably(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class ImageStore:
+    """Named images under one root directory; safe to use from several processes."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.images_dir = self.root / "images"
+        self.layers_dir = self.root / "layers"
+        self.locks_dir = self.root / "locks"
+        self.tmp_dir = self.root / "tmp"
+        self._cleaned = False
+
+    # ----- reading -------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Names of the images that are built, sorted."""
+        if not self.images_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.images_dir.iterdir() if (p / "image.json").is_file()
+        )
+
+    def exists(self, name: str) -> bool:
+        return (self.images_dir / check_name(name) / "image.json").is_file()
+
+    def available(self) -> list[str]:
+        """Built images plus built-in ones that ``get`` can build on first use."""
+        from .builders import auto_builders
+
+        return sorted(set(self.names()) | set(auto_builders()))
+
+    def layer_dir(self, digest: str) -> Path:
+        return self.layers_dir / check_digest(digest).replace(":", "-")
+
+    def load(self, name: str) -> Image:
+        """The stored image ``name``; never builds."""
+        check_name(name)
+        path = self.images_dir / name / "image.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise self._unknown(name) from None
+        except (OSError, ValueError) as e:
+            raise ImageError(
+                f"image {name!r} has unreadable metadata ({e}); remove it with "
+                f"`rootfs-kernel image rm {name}` and build or import it again"
+            ) from e
+        layers = []
+        for layer in meta.get("layers", []):
+            rootfs = self.layer_dir(layer["digest"]) / "rootfs"
+            if not rootfs.is_dir():
+                raise ImageError(
+                    f"image {name!r} is damaged: its layer {layer['digest']} is missing from "
+                    f"{self.layers_dir}; remove it with `rootfs-kernel image rm {name}` and "
+                    "build or import it again"
+                )
+            layers.append(rootfs)
+        config = meta.get("config") or {}
+        env = list(config.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in env):
+            env.insert(0, DEFAULT_PATH)  # what docker does for images without a PATH
+        return Image(
+            name=name,
+            layers=layers,
+            env=env,
+            workdir=config.get("WorkingDir") or None,
+            meta=meta,
+        )
+
+    def get(self, name: str, progress: Progress = no_progress) -> Image:
+        """The image ``name``, building a built-in one (e.g. ``minimal``) on first use."""
+        from .builders import auto_builders
+
+        check_name(name)
+        if self.exists(name):
+            return self.load(name)
+        builder = auto_builders().get(name)
+        if builder is None:
+            raise self._unknown(name)
+        return self.build(name, builder, progress=progress, if_missing=True)
+
+    def _unknown(self, name: str) -> ImageError:
+        available = ", ".join(self.available()) or "none"
+        return ImageError(
+            f"unknown image {name!r}: available: {available}; build one with "
+            "`rootfs-kernel image build minimal|busybox|debian NAME` or import one with "
+            "`rootfs-kernel image import FILE NAME`"
+        )
+
+    # ----- building ------------------------------------------------------------
+
+    def build(
+        self,
+        name: str,
+        builder: Builder,
+        *,
+        progress: Progress = no_progress,
+        replace: bool = False,
+        wait: bool = True,
+        timeout: float | None = None,
+        if_missing: bool = False,
+    ) -> Image:
+        """Run ``builder`` and store its output as ``name``, atomically.
+
+        A second build of the same name waits for the first (or, with ``wait=False``,
+        refuses). With ``if_missing`` an image built meanwhile by someone else is
+        returned as is; otherwise an existing image is an error unless ``replace``.
+        """
+        check_name(name)
+        self._setup()
+        with self._name_lock(name, wait, timeout, progress):
+            if self.exists(name):
+                if if_missing:
+                    return self.load(name)
+                if not replace:
+                    raise ImageError(
+                        f"image {name!r} already exists; remove it first with "
+                        f"`rootfs-kernel image rm {name}` or build with --replace"
+                    )
+            with self._store_lock(shared=True), self._workdir(name) as workdir:
+                ctx = BuildContext(self, name, workdir, progress)
+                out = builder(ctx)
+                progress(0.99, f"saving image {name}")
+                self._commit_image(name, out, workdir)
+        progress(1.0, f"image {name} ready")
+        return self.load(name)
+
+    def _commit_layer(
+        self, rootfs: Path, summary: LayerSummary, whiteouts: list[str], extra: dict[str, Any]
+    ) -> LayerRef:
+        staging = rootfs.parent
+        meta: dict[str, Any] = {"digest": summary.digest, "size": summary.size}
+        if whiteouts:
+            meta["whiteouts"] = sorted(whiteouts)
+        _write_json_durably(staging / "layer.json", meta)
+        target = self.layer_dir(summary.digest)
+        try:
+            os.rename(staging, target)
+        except OSError as e:
+            # Another image already brought the same layer: keep theirs, drop ours.
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            rmtree(staging)
+        return LayerRef(summary.digest, summary.size, dict(extra))
+
+    def _commit_image(self, name: str, out: BuildOutput, workdir: Path) -> None:
+        for layer in out.layers:
+            if not (self.layer_dir(layer.digest) / "rootfs").is_dir():
+                raise ImageError(f"internal error: layer {layer.digest} was not stored")
+        meta: dict[str, Any] = {
+            "schema": SCHEMA,
+            "name": name,
+            "source": out.source,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "size": sum(layer.size for layer in out.layers),
+            "layers": [layer.to_json() for layer in out.layers],
+            "config": out.config,
+            **out.extra,
+        }
+        staged = workdir / "image"
+        staged.mkdir()
+        _write_json_durably(staged / "image.json", meta)
+        _fsync_dir(staged)
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        final = self.images_dir / name
+        if final.exists():
+            os.rename(final, workdir / "old-image")
+        os.rename(staged, final)
+        _fsync_dir(self.images_dir)
+
+    # ----- removing ------------------------------------------------------------
+
+    def remove(self, name: str) -> list[str]:
+        """Remove image ``name`` and the layers no other image uses; returns those digests."""
+        check_name(name)
+        self._setup()
+        with self._name_lock(name, wait=False, timeout=None, progress=no_progress):
+            final = self.images_dir / name
+            if not (final / "image.json").is_file():
+                raise self._unknown(name)
+            with self._workdir(f"rm-{name}") as workdir:
+                os.rename(final, workdir / "image")
+        return self.collect_garbage()
+
+    def collect_garbage(self) -> list[str]:
+        """Remove layers that no image refers to (skipped while a build is running)."""
+        removed: list[str] = []
+        try:
+            lock = self._store_lock(shared=False, wait=False)
+            lock.__enter__()
+        except BlockingIOError:
+            return removed
+        try:
+            used = set()
+            for name in self.names():
+                with contextlib.suppress(ImageError):
+                    meta = self.load(name).meta
+                    used.update(layer["digest"] for layer in meta.get("layers", []))
+            if self.layers_dir.is_dir():
+                for path in sorted(self.layers_dir.iterdir()):
+                    digest = path.name.replace("-", ":", 1)
+                    if digest not in used:
+                        with self._workdir("gc") as workdir:
+                            os.rename(path, workdir / "layer")
+                        removed.append(digest)
+        finally:
+            lock.__exit__(None, None, None)
+        return removed
+
+    # ----- locks and temp dirs -------------------------------------------------
+
+    def _setup(self) -> None:
+        for d in (self.images_dir, self.layers_dir, self.locks_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if not self._cleaned:
+            self.clean_stale()
+            self._cleaned = True
+
+    def clean_stale(self) -> list[Path]:
+        """Remove temp dirs whose builder is gone (its lock is free)."""
+        removed = []
+        if not self.tmp_dir.is_dir():
+            return removed
+        for path in self.tmp_dir.iterdir():
+            lock = path / ".owner.lock"
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except FileNotFoundError:
+                # Killed between mkdtemp and creating the lock: stale once not brand new.
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - path.lstat().st_mtime > 60:
+                        rmtree(path)
+                        removed.append(path)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # its builder is still running
+            try:
+                rmtree(path)
+                removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
+
+    @contextlib.contextmanager
+    def _workdir(self, label: str) -> Iterator[Path]:
+        path = Path(tempfile.mkdtemp(prefix=f"{label}.", dir=self.tmp_dir))
+        fd = os.open(path / ".owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield path
+        finally:
+            try:
+                rmtree(path)
+            finally:
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def _name_lock(
+        self, name: str, wait: bool, timeout: float | None, progress: Progress
+    ) -> Iterator[None]:
+        fd = os.open(self.locks_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not wait or (deadline is not None and time.monotonic() > deadline):
+                        raise ImageError(
+                            f"image {name!r} is being built or removed by another process; "
+                            "wait for it to finish and try again"
+                        ) from None
+                    if not told:
+                        progress(None, f"waiting for another process building {name}")
+                        told = True
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _store_lock(self, shared: bool, wait: bool = True) -> Iterator[None]:
+        fd = os.open(self.locks_dir / "store.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            fcntl.flock(fd, op if wait else op | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            yield
+        finally:
+            os.close(fd)
