@@ -142,8 +142,9 @@ def test_rootless_tmpfs_differs_from_systemd_tmp() -> None:
 
 
 def test_tmpfs_over_ext4_tmp_marks_fstype() -> None:
-    host = parse_mountinfo("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 8:2 / /tmp rw - ext4 /dev/sda2 rw")
-    cell = parse_mountinfo("9 8 8:1 / / rw - ext4 /dev/sda1 rw\n10 9 0:44 / /tmp rw - tmpfs none rw")
+    root = "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    host = parse_mountinfo(root + "2 1 8:2 / /tmp rw - ext4 /dev/sda2 rw")
+    cell = parse_mountinfo(root + "10 1 0:44 / /tmp rw - tmpfs none rw")
     rows = {r.mount_point: r for r in diff_mounts(cell, host)}
     assert rows["/"].status == "same"
     assert rows["/tmp"].status == "differs"
@@ -188,8 +189,11 @@ def test_only_host_and_sorted_rows() -> None:
 
 def synthetic(n: int, *, fs: str) -> str:
     lines = ["1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw"]
-    lines += [f"{i + 2} 1 0:{i} / /mnt/m{i:05d} rw,relatime shared:{i + 2} - {fs if i % 7 == 0 else 'tmpfs'} "
-              f"src{i} rw,size={i}k" for i in range(n - 1)]
+    lines += [
+        f"{i + 2} 1 0:{i} / /mnt/m{i:05d} rw,relatime shared:{i + 2} - "
+        f"{fs if i % 7 == 0 else 'tmpfs'} src{i} rw,size={i}k"
+        for i in range(n - 1)
+    ]
     return "\n".join(lines)
 
 
