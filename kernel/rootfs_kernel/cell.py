@@ -1,0 +1,304 @@
+"""The cell language: leading `%` header lines -> a CellSpec (pure, touches nothing).
+
+A cell is a POSIX shell script. Lines at its top that start with `%` configure the
+container the script runs in; `%%host` as the very first line runs it on the host.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+
+ROOT_MODES = ("pivot", "chroot", "none")
+PROPAGATIONS = ("private", "slave", "shared")
+NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup")
+# Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
+# plus the ones root may mount anyway.
+FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
+SHOW_KINDS = ("mounts", "ls", "changes", "ns")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class HeaderError(ValueError):
+    """A header line is wrong. The message names the line and what was expected."""
+
+    def __init__(self, lineno: int, line: str, problem: str, usage: str | None = None):
+        self.lineno, self.line, self.problem, self.usage = lineno, line, problem, usage
+        hint = f"\n  expected: {usage}" if usage else ""
+        super().__init__(f"line {lineno}: `{line.strip()}`: {problem}{hint}")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """`%mount FSTYPE TARGET [OPTIONS]`: a filesystem mounted at TARGET inside the cell."""
+
+    fstype: str
+    target: str
+    options: str = ""
+    lineno: int = 0
+
+
+@dataclass(frozen=True)
+class Bind:
+    """`%bind HOST_PATH TARGET [ro]`: a host path made visible at TARGET inside the cell."""
+
+    source: str
+    target: str
+    readonly: bool = False
+    lineno: int = 0
+
+
+@dataclass(frozen=True)
+class Show:
+    """`%show KIND [ARGS]`: a comparison view taken when the script ends."""
+
+    kind: str
+    path: str | None = None
+    host_path: str | None = None
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    script: str
+    host: bool = False
+    image: str = "minimal"
+    image_lineno: int = 0
+    root: str = "pivot"
+    propagation: str = "private"
+    namespaces: frozenset[str] = frozenset({"mnt", "pid"})
+    mounts: tuple[Mount | Bind, ...] = ()
+    keep: bool = False
+    timeout: float | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    shell: str = "/bin/sh"
+    show: tuple[Show, ...] = ()
+    help: bool = False
+
+
+@dataclass(frozen=True)
+class Magic:
+    name: str
+    usage: str
+    summary: str
+    parse: object = field(repr=False, default=None)
+
+
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def _absolute(path: str, what: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"{what} must be an absolute path, got {path!r}")
+    if any(part == ".." for part in path.split("/")):
+        raise ValueError(f"{what} {path!r} contains '..'; name the directory directly")
+    return posixpath.normpath(path)
+
+
+def _p_image(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (name,) = args
+    if not _IMAGE_NAME.match(name):
+        raise ValueError(f"{name!r} is not an image name (lower-case letters, digits, . _ -)")
+    return replace(spec, image=name, image_lineno=lineno)
+
+
+def _p_root(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, root=_one_of(mode, ROOT_MODES, "root mode"))
+
+
+def _p_mount(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if len(args) not in (2, 3):
+        raise TypeError
+    fstype, target, *opts = args
+    _one_of(fstype, FSTYPES, "filesystem type")
+    m = Mount(fstype, _absolute(target, "TARGET"), opts[0] if opts else "", lineno)
+    return replace(spec, mounts=spec.mounts + (m,))
+
+
+def _p_bind(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if len(args) not in (2, 3):
+        raise TypeError
+    source, target, *mode = args
+    if mode and mode[0] not in ("ro", "rw"):
+        raise ValueError(f"the third word must be 'ro' or 'rw', got {mode[0]!r}")
+    b = Bind(_absolute(source, "HOST_PATH"), _absolute(target, "TARGET"), mode == ["ro"], lineno)
+    return replace(spec, mounts=spec.mounts + (b,))
+
+
+def _p_propagation(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, propagation=_one_of(mode, PROPAGATIONS, "propagation"))
+
+
+def _p_unshare(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (names,) = args
+    chosen = {n.strip() for n in names.split(",") if n.strip()}
+    for n in chosen:
+        _one_of(n, NAMESPACES, "namespace")
+    return replace(spec, namespaces=frozenset(chosen | {"mnt"}))
+
+
+def _p_keep(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if args:
+        raise TypeError
+    return replace(spec, keep=True)
+
+
+def _p_timeout(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (value,) = args
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"SECONDS must be a number, got {value!r}") from None
+    if not 0 < seconds <= 7 * 24 * 3600:
+        raise ValueError(f"SECONDS must be between 0 and one week, got {value}")
+    return replace(spec, timeout=seconds)
+
+
+def _p_env(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (assignment,) = args
+    name, eq, value = assignment.partition("=")
+    if not eq or not _ENV_NAME.match(name):
+        raise ValueError(f"expected NAME=VALUE with a shell variable name, got {assignment!r}")
+    return replace(spec, env=spec.env + ((name, value),))
+
+
+def _p_shell(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (path,) = args
+    return replace(spec, shell=_absolute(path, "PATH"))
+
+
+def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if not args:
+        raise TypeError
+    kind, *rest = args
+    _one_of(kind, SHOW_KINDS, "view")
+    if kind == "ls":
+        if len(rest) not in (1, 2):
+            raise ValueError("`%show ls` takes PATH and an optional HOST_PATH")
+        path = _absolute(rest[0], "PATH")
+        host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else path
+        view = Show("ls", path, host)
+    elif rest:
+        raise ValueError(f"`%show {kind}` takes no arguments")
+    else:
+        view = Show(kind)
+    return replace(spec, show=spec.show + (view,))
+
+
+def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if args:
+        raise TypeError
+    return replace(spec, help=True)
+
+
+MAGICS: dict[str, Magic] = {
+    m.name: m
+    for m in (
+        Magic("image", "%image NAME", "Use image NAME as the cell's root filesystem "
+              "(default: minimal).", _p_image),
+        Magic("root", "%root pivot|chroot|none", "Switch the root with pivot_root (default), "
+              "with chroot, or keep the host's root.", _p_root),
+        Magic("mount", "%mount FSTYPE TARGET [OPTIONS]", "Mount a filesystem (tmpfs, proc, "
+              "mqueue, ...) at TARGET inside the cell, e.g. `%mount tmpfs /tmp size=10m`.",
+              _p_mount),
+        Magic("bind", "%bind HOST_PATH TARGET [ro]", "Bind-mount a host path at TARGET inside "
+              "the cell, read-only with `ro`.", _p_bind),
+        Magic("propagation", "%propagation private|slave|shared", "Mount propagation of the "
+              "cell's namespace (default private: no cell mount reaches the host).",
+              _p_propagation),
+        Magic("unshare", "%unshare mnt,pid,uts,ipc,net,user,cgroup", "Namespaces the cell "
+              "gets (default mnt,pid; mnt is always on).", _p_unshare),
+        Magic("keep", "%keep", "Carry this cell's filesystem changes into the next cell.",
+              _p_keep),
+        Magic("timeout", "%timeout SECONDS", "Kill the cell's container after SECONDS.",
+              _p_timeout),
+        Magic("env", "%env NAME=VALUE", "Set an environment variable for this and every "
+              "later cell.", _p_env),
+        Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
+              "/bin/sh.", _p_shell),
+        Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
+              "show its mount table, a listing, its changes or its namespaces next to the "
+              "host's.", _p_show),
+        Magic("help", "%help", "List every header line with one sentence each.", _p_help),
+    )
+}
+
+HOST_USAGE = "%%host (first line): run the cell on the host, outside any namespace."
+
+
+def help_text() -> str:
+    width = max(len(m.usage) for m in MAGICS.values())
+    lines = [f"{m.usage:<{width}}  {m.summary}" for m in MAGICS.values()]
+    lines.append(f"{'%%host':<{width}}  Run the cell on the host, outside any namespace "
+                 "(first line only).")
+    return "Header lines (at the top of a cell; the rest is a shell script):\n" + "\n".join(
+        "  " + line for line in lines
+    )
+
+
+def parse(code: str) -> CellSpec:
+    """Split a cell into its header lines and script, or raise HeaderError."""
+    lines = code.split("\n")
+    spec = CellSpec(script="")
+    start = 0
+    if lines and lines[0].strip() == "%%host":
+        spec, start = replace(spec, host=True), 1
+    i = start
+    while i < len(lines) and lines[i].lstrip().startswith("%"):
+        line = lines[i]
+        if spec.host:
+            raise HeaderError(i + 1, line, "a %%host cell runs on the host and takes no "
+                              "header lines; remove it or drop %%host")
+        spec = _parse_line(spec, line, i + 1)
+        i += 1
+    spec = replace(spec, script="\n".join(lines[i:]))
+    _check_combinations(spec, lines[start:i], start)
+    return spec
+
+
+def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
+    """Lines that are each fine but make no sense together."""
+    if spec.root != "none":
+        return
+    for n, line in enumerate(header, offset + 1):
+        word = line.strip().split()[:2]
+        if word[:1] == ["%keep"]:
+            raise HeaderError(n, line, "%keep carries root filesystem changes, and "
+                              "`%root none` has no root filesystem of its own; drop one of them")
+        if word == ["%show", "changes"]:
+            raise HeaderError(n, line, "`%show changes` reads the cell's overlay, and "
+                              "`%root none` has none; use %root pivot or chroot")
+
+
+def _parse_line(spec: CellSpec, line: str, lineno: int) -> CellSpec:
+    text = line.strip()
+    if text.startswith("%%"):
+        raise HeaderError(lineno, line, "`%%host` is the only cell magic and must be the "
+                          "first line", HOST_USAGE)
+    try:
+        words = shlex.split(text[1:])
+    except ValueError as err:
+        raise HeaderError(lineno, line, f"cannot split the line into words ({err})") from None
+    if not words:
+        raise HeaderError(lineno, line, "a lone '%'; name a header line (see %help)")
+    name, args = words[0], words[1:]
+    magic = MAGICS.get(name)
+    if magic is None:
+        known = ", ".join("%" + n for n in MAGICS)
+        raise HeaderError(lineno, line, f"unknown header line %{name}; known: {known}, %%host")
+    try:
+        return magic.parse(spec, args, lineno)  # type: ignore[operator]
+    except (TypeError, ValueError) as err:
+        # A wrong number of words unpacks into ValueError/TypeError with Python's wording;
+        # say it in the cell language's terms instead.
+        problem = str(err) if isinstance(err, ValueError) and "unpack" not in str(err) else (
+            f"wrong number of arguments ({len(args)} given)"
+        )
+        raise HeaderError(lineno, line, problem, magic.usage) from None

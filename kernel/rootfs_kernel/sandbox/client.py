@@ -1,0 +1,232 @@
+"""The kernel's side of the helper: start it, run a cell, stream its output (asyncio).
+
+Output never passes through the helper: the kernel makes the pipes, hands their write
+ends over with the `run` frame and reads the other ends itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import protocol
+
+CHUNK = 1 << 16
+# After the container has ended, output still buffered in a pipe is drained for this
+# long; only processes that escaped a cell without a PID namespace can keep a pipe open.
+DRAIN_SECONDS = 0.2
+
+
+class SandboxError(RuntimeError):
+    """The helper could not be started or went away."""
+
+
+@dataclass
+class CellRun:
+    status: int | None = None
+    signal: int | None = None
+    error: str | None = None          # setup failure reported by the container
+    setup_seconds: float | None = None
+    snapshots: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+    timed_out: bool = False
+
+
+class SandboxClient:
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.proc: subprocess.Popen | None = None
+        self.places: dict = {}
+        self.rootless = os.geteuid() != 0
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the helper (call from the main thread: it dies with the thread that made it)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": _package_path()},
+        )
+        theirs.close()
+        self.sock = ours
+        try:
+            ready, _ = protocol.recv(ours)
+        except protocol.Closed:
+            raise SandboxError("the sandbox helper exited at start; see the kernel log") from None
+        self.places = ready["places"]
+        self.rootless = ready["rootless"]
+
+    def close(self) -> None:
+        if self._loop is not None and self.sock is not None:
+            try:
+                self._loop.remove_reader(self.sock.fileno())
+            except (ValueError, RuntimeError):
+                pass
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    # -- events from the helper -------------------------------------------------------------
+    def _attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                try:
+                    self._loop.remove_reader(self.sock.fileno())
+                except (ValueError, RuntimeError):
+                    pass
+            loop.add_reader(self.sock.fileno(), self._on_event)
+            self._loop = loop
+
+    def _on_event(self) -> None:
+        try:
+            msg, _ = protocol.recv(self.sock)
+        except protocol.Closed:
+            self._loop.remove_reader(self.sock.fileno())
+            for fut in self._waiters.values():
+                if not fut.done():
+                    fut.set_exception(SandboxError("the sandbox helper went away"))
+            return
+        fut = self._waiters.get(msg.get("id"))
+        if fut is None or fut.done():
+            return
+        if msg["event"] == "exited":
+            fut.set_result(msg)
+        elif msg["event"] == "error":
+            fut.set_exception(SandboxError(msg["message"]))
+
+    # -- requests -----------------------------------------------------------------------------
+    def send(self, message: dict, fds: list[int] = ()) -> None:
+        if self.sock is None:
+            raise SandboxError("the sandbox helper is not running")
+        protocol.send(self.sock, message, fds)
+
+    def drop_keep(self) -> None:
+        self.send({"op": "drop_keep"})
+
+    async def run(self, plan: dict, on_stdout: Callable[[bytes], None],
+                  on_stderr: Callable[[bytes], None], *, timeout: float | None = None,
+                  interrupt: asyncio.Event | None = None, grace: float = 1.0) -> CellRun:
+        self._attach()
+        loop = asyncio.get_running_loop()
+        cid = next(self._ids)
+        done = loop.create_future()
+        self._waiters[cid] = done
+        pipes = [os.pipe() for _ in range(3)]
+        result_chunks: list[bytes] = []
+        readers = [
+            _PipeReader(loop, pipes[0][0], on_stdout),
+            _PipeReader(loop, pipes[1][0], on_stderr),
+            _PipeReader(loop, pipes[2][0], result_chunks.append),
+        ]
+        run = CellRun()
+        try:
+            self.send({"op": "run", "id": cid, "plan": plan}, [w for _, w in pipes])
+        finally:
+            for _, w in pipes:
+                os.close(w)
+        try:
+            exited = await self._supervise(cid, done, timeout, interrupt, grace, run)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
+                                       DRAIN_SECONDS)
+            except TimeoutError:
+                pass
+        finally:
+            for r in readers:
+                r.close()
+            self._waiters.pop(cid, None)
+        run.status, run.signal = exited["status"], exited["signal"]
+        if result_chunks:
+            try:
+                report = json.loads(b"".join(result_chunks))
+            except ValueError:
+                report = {}
+            run.error = report.get("error")
+            run.setup_seconds = report.get("setup_seconds")
+            run.snapshots = report.get("snapshots", [])
+            if "status" in report and run.signal is None:
+                run.status, run.signal = report["status"], report.get("signal")
+        return run
+
+    async def _supervise(self, cid: int, done: asyncio.Future, timeout: float | None,
+                         interrupt: asyncio.Event | None, grace: float, run: CellRun) -> dict:
+        """Wait for the container to end; deliver interrupts and the timeout meanwhile."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            waits = [done]
+            stop = None
+            if interrupt is not None and not interrupt.is_set():
+                stop = asyncio.ensure_future(interrupt.wait())
+                waits.append(stop)
+            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            finished, _ = await asyncio.wait(waits, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if stop is not None and not stop.done():
+                stop.cancel()
+            if done in finished:
+                return done.result()
+            if stop is not None and stop in finished:
+                run.interrupted = True
+                self.send({"op": "signal", "id": cid, "signum": int(signal.SIGINT),
+                           "grace": grace})
+                interrupt = None   # one interrupt is enough; the helper escalates
+                continue
+            if deadline is not None and not run.timed_out:
+                run.timed_out = True
+                self.send({"op": "kill", "id": cid})
+                deadline = None
+
+
+class _PipeReader:
+    """Reads one pipe on the event loop, handing each chunk to a callback."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]):
+        self.loop, self.fd, self.sink = loop, fd, sink
+        self.eof = loop.create_future()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, CHUNK)
+        except BlockingIOError:
+            return
+        if data:
+            self.sink(data)
+        else:
+            self.loop.remove_reader(self.fd)
+            if not self.eof.done():
+                self.eof.set_result(None)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _package_path() -> str:
+    """Make the helper import this very copy of the package (installed or a checkout)."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    extra = os.environ.get("PYTHONPATH")
+    return here + (os.pathsep + extra if extra else "")

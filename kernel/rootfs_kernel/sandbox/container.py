@@ -1,0 +1,418 @@
+"""What runs in the processes forked for one cell (never in the kernel process).
+
+    helper ──fork──▶ A ── unshare(namespaces) ──fork──▶ B (PID 1 of the new PID namespace)
+                                                          runs the plan's setup operations,
+                                                          ──fork──▶ C: exec /bin/sh -c SCRIPT
+                                                          waits for C, takes the snapshots,
+                                                          writes the result, exits.
+
+A exists because unshare(CLONE_NEWPID) only applies to children. A and B die with their
+parent (PR_SET_PDEATHSIG), and when B (PID 1) exits the kernel kills every process left
+in the namespace and tears down every mount in it: nothing outlives the cell.
+
+Everything B needs after the root switch is imported before the fork: the host's Python
+library is out of reach once the old root is detached.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import stat
+import time
+
+from ..inspect import changes as inspect_changes
+from ..inspect import listing as inspect_listing
+from ..inspect import ns as inspect_ns
+from . import syscalls as sc
+
+SETUP_FAILED = 125
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class SetupError(Exception):
+    pass
+
+
+def run(plan: dict, stdout: int, stderr: int, result: int, helper_pid: int) -> None:
+    """Body of process A. Never returns."""
+    code = SETUP_FAILED
+    try:
+        _die_with_parent(helper_pid)
+        if plan["host"]:
+            _exec_script(plan, stdout, stderr)  # a %%host cell: no namespaces at all
+        code = _namespaced(plan, stdout, stderr, result)
+    except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind
+        _report(result, {"error": _describe(err)})
+    finally:
+        os._exit(code)
+
+
+def _namespaced(plan: dict, stdout: int, stderr: int, result: int) -> int:
+    try:
+        sc.unshare(plan["namespaces"])
+    except OSError as err:
+        raise SetupError(_unshare_advice(err)) from None
+    if plan["namespaces"] & sc.CLONE_NEWUSER:
+        _map_ids(plan["uid"], plan["gid"])
+    me = os.getpid()
+    child = os.fork()
+    if child == 0:
+        try:
+            # In a new PID namespace the parent lies outside it: getppid() says 0.
+            _die_with_parent(0 if plan["pidns"] else me)
+            os._exit(_init(plan, stdout, stderr, result))
+        except BaseException as err:  # noqa: BLE001
+            _report(result, {"error": _describe(err)})
+            os._exit(SETUP_FAILED)
+    for fd in (stdout, stderr, result):
+        os.close(fd)
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    _, status = os.waitpid(child, 0)
+    return _exit_code(status)
+
+
+def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
+    """Body of process B: set up the container, run the script, snapshot, report."""
+    started = time.monotonic()
+    if os.stat("/proc/self/ns/mnt").st_ino == plan["host_mnt_ns"]:
+        # Never run setup in the host's mount namespace: pivot_root there would move
+        # the root of every process on the machine.
+        raise SetupError("refusing to set up a container in the host's mount namespace")
+    ctx = _Setup(plan)
+    try:
+        for op in plan["ops"]:
+            ctx.run(op)
+    except OSError as err:
+        raise SetupError(ctx.explain(err)) from None
+    setup_seconds = time.monotonic() - started
+    script = os.fork()
+    if script == 0:
+        _exec_script(plan, stdout, stderr)
+    pidns = plan["pidns"]
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(-1, sig) if pidns else os.killpg(script, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in _FORWARDED:
+        signal.signal(sig, forward)
+    status = _wait_for(script)
+    code = _exit_code(status)
+    report = {"status": code, "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+              "setup_seconds": setup_seconds, "snapshots": ctx.snapshots()}
+    if pidns:
+        # Snapshots are taken; stop what the script left running before PID 1 exits.
+        _kill_all_but_me()
+    _report(result, report)
+    return code
+
+
+def _exec_script(plan: dict, stdout: int, stderr: int) -> None:
+    """Body of process C: a new session (so the kernel's SIGINT to its group misses it)."""
+    try:
+        os.setsid()
+        for sig in (*_FORWARDED, signal.SIGPIPE, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        try:
+            os.chdir(plan["cwd"])
+        except OSError:
+            os.chdir("/")
+        os.execve(plan["argv"][0], plan["argv"], plan["env"])
+    except OSError as err:
+        what = "the cell is too long for `sh -c` (128 KiB at most)" if err.errno == errno.E2BIG \
+            else f"cannot run {plan['argv'][0]}: {err.strerror}"
+        os.write(2, f"rootfs-kernel: {what}\n".encode())
+    os._exit(127)
+
+
+class _Setup:
+    """Runs the plan's operations in B, keeping the fds the snapshots need."""
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.root_fd: int | None = None
+        self.layer_fds: tuple[int, list[int]] | None = None
+        self.current: dict | None = None
+
+    def run(self, op: dict) -> None:
+        self.current = op
+        getattr(self, "op_" + op["op"])(op)
+
+    def explain(self, err: OSError) -> str:
+        op = self.current or {}
+        where = f" (header line {op['lineno']})" if op.get("lineno") else ""
+        what = {k: v for k, v in op.items() if k in ("op", "source", "target", "fstype", "path")}
+        hint = ""
+        if err.errno == errno.EPERM and self.plan["rootless"]:
+            hint = ("; an ordinary user may only mount filesystems that allow it in a user "
+                    "namespace (tmpfs, proc, sysfs with %unshare net, devpts, mqueue, overlay)")
+        return f"container setup failed at {what}{where}: {err.strerror or err}{hint}"
+
+    # -- resolution inside the new root --------------------------------------------------
+    def _root(self) -> int:
+        if self.root_fd is None:
+            self.root_fd = os.open(self.plan["root"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self.root_fd
+
+    def _open(self, path: str, directory: bool = False) -> int:
+        flags = os.O_PATH | (os.O_DIRECTORY if directory else 0)
+        return sc.openat2(self._root(), path.lstrip("/") or ".", flags,
+                          sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+
+    def _resolve(self, path: str, create: str | None) -> int:
+        """An O_PATH fd for path inside the new root; symlinks cannot lead out of it."""
+        try:
+            return self._open(path)
+        except FileNotFoundError:
+            if not create:
+                raise
+        parts = [p for p in path.split("/") if p]
+        parent = self._root()
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                fd = self._open("/".join(parts[: i + 1]), directory=not last)
+            except FileNotFoundError:
+                if last and create == "file":
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                                     0o644, dir_fd=parent))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+                fd = self._open("/".join(parts[: i + 1]), directory=not last)
+            if parent != self.root_fd:
+                os.close(parent)
+            parent = fd
+        return parent
+
+    def _target(self, op: dict, create: str | None) -> tuple[int, str]:
+        fd = self._resolve(op["target"], create)
+        return fd, f"/proc/self/fd/{fd}"
+
+    # -- operations ------------------------------------------------------------------------
+    def op_propagation(self, op: dict) -> None:
+        mode = op["mode"]
+        if mode == "private":
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        elif mode == "slave":
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+        elif op["root_switch"]:
+            # pivot_root refuses a shared root; the rest of the tree stays shared.
+            sc.mount(None, "/", None, sc.MS_PRIVATE)
+
+    def op_mkdir(self, op: dict) -> None:
+        os.makedirs(op["path"], op["mode"], exist_ok=True)
+
+    def op_mount(self, op: dict) -> None:
+        if not op["in_root"]:
+            if op["private_parent"]:
+                sc.mount(None, _mount_point_of(op["target"]), None, sc.MS_PRIVATE)
+            sc.mount(op["source"], op["target"], op["fstype"], op["flags"], op["data"] or None)
+            return
+        fd, target = self._target(op, op["create"])
+        try:
+            sc.mount(op["source"], target, op["fstype"], op["flags"], op["data"] or None)
+        finally:
+            os.close(fd)
+
+    def op_bind(self, op: dict) -> None:
+        source = op["source"]
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            if op.get("optional"):
+                return
+            raise SetupError(f"bind source {source} does not exist on the host") from None
+        create = op["create"]
+        if create == "like-source":
+            create = "dir" if stat.S_ISDIR(st.st_mode) else "file"
+        fd, target = self._target(op, create)
+        try:
+            sc.mount(source, target, None, sc.MS_BIND | (sc.MS_REC if op["rec"] else 0))
+        finally:
+            os.close(fd)
+        if op["readonly"]:
+            self._readonly(op["target"], op["rec"])
+
+    def _readonly(self, path: str, recursive: bool) -> None:
+        fd = self._open(path)  # reopened: now the root of the new mount
+        try:
+            sc.make_readonly(fd, recursive)
+        finally:
+            os.close(fd)
+
+    def op_mask(self, op: dict) -> None:
+        try:
+            fd = self._open(op["path"])
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            target = f"/proc/self/fd/{fd}"
+            if stat.S_ISDIR(os.stat(target).st_mode):
+                sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0")
+            else:
+                sc.mount("/dev/null", target, None, sc.MS_BIND)
+        finally:
+            os.close(fd)
+
+    def op_readonly(self, op: dict) -> None:
+        try:
+            fd = self._open(op["path"])
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            target = f"/proc/self/fd/{fd}"
+            sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
+        finally:
+            os.close(fd)
+        self._readonly(op["path"], True)
+
+    def op_symlink(self, op: dict) -> None:
+        head, _, name = op["path"].rstrip("/").rpartition("/")
+        parent = self._open(head or "/", directory=True)
+        try:
+            os.symlink(op["target"], name, dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+
+    def _before_switch(self) -> None:
+        changes = self.plan.get("changes")
+        if changes and any(s["kind"] == "changes" for s in self.plan["show"]):
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+            self.layer_fds = (os.open(changes["upper"], flags),
+                              [os.open(p, flags) for p in changes["lowers"]])
+        if self.root_fd is not None:
+            os.close(self.root_fd)
+            self.root_fd = None
+
+    def op_pivot_root(self, op: dict) -> None:
+        self._before_switch()
+        os.chdir(op["root"])
+        sc.pivot_root(".", ".")
+        sc.umount2(".", sc.MNT_DETACH)  # the old root: gone from this namespace
+        os.chdir("/")
+
+    def op_chroot(self, op: dict) -> None:
+        self._before_switch()
+        os.chdir(op["root"])
+        sc.chroot(".")
+        os.chdir("/")
+
+    def op_hostname(self, op: dict) -> None:
+        sc.sethostname(op["name"])
+
+    # -- after the script ------------------------------------------------------------------
+    def snapshots(self) -> list[dict]:
+        out = []
+        for show in self.plan["show"]:
+            try:
+                out.append({**show, "data": self._snapshot(show)})
+            except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
+                out.append({**show, "error": _describe(err)})
+        return out
+
+    def _snapshot(self, show: dict) -> object:
+        kind = show["kind"]
+        if kind == "mounts":
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                return f.read()
+        if kind == "ns":
+            return inspect_ns.read_namespaces()
+        if kind == "ls":
+            return inspect_listing.snapshot(show["path"])
+        if kind == "changes":
+            if self.layer_fds is None:
+                raise SetupError("%show changes needs a root filesystem (not %root none)")
+            upper, lowers = self.layer_fds
+            return inspect_changes.scan_upper(upper, lowers)
+        raise SetupError(f"unknown view {kind}")
+
+
+def _mount_point_of(path: str) -> str:
+    """The mount point of the mount that holds path (longest mountinfo prefix)."""
+    path = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            point = line.split(" ")[4]
+            point = point.encode().decode("unicode_escape") if "\\" in point else point
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and \
+                    len(point) > len(best):
+                best = point
+    return best
+
+
+def _wait_for(pid: int) -> int:
+    """Reap every child (B is init of its namespace) until pid itself has ended."""
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if done == pid:
+            return status
+
+
+def _kill_all_but_me() -> None:
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _die_with_parent(parent: int) -> None:
+    sc.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(SETUP_FAILED)
+
+
+def _map_ids(uid: int, gid: int) -> None:
+    """Map root in the new user namespace to the kernel's own user (like `unshare -r`)."""
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+
+
+def _unshare_advice(err: OSError) -> str:
+    return (f"cannot create the cell's namespaces: unshare failed ({err.strerror}). "
+            "The host forbids it: user namespaces may be disabled "
+            "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or "
+            "AppArmor's kernel.apparmor_restrict_unprivileged_userns=1), or a container's "
+            "seccomp profile refuses unshare. Run `rootfs-kernel doctor` for the details; "
+            "%%host cells still run.")
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}" + (f": {err.filename}" if err.filename else "")
+    return str(err) or type(err).__name__
+
+
+def _report(fd: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass  # the kernel went away; nothing to tell

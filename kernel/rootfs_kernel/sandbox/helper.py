@@ -1,0 +1,186 @@
+"""The sandbox helper: a single-threaded process, one per kernel, that forks containers.
+
+The kernel process has threads (ipykernel), so it must not fork; starting a Python
+interpreter per cell would cost tens of milliseconds. The kernel starts this helper
+once and sends it one `run` frame per cell (protocol.py).
+
+Requests:  run {id, plan} + fds [stdout, stderr, result] | signal {id, signum, grace}
+           | kill {id} | drop_keep
+Events:    ready {places, rootless} | started {id, pid} | exited {id, status, signal}
+           | error {id, message}
+
+When the kernel goes away (EOF on the socket, or SIGKILL via PR_SET_PDEATHSIG), every
+container is killed and the helper's directory removed: nothing is left on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import container, protocol
+from . import syscalls as sc
+
+
+def runtime_base() -> Path:
+    """Where helpers keep their per-kernel directories ($XDG_RUNTIME_DIR, else /tmp)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(xdg) if xdg and os.access(xdg, os.W_OK) else Path(tempfile.gettempdir())
+    return base / f"rootfs-kernel-{os.getuid()}"
+
+
+def sweep_stale(base: Path) -> None:
+    """Remove directories of helpers that died without cleaning up (SIGKILL)."""
+    if not base.is_dir():
+        return
+    for entry in base.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            remove_tree(entry)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also clears overlayfs work dirs (mode 000) a user made in a userns."""
+
+    def fix(func, p, _exc):  # noqa: ANN001
+        parent = os.path.dirname(p)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, stat.S_IRWXU)
+        func(p)
+
+    shutil.rmtree(path, onerror=fix)
+
+
+class Helper:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.sel = selectors.DefaultSelector()
+        self.cells: dict[int, dict] = {}      # id -> {pid, pidfd, host, kill_at}
+        base = runtime_base()
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sweep_stale(base)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
+        self.places = {"scratch": str(self.dir / "cell"),
+                       "keep_upper": str(self.dir / "keep/upper"),
+                       "keep_work": str(self.dir / "keep/work")}
+        (self.dir / "cell").mkdir()
+
+    def serve(self) -> None:
+        protocol.send(self.sock, {"event": "ready", "places": self.places,
+                                  "rootless": os.geteuid() != 0, "pid": os.getpid()})
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        try:
+            while True:
+                for key, _ in self.sel.select(self._timeout()):
+                    if key.data is None:
+                        self._request()
+                    else:
+                        self._reap(key.data)
+                self._escalate()
+        except protocol.Closed:
+            pass
+        finally:
+            self.shutdown()
+
+    def _request(self) -> None:
+        msg, fds = protocol.recv(self.sock)
+        op, cid = msg.get("op"), msg.get("id")
+        try:
+            if op == "run":
+                self._run(cid, msg["plan"], fds)
+            elif op == "signal" and cid in self.cells:
+                self._signal(cid, msg["signum"])
+                if msg.get("grace") is not None:
+                    self.cells[cid]["kill_at"] = time.monotonic() + msg["grace"]
+            elif op == "kill" and cid in self.cells:
+                self._signal(cid, signal.SIGKILL)
+            elif op == "drop_keep":
+                keep = self.dir / "keep"
+                if keep.exists():
+                    remove_tree(keep)
+        except Exception as err:  # noqa: BLE001 - report, keep serving
+            protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err)})
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _run(self, cid: int, plan: dict, fds: list[int]) -> None:
+        stdout, stderr, result = fds
+        me = os.getpid()
+        plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
+        pid = os.fork()
+        if pid == 0:
+            self.sock.close()
+            container.run(plan, stdout, stderr, result, me)
+        pidfd = os.pidfd_open(pid)
+        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None}
+        self.sel.register(pidfd, selectors.EVENT_READ, cid)
+        protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
+
+    def _signal(self, cid: int, signum: int) -> None:
+        cell = self.cells[cid]
+        try:
+            if cell["host"]:
+                os.killpg(cell["pid"], signum)  # a %%host cell is its own session
+            else:
+                os.kill(cell["pid"], signum)    # A forwards to B, B to its whole namespace
+        except ProcessLookupError:
+            pass
+
+    def _reap(self, cid: int) -> None:
+        cell = self.cells.pop(cid)
+        self.sel.unregister(cell["pidfd"])
+        os.close(cell["pidfd"])
+        _, status = os.waitpid(cell["pid"], 0)
+        if cell["host"]:
+            try:  # what a %%host script left in the background does not outlive it
+                os.killpg(cell["pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        code = 128 + sig if sig else os.WEXITSTATUS(status)
+        protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig})
+
+    def _timeout(self) -> float | None:
+        deadlines = [c["kill_at"] for c in self.cells.values() if c["kill_at"]]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _escalate(self) -> None:
+        now = time.monotonic()
+        for cid, cell in self.cells.items():
+            if cell["kill_at"] and cell["kill_at"] <= now:
+                cell["kill_at"] = None
+                self._signal(cid, signal.SIGKILL)
+
+    def shutdown(self) -> None:
+        for cid in list(self.cells):
+            self._signal(cid, signal.SIGKILL)
+        for cell in self.cells.values():
+            try:
+                os.waitpid(cell["pid"], 0)
+            except ChildProcessError:
+                pass
+        remove_tree(self.dir)
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sc.set_parent_death_signal(signal.SIGTERM)
+    sc.set_process_name("rootfs-helper")
+    Helper(socket.socket(fileno=fd)).serve()
+
+
+if __name__ == "__main__":
+    main()
