@@ -1,0 +1,208 @@
+"""Payloads, text and HTML renderings, widget behaviour and the display bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import ipywidgets
+import pytest
+from rootfs_kernel.inspect.listing import diff_listings, snapshot
+from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
+from rootfs_kernel.inspect.ns import diff_ns
+from rootfs_kernel.views import (
+    MIME_TYPE,
+    WIDGET_MIME_TYPE,
+    changes_payload,
+    display_bundle,
+    listing_payload,
+    mounts_payload,
+    ns_payload,
+    render_html,
+    render_text,
+)
+from rootfs_kernel.views.payload import level
+from rootfs_kernel.views.widget import build_widget
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
+
+
+@pytest.fixture
+def mounts() -> dict:
+    """Recorded host vs recorded unshared cell with tmpfs on /tmp, plus one mount only on
+    the host and one with changed options, so every status occurs."""
+    host = (FIXTURES / "host_root.txt").read_text()
+    host += "99 27 259:1 / /boot/efi rw,relatime - vfat /dev/nvme0n1p1 rw\n"
+    cell = (FIXTURES / "unshare_tmpfs_tmp.txt").read_text()
+    cell = cell.replace(" /proc rw,relatime ", " /proc rw,nosuid,relatime ")
+    return mounts_payload(diff_mounts(parse_mountinfo(cell), parse_mountinfo(host)))
+
+
+@pytest.fixture
+def listing(tmp_path: Path) -> dict:
+    for side in ("cell", "host"):
+        (tmp_path / side / "etc" / "ssl").mkdir(parents=True)
+        (tmp_path / side / "etc" / "ssl" / "cert.pem").write_text("pem")
+        (tmp_path / side / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    (tmp_path / "cell" / "etc" / "ssl" / "extra.pem").write_text("more")
+    (tmp_path / "cell" / "etc" / "added").write_text("x")
+    (tmp_path / "host" / "etc" / "gone").write_text("x")
+    (tmp_path / "cell" / "etc" / "hosts").chmod(0o600)
+    return listing_payload(diff_listings(snapshot(str(tmp_path / "cell")),
+                                         snapshot(str(tmp_path / "host"))))
+
+
+def test_payload_schema(mounts: dict) -> None:
+    json.dumps(mounts)
+    assert mounts["version"] == 1 and mounts["kind"] == "mounts"
+    assert [c["name"] for c in mounts["columns"]] == [
+        "fstype", "source", "options", "super_options", "propagation", "root"]
+    rows = {r["key"]: r for r in mounts["rows"]}
+    assert rows["/tmp"]["status"] == "only-cell" and rows["/tmp"]["mark"] == "+"
+    assert rows["/tmp"]["cell"]["fstype"] == "tmpfs" and rows["/tmp"]["host"] is None
+    assert rows["/boot/efi"]["mark"] == "-"
+    proc = rows["/proc"]
+    assert proc["mark"] == "~" and proc["cell"]["options"] == "rw,nosuid,relatime"
+    assert [k for k, v in proc["differs"].items() if v] == ["options"]
+    s = mounts["summary"]
+    assert s["total"] == len(mounts["rows"]) == sum(s[k] for k in
+                                                   ("same", "only-cell", "only-host", "differs"))
+
+
+def test_listing_payload_nests_children(listing: dict) -> None:
+    [etc] = listing["rows"]
+    assert etc["key"] == "etc" and etc["status"] == "differs" and etc["contents_differ"]
+    rows = {r["key"]: r for r in level(listing, ["etc"])["rows"]}
+    assert rows["added"]["mark"] == "+" and rows["gone"]["mark"] == "-"
+    assert rows["hosts"]["differs"]["mode"] and rows["hosts"]["mark"] == "~"
+    ssl = {r["key"]: r for r in level(listing, ["etc", "ssl"])["rows"]}
+    assert ssl["extra.pem"]["status"] == "only-cell" and ssl["cert.pem"]["status"] == "same"
+    with pytest.raises(KeyError):
+        level(listing, ["etc", "hosts"])
+
+
+def test_changes_and_ns_payloads() -> None:
+    scan = {"changes": [{"path": "/etc/a", "kind": "A", "type": "file", "size": 3,
+                         "opaque": False},
+                        {"path": "/etc/b", "kind": "D", "type": None, "size": None,
+                         "opaque": False},
+                        {"path": "/var", "kind": "C", "type": "dir", "size": 4096,
+                         "opaque": True}],
+            "counts": {"A": 1, "C": 1, "D": 1}, "truncated": False, "note": None}
+    p = changes_payload(scan)
+    assert p["sides"] == ["cell"] and [r["mark"] for r in p["rows"]] == ["+", "-", "~"]
+    text = render_text(p)
+    assert "1 added, 1 changed, 1 deleted" in text and "opaque" in text
+    assert "side" not in text.splitlines()[1]
+    n = ns_payload(diff_ns({"mnt": "mnt:[2]", "pid": "pid:[1]"},
+                           {"mnt": "mnt:[1]", "pid": "pid:[1]"}))
+    assert [(r["key"], r["status"]) for r in n["rows"]] == [("mnt", "differs"), ("pid", "same")]
+
+
+def test_text_columns_align(mounts: dict) -> None:
+    text = render_text(mounts)
+    lines = text.splitlines()
+    header = lines[1]
+    table = [ln for ln in lines[2:] if ln[:1] in "+-~ " and not ln.startswith("legend")]
+    # Every column starts at the offset of its header label.
+    for label in ("mount point", "side", "fs type", "source", "propagation"):
+        col = header.index(label)
+        for ln in table:
+            if len(ln) > col:
+                assert ln[col - 2:col] == "  ", (label, ln)
+    assert any(ln.startswith("+  /tmp ") for ln in table)
+    assert [ln.split()[2] for ln in table if ln.startswith("~  /proc ")] == ["cell", "host"]
+    assert any(ln.startswith("-  /boot/efi ") for ln in table)
+    assert lines[-1].startswith("legend: + only in cell")
+
+
+def test_html_is_self_contained_and_escaped(mounts: dict) -> None:
+    evil = mounts_payload(diff_mounts(
+        parse_mountinfo(r"1 0 0:1 / /<script>alert(1)</script> rw - tmpfs a&b rw"), []))
+    html = render_html(evil)
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;" in html and "a&amp;b" in html
+    full = render_html(mounts)
+    assert full.startswith("<table") and full.endswith("</table>")
+    assert "<script" not in full.lower() and "<link" not in full and "<style" not in full
+    s = mounts["summary"]
+    assert f"{s['only-cell']} only in cell" in full and f"{s['differs']} differ" in full
+    assert "#e6ffec" in full and "#ffebe9" in full and "#fff8c5" in full  # row colours
+    assert "#ffd33d" in full  # differing cells highlighted
+
+
+def test_html_filter_and_differences_only(mounts: dict) -> None:
+    full = render_html(mounts)
+    only_diff = render_html(mounts, differences_only=True)
+    assert 'data-status="same"' in full and 'data-status="same"' not in only_diff
+    filtered = render_html(mounts, query="/TMP")
+    assert "/tmp" in filtered and "/dev/pts" not in filtered and "/proc" not in filtered
+    assert "no matching rows" in render_html(mounts, query="nothing-matches-this")
+
+
+def test_widget_controls_change_the_table(mounts: dict) -> None:
+    w = build_widget(mounts)
+    assert isinstance(w, ipywidgets.VBox)
+    before = w.table.value
+    w.filter_box.value = "cgroup"
+    filtered = w.table.value
+    assert filtered != before and "/sys/fs/cgroup" in filtered and "/dev/pts" not in filtered
+    w.filter_box.value = ""
+    w.diff_toggle.value = True
+    assert 'data-status="same"' not in w.table.value and w.table.value != before
+    w.diff_toggle.value = False
+    assert w.table.value == before  # a pure function of payload + state
+
+
+def test_widget_opens_subdirectories(listing: dict) -> None:
+    w = build_widget(listing)
+    assert [v for _, v in w.subdir.options] == ["", "etc"]
+    w.subdir.value = "etc"
+    assert w.path == ["etc"] and "added" in w.table.value and "cert.pem" not in w.table.value
+    assert [v for _, v in w.subdir.options] == ["", "ssl"]
+    w.subdir.value = "ssl"
+    assert "extra.pem" in w.table.value
+    assert [b.description for b in w.crumbs.children][1:] == ["etc/", "ssl/"]
+    w.crumbs.children[0].click()  # back to the top
+    assert w.path == [] and "etc/" in w.table.value and "added" not in w.table.value
+
+
+def test_display_bundle(mounts: dict) -> None:
+    data, metadata = display_bundle(mounts)
+    assert set(data) == {"text/plain", "text/html", MIME_TYPE, WIDGET_MIME_TYPE}
+    model_id = data[WIDGET_MIME_TYPE]["model_id"]
+    assert data[WIDGET_MIME_TYPE] == {"model_id": model_id, "version_major": 2,
+                                      "version_minor": 0}
+    # The model stays registered (alive) so the front-end can fetch its state.
+    assert isinstance(ipywidgets.widgets.widget._instances[model_id], ipywidgets.VBox)
+    assert data[MIME_TYPE] is mounts and metadata == {}
+    json.dumps(data)
+    no_widget, _ = display_bundle(mounts, widget=False)
+    assert WIDGET_MIME_TYPE not in no_widget
+
+
+def synthetic(n: int, *, fs: str) -> str:
+    lines = ["1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw"]
+    lines += [
+        f"{i + 2} 1 0:{i} / /mnt/m{i:05d} rw,relatime shared:{i + 2} - "
+        f"{fs if i % 7 == 0 else 'tmpfs'} src{i} rw,size={i}k"
+        for i in range(n - 1)
+    ]
+    return "\n".join(lines)
+
+
+def test_5000_mounts_end_to_end_budget() -> None:
+    cell_text, host_text = synthetic(5000, fs="xfs"), synthetic(5000, fs="ext4")
+    t0 = time.perf_counter()
+    payload = mounts_payload(diff_mounts(parse_mountinfo(cell_text), parse_mountinfo(host_text)))
+    t1 = time.perf_counter()
+    html = render_html(payload)
+    t2 = time.perf_counter()
+    data, _ = display_bundle(payload)
+    t3 = time.perf_counter()
+    print(f"\n5000 mounts: parse+diff+payload {1000 * (t1 - t0):.0f} ms, "
+          f"html {1000 * (t2 - t1):.0f} ms, full bundle with widget {1000 * (t3 - t2):.0f} ms, "
+          f"total {1000 * (t3 - t0):.0f} ms")
+    assert payload["summary"]["total"] == 5000 and len(html) > 5000 * 100
+    assert t3 - t0 < 3
