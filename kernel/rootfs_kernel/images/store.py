@@ -114,6 +114,8 @@ class BuildContext:
         self.workdir = workdir
         self.progress = progress
         self._count = 0
+        # Layers move into the store only with the image, so a failed build adds none.
+        self.staged: list[tuple[Path, str]] = []
 
     def new_layer_dir(self) -> Path:
         """An empty directory to fill with one layer's rootfs."""
@@ -135,7 +137,10 @@ class BuildContext:
     ) -> LayerRef:
         """Digest ``rootfs`` and move it into the store (or drop it if already stored)."""
         summary = write_canonical_tar(rootfs, extra_whiteouts=extra_whiteouts)
-        return self.store._commit_layer(rootfs, summary, extra_whiteouts or [], extra or {})
+        ref, staging = self.store._stage_layer(rootfs, summary, extra_whiteouts or [],
+                                               extra or {})
+        self.staged.append((staging, ref.digest))
+        return ref
 
 
 Builder = Callable[[BuildContext], BuildOutput]
@@ -279,27 +284,65 @@ class ImageStore:
                 ctx = BuildContext(self, name, workdir, progress)
                 out = builder(ctx)
                 progress(0.99, f"saving image {name}")
+                self._commit_layers(ctx.staged)
                 self._commit_image(name, out, workdir)
         progress(1.0, f"image {name} ready")
         return self.load(name)
 
-    def _commit_layer(
+    def _stage_layer(
         self, rootfs: Path, summary: LayerSummary, whiteouts: list[str], extra: dict[str, Any]
-    ) -> LayerRef:
+    ) -> tuple[LayerRef, Path]:
         staging = rootfs.parent
-        meta: dict[str, Any] = {"digest": summary.digest, "size": summary.size}
+        meta: dict[str, Any] = {
+            "digest": summary.digest, "size": summary.size, "tar_size": summary.tar_size}
         if whiteouts:
             meta["whiteouts"] = sorted(whiteouts)
+        if extra.get("diff_id") and extra["diff_id"] != summary.digest:
+            meta["diff_ids"] = [extra["diff_id"]]
         _write_json_durably(staging / "layer.json", meta)
-        target = self.layer_dir(summary.digest)
+        return LayerRef(summary.digest, summary.size, dict(extra)), staging
+
+    def _commit_layers(self, staged: list[tuple[Path, str]]) -> None:
+        for staging, digest in staged:
+            target = self.layer_dir(digest)
+            try:
+                os.rename(staging, target)
+            except OSError as e:
+                # Another image already brought the same layer: keep theirs, drop ours.
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                for diff_id in self.layer_meta(staging).get("diff_ids", []):
+                    self._add_diff_id(target, diff_id)
+                rmtree(staging)
+
+    def _add_diff_id(self, layer_dir: Path, diff_id: str) -> None:
+        meta = self.layer_meta(layer_dir)
+        if diff_id not in meta.setdefault("diff_ids", []):
+            meta["diff_ids"].append(diff_id)
+            tmp = layer_dir / f".layer.json.{os.getpid()}"
+            _write_json_durably(tmp, meta)
+            os.replace(tmp, layer_dir / "layer.json")
+
+    @staticmethod
+    def layer_meta(layer_dir: Path) -> dict[str, Any]:
         try:
-            os.rename(staging, target)
-        except OSError as e:
-            # Another image already brought the same layer: keep theirs, drop ours.
-            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            rmtree(staging)
-        return LayerRef(summary.digest, summary.size, dict(extra))
+            return json.loads((layer_dir / "layer.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def find_layer(self, digest: str) -> LayerRef | None:
+        """A stored layer with this content digest, or imported from a tar with this diff_id."""
+        if not self.layers_dir.is_dir():
+            return None
+        direct = self.layers_dir / digest.replace(":", "-")
+        candidates = [direct] if direct.is_dir() else []
+        candidates += sorted(p for p in self.layers_dir.iterdir() if p != direct)
+        for layer_dir in candidates:
+            meta = self.layer_meta(layer_dir)
+            if layer_dir == direct or digest in meta.get("diff_ids", []):
+                if (layer_dir / "rootfs").is_dir() and "digest" in meta:
+                    return LayerRef(meta["digest"], meta.get("size", 0))
+        return None
 
     def _commit_image(self, name: str, out: BuildOutput, workdir: Path) -> None:
         for layer in out.layers:
@@ -368,6 +411,9 @@ class ImageStore:
     # ----- locks and temp dirs -------------------------------------------------
 
     def _setup(self) -> None:
+        if not self.root.exists():
+            self.root.mkdir(parents=True)
+            os.chmod(self.root, 0o700)  # layers keep the images' modes (1777 /tmp ...)
         for d in (self.images_dir, self.layers_dir, self.locks_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         if not self._cleaned:

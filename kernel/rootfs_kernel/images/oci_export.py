@@ -1,0 +1,239 @@
+"""Writing an image as an OCI image layout tar, and committing a cell's changes.
+
+Each layer blob is the layer's canonical tar (uncompressed), whose sha256 is the
+layer's digest in the store, so importing the export yields the same layer digests.
+A docker-style ``manifest.json`` is written too, so ``docker load`` reads the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import stat
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ImageError
+from .layerfs import is_opaque, is_whiteout, make_whiteout, set_opaque, write_canonical_tar
+from .oci_import import host_arch
+from .store import BuildContext, BuildOutput, Image, ImageStore, Progress, no_progress
+
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
+    tar.addfile(ti, io.BytesIO(data))
+
+
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 0
+    tar.addfile(ti)
+
+
+def export_image(
+    store: ImageStore, name: str, file: Path | str, progress: Progress = no_progress
+) -> Path:
+    """Write image ``name`` to ``file`` as an OCI layout tar; returns the path written."""
+    img = store.load(name)
+    out = Path(file)
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    layer_descs: list[dict[str, Any]] = []
+    try:
+        with open(partial, "wb") as f, tarfile.open(fileobj=f, mode="w",
+                                                     format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, "oci-layout", _json_bytes({"imageLayoutVersion": "1.0.0"}))
+            _add_dir(tar, "blobs")
+            _add_dir(tar, "blobs/sha256")
+            for i, (layer, rootfs) in enumerate(zip(img.meta["layers"], img.layers,
+                                                    strict=True), 1):
+                progress(0.9 * (i - 1) / len(img.layers), f"writing layer {i}/{len(img.layers)}")
+                layer_descs.append(_add_layer(store, tar, layer["digest"], rootfs))
+            config = _config(img)
+            config_bytes = _json_bytes(config)
+            config_desc = {"mediaType": CONFIG_TYPE, "digest": _digest(config_bytes),
+                           "size": len(config_bytes)}
+            _add_bytes(tar, "blobs/sha256/" + config_desc["digest"][7:], config_bytes)
+            manifest = {"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                        "config": config_desc, "layers": layer_descs}
+            manifest_bytes = _json_bytes(manifest)
+            manifest_digest = _digest(manifest_bytes)
+            _add_bytes(tar, "blobs/sha256/" + manifest_digest[7:], manifest_bytes)
+            index = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": [{
+                "mediaType": MANIFEST_TYPE, "digest": manifest_digest,
+                "size": len(manifest_bytes),
+                "annotations": {"org.opencontainers.image.ref.name": "latest",
+                                "io.containerd.image.name": f"{name}:latest"},
+                "platform": {"os": config["os"], "architecture": config["architecture"]},
+            }]}
+            _add_bytes(tar, "index.json", _json_bytes(index))
+            docker = [{"Config": "blobs/sha256/" + config_desc["digest"][7:],
+                       "RepoTags": [f"{name}:latest"],
+                       "Layers": ["blobs/sha256/" + d["digest"][7:] for d in layer_descs]}]
+            _add_bytes(tar, "manifest.json", _json_bytes(docker))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    progress(1.0, f"exported {name} to {out}")
+    return out
+
+
+def _add_layer(store: ImageStore, tar: tarfile.TarFile, digest: str,
+               rootfs: Path) -> dict[str, Any]:
+    layer_dir = rootfs.parent
+    whiteouts = store.layer_meta(layer_dir).get("whiteouts")
+    # Spool to a temp file in the store: a tar member needs its size up front.
+    store._setup()
+    with store._workdir("export") as work:
+        spool = work / "layer.tar"
+        with open(spool, "wb") as f:
+            summary = write_canonical_tar(rootfs, f, extra_whiteouts=whiteouts)
+        if summary.digest != digest:
+            raise ImageError(
+                f"layer {digest} changed on disk (it now hashes to {summary.digest}); "
+                "layers must stay read-only: remove the image and build or import it again"
+            )
+        ti = tarfile.TarInfo("blobs/sha256/" + digest[7:])
+        ti.size, ti.mode, ti.mtime = summary.tar_size, 0o644, 0
+        with open(spool, "rb") as f:
+            tar.addfile(ti, f)
+    return {"mediaType": LAYER_TYPE, "digest": digest, "size": summary.tar_size}
+
+
+def _config(img: Image) -> dict[str, Any]:
+    plat = img.meta.get("platform") or {}
+    return {
+        "architecture": plat.get("architecture") or host_arch(),
+        "os": plat.get("os") or platform.system().lower(),
+        "config": img.config,
+        "rootfs": {"type": "layers", "diff_ids": [la["digest"] for la in img.meta["layers"]]},
+        "history": [{"created_by": f"rootfs-kernel: {img.meta.get('source', '')}"}],
+    }
+
+
+# ----- commit: an overlay upper directory becomes a new top layer -------------------
+
+
+def copy_upper(upper: Path, dest: Path) -> list[str]:
+    """Copy an overlay upper dir into ``dest``, keeping whiteouts and opaque dirs.
+
+    Returns deletions that could not be stored as whiteout devices (mknod refused).
+    """
+    unrecorded: list[str] = []
+    links: dict[tuple[int, int], Path] = {}
+    root = os.geteuid() == 0
+    dirs: list[tuple[Path, os.stat_result]] = []
+    for top, subdirs, files in os.walk(upper):
+        subdirs.sort()
+        rel_top = Path(top).relative_to(upper)
+        for name in sorted(subdirs) + sorted(files):
+            src = Path(top, name)
+            dst = dest / rel_top / name
+            rel = str(rel_top / name)
+            st = os.lstat(src)
+            mode = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
+            if stat.S_ISDIR(st.st_mode):
+                dst.mkdir(mode=0o700)
+                if is_opaque(src):
+                    set_opaque(dst)
+                dirs.append((dst, st))
+                continue
+            if is_whiteout(st):
+                if not make_whiteout(dst):
+                    unrecorded.append(rel)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(src), dst)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    os.link(links[key], dst)
+                    continue
+                links[key] = dst
+                with open(src, "rb") as fi, open(dst, "wb") as fo:
+                    while chunk := fi.read(1 << 20):
+                        fo.write(chunk)
+                os.chmod(dst, mode)
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(dst, mode)
+            elif stat.S_ISSOCK(st.st_mode):
+                continue  # a socket means nothing once its process is gone
+            else:
+                raise ImageError(
+                    f"the changes include the device node /{rel}; device nodes cannot be "
+                    "stored in an image: remove it before exporting"
+                )
+            if root:
+                os.lchown(dst, st.st_uid, st.st_gid)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    for dst, st in reversed(dirs):
+        if root:
+            os.lchown(dst, st.st_uid, st.st_gid)
+        os.chmod(dst, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return unrecorded
+
+
+def commit_layer(
+    store: ImageStore,
+    base_name: str,
+    upper_dir: Path | str,
+    new_name: str,
+    *,
+    replace: bool = False,
+    progress: Progress = no_progress,
+) -> Image:
+    """Save ``base_name`` plus the changes in an overlay upper dir as image ``new_name``.
+
+    Like ``docker commit``: the base's layers are shared, the upper dir becomes one new
+    layer on top (deletions as whiteouts, replaced directories as opaque), and the
+    base's config (Env, WorkingDir, ...) is kept. The overlay should be mounted without
+    ``redirect_dir`` and ``metacopy`` so the upper dir holds whole files.
+    """
+    base = store.get(base_name)
+    upper = Path(upper_dir)
+    if not upper.is_dir():
+        raise ImageError(f"{upper} is not a directory: nothing to commit")
+
+    def build(ctx: BuildContext) -> BuildOutput:
+        from .store import LayerRef
+
+        ctx.progress(0.1, "copying the changes")
+        rootfs = ctx.new_layer_dir()
+        unrecorded = copy_upper(upper, rootfs)
+        os.chmod(rootfs, 0o755)
+        ctx.progress(0.7, "computing the layer digest")
+        layer = ctx.add_layer(rootfs, unrecorded)
+        layers = [LayerRef(la["digest"], la["size"],
+                           {k: v for k, v in la.items() if k not in ("digest", "size")})
+                  for la in base.meta["layers"]]
+        return BuildOutput(
+            layers=[*layers, layer],
+            config=dict(base.config),
+            source=f"commit on top of {base_name}",
+            extra={k: base.meta[k] for k in ("platform",) if k in base.meta}
+                  | {"base": base_name},
+        )
+
+    return store.build(new_name, build, progress=progress, replace=replace)
