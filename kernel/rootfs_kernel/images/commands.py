@@ -1,0 +1,107 @@
+"""`rootfs-kernel image list|build|import|export|inspect|rm`, one function each.
+
+They take plain arguments and a ``progress(fraction_or_None, message)`` callback, return
+data, print nothing and raise ImageError with a message meant for the user. The CLI
+(and ``%image NAME --build`` in a cell) only renders what they return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import ImageError
+from .store import Image, ImageStore, Progress, no_progress
+
+BUILD_KINDS = ("minimal", "busybox", "debian")
+
+
+def _store(store: ImageStore | None) -> ImageStore:
+    return store if store is not None else ImageStore()
+
+
+def image_list(store: ImageStore | None = None) -> list[dict[str, Any]]:
+    """One row per image: built ones with their metadata, plus built-ins not built yet."""
+    store = _store(store)
+    rows = []
+    for name in store.available():
+        if store.exists(name):
+            meta = store.load(name).meta
+            rows.append({"name": name, "built": True, "size": meta.get("size", 0),
+                         "layers": len(meta.get("layers", [])),
+                         "created": meta.get("created"), "source": meta.get("source")})
+        else:
+            rows.append({"name": name, "built": False, "size": None, "layers": None,
+                         "created": None, "source": "built-in, built on first use"})
+    return rows
+
+
+def image_build(
+    kind: str,
+    name: str | None = None,
+    *,
+    suite: str | None = None,
+    variant: str = "minbase",
+    mirror: str | None = None,
+    replace: bool = False,
+    progress: Progress = no_progress,
+    store: ImageStore | None = None,
+) -> Image:
+    """Build an image of ``kind`` (minimal, busybox, debian) under ``name`` (default: kind).
+
+    ``suite``, ``variant`` and ``mirror`` apply to debian only.
+    """
+    store = _store(store)
+    if kind == "minimal":
+        from .minimal import build_minimal as builder
+    elif kind == "busybox":
+        from .busybox import build_busybox as builder
+    elif kind == "debian":
+        from .debian import debian_builder
+
+        builder = debian_builder(suite, variant, mirror)
+    else:
+        raise ImageError(f"unknown image kind {kind!r}: use one of {', '.join(BUILD_KINDS)}")
+    if kind != "debian" and (suite or mirror or variant != "minbase"):
+        raise ImageError("--suite, --variant and --mirror apply to debian images only")
+    return store.build(name or kind, builder, progress=progress, replace=replace)
+
+
+def image_import(
+    file: Path | str,
+    name: str | None = None,
+    *,
+    ref: str | None = None,
+    replace: bool = False,
+    progress: Progress = no_progress,
+    store: ImageStore | None = None,
+) -> Image:
+    """Import a `docker save` tarball or an OCI layout (directory or tar)."""
+    from .oci_import import import_image
+
+    return import_image(_store(store), file, name, ref=ref, replace=replace, progress=progress)
+
+
+def image_export(
+    name: str,
+    file: Path | str,
+    *,
+    progress: Progress = no_progress,
+    store: ImageStore | None = None,
+) -> Path:
+    """Write image ``name`` to ``file`` as an OCI layout tar (``docker load`` reads it too)."""
+    from .oci_export import export_image
+
+    return export_image(_store(store), name, file, progress)
+
+
+def image_inspect(name: str, store: ImageStore | None = None) -> dict[str, Any]:
+    """The image's metadata plus where its layers are, bottom first."""
+    img = _store(store).load(name)
+    return {**img.meta, "env": img.env, "workdir": img.workdir,
+            "layer_paths": [str(p) for p in img.layers]}
+
+
+def image_rm(name: str, store: ImageStore | None = None) -> list[str]:
+    """Remove an image; returns the digests of layers no other image used (now deleted)."""
+    return _store(store).remove(name)
