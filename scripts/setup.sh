@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up everything rootfs-kernel needs on a fresh Debian/Ubuntu machine (run as root):
+# Debian packages, a virtualenv with the package and its test tools, the kernelspec.
+# Idempotent: a second run only checks. Override the venv path with ROOTFS_VENV.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${ROOTFS_VENV:-/opt/rootfs-kernel/venv}
+extras=${ROOTFS_EXTRAS:-test}
+
+# python3-venv: a venv from the system Python, readable by the unprivileged test user
+# (root's pyenv under /root is not). busybox-static: the `busybox` image. debootstrap:
+# the `debian` image. bubblewrap: the benchmark's baseline. gcc: the %%c cells.
+debs=(python3 python3-venv python3-dev busybox-static debootstrap bubblewrap gcc libc6-dev)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv"
+  mkdir -p "$(dirname "$venv")"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+fi
+echo "setup: installing rootfs-kernel[$extras] into $venv"
+# A regular (not editable) install: the unprivileged test user must be able to import it.
+"$venv/bin/pip" install -q "$here[$extras]"
+chmod -R a+rX "$(dirname "$venv")"
+echo "setup: kernelspec: $("$venv/bin/jupyter" kernelspec list | grep -w rootfs)"

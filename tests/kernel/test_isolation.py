@@ -1,0 +1,182 @@
+"""What every cell gets: fresh namespaces, a fresh copy-on-write root, /proc, /dev."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, host_mounts
+
+
+def _ns(kind: str) -> str:
+    return os.readlink(f"/proc/self/ns/{kind}")
+
+
+def test_each_cell_has_its_own_mount_namespace(kernel):
+    first = kernel.ok("readlink /proc/self/ns/mnt; mount -t tmpfs none /mnt; "
+                      "grep -c ' /mnt ' /proc/self/mountinfo").stdout.split()
+    second = kernel.ok("readlink /proc/self/ns/mnt; grep -c ' /mnt ' /proc/self/mountinfo "
+                       "|| true").stdout.split()
+    assert first[0].startswith("mnt:[") and first[0] != _ns("mnt") != second[0]
+    # The kernel recycles namespace inode numbers once a namespace is gone, so the ids
+    # may repeat; what proves a new namespace is that the first cell's mount is absent.
+    assert first[1] == "1" and second[1] == "0"
+
+
+def test_pid_namespace_makes_the_shell_a_small_pid(kernel):
+    res = kernel.ok("echo $$; ps -e -o pid= | wc -l")
+    pid, count = res.stdout.split()
+    assert int(pid) <= 3
+    assert int(count) <= 5, res.stdout  # init, sh, ps, wc: no host process is visible
+
+
+def test_user_namespace_only_when_not_root(kernel):
+    res = kernel.ok("readlink /proc/self/ns/user; id -u")
+    userns, uid = res.stdout.split()
+    assert uid == "0"
+    assert (userns == _ns("user")) == ROOT
+
+
+def test_writes_are_gone_in_the_next_cell(kernel):
+    kernel.ok("echo data > /etc/written; rm /etc/hostname; test -f /etc/written")
+    res = kernel.ok("ls /etc")
+    assert "written" not in res.stdout
+    assert "hostname" in res.stdout
+
+
+def test_keep_carries_changes_until_a_cell_runs_without_it(kernel):
+    kernel.ok("%keep\necho one > /kept1")
+    kernel.ok("%keep\ntest -f /kept1 && echo two > /kept2")
+    res = kernel.ok("cat /kept1 /kept2; echo three > /kept3")
+    assert res.stdout.split() == ["one", "two"]
+    res = kernel.ok("ls /")
+    assert "kept1" not in res.stdout and "kept3" not in res.stdout
+
+
+def test_keep_records_deletions(kernel):
+    kernel.ok("%keep\nrm /etc/hostname")
+    res = kernel.run("test -e /etc/hostname")
+    assert not res.ok
+    assert "hostname" in kernel.ok("ls /etc").stdout
+
+
+def test_pivot_root_detaches_the_host_tree(kernel):
+    res = kernel.ok("cat /proc/self/mountinfo")
+    points = [line.split()[4] for line in res.stdout.splitlines()]
+    assert points[0] == "/" and " overlay " in res.stdout.splitlines()[0]
+    # nothing of the host's tree is left in the namespace
+    assert not any("rootfs-kernel" in line.split()[3] for line in res.stdout.splitlines())
+    assert len(points) < len(host_mounts()) + 25
+
+
+ESCAPE_C = r"""
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* The classic escape: chroot into a subdirectory without entering it, climb out of it
+   with "..", then make what was reached the root again. Prints the file argv[1]. */
+int main(int argc, char **argv) {
+    mkdir("escape-dir", 0755);
+    if (chroot("escape-dir") != 0) { perror("chroot"); return 2; }
+    for (int i = 0; i < 64; i++) chdir("..");
+    chroot(".");
+    FILE *f = fopen(argv[1], "r");
+    if (!f) { perror(argv[1]); return 1; }
+    char buf[256] = {0};
+    fread(buf, 1, sizeof buf - 1, f);
+    printf("escaped: %s\n", buf);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def escape_binary(tmp_path_factory):
+    import shutil
+    import subprocess
+
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is not installed")
+    d = tmp_path_factory.mktemp("escape")
+    os.chmod(d, 0o755)
+    (d / "escape.c").write_text(ESCAPE_C)
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(d / "escape"), str(d / "escape.c")],
+                   check=True)
+    marker = d / "host-secret"
+    marker.write_text("host-only")
+    os.chmod(marker, 0o644)
+    return d
+
+
+def test_chroot_can_be_escaped_but_pivot_root_cannot(kernel, escape_binary):
+    secret = escape_binary / "host-secret"
+    run = f"%bind {escape_binary}/escape /escape ro\ncd /tmp && /escape {secret}"
+    res = kernel.run(run.replace("%bind", "%root chroot\n%bind", 1))
+    assert res.ok and "escaped: host-only" in res.stdout, (res.stdout, res.stderr)
+    res = kernel.run(run)
+    assert not res.ok and "escaped" not in res.stdout
+    assert "No such file" in res.stderr
+
+
+def test_root_none_sees_the_hosts_tmp(kernel, tmp_path_factory):
+    marker = Path("/tmp") / f"rootfs-kernel-marker-{os.getpid()}"
+    marker.write_text("x")
+    try:
+        res = kernel.ok("%root none\nls /tmp")
+        assert marker.name in res.stdout
+        res = kernel.ok("ls /tmp")
+        assert marker.name not in res.stdout
+    finally:
+        marker.unlink()
+
+
+def test_proc_and_dev(kernel):
+    res = kernel.ok("ls /dev; head -c 4 /dev/zero | wc -c; echo x > /dev/null; "
+                    "grep -c ' /dev/pts ' /proc/self/mountinfo; cat /proc/1/comm")
+    for name in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"):
+        assert name in res.stdout.split()
+    assert "\n4\n" in res.stdout
+    assert "python" in res.stdout.split()[-1] or "rootfs" in res.stdout.split()[-1]
+
+
+def test_tmpfs_mount_is_in_the_cell_and_not_on_the_host(kernel):
+    res = kernel.ok("%mount tmpfs /tmp size=1m\nmount | grep ' /tmp '; touch /tmp/x; ls /tmp")
+    assert "none on /tmp type tmpfs" in res.stdout
+    assert "/tmp" not in [p for p in host_mounts() if p == "/tmp"]
+    assert not any("size=1024k" in line for line in open("/proc/self/mountinfo"))
+
+
+def test_proc_sys_is_read_only_and_kcore_masked(kernel):
+    res = kernel.run("echo 1 > /proc/sys/kernel/domainname")
+    assert not res.ok and "Read-only" in res.stderr
+    res = kernel.ok("wc -c < /proc/keys; grep -c '/proc/sys ' /proc/self/mountinfo")
+    assert res.stdout.split()[0] == "0"
+
+
+def test_background_process_does_not_outlive_the_cell(kernel):
+    tag = f"{os.getpid() % 1000 + 1000}.5"
+    kernel.ok(f"sleep {tag} >/dev/null 2>&1 &\necho started")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert tag.encode() not in cmd, f"sleep {tag} survived its cell as pid {pid}"
+
+
+@pytest.mark.rootonly
+def test_propagation_private_by_default_and_shared_on_request(kernel, tmp_path):
+    import subprocess
+
+    peer = tmp_path / "peer"
+    peer.mkdir()
+    subprocess.run(["mount", "--bind", str(peer), str(peer)], check=True)
+    subprocess.run(["mount", "--make-shared", str(peer)], check=True)
+    try:
+        kernel.ok(f"%root none\nmkdir -p {peer}/a; mount -t tmpfs none {peer}/a")
+        assert f"{peer}/a" not in host_mounts()
+        kernel.ok(f"%root none\n%propagation shared\nmount -t tmpfs none {peer}/a")
+        assert f"{peer}/a" in host_mounts()
+    finally:
+        subprocess.run(["umount", "-R", str(peer)], check=False)
