@@ -162,7 +162,9 @@ def _p_timeout(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
 
 
 def _p_env(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
-    (assignment,) = args
+    if not args:
+        raise TypeError
+    assignment = " ".join(args)  # `%env A=hello world` means what it says
     name, eq, value = assignment.partition("=")
     if not eq or not _ENV_NAME.match(name):
         raise ValueError(f"expected NAME=VALUE with a shell variable name, got {assignment!r}")

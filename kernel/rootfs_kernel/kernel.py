@@ -151,6 +151,7 @@ class RootfsKernel(Kernel):
         self._interrupt = asyncio.Event()
         out = _Stream(self, "stdout", silent)
         err = _Stream(self, "stderr", silent)
+        out.other, err.other = err, out
         try:
             return await self.sandbox.run(plan, out.write, err.write, timeout=spec.timeout,
                                           interrupt=self._interrupt, grace=GRACE_SECONDS)
@@ -221,14 +222,38 @@ class RootfsKernel(Kernel):
 
 
 class _Stream:
-    """Decodes one output pipe incrementally and publishes it as stream messages."""
+    """Decodes one output pipe and publishes it as stream messages, coalesced.
+
+    Pipes deliver output in small pieces; one message per piece would flood IOPub (and
+    a front-end that lags behind loses messages past ZeroMQ's high-water mark). Output
+    is held for at most FLUSH_SECONDS or FLUSH_BYTES, so memory stays bounded too.
+    """
+
+    FLUSH_SECONDS = 0.05
+    FLUSH_BYTES = 1 << 20
 
     def __init__(self, kernel: RootfsKernel, name: str, silent: bool):
         self.kernel, self.name, self.silent = kernel, name, silent
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.other: _Stream | None = None   # the sibling stream, flushed first to keep order
 
     def write(self, data: bytes) -> None:
-        self.kernel._stream(self.name, self.decoder.decode(data), self.silent)
+        if self.other is not None and self.other.pending:
+            self.other.flush(final=False)
+        self.pending.append(data)
+        self.size += len(data)
+        if self.size >= self.FLUSH_BYTES:
+            self.flush(final=False)
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(
+                self.FLUSH_SECONDS, self.flush, False)
 
-    def flush(self) -> None:
-        self.kernel._stream(self.name, self.decoder.decode(b"", final=True), self.silent)
+    def flush(self, final: bool = True) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        data, self.pending, self.size = b"".join(self.pending), [], 0
+        self.kernel._stream(self.name, self.decoder.decode(data, final=final), self.silent)

@@ -183,11 +183,18 @@ class _Setup:
             try:
                 fd = self._open("/".join(parts[: i + 1]), directory=not last)
             except FileNotFoundError:
-                if last and create == "file":
-                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
-                                     0o644, dir_fd=parent))
-                else:
-                    os.mkdir(name, 0o755, dir_fd=parent)
+                try:
+                    if last and create == "file":
+                        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    else:
+                        os.mkdir(name, 0o755, dir_fd=parent)
+                except FileExistsError:
+                    # A dangling symlink: it points at something the image lacks (perhaps
+                    # a host path). Following it inside the root finds nothing; refuse.
+                    where = "/" + "/".join(parts[: i + 1])
+                    raise SetupError(f"{path}: {where} is a symlink to a path that does not "
+                                     "exist inside the root; name a real directory") from None
                 fd = self._open("/".join(parts[: i + 1]), directory=not last)
             if parent != self.root_fd:
                 os.close(parent)
