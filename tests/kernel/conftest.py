@@ -72,6 +72,7 @@ class KernelDriver:
 @pytest.fixture(scope="module")
 def kernel():
     k = KernelDriver()
+    k.ok("true")  # the first cell of a new user may build the default image
     yield k
     k.shutdown()
 
