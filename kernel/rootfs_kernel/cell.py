@@ -76,6 +76,7 @@ class CellSpec:
     shell: str = "/bin/sh"
     show: tuple[Show, ...] = ()
     help: bool = False
+    c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ MAGICS: dict[str, Magic] = {
     )
 }
 
-HOST_USAGE = "%%host (first line): run the cell on the host, outside any namespace."
+HOST_USAGE = "%%host or %%c [GCC_FLAGS] (first line only)"
 
 
 def help_text() -> str:
@@ -240,6 +241,8 @@ def help_text() -> str:
     lines = [f"{m.usage:<{width}}  {m.summary}" for m in MAGICS.values()]
     lines.append(f"{'%%host':<{width}}  Run the cell on the host, outside any namespace "
                  "(first line only).")
+    lines.append(f"{'%%c [GCC_FLAGS]':<{width}}  The cell is C: compiled with the host's gcc, "
+                 "run in the container (first line only).")
     return "Header lines (at the top of a cell; the rest is a shell script):\n" + "\n".join(
         "  " + line for line in lines
     )
@@ -250,8 +253,11 @@ def parse(code: str) -> CellSpec:
     lines = code.split("\n")
     spec = CellSpec(script="")
     start = 0
-    if lines and lines[0].strip() == "%%host":
+    first = lines[0].strip() if lines else ""
+    if first == "%%host":
         spec, start = replace(spec, host=True), 1
+    elif first == "%%c" or first.startswith("%%c "):
+        spec, start = replace(spec, c_flags=first[3:].strip()), 1
     i = start
     while i < len(lines) and lines[i].lstrip().startswith("%"):
         line = lines[i]
@@ -282,8 +288,8 @@ def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
 def _parse_line(spec: CellSpec, line: str, lineno: int) -> CellSpec:
     text = line.strip()
     if text.startswith("%%"):
-        raise HeaderError(lineno, line, "`%%host` is the only cell magic and must be the "
-                          "first line", HOST_USAGE)
+        raise HeaderError(lineno, line, "a cell magic (%%host, %%c) must be the first line",
+                          HOST_USAGE)
     try:
         words = shlex.split(text[1:])
     except ValueError as err:
@@ -294,7 +300,8 @@ def _parse_line(spec: CellSpec, line: str, lineno: int) -> CellSpec:
     magic = MAGICS.get(name)
     if magic is None:
         known = ", ".join("%" + n for n in MAGICS)
-        raise HeaderError(lineno, line, f"unknown header line %{name}; known: {known}, %%host")
+        raise HeaderError(lineno, line, f"unknown header line %{name}; known: {known}, "
+                          "%%host, %%c")
     try:
         return magic.parse(spec, args, lineno)  # type: ignore[operator]
     except (TypeError, ValueError) as err:

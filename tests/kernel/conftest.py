@@ -55,7 +55,11 @@ class KernelDriver:
                 res.errors.append(content)
             elif kind == "display_data":
                 res.displays.append(content)
-        res.reply = self.kc.get_shell_msg(timeout=timeout)["content"]
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        res.reply = reply["content"]
         res.elapsed = time.monotonic() - start
         return res
 

@@ -69,7 +69,7 @@ class Helper:
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         sweep_stale(base)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
-        self.places = {"scratch": str(self.dir / "cell"),
+        self.places = {"dir": str(self.dir), "scratch": str(self.dir / "cell"),
                        "keep_upper": str(self.dir / "keep/upper"),
                        "keep_work": str(self.dir / "keep/work")}
         (self.dir / "cell").mkdir()

@@ -1,0 +1,189 @@
+"""One notebook's worth of cells: parse -> plan -> run -> compare, front-end agnostic.
+
+The Jupyter kernel (kernel.py) and the Python API (api.py) both drive a Session; it
+holds what lives between cells: the sandbox helper, the image store, `%env` values
+and the `%keep` chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from . import cell, compare
+from .images import ImageError, ImageStore
+from .sandbox.client import CellRun, SandboxClient, SandboxError
+from .sandbox.plan import Places, Plan, container_plan, host_plan
+
+GRACE_SECONDS = 1.0
+C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
+
+Sink = Callable[[bytes], None]
+
+
+@dataclass
+class Outcome:
+    """What a cell did. `error` is (name, message) when the cell failed."""
+
+    run: CellRun | None = None
+    payloads: list[dict] = field(default_factory=list)
+    error: tuple[str, str] | None = None
+    help: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        return None if self.run is None else self.run.status
+
+
+class Session:
+    def __init__(self, store: ImageStore | None = None) -> None:
+        self.sandbox = SandboxClient()
+        self.sandbox.start()
+        self.store = store or ImageStore()
+        self.user_env: dict[str, str] = {}
+        self.keep_image: str | None = None      # image of the running %keep chain
+        self._c_count = 0
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    async def execute(self, code: str, stdout: Sink, stderr: Sink, *,
+                      interrupt: asyncio.Event | None = None) -> Outcome:
+        def notice(text: str) -> None:
+            stderr(f"rootfs-kernel: {text}\n".encode())
+
+        try:
+            spec = cell.parse(code)
+        except cell.HeaderError as err:
+            return Outcome(error=("HeaderError", str(err)))
+        out = Outcome(help=cell.help_text() if spec.help else None)
+        if not spec.script.strip() and not spec.show:
+            self.user_env.update(spec.env)
+            return out
+        try:
+            plan = await self._plan(spec, notice)
+            if spec.c_flags is not None:
+                await self._compile_c(spec, plan, stderr, interrupt)
+        except (cell.HeaderError, ImageError) as err:
+            return replace(out, error=(type(err).__name__, str(err)))
+        except _CompileError as err:
+            return replace(out, error=("CompileError", str(err)))
+        self.user_env.update(spec.env)
+        try:
+            run = await self.sandbox.run(plan.to_json(), stdout, stderr, timeout=spec.timeout,
+                                         interrupt=interrupt, grace=GRACE_SECONDS)
+        except SandboxError as err:
+            return replace(out, error=("SandboxError", f"{err}; restart the kernel"))
+        if not spec.host:
+            self._after_keep(spec)
+        out = replace(out, run=run)
+        if run.error:
+            return replace(out, error=("ContainerError", run.error))
+        out.payloads = compare.payloads(run.snapshots)
+        return replace(out, error=_failure(spec, run))
+
+    # -- planning ---------------------------------------------------------------------------
+    async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None]) -> Plan:
+        env = {**self.user_env, **dict(spec.env)}
+        if spec.host:
+            return host_plan(spec, {**os.environ, **env}, os.getcwd())
+        for m in spec.mounts:
+            if isinstance(m, cell.Bind) and not os.path.exists(m.source):
+                raise cell.HeaderError(m.lineno, f"%bind {m.source} {m.target}",
+                                       f"the bind source {m.source} does not exist on the host")
+        image = await self._image(spec, notice)
+        keep_active = self.keep_image is not None
+        if keep_active and self.keep_image != spec.image:
+            notice(f"the kept changes belong to image {self.keep_image}; this cell starts "
+                   f"from {spec.image} and drops them")
+            self.drop_keep()
+            keep_active = False
+        places = self.sandbox.places
+        return container_plan(
+            spec, layers=[str(p) for p in image.layers], image_env=image.env,
+            image_workdir=image.workdir, user_env=env,
+            places=Places(scratch=places["scratch"], keep_upper=places["keep_upper"],
+                          keep_work=places["keep_work"], keep_active=keep_active),
+            rootless=self.sandbox.rootless, uid=os.getuid(), gid=os.getgid(),
+            host_cwd=os.getcwd())
+
+    async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
+        if spec.image not in self.store.names():
+            notice(f"preparing image {spec.image} ...")
+        try:
+            # Building an image takes seconds: keep answering messages meanwhile.
+            return await asyncio.to_thread(self.store.get, spec.image)
+        except ImageError as err:
+            if spec.image_lineno:
+                raise cell.HeaderError(spec.image_lineno, f"%image {spec.image}",
+                                       str(err)) from None
+            raise
+
+    async def _compile_c(self, spec: cell.CellSpec, plan: Plan, stderr: Sink,
+                         interrupt: asyncio.Event | None) -> None:
+        """%%c: compile on the host (a %%host run of gcc), then run the binary in the cell."""
+        self._c_count += 1
+        workdir = os.path.join(self.sandbox.places["dir"], "c")
+        os.makedirs(workdir, exist_ok=True)
+        source = os.path.join(workdir, f"cell{self._c_count}.c")
+        binary = source[:-2]
+        with open(source, "w") as f:
+            f.write(spec.script)
+        flags = shlex.split(spec.c_flags or "")
+        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
+        messages: list[bytes] = []
+        compile_spec = cell.CellSpec(script=shlex.join(cmd), host=True)
+        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir).to_json(),
+                                     messages.append, messages.append, interrupt=interrupt)
+        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+        if run.status:
+            hint = "" if run.status != 127 else " (is gcc installed on the host?)"
+            raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
+        if text:
+            stderr(text.encode())
+        os.chmod(binary, 0o755)
+        if spec.root == "none":
+            plan.argv = [binary]
+        else:
+            plan.ops.insert(_root_switch_index(plan.ops), {
+                "op": "bind", "source": binary, "target": C_BINARY, "rec": False,
+                "readonly": True, "create": "file", "optional": False, "lineno": 1})
+            plan.argv = [C_BINARY]
+
+    # -- %keep --------------------------------------------------------------------------------
+    def _after_keep(self, spec: cell.CellSpec) -> None:
+        if spec.keep:
+            self.keep_image = spec.image
+        elif self.keep_image is not None:
+            self.drop_keep()
+
+    def drop_keep(self) -> None:
+        self.keep_image = None
+        self.sandbox.drop_keep()
+
+
+class _CompileError(Exception):
+    pass
+
+
+def _root_switch_index(ops: list[dict]) -> int:
+    for i, op in enumerate(ops):
+        if op["op"] in ("pivot_root", "chroot"):
+            return i
+    return len(ops)
+
+
+def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
+    if run.timed_out:
+        return ("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and its "
+                "container was killed")
+    if run.interrupted:
+        return ("Interrupted", "the cell was interrupted")
+    if run.status:
+        how = f" (killed by {signal.Signals(run.signal).name})" if run.signal else ""
+        return ("ExitStatus", f"the script exited with status {run.status}{how}")
+    return None
