@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .images import ImageError
+
 KERNEL_NAME = "rootfs"
 
 
@@ -42,6 +44,99 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+class TerminalProgress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, fraction: float | None, message: str) -> None:
+        if fraction is None:
+            line = f"  {message}"
+        else:
+            done = int(30 * max(0.0, min(1.0, fraction)))
+            line = f"  [{'#' * done}{'.' * (30 - done)}] {fraction * 100:5.1f}% {message}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:120].ljust(len(self.last)))
+        elif message != self.last:
+            sys.stderr.write(line + "\n")
+        self.last = line[:120] if self.tty else message
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def image_cmd(args: argparse.Namespace) -> int:
+    from .images import commands
+
+    progress = TerminalProgress()
+    try:
+        if args.image_command == "list":
+            for row in commands.image_list():
+                state = _human(row.get("size", 0)) if row["built"] else "not built yet"
+                print(f"{row['name']:<20} {state:>12}  {row.get('source', '')}")
+        elif args.image_command == "build":
+            img = commands.image_build(args.kind, args.name, suite=args.suite,
+                                       variant=args.variant, mirror=args.mirror,
+                                       replace=args.replace, progress=progress)
+            progress.done()
+            print(f"built image {img.name} ({len(img.layers)} layer(s))")
+        elif args.image_command == "import":
+            img = commands.image_import(args.file, args.name, ref=args.ref,
+                                        replace=args.replace, progress=progress)
+            progress.done()
+            print(f"imported image {img.name} ({len(img.layers)} layer(s))")
+        elif args.image_command == "export":
+            path = commands.image_export(args.name, args.file, progress=progress)
+            progress.done()
+            print(f"exported {args.name} to {path}")
+        elif args.image_command == "inspect":
+            print(json.dumps(commands.image_inspect(args.name), indent=2, default=str))
+        elif args.image_command == "rm":
+            removed = commands.image_rm(args.name)
+            print(f"removed image {args.name} and {len(removed)} unused layer(s)")
+    finally:
+        progress.done()
+    return 0
+
+
+def _image_parsers(sub: argparse._SubParsersAction) -> None:
+    image = sub.add_parser("image", help="list, build, import, export, inspect, rm images")
+    image.set_defaults(func=image_cmd)
+    isub = image.add_subparsers(dest="image_command", required=True)
+    isub.add_parser("list", help="images in the store")
+    p = isub.add_parser("build", help="build an image: minimal, busybox or debian")
+    p.add_argument("kind", choices=("minimal", "busybox", "debian"))
+    p.add_argument("name", nargs="?", help="name in the store (default: the kind)")
+    p.add_argument("--suite", help="debian: suite (default: the host's codename)")
+    p.add_argument("--variant", default="minbase", help="debian: debootstrap variant")
+    p.add_argument("--mirror", help="debian: mirror (default: from apt sources)")
+    p.add_argument("--replace", action="store_true", help="replace an existing image")
+    p = isub.add_parser("import", help="import a docker-save tarball or an OCI layout")
+    p.add_argument("file")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--ref", help="which image of a multi-image archive")
+    p.add_argument("--replace", action="store_true")
+    p = isub.add_parser("export", help="write an image as an OCI layout tar")
+    p.add_argument("name")
+    p.add_argument("file")
+    p = isub.add_parser("inspect", help="metadata and layer paths as JSON")
+    p.add_argument("name")
+    p = isub.add_parser("rm", help="remove an image and its unused layers")
+    p.add_argument("name")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rootfs-kernel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,14 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=install)
     p = sub.add_parser("doctor", help="check that this host allows what the kernel needs")
     p.set_defaults(func=doctor)
-    try:
-        from .images.cli import add_image_commands
-    except ImportError:
-        pass
-    else:
-        add_image_commands(sub)
+    _image_parsers(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ImageError as err:
+        print(f"rootfs-kernel: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -91,7 +91,3 @@ def fresh_kernel():
 def host_mounts() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f]
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "rootonly: needs the kernel to run as root")
