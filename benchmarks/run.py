@@ -1,0 +1,771 @@
+"""rootfs-kernel benchmarks: one run, one table, every figure against a baseline of the same run.
+
+    python benchmarks/run.py                 # the full run (a few minutes)
+    python benchmarks/run.py --quick         # tiny sizes, few repetitions (< 60 s)
+    python benchmarks/run.py --only roundtrip,setup --json out.json
+
+Measures (names for --only): startup, roundtrip, stream, keep, setup, views, image.
+Figures are medians (p95 where asked) over repetitions after warm-ups: the machine is
+shared and noisy, so nothing here is asserted; the table says whether a target is met.
+
+Containers are only ever made through the kernel or through SandboxClient, whose helper
+process creates the namespaces: never call rootfs_kernel.sandbox.container here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MEASURES = ("startup", "roundtrip", "stream", "keep", "setup", "views", "image")
+KERNELS = {  # label -> (kernelspec, no-op cell)
+    "rootfs": ("rootfs", "true"),
+    "ipython": ("python3", "pass"),
+    "bash_kernel": ("bash", "true"),
+}
+
+
+# -- results ---------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One line of the table. value/baselines are numbers in `unit` (None: not measured)."""
+
+    measure: str
+    key: str                        # stable name for the JSON (smoke test)
+    unit: str
+    value: float | None
+    baselines: dict[str, float | None] = field(default_factory=dict)
+    ratio: float | None = None      # value / ratio_base
+    ratio_base: str | None = None   # which baseline the ratio is against
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(0.95 * (len(s) - 1))))]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# -- kernels through jupyter_client -----------------------------------------------------------
+def kernelspec_exists(name: str) -> bool:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return False
+    return True
+
+
+class KernelSession:
+    """A kernel started with start_new_kernel; run() times execute_request -> idle."""
+
+    def __init__(self, spec: str):
+        from jupyter_client.manager import start_new_kernel
+
+        t0 = time.perf_counter()
+        # start_new_kernel returns once the kernel has answered kernel_info.
+        # The kernels' own stderr (ipykernel's TCP warning) would drown the progress log.
+        self.km, self.kc = start_new_kernel(kernel_name=spec, startup_timeout=120,
+                                            stderr=subprocess.DEVNULL)
+        self.startup = time.perf_counter() - t0
+
+    def run(self, code: str, timeout: float = 600) -> tuple[float, int, str]:
+        """(seconds to idle, bytes of stream text, reply status)."""
+        kc = self.kc
+        t0 = time.perf_counter()
+        msg_id = kc.execute(code, store_history=False)
+        nbytes = 0
+        while True:
+            msg = kc.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "stream":
+                nbytes += len(msg["content"]["text"].encode())
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        elapsed = time.perf_counter() - t0
+        while True:
+            reply = kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        return elapsed, nbytes, reply["content"]["status"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.kc.stop_channels()
+        with contextlib.suppress(Exception):
+            self.km.shutdown_kernel(now=False)
+
+
+class Kernels:
+    """Starts each kernel once and shares it between measures; remembers start-up times."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, KernelSession] = {}
+        self.startups: dict[str, list[float]] = {k: [] for k in KERNELS}
+        self.missing: dict[str, str] = {}
+        for label, (spec, _) in KERNELS.items():
+            if not kernelspec_exists(spec):
+                self.missing[label] = f"kernelspec {spec!r} not installed"
+        if "bash_kernel" in self.missing:
+            self.missing["bash_kernel"] += (" (pip install bash_kernel && "
+                                            "python -m bash_kernel.install)")
+
+    def get(self, label: str) -> KernelSession | None:
+        if label in self.missing:
+            return None
+        if label not in self.sessions:
+            log(f"starting kernel {label}")
+            try:
+                s = KernelSession(KERNELS[label][0])
+            except Exception as err:  # noqa: BLE001 - a baseline that fails is skipped, noted
+                self.missing[label] = f"failed to start: {err}"
+                return None
+            self.sessions[label] = s
+            self.startups[label].append(s.startup)
+        return self.sessions[label]
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.close()
+        self.sessions.clear()
+
+
+# -- 1. cell round trip ------------------------------------------------------------------------
+def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
+    p50s: dict[str, float | None] = {}
+    p95s: dict[str, float | None] = {}
+    for label, (_, code) in KERNELS.items():
+        s = kernels.get(label)
+        if s is None:
+            p50s[label] = p95s[label] = None
+            continue
+        for _ in range(cfg.warmup):
+            s.run(code)
+        times = []
+        reps = cfg.reps if label != "bash_kernel" else max(5, cfg.reps // 3)
+        for _ in range(reps):
+            t, _, status = s.run(code)
+            if status != "ok":
+                raise RuntimeError(f"{label}: no-op cell {code!r} failed ({status})")
+            times.append(t * 1e3)
+        p50s[label], p95s[label] = median(times), p95(times)
+        log(f"roundtrip {label}: p50 {p50s[label]:.1f} ms p95 {p95s[label]:.1f} ms (n={reps})")
+    note = _missing_note(kernels, ("ipython", "bash_kernel"))
+    rows = []
+    for key, stat, vals in (("roundtrip_p50", "p50", p50s), ("roundtrip_p95", "p95", p95s)):
+        r = ratio(vals["rootfs"], vals["ipython"])
+        rows.append(Row(
+            measure=f"cell round trip {stat} (`true`; IPython `pass`; bash_kernel `true`)",
+            key=key, unit="ms", value=vals["rootfs"],
+            baselines={"ipython": vals["ipython"], "bash_kernel": vals["bash_kernel"]},
+            ratio=r, ratio_base="ipython", target="<= 1.5x IPython",
+            met=None if r is None else r <= 1.5, note=note))
+    return rows
+
+
+# -- 3. stdout throughput ----------------------------------------------------------------------
+def bench_stream(cfg: Config, kernels: Kernels) -> list[Row]:
+    mbs: dict[str, float | None] = {}
+    sizes: dict[str, int] = {}
+    for label in KERNELS:
+        s = kernels.get(label)
+        if s is None:
+            mbs[label] = None
+            continue
+        size = cfg.stream_bytes if label != "bash_kernel" else cfg.stream_bytes_slow
+        sizes[label] = size
+        code = _stream_code(label, size)
+        s.run(_stream_code(label, 100_000))  # warm-up
+        results = []
+        for _ in range(cfg.stream_reps):
+            t, nbytes, status = s.run(code)
+            if status != "ok" or nbytes < size * 0.99:
+                raise RuntimeError(f"{label}: stream got {nbytes} of {size} bytes ({status})")
+            results.append(nbytes / t / 1e6)
+        mbs[label] = median(results)
+        log(f"stream {label}: {mbs[label]:.1f} MB/s ({size / 1e6:g} MB)")
+    r = ratio(mbs["rootfs"], mbs["ipython"])
+    sz = ", ".join(f"{k} {v / 1e6:g} MB" for k, v in sizes.items())
+    note = "; ".join(x for x in (f"bytes per run: {sz}",
+                                 _missing_note(kernels, ("ipython", "bash_kernel"))) if x)
+    return [Row(measure="stdout throughput (iopub stream text)", key="stream_mb_s",
+                unit="MB/s", value=mbs["rootfs"],
+                baselines={"ipython": mbs["ipython"], "bash_kernel": mbs["bash_kernel"]},
+                ratio=r, ratio_base="ipython", target=">= 50 MB/s",
+                met=None if mbs["rootfs"] is None else mbs["rootfs"] >= 50, note=note)]
+
+
+def _stream_code(label: str, size: int) -> str:
+    if label == "ipython":  # a print loop: 10,000-byte lines
+        return (f"import sys\nfor _ in range({size // 10000}):\n"
+                f"    print({'a' * 9999!r})\nsys.stdout.flush()")
+    return f"head -c {size} /dev/zero | tr '\\0' a"
+
+
+# -- 4. kernel start-up ------------------------------------------------------------------------
+def bench_startup(cfg: Config, kernels: Kernels) -> list[Row]:
+    meds: dict[str, float | None] = {}
+    for label, (spec, _) in KERNELS.items():
+        if kernels.get(label) is None:  # the shared session's start counts as one sample
+            meds[label] = None
+            continue
+        for _ in range(cfg.startup_reps - len(kernels.startups[label])):
+            s = KernelSession(spec)
+            kernels.startups[label].append(s.startup)
+            s.close()
+        meds[label] = median(kernels.startups[label]) * 1e3
+        log(f"startup {label}: {meds[label]:.0f} ms (n={len(kernels.startups[label])})")
+    r = ratio(meds["rootfs"], meds["ipython"])
+    return [Row(measure="kernel start-up (start_new_kernel -> kernel_info reply)",
+                key="startup", unit="ms", value=meds["rootfs"],
+                baselines={"ipython": meds["ipython"], "bash_kernel": meds["bash_kernel"]},
+                ratio=r, ratio_base="ipython", target="<= 1000 ms",
+                met=None if meds["rootfs"] is None else meds["rootfs"] <= 1000,
+                note=_missing_note(kernels, ("ipython", "bash_kernel")))]
+
+
+# -- 6. %keep chain ----------------------------------------------------------------------------
+def bench_keep(cfg: Config, kernels: Kernels) -> list[Row]:
+    s = kernels.get("rootfs")
+    if s is None:
+        return [Row("%keep chain", "keep_last_vs_first", "ms", None,
+                    note=kernels.missing.get("rootfs", ""))]
+    # The chain runs `keep_chains` times: on a shared machine one chain's first or last
+    # cells can land on someone else's burst; the median over chains is what is reported.
+    firsts, lasts, ratios = [], [], []
+    n = max(2, min(10, cfg.keep_cells // 2))
+    for _ in range(cfg.keep_chains):
+        s.run("true")  # ends any chain a previous run left
+        times = []
+        for i in range(cfg.keep_cells):
+            t, _, status = s.run(f"%keep\necho {i} >> /f; wc -l < /f > /dev/null")
+            if status != "ok":
+                raise RuntimeError(f"%keep cell {i} failed")
+            times.append(t * 1e3)
+        _, out, status = s.run("%keep\ntest $(wc -l < /f) -eq " + str(cfg.keep_cells))
+        if status != "ok":
+            raise RuntimeError("the %keep chain lost lines of /f")
+        firsts.append(median(times[:n]))
+        lasts.append(median(times[-n:]))
+        ratios.append(lasts[-1] / firsts[-1])
+    s.run("true")  # drop the chain
+    first, last, r = median(firsts), median(lasts), median(ratios)
+    log(f"keep chain: first {n} {first:.1f} ms, last {n} {last:.1f} ms, ratios {ratios}")
+    return [Row(measure=f"%keep chain of {cfg.keep_cells} cells: median of last {n} vs "
+                        f"first {n} (median of {cfg.keep_chains} chains)",
+                key="keep_last_vs_first", unit="ms", value=last, baselines={"first cells": first},
+                ratio=r, ratio_base="first cells", target="must not grow (<= 1.25x)",
+                met=None if r is None else r <= 1.25)]
+
+
+# -- 2. fresh-container setup ------------------------------------------------------------------
+def _image_dir() -> Path:
+    from rootfs_kernel.images import ImageStore
+
+    layers = ImageStore().get("minimal").layers
+    if len(layers) != 1:
+        raise RuntimeError(f"the minimal image has {len(layers)} layers; expected one")
+    return Path(layers[0])
+
+
+def _time_cmd(argv: list[str], reps: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _sandbox_times(reps: int, warmup: int) -> tuple[list[float], list[float]]:
+    """(end-to-end run() ms, container-reported setup ms) for `true` on the minimal image."""
+    from rootfs_kernel import cell
+    from rootfs_kernel.images import ImageStore
+    from rootfs_kernel.sandbox.client import SandboxClient
+    from rootfs_kernel.sandbox.plan import Places, container_plan
+
+    image = ImageStore().get("minimal")
+    client = SandboxClient()
+    client.start()
+    try:
+        places = Places(scratch=client.places["scratch"], keep_upper=client.places["keep_upper"],
+                        keep_work=client.places["keep_work"], keep_active=False)
+        plan = container_plan(cell.parse("true"), layers=[str(p) for p in image.layers],
+                              image_env=image.env, image_workdir=image.workdir, user_env={},
+                              places=places, rootless=client.rootless, uid=os.getuid(),
+                              gid=os.getgid(), host_cwd=os.getcwd()).to_json()
+
+        async def loop() -> tuple[list[float], list[float]]:
+            e2e, setup = [], []
+            for i in range(warmup + reps):
+                t0 = time.perf_counter()
+                run = await client.run(json.loads(json.dumps(plan)), _drop, _drop)
+                dt = (time.perf_counter() - t0) * 1e3
+                if run.error or run.status:
+                    raise RuntimeError(f"sandbox `true` failed: {run.error or run.status}")
+                if i >= warmup:
+                    e2e.append(dt)
+                    setup.append((run.setup_seconds or 0.0) * 1e3)
+            return e2e, setup
+
+        return asyncio.run(loop())
+    finally:
+        client.close()
+
+
+def _drop(_data: bytes) -> None:
+    pass
+
+
+def bench_setup(cfg: Config, kernels: Kernels) -> list[Row]:
+    img = _image_dir()
+    e2e, inside = _sandbox_times(cfg.setup_reps, cfg.warmup)
+    base: dict[str, float | None] = {}
+    notes = []
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        argv = [bwrap, "--unshare-pid", "--ro-bind", str(img), "/", "--proc", "/proc",
+                "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true"]
+        base["bwrap"] = median(_time_cmd(argv, cfg.setup_reps, cfg.warmup))
+    else:
+        base["bwrap"] = None
+        notes.append("bwrap not installed (apt-get install -y bubblewrap)")
+    unshare, chroot = shutil.which("unshare"), shutil.which("chroot")
+    if unshare and chroot and os.geteuid() == 0:
+        argv = [unshare, "-mpf", f"--mount-proc={img}/proc", chroot, str(img), "/bin/true"]
+        base["unshare+chroot"] = median(_time_cmd(argv, cfg.setup_reps, cfg.warmup))
+    else:
+        base["unshare+chroot"] = None
+        notes.append("unshare + chroot needs root and util-linux")
+    base["rootfs setup_seconds (inside)"] = median(inside)
+    v = median(e2e)
+    log(f"setup: rootfs {v:.1f} ms (inside {median(inside):.1f}), baselines {base}")
+    r = ratio(v, base["bwrap"])
+    notes.insert(0, "rootfs: SandboxClient.run() end to end (overlay, /proc, /dev, /sys, masks, "
+                    "pivot_root, exec); bwrap: --unshare-pid --ro-bind IMG / --proc --dev "
+                    "--tmpfs /tmp; unshare -mpf --mount-proc=IMG/proc chroot IMG; both timed "
+                    "from subprocess.run")
+    return [Row(measure="fresh container running `true` (minimal image)", key="setup",
+                unit="ms", value=v, baselines=base, ratio=r, ratio_base="bwrap",
+                target="<= 1.0x bwrap", met=None if r is None else r <= 1.0,
+                note="; ".join(notes))]
+
+
+# -- 5. comparison views -----------------------------------------------------------------------
+def synth_mountinfo(n: int, cell_side: bool) -> str:
+    """n mountinfo lines; the cell's side differs from the host's in a fifth of them."""
+    lines = []
+    for i in range(n):
+        opts = "ro,relatime" if cell_side and i % 5 == 0 else "rw,relatime"
+        prop = "" if cell_side else f"shared:{i + 1}"
+        point = "/" if i == 0 else f"/srv/vol{i // 50}/m{i}"
+        if cell_side and i % 7 == 3:
+            point += "-cell"
+        lines.append(f"{i + 20} {i + 19 if i else 1} 0:{i + 30} / {point} {opts} {prop} - "
+                     f"{'tmpfs' if i % 3 else 'ext4'} dev{i} rw,size={i}k")
+    return "\n".join(lines) + "\n"
+
+
+def _time_fn(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _bundle_json_ms(bundle: tuple[dict, dict], reps: int) -> float:
+    return median(_time_fn(lambda: json.dumps(bundle[0]).encode(), reps))
+
+
+def make_tree(root: Path, entries: int, variant: int) -> None:
+    """entries files and directories below root, 100 per directory, two levels deep."""
+    per = 100
+    made = 0
+    d = 0
+    while made < entries:
+        sub = root / f"d{d:03d}"
+        sub.mkdir()
+        made += 1
+        for f in range(min(per, entries - made)):
+            p = sub / f"f{f:03d}"
+            p.write_bytes(b"x" * ((f + variant) % 7 if (d + f) % 9 == 0 else f % 7))
+            made += 1
+        d += 1
+
+
+def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
+    # widget=True needs a comm: outside a kernel, the comm package's default is DummyComm.
+    import comm  # noqa: F401 - nothing of ipykernel is imported here, so DummyComm stays
+
+    from rootfs_kernel.inspect import diff_listings, diff_mounts, parse_mountinfo, snapshot
+    from rootfs_kernel.views import display_bundle, listing_payload, mounts_payload
+
+    rows = []
+    for n in cfg.mount_counts:
+        cell_text, host_text = synth_mountinfo(n, True), synth_mountinfo(n, False)
+        last: dict = {}
+
+        def compare(cell_text: str = cell_text, host_text: str = host_text,
+                    last: dict = last) -> None:
+            payload = mounts_payload(diff_mounts(parse_mountinfo(cell_text),
+                                                 parse_mountinfo(host_text)))
+            # display_bundle renders text/plain and text/html (render_html) and the widget:
+            # the kernel's own path, so render_html is not called a second time here.
+            last["bundle"] = display_bundle(payload, widget=True)
+
+        v = median(_time_fn(compare, cfg.view_reps))
+        b = _bundle_json_ms(last["bundle"], cfg.view_reps)
+        r = ratio(v, b)
+        target = "<= 300 ms" if n == 5000 else ""
+        rows.append(Row(measure=f"mount comparison, {n:,} mounts (parse+diff+payload+"
+                                f"display_bundle: text, html, widget)",
+                        key=f"views_mounts_{n}", unit="ms",
+                        value=v, baselines={"json.dumps of the bundle": b}, ratio=r,
+                        ratio_base="json.dumps of the bundle", target=target,
+                        met=(v <= 300) if target else None))
+        log(f"views {n} mounts: {v:.1f} ms (json {b:.1f} ms)")
+
+    with tempfile.TemporaryDirectory(prefix="rootfs-bench-") as tmp:
+        cell_dir, host_dir = Path(tmp, "cell"), Path(tmp, "host")
+        cell_dir.mkdir()
+        host_dir.mkdir()
+        make_tree(cell_dir, cfg.dir_entries, 0)
+        make_tree(host_dir, cfg.dir_entries, 1)
+        limit = cfg.dir_entries * 2
+        last: dict = {}
+
+        def listing() -> None:
+            diff = diff_listings(snapshot(str(cell_dir), max_entries=limit),
+                                 snapshot(str(host_dir), max_entries=limit))
+            payload = listing_payload(diff)
+            last["bundle"] = display_bundle(payload, widget=True)
+
+        def walk() -> None:  # the floor: reading both trees, nothing else
+            for d in (cell_dir, host_dir):
+                for top, dirs, files in os.walk(d):
+                    for name in dirs + files:
+                        os.lstat(os.path.join(top, name))
+
+        v = median(_time_fn(listing, cfg.view_reps))
+        b = median(_time_fn(walk, cfg.view_reps))
+        log(f"views listing {cfg.dir_entries}: {v:.1f} ms (walk {b:.1f} ms)")
+        rows.append(Row(measure=f"directory comparison, {cfg.dir_entries:,} entries per side "
+                                "(2 snapshots+diff+payload+display_bundle)",
+                        key="views_listing", unit="ms", value=v,
+                        baselines={"os.walk+lstat of both trees": b}, ratio=ratio(v, b),
+                        ratio_base="os.walk+lstat of both trees"))
+    return rows
+
+
+# -- 7. images ---------------------------------------------------------------------------------
+def _import_function() -> Callable | None:
+    try:
+        from rootfs_kernel.images.oci_import import import_image
+    except ImportError:
+        return None
+    return import_image
+
+
+def write_oci_tar(path: Path, total: int) -> Path:
+    """An OCI image layout tar with one uncompressed layer of ~total bytes; returns the layer."""
+    work = path.parent
+    layer = work / "layer.tar"
+    per = 1_000_000
+    with tarfile.open(layer, "w", format=tarfile.PAX_FORMAT) as t:
+        for name, mode in (("data", 0o755), ("etc", 0o755)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, 0
+            t.addfile(ti)
+        ti = tarfile.TarInfo("etc/hostname")
+        ti.size, ti.mtime = 6, 0
+        t.addfile(ti, io.BytesIO(b"bench\n"))
+        for i in range(max(1, total // per)):
+            ti = tarfile.TarInfo(f"data/blob{i:04d}")
+            ti.size, ti.mode, ti.mtime = per, 0o644, 0
+            t.addfile(ti, io.BytesIO(os.urandom(per)))
+    layer_digest = "sha256:" + _sha256_file(layer)
+    config = json.dumps({
+        "architecture": _oci_arch(), "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer.stat().st_size}],
+    }).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+        "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}).encode()
+    with tarfile.open(path, "w") as t:
+        def add(name: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+
+        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        add("index.json", index)
+        add(f"blobs/sha256/{config_digest[7:]}", config)
+        add(f"blobs/sha256/{manifest_digest[7:]}", manifest)
+        t.add(layer, f"blobs/sha256/{layer_digest[7:]}")
+    return layer
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _oci_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def bench_image(cfg: Config, kernels: Kernels) -> list[Row]:
+    import_image = _import_function()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rootfs-bench-img-") as tmp:
+        tmpd = Path(tmp)
+        if import_image is None:
+            rows.append(Row("OCI image import", "image_import", "s", None,
+                            note="n/a (not implemented)"))
+        else:
+            from rootfs_kernel.images import ImageStore
+
+            archive = tmpd / "bench-oci.tar"
+            layer = write_oci_tar(archive, cfg.image_bytes)
+            size = archive.stat().st_size
+            imports, untars = [], []
+            for i in range(cfg.image_reps):
+                store = ImageStore(tmpd / f"store{i}")
+                t0 = time.perf_counter()
+                import_image(store, archive, "bench")
+                imports.append(time.perf_counter() - t0)
+                out = tmpd / f"untar{i}"
+                out.mkdir()
+                t0 = time.perf_counter()
+                subprocess.run(["tar", "-xf", str(layer), "-C", str(out)], check=True)
+                untars.append(time.perf_counter() - t0)
+                shutil.rmtree(tmpd / f"store{i}", ignore_errors=True)
+                shutil.rmtree(out)
+            v, b = median(imports), median(untars)
+            log(f"image import {size / 1e6:.0f} MB: {v:.2f} s (tar -xf {b:.2f} s)")
+            rows.append(Row(f"OCI image import ({size / 1e6:.0f} MB layout tar, one layer)",
+                            "image_import", "s", v, {"tar -xf of the layer": b}, ratio(v, b),
+                            "tar -xf of the layer"))
+        try:
+            from rootfs_kernel.images.minimal import build_minimal
+        except ImportError:
+            rows.append(Row("`minimal` image build", "image_minimal", "s", None,
+                            note="n/a (not implemented)"))
+            return rows
+        from rootfs_kernel.images import ImageStore
+
+        builds, copies = [], []
+        for i in range(cfg.image_reps):
+            store = ImageStore(tmpd / f"mstore{i}")
+            t0 = time.perf_counter()
+            image = store.build("minimal", build_minimal)
+            builds.append(time.perf_counter() - t0)
+            out = tmpd / f"copy{i}"
+            t0 = time.perf_counter()
+            subprocess.run(["cp", "-a", str(image.layers[0]), str(out)], check=True)
+            copies.append(time.perf_counter() - t0)
+            shutil.rmtree(tmpd / f"mstore{i}", ignore_errors=True)
+            shutil.rmtree(out)
+        v, b = median(builds), median(copies)
+        log(f"minimal build: {v:.2f} s (cp -a {b:.2f} s)")
+        rows.append(Row("`minimal` image build (fresh store)", "image_minimal", "s", v,
+                        {"cp -a of the built tree": b}, ratio(v, b), "cp -a of the built tree"))
+    return rows
+
+
+# -- driver ------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    warmup: int = 5
+    reps: int = 60
+    stream_bytes: int = 100_000_000
+    stream_bytes_slow: int = 1_000_000   # bash_kernel streams ~0.3 MB/s
+    stream_reps: int = 3
+    startup_reps: int = 5
+    keep_cells: int = 50
+    keep_chains: int = 3
+    setup_reps: int = 60
+    mount_counts: tuple[int, ...] = (100, 1000, 5000)
+    dir_entries: int = 10_000
+    view_reps: int = 7
+    image_bytes: int = 100_000_000
+    image_reps: int = 3
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(warmup=1, reps=5, stream_bytes=1_000_000, stream_bytes_slow=20_000,
+                   stream_reps=1, startup_reps=1, keep_cells=6, keep_chains=1, setup_reps=5,
+                   mount_counts=(100, 1000), dir_entries=500, view_reps=2,
+                   image_bytes=2_000_000, image_reps=1)
+
+
+BENCHES: dict[str, Callable[[Config, Kernels], list[Row]]] = {
+    "startup": bench_startup,
+    "roundtrip": bench_roundtrip,
+    "stream": bench_stream,
+    "keep": bench_keep,
+    "setup": bench_setup,
+    "views": bench_views,
+    "image": bench_image,
+}
+
+
+def _missing_note(kernels: Kernels, labels: tuple[str, ...]) -> str:
+    return "; ".join(f"{k} skipped: {kernels.missing[k]}" for k in labels if k in kernels.missing)
+
+
+def machine() -> dict:
+    cpu = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f
+                    if line.startswith("model name")), "")
+    versions = {}
+    for mod in ("jupyter_client", "ipykernel", "bash_kernel"):
+        with contextlib.suppress(Exception):
+            versions[mod] = __import__(mod).__version__
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout
+        versions["bwrap"] = out.strip().split()[-1] if out.strip() else "?"
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "python": platform.python_version(), "euid": os.geteuid(), "versions": versions,
+            "loadavg_at_start": round(os.getloadavg()[0], 2)}
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "n/a"
+    s = f"{x:.3g}" if abs(x) < 10 else f"{x:,.0f}"
+    if abs(x) < 100 and abs(x) >= 10:
+        s = f"{x:.1f}"
+    return f"{s} {unit}".strip()
+
+
+def render(meta: dict, rows: list[Row]) -> str:
+    out = [f"- date: {meta['date']}",
+           f"- machine: nproc {meta['nproc']} ({meta['cpu']}), Linux {meta['kernel']}, "
+           f"Python {meta['python']}, euid {meta['euid']}, load average at start "
+           f"{meta['loadavg_at_start']}; "
+           + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+           f"- command: `{meta['command']}`" + (" (quick: tiny sizes, NOT representative)"
+                                                if meta["quick"] else ""),
+           "",
+           "| measure | rootfs-kernel | baseline(s) | ratio | target | met? |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    notes = []
+    for r in rows:
+        bases = "; ".join(f"{k}: {_fmt(v, r.unit)}" for k, v in r.baselines.items()) or "-"
+        rat = f"{r.ratio:.2f}x vs {r.ratio_base}" if r.ratio is not None else "n/a"
+        met = "-" if r.met is None else ("yes" if r.met else "**no**")
+        value = _fmt(r.value, r.unit) if r.value is not None else (r.note or "n/a")
+        out.append(f"| {r.measure} | {value} | {bases} | {rat} | {r.target or '-'} | {met} |")
+        if r.note and r.value is not None:
+            notes.append(f"- {r.key}: {r.note}")
+    if notes:
+        out += ["", "Notes:", *notes]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, few repetitions")
+    ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MEASURES)}")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    only = [m.strip() for m in args.only.split(",") if m.strip()] or list(MEASURES)
+    unknown = [m for m in only if m not in MEASURES]
+    if unknown:
+        ap.error(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(MEASURES)}")
+    cfg = Config.quick() if args.quick else Config()
+    meta = machine()
+    meta["command"] = " ".join(["python", "benchmarks/run.py", *map(shlex.quote,
+                                                                   sys.argv[1:] if argv is None
+                                                                   else argv)])
+    meta["quick"] = args.quick
+    kernels = Kernels()
+    rows: list[Row] = []
+    failures: dict[str, str] = {}
+    t0 = time.perf_counter()
+    try:
+        for name in MEASURES:
+            if name not in only:
+                continue
+            log(f"== {name}")
+            try:
+                rows += BENCHES[name](cfg, kernels)
+            except Exception as err:  # noqa: BLE001 - one broken measure must not hide the rest
+                failures[name] = f"{type(err).__name__}: {err}"
+                log(f"{name} FAILED: {failures[name]}")
+    finally:
+        kernels.close()
+    meta["seconds"] = round(time.perf_counter() - t0, 1)
+    print(render(meta, rows))
+    for name, why in failures.items():
+        print(f"\nFAILED {name}: {why}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": [asdict(r) for r in rows], "failures": failures},
+                      f, indent=1)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
