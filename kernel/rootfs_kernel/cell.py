@@ -77,6 +77,7 @@ class CellSpec:
     show: tuple[Show, ...] = ()
     help: bool = False
     c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
+    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory (bytes), cpu (cores)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,48 @@ def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     return replace(spec, show=spec.show + (view,))
 
 
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`64m`, `1.5G`, `512MiB`, `100000` -> bytes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size; write e.g. 64m, 1g or 100000")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_limits(words: list[str]) -> tuple[tuple[str, float], ...]:
+    """`pids=N memory=SIZE cpu=FRACTION` -> (("pids", N), ...); shared with kernel defaults."""
+    out: dict[str, float] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or key not in ("pids", "memory", "cpu"):
+            raise ValueError(f"expected pids=N, memory=SIZE or cpu=FRACTION, got {word!r}")
+        try:
+            if key == "pids":
+                out[key] = int(value)
+            elif key == "memory":
+                out[key] = parse_size(value)
+            else:
+                out[key] = float(value)
+        except ValueError as err:
+            raise ValueError(f"{key}: {err}" if key == "memory" else
+                             f"{key} must be a number, got {value!r}") from None
+        if out[key] <= 0 or (key == "pids" and out[key] < 2) or \
+                (key == "memory" and out[key] < 1 << 20):
+            raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
+                             "memory >= 1m, cpu > 0)")
+    return tuple(out.items())
+
+
+def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    if not args:
+        raise TypeError
+    return replace(spec, limits=tuple({**dict(spec.limits), **dict(parse_limits(args))}.items()))
+
+
 def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if args:
         raise TypeError
@@ -229,6 +272,9 @@ MAGICS: dict[str, Magic] = {
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
               "show its mount table, a listing, its changes or its namespaces next to the "
               "host's.", _p_show),
+        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION", "Limit the cell through "
+              "cgroups: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core).",
+              _p_limit),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 import signal
 
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
 from ipykernel.kernelbase import Kernel
+from traitlets import Unicode
 
 from . import __version__, cell, completion
 from .images import ImageError
@@ -33,9 +35,15 @@ class RootfsKernel(Kernel):
               "(mount + PID namespaces, overlay rootfs, pivot_root). %help lists the header lines.")
     help_links = [{"text": "rootfs-kernel", "url": "https://pypi.org/project/rootfs-kernel/"}]
 
+    default_limits = Unicode(
+        os.environ.get("ROOTFS_KERNEL_LIMITS", ""), config=True,
+        help="Limits for every cell, e.g. 'pids=1024 memory=2g cpu=1' (a cell's %limit "
+             "line overrides them); also from $ROOTFS_KERNEL_LIMITS.")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.cells = Session()  # not `session`: Kernel.session is the wire protocol's
+        # `cells`, not `session`: Kernel.session is the wire protocol's.
+        self.cells = Session(default_limits=self.default_limits)
         self._interrupt: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()

@@ -40,7 +40,9 @@ class Outcome:
 
 
 class Session:
-    def __init__(self, store: ImageStore | None = None) -> None:
+    def __init__(self, store: ImageStore | None = None, default_limits: str = "") -> None:
+        # Kernel-wide limits (`pids=512 memory=1g`), under each cell's own %limit line.
+        self.default_limits = dict(cell.parse_limits(default_limits.split()))
         self.sandbox = SandboxClient()
         self.sandbox.start()
         self.store = store or ImageStore()
@@ -60,6 +62,9 @@ class Session:
             spec = cell.parse(code)
         except cell.HeaderError as err:
             return Outcome(error=("HeaderError", str(err)))
+        if self.default_limits and not spec.host:
+            spec = replace(spec, limits=tuple({**self.default_limits,
+                                               **dict(spec.limits)}.items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
         if not spec.script.strip() and not spec.show:
             self.user_env.update(spec.env)
@@ -178,6 +183,8 @@ def _root_switch_index(ops: list[dict]) -> int:
 
 
 def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
+    if run.limit and (run.status or run.signal):
+        return ("LimitExceeded", f"{run.limit} (exit status {run.status})")
     if run.timed_out:
         return ("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and its "
                 "container was killed")

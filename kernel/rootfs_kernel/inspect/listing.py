@@ -16,11 +16,19 @@ Snapshot shape::
              "target": "..." (symlinks only),
              "children": [...] (directories that were read),
              "error": "Permission denied" (directories that could not be read),
-             "truncated": true (directories whose children were cut)}
+             "truncated": true (directories whose children were cut),
+             "cut_after": "name" (set with "truncated" when the entry budget ran out
+                          inside this directory: the children kept are the ones
+                          whose names sort up to and including "name")}
+
+A directory cut by the entry budget keeps its alphabetically first entries, not the
+first ones readdir happens to return: two sides of a comparison then agree on which
+names they looked at, whatever order their filesystems list them in.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat
 
@@ -91,35 +99,37 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
             budget_cut_at = budget_cut_at or dir_path
             continue
         children: list[dict] = []
+        remaining = max_entries - count
         try:
             with os.scandir(dir_path) as it:
-                for de in it:
-                    if count >= max_entries:
-                        holder["truncated"] = True
-                        budget_cut_at = budget_cut_at or dir_path
-                        break
-                    try:
-                        st = de.stat(follow_symlinks=False)
-                    except OSError as err:
-                        children.append({"name": de.name, "type": "unknown",
-                                         "error": _error_text(err)})
-                        count += 1
-                        continue
-                    entry = _describe(de.name, st)
-                    if entry["type"] == "symlink":
-                        entry["target"] = _readlink(de.path)
-                    elif entry["type"] == "dir":
-                        if depth < max_depth:
-                            queue.append((de.path, entry, depth + 1))
-                        elif _has_entries(de.path):
-                            entry["truncated"] = True
-                            depth_cut.append(de.path)
-                    children.append(entry)
-                    count += 1
+                # The alphabetically first names, in one pass and O(remaining) memory.
+                kept = heapq.nsmallest(remaining + 1, it, key=_name)
         except OSError as err:
             holder["error"] = _error_text(err)
             continue
-        children.sort(key=lambda e: e["name"])
+        if len(kept) > remaining:
+            kept = kept[:remaining]
+            holder["truncated"] = True
+            holder["cut_after"] = kept[-1].name
+            budget_cut_at = budget_cut_at or dir_path
+        for de in kept:
+            count += 1
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError as err:
+                children.append({"name": de.name, "type": "unknown",
+                                 "error": _error_text(err)})
+                continue
+            entry = _describe(de.name, st)
+            if entry["type"] == "symlink":
+                entry["target"] = _readlink(de.path)
+            elif entry["type"] == "dir":
+                if depth < max_depth:
+                    queue.append((de.path, entry, depth + 1))
+                elif _has_entries(de.path):
+                    entry["truncated"] = True
+                    depth_cut.append(de.path)
+            children.append(entry)
         holder["children"] = children
 
     if budget_cut_at is not None:
@@ -138,6 +148,10 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
         top["truncated"] = True
         top["note"] = "; ".join(notes)
     return top
+
+
+def _name(de: os.DirEntry) -> str:
+    return de.name
 
 
 def _readlink(path: str) -> str | None:
@@ -173,13 +187,31 @@ def _values(entry: dict) -> dict:
     }
 
 
-def _diff_children(cell: list[dict] | None, host: list[dict] | None) -> list[dict]:
+def _diff_children(cell: list[dict] | None, host: list[dict] | None,
+                   cell_cut: str | None = None, host_cut: str | None = None) -> list[dict]:
+    """Align children by name. A side cut by the entry budget (cut_after = its last
+    kept name) says nothing about names sorting after the cut: a name the other side
+    has there is left out rather than marked as present on one side only."""
     c_by = {e["name"]: e for e in cell or ()}
     h_by = {e["name"]: e for e in host or ()}
     rows = []
     for name in sorted(c_by.keys() | h_by.keys()):
-        rows.append(_diff_entry(name, c_by.get(name), h_by.get(name)))
+        c, h = c_by.get(name), h_by.get(name)
+        if (c is None and cell_cut is not None and name > cell_cut) or \
+                (h is None and host_cut is not None and name > host_cut):
+            continue
+        rows.append(_diff_entry(name, c, h))
     return rows
+
+
+def _bound(top: dict) -> str | None:
+    """The cut of a top-level snapshot: "" when the directory could not be read at all."""
+    return "" if _unread_dir(top) else top.get("cut_after")
+
+
+def _unread_dir(entry: dict | None) -> bool:
+    """A directory whose children were not read (depth or budget cut, or an error)."""
+    return entry is not None and entry.get("type") == "dir" and "children" not in entry
 
 
 def _diff_entry(name: str, c: dict | None, h: dict | None) -> dict:
@@ -192,8 +224,11 @@ def _diff_entry(name: str, c: dict | None, h: dict | None) -> dict:
         differs = [f for f in LISTING_FIELDS if cv[f] != hv[f]]
     c_kids = None if c is None else c.get("children")
     h_kids = None if h is None else h.get("children")
-    if c_kids is not None or h_kids is not None:
-        kids = _diff_children(c_kids, h_kids)
+    # When one side's directory went unread, the other side's children cannot be
+    # marked one-sided: the row then has no children (its notes say why).
+    if (c_kids is not None or h_kids is not None) and not (_unread_dir(c) or _unread_dir(h)):
+        kids = _diff_children(c_kids, h_kids, c.get("cut_after") if c else None,
+                              h.get("cut_after") if h else None)
         row["children"] = kids
         # Contents only count as a difference when both sides were actually read.
         if (
@@ -233,7 +268,8 @@ def diff_listings(cell: dict, host: dict) -> dict:
     return {
         "cell_path": cell.get("path"),
         "host_path": host.get("path"),
-        "rows": _diff_children(cell.get("children"), host.get("children")),
+        "rows": _diff_children(cell.get("children"), host.get("children"),
+                               _bound(cell), _bound(host)),
         "truncated": bool(cell.get("truncated") or host.get("truncated")),
         "notes": notes,
     }

@@ -38,6 +38,7 @@ class CellRun:
     snapshots: list[dict] = field(default_factory=list)
     interrupted: bool = False
     timed_out: bool = False
+    limit: str | None = None          # which cgroup limit ended (part of) the cell
 
 
 class SandboxClient:
@@ -48,6 +49,7 @@ class SandboxClient:
         self.rootless = os.geteuid() != 0
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
+        self._notices: dict[int, Callable[[bytes], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ---------------------------------------------------------------------
@@ -106,6 +108,9 @@ class SandboxClient:
                 if not fut.done():
                     fut.set_exception(SandboxError("the sandbox helper went away"))
             return
+        if msg["event"] == "notice" and msg.get("id") in self._notices:
+            self._notices[msg["id"]](f"rootfs-kernel: {msg['message']}\n".encode())
+            return
         fut = self._waiters.get(msg.get("id"))
         if fut is None or fut.done():
             return
@@ -131,6 +136,7 @@ class SandboxClient:
         cid = next(self._ids)
         done = loop.create_future()
         self._waiters[cid] = done
+        self._notices[cid] = on_stderr
         pipes = [os.pipe() for _ in range(3)]
         result_chunks: list[bytes] = []
         readers = [
@@ -155,7 +161,9 @@ class SandboxClient:
             for r in readers:
                 r.close()
             self._waiters.pop(cid, None)
+            self._notices.pop(cid, None)
         run.status, run.signal = exited["status"], exited["signal"]
+        run.limit = exited.get("limit")
         if result_chunks:
             try:
                 report = json.loads(b"".join(result_chunks))

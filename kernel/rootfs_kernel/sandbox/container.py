@@ -27,6 +27,7 @@ from ..inspect import changes as inspect_changes
 from ..inspect import listing as inspect_listing
 from ..inspect import ns as inspect_ns
 from . import syscalls as sc
+from .cgroups import join as join_cgroups
 
 SETUP_FAILED = 125
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -41,6 +42,8 @@ def run(plan: dict, stdout: int, stderr: int, result: int, helper_pid: int) -> N
     code = SETUP_FAILED
     try:
         _die_with_parent(helper_pid)
+        if plan.get("cgroup_procs"):
+            join_cgroups(plan["cgroup_procs"])  # before any child: all inherit the limits
         if plan["host"]:
             _exec_script(plan, stdout, stderr)  # a %%host cell: no namespaces at all
         code = _namespaced(plan, stdout, stderr, result)
@@ -89,9 +92,11 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
     except OSError as err:
         raise SetupError(ctx.explain(err)) from None
     setup_seconds = time.monotonic() - started
-    script = os.fork()
-    if script == 0:
-        _exec_script(plan, stdout, stderr)
+    script = _spawn_script(plan, stdout, stderr)
+    if script is None:
+        _report(result, {"status": 127, "signal": None, "setup_seconds": setup_seconds,
+                         "snapshots": ctx.snapshots()})
+        return 127
     pidns = plan["pidns"]
 
     def forward(sig: int, _frame: object) -> None:
@@ -113,11 +118,40 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
     return code
 
 
+_SCRIPT_SIGDEF = (*_FORWARDED, signal.SIGPIPE, signal.SIGCHLD)
+
+
+def _spawn_script(plan: dict, stdout: int, stderr: int) -> int | None:
+    """Start process C with posix_spawn: a vfork-style start, not a copy of this Python.
+
+    C gets a new session (so the kernel's SIGINT to its process group misses it), default
+    signal dispositions, /dev/null as stdin and the cell's pipes as stdout and stderr.
+    """
+    try:
+        os.chdir(plan["cwd"])
+    except OSError:
+        os.chdir("/")
+    actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    try:
+        return os.posix_spawn(plan["argv"][0], plan["argv"], plan["env"], file_actions=actions,
+                              setsid=True, setsigdef=_SCRIPT_SIGDEF, setsigmask=())
+    except OSError as err:
+        os.write(stderr, f"rootfs-kernel: {_exec_problem(plan, err)}\n".encode())
+        return None
+
+
+def _exec_problem(plan: dict, err: OSError) -> str:
+    if err.errno == errno.E2BIG:
+        return "the cell is too long for `sh -c` (128 KiB at most)"
+    return f"cannot run {plan['argv'][0]}: {err.strerror}"
+
+
 def _exec_script(plan: dict, stdout: int, stderr: int) -> None:
-    """Body of process C: a new session (so the kernel's SIGINT to its group misses it)."""
+    """A %%host cell: process A itself becomes the script, in a session of its own."""
     try:
         os.setsid()
-        for sig in (*_FORWARDED, signal.SIGPIPE, signal.SIGCHLD):
+        for sig in _SCRIPT_SIGDEF:
             signal.signal(sig, signal.SIG_DFL)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
@@ -129,9 +163,7 @@ def _exec_script(plan: dict, stdout: int, stderr: int) -> None:
             os.chdir("/")
         os.execve(plan["argv"][0], plan["argv"], plan["env"])
     except OSError as err:
-        what = "the cell is too long for `sh -c` (128 KiB at most)" if err.errno == errno.E2BIG \
-            else f"cannot run {plan['argv'][0]}: {err.strerror}"
-        os.write(2, f"rootfs-kernel: {what}\n".encode())
+        os.write(2, f"rootfs-kernel: {_exec_problem(plan, err)}\n".encode())
     os._exit(127)
 
 

@@ -15,6 +15,7 @@ container is killed and the helper's directory removed: nothing is left on the h
 
 from __future__ import annotations
 
+import gc
 import os
 import selectors
 import shutil
@@ -28,6 +29,12 @@ from pathlib import Path
 
 from . import container, protocol
 from . import syscalls as sc
+from .cgroups import CellCgroup, LimitsUnavailable
+
+# A cell whose fork attempts keep failing on pids.max for this long is a fork bomb held
+# by its limit: end it rather than let it spin until a timeout that may never come.
+POLL_SECONDS = 0.25
+FORK_BOMB_POLLS = 4
 
 
 def runtime_base() -> Path:
@@ -116,13 +123,22 @@ class Helper:
     def _run(self, cid: int, plan: dict, fds: list[int]) -> None:
         stdout, stderr, result = fds
         me = os.getpid()
+        group = None
+        if plan.get("limits"):
+            try:
+                group = CellCgroup.create(f"{me}-{cid}", plan["limits"])
+                plan["cgroup_procs"] = group.procs_files()
+            except LimitsUnavailable as err:
+                protocol.send(self.sock, {"event": "notice", "id": cid,
+                                          "message": f"{err}; the cell runs without limits"})
         plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
         pid = os.fork()
         if pid == 0:
             self.sock.close()
             container.run(plan, stdout, stderr, result, me)
         pidfd = os.pidfd_open(pid)
-        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None}
+        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None,
+                           "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
         self.sel.register(pidfd, selectors.EVENT_READ, cid)
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
 
@@ -148,15 +164,34 @@ class Helper:
                 pass
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         code = 128 + sig if sig else os.WEXITSTATUS(status)
-        protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig})
+        limit = cell["ended_by"]
+        if cell["cgroup"] is not None:
+            limit = limit or cell["cgroup"].verdict()
+            cell["cgroup"].remove()
+        protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig,
+                                  "limit": limit})
 
     def _timeout(self) -> float | None:
         deadlines = [c["kill_at"] for c in self.cells.values() if c["kill_at"]]
-        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if any(c["cgroup"] is not None and "pids" in c["cgroup"].limits
+               for c in self.cells.values()):
+            wait = POLL_SECONDS if wait is None else min(wait, POLL_SECONDS)
+        return wait
 
     def _escalate(self) -> None:
         now = time.monotonic()
         for cid, cell in self.cells.items():
+            group = cell["cgroup"]
+            if group is not None and "pids" in group.limits and not cell["ended_by"]:
+                fails = group.pids_max_events()
+                cell["strikes"] = cell["strikes"] + 1 if fails > cell["fork_fails"] else 0
+                cell["fork_fails"] = fails
+                if cell["strikes"] >= FORK_BOMB_POLLS:
+                    cell["ended_by"] = (f"the pids limit ({group.limits['pids']}) ended the "
+                                        f"cell: it kept trying to create processes "
+                                        f"({fails} forks refused)")
+                    self._signal(cid, signal.SIGKILL)
             if cell["kill_at"] and cell["kill_at"] <= now:
                 cell["kill_at"] = None
                 self._signal(cid, signal.SIGKILL)
@@ -169,11 +204,17 @@ class Helper:
                 os.waitpid(cell["pid"], 0)
             except ChildProcessError:
                 pass
+            if cell["cgroup"] is not None:
+                cell["cgroup"].remove()
         remove_tree(self.dir)
 
 
 def main() -> None:
     fd = int(sys.argv[1])
+    # Every cell forks this process: keep the collector from touching (and so copying)
+    # the pages of objects that live as long as the helper.
+    gc.collect()
+    gc.freeze()
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

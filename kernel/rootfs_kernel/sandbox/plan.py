@@ -57,6 +57,7 @@ class Plan:
     root: str = "/"               # the new root before the switch ("/" for %root none)
     show: list[dict] = field(default_factory=list)
     changes: dict | None = None   # {"upper": path, "lowers": [paths]} for %show changes
+    limits: dict = field(default_factory=dict)   # pids, memory (bytes), cpu (cores)
     host_mnt_ns: int = 0          # inode of the host's mount namespace: setup refuses to run there
 
     def to_json(self) -> dict:
@@ -76,7 +77,8 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
     flags = 0
     for name in names:
         flags |= NAMESPACE_FLAGS[name]
-    plan = Plan(namespaces=flags, rootless=rootless, uid=uid, gid=gid, pidns="pid" in names)
+    plan = Plan(namespaces=flags, rootless=rootless, uid=uid, gid=gid, pidns="pid" in names,
+                limits=dict(spec.limits))
     ops = plan.ops
     isolated_root = spec.root != "none"
     shared = spec.propagation == "shared"

@@ -28,20 +28,24 @@ class CompareWidget(w.VBox):
                                  continuous_update=True)
         self.diff_toggle = w.ToggleButton(value=False, description="differences only",
                                           tooltip="hide rows that are the same on both sides")
-        self.table = w.HTML()
-        controls = [self.filter_box, self.diff_toggle]
-        self.crumbs = w.HBox()
-        self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
-        children: list[w.Widget] = [w.HBox(controls)]
+        # Born with its table: one comm_open carrying the HTML, not an empty model and
+        # then an update of the same size.
+        self.table = w.HTML(value=render_html(payload))
+        children: list[w.Widget] = [w.HBox([self.filter_box, self.diff_toggle])]
+        self.crumbs: w.HBox | None = None
+        self.subdir: w.Dropdown | None = None
         if payload["kind"] == "listing":
+            # Navigation models exist only where they are shown.
+            self.crumbs = w.HBox()
+            self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
             children.append(w.HBox([self.crumbs, self.subdir]))
+            self.subdir.observe(self._open_subdir, names="value")
+            self.observe(self._new_path, names="path")
         super().__init__(children=children + [self.table], **kwargs)
 
         self.filter_box.observe(self._refresh, names="value")
         self.diff_toggle.observe(self._refresh, names="value")
-        self.subdir.observe(self._open_subdir, names="value")
-        self.observe(self._refresh, names="path")
-        self._refresh()
+        self._new_path()
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
@@ -58,23 +62,34 @@ class CompareWidget(w.VBox):
 
     def _refresh(self, _change: object = None) -> None:
         self.table.value = self.table_html()
-        if self.payload["kind"] != "listing":
+        if self.subdir is None:
             return
-        top = self.payload.get("paths", {}).get("cell") or "/"
-        names = [top, *self.path]
-        buttons = []
-        for depth, name in enumerate(names):
-            b = w.Button(description=name if depth == 0 else f"{name}/",
-                         layout=w.Layout(width="auto"),
-                         disabled=depth == len(names) - 1)
-            b.on_click(lambda _b, d=depth: self._go_up(d))
-            buttons.append(b)
-        self.crumbs.children = buttons
         # Reset the picker without re-entering _open_subdir.
         self.subdir.unobserve(self._open_subdir, names="value")
         self.subdir.options = [(_PICK, ""), *((f"{n}/", n) for n in self.openable())]
         self.subdir.value = ""
         self.subdir.observe(self._open_subdir, names="value")
+
+    def _new_path(self, _change: object = None) -> None:
+        """Rebuild the breadcrumb (only when the path changes: a filter keystroke must
+        not create widget models), closing the old buttons' models, then the table."""
+        if self.crumbs is not None:
+            old = self.crumbs.children
+            top = self.payload.get("paths", {}).get("cell") or "/"
+            names = [top, *self.path]
+            buttons = []
+            for depth, name in enumerate(names):
+                b = w.Button(description=name if depth == 0 else f"{name}/",
+                             layout=w.Layout(width="auto"),
+                             disabled=depth == len(names) - 1)
+                b.on_click(lambda _b, d=depth: self._go_up(d))
+                buttons.append(b)
+            self.crumbs.children = buttons
+            for b in old:
+                b.layout.close()
+                b.style.close()
+                b.close()
+        self._refresh()
 
     def _open_subdir(self, change: dict) -> None:
         if change["new"]:

@@ -1,0 +1,159 @@
+"""Per-cell resource limits through cgroups: v2 where a writable (delegated) hierarchy
+exists, else the v1 pids, memory and cpu controllers; a clear note where neither is.
+
+The helper makes one cgroup per cell, the cell's first process joins it before it
+creates the namespaces (so everything inside inherits it), and the helper reads the
+counters when the cell ends to say which limit, if any, ended it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
+
+
+class LimitsUnavailable(Exception):
+    """No writable cgroup hierarchy for the controllers a cell asked for."""
+
+
+@dataclass
+class CellCgroup:
+    limits: dict
+    dirs: dict[str, Path] = field(default_factory=dict)   # controller -> directory
+    version: int = 1
+
+    @classmethod
+    def create(cls, name: str, limits: dict) -> CellCgroup:
+        v2 = _v2_base()
+        group = cls(limits, version=2 if v2 else 1)
+        try:
+            if v2:
+                group._create_v2(v2 / name)
+            else:
+                group._create_v1(name)
+        except OSError as err:
+            group.remove()
+            raise LimitsUnavailable(_advice(err)) from None
+        return group
+
+    def _create_v1(self, name: str) -> None:
+        wanted = {"pids": "pids", "memory": "memory", "cpu": "cpu"}
+        for key, controller in wanted.items():
+            if key not in self.limits:
+                continue
+            base = ROOT / controller
+            if not base.is_dir():
+                raise OSError(2, f"the cgroup v1 {controller} controller is not mounted",
+                              str(base))
+            d = base / "rootfs-kernel" / name
+            d.mkdir(parents=True)
+            self.dirs[controller] = d
+        if "pids" in self.limits:
+            _write(self.dirs["pids"] / "pids.max", self.limits["pids"])
+        if "memory" in self.limits:
+            _write(self.dirs["memory"] / "memory.limit_in_bytes", self.limits["memory"])
+            swap = self.dirs["memory"] / "memory.memsw.limit_in_bytes"
+            if swap.exists():  # count swap too, or a hog just swaps
+                _write(swap, self.limits["memory"])
+        if "cpu" in self.limits:
+            _write(self.dirs["cpu"] / "cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(self.dirs["cpu"] / "cpu.cfs_quota_us",
+                   max(1000, int(self.limits["cpu"] * CPU_PERIOD_US)))
+
+    def _create_v2(self, d: Path) -> None:
+        d.mkdir()
+        for key in self.limits:
+            self.dirs[key] = d
+        if "pids" in self.limits:
+            _write(d / "pids.max", self.limits["pids"])
+        if "memory" in self.limits:
+            _write(d / "memory.max", self.limits["memory"])
+            if (d / "memory.swap.max").exists():
+                _write(d / "memory.swap.max", 0)
+        if "cpu" in self.limits:
+            _write(d / "cpu.max", f"{int(self.limits['cpu'] * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+
+    def procs_files(self) -> list[str]:
+        return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
+
+    def pids_max_events(self) -> int:
+        """How often a fork failed because of pids.max (v1 and v2 both keep pids.events)."""
+        d = self.dirs.get("pids")
+        return _event(d / "pids.events", "max") if d else 0
+
+    def verdict(self) -> str | None:
+        """Which limit ended (part of) the cell, in words; None when no limit was hit."""
+        notes = []
+        mem = self.dirs.get("memory")
+        if mem is not None:
+            oom = _event(mem / ("memory.events" if self.version == 2 else "memory.oom_control"),
+                         "oom_kill")
+            if oom:
+                notes.append(f"the memory limit ({_size(self.limits['memory'])}) ended "
+                             f"{oom} process(es) (OOM kill)")
+        hits = self.pids_max_events()
+        if hits:
+            notes.append(f"the pids limit ({self.limits['pids']}) refused {hits} fork(s)")
+        return "; ".join(notes) or None
+
+    def remove(self) -> None:
+        for d in set(self.dirs.values()):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def join(procs_files: list[str]) -> None:
+    """Called in the cell's first process: move itself into the cell's cgroups."""
+    me = str(os.getpid())
+    for path in procs_files:
+        with open(path, "w") as f:
+            f.write(me)
+
+
+def _v2_base() -> Path | None:
+    """Our own cgroup v2 directory when the v2 hierarchy is mounted and delegated to us."""
+    if not (ROOT / "cgroup.controllers").exists():
+        return None
+    try:
+        line = next(ln for ln in Path("/proc/self/cgroup").read_text().splitlines()
+                    if ln.startswith("0::"))
+    except (OSError, StopIteration):
+        return None
+    base = ROOT / line[3:].lstrip("/")
+    return base if os.access(base, os.W_OK) else None
+
+
+def _write(path: Path, value: object) -> None:
+    path.write_text(str(value))
+
+
+def _event(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _advice(err: OSError) -> str:
+    return (f"cgroup limits are unavailable here ({err.strerror}: {err.filename}): the cell "
+            "needs a writable cgroup v2 hierarchy delegated to this user (systemd: "
+            "`systemd-run --user -p Delegate=yes ...`) or, as root, the v1 pids/memory/cpu "
+            "controllers")
