@@ -1,0 +1,178 @@
+"""Each notebook runs top to bottom and shows what it is about.
+
+The checks read tagged cells (cell metadata "tags") and the comparison views' JSON
+payloads; they avoid what varies between machines: mount ids, device numbers, the host's
+other mounts and files, temporary paths.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbhelpers import NOTEBOOKS, ROOT, rows
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None,
+                               reason="%%c cells need gcc on the host")
+
+
+def host_pretty_name() -> str:
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line
+    pytest.skip("the host has no PRETTY_NAME in /etc/os-release")
+
+
+def test_every_notebook_uses_the_rootfs_kernel():
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    assert len(names) == 8 and names[0].startswith("01-") and names[-1].startswith("08-")
+    for name in names:
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "rootfs", name
+
+
+def test_01_mount_namespace_alone(notebook):
+    nb = notebook("01-mount-namespace-alone")
+    # %root none: the host's /tmp, note and all, in a new mount namespace.
+    assert "written on the host" in nb.stream("check-root-none-tmp")
+    ns = nb.payload("check-root-none-tmp", "ns")
+    assert rows(ns, "mnt")[0]["status"] == "differs"
+    # The mount table is inherited: every host mount is there; the only extra is /proc.
+    mounts = nb.payload("check-mounts-inherited", "mounts")
+    assert mounts["summary"]["only-host"] == 0
+    assert {r["key"] for r in rows(mounts, status="only-cell")} <= {"/proc"}
+    assert mounts["summary"]["same"] + mounts["summary"]["differs"] > 0
+    # A default (pivot_root) cell has the image's /tmp instead.
+    assert "this /tmp belongs to the image" in nb.stream("check-pivot-tmp")
+    assert not os.path.exists("/tmp/rootfs-kernel-nb1")
+
+
+def test_02_tmpfs_inside_not_on_the_host(notebook):
+    nb = notebook("02-tmpfs-over-tmp")
+    inside = nb.stream("check-tmpfs-inside")
+    assert "none on /tmp type tmpfs" in inside
+    # /tmp is empty: nothing between the ls header and the next command's header.
+    assert re.search(r"\$ ls -A /tmp\n\$ mount -l", inside), inside
+    host = nb.stream("check-tmpfs-host")
+    assert not re.search(r"^none on /tmp ", host, re.M), host
+    assert "stayed in its namespace" in host
+    view = nb.payload("check-tmpfs-view", "mounts")
+    tmp = rows(view, "/tmp", "only-cell")
+    assert tmp and tmp[0]["cell"]["fstype"] == "tmpfs", rows(view, "/tmp")
+    assert "entries in /tmp: 0" in nb.stream("check-tmpfs-view")
+
+
+def test_03_propagation(notebook):
+    nb = notebook("03-propagation")
+    if not ROOT:
+        assert "not root" in nb.stream("prop-setup")
+        assert "not a mount point" in nb.stream("check-prop-shared-cell")
+        return
+    assert re.search(r"/tmp/rootfs-kernel-nb3\s+shared", nb.stream("prop-setup"))
+    # shared: the cell's mount reached the host's peer
+    assert "shared-cell" in nb.stream("check-prop-shared-cell")
+    assert "shared-cell" in nb.stream("check-prop-shared-host")
+    # private: mounted inside, absent on the host
+    assert "private-cell" in nb.stream("check-prop-private-cell")
+    host = nb.stream("check-prop-private-host")
+    assert "shared-cell" in host and "private-cell" not in host
+    # and nothing is left behind
+    assert "nothing left" in nb.stream("cleanup")
+    with open("/proc/self/mountinfo") as f:
+        assert "rootfs-kernel-nb3" not in f.read()
+    assert not os.path.exists("/tmp/rootfs-kernel-nb3")
+
+
+def test_04_chroot_listing(notebook):
+    nb = notebook("04-chroot")
+    out = nb.stream("check-chroot-listing")
+    assert "rootfs-kernel minimal" in out
+    listing = nb.payload("check-chroot-listing", "listing")
+    cell_names = {r["key"].rstrip("/") for r in listing["rows"] if r["cell"]}
+    host_names = {r["key"].rstrip("/") for r in listing["rows"] if r["host"]}
+    assert cell_names == set(out.splitlines()[:-1])  # ls / in the cell, minus os-release
+    assert host_names == set(os.listdir("/"))         # the host's / as this test sees it
+    assert set(nb.stream("check-chroot-host").splitlines()[:-1]) == {
+        n for n in os.listdir("/") if not n.startswith(".")}
+
+
+def test_05_rootfs_is_the_image(notebook):
+    nb = notebook("05-rootfs-is-the-image")
+    seed = {"bin", "dev", "etc", "home", "lib", "mnt", "opt", "proc", "root", "run", "sbin",
+            "sys", "tmp", "usr", "var"}
+    assert seed <= set(nb.stream("check-rootfs-minimal").split())
+    assert "busybox" in nb.stream("check-rootfs-busybox")
+    if nb.errors("check-rootfs-debian"):
+        assert "debian" in nb.errors("check-rootfs-debian")[0].evalue
+    else:
+        assert "Debian" in nb.stream("check-rootfs-debian")
+    assert set(nb.stream("check-rootfs-host").split()) == {
+        n for n in os.listdir("/") if not n.startswith(".")}
+    # The kernel is not in the rootfs: the cell runs on the host's kernel.
+    release = platform.release()
+    assert nb.stream("check-uname-cell").splitlines()[0] == release
+    assert nb.stream("check-uname-host").strip() == release
+    assert "/boot: not in this rootfs" in nb.stream("check-uname-cell")
+
+
+@needs_gcc
+def test_06_escape_works_under_chroot_not_pivot_root(notebook):
+    nb = notebook("06-pivot-root-vs-chroot")
+    host = host_pretty_name()
+    assert host in nb.stream("check-escape-host")
+    chroot = nb.stream("check-escape-chroot")
+    assert host in chroot and "filesystem of /: overlay" not in chroot, chroot
+    pivot = nb.stream("check-escape-pivot")
+    assert "rootfs-kernel minimal" in pivot and "filesystem of /: overlay" in pivot, pivot
+    if "rootfs-kernel minimal" not in host:
+        assert host not in pivot
+    root = rows(nb.payload("check-pivot-mounts", "mounts"), "/")
+    assert [r["cell"]["fstype"] for r in root if r["cell"]] == ["overlay"]
+
+
+@needs_gcc
+def test_07_seed_c_programs(notebook):
+    nb = notebook("07-seed-c-programs")
+    one = nb.stream("check-seed1")
+    assert one.index("Parent - start a container!") < one.index(
+        "Container - inside the container!") < one.index("Parent - container stopped!")
+    assert re.search(r"\$ ls /tmp\nmade-by-the-parent\n", one), one  # the parent's /tmp
+    two = nb.stream("check-seed2")
+    child, _, parent = two.partition("Parent - container stopped!")
+    assert "none on /tmp type tmpfs" in child
+    assert re.search(r"\$ ls /tmp\n\$ mount", child), child               # empty inside
+    assert "made-by-the-parent" in parent and "no mount on /tmp in the parent" in parent
+    three = nb.stream("check-seed3")
+    assert "without MS_PRIVATE  : the child's tmpfs propagated" in three
+    assert "with MS_PRIVATE first: the child's tmpfs stayed" in three
+    [err] = nb.errors("check-c-error")
+    assert err.ename == "CompileError" and "undefined_name" in err.evalue
+
+
+@needs_gcc
+def test_08_docker_three_steps(notebook):
+    nb = notebook("08-docker-three-steps")
+    ns = nb.payload("check-isolate", "ns")
+    for name in ("mnt", "pid", "uts", "ipc", "net"):
+        assert rows(ns, name)[0]["status"] == "differs", name
+    out = nb.stream("check-isolate")
+    assert re.search(r"^\s+1 ", out, re.M) and out.split()[-1] == "lo", out
+    # Limits: fork() refused below pids=16, and the kernel names the limit that ended a cell.
+    m = re.search(r"fork\(\) failed after (\d+) children", nb.stream("check-limit"))
+    assert m and int(m.group(1)) < 16, nb.stream("check-limit")
+    [err] = nb.errors("check-limit-message")
+    assert err.ename == "LimitExceeded" and "pids limit (8)" in err.evalue
+    [err] = nb.errors("check-memory-limit")
+    assert err.ename == "LimitExceeded" and "memory limit (32 MiB)" in err.evalue
+    assert nb.payload("check-change-root", "listing")
+    changes = {r["key"]: r["status"] for r in nb.payload("check-all-three", "changes")["rows"]}
+    assert changes.get("/etc/motd") in ("only-cell", "differs")   # added (or changed)
+    assert changes.get("/etc/os-release") == "only-host"         # deleted
+    kinds = [p["kind"] for p in nb.payloads("check-all-three")]
+    assert kinds == ["ns", "mounts", "changes"]
