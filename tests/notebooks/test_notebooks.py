@@ -164,6 +164,12 @@ def test_08_docker_three_steps(notebook):
     out = nb.stream("check-isolate")
     assert re.search(r"^\s+1 ", out, re.M) and out.split()[-1] == "lo", out
     # Limits: fork() refused below pids=16, and the kernel names the limit that ended a cell.
+    unavailable = "cgroup limits are unavailable here"
+    if unavailable in nb.stream("check-limit", "stderr"):
+        # An ordinary user without a delegated cgroup: the kernel says so, cells still run.
+        assert "forked 100 children without hitting a limit" in nb.stream("check-limit")
+        assert unavailable in nb.stream("check-memory-limit", "stderr")
+        return
     m = re.search(r"fork\(\) failed after (\d+) children", nb.stream("check-limit"))
     assert m and int(m.group(1)) < 16, nb.stream("check-limit")
     [err] = nb.errors("check-limit-message")
