@@ -499,12 +499,18 @@ def run_collecting(kernel, code: str, timeout: float = 60) -> tuple[dict, list[d
     return kc.get_shell_msg(timeout=timeout)["content"], msgs
 
 
-def widget_parts(msgs: list[dict]) -> tuple[dict, dict[str, dict]]:
-    """(the display's data, {comm_id: model state}) from a cell's IOPub messages."""
-    models = {m["content"]["comm_id"]: m["content"]["data"]["state"]
+def widget_parts(msgs: list[dict], *, opened_only: bool = False
+                 ) -> tuple[dict, dict[str, dict]]:
+    """(the display's data, {comm_id: model state}) from a cell's IOPub messages, with
+    the kernel's later updates applied as a front-end would (unless opened_only)."""
+    models = {m["content"]["comm_id"]: dict(m["content"]["data"]["state"])
               for m in msgs if m["msg_type"] == "comm_open"}
     assert all(m["content"]["target_name"] == "jupyter.widget"
                for m in msgs if m["msg_type"] == "comm_open")
+    for m in msgs:
+        data = m["content"].get("data") or {}
+        if m["msg_type"] == "comm_msg" and data.get("method") == "update" and not opened_only:
+            models[m["content"]["comm_id"]].update(data["state"])
     (display,) = [m["content"]["data"] for m in msgs if m["msg_type"] == "display_data"]
     return display, models
 
@@ -572,8 +578,8 @@ def test_widget_filter_over_comms_updates_the_table(kernel):
     display, models = widget_parts(msgs)
     payload = display[MIME_TYPE]
     text_id, table_id = filter_and_table(display, models)
-    # The table model is born with the full table: a client that never asks sees it.
-    assert models[table_id]["value"] == display["text/html"]
+    # The table model is born with the full table (its comm_open carries it).
+    assert widget_parts(msgs, opened_only=True)[1][table_id]["value"] == display["text/html"]
 
     parent = send_filter(kernel, text_id, "tmp")
     state, _ = wait_for_update(kernel, table_id, parent)
@@ -649,3 +655,28 @@ def test_show_mounts_of_two_thousand_cell_mounts(kernel):
     print(f"\n2000 cell mounts: {plain.elapsed * 1000:.0f} ms; with %show mounts: "
           f"{res.elapsed * 1000:.0f} ms")
     assert res.elapsed < 30
+
+
+def test_widget_opens_a_subdirectory_over_comms(kernel):
+    reply, msgs = run_collecting(kernel, "%show ls /\ntrue")
+    assert reply["status"] == "ok"
+    display, models = widget_parts(msgs)
+    payload = display[MIME_TYPE]
+    top = models[display[WIDGET_MIME_TYPE]["model_id"]]
+    nav = models[ref(top["children"][1])]
+    picker_id = ref(nav["children"][1])
+    table_id = ref(top["children"][-1])
+    picker = models[picker_id]
+    assert picker["_model_name"] == "DropdownModel"
+    # ipywidgets 8 selection widgets sync the index into _options_labels.
+    index = picker["_options_labels"].index("etc/")
+
+    kc = kernel.kc
+    msg = kc.session.msg("comm_msg", {"comm_id": picker_id, "data": {
+        "method": "update", "state": {"index": index}, "buffer_paths": []}})
+    kc.session.send(kc.shell_channel.socket, msg)
+    state, _ = wait_for_update(kernel, table_id, msg["header"]["msg_id"])
+    assert "in etc/" in state["value"]
+    etc = by_key(payload["rows"])["etc"]["children"]["rows"]
+    keys = [ln["key"] for ln in html_lines(state["value"], payload)]
+    assert keys and sorted(set(keys)) == sorted(r["key"] for r in etc)
