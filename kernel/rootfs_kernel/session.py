@@ -79,8 +79,12 @@ class Session:
             return replace(out, error=("CompileError", str(err)))
         self.user_env.update(spec.env)
         try:
+            # A %keep layer or a cgroup verdict needs the container fully gone first.
+            wait_exit = spec.host or spec.keep or bool(plan.limits) or \
+                self.keep_image is not None
             run = await self.sandbox.run(plan.to_json(), stdout, stderr, timeout=spec.timeout,
-                                         interrupt=interrupt, grace=GRACE_SECONDS)
+                                         interrupt=interrupt, grace=GRACE_SECONDS,
+                                         wait_exit=wait_exit)
         except SandboxError as err:
             return replace(out, error=("SandboxError", f"{err}; restart the kernel"))
         if not spec.host:

@@ -180,3 +180,22 @@ def test_propagation_private_by_default_and_shared_on_request(kernel, tmp_path):
         assert f"{peer}/a" in host_mounts()
     finally:
         subprocess.run(["umount", "-R", str(peer)], check=False)
+
+
+@pytest.mark.rootonly
+def test_shared_propagation_with_pivot_root_leaves_the_hosts_mounts_alone(kernel, tmp_path):
+    """Detaching the old root must not propagate to the host's peers (runc's rslave)."""
+    import subprocess
+
+    peer = tmp_path / "peer"
+    (peer / "inner").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(peer), str(peer)], check=True)
+    subprocess.run(["mount", "--make-shared", str(peer)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "hosttmp", str(peer / "inner")], check=True)
+    try:
+        kernel.ok(f"%propagation shared\n%bind {peer} /shared\nls /shared")
+        kernel.ok(f"%propagation shared\n%root chroot\n%bind {peer} /shared\ntrue")
+        assert f"{peer}/inner" in host_mounts()
+        assert str(peer) in host_mounts()
+    finally:
+        subprocess.run(["umount", "-R", str(peer)], check=False)

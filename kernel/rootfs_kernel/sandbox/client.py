@@ -59,6 +59,10 @@ class SandboxClient:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+            # Its own process group: a front-end that kills the kernel's group outright
+            # (SIGKILL) must not take the helper down before it has cleaned up; the helper
+            # follows the kernel through PR_SET_PDEATHSIG and EOF instead.
+            start_new_session=True,
             env={**os.environ, "PYTHONPATH": _package_path()},
         )
         theirs.close()
@@ -130,7 +134,11 @@ class SandboxClient:
 
     async def run(self, plan: dict, on_stdout: Callable[[bytes], None],
                   on_stderr: Callable[[bytes], None], *, timeout: float | None = None,
-                  interrupt: asyncio.Event | None = None, grace: float = 1.0) -> CellRun:
+                  interrupt: asyncio.Event | None = None, grace: float = 1.0,
+                  wait_exit: bool = True) -> CellRun:
+        """Run one plan. With wait_exit=False the cell counts as finished once its report
+        and output are complete, while the namespace teardown goes on in the background
+        (the next cell does not need it gone unless it reuses a %keep layer)."""
         self._attach()
         loop = asyncio.get_running_loop()
         cid = next(self._ids)
@@ -150,14 +158,20 @@ class SandboxClient:
         finally:
             for _, w in pipes:
                 os.close(w)
+        finished = loop.create_future()
+        done.add_done_callback(lambda f: _forward(f, finished))
+        early = None if wait_exit else asyncio.ensure_future(
+            _reported(readers, result_chunks, finished))
         try:
-            exited = await self._supervise(cid, done, timeout, interrupt, grace, run)
+            exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             try:
                 await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
                                        DRAIN_SECONDS)
             except TimeoutError:
                 pass
         finally:
+            if early is not None:
+                early.cancel()
             for r in readers:
                 r.close()
             self._waiters.pop(cid, None)
@@ -203,6 +217,27 @@ class SandboxClient:
                 run.timed_out = True
                 self.send({"op": "kill", "id": cid})
                 deadline = None
+
+
+def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
+    if target.done() or source.cancelled():
+        return
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
+
+
+async def _reported(readers: list[_PipeReader], chunks: list[bytes],
+                    finished: asyncio.Future) -> None:
+    """Finish the cell when its report and both output streams are complete."""
+    await asyncio.gather(*(r.eof for r in readers))
+    try:
+        report = json.loads(b"".join(chunks))
+    except ValueError:
+        return
+    if "status" in report and not finished.done():
+        finished.set_result({"status": report["status"], "signal": report.get("signal")})
 
 
 class _PipeReader:

@@ -132,10 +132,15 @@ class Helper:
                 protocol.send(self.sock, {"event": "notice", "id": cid,
                                           "message": f"{err}; the cell runs without limits"})
         plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
-        pid = os.fork()
-        if pid == 0:
-            self.sock.close()
-            container.run(plan, stdout, stderr, result, me)
+        try:
+            pid = container.start(plan, stdout, stderr, result, me)
+        except container.SetupError as err:
+            container.report(result, {"error": str(err)})
+            if group is not None:
+                group.remove()
+            protocol.send(self.sock, {"event": "exited", "id": cid,
+                                      "status": container.SETUP_FAILED, "signal": None})
+            return
         pidfd = os.pidfd_open(pid)
         self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None,
                            "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
@@ -197,6 +202,7 @@ class Helper:
                 self._signal(cid, signal.SIGKILL)
 
     def shutdown(self) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for cid in list(self.cells):
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
@@ -209,6 +215,13 @@ class Helper:
         remove_tree(self.dir)
 
 
+def _terminate(*_args: object) -> None:
+    # Leave through the serve loop's cleanup; a second SIGTERM (the parent's death signal
+    # and a front-end's own) must not cut that cleanup short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(0)
+
+
 def main() -> None:
     fd = int(sys.argv[1])
     # Every cell forks this process: keep the collector from touching (and so copying)
@@ -217,7 +230,8 @@ def main() -> None:
     gc.freeze()
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _terminate)
+    os.set_inheritable(fd, False)  # no cell process may hold the kernel's channel
     sc.set_parent_death_signal(signal.SIGTERM)
     sc.set_process_name("rootfs-helper")
     Helper(socket.socket(fileno=fd)).serve()

@@ -135,6 +135,16 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
+_SYS_CLONE = 56
+_SIGCHLD = 17
+
+
+def clone(flags: int) -> int:
+    """clone(2) with fork semantics (no new stack) and namespace flags: 0 in the child."""
+    return _check(_libc.syscall(_SYS_CLONE, ctypes.c_ulong(flags | _SIGCHLD), None, None,
+                                None, ctypes.c_ulong(0)), "clone")
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
