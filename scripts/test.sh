@@ -16,10 +16,10 @@ echo "== tests as the ordinary user $user"
 # The user cannot read a checkout under /root: run a readable copy of the tests.
 copy=$(mktemp -d /tmp/rootfs-kernel-tests.XXXXXX)
 trap 'rm -rf "$copy"' EXIT
-cp -r "$here/tests" "$here/pyproject.toml" "$copy/"
+cp -r "$here/tests" "$here/notebooks" "$here/pyproject.toml" "$copy/"
 chmod -R a+rX "$copy"
 chown -R "$user" "$copy"
 cd "$copy"
 runuser -u "$user" -- env -i HOME="/home/$user" PATH="$venv/bin:/usr/bin:/bin" \
   LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly" "$@" \
-  tests/kernel
+  tests/kernel tests/notebook tests/notebooks

@@ -27,6 +27,11 @@ from typing import BinaryIO
 from .errors import ImageError
 from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, make_whiteout, set_opaque
 
+if not hasattr(tarfile, "data_filter"):
+    # The extraction filters came in Python 3.11.4; Debian bookworm ships 3.11.2. The
+    # backport is the same module from CPython 3.12 (a dependency on those versions).
+    from backports import tarfile  # type: ignore[no-redef]  # noqa: E402
+
 # What a damaged archive raises while being read (OSError without errno: zlib, gzip).
 _CORRUPT = (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error,
             gzip.BadGzipFile, lzma.LZMAError, OSError)
