@@ -78,6 +78,9 @@ class CellSpec:
     help: bool = False
     c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
     limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory (bytes), cpu (cores)
+    build: str | None = None      # %image NAME --build [KIND]: build NAME from KIND if missing
+    export: str | None = None     # %export NAME: save the resulting root as image NAME
+    export_lineno: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,29 @@ def _absolute(path: str, what: str) -> str:
     return posixpath.normpath(path)
 
 
-def _p_image(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
-    (name,) = args
+BUILD_KINDS = ("minimal", "busybox", "debian")
+
+
+def _image_name(name: str) -> str:
     if not _IMAGE_NAME.match(name):
         raise ValueError(f"{name!r} is not an image name (lower-case letters, digits, . _ -)")
-    return replace(spec, image=name, image_lineno=lineno)
+    return name
+
+
+def _p_image(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    name, *rest = args
+    build = None
+    if rest:
+        if rest[0] != "--build" or len(rest) > 2:
+            raise TypeError
+        build = rest[1] if len(rest) == 2 else name
+        _one_of(build, BUILD_KINDS, "image kind to build")
+    return replace(spec, image=_image_name(name), image_lineno=lineno, build=build)
+
+
+def _p_export(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (name,) = args
+    return replace(spec, export=_image_name(name), export_lineno=lineno)
 
 
 def _p_root(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -247,8 +268,9 @@ def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
 MAGICS: dict[str, Magic] = {
     m.name: m
     for m in (
-        Magic("image", "%image NAME", "Use image NAME as the cell's root filesystem "
-              "(default: minimal).", _p_image),
+        Magic("image", "%image NAME [--build [KIND]]", "Use image NAME as the cell's root "
+              "filesystem (default: minimal); --build makes it first from KIND (minimal, "
+              "busybox, debian), with a progress bar.", _p_image),
         Magic("root", "%root pivot|chroot|none", "Switch the root with pivot_root (default), "
               "with chroot, or keep the host's root.", _p_root),
         Magic("mount", "%mount FSTYPE TARGET [OPTIONS]", "Mount a filesystem (tmpfs, proc, "
@@ -272,6 +294,8 @@ MAGICS: dict[str, Magic] = {
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
               "show its mount table, a listing, its changes or its namespaces next to the "
               "host's.", _p_show),
+        Magic("export", "%export NAME", "Save the cell's resulting root filesystem (image plus "
+              "this cell's changes) as image NAME, like docker commit.", _p_export),
         Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION", "Limit the cell through "
               "cgroups: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core).",
               _p_limit),
@@ -326,6 +350,9 @@ def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
         if word[:1] == ["%keep"]:
             raise HeaderError(n, line, "%keep carries root filesystem changes, and "
                               "`%root none` has no root filesystem of its own; drop one of them")
+        if word[:1] == ["%export"]:
+            raise HeaderError(n, line, "%export saves the cell's root filesystem, and "
+                              "`%root none` has none of its own; use %root pivot or chroot")
         if word == ["%show", "changes"]:
             raise HeaderError(n, line, "`%show changes` reads the cell's overlay, and "
                               "`%root none` has none; use %root pivot or chroot")

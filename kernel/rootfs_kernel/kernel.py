@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import os
 import signal
 
@@ -76,9 +77,10 @@ class RootfsKernel(Kernel):
         out = _Stream(self, "stdout", silent)
         err = _Stream(self, "stderr", silent)
         out.other, err.other = err, out
+        bar = _ProgressBar(self, self._loop, silent)
         try:
             outcome = await self.cells.execute(code, out.write, err.write,
-                                                 interrupt=self._interrupt)
+                                               interrupt=self._interrupt, progress=bar.update)
         finally:
             self._interrupt = None
             out.flush()
@@ -131,6 +133,43 @@ class RootfsKernel(Kernel):
     async def do_shutdown(self, restart):
         self.cells.close()
         return {"status": "ok", "restart": restart}
+
+
+class _ProgressBar:
+    """An image build's progress as a widget (and a text line for other front-ends).
+
+    Builders report from a worker thread; the widget is created and changed on the
+    kernel's event loop only.
+    """
+
+    def __init__(self, kernel: RootfsKernel, loop: asyncio.AbstractEventLoop, silent: bool):
+        self.kernel, self.loop, self.silent = kernel, loop, silent
+        # ipykernel keeps the parent message in a context variable: messages sent from a
+        # loop callback must run in the cell's context to reach the right cell.
+        self.context = contextvars.copy_context()
+        self.bar = None
+        self.label = None
+
+    def update(self, fraction: float | None, message: str) -> None:
+        if not self.silent:
+            self.loop.call_soon_threadsafe(self._show, fraction, message, context=self.context)
+
+    def _show(self, fraction: float | None, message: str) -> None:
+        import ipywidgets as w
+
+        if self.bar is None:
+            self.bar = w.FloatProgress(min=0.0, max=1.0, description="image")
+            self.label = w.Label()
+            box = w.HBox([self.bar, self.label])
+            self.kernel.send_response(self.kernel.iopub_socket, "display_data", {
+                "data": {"text/plain": f"building image: {message}",
+                         "application/vnd.jupyter.widget-view+json": {
+                             "model_id": box.model_id, "version_major": 2,
+                             "version_minor": 0}},
+                "metadata": {}, "transient": {}})
+        if fraction is not None:
+            self.bar.value = max(0.0, min(1.0, fraction))
+        self.label.value = message
 
 
 class _Stream:

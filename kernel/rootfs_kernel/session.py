@@ -23,6 +23,7 @@ GRACE_SECONDS = 1.0
 C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 
 Sink = Callable[[bytes], None]
+Progress = Callable[[float | None, str], None]   # (fraction or None, message)
 
 
 @dataclass
@@ -48,16 +49,20 @@ class Session:
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
+        self._progress: Progress | None = None
         self._c_count = 0
 
     def close(self) -> None:
         self.sandbox.close()
 
     async def execute(self, code: str, stdout: Sink, stderr: Sink, *,
-                      interrupt: asyncio.Event | None = None) -> Outcome:
+                      interrupt: asyncio.Event | None = None,
+                      progress: Progress | None = None) -> Outcome:
+        """Run one cell. `progress` reports image builds (called from a worker thread)."""
         def notice(text: str) -> None:
             stderr(f"rootfs-kernel: {text}\n".encode())
 
+        self._progress = progress
         try:
             spec = cell.parse(code)
         except cell.HeaderError as err:
@@ -79,9 +84,9 @@ class Session:
             return replace(out, error=("CompileError", str(err)))
         self.user_env.update(spec.env)
         try:
-            # A %keep layer or a cgroup verdict needs the container fully gone first.
-            wait_exit = spec.host or spec.keep or bool(plan.limits) or \
-                self.keep_image is not None
+            # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
+            wait_exit = spec.host or spec.keep or bool(spec.export) or bool(plan.limits) \
+                or self.keep_image is not None
             run = await self.sandbox.run(plan.to_json(), stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
                                          wait_exit=wait_exit)
@@ -93,7 +98,13 @@ class Session:
         if run.error:
             return replace(out, error=("ContainerError", run.error))
         out.payloads = compare.payloads(run.snapshots)
-        return replace(out, error=_failure(spec, run))
+        failure = _failure(spec, run)
+        if spec.export:
+            try:
+                await self._export(spec, failure is None, notice)
+            except ImageError as err:
+                failure = failure or ("ImageError", f"%export {spec.export}: {err}")
+        return replace(out, error=failure)
 
     # -- planning ---------------------------------------------------------------------------
     async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None]) -> Plan:
@@ -106,6 +117,10 @@ class Session:
                                        f"the bind source {m.source} does not exist on the host")
         image = await self._image(spec, notice)
         keep_active = self.keep_image is not None
+        if spec.export and keep_active and not spec.keep and self.keep_image == spec.image:
+            raise cell.HeaderError(spec.export_lineno, f"%export {spec.export}",
+                                   "this cell sees changes kept by earlier cells; add %keep "
+                                   "to it so that %export saves them too")
         if keep_active and self.keep_image != spec.image:
             notice(f"the kept changes belong to image {self.keep_image}; this cell starts "
                    f"from {spec.image} and drops them")
@@ -116,16 +131,24 @@ class Session:
             spec, layers=[str(p) for p in image.layers], image_env=image.env,
             image_workdir=image.workdir, user_env=env,
             places=Places(scratch=places["scratch"], keep_upper=places["keep_upper"],
-                          keep_work=places["keep_work"], keep_active=keep_active),
+                          keep_work=places["keep_work"], keep_active=keep_active,
+                          export_upper=places["export_upper"],
+                          export_work=places["export_work"]),
             rootless=self.sandbox.rootless, uid=os.getuid(), gid=os.getgid(),
             host_cwd=os.getcwd())
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
-        if spec.image not in self.store.names():
+        progress = self._progress or (lambda _f, _m: None)
+        if not self.store.exists(spec.image):
             notice(f"preparing image {spec.image} ...")
         try:
-            # Building an image takes seconds: keep answering messages meanwhile.
-            return await asyncio.to_thread(self.store.get, spec.image)
+            # Building an image takes seconds to minutes: keep answering messages meanwhile.
+            if spec.build and not self.store.exists(spec.image):
+                from .images.commands import image_build
+
+                return await asyncio.to_thread(image_build, spec.build, spec.image,
+                                               progress=progress, store=self.store)
+            return await asyncio.to_thread(self.store.get, spec.image, progress)
         except ImageError as err:
             if spec.image_lineno:
                 raise cell.HeaderError(spec.image_lineno, f"%image {spec.image}",
@@ -163,6 +186,25 @@ class Session:
                 "readonly": True, "create": "file", "optional": False, "lineno": 1})
             plan.argv = [C_BINARY]
 
+    async def _export(self, spec: cell.CellSpec, succeeded: bool,
+                      notice: Callable[[str], None]) -> None:
+        """%export: the cell's upper layer on top of its image becomes a new image."""
+        from .images.oci_export import commit_layer
+
+        upper = self.sandbox.places["keep_upper" if spec.keep else "export_upper"]
+        try:
+            if not succeeded:
+                notice(f"the cell failed, so %export {spec.export} saved nothing")
+                return
+            image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
+                                            spec.export, replace=True,
+                                            progress=self._progress or (lambda _f, _m: None))
+            notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
+                   f"({len(image.layers)} layers); use it with %image {image.name}")
+        finally:
+            if not spec.keep:
+                self.sandbox.drop("export")
+
     # -- %keep --------------------------------------------------------------------------------
     def _after_keep(self, spec: cell.CellSpec) -> None:
         if spec.keep:
@@ -172,7 +214,7 @@ class Session:
 
     def drop_keep(self) -> None:
         self.keep_image = None
-        self.sandbox.drop_keep()
+        self.sandbox.drop("keep")
 
 
 class _CompileError(Exception):

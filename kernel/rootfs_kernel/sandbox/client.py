@@ -129,8 +129,9 @@ class SandboxClient:
             raise SandboxError("the sandbox helper is not running")
         protocol.send(self.sock, message, fds)
 
-    def drop_keep(self) -> None:
-        self.send({"op": "drop_keep"})
+    def drop(self, what: str) -> None:
+        """Remove the kept ("keep") or exported ("export") upper layer."""
+        self.send({"op": "drop", "what": what})
 
     async def run(self, plan: dict, on_stdout: Callable[[bytes], None],
                   on_stderr: Callable[[bytes], None], *, timeout: float | None = None,

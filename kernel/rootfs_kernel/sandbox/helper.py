@@ -78,7 +78,9 @@ class Helper:
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
         self.places = {"dir": str(self.dir), "scratch": str(self.dir / "cell"),
                        "keep_upper": str(self.dir / "keep/upper"),
-                       "keep_work": str(self.dir / "keep/work")}
+                       "keep_work": str(self.dir / "keep/work"),
+                       "export_upper": str(self.dir / "export/upper"),
+                       "export_work": str(self.dir / "export/work")}
         (self.dir / "cell").mkdir()
 
     def serve(self) -> None:
@@ -110,10 +112,12 @@ class Helper:
                     self.cells[cid]["kill_at"] = time.monotonic() + msg["grace"]
             elif op == "kill" and cid in self.cells:
                 self._signal(cid, signal.SIGKILL)
-            elif op == "drop_keep":
-                keep = self.dir / "keep"
-                if keep.exists():
-                    remove_tree(keep)
+            elif op == "drop":
+                # Kept or exported layers: written by cells (as root in a user namespace
+                # when rootless), so the helper, their owner, removes them.
+                what = self.dir / {"keep": "keep", "export": "export"}[msg["what"]]
+                if what.exists():
+                    remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving
             protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err)})
         finally:

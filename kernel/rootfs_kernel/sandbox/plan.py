@@ -40,6 +40,8 @@ class Places:
     keep_upper: str         # %keep chain: the overlay upper layer kept between cells
     keep_work: str
     keep_active: bool       # the previous cell ran with %keep
+    export_upper: str = ""  # %export without %keep: an upper layer that outlives the cell
+    export_work: str = ""
 
 
 @dataclass
@@ -96,10 +98,13 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
         for sub in ("root", "upper", "work"):
             ops.append({"op": "mkdir", "path": f"{scratch}/{sub}", "mode": 0o755})
         lowers = list(reversed(layers))          # overlay wants the top layer first
-        if spec.keep:
-            upper, work = places.keep_upper, places.keep_work
+        if spec.keep or spec.export:
+            upper, work = ((places.keep_upper, places.keep_work) if spec.keep else
+                           (places.export_upper, places.export_work))
             ops.append({"op": "mkdir", "path": upper, "mode": 0o755})
             ops.append({"op": "mkdir", "path": work, "mode": 0o755})
+            if not spec.keep and places.keep_active:
+                lowers.insert(0, places.keep_upper)
         else:
             upper, work = f"{scratch}/upper", f"{scratch}/work"
             if places.keep_active:

@@ -31,7 +31,10 @@ def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = 
 
 
 def recv(sock: socket.socket) -> tuple[dict, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 8)
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 8)
+    except ConnectionResetError:
+        raise Closed from None
     if not data:
         raise Closed
     for fd in fds:

@@ -1,0 +1,91 @@
+"""%image --build, %export and %limit, through the kernel."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+from conftest import ROOT
+
+from rootfs_kernel.images import ImageStore
+
+
+@pytest.fixture
+def image_name():
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    store = ImageStore()
+    if store.exists(name):
+        store.remove(name)
+
+
+def test_export_saves_the_cells_root_as_a_new_image(kernel, image_name):
+    res = kernel.ok(f"%export {image_name}\necho kept > /etc/exported; rm /etc/hostname")
+    assert f"exported image {image_name}" in res.stderr
+    res = kernel.ok(f"%image {image_name}\ncat /etc/exported; ls /etc")
+    assert res.stdout.splitlines()[0] == "kept"
+    assert "hostname" not in res.stdout.split()
+    assert len(ImageStore().get(image_name).layers) == len(ImageStore().get("minimal").layers) + 1
+
+
+def test_export_of_a_failed_cell_saves_nothing(kernel, image_name):
+    res = kernel.run(f"%export {image_name}\ntouch /x; exit 1")
+    assert not res.ok and "saved nothing" in res.stderr
+    assert not ImageStore().exists(image_name)
+
+
+def test_export_with_keep_includes_the_kept_changes(kernel, image_name):
+    kernel.ok("%keep\necho one > /one")
+    kernel.ok(f"%keep\n%export {image_name}\necho two > /two")
+    kernel.ok("true")  # ends the chain
+    res = kernel.ok(f"%image {image_name}\ncat /one /two")
+    assert res.stdout.split() == ["one", "two"]
+
+
+def test_image_build_shows_a_progress_bar(kernel, image_name):
+    res = kernel.ok(f"%image {image_name} --build busybox\nbusybox true && echo built")
+    assert res.stdout == "built\n"
+    assert any("application/vnd.jupyter.widget-view+json" in d["data"] and
+               "building image" in d["data"]["text/plain"] for d in res.displays)
+
+
+def test_unknown_build_kind_is_a_header_error(kernel):
+    res = kernel.run("%image x --build fedora\ntrue")
+    assert res.reply["ename"] == "HeaderError" and "unknown image kind" in res.reply["evalue"]
+
+
+@pytest.mark.rootonly
+def test_fork_bomb_is_ended_by_the_pids_limit(kernel):
+    start = time.monotonic()
+    res = kernel.run("%limit pids=40\nbomb() { bomb | bomb & }; bomb; wait; sleep 60", timeout=60)
+    assert time.monotonic() - start < 20
+    assert res.reply["ename"] == "LimitExceeded"
+    assert "pids limit (40)" in res.reply["evalue"]
+    assert kernel.ok("echo alive").stdout == "alive\n"
+
+
+@pytest.mark.rootonly
+def test_memory_hog_is_ended_by_the_memory_limit(kernel):
+    res = kernel.run("%limit memory=32m\nhead -c 300m /dev/zero | tail > /dev/null")
+    assert res.reply["ename"] == "LimitExceeded"
+    assert "memory limit (32 MiB)" in res.reply["evalue"] and "OOM" in res.reply["evalue"]
+    assert kernel.ok("echo alive").stdout == "alive\n"
+
+
+@pytest.mark.rootonly
+def test_limits_leave_no_cgroup_behind(kernel):
+    kernel.ok("%limit pids=50 memory=64m cpu=0.5\ntrue")
+    for controller in ("pids", "memory", "cpu"):
+        base = f"/sys/fs/cgroup/{controller}/rootfs-kernel"
+        if os.path.isdir(base):
+            assert not [d for d in os.listdir(base)
+                        if os.path.isdir(os.path.join(base, d))], controller
+
+
+@pytest.mark.skipif(ROOT, reason="as root the v1 controllers are writable")
+def test_limits_without_writable_cgroups_say_so_and_run(kernel):
+    res = kernel.ok("%limit pids=50\necho ran")
+    assert res.stdout == "ran\n"
+    assert "cgroup limits are unavailable" in res.stderr
