@@ -33,7 +33,7 @@ def display_bundle(payload: dict, *, widget: bool = True) -> tuple[dict, dict]:
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        w = build_widget(payload)
+        w = build_widget(payload, data["text/html"])  # rendered once, shown twice
         data[WIDGET_MIME_TYPE] = {"model_id": w.model_id, "version_major": 2,
                                   "version_minor": 0}
     return data, {}

@@ -22,7 +22,8 @@ class CompareWidget(w.VBox):
     # Path of opened directory names below the listing's top; widget state, not synced.
     path = List(Unicode())
 
-    def __init__(self, payload: dict, **kwargs) -> None:
+    def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
+        """`html`: the payload's unfiltered table when the caller rendered it already."""
         self.payload = payload
         self.filter_box = w.Text(placeholder="filter rows (substring)", description="Filter",
                                  continuous_update=True)
@@ -30,7 +31,7 @@ class CompareWidget(w.VBox):
                                           tooltip="hide rows that are the same on both sides")
         # Born with its table: one comm_open carrying the HTML, not an empty model and
         # then an update of the same size.
-        self.table = w.HTML(value=render_html(payload))
+        self.table = w.HTML(value=html if html is not None else render_html(payload))
         children: list[w.Widget] = [w.HBox([self.filter_box, self.diff_toggle])]
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
@@ -45,7 +46,7 @@ class CompareWidget(w.VBox):
 
         self.filter_box.observe(self._refresh, names="value")
         self.diff_toggle.observe(self._refresh, names="value")
-        self._new_path()
+        self._new_path(initial=True)
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
@@ -62,6 +63,9 @@ class CompareWidget(w.VBox):
 
     def _refresh(self, _change: object = None) -> None:
         self.table.value = self.table_html()
+        self._refresh_picker()
+
+    def _refresh_picker(self) -> None:
         if self.subdir is None:
             return
         # Reset the picker without re-entering _open_subdir.
@@ -70,7 +74,7 @@ class CompareWidget(w.VBox):
         self.subdir.value = ""
         self.subdir.observe(self._open_subdir, names="value")
 
-    def _new_path(self, _change: object = None) -> None:
+    def _new_path(self, _change: object = None, initial: bool = False) -> None:
         """Rebuild the breadcrumb (only when the path changes: a filter keystroke must
         not create widget models), closing the old buttons' models, then the table."""
         if self.crumbs is not None:
@@ -89,7 +93,10 @@ class CompareWidget(w.VBox):
                 b.layout.close()
                 b.style.close()
                 b.close()
-        self._refresh()
+        if initial:  # the table is already the unfiltered top level
+            self._refresh_picker()
+        else:
+            self._refresh()
 
     def _open_subdir(self, change: dict) -> None:
         if change["new"]:
@@ -99,6 +106,6 @@ class CompareWidget(w.VBox):
         self.path = list(self.path[:depth])
 
 
-def build_widget(payload: dict) -> CompareWidget:
+def build_widget(payload: dict, html: str | None = None) -> CompareWidget:
     """The interactive view of one payload (needs a comm implementation to exist)."""
-    return CompareWidget(payload)
+    return CompareWidget(payload, html)
