@@ -91,9 +91,10 @@ def test_unshare_uts_gives_a_hostname_of_its_own(kernel):
 
 def test_timeout_ends_the_cell_and_says_so(kernel):
     start = time.monotonic()
-    res = kernel.run("%timeout 1\necho started; sleep 60")
+    res = kernel.run("%timeout 1\n%show ns\necho started; sleep 60")
     assert time.monotonic() - start < 10
     assert res.reply["ename"] == "Timeout" and "%timeout 1" in res.reply["evalue"]
+    assert len(res.displays) == 1  # the script was killed, the snapshot still taken
     assert kernel.ok("echo next").stdout == "next\n"
 
 
@@ -106,9 +107,11 @@ def test_interrupt_kills_a_cell_that_ignores_sigint(kernel):
             kernel.km.interrupt_kernel()
 
     start = time.monotonic()
-    res = kernel.run("trap '' INT\necho ready\nsleep 60; echo survived", on_stream=interrupt_once)
+    res = kernel.run("%show ns\ntrap '' INT\necho ready\nsleep 60; echo survived",
+                     on_stream=interrupt_once)
     assert time.monotonic() - start < 5
     assert res.reply["ename"] == "Interrupted"
+    assert len(res.displays) == 1
     assert "survived" not in res.stdout
     assert kernel.ok("echo next").stdout == "next\n"
 

@@ -106,8 +106,14 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
         except ProcessLookupError:
             pass
 
+    def kill_script(_sig: int, _frame: object) -> None:
+        # The helper ends the cell (timeout, ignored interrupt, limit): the script's
+        # processes go, this init stays to take the snapshots.
+        forward(signal.SIGKILL, None)
+
     for sig in _FORWARDED:
         signal.signal(sig, forward)
+    signal.signal(signal.SIGUSR1, kill_script)
     status = _wait_for(script)
     code = _exit_code(status)
     outcome = {"status": code,

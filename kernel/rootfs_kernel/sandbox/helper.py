@@ -31,6 +31,10 @@ from . import container, protocol
 from . import syscalls as sc
 from .cgroups import CellCgroup, LimitsUnavailable
 
+# Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
+# them, so the init can still take the %show snapshots), then, if the init is not gone
+# after this long, the init itself and with it the whole namespace.
+SNAPSHOT_GRACE = 2.0
 # A cell whose fork attempts keep failing on pids.max for this long is a fork bomb held
 # by its limit: end it rather than let it spin until a timeout that may never come.
 POLL_SECONDS = 0.25
@@ -111,7 +115,7 @@ class Helper:
                 if msg.get("grace") is not None:
                     self.cells[cid]["kill_at"] = time.monotonic() + msg["grace"]
             elif op == "kill" and cid in self.cells:
-                self._signal(cid, signal.SIGKILL)
+                self._end(cid)
             elif op == "drop":
                 # Kept or exported layers: written by cells (as root in a user namespace
                 # when rootless), so the helper, their owner, removes them.
@@ -150,6 +154,16 @@ class Helper:
                            "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
         self.sel.register(pidfd, selectors.EVENT_READ, cid)
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
+
+    def _end(self, cid: int) -> None:
+        """Kill the cell's script now and its init after SNAPSHOT_GRACE."""
+        cell = self.cells[cid]
+        if cell["host"]:
+            self._signal(cid, signal.SIGKILL)
+            return
+        cell["ending"] = True
+        cell["kill_at"] = time.monotonic() + SNAPSHOT_GRACE
+        self._signal(cid, signal.SIGUSR1)
 
     def _signal(self, cid: int, signum: int) -> None:
         cell = self.cells[cid]
@@ -200,10 +214,13 @@ class Helper:
                     cell["ended_by"] = (f"the pids limit ({group.limits['pids']}) ended the "
                                         f"cell: it kept trying to create processes "
                                         f"({fails} forks refused)")
-                    self._signal(cid, signal.SIGKILL)
+                    self._end(cid)
             if cell["kill_at"] and cell["kill_at"] <= now:
                 cell["kill_at"] = None
-                self._signal(cid, signal.SIGKILL)
+                if cell.get("ending"):
+                    self._signal(cid, signal.SIGKILL)
+                else:
+                    self._end(cid)
 
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
