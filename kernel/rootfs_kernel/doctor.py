@@ -42,6 +42,17 @@ def run_checks() -> list[Check]:
             checks.append(Check("AppArmor userns restriction", aa == "0", f"= {aa}",
                                 "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or "
                                 "an AppArmor profile that allows userns for this Python"))
+    status = dict(line.split(":\t", 1) for line in (_read("/proc/self/status") or "")
+                  .splitlines() if ":\t" in line)
+    mode = status.get("Seccomp", "0").strip()
+    checks.append(Check("seccomp", mode != "2",
+                        "no filter" if mode != "2" else
+                        f"a seccomp filter is active ({status.get('Seccomp_filters', '?').strip()} "
+                        "filter(s)): a container runtime's profile may refuse unshare/clone",
+                        "run Jupyter outside that container, or start the container with "
+                        "`--security-opt seccomp=unconfined` (Docker/Podman) or a profile that "
+                        "allows unshare, clone and mount; %%host cells work regardless",
+                        optional=True))
     filesystems = _read("/proc/filesystems") or ""
     checks.append(Check("overlayfs", "overlay" in filesystems,
                         "available" if "overlay" in filesystems else "not in /proc/filesystems",
@@ -83,6 +94,9 @@ def _try_cell() -> Check:
     finally:
         client.close()
     if run.error or run.status:
-        return Check("container", False, run.error or b"".join(err).decode() or
-                     f"status {run.status}", "see the checks above")
+        detail = run.error or b"".join(err).decode().strip() or f"status {run.status}"
+        return Check("container", False, detail.replace(
+            " Run `rootfs-kernel doctor` for the details;", ""),
+            "fix what the failing checks above name; if all passed, the message says "
+            "which part of the setup the host refused")
     return Check("container", True, f"a cell ran `true` (setup {run.setup_seconds * 1000:.1f} ms)")
