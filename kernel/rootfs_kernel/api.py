@@ -126,7 +126,9 @@ def header_lines(*, image: str | None = "minimal", root: str | None = "pivot",
         add("limit", words, f"limits={limits!r}")
     for line, origin in out:
         if "\n" in line or "\r" in line:
-            raise HeaderError(0, line.splitlines()[0], "a value cannot contain a line break")
+            err = HeaderError(0, line, "a value cannot contain a line break")
+            err.args = (f"{origin}: a header value cannot contain a line break",)
+            raise err
     return out
 
 
@@ -488,10 +490,11 @@ def _prepare(script: str, options: dict) -> tuple[_Code, list[str]]:
 
 
 def _finish(code: _Code, outcome: Outcome, out: _Output, check: bool) -> Result:
-    if outcome.run is None:
+    if outcome.run is None:   # nothing ran: an error, or a cell of only %env / %help
         _raise_setup(code, outcome)
-        return Result(out.data("stdout").decode(errors="replace"),
-                      out.data("stderr").decode(errors="replace"), status=None)
+        text = out.data("stdout").decode(errors="replace")
+        return Result(text + (outcome.help + "\n" if outcome.help else ""),
+                      out.data("stderr").decode(errors="replace"), status=0)
     result = _result(outcome, out.data("stdout"), out.data("stderr"))
     if outcome.error is None:
         return result
