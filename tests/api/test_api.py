@@ -65,6 +65,8 @@ def test_other_views_as_python_objects(sandbox):
     assert [c["kind"] for c in res.changes.rows if c["path"] == "/added"] == ["A"]
     assert "/etc" in res.listings and res.listings["/etc"].cell["path"] == "/etc"
     assert [v["kind"] for v in res.views] == ["ns", "changes", "listing"]
+    assert res.ns._repr_mimebundle_()["application/vnd.rootfs-kernel.compare+json"] == \
+        res.views[0]
 
 
 def test_keep_carries_to_the_next_call_on_the_default_sandbox():

@@ -46,7 +46,7 @@ class IPythonKernel:
                     self.km.interrupt_kernel()
             elif kind == "error":
                 res.errors.append(content)
-            elif kind == "display_data":
+            elif kind in ("display_data", "execute_result"):
                 res.displays.append(content)
         while True:
             reply = self.kc.get_shell_msg(timeout=timeout)
@@ -89,6 +89,9 @@ def test_cell_streams_displays_and_stores_the_result(ipy):
     out = ipy.ok("print(r.status, r.ok, repr(r.stdout), _rootfs is r,\n"
                  f"      [m.fstype for m in r.mounts.cell if m.mount_point == {TARGET!r}])")
     assert out.stdout == "0 True 'hello\\n' True ['tmpfs']\n"
+    shown = ipy.ok("r").displays   # the Result as an expression: same views, one widget box
+    assert {"text/plain", "text/html", WIDGET_MIME_TYPE} <= shown[0]["data"].keys()
+    assert TARGET in shown[0]["data"]["text/html"]
 
 
 def test_failing_cell_raises_like_the_kernel_and_keeps_the_result(ipy):

@@ -1,0 +1,167 @@
+"""What a run returns (Result, Comparison) and raises (ContainerError, CellTimeout)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from ..inspect import listing as listing_info
+from ..inspect import mounts as mount_info
+from ..inspect import ns as ns_info
+from ..session import Outcome
+
+
+class ContainerError(RuntimeError):
+    """The cell's container failed: its setup, a limit, its exit status (check=True)."""
+
+    def __init__(self, kind: str, message: str, result: Result | None = None):
+        super().__init__(message)
+        self.kind = kind                 # the kernel's name: ExitStatus, LimitExceeded, ...
+        self.result = result
+        self.status = None if result is None else result.status
+
+
+class CellTimeout(ContainerError, TimeoutError):
+    """The cell ran past its timeout and its container was killed (raised like
+    subprocess.TimeoutExpired, whatever `check` says). `.result` has the output so far."""
+
+
+
+@dataclass
+class Comparison:
+    """One `%show` view as Python objects.
+
+    cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots;
+    ns: {kind: id}; changes: the overlay scan, host None). rows: the diff rows
+    (inspect.MountRow, listing row dicts, inspect.NsRow, change dicts). payload: what
+    the views render.
+    """
+
+    kind: str
+    cell: object
+    host: object
+    rows: list
+    payload: dict = field(repr=False)
+
+    def differences(self) -> list:
+        """Rows that are not the same on both sides (every change for `changes`)."""
+        return [r for r in self.rows if _status(r) != "same"]
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from ..views import display_bundle
+
+        return display_bundle(self.payload, widget=False)[0]
+
+
+def _status(row: object) -> str | None:
+    return row.get("status") if isinstance(row, dict) else getattr(row, "status", None)
+
+
+@dataclass(repr=False)
+class Result:
+    """What one run did. `ok` means exit status 0 and no failure."""
+
+    stdout: str
+    stderr: str
+    status: int | None
+    signal: int | None = None
+    error: tuple[str, str] | None = None      # (the kernel's error name, message)
+    timed_out: bool = False
+    interrupted: bool = False
+    limit: str | None = None
+    mounts: Comparison | None = None
+    listings: dict[str, Comparison] = field(default_factory=dict)
+    changes: Comparison | None = None
+    ns: Comparison | None = None
+    views: list[dict] = field(default_factory=list)   # payloads, in %show order
+    notes: list[str] = field(default_factory=list)    # views that could not be taken
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0 and self.error is None
+
+    def __repr__(self) -> str:
+        out = self.stdout if len(self.stdout) <= 60 else self.stdout[:57] + "..."
+        kinds = [v.get("kind", "error") for v in self.views]
+        return f"Result(status={self.status}, ok={self.ok}, stdout={out!r}, views={kinds})"
+
+    def display(self, widget: bool | None = None) -> None:
+        """Show each view as the rootfs kernel does (widget + HTML + text + compare JSON)."""
+        from IPython.display import display
+
+        from ..views import display_bundle
+
+        widget = _in_kernel() if widget is None else widget
+        for payload in self.views:
+            if "error" in payload:
+                print(f"rootfs-kernel: {payload['error']}", file=sys.stderr)
+                continue
+            data, metadata = display_bundle(payload, widget=widget)
+            display(data, metadata=metadata, raw=True)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from html import escape
+
+        from ..views import render_html, render_text
+
+        views = [v for v in self.views if "error" not in v]
+        head = f"status {self.status}" + ("" if self.error is None else
+                                          f" ({self.error[0]}: {self.error[1]})")
+        text = [f"rootfs_kernel.Result: {head}"]
+        html = [f"<p><b>rootfs_kernel.Result</b>: {escape(head)}</p>"]
+        for name, value in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if value:
+                text.append(f"{name}:\n{value.rstrip()}")
+                html.append(f"<p>{name}:</p><pre>{escape(value)}</pre>")
+        text += [render_text(v) for v in views]
+        html += [render_html(v) for v in views]
+        data = {"text/plain": "\n".join(text), "text/html": "\n".join(html)}
+        if views and _in_kernel():
+            import ipywidgets as w
+
+            from ..views.widget import build_widget
+
+            box = w.VBox([w.HTML("\n".join(html[:3]))] + [build_widget(v) for v in views])
+            data["application/vnd.jupyter.widget-view+json"] = {
+                "model_id": box.model_id, "version_major": 2, "version_minor": 0}
+        return data
+
+
+def _in_kernel() -> bool:
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _comparison(snap: dict, payload: dict) -> Comparison:
+    kind, data = snap["kind"], snap["data"]
+    if kind == "mounts":
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            host = mount_info.parse_mountinfo(f.read())
+        ours = mount_info.parse_mountinfo(data)
+        return Comparison(kind, ours, host, mount_info.diff_mounts(ours, host), payload)
+    if kind == "ls":
+        host = listing_info.snapshot(snap.get("host_path") or snap["path"])
+        return Comparison(kind, data, host, listing_info.diff_listings(data, host)["rows"],
+                          payload)
+    if kind == "ns":
+        host = ns_info.read_namespaces()
+        return Comparison(kind, data, host, ns_info.diff_ns(data, host), payload)
+    return Comparison(kind, data, None, list(data.get("changes", [])), payload)
+
+
+def build_result(outcome: Outcome, stdout: bytes, stderr: bytes) -> Result:
+    run = outcome.run
+    res = Result(stdout.decode(errors="replace"), stderr.decode(errors="replace"),
+                 status=run.status, signal=run.signal, error=outcome.error,
+                 timed_out=run.timed_out, interrupted=run.interrupted, limit=run.limit,
+                 views=list(outcome.payloads))
+    for snap, payload in zip(run.snapshots, outcome.payloads, strict=False):
+        if "error" in snap or "error" in payload:
+            res.notes.append(payload.get("error") or f"%show {snap['kind']}: {snap['error']}")
+            continue
+        comp = _comparison(snap, payload)
+        if comp.kind == "ls":
+            res.listings[snap["path"]] = comp
+        else:
+            setattr(res, comp.kind, comp)
+    return res
