@@ -99,6 +99,8 @@ class Session:
             return replace(out, error=("ContainerError", run.error))
         out.payloads = compare.payloads(run.snapshots)
         failure = _failure(spec, run)
+        if run.limit and failure is None:
+            notice(run.limit)  # a limit was hit, yet the script went on and succeeded
         if spec.export:
             try:
                 await self._export(spec, failure is None, notice)

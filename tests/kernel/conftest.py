@@ -1,76 +1,9 @@
-"""Drive the real kernel through jupyter_client, as a front-end does."""
+"""Fixtures: a kernel per module, or a fresh one per test."""
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field
-
 import pytest
-from jupyter_client.manager import start_new_kernel
-
-ROOT = os.geteuid() == 0
-
-
-@dataclass
-class Result:
-    reply: dict
-    stdout: str = ""
-    stderr: str = ""
-    errors: list[dict] = field(default_factory=list)
-    displays: list[dict] = field(default_factory=list)
-    stream_times: list[tuple[float, str]] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.reply["status"] == "ok"
-
-
-class KernelDriver:
-    def __init__(self) -> None:
-        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60)
-
-    @property
-    def pid(self) -> int:
-        return self.km.provisioner.pid
-
-    def run(self, code: str, timeout: float = 60, on_stream=None) -> Result:
-        start = time.monotonic()
-        msg_id = self.kc.execute(code)
-        res = Result(reply={})
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content["execution_state"] == "idle":
-                break
-            if kind == "stream":
-                setattr(res, content["name"], getattr(res, content["name"]) + content["text"])
-                res.stream_times.append((time.monotonic() - start, content["text"]))
-                if on_stream:
-                    on_stream(content)
-            elif kind == "error":
-                res.errors.append(content)
-            elif kind == "display_data":
-                res.displays.append(content)
-        while True:
-            reply = self.kc.get_shell_msg(timeout=timeout)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        res.reply = reply["content"]
-        res.elapsed = time.monotonic() - start
-        return res
-
-    def ok(self, code: str, **kw) -> Result:
-        res = self.run(code, **kw)
-        assert res.ok, (res.errors, res.stderr)
-        return res
-
-    def shutdown(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=False)
+from kerneldriver import KernelDriver
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +19,3 @@ def fresh_kernel():
     k = KernelDriver()
     yield k
     k.shutdown()
-
-
-def host_mounts() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f]

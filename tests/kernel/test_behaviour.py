@@ -168,7 +168,7 @@ def test_kernel_info(kernel):
 
 
 def test_sigkilled_kernel_leaves_nothing_behind(fresh_kernel):
-    from conftest import host_mounts
+    from kerneldriver import host_mounts
 
     before = sorted(host_mounts())
     fresh_kernel.kc.execute("%mount tmpfs /tmp\nsleep 300")

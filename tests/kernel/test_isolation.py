@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, host_mounts
+from kerneldriver import ROOT, host_mounts
 
 
 def _ns(kind: str) -> str:
