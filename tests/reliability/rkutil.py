@@ -1,0 +1,257 @@
+"""Shared by the reliability tests and scripts/reliability.py: a kernel driver and a
+snapshot of everything a kernel could leak on the host."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = os.geteuid() == 0
+
+
+@dataclass
+class Result:
+    reply: dict
+    stdout: str = ""
+    stderr: str = ""
+    errors: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.reply.get("status") == "ok"
+
+
+class KernelDriver:
+    """The real kernel through jupyter_client, as a front-end drives it."""
+
+    def __init__(self, env: dict | None = None) -> None:
+        from jupyter_client.manager import start_new_kernel
+
+        kw = {"env": env} if env is not None else {}
+        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60, **kw)
+
+    @property
+    def pid(self) -> int:
+        return self.km.provisioner.pid
+
+    def run(self, code: str, timeout: float = 60, on_stream=None) -> Result:
+        start = time.monotonic()
+        msg_id = self.kc.execute(code)
+        res = Result(reply={})
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind == "stream":
+                setattr(res, content["name"], getattr(res, content["name"]) + content["text"])
+                if on_stream:
+                    on_stream(content)
+            elif kind == "error":
+                res.errors.append(content)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        res.reply = reply["content"]
+        res.elapsed = time.monotonic() - start
+        return res
+
+    def ok(self, code: str, **kw) -> Result:
+        res = self.run(code, **kw)
+        assert res.ok, (res.reply, res.stderr)
+        return res
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+# -- processes ---------------------------------------------------------------------------
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        st = _stat(int(p))
+        if st and int(st[1]) == pid and st[0] != "Z":
+            out.append(int(p))
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], children(pid)
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children(p))
+    return out
+
+
+def alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def wait_until(pred, timeout: float = 10, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# -- what a kernel could leak ------------------------------------------------------------
+def host_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return sorted(" ".join(line.split()[3:5]) for line in f)
+
+
+def runtime_entries(helpers: list[int] | None = None) -> set[str]:
+    """Every file under the helpers' runtime and temp dirs of this user; only under the
+    dirs of `helpers` when given (other kernels on the machine have theirs)."""
+    bases = {tempfile.gettempdir(), "/tmp"}
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        bases.add(os.environ["XDG_RUNTIME_DIR"])
+    out: set[str] = set()
+    for base in bases:
+        top = os.path.join(base, f"rootfs-kernel-{os.getuid()}")
+        for dirpath, dirnames, filenames in os.walk(top):
+            out.update(os.path.join(dirpath, n) for n in dirnames + filenames)
+    if helpers is not None:
+        mine = {str(h) for h in helpers}
+        out = {p for p in out
+               if p.split(f"rootfs-kernel-{os.getuid()}/", 1)[1].split("-")[0] in mine}
+    return out
+
+
+def cgroup_dirs(helpers: list[int]) -> set[str]:
+    """The per-cell cgroups (named HELPERPID-CELL) of these helpers, v1 and v2."""
+    mine = {str(h) for h in helpers}
+    found = glob.glob("/sys/fs/cgroup/*/rootfs-kernel/*") + \
+        glob.glob("/sys/fs/cgroup/**/rootfs-kernel*/*", recursive=True)
+    return {p for p in found if os.path.basename(p).split("-")[0] in mine}
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class HostState:
+    mounts: list[str]
+    procs: list[tuple[int, str]]          # descendants of the kernel, the helper excluded
+    helpers: list[int]
+    fds: int
+    rss_mb: float
+    runtime: set[str]
+    cgroups: set[str]
+    extra: dict = field(default_factory=dict)
+
+
+def host_state(kernel_pid: int) -> HostState:
+    kids = children(kernel_pid)
+    helpers = [p for p in kids if comm(p) == "rootfs-helper"]
+    procs = [(p, comm(p)) for p in descendants(kernel_pid) if p not in helpers]
+    return HostState(host_mounts(), procs, helpers, fd_count(kernel_pid), rss_mb(kernel_pid),
+                     runtime_entries(helpers), cgroup_dirs(helpers))
+
+
+def settle(kernel_pid: int, timeout: float = 10) -> HostState:
+    """The state once the last cell's container is gone (teardown is asynchronous)."""
+    wait_until(lambda: not host_state(kernel_pid).procs, timeout)
+    return host_state(kernel_pid)
+
+
+def leaks(before: HostState, after: HostState) -> dict:
+    """What `after` holds that `before` did not (and the growth of fds and memory)."""
+    return {
+        "mounts": sorted(set(after.mounts) - set(before.mounts)),
+        "lost_mounts": sorted(set(before.mounts) - set(after.mounts)),
+        "processes": after.procs,
+        "fds": after.fds - before.fds,
+        "rss_mb": round(after.rss_mb - before.rss_mb, 1),
+        "runtime": sorted(after.runtime - before.runtime),
+        "cgroups": sorted(after.cgroups - before.cgroups),
+    }
+
+
+# -- cells of every kind -----------------------------------------------------------------
+def cell_mix(bind_dir: str) -> list[tuple[str, str]]:
+    """(kind, code) for one round of cells; a round ends with an empty %keep chain."""
+    return [
+        ("plain", "echo hi"),
+        ("mount", "%mount tmpfs /tmp size=1m\n%mount mqueue /dev/mqueue\ntouch /tmp/x"),
+        ("mount-in-script", "mkdir -p /mnt/a && mount -t tmpfs none /mnt/a && touch /mnt/a/x"),
+        ("bind", f"%bind {bind_dir} /data\nls /data >/dev/null"),
+        ("bind-ro", f"%bind {bind_dir} /data ro\ntouch /data/x 2>/dev/null; true"),
+        ("keep", "%keep\necho kept >> /kept"),
+        ("keep", "%keep\ncat /kept >/dev/null"),
+        ("after-keep", "test -f /kept"),
+        ("failure", "exit 3"),
+        ("header-error", "%frobnicate now\ntrue"),
+        ("header-error", "%mount nosuchfs /x\ntrue"),
+        ("missing-image", "%image no-such-image-here\ntrue"),
+        ("chroot", "%root chroot\nls / >/dev/null"),
+        ("root-none", "%root none\ntrue"),
+        ("background", "sleep 1000 >/dev/null 2>&1 &\necho bg"),
+        ("timeout", "%timeout 0.2\nsleep 30"),
+        ("host", "%%host\ntrue"),
+        ("show", "%show mounts\n%show ns\n%show changes\ntouch /etc/changed"),
+        ("show-ls", "%show ls /etc\ntrue"),
+        ("limit", "%limit pids=20 memory=64m\ntrue"),
+        ("unshare", "%unshare uts,ipc,net\nhostname x"),
+    ]
+
+
+def run_interrupt(k, code: str = "trap '' INT TERM\necho ready\nsleep 60") -> tuple[object, float]:
+    """Interrupt a cell once it printed something; seconds from the interrupt to idle."""
+    sent: list[float] = []
+
+    def on_stream(_content):
+        if not sent:
+            sent.append(time.monotonic())
+            k.km.interrupt_kernel()
+
+    res = k.run(code, on_stream=on_stream, timeout=30)
+    return res, time.monotonic() - sent[0] if sent else float("nan")
+
+
+def host_sleep(seconds: int = 1000) -> subprocess.Popen:
+    return subprocess.Popen(["sleep", str(seconds)], start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,0 +1,161 @@
+"""Bad input: fuzzed header lines (parser and live kernel) and malformed Jupyter messages."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rkutil import alive
+
+from rootfs_kernel import cell
+
+MAGIC_NAMES = sorted(cell.MAGICS)
+WORDS = st.sampled_from([
+    "..", "/..", "/a/../b", "/", "//", "/tmp", "/etc", "/proc", "/dev/null", "a/b", "-1", "0",
+    "1e309", "nan", "inf", "-0", "9" * 40, "0x10", "1.5G", "64m", "pids=1", "pids=99999999999",
+    "memory=0", "memory=1t", "cpu=1e-9", "cpu=nan", "ro", "rw", "tmpfs", "proc", "overlay",
+    "private", "slave", "pivot", "chroot", "none", "mnt,pid,net", "user", "x=y", "=", "'", '"',
+    "\\", "\x00", "/tmp/\x00x", "é", "容器镜像", "\u202e", "\t", "%", "%%", "%%host", "ls",
+    "mounts", "changes", "ns", "A=1", "1A=2", "/a b", "size=10m", "size=999999999999g",
+])
+ARG = st.one_of(WORDS, st.text(max_size=12), st.integers(-10**30, 10**30).map(str),
+                st.floats(allow_nan=True).map(repr))
+NAME = st.one_of(st.sampled_from(MAGIC_NAMES), st.text(max_size=8))
+LINE = st.builds(lambda lead, name, args: lead + "%" + name + " " + " ".join(args),
+                 st.sampled_from(["", " ", "\t"]), NAME, st.lists(ARG, max_size=4))
+
+
+def _check(code: str) -> None:
+    try:
+        spec = cell.parse(code)
+    except cell.HeaderError as err:
+        lines = code.split("\n")
+        assert 1 <= err.lineno <= len(lines), err
+        assert str(err).startswith(f"line {err.lineno}: ")
+        assert err.line == lines[err.lineno - 1]
+        return
+    assert isinstance(spec, cell.CellSpec)
+    for m in spec.mounts:
+        for path in (m.target, getattr(m, "source", "/")):
+            assert path.startswith("/") and ".." not in path.split("/")
+    for show in spec.show:
+        for path in (show.path, show.host_path):
+            assert path is None or ".." not in path.split("/")
+    assert spec.timeout is None or 0 < spec.timeout <= 7 * 24 * 3600
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(LINE, min_size=1, max_size=5), st.text(max_size=20))
+def test_parse_accepts_or_names_the_line(lines, script):
+    _check("\n".join(lines) + "\n" + script)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(max_size=200))
+def test_parse_of_any_text(text):
+    _check(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["%%host", "%%c", "%%c -O2", "%%", "%%hostx"]), st.lists(LINE, max_size=3))
+def test_parse_cell_magics(first, lines):
+    _check("\n".join([first, *lines, "true"]))
+
+
+# -- the live kernel ----------------------------------------------------------------------
+SAFE_NAME = st.sampled_from([n for n in MAGIC_NAMES if n not in ("propagation", "image")]
+                            + ["propagation", "image", "nosuch"])
+
+
+def _live_line(name: str, args: list[str]) -> str:
+    if name == "propagation":      # shared + %root none + %mount would mount on the host
+        args = [a for a in args if a != "shared"] or ["slave"]
+    if name == "image":            # a builder name (debian) would start a long build
+        args = ["fz-" + a for a in args]
+    return "%" + name + " " + " ".join(args)
+
+
+LIVE_LINE = st.builds(_live_line, SAFE_NAME, st.lists(WORDS, max_size=3))
+ERRORS = {"HeaderError", "ContainerError", "ImageError", "LimitExceeded", "ExitStatus",
+          "Timeout"}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(LIVE_LINE, min_size=1, max_size=3))
+def test_live_kernel_answers_every_header_and_stays_alive(rk, lines):
+    res = rk.run("\n".join(lines) + "\necho ran", timeout=60)
+    if res.ok:
+        assert "ran" in res.stdout
+    else:
+        assert res.reply["ename"] in ERRORS, res.reply
+        if res.reply["ename"] == "HeaderError":
+            assert res.reply["evalue"].startswith("line "), res.reply
+        assert res.reply["evalue"].strip()
+    assert rk.ok("echo alive").stdout == "alive\n"
+
+
+def test_script_larger_than_one_argument_runs(rk):
+    """A cell's script larger than MAX_ARG_STRLEN (128 KiB) still runs or says why."""
+    res = rk.run(": " + "x" * 200_000 + "\necho big", timeout=60)
+    assert (res.ok and res.stdout == "big\n") or "too long" in res.stderr, res.reply
+    assert rk.ok("echo alive").stdout == "alive\n"
+
+
+# -- malformed Jupyter messages -----------------------------------------------------------
+def _send_raw(k, msg_type: str, content, wait: float = 3.0):
+    """Send a message on the shell socket; return its reply, or None if it was ignored."""
+    msg = k.kc.session.msg(msg_type, content=content)
+    k.kc.shell_channel.send(msg)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            reply = k.kc.get_shell_msg(timeout=max(0.05, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001 - queue.Empty: nothing yet
+            continue
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply
+    return None
+
+
+MALFORMED = [
+    ("execute_request", {}),
+    ("execute_request", {"code": 42}),
+    ("execute_request", {"code": None, "silent": "yes"}),
+    ("execute_request", {"code": ["echo", "x"]}),
+    ("execute_request", {"code": "echo x", "silent": False, "unknown": {"deep": [1, 2]},
+                         "store_history": "maybe", "user_expressions": "nope"}),
+    ("execute_request", {"code": "echo \x00 x"}),
+    ("complete_request", {"code": 5, "cursor_pos": "x"}),
+    ("complete_request", {"code": "%mou", "cursor_pos": 10**9}),
+    ("complete_request", {"code": "%image ", "cursor_pos": -5}),
+    ("inspect_request", {"code": None}),
+    ("is_complete_request", {"code": {"a": 1}}),
+    ("history_request", {"hist_access_type": 3}),
+    ("comm_msg", {"comm_id": None, "data": None}),
+    ("comm_open", {"target_name": "nosuch", "comm_id": "x", "data": {}}),
+    ("comm_close", {}),
+    ("no_such_request", {"x": 1}),
+    ("kernel_info_request", {"surprise": True}),
+]
+
+
+@pytest.mark.parametrize("msg_type,content", MALFORMED,
+                         ids=[f"{m}-{i}" for i, (m, _) in enumerate(MALFORMED)])
+def test_malformed_message_is_answered_or_ignored(rk, msg_type, content):
+    reply = _send_raw(rk, msg_type, content, wait=2.0)
+    if reply is not None and msg_type == "execute_request":
+        assert reply["content"]["status"] in ("ok", "error")
+    assert alive(rk.pid)
+    assert rk.ok("echo alive").stdout == "alive\n"
+
+
+def test_50_mb_code_string_gets_an_error_and_the_kernel_lives(rk):
+    reply = _send_raw(rk, "execute_request", {"code": "#" + "x" * (50 << 20) + "\necho hi",
+                                              "silent": False}, wait=120)
+    assert reply is not None and reply["content"]["status"] in ("ok", "error")
+    assert alive(rk.pid)
+    assert rk.ok("echo alive").stdout == "alive\n"
+    assert os.path.exists(f"/proc/{rk.pid}")

@@ -1,0 +1,72 @@
+"""Four kernels on one image at once, the first of them building it: no interference."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from rkutil import KernelDriver
+
+from rootfs_kernel.images import ImageStore
+
+KERNELS = 4
+ROUNDS = 8
+
+
+def _work(k: KernelDriver, me: int, shared: str, errors: list) -> None:
+    try:
+        for r in range(ROUNDS):
+            for step in range(3):        # a %keep chain of three cells
+                k.ok(f"%keep\necho {me}-{r}-{step} >> /mine; mkdir -p /etc/k{me}")
+            res = k.ok("%keep\ncat /mine; ls /etc | grep '^k[0-9]' ; true")
+            lines = res.stdout.split()
+            assert lines == [f"{me}-{r}-{s}" for s in range(3)] + [f"k{me}"], (me, lines)
+            k.ok(f"%bind {shared} /shared\necho {me} > /shared/k{me}-{r}")   # ends the chain
+            res = k.run("exit 4")
+            assert res.reply["ename"] == "ExitStatus"
+            res = k.ok("ls / /etc; test ! -e /mine && echo clean")
+            assert res.stdout.split()[-1] == "clean" and f"k{me}" not in res.stdout
+    except BaseException as err:  # noqa: BLE001 - reported by the main thread
+        errors.append((me, err))
+
+
+def test_four_kernels_share_an_image_built_on_first_use(tmp_path):
+    data = tmp_path / "data"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(shared, 0o777)
+    env = {**os.environ, "XDG_DATA_HOME": str(data)}
+    kernels = [KernelDriver(env=env) for _ in range(KERNELS)]
+    try:
+        errors: list = []
+        # the first cell of each kernel builds (or waits for) the image in the new store
+        first = [threading.Thread(target=lambda k=k: errors.extend(
+            [] if k.run("true", timeout=120).ok else [("first cell", k)])) for k in kernels]
+        for t in first:
+            t.start()
+        for t in first:
+            t.join()
+        assert not errors, errors
+        threads = [threading.Thread(target=_work, args=(k, i, str(shared), errors))
+                   for i, k in enumerate(kernels)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+        assert sorted(os.listdir(shared)) == sorted(f"k{i}-{r}" for i in range(KERNELS)
+                                                    for r in range(ROUNDS))
+        for i in range(KERNELS):
+            assert (shared / f"k{i}-0").read_text() == f"{i}\n"
+    finally:
+        for k in kernels:
+            k.shutdown()
+    store = ImageStore(data / "rootfs-kernel")
+    assert store.names() == ["minimal"]
+    image = store.get("minimal")
+    assert len(image.layers) == 1 and all(p.is_dir() for p in image.layers)
+    assert (image.layers[0] / "bin").is_dir() and (image.layers[0] / "etc").is_dir()
+    assert not any((image.layers[0] / n).exists() for n in ("mine", "shared"))
+    assert store.clean_stale() == [] and store.collect_garbage() == []
+    assert [p.name for p in store.layers_dir.iterdir()] == [image.layers[0].parent.name]
