@@ -211,7 +211,7 @@ def cell_mix(bind_dir: str) -> list[tuple[str, str]]:
     """(kind, code) for one round of cells; a round ends with an empty %keep chain."""
     return [
         ("plain", "echo hi"),
-        ("mount", "%mount tmpfs /tmp size=1m\n%mount mqueue /dev/mqueue\ntouch /tmp/x"),
+        ("mount", "%mount tmpfs /tmp size=1m\n%mount tmpfs /mnt\ntouch /tmp/x"),
         ("mount-in-script", "mkdir -p /mnt/a && mount -t tmpfs none /mnt/a && touch /mnt/a/x"),
         ("bind", f"%bind {bind_dir} /data\nls /data >/dev/null"),
         ("bind-ro", f"%bind {bind_dir} /data ro\ntouch /data/x 2>/dev/null; true"),
