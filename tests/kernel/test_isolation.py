@@ -199,3 +199,9 @@ def test_shared_propagation_with_pivot_root_leaves_the_hosts_mounts_alone(kernel
         assert str(peer) in host_mounts()
     finally:
         subprocess.run(["umount", "-R", str(peer)], check=False)
+
+
+def test_network_namespace_gets_its_own_sysfs(kernel):
+    res = kernel.ok("%unshare net\nls /sys/class/net; mount | grep ' /sys '")
+    assert res.stdout.split()[0] == "lo" and "sysfs on /sys type sysfs (ro" in res.stdout
+    assert len(os.listdir("/sys/class/net")) > 1 or res.stdout.count("\n") >= 2

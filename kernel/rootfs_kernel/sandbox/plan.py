@@ -115,7 +115,7 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
                     "flags": 0, "data": data, "in_root": False, "create": None,
                     "private_parent": False})
         plan.changes = {"upper": upper, "lowers": lowers}
-        _standard_filesystems(ops, plan.pidns, rootless)
+        _standard_filesystems(ops, plan.pidns, rootless, netns="net" in names)
     elif plan.pidns and not shared:
         # %root none: the host's tree, but a /proc that shows this cell's PID namespace.
         ops.append(_mount("proc", "proc", "/proc", "", in_root=True, flags_extra=0))
@@ -146,7 +146,7 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
     return plan
 
 
-def _standard_filesystems(ops: list[dict], pidns: bool, rootless: bool) -> None:
+def _standard_filesystems(ops: list[dict], pidns: bool, rootless: bool, netns: bool) -> None:
     """/proc, a minimal /dev, a read-only /sys and runc's masks, all inside the new root."""
     if pidns:
         ops.append(_mount("proc", "proc", "/proc", "", in_root=True,
@@ -166,7 +166,13 @@ def _standard_filesystems(ops: list[dict], pidns: bool, rootless: bool) -> None:
                       flags_extra=MS_NOSUID | MS_NODEV))
     for name, target in DEV_LINKS.items():
         ops.append({"op": "symlink", "target": target, "path": f"/dev/{name}"})
-    ops.append(_bind("/sys", "/sys", rec=True, readonly=True, create="dir"))
+    if netns:
+        # A sysfs of its own shows the cell's network namespace (only lo), not the host's;
+        # a user namespace may mount one once it owns a network namespace.
+        ops.append(_mount("sysfs", "sysfs", "/sys", "ro", in_root=True,
+                          flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    else:
+        ops.append(_bind("/sys", "/sys", rec=True, readonly=True, create="dir"))
     for path in MASKED_PATHS:
         ops.append({"op": "mask", "path": path})
     for path in READONLY_PATHS:
