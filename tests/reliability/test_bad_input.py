@@ -120,6 +120,17 @@ def _send_raw(k, msg_type: str, content, wait: float = 3.0):
     return None
 
 
+def _still_answers(k) -> None:
+    """`echo alive` runs. ipykernel aborts requests queued just after an error reply
+    (stop_on_error), so an `aborted` status is retried, not taken as a dead kernel."""
+    for _ in range(3):
+        res = k.run("echo alive", timeout=60)
+        if res.reply.get("status") != "aborted":
+            break
+        time.sleep(0.5)
+    assert res.ok and res.stdout == "alive\n", res.reply
+
+
 MALFORMED = [
     ("execute_request", {}),
     ("execute_request", {"code": 42}),
@@ -149,7 +160,7 @@ def test_malformed_message_is_answered_or_ignored(rk, msg_type, content):
     if reply is not None and msg_type == "execute_request":
         assert reply["content"]["status"] in ("ok", "error")
     assert alive(rk.pid)
-    assert rk.ok("echo alive").stdout == "alive\n"
+    _still_answers(rk)
 
 
 def test_50_mb_code_string_gets_an_error_and_the_kernel_lives(rk):
@@ -157,5 +168,5 @@ def test_50_mb_code_string_gets_an_error_and_the_kernel_lives(rk):
                                               "silent": False}, wait=120)
     assert reply is not None and reply["content"]["status"] in ("ok", "error")
     assert alive(rk.pid)
-    assert rk.ok("echo alive").stdout == "alive\n"
+    _still_answers(rk)
     assert os.path.exists(f"/proc/{rk.pid}")
