@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliabil
 
 from rkutil import KernelDriver, cell_mix, leaks, run_interrupt, settle  # noqa: E402
 
-BOMB = "%limit pids=40\nbomb() { bomb | bomb & }; bomb; wait; sleep 60"
+BOMB = "%limit pids=40\n%timeout 20\nbomb() { bomb | bomb & }; bomb; wait; sleep 60"
 HOG = "%limit memory=32m\nhead -c 300m /dev/zero | tail > /dev/null"
 
 
@@ -33,7 +33,8 @@ def outcome(k: KernelDriver, code: str) -> dict:
     alive = k.run("echo alive", timeout=60)
     return {"seconds": round(ended - start, 2),
             "error": res.reply.get("ename"), "message": res.reply.get("evalue", ""),
-            "notes": res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else [],
+            "notes": [ln[:160] for ln in res.stderr.splitlines()
+                      if ln.startswith("rootfs-kernel:")][:1],
             "recover_seconds": round(time.monotonic() - ended, 3),
             "next_cell_ok": alive.ok and alive.stdout == "alive\n"}
 
