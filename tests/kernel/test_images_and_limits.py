@@ -97,3 +97,17 @@ def test_limits_without_writable_cgroups_say_so_and_run(kernel):
     res = kernel.ok("%limit pids=50\necho ran")
     assert res.stdout == "ran\n"
     assert "cgroup limits are unavailable" in res.stderr
+
+
+def test_a_fork_bomb_stays_within_its_pids_limit_as_root_and_as_a_user(kernel):
+    """With cgroups (root) or with RLIMIT_NPROC (an ordinary user without delegated
+    cgroups), the bomb never holds more processes than the limit."""
+    res = kernel.run("%limit pids=30\nbomb() { bomb | bomb & }; bomb 2>/dev/null\n"
+                     "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done\n"
+                     "set -- /proc/[0-9]*; echo processes $#", timeout=60)
+    counts = [int(line.split()[1]) for line in res.stdout.splitlines()
+              if line.startswith("processes ")]
+    assert counts and counts[0] <= 32, res.stdout
+    if not ROOT:
+        assert "RLIMIT_NPROC=30" in res.stderr
+    assert kernel.ok("echo alive").stdout == "alive\n"

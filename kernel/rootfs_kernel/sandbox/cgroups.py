@@ -108,6 +108,26 @@ class CellCgroup:
                 pass
 
 
+def rlimits_for(limits: dict) -> dict[str, int]:
+    """The setrlimit fallback: processes (counted per user namespace since Linux 5.14,
+    so a rootless cell's count is its own) and address space per process."""
+    out = {}
+    if "pids" in limits:
+        out["nproc"] = int(limits["pids"])
+    if "memory" in limits:
+        out["as"] = int(limits["memory"])
+    return out
+
+
+def describe_rlimits(rlimits: dict[str, int]) -> str:
+    words = []
+    if "nproc" in rlimits:
+        words.append(f"RLIMIT_NPROC={rlimits['nproc']}")
+    if "as" in rlimits:
+        words.append(f"RLIMIT_AS={_size(rlimits['as'])} per process")
+    return ", ".join(words) or "nothing to limit"
+
+
 def join(procs_files: list[str]) -> None:
     """Called in the cell's first process: move itself into the cell's cgroups."""
     me = str(os.getpid())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import signal
 import stat
 import time
@@ -62,6 +63,7 @@ def _child(plan: dict, stdout: int, stderr: int, result: int, helper_pid: int) -
     try:
         # In a new PID namespace the parent lies outside it: getppid() says 0.
         _die_with_parent(0 if plan["pidns"] else helper_pid)
+        sc.set_process_name("rootfs-init")
         if plan.get("cgroup_procs"):
             join_cgroups(plan["cgroup_procs"])  # before any child: all inherit the limits
         if plan["host"]:
@@ -89,6 +91,7 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
     except OSError as err:
         raise SetupError(ctx.explain(err)) from None
     setup_seconds = time.monotonic() - started
+    _apply_rlimits(plan.get("rlimits") or {})
     script = _spawn_script(plan, stdout, stderr)
     # Only the script holds the output pipes now: the kernel sees their end as soon as
     # the script's processes are gone, without waiting for this process to exit.
@@ -128,6 +131,14 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
 
 
 _SCRIPT_SIGDEF = (*_FORWARDED, signal.SIGPIPE, signal.SIGCHLD)
+
+
+def _apply_rlimits(rlimits: dict[str, int]) -> None:
+    """The cgroup-less fallback of %limit (set in the init, inherited by the script)."""
+    if "nproc" in rlimits:
+        resource.setrlimit(resource.RLIMIT_NPROC, (rlimits["nproc"], rlimits["nproc"]))
+    if "as" in rlimits:
+        resource.setrlimit(resource.RLIMIT_AS, (rlimits["as"], rlimits["as"]))
 
 
 def _spawn_script(plan: dict, stdout: int, stderr: int) -> int | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import container, protocol
 from . import syscalls as sc
-from .cgroups import CellCgroup, LimitsUnavailable
+from .cgroups import CellCgroup, LimitsUnavailable, describe_rlimits, rlimits_for
 
 # Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
 # them, so the init can still take the %show snapshots), then, if the init is not gone
@@ -137,8 +137,12 @@ class Helper:
                 group = CellCgroup.create(f"{me}-{cid}", plan["limits"])
                 plan["cgroup_procs"] = group.procs_files()
             except LimitsUnavailable as err:
-                protocol.send(self.sock, {"event": "notice", "id": cid,
-                                          "message": f"{err}; the cell runs without limits"})
+                # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
+                # process for memory); cpu shares need a cgroup.
+                plan["rlimits"] = rlimits_for(plan["limits"])
+                protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
+                    f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
+                    f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''})")})
         plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
         try:
             pid = container.start(plan, stdout, stderr, result, me)
