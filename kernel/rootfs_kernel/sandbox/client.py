@@ -7,6 +7,8 @@ ends over with the `run` frame and reads the other ends itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import itertools
 import json
 import os
@@ -145,7 +147,9 @@ class SandboxClient:
         cid = next(self._ids)
         done = loop.create_future()
         self._waiters[cid] = done
-        self._notices[cid] = on_stderr
+        # Helper events arrive in the socket reader's context, not this cell's: deliver
+        # the notice in this cell's (a front-end may keep per-cell state in contextvars).
+        self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
         pipes = [os.pipe() for _ in range(3)]
         result_chunks: list[bytes] = []
         readers = [
