@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import contextvars
 import os
 import signal
@@ -11,7 +12,7 @@ import signal
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
 from ipykernel.kernelbase import Kernel
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from . import __version__, cell, completion
 from .images import ImageError
@@ -41,8 +42,15 @@ class RootfsKernel(Kernel):
         help="Limits for every cell, e.g. 'pids=1024 memory=2g cpu=1' (a cell's %limit "
              "line overrides them); also from $ROOTFS_KERNEL_LIMITS.")
 
+    max_live_views = Integer(
+        50, config=True,
+        help="How many comparison widgets stay live. Each holds its whole comparison in "
+             "the kernel; older ones are closed, their saved HTML (and the JupyterLab "
+             "renderer's data) still show.")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._live_views: collections.deque = collections.deque()
         # `cells`, not `session`: Kernel.session is the wire protocol's.
         self.cells = Session(default_limits=self.default_limits)
         self._interrupt: asyncio.Event | None = None
@@ -92,13 +100,18 @@ class RootfsKernel(Kernel):
                 if "error" in payload:
                     self._stream("stderr", f"rootfs-kernel: {payload['error']}\n", silent)
                     continue
-                data, metadata = display_bundle(payload)
+                data, metadata = display_bundle(payload, keep=self._keep_view)
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
         if outcome.error:
             return self._fail(*outcome.error, silent)
         return {"status": "ok", "execution_count": self.execution_count, "payload": [],
                 "user_expressions": {}}
+
+    def _keep_view(self, widget) -> None:
+        self._live_views.append(widget)
+        while len(self._live_views) > max(1, self.max_live_views):
+            self._live_views.popleft().close_all()
 
     def _fail(self, ename: str, evalue: str, silent: bool) -> dict:
         content = {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}

@@ -31,11 +31,27 @@ def test_pid_namespace_makes_the_shell_a_small_pid(kernel):
     assert int(count) <= 5, res.stdout  # init, sh, ps, wc: no host process is visible
 
 
-def test_user_namespace_only_when_not_root(kernel):
-    res = kernel.ok("readlink /proc/self/ns/user; id -u")
-    userns, uid = res.stdout.split()
-    assert uid == "0"
-    assert (userns == _ns("user")) == ROOT
+def test_the_script_runs_as_root_of_a_user_namespace_of_its_own(kernel):
+    # Rootless: the cell's user namespace maps root to the kernel's user. As root too,
+    # the script sits in an identity-mapped user namespace below the cell's, which locks
+    # the setup's mounts (see test_setup_mounts_are_locked).
+    res = kernel.ok("readlink /proc/self/ns/user; id -u; cat /proc/self/uid_map")
+    userns, uid, *uid_map = res.stdout.split()
+    assert uid == "0" and userns != _ns("user")
+    assert uid_map == (["0", "0", "4294967295"] if ROOT else ["0", "0", "1"])
+
+
+def test_setup_mounts_are_locked(kernel, tmp_path):
+    """The script may mount, but not undo a read-only bind or a mask made for it."""
+    os.chmod(tmp_path, 0o777)
+    res = kernel.run(f"%bind {tmp_path} /data ro\n"
+                     "mount -o remount,bind,rw /data 2>&1; touch /data/x 2>&1\n"
+                     "umount /proc/keys 2>&1; mount -o remount,rw /proc/sys 2>&1\n"
+                     "mount -t tmpfs none /mnt && echo own-mount-ok")
+    assert not (tmp_path / "x").exists()
+    assert "Read-only file system" in res.stdout
+    assert "own-mount-ok" in res.stdout
+    assert kernel.ok("wc -c < /proc/keys").stdout.strip() == "0"
 
 
 def test_writes_are_gone_in_the_next_cell(kernel):
@@ -202,7 +218,7 @@ def test_shared_propagation_with_pivot_root_leaves_the_hosts_mounts_alone(kernel
 
 
 def test_network_namespace_gets_its_own_sysfs(kernel):
-    res = kernel.ok("%unshare net\nls /sys/class/net; mount | grep ' /sys '")
+    res = kernel.ok("%unshare net\nls /sys/class/net; mount | grep ' /sys ' | tail -1")
     interfaces, mount_line = res.stdout.splitlines()[:-1], res.stdout.splitlines()[-1]
     assert interfaces == ["lo"]  # the host's interfaces are not there
     assert mount_line.startswith("sysfs on /sys type sysfs (ro")

@@ -421,8 +421,9 @@ def test_ns_marks_the_cells_own_namespaces(kernel, unshare, own):
     res = kernel.ok(f"{unshare}%show ns\nreadlink /proc/self/ns/mnt /proc/self/ns/net")
     p = the_payload(res)
     rows = by_key(p["rows"])
-    if not ROOT:
-        own = own | {"user"}  # rootless containers start with a user namespace
+    # The script always runs in a user namespace of its own (rootless: the cell's; as
+    # root: an identity-mapped one that locks the setup's mounts).
+    own = own | {"user"}
     for name in ("mnt", "pid", "net", "user", "uts", "ipc"):
         r = rows[name]
         assert r["host"] == {"id": host_ns(name)}

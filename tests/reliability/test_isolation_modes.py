@@ -20,9 +20,6 @@ MODES = ("pivot", "chroot", "none")
 ISOLATED = ("pivot", "chroot")
 rootless = pytest.mark.skipif(ROOT, reason="the ordinary-user half (run as rkuser)")
 
-LOCKING = ("the cell holds CAP_SYS_ADMIN over the mounts its init made (real root in root "
-           "mode, the owner of its user namespace rootless), so it can undo them: "
-           "see the report's patch (nested user+mount namespace before the script)")
 
 
 def header(mode: str, *lines: str) -> str:
@@ -59,7 +56,6 @@ def test_read_only_bind_refuses_writes(rk, mode, hostdir):
     assert not (hostdir / "x").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=LOCKING)
 @pytest.mark.parametrize("mode", MODES)
 def test_read_only_bind_cannot_be_remounted_read_write(rk, mode, hostdir):
     rk.run(header(mode, f"%bind {hostdir} /data ro",
@@ -162,7 +158,6 @@ def test_proc_sys_read_only_and_runc_masks(rk, mode):
         assert res.stdout.strip() == "" or res.stdout.startswith("ro"), (ro, res.stdout)
 
 
-@pytest.mark.xfail(strict=True, reason=LOCKING)
 @pytest.mark.parametrize("mode", ISOLATED)
 def test_masks_and_read_only_proc_cannot_be_undone(rk, mode):
     res = rk.run(header(mode, "%unshare uts",

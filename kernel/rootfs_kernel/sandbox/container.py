@@ -92,7 +92,15 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
         raise SetupError(ctx.explain(err)) from None
     setup_seconds = time.monotonic() - started
     _apply_rlimits(plan.get("rlimits") or {})
-    script = _spawn_script(plan, stdout, stderr)
+    script_ns = None
+    if plan.get("script_namespaces"):
+        ctx.prepare_snapshots()  # the script may do the root switch itself (chroot)
+        script, script_ns, proc = _start_locked(plan, stdout, stderr)
+        if any(show["kind"] == "ns" for show in plan["show"]):
+            # The script's namespaces, not this init's: read them while it lives.
+            ctx.script_ns_ids = inspect_ns.read_namespaces(f"{proc}/{script}")
+    else:
+        script = _spawn_script(plan, stdout, stderr)
     # Only the script holds the output pipes now: the kernel sees their end as soon as
     # the script's processes are gone, without waiting for this process to exit.
     os.close(stdout)
@@ -119,6 +127,13 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
     signal.signal(signal.SIGUSR1, kill_script)
     status = _wait_for(script)
     code = _exit_code(status)
+    if script_ns is not None:
+        # Look at the filesystem the script saw (its own mounts included).
+        sc.setns(script_ns, sc.CLONE_NEWNS)
+        os.close(script_ns)
+        if any(op["op"] == "chroot" for op in plan["script_ops"]):
+            sc.chroot(plan["root"])  # setns put us at the namespace's real root
+        os.chdir("/")
     outcome = {"status": code,
                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                "setup_seconds": setup_seconds, "snapshots": ctx.snapshots()}
@@ -131,6 +146,63 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
 
 
 _SCRIPT_SIGDEF = (*_FORWARDED, signal.SIGPIPE, signal.SIGCHLD)
+
+
+def _start_locked(plan: dict, stdout: int, stderr: int) -> tuple[int, int, str]:
+    """Start the script in a user + mount namespace below this one (plan.py, "lock").
+
+    Copying the mount namespace into a less privileged user namespace locks every mount
+    made so far: the script keeps CAP_SYS_ADMIN for mounts of its own, but cannot
+    unmount a mask, remount a read-only bind read-write, or move what the setup made.
+    Returns the script's pid, an fd of its mount namespace (for the snapshots) and the
+    /proc that shows it.
+    """
+    ready_r, ready_w = os.pipe()
+    pid = sc.clone(plan["script_namespaces"])
+    if pid == 0:
+        try:
+            os.close(ready_w)
+            if os.read(ready_r, 1) != b"1":  # the parent failed to map our ids
+                os._exit(SETUP_FAILED)
+            for op in plan["script_ops"]:
+                _script_op(op)
+        except OSError as err:
+            os.write(stderr, f"rootfs-kernel: {_describe(err)}\n".encode())
+            os._exit(SETUP_FAILED)
+        _exec_script(plan, stdout, stderr)
+    os.close(ready_r)
+    # pid is a pid of the cell's PID namespace: look it up in the cell's own /proc (not
+    # yet at /proc when the script is still to chroot).
+    proc = "/proc" if plan["root"] == "/" or not any(
+        op["op"] == "chroot" for op in plan["script_ops"]) else f"{plan['root']}/proc"
+    try:
+        ns_fd = os.open(f"{proc}/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        # As root every id maps to itself, so ownership means what it did; an ordinary
+        # user's cell has only its root to map.
+        span = 1 if plan["rootless"] else 4294967295
+        for name in ("uid_map", "gid_map"):
+            with open(f"{proc}/{pid}/{name}", "w") as f:
+                f.write(f"0 0 {span}")
+        os.write(ready_w, b"1")
+    finally:
+        os.close(ready_w)
+    return pid, ns_fd, proc
+
+
+def _script_op(op: dict) -> None:
+    """The few setup steps the script's own namespaces must take (plan.script_ops)."""
+    kind = op["op"]
+    if kind == "hostname":
+        sc.sethostname(op["name"])
+    elif kind == "chroot":
+        os.chdir(op["root"])
+        sc.chroot(".")
+        os.chdir("/")
+    elif kind == "mask":
+        if os.path.isdir(op["path"]):
+            sc.mount("tmpfs", op["path"], "tmpfs", sc.MS_RDONLY, "size=0")
+    else:
+        sc.mount(op["source"], op["target"], op["fstype"], op["flags"], op["data"] or None)
 
 
 def _apply_rlimits(rlimits: dict[str, int]) -> None:
@@ -195,6 +267,7 @@ class _Setup:
         self.root_fd: int | None = None
         self.layer_fds: tuple[int, list[int]] | None = None
         self.current: dict | None = None
+        self.script_ns_ids: dict | None = None
 
     def run(self, op: dict) -> None:
         self.current = op
@@ -345,6 +418,10 @@ class _Setup:
         finally:
             os.close(parent)
 
+    def prepare_snapshots(self) -> None:
+        if self.layer_fds is None:
+            self._before_switch()
+
     def _before_switch(self) -> None:
         changes = self.plan.get("changes")
         if changes and any(s["kind"] == "changes" for s in self.plan["show"]):
@@ -391,7 +468,7 @@ class _Setup:
             with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
                 return f.read()
         if kind == "ns":
-            return inspect_ns.read_namespaces()
+            return self.script_ns_ids or inspect_ns.read_namespaces()
         if kind == "ls":
             return inspect_listing.snapshot(show["path"])
         if kind == "changes":

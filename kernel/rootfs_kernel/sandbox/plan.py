@@ -60,6 +60,10 @@ class Plan:
     show: list[dict] = field(default_factory=list)
     changes: dict | None = None   # {"upper": path, "lowers": [paths]} for %show changes
     limits: dict = field(default_factory=dict)   # pids, memory (bytes), cpu (cores)
+    # The script runs one user + mount namespace further down, so the setup's mounts are
+    # locked: it may add mounts but not undo a read-only bind or a mask (0 = off).
+    script_namespaces: int = 0
+    script_ops: list[dict] = field(default_factory=list)  # done there, before the exec
     host_mnt_ns: int = 0          # inode of the host's mount namespace: setup refuses to run there
 
     def to_json(self) -> dict:
@@ -76,11 +80,21 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
                    image_workdir: str | None, user_env: dict[str, str], places: Places,
                    rootless: bool, uid: int, gid: int, host_cwd: str) -> Plan:
     names = set(spec.namespaces) | ({"user"} if rootless else set())
-    flags = 0
-    for name in names:
+    # Locking needs a less privileged copy of the mount namespace, whose shared mounts
+    # turn into slaves: a cell that asks for shared propagation is not locked.
+    lock = spec.propagation != "shared"
+    # Namespaces the script must own to use (hostname, lo, IPC) go with the script's own
+    # user namespace when locked; the rest belong to the cell's init.
+    owned = {"uts", "ipc", "net"} & names if lock else set()
+    flags = script_flags = 0
+    for name in names - owned:
         flags |= NAMESPACE_FLAGS[name]
+    if lock:
+        script_flags = NAMESPACE_FLAGS["user"] | NAMESPACE_FLAGS["mnt"]
+        for name in owned:
+            script_flags |= NAMESPACE_FLAGS[name]
     plan = Plan(namespaces=flags, rootless=rootless, uid=uid, gid=gid, pidns="pid" in names,
-                limits=dict(spec.limits))
+                limits=dict(spec.limits), script_namespaces=script_flags)
     ops = plan.ops
     isolated_root = spec.root != "none"
     shared = spec.propagation == "shared"
@@ -115,7 +129,16 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
                     "flags": 0, "data": data, "in_root": False, "create": None,
                     "private_parent": False})
         plan.changes = {"upper": upper, "lowers": lowers}
-        _standard_filesystems(ops, plan.pidns, rootless, netns="net" in names)
+        # A fresh sysfs shows the network namespace of whoever mounts it.
+        own_sysfs = "net" in names
+        _standard_filesystems(ops, plan.pidns, rootless, netns=own_sysfs and not lock)
+        if own_sysfs and lock:
+            # The kernel lets a user namespace mount sysfs only while the sysfs it can
+            # already see is fully visible, so /sys/firmware is masked after, not before.
+            ops.remove({"op": "mask", "path": "/sys/firmware"})
+            plan.script_ops.append(_mount("sysfs", "sysfs", "/sys", "ro",
+                                          flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
+            plan.script_ops.append({"op": "mask", "path": "/sys/firmware"})
     elif plan.pidns and not shared:
         # %root none: the host's tree, but a /proc that shows this cell's PID namespace.
         ops.append(_mount("proc", "proc", "/proc", "", in_root=True, flags_extra=0))
@@ -126,9 +149,11 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
     if spec.root == "pivot":
         ops.append({"op": "pivot_root", "root": root})
     elif spec.root == "chroot":
-        ops.append({"op": "chroot", "root": root})
+        # A chrooted process may not create a user namespace: when locked, the script
+        # (already in its own) does the chroot.
+        (plan.script_ops if lock else ops).append({"op": "chroot", "root": root})
     if "uts" in names:
-        ops.append({"op": "hostname", "name": "rootfs"})
+        (plan.script_ops if lock else ops).append({"op": "hostname", "name": "rootfs"})
 
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
     if isolated_root:

@@ -212,3 +212,10 @@ def make_readonly(fd: int, recursive: bool) -> None:
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     _check(_libc.syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, ctypes.byref(attr),
                          ctypes.sizeof(attr)), "mount_setattr(MOUNT_ATTR_RDONLY)")
+
+
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")

@@ -19,11 +19,13 @@ from .text import render_text
 WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 
 
-def display_bundle(payload: dict, *, widget: bool = True) -> tuple[dict, dict]:
+def display_bundle(payload: dict, *, widget: bool = True,
+                   keep: object = None) -> tuple[dict, dict]:
     """(data, metadata) for a display_data message of one comparison payload.
 
     With widget=True an ipywidgets model is created, which needs a comm implementation
-    (the kernel's, or the comm package's DummyComm outside a kernel).
+    (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
+    with it, so a caller can bound how many stay alive.
     """
     data: dict = {
         "text/plain": render_text(payload),
@@ -34,6 +36,8 @@ def display_bundle(payload: dict, *, widget: bool = True) -> tuple[dict, dict]:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
         w = build_widget(payload, data["text/html"])  # rendered once, shown twice
+        if keep is not None:
+            keep(w)
         data[WIDGET_MIME_TYPE] = {"model_id": w.model_id, "version_major": 2,
                                   "version_minor": 0}
     return data, {}

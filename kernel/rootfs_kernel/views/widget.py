@@ -98,6 +98,19 @@ class CompareWidget(w.VBox):
         else:
             self._refresh()
 
+    def close_all(self) -> None:
+        """Close this view and every widget model inside it (frees the kernel side)."""
+        def close(widget: w.Widget) -> None:
+            for child in getattr(widget, "children", ()):
+                close(child)
+            for part in ("layout", "style"):
+                sub = getattr(widget, part, None)
+                if isinstance(sub, w.Widget):
+                    sub.close()
+            widget.close()
+
+        close(self)
+
     def _open_subdir(self, change: dict) -> None:
         if change["new"]:
             self.path = [*self.path, change["new"]]
