@@ -8,6 +8,7 @@ and the `%keep` chain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -74,10 +75,11 @@ class Session:
         if not spec.script.strip() and not spec.show:
             self.user_env.update(spec.env)
             return out
+        c_files: list[str] = []
         try:
             plan = await self._plan(spec, notice)
             if spec.c_flags is not None:
-                await self._compile_c(spec, plan, stderr, interrupt)
+                c_files = await self._compile_c(spec, plan, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
             return replace(out, error=(type(err).__name__, str(err)))
         except _CompileError as err:
@@ -92,6 +94,10 @@ class Session:
                                          wait_exit=wait_exit)
         except SandboxError as err:
             return replace(out, error=("SandboxError", f"{err}; restart the kernel"))
+        finally:
+            for path in c_files:  # a %%c cell's source and program live for one cell
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         if not spec.host:
             self._after_keep(spec)
         out = replace(out, run=run)
@@ -158,7 +164,7 @@ class Session:
             raise
 
     async def _compile_c(self, spec: cell.CellSpec, plan: Plan, stderr: Sink,
-                         interrupt: asyncio.Event | None) -> None:
+                         interrupt: asyncio.Event | None) -> list[str]:
         """%%c: compile on the host (a %%host run of gcc), then run the binary in the cell."""
         self._c_count += 1
         workdir = os.path.join(self.sandbox.places["dir"], "c")
@@ -175,6 +181,8 @@ class Session:
                                      messages.append, messages.append, interrupt=interrupt)
         text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
         if run.status:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(source)
             hint = "" if run.status != 127 else " (is gcc installed on the host?)"
             raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
         if text:
@@ -187,6 +195,7 @@ class Session:
                 "op": "bind", "source": binary, "target": C_BINARY, "rec": False,
                 "readonly": True, "create": "file", "optional": False, "lineno": 1})
             plan.argv = [C_BINARY]
+        return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, succeeded: bool,
                       notice: Callable[[str], None]) -> None:

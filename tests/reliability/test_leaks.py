@@ -90,8 +90,6 @@ def test_no_leaks_after_1000_cells_and_a_restart(tmp_path):
 C_CELL = "%%c\n#include <stdio.h>\nint main(void) { puts(\"c\"); return 0; }\n"
 
 
-@pytest.mark.xfail(strict=True, reason="Session._compile_c keeps every cellN.c and its static "
-                   "binary (about 0.8 MB) in the helper's dir until the kernel exits")
 def test_c_cells_leave_no_files_behind(fresh_kernel_c):
     k = fresh_kernel_c
     k.ok(C_CELL)
