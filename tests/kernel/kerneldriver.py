@@ -22,6 +22,7 @@ class Result:
     errors: list[dict] = field(default_factory=list)
     displays: list[dict] = field(default_factory=list)
     stream_times: list[tuple[float, str]] = field(default_factory=list)
+    closed_comms: list[str] = field(default_factory=list)
     elapsed: float = 0.0
 
     @property
@@ -57,6 +58,8 @@ class KernelDriver:
                 res.errors.append(content)
             elif kind == "display_data":
                 res.displays.append(content)
+            elif kind == "comm_close":
+                res.closed_comms.append(content["comm_id"])
         while True:
             reply = self.kc.get_shell_msg(timeout=timeout)
             if reply["parent_header"].get("msg_id") == msg_id:

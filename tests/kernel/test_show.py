@@ -681,3 +681,13 @@ def test_widget_opens_a_subdirectory_over_comms(kernel):
     etc = by_key(payload["rows"])["etc"]["children"]["rows"]
     keys = [ln["key"] for ln in html_lines(state["value"], payload)]
     assert keys and sorted(set(keys)) == sorted(r["key"] for r in etc)
+
+
+def test_only_the_last_50_views_keep_a_live_widget(fresh_kernel):
+    """Widget models live in the kernel; the oldest views' are closed past 50, so memory
+    stays bounded (their HTML and compare+json remain in the notebook)."""
+    first = fresh_kernel.ok("%show ns\ntrue").displays[0]["data"][WIDGET_MIME_TYPE]["model_id"]
+    closed: list[str] = []
+    for _ in range(50):
+        closed += fresh_kernel.ok("%show ns\ntrue").closed_comms
+    assert first in closed
