@@ -8,8 +8,11 @@ user=${ROOTFS_TEST_USER:-rkuser}
 bash "$here/scripts/setup.sh"
 id -u "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
 
-echo "== tests as root"
 cd "$here"
+echo "== lint"
+"$venv/bin/ruff" check kernel tests benchmarks scripts
+
+echo "== tests as root"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
 
 echo "== tests as the ordinary user $user"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+
 from rootfs_kernel.inspect.listing import diff_listings, snapshot
 from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
 from rootfs_kernel.views import (

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import ImageStore
 from rootfs_kernel.images.debian import apt_mirror, debian_builder
 

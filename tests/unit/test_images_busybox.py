@@ -7,6 +7,7 @@ import stat
 import subprocess
 
 import pytest
+
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images import busybox as busybox_mod
 from rootfs_kernel.images.busybox import find_busybox

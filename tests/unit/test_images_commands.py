@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.commands import (
     image_build,

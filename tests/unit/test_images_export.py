@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.layerfs import is_opaque, make_whiteout, set_opaque
 from rootfs_kernel.images.oci_export import commit_layer, export_image

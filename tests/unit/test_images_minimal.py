@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import ImageStore
 
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernel"

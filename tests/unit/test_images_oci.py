@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.layerfs import is_opaque
 from rootfs_kernel.images.oci_import import import_image, name_from_ref

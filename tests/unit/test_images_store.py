@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.images import Image, ImageError, ImageStore
 from rootfs_kernel.images.store import BuildContext, BuildOutput
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rootfs_kernel.inspect.changes import scan_upper
 from test_inspect_listing import in_child
+
+from rootfs_kernel.inspect.changes import scan_upper
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts and overlay need root")
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.inspect.listing import diff_listings, snapshot
 
 

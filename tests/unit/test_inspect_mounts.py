@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rootfs_kernel.inspect.mounts import Mount, diff_mounts, parse_mountinfo
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rootfs_kernel.inspect.ns import NAMESPACES, diff_ns, read_namespaces
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ipywidgets
 import pytest
+
 from rootfs_kernel.inspect.listing import diff_listings, snapshot
 from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
 from rootfs_kernel.inspect.ns import diff_ns
