@@ -32,10 +32,13 @@ class Result:
 class KernelDriver:
     """The real kernel through jupyter_client, as a front-end drives it."""
 
-    def __init__(self, env: dict | None = None) -> None:
+    def __init__(self, env: dict | None = None, extra_arguments: list[str] | None = None
+                 ) -> None:
         from jupyter_client.manager import start_new_kernel
 
-        kw = {"env": env} if env is not None else {}
+        kw: dict = {"env": env} if env is not None else {}
+        if extra_arguments:
+            kw["extra_arguments"] = extra_arguments
         self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60, **kw)
 
     @property

@@ -41,6 +41,7 @@ class CellRun:
     interrupted: bool = False
     timed_out: bool = False
     limit: str | None = None          # which cgroup limit ended (part of) the cell
+    profile: list | None = None       # per setup operation (op, where, seconds), on request
 
 
 class SandboxClient:
@@ -191,6 +192,7 @@ class SandboxClient:
             run.error = report.get("error")
             run.setup_seconds = report.get("setup_seconds")
             run.snapshots = report.get("snapshots", [])
+            run.profile = report.get("profile")
             if "status" in report and run.signal is None:
                 run.status, run.signal = report["status"], report.get("signal")
         return run

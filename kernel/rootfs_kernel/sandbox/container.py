@@ -85,9 +85,14 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
         # the root of every process on the machine.
         raise SetupError("refusing to set up a container in the host's mount namespace")
     ctx = _Setup(plan)
+    profile: list[tuple[str, str, float]] | None = [] if plan.get("profile") else None
     try:
         for op in plan["ops"]:
+            t = time.monotonic()
             ctx.run(op)
+            if profile is not None:  # where setup time goes (benchmarks/profile_sandbox.py)
+                where = op.get("target") or op.get("path") or op.get("root") or ""
+                profile.append((op["op"], where, time.monotonic() - t))
     except OSError as err:
         raise SetupError(ctx.explain(err)) from None
     setup_seconds = time.monotonic() - started
@@ -136,7 +141,8 @@ def _init(plan: dict, stdout: int, stderr: int, result: int) -> int:
         os.chdir("/")
     outcome = {"status": code,
                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-               "setup_seconds": setup_seconds, "snapshots": ctx.snapshots()}
+               "setup_seconds": setup_seconds, "snapshots": ctx.snapshots(),
+               "profile": profile}
     if pidns:
         # Snapshots are taken; stop what the script left running before PID 1 exits.
         _kill_all_but_me()
