@@ -51,6 +51,7 @@ class Session:
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
         self._progress: Progress | None = None
+        self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
 
     def close(self) -> None:
@@ -146,6 +147,22 @@ class Session:
             host_cwd=os.getcwd())
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
+        # Most cells use the image the previous one used: skip the worker thread and the
+        # metadata read while its image.json is unchanged (replaced by a rebuild or rm).
+        path = self.store.images_dir / spec.image / "image.json"
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        cached = self._images.get(spec.image)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        image = await self._load_image(spec, notice)
+        if stamp is not None or path.exists():
+            self._images[spec.image] = (path.stat().st_mtime_ns, image)
+        return image
+
+    async def _load_image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         progress = self._progress or (lambda _f, _m: None)
         if not self.store.exists(spec.image):
             notice(f"preparing image {spec.image} ...")
