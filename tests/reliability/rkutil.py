@@ -7,77 +7,17 @@ import glob
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = os.geteuid() == 0
-
-
-@dataclass
-class Result:
-    reply: dict
-    stdout: str = ""
-    stderr: str = ""
-    errors: list[dict] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.reply.get("status") == "ok"
-
-
-class KernelDriver:
-    """The real kernel through jupyter_client, as a front-end drives it."""
-
-    def __init__(self, env: dict | None = None, extra_arguments: list[str] | None = None
-                 ) -> None:
-        from jupyter_client.manager import start_new_kernel
-
-        kw: dict = {"env": env} if env is not None else {}
-        if extra_arguments:
-            kw["extra_arguments"] = extra_arguments
-        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60, **kw)
-
-    @property
-    def pid(self) -> int:
-        return self.km.provisioner.pid
-
-    def run(self, code: str, timeout: float = 60, on_stream=None) -> Result:
-        start = time.monotonic()
-        msg_id = self.kc.execute(code)
-        res = Result(reply={})
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content["execution_state"] == "idle":
-                break
-            if kind == "stream":
-                setattr(res, content["name"], getattr(res, content["name"]) + content["text"])
-                if on_stream:
-                    on_stream(content)
-            elif kind == "error":
-                res.errors.append(content)
-        while True:
-            reply = self.kc.get_shell_msg(timeout=timeout)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        res.reply = reply["content"]
-        res.elapsed = time.monotonic() - start
-        return res
-
-    def ok(self, code: str, **kw) -> Result:
-        res = self.run(code, **kw)
-        assert res.ok, (res.reply, res.stderr)
-        return res
-
-    def shutdown(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=False)
+# pytest puts tests/ on the path (pyproject); scripts/reliability.py imports us directly.
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+from kerneldriver import ROOT, KernelDriver, Result  # noqa: E402,F401 - re-exported
 
 
 # -- processes ---------------------------------------------------------------------------

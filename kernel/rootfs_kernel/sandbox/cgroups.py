@@ -128,6 +128,20 @@ def describe_rlimits(rlimits: dict[str, int]) -> str:
     return ", ".join(words) or "nothing to limit"
 
 
+def sweep_stale_cgroups() -> None:
+    """Remove cell cgroups left by helpers that were killed (named PID-CELL)."""
+    for base in [ROOT / c / "rootfs-kernel" for c in ("pids", "memory", "cpu")]:
+        if not base.is_dir():
+            continue
+        for d in base.iterdir():
+            pid = d.name.split("-", 1)[0]
+            if d.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+
 def join(procs_files: list[str]) -> None:
     """Called in the cell's first process: move itself into the cell's cgroups."""
     me = str(os.getpid())

@@ -29,7 +29,13 @@ from pathlib import Path
 
 from . import container, protocol
 from . import syscalls as sc
-from .cgroups import CellCgroup, LimitsUnavailable, describe_rlimits, rlimits_for
+from .cgroups import (
+    CellCgroup,
+    LimitsUnavailable,
+    describe_rlimits,
+    rlimits_for,
+    sweep_stale_cgroups,
+)
 
 # Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
 # them, so the init can still take the %show snapshots), then, if the init is not gone
@@ -79,6 +85,7 @@ class Helper:
         base = runtime_base()
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         sweep_stale(base)
+        sweep_stale_cgroups()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
         self.places = {"dir": str(self.dir), "scratch": str(self.dir / "cell"),
                        "keep_upper": str(self.dir / "keep/upper"),

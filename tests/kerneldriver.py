@@ -31,8 +31,12 @@ class Result:
 
 
 class KernelDriver:
-    def __init__(self) -> None:
-        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60)
+    def __init__(self, env: dict | None = None, extra_arguments: list[str] | None = None
+                 ) -> None:
+        kw: dict = {"env": env} if env is not None else {}
+        if extra_arguments:
+            kw["extra_arguments"] = extra_arguments
+        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60, **kw)
 
     @property
     def pid(self) -> int:
