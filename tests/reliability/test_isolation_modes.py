@@ -172,10 +172,17 @@ def test_masks_and_read_only_proc_cannot_be_undone(rk, mode):
 @rootless
 def test_rootless_cell_has_capabilities_only_in_its_own_namespaces(rk, hostdir):
     host_userns = os.readlink("/proc/self/ns/user")
+    # The script's user namespace sits below the cell's (which maps 0 to our uid) and
+    # maps its root to that root: two levels, one id.
     res = rk.ok("readlink /proc/self/ns/user; cat /proc/self/uid_map; "
-                "grep CapEff /proc/self/status")
-    userns, inside, outside, count, _, capeff = res.stdout.split()
-    assert userns != host_userns and (inside, outside, count) == ("0", str(os.getuid()), "1")
+                "grep CapEff /proc/self/status; touch /tmp/mine; stat -c %u /tmp/mine")
+    userns, inside, outside, count, _, capeff, uid = res.stdout.split()
+    assert userns != host_userns and (inside, outside, count) == ("0", "0", "1")
+    assert uid == "0"
+    made = hostdir / "made-by-cell"
+    os.chmod(hostdir, 0o777)
+    rk.ok(f"%bind {hostdir} /data\ntouch /data/{made.name}")
+    assert made.stat().st_uid == os.getuid()  # the cell's root is this user on the host
     assert int(capeff, 16) != 0  # full capabilities ... in its own user namespace only:
     with open("/proc/self/status") as f:
         assert int(next(ln for ln in f if ln.startswith("CapEff")).split()[1], 16) == 0

@@ -15,6 +15,7 @@ container is killed and the helper's directory removed: nothing is left on the h
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import selectors
@@ -67,7 +68,16 @@ def sweep_stale(base: Path) -> None:
 def remove_tree(path: Path) -> None:
     """rmtree that also clears overlayfs work dirs (mode 000) a user made in a userns."""
 
-    def fix(func, p, _exc):  # noqa: ANN001
+    def fix(func, p, exc):  # noqa: ANN001
+        if isinstance(exc[1], OSError) and exc[1].errno == errno.EBUSY:
+            # A dying cell's namespace may still hold a mount on it for a moment.
+            for _ in range(40):
+                time.sleep(0.05)
+                try:
+                    return func(p)
+                except OSError as again:
+                    if again.errno != errno.EBUSY:
+                        break
         parent = os.path.dirname(p)
         os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
         if os.path.isdir(p) and not os.path.islink(p):
