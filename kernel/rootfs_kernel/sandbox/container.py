@@ -2,7 +2,9 @@
 
     helper ──clone(CLONE_NEWNS|CLONE_NEWPID|...)──▶ B (PID 1 of the new PID namespace)
                                                      runs the plan's setup operations,
-                                                     ──posix_spawn──▶ C: /bin/sh -c SCRIPT
+                                                     ──clone(CLONE_NEWUSER|CLONE_NEWNS)──▶
+                                                       C: exec /bin/sh -c SCRIPT, its
+                                                       mounts locked (_start_locked);
                                                      waits for C, takes the snapshots,
                                                      writes the result, exits.
 

@@ -5,9 +5,9 @@ interpreter per cell would cost tens of milliseconds. The kernel starts this hel
 once and sends it one `run` frame per cell (protocol.py).
 
 Requests:  run {id, plan} + fds [stdout, stderr, result] | signal {id, signum, grace}
-           | kill {id} | drop_keep
-Events:    ready {places, rootless} | started {id, pid} | exited {id, status, signal}
-           | error {id, message}
+           | kill {id} | drop {what: keep|export}
+Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
+           | exited {id, status, signal, limit} | error {id, message}
 
 When the kernel goes away (EOF on the socket, or SIGKILL via PR_SET_PDEATHSIG), every
 container is killed and the helper's directory removed: nothing is left on the host.
