@@ -73,7 +73,10 @@ class Session:
             spec = replace(spec, limits=tuple({**self.default_limits,
                                                **dict(spec.limits)}.items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
-        if not spec.script.strip() and not spec.show:
+        # A cell of only %env / %help lines runs nothing; any other header line (an
+        # image to build, a bind to check, a view) is carried out even without a script.
+        if not spec.script.strip() and \
+                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
             self.user_env.update(spec.env)
             return out
         c_files: list[str] = []

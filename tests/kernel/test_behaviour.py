@@ -246,3 +246,12 @@ def test_c_cell_with_root_none_runs_the_binary_on_the_host_tree(kernel):
     res = kernel.ok("%%c -DGREETING=42\n%root none\n#include <stdio.h>\n"
                     "int main(void) { printf(\"%d\\n\", GREETING); return 0; }\n")
     assert res.stdout == "42\n"
+
+
+def test_a_cell_of_header_lines_alone_is_still_carried_out(kernel):
+    res = kernel.run("%image no-such-image-anywhere")
+    assert res.reply["ename"] == "HeaderError" and "no-such-image-anywhere" in res.reply["evalue"]
+    res = kernel.run("%bind /no/such/dir /x")
+    assert res.reply["ename"] == "HeaderError"
+    assert kernel.ok("%env ONLY=env").stdout == ""  # %env alone runs nothing
+    assert kernel.ok("echo $ONLY").stdout == "env\n"
