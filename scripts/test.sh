@@ -25,4 +25,4 @@ chown -R "$user" "$copy"
 cd "$copy"
 runuser -u "$user" -- env -i HOME="/home/$user" PATH="$venv/bin:/usr/bin:/bin" \
   LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly" "$@" \
-  tests/kernel tests/notebook tests/notebooks tests/api
+  tests/kernel tests/notebook tests/notebooks tests/api tests/reliability
