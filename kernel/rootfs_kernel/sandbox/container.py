@@ -18,6 +18,7 @@ library is out of reach once the old root is detached.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -25,6 +26,7 @@ import resource
 import signal
 import stat
 import time
+from collections.abc import Iterator
 
 from ..inspect import changes as inspect_changes
 from ..inspect import listing as inspect_listing
@@ -390,30 +392,33 @@ class _Setup:
         finally:
             os.close(fd)
 
-    def op_mask(self, op: dict) -> None:
+    @contextlib.contextmanager
+    def _existing(self, path: str) -> Iterator[str | None]:
+        """A /proc/self/fd path for path inside the root, or None when it is missing."""
         try:
-            fd = self._open(op["path"])
+            fd = self._open(path)
         except (FileNotFoundError, NotADirectoryError):
+            yield None
             return
         try:
-            target = f"/proc/self/fd/{fd}"
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+
+    def op_mask(self, op: dict) -> None:
+        with self._existing(op["path"]) as target:
+            if target is None:
+                return
             if stat.S_ISDIR(os.stat(target).st_mode):
                 sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0")
             else:
                 sc.mount("/dev/null", target, None, sc.MS_BIND)
-        finally:
-            os.close(fd)
 
     def op_readonly(self, op: dict) -> None:
-        try:
-            fd = self._open(op["path"])
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        try:
-            target = f"/proc/self/fd/{fd}"
+        with self._existing(op["path"]) as target:
+            if target is None:
+                return
             sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-        finally:
-            os.close(fd)
         self._readonly(op["path"], True)
 
     def op_symlink(self, op: dict) -> None:
