@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from kerneldriver import alive, children, descendants, host_mounts
 
 
 def test_stdout_and_stderr_are_separate_streams(kernel):
@@ -168,21 +169,24 @@ def test_kernel_info(kernel):
 
 
 def test_sigkilled_kernel_leaves_nothing_behind(fresh_kernel):
-    from kerneldriver import host_mounts
 
     before = sorted(host_mounts())
     fresh_kernel.kc.execute("%mount tmpfs /tmp\nsleep 300")
     time.sleep(1.5)
-    helper = _children(fresh_kernel.pid)
+    helper = children(fresh_kernel.pid)
     os.kill(fresh_kernel.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in _descendants(helper)):
+    while time.monotonic() < deadline and any(alive(p) for p in descendants_of(helper)):
         time.sleep(0.1)
-    assert not [p for p in _descendants(helper) if _alive(p)]
+    assert not [p for p in descendants_of(helper) if alive(p)]
     assert sorted(host_mounts()) == before
     # the helper's own directory (named after its pid) is gone
     assert not [d for d in _runtime_dirs() if os.path.basename(d).split("-")[0] in
                 {str(p) for p in helper}]
+
+
+def descendants_of(pids: list[int]) -> list[int]:
+    return [q for p in pids for q in (p, *descendants(p))]
 
 
 def _runtime_dirs() -> set[str]:
@@ -193,65 +197,3 @@ def _runtime_dirs() -> set[str]:
     pattern = f"rootfs-kernel-{os.getuid()}/*"
     return set(glob.glob(os.path.join(xdg, pattern)) +
                glob.glob(os.path.join(tempfile.gettempdir(), pattern)))
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[1]) == pid:
-            out.append(int(p))
-    return out
-
-
-def _descendants(pids: list[int]) -> list[int]:
-    out, todo = [], list(pids)
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(_children(p))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-C_HELLO = """#include <stdio.h>
-#include <unistd.h>
-int main(void) { printf("pid %d\\n", (int)getpid()); return 0; }
-"""
-
-
-def test_c_cell_is_compiled_on_the_host_and_run_in_the_container(kernel):
-    res = kernel.ok("%%c\n%show mounts\n" + C_HELLO)
-    assert res.stdout.strip() in ("pid 1", "pid 2")
-    assert len(res.displays) == 1
-
-
-def test_c_compile_errors_are_a_cell_error_with_gcc_messages(kernel):
-    res = kernel.run("%%c\nint main(void) { return undefined_name; }\n")
-    assert res.reply["ename"] == "CompileError"
-    assert "undefined_name" in res.reply["evalue"] and "cell.c" in res.reply["evalue"]
-
-
-def test_c_cell_with_root_none_runs_the_binary_on_the_host_tree(kernel):
-    res = kernel.ok("%%c -DGREETING=42\n%root none\n#include <stdio.h>\n"
-                    "int main(void) { printf(\"%d\\n\", GREETING); return 0; }\n")
-    assert res.stdout == "42\n"
-
-
-def test_a_cell_of_header_lines_alone_is_still_carried_out(kernel):
-    res = kernel.run("%image no-such-image-anywhere")
-    assert res.reply["ename"] == "HeaderError" and "no-such-image-anywhere" in res.reply["evalue"]
-    res = kernel.run("%bind /no/such/dir /x")
-    assert res.reply["ename"] == "HeaderError"
-    assert kernel.ok("%env ONLY=env").stdout == ""  # %env alone runs nothing
-    assert kernel.ok("echo $ONLY").stdout == "env\n"

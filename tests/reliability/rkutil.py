@@ -17,40 +17,10 @@ HERE = Path(__file__).resolve().parent
 # pytest puts tests/ on the path (pyproject); scripts/reliability.py imports us directly.
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
-from kerneldriver import ROOT, KernelDriver, Result  # noqa: E402,F401 - re-exported
+from kerneldriver import ROOT, KernelDriver, Result, alive, children, descendants  # noqa: E402,F401,I001 - re-exported
 
 
 # -- processes ---------------------------------------------------------------------------
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        st = _stat(int(p))
-        if st and int(st[1]) == pid and st[0] != "Z":
-            out.append(int(p))
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], children(pid)
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children(p))
-    return out
-
-
-def alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[0] != "Z"
-
-
 def comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 
 from ..inspect import changes as inspect_changes
 from ..inspect import listing as inspect_listing
+from ..inspect import mounts as inspect_mounts
 from ..inspect import ns as inspect_ns
 from . import syscalls as sc
 from .cgroups import join as join_cgroups
@@ -495,15 +496,10 @@ class _Setup:
 def _mount_point_of(path: str) -> str:
     """The mount point of the mount that holds path (longest mountinfo prefix)."""
     path = os.path.realpath(path)
-    best = "/"
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            point = line.split(" ")[4]
-            point = point.encode().decode("unicode_escape") if "\\" in point else point
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and \
-                    len(point) > len(best):
-                best = point
-    return best
+        points = [m.mount_point for m in inspect_mounts.parse_mountinfo(f.read())]
+    return max((p for p in points if path == p or path.startswith(p.rstrip("/") + "/")),
+               key=len, default="/")
 
 
 def _wait_for(pid: int) -> int:
