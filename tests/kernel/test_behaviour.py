@@ -197,3 +197,36 @@ def _runtime_dirs() -> set[str]:
     pattern = f"rootfs-kernel-{os.getuid()}/*"
     return set(glob.glob(os.path.join(xdg, pattern)) +
                glob.glob(os.path.join(tempfile.gettempdir(), pattern)))
+
+
+C_HELLO = """#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("pid %d\\n", (int)getpid()); return 0; }
+"""
+
+
+def test_c_cell_is_compiled_on_the_host_and_run_in_the_container(kernel):
+    res = kernel.ok("%%c\n%show mounts\n" + C_HELLO)
+    assert res.stdout.strip() in ("pid 1", "pid 2")
+    assert len(res.displays) == 1
+
+
+def test_c_compile_errors_are_a_cell_error_with_gcc_messages(kernel):
+    res = kernel.run("%%c\nint main(void) { return undefined_name; }\n")
+    assert res.reply["ename"] == "CompileError"
+    assert "undefined_name" in res.reply["evalue"] and "cell.c" in res.reply["evalue"]
+
+
+def test_c_cell_with_root_none_runs_the_binary_on_the_host_tree(kernel):
+    res = kernel.ok("%%c -DGREETING=42\n%root none\n#include <stdio.h>\n"
+                    "int main(void) { printf(\"%d\\n\", GREETING); return 0; }\n")
+    assert res.stdout == "42\n"
+
+
+def test_a_cell_of_header_lines_alone_is_still_carried_out(kernel):
+    res = kernel.run("%image no-such-image-anywhere")
+    assert res.reply["ename"] == "HeaderError" and "no-such-image-anywhere" in res.reply["evalue"]
+    res = kernel.run("%bind /no/such/dir /x")
+    assert res.reply["ename"] == "HeaderError"
+    assert kernel.ok("%env ONLY=env").stdout == ""  # %env alone runs nothing
+    assert kernel.ok("echo $ONLY").stdout == "env\n"
