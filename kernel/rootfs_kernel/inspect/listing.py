@@ -1,8 +1,8 @@
 """Bounded, JSON-able directory snapshots and their diff.
 
-snapshot() runs inside the container after pivot_root, where the host's Python library
-directory is gone: it must only use what is imported at the top of this module (no lazy
-imports anywhere on its path). os.scandir and lstat never follow symlinks.
+snapshot() reads a container's directories through its init's /proc/PID/root
+(sandbox/snapshots.py) or the host's directly. os.scandir and lstat never follow
+symlinks.
 
 Snapshot shape::
 
@@ -31,6 +31,10 @@ from __future__ import annotations
 import heapq
 import os
 import stat
+from collections.abc import Callable
+
+# (uid, gid) as this process sees them -> as the listed filesystem's user namespace does.
+IdMap = Callable[[int, int], tuple[int, int]]
 
 _TYPES = (
     (stat.S_ISDIR, "dir"),
@@ -50,14 +54,15 @@ def file_type(mode: int) -> str:
     return "unknown"
 
 
-def _describe(name: str, st: os.stat_result) -> dict:
+def _describe(name: str, st: os.stat_result, ids: IdMap | None) -> dict:
+    uid, gid = (st.st_uid, st.st_gid) if ids is None else ids(st.st_uid, st.st_gid)
     return {
         "name": name,
         "type": file_type(st.st_mode),
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",
         "perms": stat.filemode(st.st_mode),
-        "uid": st.st_uid,
-        "gid": st.st_gid,
+        "uid": uid,
+        "gid": gid,
         "size": st.st_size,
     }
 
@@ -66,32 +71,38 @@ def _error_text(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
+def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000,
+             at: str | None = None, ids: IdMap | None = None) -> dict:
     """Snapshot `path` breadth-first, so the top level is complete before deeper levels
-    spend the entry budget. Depth 1 is the entries of `path` itself."""
+    spend the entry budget. Depth 1 is the entries of `path` itself.
+
+    `at` is where to read `path` from when that differs from its name, e.g. a container's
+    directory seen through /proc/PID/root (sandbox/snapshots.py); names stay `path`'s.
+    `ids` turns the owners this process sees into the ones the container sees."""
     try:
-        top_st = os.lstat(path)
+        top_st = os.lstat(at or path)
     except OSError as err:
         return {"path": path, "error": _error_text(err)}
-    top = _describe(path, top_st)
+    top = _describe(path, top_st, ids)
     del top["name"]
     top["path"] = path
     top.update(max_depth=max_depth, max_entries=max_entries, truncated=False, note=None)
     if top["type"] == "symlink":
-        top["target"] = _readlink(path)
+        top["target"] = _readlink(at or path)
     count = 0
     notes: list[str] = []
     if top["type"] != "dir":
         top["count"] = 0
         return top
 
-    # Queue of (directory path, dict that receives "children", depth of its children).
-    queue: list[tuple[str, dict, int]] = [(path, top, 1)]
+    # Queue of (directory's name, where to read it, dict that receives "children", depth
+    # of its children).
+    queue: list[tuple[str, str, dict, int]] = [(path, at or path, top, 1)]
     depth_cut: list[str] = []
     budget_cut_at: str | None = None
     qi = 0
     while qi < len(queue):
-        dir_path, holder, depth = queue[qi]
+        dir_path, dir_at, holder, depth = queue[qi]
         qi += 1
         if count >= max_entries:
             # Budget already spent: this directory is left unread.
@@ -101,7 +112,7 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
         children: list[dict] = []
         remaining = max_entries - count
         try:
-            with os.scandir(dir_path) as it:
+            with os.scandir(dir_at) as it:
                 # The alphabetically first names, in one pass and O(remaining) memory.
                 kept = heapq.nsmallest(remaining + 1, it, key=_name)
         except OSError as err:
@@ -120,15 +131,16 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000) -> dict:
                 children.append({"name": de.name, "type": "unknown",
                                  "error": _error_text(err)})
                 continue
-            entry = _describe(de.name, st)
+            entry = _describe(de.name, st, ids)
+            name = f"{dir_path.rstrip('/')}/{de.name}"
             if entry["type"] == "symlink":
                 entry["target"] = _readlink(de.path)
             elif entry["type"] == "dir":
                 if depth < max_depth:
-                    queue.append((de.path, entry, depth + 1))
+                    queue.append((name, de.path, entry, depth + 1))
                 elif _has_entries(de.path):
                     entry["truncated"] = True
-                    depth_cut.append(de.path)
+                    depth_cut.append(name)
             children.append(entry)
         holder["children"] = children
 
