@@ -1,13 +1,13 @@
 """CellSpec + image + places -> the ordered setup operations of one container (pure).
 
-The sandbox runs the list in one loop (container.py), the way bubblewrap turns its
+The sandbox runs the list in one loop (init.c), the way bubblewrap turns its
 options into SETUP_* operations. A new header line adds operations here, not branches
 in the sandbox. Every operation is a plain dict so the plan can cross a pipe as JSON.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..cell import Bind, CellSpec, Mount
@@ -67,7 +67,9 @@ class Plan:
     host_mnt_ns: int = 0          # inode of the host's mount namespace: setup refuses to run there
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # Shallow: the operations are plain dicts already, and the plan is serialised
+        # right away (dataclasses.asdict's deep copy cost more than the container's exec).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def host_plan(spec: CellSpec, env: dict[str, str], cwd: str) -> Plan:
