@@ -116,3 +116,23 @@ def descendants(pid: int) -> list[int]:
 def alive(pid: int) -> bool:
     st = _stat(pid)
     return st is not None and st[0] != "Z"
+
+
+def comm(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return ""
+
+
+def prepared_containers(kernel_pid: int) -> list[list[int]]:
+    """Containers made ahead for the next cell (sandbox/prepared.py), idle: rootfs-init's
+    process A, renamed rootfs-warm, with its one child B, also rootfs-warm until its cell
+    comes."""
+    out = []
+    for helper in children(kernel_pid):
+        for a in children(helper):
+            kids = children(a)
+            if comm(a) == "rootfs-warm" and len(kids) == 1 and comm(kids[0]) == "rootfs-warm":
+                out.append([a, kids[0]])
+    return out

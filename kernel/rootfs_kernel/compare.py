@@ -1,7 +1,7 @@
 """Cell snapshots + the host's side, read now -> comparison payloads.
 
-The container hands back what it saw when its script ended (container.py); the host's
-side is read here, in the kernel process, when the cell ends. Diffing and rendering
+The cell's side is what its init kept when the script ended (sandbox/snapshots.py); the
+host's side is read here, in the kernel process, when the cell ends. Diffing and rendering
 stay pure (inspect/, views/).
 """
 

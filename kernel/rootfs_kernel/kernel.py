@@ -12,7 +12,7 @@ import signal
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
 from ipykernel.kernelbase import Kernel
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from . import __version__, cell, completion
 from .images import ImageError
@@ -48,11 +48,17 @@ class RootfsKernel(Kernel):
              "the kernel; older ones are closed, their saved HTML (and the JupyterLab "
              "renderer's data) still show.")
 
+    prepare_next = Bool(
+        os.environ.get("ROOTFS_KERNEL_PREPARE", "1") != "0", config=True,
+        help="Make the next cell's container while the kernel is idle (the same setup as "
+             "the last cell's; thrown away when the host's mounts change). Off: every "
+             "container is made when its cell comes. Also $ROOTFS_KERNEL_PREPARE=0.")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._live_views: collections.deque = collections.deque()
         # `cells`, not `session`: Kernel.session is the wire protocol's.
-        self.cells = Session(default_limits=self.default_limits)
+        self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next)
         self._interrupt: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()

@@ -42,10 +42,11 @@ class Outcome:
 
 
 class Session:
-    def __init__(self, store: ImageStore | None = None, default_limits: str = "") -> None:
+    def __init__(self, store: ImageStore | None = None, default_limits: str = "",
+                 prepare: bool = True) -> None:
         # Kernel-wide limits (`pids=512 memory=1g`), under each cell's own %limit line.
         self.default_limits = dict(cell.parse_limits(default_limits.split()))
-        self.sandbox = SandboxClient()
+        self.sandbox = SandboxClient(prepare=prepare)
         self.sandbox.start()
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}

@@ -1,5 +1,6 @@
-"""The wheel carries the prebuilt JupyterLab renderer, built from a clean copy of the
-sources (no node_modules, no earlier build) as on a fresh machine."""
+"""The wheel carries the prebuilt JupyterLab renderer and the compiled container init,
+built from a clean copy of the sources (no node_modules, no earlier build) as on a fresh
+machine."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
             pytest.skip(f"{tool} is missing: the wheel build needs Node.js >= 18 and npm")
     src = tmp_path_factory.mktemp("src")
     skip = shutil.ignore_patterns("node_modules", "labextension", "lib", "*.tsbuildinfo",
-                                  "__pycache__")
+                                  "__pycache__", "rootfs-init")
     for name in ("kernel", "extension"):
         shutil.copytree(REPO / name, src / name, ignore=skip)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "hatch_build.py"):
         shutil.copy2(REPO / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "-w", str(out),
@@ -62,3 +63,12 @@ def test_wheel_has_no_sources_or_node_modules(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     assert not [n for n in names if "node_modules" in n or n.endswith((".ts", ".tsx"))]
     assert "rootfs_kernel/__init__.py" in names
+
+
+def test_wheel_ships_the_compiled_container_init(wheel: zipfile.ZipFile) -> None:
+    """rootfs-init (sandbox/init.c) is in the wheel, executable, for this platform."""
+    info = wheel.getinfo("rootfs_kernel/sandbox/rootfs-init")
+    assert (info.external_attr >> 16) & 0o111 == 0o111
+    assert wheel.read(info)[:4] == b"\x7fELF"
+    tags = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/WHEEL")))
+    assert b"Root-Is-Purelib: false" in tags and b"-none-any" not in tags

@@ -691,3 +691,20 @@ def test_only_the_last_50_views_keep_a_live_widget(fresh_kernel):
     for _ in range(50):
         closed += fresh_kernel.ok("%show ns\ntrue").closed_comms
     assert first in closed
+
+
+def test_ls_follows_the_cells_symlinks_inside_its_root_not_the_hosts(kernel, tmp_path):
+    """The cell's side is read through its init's /proc/PID/root: a symlink in the path
+    leads where it leads in the cell, also an absolute one to a path the host has."""
+    (tmp_path / "hostdir").mkdir()
+    (tmp_path / "hostdir" / "host-only-secret").write_text("x")
+    res = kernel.ok(
+        f"%show ls /srv/in-cell/inner\n%show ls /srv/to-host/hostdir {tmp_path}/hostdir\n"
+        f"mkdir -p /opt/cell-dir/inner && touch /opt/cell-dir/inner/marker\n"
+        f"mkdir -p /srv && ln -s /opt/cell-dir /srv/in-cell && ln -s {tmp_path} /srv/to-host\n")
+    inner, to_host = (d["data"][MIME_TYPE] for d in res.displays)
+    assert {r["key"] for r in inner["rows"] if r["cell"]} == {"marker"}
+    # In the cell, /srv/to-host points at a directory its own /tmp does not have.
+    assert [r for r in to_host["rows"] if r["cell"]] == []
+    assert "No such file or directory" in to_host["notes"]["cell"]
+    assert {r["key"] for r in to_host["rows"] if r["host"]} == {"host-only-secret"}

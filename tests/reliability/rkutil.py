@@ -17,17 +17,10 @@ HERE = Path(__file__).resolve().parent
 # pytest puts tests/ on the path (pyproject); scripts/reliability.py imports us directly.
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
-from kerneldriver import ROOT, KernelDriver, Result, alive, children, descendants  # noqa: E402,F401,I001 - re-exported
+from kerneldriver import ROOT, KernelDriver, Result, alive, children, comm, descendants, prepared_containers  # noqa: E402,F401,I001,E501 - re-exported
 
 
 # -- processes ---------------------------------------------------------------------------
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
 def wait_until(pred, timeout: float = 10, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,6 +77,7 @@ def rss_mb(pid: int) -> float:
 class HostState:
     mounts: list[str]
     procs: list[tuple[int, str]]          # descendants of the kernel, the helper excluded
+                                          # and at most one idle prepared container
     helpers: list[int]
     fds: int
     rss_mb: float
@@ -95,7 +89,10 @@ class HostState:
 def host_state(kernel_pid: int) -> HostState:
     kids = children(kernel_pid)
     helpers = [p for p in kids if comm(p) == "rootfs-helper"]
-    procs = [(p, comm(p)) for p in descendants(kernel_pid) if p not in helpers]
+    ready = prepared_containers(kernel_pid)
+    assert len(ready) <= 1, f"more than one prepared container: {ready}"
+    idle = {p for pair in ready for p in pair}
+    procs = [(p, comm(p)) for p in descendants(kernel_pid) if p not in helpers and p not in idle]
     return HostState(host_mounts(), procs, helpers, fd_count(kernel_pid), rss_mb(kernel_pid),
                      runtime_entries(helpers), cgroup_dirs(helpers))
 

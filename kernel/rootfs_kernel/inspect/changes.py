@@ -5,8 +5,8 @@ character device 0/0 is a whiteout (the lower entry was deleted); a directory wi
 overlay "opaque" xattr replaced the lower directory of the same name wholesale; any
 other entry is C if the path exists in a lower layer, else A.
 
-Runs inside the container after pivot_root (only file descriptors reach the layers), so
-like listing.py it only uses modules imported at the top of this module.
+The layers are handed over as directory file descriptors: the cell's init opened them
+before its root switch, and sandbox/snapshots.py reopens them through /proc/PID/fd.
 """
 
 from __future__ import annotations

@@ -10,16 +10,16 @@ import asyncio
 import contextvars
 import functools
 import itertools
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import protocol
+from . import initbin, protocol, report, snapshots
 
 CHUNK = 1 << 16
 # After the container has ended, output still buffered in a pipe is drained for this
@@ -42,10 +42,15 @@ class CellRun:
     timed_out: bool = False
     limit: str | None = None          # which cgroup limit ended (part of) the cell
     profile: list | None = None       # per setup operation (op, where, seconds), on request
+    # On request too: when (time.monotonic) the cell reached its container, its script
+    # started and ended, the init reported, and the kernel had the report.
+    stages: dict[str, float] | None = None
 
 
 class SandboxClient:
-    def __init__(self) -> None:
+    def __init__(self, prepare: bool = True) -> None:
+        # Let the helper make the next container while this one runs (prepared.py).
+        self.prepare = prepare
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self.places: dict = {}
@@ -58,9 +63,14 @@ class SandboxClient:
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start the helper (call from the main thread: it dies with the thread that made it)."""
+        try:
+            init = initbin.path()
+        except initbin.InitMissing as err:
+            raise SandboxError(str(err)) from None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno())],
+            [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno()),
+             str(init)],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
@@ -152,6 +162,10 @@ class SandboxClient:
         # the notice in this cell's (a front-end may keep per-cell state in contextvars).
         self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
         pipes = [os.pipe() for _ in range(3)]
+        release_r, release_w = os.pipe()
+        # Closing it lets the cell's init exit (init.c): after the snapshots, or when the
+        # run ends any other way.
+        release = _Once(release_w)
         result_chunks: list[bytes] = []
         readers = [
             _PipeReader(loop, pipes[0][0], on_stdout),
@@ -159,16 +173,19 @@ class SandboxClient:
             _PipeReader(loop, pipes[2][0], result_chunks.append),
         ]
         run = CellRun()
+        reported = None
         try:
-            self.send({"op": "run", "id": cid, "plan": plan}, [w for _, w in pipes])
-        finally:
-            for _, w in pipes:
-                os.close(w)
-        finished = loop.create_future()
-        done.add_done_callback(lambda f: _forward(f, finished))
-        early = None if wait_exit else asyncio.ensure_future(
-            _reported(readers, result_chunks, finished))
-        try:
+            try:
+                self.send({"op": "run", "id": cid, "plan": plan, "prepare": self.prepare},
+                          [*(w for _, w in pipes), release_r])
+            finally:
+                for _, w in pipes:
+                    os.close(w)
+                os.close(release_r)
+            finished = loop.create_future()
+            done.add_done_callback(lambda f: _forward(f, finished))
+            reported = asyncio.ensure_future(_collect(
+                readers, result_chunks, release, plan, run, None if wait_exit else finished))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             try:
                 await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
@@ -176,25 +193,16 @@ class SandboxClient:
             except TimeoutError:
                 pass
         finally:
-            if early is not None:
-                early.cancel()
+            if reported is not None and not reported.done():
+                reported.cancel()
+            release.close()
             for r in readers:
                 r.close()
             self._waiters.pop(cid, None)
             self._notices.pop(cid, None)
-        run.status, run.signal = exited["status"], exited["signal"]
+        if run.status is None or run.signal is None and exited.get("signal"):
+            run.status, run.signal = exited["status"], exited["signal"]
         run.limit = exited.get("limit")
-        if result_chunks:
-            try:
-                report = json.loads(b"".join(result_chunks))
-            except ValueError:
-                report = {}
-            run.error = report.get("error")
-            run.setup_seconds = report.get("setup_seconds")
-            run.snapshots = report.get("snapshots", [])
-            run.profile = report.get("profile")
-            if "status" in report and run.signal is None:
-                run.status, run.signal = report["status"], report.get("signal")
         return run
 
     async def _supervise(self, cid: int, done: asyncio.Future, timeout: float | None,
@@ -235,16 +243,44 @@ def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
         target.set_result(source.result())
 
 
-async def _reported(readers: list[_PipeReader], chunks: list[bytes],
-                    finished: asyncio.Future) -> None:
-    """Finish the cell when its report and both output streams are complete."""
-    await asyncio.gather(*(r.eof for r in readers))
+async def _collect(readers: list[_PipeReader], chunks: list[bytes], release: _Once,
+                   plan: dict, run: CellRun, finished: asyncio.Future | None) -> None:
+    """Read the init's report (report.py), take the snapshots while the init still holds
+    the cell's namespace (snapshots.py), then release it. With `finished`, the cell ends
+    here, once its output is complete too, without waiting for the namespace teardown."""
     try:
-        report = json.loads(b"".join(chunks))
-    except ValueError:
-        return
-    if "status" in report and not finished.done():
-        finished.set_result({"status": report["status"], "signal": report.get("signal")})
+        await readers[2].eof
+        data = report.parse(b"".join(chunks))
+        if "error" in data:
+            run.error = report.describe_error(plan, data["error"])
+        if "status" in data:
+            run.status, run.signal = data["status"], data.get("signal")
+            run.setup_seconds = data.get("setup_seconds")
+            run.profile = report.profile(plan, data.get("profile"))
+            if data.get("stages"):
+                names = ("in container", "script started", "script ended", "reported")
+                run.stages = {**dict(zip(names, data["stages"], strict=True)),
+                              "kernel has report": time.monotonic()}
+            if plan.get("show") and "init" in data:
+                run.snapshots = snapshots.take(plan["show"], data["init"], data)
+    finally:
+        release.close()
+    if finished is not None:
+        await asyncio.gather(readers[0].eof, readers[1].eof)
+        if run.status is not None and not finished.done():
+            finished.set_result({"status": run.status, "signal": run.signal})
+
+
+class _Once:
+    """An fd closed at most once (its number may be reused right after)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class _PipeReader:

@@ -2,9 +2,11 @@
 
 The kernel process has threads (ipykernel), so it must not fork; starting a Python
 interpreter per cell would cost tens of milliseconds. The kernel starts this helper
-once and sends it one `run` frame per cell (protocol.py).
+once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
+cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
 
-Requests:  run {id, plan} + fds [stdout, stderr, result] | signal {id, signum, grace}
+Requests:  run {id, plan} + fds [stdout, stderr, result, release]
+           | signal {id, signum, grace}
            | kill {id} | drop {what: keep|export}
 Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
            | exited {id, status, signal, limit} | error {id, message}
@@ -16,19 +18,22 @@ container is killed and the helper's directory removed: nothing is left on the h
 from __future__ import annotations
 
 import errno
-import gc
+import fcntl
 import os
+import select
 import selectors
 import shutil
 import signal
 import socket
 import stat
+import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import container, protocol
+from ..inspect import mounts as inspect_mounts
+from . import protocol, wire
 from . import syscalls as sc
 from .cgroups import (
     CellCgroup,
@@ -37,6 +42,7 @@ from .cgroups import (
     rlimits_for,
     sweep_stale_cgroups,
 )
+from .prepared import Prepared, preparable
 
 # Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
 # them, so the init can still take the %show snapshots), then, if the init is not gone
@@ -46,6 +52,9 @@ SNAPSHOT_GRACE = 2.0
 # by its limit: end it rather than let it spin until a timeout that may never come.
 POLL_SECONDS = 0.25
 FORK_BOMB_POLLS = 4
+# The helper ignores SIGINT (the kernel's interrupt is for the cell); its cells must not.
+_SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                 signal.SIGUSR1, signal.SIGPIPE, signal.SIGCHLD)
 
 
 def runtime_base() -> Path:
@@ -88,8 +97,9 @@ def remove_tree(path: Path) -> None:
 
 
 class Helper:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, init: str):
         self.sock = sock
+        self.init = init  # the rootfs-init binary (initbin.py)
         self.sel = selectors.DefaultSelector()
         self.cells: dict[int, dict] = {}      # id -> {pid, pidfd, host, kill_at}
         base = runtime_base()
@@ -103,16 +113,28 @@ class Helper:
                        "export_upper": str(self.dir / "export/upper"),
                        "export_work": str(self.dir / "export/work")}
         (self.dir / "cell").mkdir()
+        self.prepared: Prepared | None = None
+        # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
+        # prepared container may then hold a view the next cell must not get.
+        self.mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
+        self.mount_watch = select.epoll()
+        self.mount_watch.register(self.mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
 
     def serve(self) -> None:
         protocol.send(self.sock, {"event": "ready", "places": self.places,
                                   "rootless": os.geteuid() != 0, "pid": os.getpid()})
         self.sel.register(self.sock, selectors.EVENT_READ, None)
+        self.sel.register(self.mount_watch, selectors.EVENT_READ, "mounts")
         try:
             while True:
                 for key, _ in self.sel.select(self._timeout()):
                     if key.data is None:
                         self._request()
+                    elif key.data == "mounts":
+                        self.mount_watch.poll(0)
+                        self._discard()
+                    elif isinstance(key.data, tuple):
+                        self._reap_prepared(*key.data)
                     else:
                         self._reap(key.data)
                 self._escalate()
@@ -126,7 +148,7 @@ class Helper:
         op, cid = msg.get("op"), msg.get("id")
         try:
             if op == "run":
-                self._run(cid, msg["plan"], fds)
+                self._run(cid, msg["plan"], fds, prepare=msg.get("prepare", False))
             elif op == "signal" and cid in self.cells:
                 self._signal(cid, msg["signum"])
                 if msg.get("grace") is not None:
@@ -145,8 +167,7 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
-    def _run(self, cid: int, plan: dict, fds: list[int]) -> None:
-        stdout, stderr, result = fds
+    def _run(self, cid: int, plan: dict, fds: list[int], prepare: bool) -> None:
         me = os.getpid()
         group = None
         if plan.get("limits"):
@@ -161,20 +182,115 @@ class Helper:
                     f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
                     f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''})")})
         plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
+        for op in plan.get("ops", ()):
+            if op.get("private_parent") is True:
+                op["private_parent"] = mount_point_of(op["target"])
+        if plan["host"]:
+            self._discard()  # the script may change what the next container would bind
         try:
-            pid = container.start(plan, stdout, stderr, result, me)
-        except container.SetupError as err:
-            container.report(result, {"error": str(err)})
+            started = self._take_prepared(plan, fds)
+            if started is None:
+                pid = self._spawn(plan, fds)
+                started = pid, os.pidfd_open(pid)
+        except OSError as err:
             if group is not None:
                 group.remove()
-            protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": container.SETUP_FAILED, "signal": None})
+            if err.errno != errno.E2BIG:
+                raise
+            # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
+            os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
+                             b"(128 KiB at most)\n")
+            protocol.send(self.sock, {"event": "exited", "id": cid, "status": 127,
+                                      "signal": None})
             return
-        pidfd = os.pidfd_open(pid)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        pid, pidfd = started
         self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None,
                            "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
         self.sel.register(pidfd, selectors.EVENT_READ, cid)
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
+        if prepare and preparable(plan, self.places):
+            # Now, while this cell runs: made after its script had ended, the next one
+            # was measured to be ready later (cells sent back to back wait for it).
+            self._prepare(plan)
+
+    # -- prepared containers (prepared.py) ----------------------------------------------
+    def _prepare(self, plan: dict) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = self._spawn_init(wire.encode_prepared(plan, parent=os.getpid()),
+                                   [null, null, null, null, theirs.fileno()])
+        finally:
+            os.close(null)
+            theirs.close()
+        pidfd = os.pidfd_open(pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
+        self.prepared = Prepared(pid, pidfd, ours, wire.setup_tokens(plan))
+
+    def _take_prepared(self, plan: dict, fds: list[int]) -> tuple[int, int] | None:
+        """Hand the cell to the prepared container if it was made for this setup."""
+        ready, self.prepared = self.prepared, None
+        if ready is None:
+            return None
+        if ready.setup != wire.setup_tokens(plan):
+            self._discard(ready)
+            return None
+        try:
+            # A wrote the init's pid (as the host numbers it) right after its clone.
+            (init,) = struct.unpack("=i", _recv_exactly(ready.sock, 4))
+            os.write(fds[2], b'{"init": %d}\n' % init)
+            cell = wire.encode_cell(plan)
+            socket.send_fds(ready.sock, [struct.pack("!I", len(cell))], fds)
+            ready.sock.sendall(cell)
+        except OSError:  # it died (a setup that failed): the cell makes its own
+            self._discard(ready)
+            return None
+        ready.sock.close()
+        self.sel.unregister(ready.pidfd)
+        return ready.pid, ready.pidfd
+
+    def _discard(self, ready: Prepared | None = None) -> None:
+        if ready is None:
+            ready, self.prepared = self.prepared, None
+        if ready is None:
+            return
+        ready.sock.close()
+        try:
+            os.kill(ready.pid, signal.SIGKILL)  # B goes with it (PR_SET_PDEATHSIG)
+        except ProcessLookupError:
+            pass
+
+    def _reap_prepared(self, _tag: str, pid: int) -> None:
+        """A prepared container ended: discarded, or its setup failed (a cell that
+        wants the same setup then makes its own and reports why)."""
+        if self.prepared is not None and self.prepared.pid == pid:
+            self.prepared.sock.close()
+            self.prepared = None
+        for key in list(self.sel.get_map().values()):
+            if key.data == ("prepared", pid):
+                self.sel.unregister(key.fileobj)
+                os.close(key.fd)
+        os.waitpid(pid, 0)
+
+    def _spawn(self, plan: dict, fds: list[int]) -> int:
+        """posix_spawn rootfs-init with the cell's pipes as fds 1-4 (see init.c)."""
+        return self._spawn_init(wire.encode(plan, parent=os.getpid()), fds)
+
+    def _spawn_init(self, args: list[str], fds: list[int]) -> int:
+        # Move the fds above the numbers they are to become, so no dup2 overwrites another.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
+        try:
+            actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                       *((os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(high, 1))]
+            return os.posix_spawn(self.init, [self.init, *args], {}, file_actions=actions,
+                                  setsigdef=_SPAWN_SIGDEF, setsigmask=())
+        finally:
+            for fd in high:
+                os.close(fd)
 
     def _end(self, cid: int) -> None:
         """Kill the cell's script now and its init after SNAPSHOT_GRACE."""
@@ -245,6 +361,10 @@ class Helper:
 
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ready = self.prepared
+        self._discard()
+        if ready is not None:
+            os.waitpid(ready.pid, 0)
         for cid in list(self.cells):
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
@@ -257,6 +377,25 @@ class Helper:
         remove_tree(self.dir)
 
 
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise BrokenPipeError("the prepared container is gone")
+        data += chunk
+    return data
+
+
+def mount_point_of(path: str) -> str:
+    """The mount point of the mount that holds path (longest mountinfo prefix)."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        points = [m.mount_point for m in inspect_mounts.parse_mountinfo(f.read())]
+    return max((p for p in points if path == p or path.startswith(p.rstrip("/") + "/")),
+               key=len, default="/")
+
+
 def _terminate(*_args: object) -> None:
     # Leave through the serve loop's cleanup; a second SIGTERM (the parent's death signal
     # and a front-end's own) must not cut that cleanup short.
@@ -265,18 +404,14 @@ def _terminate(*_args: object) -> None:
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
-    # Every cell forks this process: keep the collector from touching (and so copying)
-    # the pages of objects that live as long as the helper.
-    gc.collect()
-    gc.freeze()
+    fd, init = int(sys.argv[1]), sys.argv[2]
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     os.set_inheritable(fd, False)  # no cell process may hold the kernel's channel
     sc.set_parent_death_signal(signal.SIGTERM)
     sc.set_process_name("rootfs-helper")
-    Helper(socket.socket(fileno=fd)).serve()
+    Helper(socket.socket(fileno=fd), init).serve()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""The cell's side of each %show, read through /proc/PID of the cell's init.
+
+When the script has ended, the init (init.c) kills what the script left, enters the
+script's mount namespace (and root), reports, and waits until the kernel has read:
+  mounts   /proc/PID/mountinfo: the script's mount table, as seen from its root
+  ls       /proc/PID/root/...: the directory, its path resolved inside that root
+  changes  /proc/PID/fd/N: the overlay's upper and lower layers, opened before pivot_root
+  ns       the script's namespace ids, which the init read while the script ran
+Same-user access to /proc/PID is all this needs, also when the cell runs in a user
+namespace of an ordinary user.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ..inspect import changes, listing
+from . import syscalls as sc
+
+
+def take(shows: list[dict], init_pid: int, report: dict) -> list[dict]:
+    out = []
+    for show in shows:
+        try:
+            out.append({**show, "data": _read(show, init_pid, report)})
+        except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
+            out.append({**show, "error": _describe(err)})
+    return out
+
+
+def _read(show: dict, pid: int, report: dict) -> object:
+    kind, proc = show["kind"], f"/proc/{pid}"
+    if kind == "mounts":
+        with open(f"{proc}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    if kind == "ns":
+        return {name: value or None for name, value in (report.get("ns") or {}).items()}
+    if kind == "ls":
+        return _listing(show["path"], proc)
+    if kind == "changes":
+        fds = report.get("snapfds") or []
+        if not fds:
+            raise ValueError("%show changes needs a root filesystem (not %root none)")
+        opened = [os.open(f"{proc}/fd/{n}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                  for n in fds]
+        try:
+            return changes.scan_upper(opened[0], opened[1:])
+        finally:
+            for fd in opened:
+                os.close(fd)
+    raise ValueError(f"unknown view {kind}")
+
+
+def _listing(path: str, proc: str) -> dict:
+    """Resolve the directory holding `path` inside the cell's root, so a symlink in the
+    image (absolute ones included) leads where it would in the cell, never to the host;
+    the last name is not followed, as `ls -ld` would not."""
+    head, name = posixpath.split(posixpath.normpath("/" + path))
+    root = os.open(f"{proc}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            parent = sc.openat2(root, head.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+                                sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        except OSError as err:
+            return {"path": path, "error": err.strerror or str(err)}
+    finally:
+        os.close(root)
+    try:
+        at = f"/proc/self/fd/{parent}/{name or '.'}"
+        return listing.snapshot(path, at=at, ids=cell_ids(proc))
+    finally:
+        os.close(parent)
+
+
+def cell_ids(proc: str) -> listing.IdMap:
+    """Owners as the cell sees them: through its user namespace's maps (an ordinary
+    user's files are root's in the cell, and what is not mapped shows as 65534)."""
+    maps = []
+    for name in ("uid_map", "gid_map"):
+        with open(f"{proc}/{name}") as f:
+            maps.append(parse_id_map(f.read()))
+    return lambda uid, gid: (inside(uid, maps[0]), inside(gid, maps[1]))
+
+
+def parse_id_map(text: str) -> list[tuple[int, int, int]]:
+    """/proc/PID/uid_map read from outside: (first id inside, first id outside, count)."""
+    return [tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()]
+
+
+def inside(outside: int, ranges: list[tuple[int, int, int]]) -> int:
+    for first_in, first_out, count in ranges:
+        if first_out <= outside < first_out + count:
+            return first_in + outside - first_out
+    return OVERFLOW_ID
+
+
+OVERFLOW_ID = 65534  # /proc/sys/kernel/overflowuid: what an unmapped owner looks like
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}" + (f": {err.filename}" if err.filename else "")
+    return str(err) or type(err).__name__
