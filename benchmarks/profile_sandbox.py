@@ -1,16 +1,13 @@
 """Where a `true` container's time goes, seen from the kernel's side of the helper.
 
-    python benchmarks/profile_sandbox.py [N]
+    python benchmarks/profile_sandbox.py [N] [VARIANT]
 
-Runs N `true` cells through SandboxClient (the helper makes the namespaces; nothing here
-calls rootfs_kernel.sandbox.container) and stamps each frame the helper sends:
-
-    send run -> "started" (helper forked A) -> "exited" (A reaped) -> pipes at EOF -> run()
-    returns; plus the container's own setup_seconds (B's setup operations).
-
-To see inside the helper and its forks, run it under py-spy:
-    py-spy record --subprocesses --idle -r 2000 -f raw -o /tmp/sb.txt -- \
-        python benchmarks/profile_sandbox.py 500
+Runs N cells of each variant through SandboxClient (the helper makes the containers;
+nothing here makes namespaces), with prepared containers and without, and splits each
+run at the points in time the cell's init reports (init.c, "stages"; CLOCK_MONOTONIC is
+shared by every process): the cell reaches its container (set up by then) -> its script
+starts -> ends -> the init reports -> the kernel has the report -> run() returns. Plus
+the container's own setup_seconds (its setup operations).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import time
 from rootfs_kernel import cell
 from rootfs_kernel.images import ImageStore
 from rootfs_kernel.sandbox import client as client_mod
-from rootfs_kernel.sandbox import protocol
 from rootfs_kernel.sandbox.plan import Places, container_plan, host_plan
 
 VARIANTS = {
@@ -54,56 +50,55 @@ def make_plan(sb: client_mod.SandboxClient, image, text: str) -> dict:  # noqa: 
                           host_cwd=os.getcwd()).to_json()
 
 
+STAGES = ("in container", "script started", "script ended", "reported", "kernel has report")
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     only = sys.argv[2] if len(sys.argv) > 2 else None
-    stamps: dict[str, float] = {}
-    recv = protocol.recv
-
-    def stamped_recv(sock):  # noqa: ANN001, ANN202
-        msg, fds = recv(sock)
-        stamps.setdefault(msg.get("event", "?"), time.perf_counter())
-        return msg, fds
-
-    client_mod.protocol.recv = stamped_recv  # only this process's view of the frames
     image = ImageStore().get("minimal")
-    sb = client_mod.SandboxClient()
-    sb.start()
 
-    async def loop(plan: dict) -> list[dict[str, float]]:
+    async def loop(sb: client_mod.SandboxClient, plan: dict) -> list[dict[str, float]]:
         rows = []
         for i in range(n + 5):
-            stamps.clear()
-            t_send = time.perf_counter()
-            run = await sb.run(json.loads(json.dumps(plan)), lambda _b: None, lambda _b: None)
-            t_end = time.perf_counter()
+            t_send = time.monotonic()
+            # As the kernel runs a cell: done once the report and the output are in.
+            run = await sb.run(json.loads(json.dumps(plan)), lambda _b: None, lambda _b: None,
+                               wait_exit=False)
+            t_end = time.monotonic()
             if run.error or run.status:
                 raise RuntimeError(f"{run.error or run.status}")
             if i < 5:
                 continue
-            rows.append({
-                "send->started": stamps["started"] - t_send,
-                "started->exited": stamps["exited"] - stamps["started"],
-                "exited->returned": t_end - stamps["exited"],
-                "total": t_end - t_send,
-                "setup_seconds": run.setup_seconds or 0.0,
-            })
+            row, last = {"total": t_end - t_send}, t_send
+            for stage in STAGES:
+                at = (run.stages or {}).get(stage, last)
+                row[f"-> {stage}"], last = at - last, at
+            row["-> returned"] = t_end - last
+            row["setup_seconds"] = run.setup_seconds or 0.0
+            rows.append(row)
         return rows
 
-    keys = ["total", "send->started", "started->exited", "exited->returned", "setup_seconds"]
-    print(f"{'variant (n=' + str(n) + ', p50 ms)':32}" + "".join(f"{k:>17}" for k in keys))
-    try:
-        for name, (text, edit) in VARIANTS.items():
-            if only and only not in name:
-                continue
-            plan = make_plan(sb, image, text)
-            if edit:
-                edit(plan)
-            rows = asyncio.run(loop(plan))
-            print(f"{name:32}" + "".join(
-                f"{statistics.median(r[k] for r in rows) * 1e3:17.2f}" for k in keys))
-    finally:
-        sb.close()
+    keys = ["total", *(f"-> {s}" for s in STAGES), "-> returned", "setup_seconds"]
+    print("p50 ms, n=" + str(n) + "; each column: time since the previous one\n")
+    print(f"{'variant':40}" + "".join(f"{k[-14:]:>15}" for k in keys))
+    for prepare in (True, False):
+        sb = client_mod.SandboxClient(prepare=prepare)
+        sb.start()
+        try:
+            for name, (text, edit) in VARIANTS.items():
+                if only and only not in name:
+                    continue
+                plan = make_plan(sb, image, text)
+                plan["profile"] = True
+                if edit:
+                    edit(plan)
+                rows = asyncio.run(loop(sb, plan))
+                label = f"{name} ({'prepared' if prepare else 'on demand'})"
+                print(f"{label:40}" + "".join(
+                    f"{statistics.median(r[k] for r in rows) * 1e3:15.2f}" for k in keys))
+        finally:
+            sb.close()
 
 
 if __name__ == "__main__":
