@@ -1,11 +1,12 @@
-"""The sandbox helper: a single-threaded process, one per kernel, that forks containers.
+"""The sandbox helper: a single-threaded process, one per kernel, that starts containers.
 
 The kernel process has threads (ipykernel), so it must not fork; starting a Python
 interpreter per cell would cost tens of milliseconds. The kernel starts this helper
 once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
 cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
+With `prepare`, it also starts the next cell's container ahead (prepared.py).
 
-Requests:  run {id, plan} + fds [stdout, stderr, result, release]
+Requests:  run {id, plan, prepare} + fds [stdout, stderr, result, release]
            | signal {id, signum, grace}
            | kill {id} | drop {what: keep|export}
 Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
@@ -258,11 +259,8 @@ class Helper:
             ready, self.prepared = self.prepared, None
         if ready is None:
             return
+        # EOF where B waits for its cell: B exits, then A (which reaps B: no orphan).
         ready.sock.close()
-        try:
-            os.kill(ready.pid, signal.SIGKILL)  # B goes with it (PR_SET_PDEATHSIG)
-        except ProcessLookupError:
-            pass
 
     def _reap_prepared(self, _tag: str, pid: int) -> None:
         """A prepared container ended: discarded, or its setup failed (a cell that
