@@ -250,10 +250,8 @@ static int snapfds[MAX_LIST], nsnapfds = -1;
 static void before_switch(void) {
     if (nsnapfds >= 0) return;
     nsnapfds = 0;
-    for (int i = 0; i < P.nsnap; i++) {
-        int fd = open(P.snap[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) snapfds[nsnapfds++] = fd;
-    }
+    for (int i = 0; i < P.nsnap; i++)  /* -1: could not be opened (snapshots.py says so) */
+        snapfds[nsnapfds++] = open(P.snap[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd >= 0) { close(root_fd); root_fd = -1; }
 }
 

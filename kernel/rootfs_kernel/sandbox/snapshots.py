@@ -42,6 +42,8 @@ def _read(show: dict, pid: int, report: dict) -> object:
         fds = report.get("snapfds") or []
         if not fds:
             raise ValueError("%show changes needs a root filesystem (not %root none)")
+        if min(fds) < 0:
+            raise ValueError("the cell's init could not open its overlay layers")
         opened = [os.open(f"{proc}/fd/{n}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                   for n in fds]
         try:
