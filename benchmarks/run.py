@@ -9,7 +9,7 @@ Figures are medians (p95 where asked) over repetitions after warm-ups: the machi
 shared and noisy, so nothing here is asserted; the table says whether a target is met.
 
 Containers are only ever made through the kernel or through SandboxClient, whose helper
-process creates the namespaces: never call rootfs_kernel.sandbox.container here.
+process starts each container's init (sandbox/init.c).
 """
 
 from __future__ import annotations

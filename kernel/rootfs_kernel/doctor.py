@@ -78,7 +78,7 @@ def _try_cell() -> Check:
         image = ImageStore().get("minimal")
     except ImageError as err:
         return Check("container", False, f"the default image: {err}")
-    client = SandboxClient()
+    client = SandboxClient(prepare=False)  # one cell: nothing to prepare for
     try:
         client.start()
         places = Places(client.places["scratch"], client.places["keep_upper"],
