@@ -117,3 +117,15 @@ def test_what_may_be_prepared():
     assert not preparable(plan("%export snap\ntrue"), places)
     assert not preparable(plan("%limit pids=10\ntrue"), places)
     assert not preparable(plan("%propagation shared\ntrue"), places)
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="cgroups are writable by root here")
+def test_a_cell_with_limits_never_takes_a_prepared_container(kernel):
+    """A prepared container was made for the plain cell before: it has no cgroup, so a
+    %limit cell must get a container of its own (found by the pids-limit test)."""
+    kernel.ok("true")
+    assert wait_for(lambda: len(prepared_containers(kernel.km.provisioner.pid)) == 1)
+    res = kernel.ok("%limit pids=10\ncat /proc/self/cgroup")
+    assert any(line.split(":")[1] == "pids" and line.split(":")[2] != "/"
+               for line in res.stdout.splitlines()), res.stdout

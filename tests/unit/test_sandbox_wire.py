@@ -21,9 +21,11 @@ def plan_for(text: str, rootless: bool = False) -> dict:
     spec = cell.parse(text)
     if spec.host:
         return host_plan(spec, {"PATH": "/bin"}, "/home").to_json()
-    return container_plan(spec, layers=["/img/a", "/img/b"], image_env=["A=1"],
+    plan = container_plan(spec, layers=["/img/a", "/img/b"], image_env=["A=1"],
                           image_workdir=None, user_env={}, places=PLACES, rootless=rootless,
                           uid=1000, gid=1000, host_cwd="/home").to_json()
+    plan["host_mnt_ns"] = 4026531841  # the helper's to fill in (helper._complete)
+    return plan
 
 
 def decode(tokens: list[str]) -> tuple[dict[str, list[str]], list[list[str]], list[str]]:
@@ -151,3 +153,10 @@ def test_owners_map_through_the_user_namespace():
     assert inside(1000, rootless) == 0 and inside(0, rootless) == OVERFLOW_ID
     root = parse_id_map("0 0 4294967295\n")
     assert inside(0, root) == 0 and inside(1000, root) == 1000
+
+
+def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
+    plan = plan_for("true")
+    plan["host_mnt_ns"] = 0  # init.c could not tell the host's namespace from its own
+    with pytest.raises(ValueError, match="mount namespace"):
+        wire.encode(plan, parent=1)

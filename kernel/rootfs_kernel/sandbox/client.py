@@ -13,13 +13,15 @@ import itertools
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import initbin, protocol, report, snapshots
+from . import initbin, protocol, report, snapshots, wire
+from .prepared import preparable
 
 CHUNK = 1 << 16
 # After the container has ended, output still buffered in a pipe is drained for this
@@ -47,10 +49,20 @@ class CellRun:
     stages: dict[str, float] | None = None
 
 
+@dataclass
+class _Prepared:
+    pid: int                  # its rootfs-init (process A), the helper's child
+    sock: socket.socket       # init.c's fd 5: B waits there for its cell
+    setup: list[str]          # wire.setup_tokens of the plan it was made from
+
+
 class SandboxClient:
     def __init__(self, prepare: bool = True) -> None:
         # Let the helper make the next container while this one runs (prepared.py).
         self.prepare = prepare
+        self._prepared: _Prepared | None = None
+        self._epoch = 0   # counts %%host cells (see "prepared" in _on_event)
+        self._mnt_ns = os.stat("/proc/self/ns/mnt").st_ino  # the helper's too
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self.places: dict = {}
@@ -88,6 +100,7 @@ class SandboxClient:
         self.rootless = ready["rootless"]
 
     def close(self) -> None:
+        self._drop_prepared()
         if self._loop is not None and self.sock is not None:
             try:
                 self._loop.remove_reader(self.sock.fileno())
@@ -118,12 +131,29 @@ class SandboxClient:
 
     def _on_event(self) -> None:
         try:
-            msg, _ = protocol.recv(self.sock)
+            msg, fds = protocol.recv(self.sock)
         except protocol.Closed:
             self._loop.remove_reader(self.sock.fileno())
             for fut in self._waiters.values():
                 if not fut.done():
                     fut.set_exception(SandboxError("the sandbox helper went away"))
+            return
+        if msg["event"] == "prepared":
+            # The next cell's container (prepared.py): ours to use or to close. One asked
+            # for before a %%host cell ran is closed: that cell may have changed what it
+            # bound.
+            ready = _Prepared(msg["pid"], socket.socket(fileno=fds[0]), msg["setup"])
+            self._drop_prepared()
+            if msg.get("epoch") == self._epoch:
+                self._prepared = ready
+            else:
+                ready.sock.close()
+            return
+        for fd in fds:
+            os.close(fd)
+        if msg["event"] == "stale":  # the host's mounts changed since it was made
+            if self._prepared is not None and self._prepared.pid == msg["pid"]:
+                self._drop_prepared()
             return
         if msg["event"] == "notice" and msg.get("id") in self._notices:
             self._notices[msg["id"]](f"rootfs-kernel: {msg['message']}\n".encode())
@@ -135,6 +165,39 @@ class SandboxClient:
             fut.set_result(msg)
         elif msg["event"] == "error":
             fut.set_exception(SandboxError(msg["message"]))
+
+    def _drop_prepared(self) -> None:
+        """Close our end: the prepared container's init sees EOF and exits."""
+        if self._prepared is not None:
+            self._prepared.sock.close()
+            self._prepared = None
+
+    def _hand_over(self, cid: int, plan: dict, fds: list[int]) -> int | None:
+        """Give the cell to the prepared container when it was made for this setup:
+        straight to its init (no helper in between), then tell the helper. Returns the
+        init's pid, or None when the cell needs a container of its own."""
+        if plan["host"]:
+            self._epoch += 1
+        ready, self._prepared = self._prepared, None
+        if ready is None:
+            return None
+        # Limits, kept layers and shared propagation need a container made for the cell
+        # (the helper adds their cgroups and paths); the rest must match token for token.
+        if not preparable(plan, self.places) or ready.setup != wire.setup_tokens(
+                {**plan, "host_mnt_ns": self._mnt_ns}):
+            ready.sock.close()
+            return None
+        try:
+            with ready.sock:
+                ready.sock.settimeout(5)  # A writes B's pid right after its clone
+                (init,) = struct.unpack("=i", ready.sock.recv(4, socket.MSG_WAITALL))
+                cell = wire.encode_cell(plan)
+                socket.send_fds(ready.sock, [struct.pack("!I", len(cell))], fds)
+                ready.sock.sendall(cell)
+        except (OSError, struct.error):  # it died (a setup that failed): make our own
+            return None
+        self.send({"op": "adopt", "id": cid, "pid": ready.pid})
+        return init
 
     # -- requests -----------------------------------------------------------------------------
     def send(self, message: dict, fds: list[int] = ()) -> None:
@@ -176,15 +239,19 @@ class SandboxClient:
         reported = None
         try:
             try:
-                self.send({"op": "run", "id": cid, "plan": plan, "prepare": self.prepare},
-                          [*(w for _, w in pipes), release_r])
+                given = [*(w for _, w in pipes), release_r]
+                init = self._hand_over(cid, plan, given)
+                if init is None:
+                    self.send({"op": "run", "id": cid, "plan": plan}, given)
+                else:  # what the helper's rootfs-init would have said first (report.py)
+                    result_chunks.append(b'{"init": %d}\n' % init)
             finally:
                 for _, w in pipes:
                     os.close(w)
                 os.close(release_r)
             finished = loop.create_future()
             done.add_done_callback(lambda f: _forward(f, finished))
-            reported = asyncio.ensure_future(_collect(
+            reported = asyncio.ensure_future(self._collect(
                 readers, result_chunks, release, plan, run, None if wait_exit else finished))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             try:
@@ -204,6 +271,39 @@ class SandboxClient:
             run.status, run.signal = exited["status"], exited["signal"]
         run.limit = exited.get("limit")
         return run
+
+    async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
+                       plan: dict, run: CellRun, finished: asyncio.Future | None) -> None:
+        """Read the init's report (report.py), take the snapshots while the init still
+        holds the cell's namespace (snapshots.py), then release it. With `finished`, the
+        cell ends here, once its output is complete too, without waiting for the
+        namespace teardown."""
+        try:
+            await readers[2].eof
+            data = report.parse(b"".join(chunks))
+            if "error" in data:
+                run.error = report.describe_error(plan, data["error"])
+            if "status" in data:
+                run.status, run.signal = data["status"], data.get("signal")
+                run.setup_seconds = data.get("setup_seconds")
+                run.profile = report.profile(plan, data.get("profile"))
+                if data.get("stages"):
+                    names = ("in container", "script started", "script ended", "reported")
+                    run.stages = {**dict(zip(names, data["stages"], strict=True)),
+                                  "kernel has report": time.monotonic()}
+                if plan.get("show") and "init" in data:
+                    run.snapshots = snapshots.take(plan["show"], data["init"], data)
+        finally:
+            release.close()
+        if self.prepare and not plan["host"] and run.error is None and self.sock is not None:
+            # The next cell's container is made now: its script is over, so it never
+            # competes with this cell's run, and the kernel is still answering.
+            self.send({"op": "prepare", "plan": plan, "epoch": self._epoch})
+        if finished is not None:
+            await asyncio.gather(readers[0].eof, readers[1].eof)
+            if run.status is not None and not finished.done():
+                finished.set_result({"status": run.status, "signal": run.signal})
+
 
     async def _supervise(self, cid: int, done: asyncio.Future, timeout: float | None,
                          interrupt: asyncio.Event | None, grace: float, run: CellRun) -> dict:
@@ -241,34 +341,6 @@ def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
         target.set_exception(source.exception())
     else:
         target.set_result(source.result())
-
-
-async def _collect(readers: list[_PipeReader], chunks: list[bytes], release: _Once,
-                   plan: dict, run: CellRun, finished: asyncio.Future | None) -> None:
-    """Read the init's report (report.py), take the snapshots while the init still holds
-    the cell's namespace (snapshots.py), then release it. With `finished`, the cell ends
-    here, once its output is complete too, without waiting for the namespace teardown."""
-    try:
-        await readers[2].eof
-        data = report.parse(b"".join(chunks))
-        if "error" in data:
-            run.error = report.describe_error(plan, data["error"])
-        if "status" in data:
-            run.status, run.signal = data["status"], data.get("signal")
-            run.setup_seconds = data.get("setup_seconds")
-            run.profile = report.profile(plan, data.get("profile"))
-            if data.get("stages"):
-                names = ("in container", "script started", "script ended", "reported")
-                run.stages = {**dict(zip(names, data["stages"], strict=True)),
-                              "kernel has report": time.monotonic()}
-            if plan.get("show") and "init" in data:
-                run.snapshots = snapshots.take(plan["show"], data["init"], data)
-    finally:
-        release.close()
-    if finished is not None:
-        await asyncio.gather(readers[0].eof, readers[1].eof)
-        if run.status is not None and not finished.done():
-            finished.set_result({"status": run.status, "signal": run.signal})
 
 
 class _Once:

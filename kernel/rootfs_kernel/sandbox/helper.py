@@ -4,12 +4,13 @@ The kernel process has threads (ipykernel), so it must not fork; starting a Pyth
 interpreter per cell would cost tens of milliseconds. The kernel starts this helper
 once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
 cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
-With `prepare`, it also starts the next cell's container ahead (prepared.py).
 
-Requests:  run {id, plan, prepare} + fds [stdout, stderr, result, release]
-           | signal {id, signum, grace}
-           | kill {id} | drop {what: keep|export}
+Requests:  run {id, plan} + fds [stdout, stderr, result, release]
+           | adopt {id, pid} (the kernel gave the cell to prepared container pid)
+           | prepare {plan, epoch} (a container for the next cell, if it may: prepared.py)
+           | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
 Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
+           | prepared {pid, epoch, setup} + fd | stale {pid}
            | exited {id, status, signal, limit} | error {id, message}
 
 When the kernel goes away (EOF on the socket, or SIGKILL via PR_SET_PDEATHSIG), every
@@ -27,14 +28,13 @@ import shutil
 import signal
 import socket
 import stat
-import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..inspect import mounts as inspect_mounts
-from . import protocol, wire
+from . import protocol, report, wire
 from . import syscalls as sc
 from .cgroups import (
     CellCgroup,
@@ -114,7 +114,8 @@ class Helper:
                        "export_upper": str(self.dir / "export/upper"),
                        "export_work": str(self.dir / "export/work")}
         (self.dir / "cell").mkdir()
-        self.prepared: Prepared | None = None
+        self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
+        self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
         # prepared container may then hold a view the next cell must not get.
         self.mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
@@ -132,15 +133,14 @@ class Helper:
                     if key.data is None:
                         self._request()
                     elif key.data == "mounts":
-                        self.mount_watch.poll(0)
-                        self._discard()
+                        self._stale()
                     elif isinstance(key.data, tuple):
                         self._reap_prepared(*key.data)
                     else:
                         self._reap(key.data)
                 self._escalate()
-        except protocol.Closed:
-            pass
+        except (protocol.Closed, BrokenPipeError, ConnectionResetError):
+            pass  # the kernel went away
         finally:
             self.shutdown()
 
@@ -149,11 +149,17 @@ class Helper:
         op, cid = msg.get("op"), msg.get("id")
         try:
             if op == "run":
-                self._run(cid, msg["plan"], fds, prepare=msg.get("prepare", False))
+                self._run(cid, msg["plan"], fds)
             elif op == "signal" and cid in self.cells:
                 self._signal(cid, msg["signum"])
                 if msg.get("grace") is not None:
                     self.cells[cid]["kill_at"] = time.monotonic() + msg["grace"]
+            elif op == "prepare":
+                self._complete(msg["plan"])
+                if preparable(msg["plan"], self.places):
+                    self._prepare(msg["plan"], msg.get("epoch"))
+            elif op == "adopt":
+                self._adopt(cid, msg["pid"])
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
             elif op == "drop":
@@ -168,7 +174,7 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
-    def _run(self, cid: int, plan: dict, fds: list[int], prepare: bool) -> None:
+    def _run(self, cid: int, plan: dict, fds: list[int]) -> None:
         me = os.getpid()
         group = None
         if plan.get("limits"):
@@ -182,17 +188,9 @@ class Helper:
                 protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
                     f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
                     f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''})")})
-        plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
-        for op in plan.get("ops", ()):
-            if op.get("private_parent") is True:
-                op["private_parent"] = mount_point_of(op["target"])
-        if plan["host"]:
-            self._discard()  # the script may change what the next container would bind
+        self._complete(plan)
         try:
-            started = self._take_prepared(plan, fds)
-            if started is None:
-                pid = self._spawn(plan, fds)
-                started = pid, os.pidfd_open(pid)
+            pid = self._spawn(plan, fds)
         except OSError as err:
             if group is not None:
                 group.remove()
@@ -208,18 +206,28 @@ class Helper:
             if group is not None:
                 group.remove()
             raise
-        pid, pidfd = started
-        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": plan["host"], "kill_at": None,
+        self._started(cid, pid, os.pidfd_open(pid), plan["host"], group)
+
+    @staticmethod
+    def _complete(plan: dict) -> None:
+        """What only the host can tell: its mount namespace (where setup must never run)
+        and, for shared propagation, the mount that holds the scratch directory."""
+        plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
+        for op in plan.get("ops", ()):
+            if op.get("private_parent") is True:
+                op["private_parent"] = mount_point_of(op["target"])
+
+    def _started(self, cid: int, pid: int, pidfd: int, host: bool,
+                 group: CellCgroup | None) -> None:
+        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": host, "kill_at": None,
                            "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
         self.sel.register(pidfd, selectors.EVENT_READ, cid)
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
-        if prepare and preparable(plan, self.places):
-            # Now, while this cell runs: made after its script had ended, the next one
-            # was measured to be ready later (cells sent back to back wait for it).
-            self._prepare(plan)
 
     # -- prepared containers (prepared.py) ----------------------------------------------
-    def _prepare(self, plan: dict) -> None:
+    def _prepare(self, plan: dict, epoch: object) -> None:
+        """Start the next cell's container and give the kernel its socket: the kernel
+        hands the cell over itself (client.py), or closes the socket, and B exits."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -230,49 +238,41 @@ class Helper:
             theirs.close()
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
-        self.prepared = Prepared(pid, pidfd, ours, wire.setup_tokens(plan))
+        self.prepared[pid] = Prepared(pid, pidfd)
+        with ours:
+            protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
+                                      "setup": wire.setup_tokens(plan)}, [ours.fileno()])
 
-    def _take_prepared(self, plan: dict, fds: list[int]) -> tuple[int, int] | None:
-        """Hand the cell to the prepared container if it was made for this setup."""
-        ready, self.prepared = self.prepared, None
-        if ready is None:
-            return None
-        if ready.setup != wire.setup_tokens(plan):
-            self._discard(ready)
-            return None
-        try:
-            # A wrote the init's pid (as the host numbers it) right after its clone.
-            (init,) = struct.unpack("=i", _recv_exactly(ready.sock, 4))
-            os.write(fds[2], b'{"init": %d}\n' % init)
-            cell = wire.encode_cell(plan)
-            socket.send_fds(ready.sock, [struct.pack("!I", len(cell))], fds)
-            ready.sock.sendall(cell)
-        except OSError:  # it died (a setup that failed): the cell makes its own
-            self._discard(ready)
-            return None
-        ready.sock.close()
-        self.sel.unregister(ready.pidfd)
-        return ready.pid, ready.pidfd
-
-    def _discard(self, ready: Prepared | None = None) -> None:
-        if ready is None:
-            ready, self.prepared = self.prepared, None
-        if ready is None:
+    def _adopt(self, cid: int, pid: int) -> None:
+        """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
+        ready = self.prepared.pop(pid, None)
+        if ready is None:  # it has ended already (a script that short, or a failure)
+            status = self.ended_prepared.pop(pid, report.SETUP_FAILED)
+            protocol.send(self.sock, {"event": "exited", "id": cid, "status": status,
+                                      "signal": None})
             return
-        # EOF where B waits for its cell: B exits, then A (which reaps B: no orphan).
-        ready.sock.close()
+        self.sel.unregister(ready.pidfd)
+        self._started(cid, pid, ready.pidfd, False, None)
+
+    def _stale(self) -> None:
+        """The host's mounts changed: no prepared container may run a cell now."""
+        self.mount_watch.poll(0)
+        for pid in self.prepared:
+            protocol.send(self.sock, {"event": "stale", "pid": pid})
 
     def _reap_prepared(self, _tag: str, pid: int) -> None:
-        """A prepared container ended: discarded, or its setup failed (a cell that
-        wants the same setup then makes its own and reports why)."""
-        if self.prepared is not None and self.prepared.pid == pid:
-            self.prepared.sock.close()
-            self.prepared = None
-        for key in list(self.sel.get_map().values()):
-            if key.data == ("prepared", pid):
-                self.sel.unregister(key.fileobj)
-                os.close(key.fd)
-        os.waitpid(pid, 0)
+        """A prepared container ended before the helper heard it was adopted: closed by
+        the kernel, its setup failed, or its cell was that quick (see _adopt)."""
+        ready = self.prepared.pop(pid, None)
+        if ready is None:  # adopted in the same round of events: a cell's now (_reap)
+            return
+        self.sel.unregister(ready.pidfd)
+        os.close(ready.pidfd)
+        _, status = os.waitpid(pid, 0)
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
+        while len(self.ended_prepared) > 16:  # only the last few can still be adopted
+            self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
     def _spawn(self, plan: dict, fds: list[int]) -> int:
         """posix_spawn rootfs-init with the cell's pipes as fds 1-4 (see init.c)."""
@@ -359,10 +359,10 @@ class Helper:
 
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        ready = self.prepared
-        self._discard()
-        if ready is not None:
-            os.waitpid(ready.pid, 0)
+        for pid in self.prepared:
+            # Its B waits on a socket the kernel holds; A's death takes it (PDEATHSIG).
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         for cid in list(self.cells):
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
@@ -373,16 +373,6 @@ class Helper:
             if cell["cgroup"] is not None:
                 cell["cgroup"].remove()
         remove_tree(self.dir)
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise BrokenPipeError("the prepared container is gone")
-        data += chunk
-    return data
 
 
 def mount_point_of(path: str) -> str:

@@ -1,22 +1,24 @@
 """The next cell's container, made while the kernel waits for that cell.
 
-After a container cell starts, the helper starts another rootfs-init with the same
-setup (wire.setup_tokens) and no script: it makes its namespaces and mounts and waits
-(init.c, "warm"). If the next cell's plan has the same setup tokens, it takes that
-container and only its script has to start; otherwise the prepared one is killed and the
-cell's own is made as before. Either way every cell runs in a container no other cell
-has used.
+When a container cell has reported, the kernel asks the helper for the next one: another
+rootfs-init with the same setup (wire.setup_tokens) and no script, which makes its
+namespaces and mounts and waits (init.c, "warm"); the kernel gets the socket it waits
+on. Made then, it never competes with a running cell for the machine. If the next cell's plan
+has the same setup tokens, the kernel hands the cell over on that socket and tells the
+helper ("adopt"), and only the script has to start; otherwise the kernel closes it (B
+exits) and asks the helper for a container of the cell's own. Either way every cell
+runs in a container no other cell has used.
 
 What a prepared container captured must still be what a fresh one would capture, so it
-is thrown away when the host's mount table changes (binds and the /sys it shows) or a
-%%host cell runs (which may replace a directory a %bind would take), and never made for
-cells whose setup depends on more than the image: %keep/%export layers, %limit (cgroups
-are joined at the start), or %propagation shared (its mounts reach the host).
+is thrown away when the host's mount table changes (binds and the /sys it shows; the
+helper says "stale") or before a %%host cell (which may replace a directory a %bind
+would take), and never made for cells whose setup depends on more than the image:
+%keep/%export layers, %limit (cgroups are joined at the start), or %propagation shared
+(its mounts reach the host).
 """
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 
@@ -24,8 +26,6 @@ from dataclasses import dataclass
 class Prepared:
     pid: int                 # process A (rootfs-init), the helper's child
     pidfd: int
-    sock: socket.socket      # the helper's end of init.c's fd 5
-    setup: list[str]         # wire.setup_tokens of the plan it was made from
 
 
 def preparable(plan: dict, places: dict) -> bool:

@@ -74,6 +74,8 @@ def setup_tokens(plan: dict) -> list[str]:
             t += [name, str(rlimits[name])]
     if plan["host"]:
         return t
+    if not plan.get("host_mnt_ns"):  # init.c's guard against setting up on the host
+        raise ValueError("the plan lacks the host's mount namespace (helper._complete)")
     t += ["ns", str(plan["namespaces"]), "lock", str(plan["script_namespaces"]),
           "pidns", _text(plan["pidns"]), "rootless", _text(plan["rootless"]),
           "uid", str(plan["uid"]), "gid", str(plan["gid"]),
