@@ -80,8 +80,11 @@ def main() -> None:
         return rows
 
     keys = ["total", *(f"-> {s}" for s in STAGES), "-> returned", "setup_seconds"]
-    print("p50 ms, n=" + str(n) + "; each column: time since the previous one\n")
-    print(f"{'variant':40}" + "".join(f"{k[-14:]:>15}" for k in keys))
+    short = ["total", "container", "started", "ended", "reported", "kernel", "returned",
+             "setup"]
+    print(f"p50 ms, n={n}; after total, each column is the time since the previous one:")
+    print("  " + "; ".join(f"{a} = {b}" for a, b in zip(short[1:], keys[1:], strict=True)))
+    print(f"\n{'variant':44}" + "".join(f"{k:>10}" for k in short))
     for prepare in (True, False):
         sb = client_mod.SandboxClient(prepare=prepare)
         sb.start()
@@ -95,8 +98,8 @@ def main() -> None:
                     edit(plan)
                 rows = asyncio.run(loop(sb, plan))
                 label = f"{name} ({'prepared' if prepare else 'on demand'})"
-                print(f"{label:40}" + "".join(
-                    f"{statistics.median(r[k] for r in rows) * 1e3:15.2f}" for k in keys))
+                print(f"{label:44}" + "".join(
+                    f"{statistics.median(r[k] for r in rows) * 1e3:10.2f}" for k in keys))
         finally:
             sb.close()
 

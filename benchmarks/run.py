@@ -672,14 +672,14 @@ def bench_image(cfg: Config, kernels: Kernels) -> list[Row]:
 @dataclass
 class Config:
     warmup: int = 5
-    reps: int = 60
+    reps: int = 300          # round trips: a few ms each, rootfs and IPython taking turns
     stream_bytes: int = 100_000_000
     stream_bytes_slow: int = 1_000_000   # bash_kernel streams ~0.3 MB/s
     stream_reps: int = 3
     startup_reps: int = 5
     keep_cells: int = 50
     keep_chains: int = 3
-    setup_reps: int = 60
+    setup_reps: int = 200
     mount_counts: tuple[int, ...] = (100, 1000, 5000)
     dir_entries: int = 10_000
     view_reps: int = 7
