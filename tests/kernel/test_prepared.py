@@ -129,3 +129,11 @@ def test_a_cell_with_limits_never_takes_a_prepared_container(kernel):
     res = kernel.ok("%limit pids=10\ncat /proc/self/cgroup")
     assert any(line.split(":")[1] == "pids" and line.split(":")[2] != "/"
                for line in res.stdout.splitlines()), res.stdout
+
+
+@pytest.mark.parametrize("header", ["", "%root chroot\n", "%propagation shared\n", "%root none\n"])
+def test_the_script_inherits_only_stdin_stdout_and_stderr(kernel, header):
+    """No fd of the init (result and release pipes, the prepared container's socket, the
+    overlay layers) reaches the script, in a prepared container or one of its own."""
+    for _ in range(3):
+        assert kernel.ok(f"{header}ls /proc/$$/fd").stdout.split() == ["0", "1", "2"]
