@@ -31,12 +31,12 @@ class Result:
 
 
 class KernelDriver:
-    def __init__(self, env: dict | None = None, extra_arguments: list[str] | None = None
-                 ) -> None:
+    def __init__(self, env: dict | None = None, extra_arguments: list[str] | None = None,
+                 kernel_name: str = "rootfs") -> None:
         kw: dict = {"env": env} if env is not None else {}
         if extra_arguments:
             kw["extra_arguments"] = extra_arguments
-        self.km, self.kc = start_new_kernel(kernel_name="rootfs", startup_timeout=60, **kw)
+        self.km, self.kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=60, **kw)
 
     @property
     def pid(self) -> int:
@@ -60,7 +60,7 @@ class KernelDriver:
                     on_stream(content)
             elif kind == "error":
                 res.errors.append(content)
-            elif kind == "display_data":
+            elif kind in ("display_data", "execute_result"):
                 res.displays.append(content)
             elif kind == "comm_close":
                 res.closed_comms.append(content["comm_id"])

@@ -121,7 +121,7 @@ class Server:
         return self.log.read_text(errors="replace")[-n:]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -170,7 +170,7 @@ def jupyter_server(app: str, root: Path, work: Path, *, renderer: bool = True,
     _write_json(home / "settings" / "@jupyterlab" / "apputils-extension"
                 / "notification.jupyterlab-settings",
                 {"fetchNews": "false", "checkForUpdates": False})
-    port = _free_port()
+    port = free_port()
     log = work / f"{app}-server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,39 +17,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from e2e.jupyter_e2e import CHROMIUM, EXT_NAME, REPO, built_renderer, free_port
 from notebook_fixture import write_notebook
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = os.environ.get("ROOTFS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking"]
-EXT_NAME = "rootfs-kernel-renderer"
 TOKEN = "rootfs-test-token"
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright for Python is missing (pip install playwright)")
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def _labextension() -> Path | None:
-    """The built renderer: this checkout's build, else an installed one."""
-    built = REPO / "extension" / "labextension"
-    if (built / "package.json").is_file():
-        return built
-    from jupyter_core.paths import jupyter_path
-
-    for base in jupyter_path("labextensions"):
-        if (Path(base) / EXT_NAME / "package.json").is_file():
-            return Path(base) / EXT_NAME
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _api(port: int, path: str) -> object:
@@ -73,7 +51,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
     app, trusted = request.param
     module, url_path = APPS[app]
     pytest.importorskip(module, reason=f"{module} is missing (pip install jupyterlab notebook)")
-    ext = _labextension()
+    ext = built_renderer()
     if ext is None:
         pytest.skip("the renderer is not built: `pip install .`, or `npm install && npm run "
                     "build` in extension/")
@@ -95,7 +73,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
         Path(env["JUPYTER_DATA_DIR"]).mkdir(parents=True)
         nb = nbformat.read(str(root / "compare.ipynb"), as_version=4)
         NotebookNotary(data_dir=env["JUPYTER_DATA_DIR"]).sign(nb)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
