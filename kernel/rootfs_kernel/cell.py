@@ -208,7 +208,8 @@ def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
         if len(rest) not in (1, 2):
             raise ValueError("`%show ls` takes PATH and an optional HOST_PATH")
         path = _absolute(rest[0], "PATH")
-        host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else path
+        # Without HOST_PATH the cell is compared with its image (or, %root none, the host).
+        host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else None
         view = Show("ls", path, host)
     elif rest:
         raise ValueError(f"`%show {kind}` takes no arguments")

@@ -33,6 +33,7 @@ class Outcome:
 
     run: CellRun | None = None
     payloads: list[dict] = field(default_factory=list)
+    comparisons: list[compare.Comparison] = field(default_factory=list)  # same order
     error: tuple[str, str] | None = None
     help: str | None = None
 
@@ -108,7 +109,8 @@ class Session:
         out = replace(out, run=run)
         if run.error:
             return replace(out, error=("ContainerError", run.error))
-        out.payloads = compare.payloads(run.snapshots)
+        out.comparisons = compare.compare(run.snapshots, image=spec.image)
+        out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded

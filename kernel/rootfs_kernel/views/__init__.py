@@ -1,4 +1,5 @@
-"""Renderings of the inspect diffs. One way through: diff -> payload -> renderers.
+"""Renderings of the inspect diffs. One way through: diff -> payload -> display model
+(model.py) -> text, HTML, widget (and the JupyterLab renderer, from the same payload).
 
 display_bundle() gives one display_data (data, metadata) carrying every rendering, so a
 client picks the richest it can show: the widget, else the HTML table, else plain text.
