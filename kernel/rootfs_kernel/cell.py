@@ -294,7 +294,8 @@ MAGICS: dict[str, Magic] = {
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
               "show its mount table, a listing, its changes or its namespaces next to the "
-              "host's.", _p_show),
+              "host's (ls PATH: next to the image before the cell; with HOST_PATH: next to "
+              "that host path).", _p_show),
         Magic("export", "%export NAME", "Save the cell's resulting root filesystem (image plus "
               "this cell's changes) as image NAME, like docker commit.", _p_export),
         Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION", "Limit the cell through "
