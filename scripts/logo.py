@@ -32,7 +32,8 @@ def main() -> int:
                                  f"{svg}</div>"
                                  "</body></html>")
                 page.locator("svg").evaluate(
-                    f"s => {{ s.setAttribute('width', {size}); s.setAttribute('height', {size}); }}")
+                    "(s, n) => { s.setAttribute('width', n); s.setAttribute('height', n); }",
+                    size)
                 out = SPEC / f"logo-{size}x{size}.png"
                 page.locator("div").screenshot(path=str(out), omit_background=True)
                 print(f"logo: {out.relative_to(REPO)}")
