@@ -61,8 +61,11 @@ def _value(parts: list[list], split: str | None) -> str:
 
 def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
                 differences_only: bool = False, expanded: bool = False,
-                max_lines: int | None = MAX_STATIC_LINES) -> str:
-    view = display(payload, State(tuple(path), query, differences_only, expanded))
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
+    """`view`: model.display() of the same state, when the caller has it already."""
+    if view is None:
+        view = display(payload, State(tuple(path), query, differences_only, expanded),
+                       max_lines)
     both = two_sided(payload)
     columns = payload["columns"]
     ncols = 3 + int(both) + len(columns)
@@ -86,11 +89,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     out.append("</tr></thead><tbody>")
 
     lines = view["lines"]
-    cut = max_lines is not None and len(lines) > max_lines
-    if cut:
-        lines = lines[:max_lines]
-        if lines[-1]["kind"] == "row" and lines[-1]["span"] == 2 and lines[-1]["first"]:
-            lines = lines[:-1]  # never half of a two-line row
+    cut = len(lines) < view["total_lines"]
     for ln in lines:
         status = ln["status"]
         bg = ROW_BG[status]
@@ -128,7 +127,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     out.append("</tbody></table></div>")
     below = []
     if cut:
-        below.append(f"the first {len(lines)} of {len(view['lines'])} lines")
+        below.append(f"the first {len(lines)} of {view['total_lines']} lines")
     if view["footer"] and view["footer"]["text"]:
         below.append(view["footer"]["text"])
     if cut or view["collapsed"]:

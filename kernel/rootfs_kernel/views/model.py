@@ -124,8 +124,11 @@ def _row_lines(payload: dict, row: dict, mark: str) -> list[dict]:
             for i, side in enumerate(sides)]
 
 
-def display(payload: dict, state: State = State()) -> dict:
-    """The lines of one level of a payload in one state, with every text around them."""
+def display(payload: dict, state: State = State(), max_lines: int | None = None) -> dict:
+    """The lines of one level of a payload in one state, with every text around them.
+
+    `max_lines` builds only the first lines (a static copy shows no more); the counts,
+    footer and `total_lines` still cover every line."""
     node = level(payload, state.path)
     rows = node["rows"]
     summary = node["summary"]
@@ -136,16 +139,21 @@ def display(payload: dict, state: State = State()) -> dict:
     hide_same = state.differences_only or collapsed
     folds = {g["start"]: g for g in groups} if collapsed else {}
     mark = marks(payload)
+    room = len(rows) * 2 if max_lines is None else max_lines
 
     lines: list[dict] = []
-    shown = folded = 0
+    total = shown = folded = n_groups = 0
     i = 0
     while i < len(rows):
         row = rows[i]
         g = folds.get(i)
         if g is not None:
-            lines.append({"kind": "group", "status": row["status"], "mark": mark[row["status"]],
-                          "key": g["label"], "text": g["text"], "count": g["count"]})
+            if total < room:
+                lines.append({"kind": "group", "status": row["status"],
+                              "mark": mark[row["status"]], "key": g["label"],
+                              "text": g["text"], "count": g["count"]})
+            total += 1
+            n_groups += 1
             shown += g["count"]
             folded += g["count"]
             i += g["count"]
@@ -155,10 +163,12 @@ def display(payload: dict, state: State = State()) -> dict:
                                                         row_text(payload, row)):
             continue
         shown += 1
-        lines.extend(_row_lines(payload, row, mark[row["status"]]))
+        if total < room:
+            lines.extend(_row_lines(payload, row, mark[row["status"]]))
+        total += 1 if row["status"] != "differs" or len(payload["sides"]) == 1 else 2
 
     empty = None
-    if not lines:
+    if not total:
         if query or state.differences_only:
             empty = "no matching rows"
         elif collapsed:
@@ -176,8 +186,7 @@ def display(payload: dict, state: State = State()) -> dict:
                 n = len(rows) - shown
                 parts.append(f"{n} same row{'' if n == 1 else 's'} hidden")
             if folded:
-                n = sum(1 for ln in lines if ln["kind"] == "group")
-                parts.append(f"{folded} alike rows folded into {n} lines")
+                parts.append(f"{folded} alike rows folded into {n_groups} lines")
             footer = {"text": "; ".join(parts), "action": f"show all {len(rows)} rows"}
         else:
             footer = {"text": "", "action": "collapse to the differences"}
@@ -188,6 +197,7 @@ def display(payload: dict, state: State = State()) -> dict:
         "legend": legend_text(payload),
         "note": note_text(payload),
         "lines": lines,
+        "total_lines": total,
         "empty": empty,
         "footer": footer,
         "collapsed": collapsed,

@@ -261,14 +261,16 @@ def find_groups(rows: list[dict], columns: list[dict], sides: list[dict], *,
     """Runs of at least GROUP_MIN consecutive sibling rows that differ the same way."""
     other = sides[-1]["label"]
     groups = []
+    # Each row's signature once (the same rows are compared with both neighbours).
+    sigs = [None if r["status"] == "same" else (parent(r["key"]), _signature(r, columns, alike))
+            for r in rows]
     i = 0
     while i < len(rows):
-        sig = _signature(rows[i], columns, alike)
+        sig = sigs[i]
         j = i + 1
         if sig is not None:
-            home = parent(rows[i]["key"])
-            while j < len(rows) and parent(rows[j]["key"]) == home and \
-                    _signature(rows[j], columns, alike) == sig:
+            home = sig[0]
+            while j < len(rows) and sigs[j] == sig:
                 j += 1
         if sig is not None and j - i >= GROUP_MIN:
             members = rows[i:j]

@@ -10,12 +10,15 @@ from .model import State, display, two_sided
 
 def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
                 differences_only: bool = False, expanded: bool = False,
-                max_lines: int | None = MAX_STATIC_LINES) -> str:
-    view = display(payload, State(tuple(path), query, differences_only, expanded))
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
+    """`view`: model.display() of the same state, when the caller has it already."""
+    if view is None:
+        view = display(payload, State(tuple(path), query, differences_only, expanded),
+                       max_lines)
     both = two_sided(payload)
     header = ["", payload["key"]["label"]] + (["side"] if both else [])
     header += [c["label"] for c in payload["columns"]]
-    lines = view["lines"][:max_lines] if max_lines is not None else view["lines"]
+    lines = view["lines"]
     table: list[list[str]] = [header]
     groups: dict[int, str] = {}
     for ln in lines:
@@ -43,8 +46,8 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
                              for i, c in enumerate(r)).rstrip())
     if view["empty"]:
         out.append(f"({view['empty']})")
-    if len(lines) < len(view["lines"]):
-        out.append(f"(the first {len(lines)} of {len(view['lines'])} lines)")
+    if len(lines) < view["total_lines"]:
+        out.append(f"(the first {len(lines)} of {view['total_lines']} lines)")
     if view["footer"] and view["footer"]["text"]:
         out.append(f"({view['footer']['text']})")
     out.append(view["summary"])

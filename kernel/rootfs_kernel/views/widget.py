@@ -70,12 +70,14 @@ class CompareWidget(w.VBox):
                            differences_only=st.differences_only, expanded=st.expanded)
 
     def openable(self) -> list[str]:
+        if self.subdir is None:
+            return []
         rows = [ln["row"] for ln in display(self.payload, self.state())["lines"]
                 if ln["kind"] == "row" and ln["first"]]
         return subdirectories(rows)
 
     def _show_all_button(self) -> None:
-        footer = display(self.payload, State(tuple(self.path)))["footer"]
+        footer = display(self.payload, State(tuple(self.path)), max_lines=0)["footer"]
         self.all_toggle.layout.display = None if footer else "none"
         if footer:
             self.all_toggle.description = ("collapse to the differences"
