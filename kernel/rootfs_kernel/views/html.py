@@ -32,14 +32,14 @@ CELL_DIFF_BG = f"color-mix(in srgb,{_HUE['differs']} 40%,{BG})"
 MARK_WIDTH = "2em"
 
 _FONT = "font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,monospace);" \
-        "font-size:12px;line-height:1.4"
+        "font-size:12px;line-height:1.35"
 _BOX = f"{_FONT};color:{TEXT};text-align:left"
-_SCROLL = f"overflow:auto;max-height:36em;border:1px solid {BORDER};max-width:100%"
+_SCROLL = f"overflow:auto;max-height:min(80vh,60em);border:1px solid {BORDER};max-width:100%"
 _TABLE = "border-collapse:separate;border-spacing:0;margin:0"
-_CELL = f"padding:1px 8px;border-bottom:1px solid {BORDER};vertical-align:top;" \
+_CELL = f"padding:0 8px;border-bottom:1px solid {BORDER};vertical-align:top;" \
         "text-align:left;white-space:nowrap"
 _TH = f"{_CELL};position:sticky;top:0;z-index:2;background:{HEAD_BG};color:{TEXT}"
-_WRAP = "display:inline-block;white-space:normal;overflow-wrap:anywhere"
+_WRAP = "display:inline-block;white-space:normal;overflow-wrap:break-word"
 _HL = f"background:{CELL_DIFF_BG};color:{TEXT};font-weight:bold;border-radius:2px"
 
 
@@ -116,7 +116,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
             out.append(f'<td style="{_CELL}">{_value(parts, col.get("split"))}</td>')
         if ln["first"]:
             span = f' rowspan="{ln["span"]}"' if ln["span"] > 1 else ""
-            note = (f'<span style="{_WRAP};min-width:16em;max-width:48ch">'
+            note = (f'<span style="{_WRAP};min-width:20em;max-width:48ch">'
                     f'{escape(ln["note"])}</span>') if ln["note"] else ""
             out.append(f'<td{span} class="rfk-row-note" style="{_CELL};color:{MUTED};'
                        f'font-style:italic">{note}</td>')

@@ -135,8 +135,7 @@ def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host"
         row = _row(r.mount_point, r.status, None if r.cell is None else _mount_values(r.cell),
                    None if r.host is None else _mount_values(r.host), r.differs)
         if r.covered:
-            row["note"] = "covered by a later mount on the same mount point (hidden, " \
-                "still mounted)"
+            row["note"] = "covered by the mount above it (hidden, still mounted)"
         out.append(row)
     columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT)
     p = _envelope("mounts", title, ("mount_point", "mount point"), columns, out)
@@ -277,11 +276,11 @@ def find_groups(rows: list[dict], columns: list[dict], sides: list[dict], *,
             names = [posixpath.basename(r["key"]) or r["key"] for r in members]
             shown = ", ".join(names[:GROUP_NAMES]) + (", …" if len(names) > GROUP_NAMES else "")
             what = _describe(rows[i], columns, alike, other)
-            prefix = f"{home.rstrip('/')}/* " if home else ""
             groups.append({
                 "start": i, "count": j - i,
-                "label": f"{prefix}({j - i} {noun})",
-                "text": shown + (f" — {what}" if what else ""),
+                "label": f"{home.rstrip('/')}/*" if home else f"{j - i} {noun}",
+                "text": (f"{j - i} {noun}: " if home else "") + shown
+                + (f" — {what}" if what else ""),
             })
         i = j
     return groups
