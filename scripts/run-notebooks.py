@@ -6,7 +6,8 @@
     python scripts/run-notebooks.py --out DIR       # write the executed copies to DIR
 
 The executed copies keep their outputs, so GitHub and a notebook opened without a kernel
-show what the cells printed (the comparisons: the renderer, else their HTML). Cells tagged `raises-exception` may
+show what the cells printed (the comparisons: the renderer, else their HTML). Cells
+tagged `raises-exception` may
 fail (the Debian cell when that image is not built); any other error stops that notebook,
 leaves its file untouched and makes the command exit with status 1.
 """
