@@ -12,6 +12,7 @@ import contextlib
 import os
 import shlex
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -33,6 +34,7 @@ class Outcome:
 
     run: CellRun | None = None
     payloads: list[dict] = field(default_factory=list)
+    comparisons: list[compare.Comparison] = field(default_factory=list)  # same order
     error: tuple[str, str] | None = None
     help: str | None = None
 
@@ -108,7 +110,8 @@ class Session:
         out = replace(out, run=run)
         if run.error:
             return replace(out, error=("ContainerError", run.error))
-        out.payloads = compare.payloads(run.snapshots)
+        out.comparisons = compare.compare(run.snapshots, image=spec.image)
+        out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
@@ -168,16 +171,23 @@ class Session:
 
     async def _load_image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         progress = self._progress or (lambda _f, _m: None)
-        if not self.store.exists(spec.image):
-            notice(f"preparing image {spec.image} ...")
+        fresh = not self.store.exists(spec.image)
+        if fresh:
+            # Information, not a failure: on the progress line, in order with the build's.
+            progress(0.0, f"preparing image {spec.image} ...")
         try:
             # Building an image takes seconds to minutes: keep answering messages meanwhile.
-            if spec.build and not self.store.exists(spec.image):
+            started = time.monotonic()
+            if spec.build and fresh:
                 from .images.commands import image_build
 
-                return await asyncio.to_thread(image_build, spec.build, spec.image,
-                                               progress=progress, store=self.store)
-            return await asyncio.to_thread(self.store.get, spec.image, progress)
+                image = await asyncio.to_thread(image_build, spec.build, spec.image,
+                                                progress=progress, store=self.store)
+            else:
+                image = await asyncio.to_thread(self.store.get, spec.image, progress)
+            if fresh:
+                progress(1.0, _ready_line(image, time.monotonic() - started))
+            return image
         except ImageError as err:
             if spec.image_lineno:
                 raise cell.HeaderError(spec.image_lineno, f"%image {spec.image}",
@@ -249,6 +259,14 @@ class Session:
         self.sandbox.drop("keep")
 
 
+def _ready_line(image, seconds: float) -> str:
+    """The progress display's last line: "image busybox ready: 2.0 MiB, 1 layer, 1.1 s"."""
+    size = sum(layer.get("size", 0) for layer in image.meta.get("layers", []))
+    n = len(image.layers)
+    return (f"image {image.name} ready: {size / 2**20:.1f} MiB, {n} layer{'' if n == 1 else 's'},"
+            f" {seconds:.1f} s")
+
+
 class _CompileError(Exception):
     pass
 
@@ -267,7 +285,10 @@ def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
         return ("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and its "
                 "container was killed")
     if run.interrupted:
-        return ("Interrupted", "the cell was interrupted")
+        how = (f"killed by {signal.Signals(run.signal).name} after ignoring SIGINT for "
+               f"{GRACE_SECONDS:g} s" if run.signal == signal.SIGKILL else
+               f"its script exited with status {run.status}")
+        return ("Interrupted", f"the stop button sent SIGINT to the cell's processes; {how}")
     if run.status:
         how = f" (killed by {signal.Signals(run.signal).name})" if run.signal else ""
         return ("ExitStatus", f"the script exited with status {run.status}{how}")
