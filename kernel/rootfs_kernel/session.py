@@ -18,10 +18,9 @@ from dataclasses import dataclass, field, replace
 from . import cell, compare
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Places, Plan, container_plan, host_plan
+from .sandbox.plan import Plan, host_plan, plan_for
 
 GRACE_SECONDS = 1.0
-C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -81,10 +80,11 @@ class Session:
             self.user_env.update(spec.env)
             return out
         c_files: list[str] = []
+        c_source = self._c_source() if spec.c_flags is not None else None
         try:
-            plan = await self._plan(spec, notice)
-            if spec.c_flags is not None:
-                c_files = await self._compile_c(spec, plan, stderr, interrupt)
+            plan = await self._plan(spec, notice, None if c_source is None else c_source[:-2])
+            if c_source is not None:
+                c_files = await self._compile_c(spec, c_source, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
             return replace(out, error=(type(err).__name__, str(err)))
         except _CompileError as err:
@@ -94,7 +94,7 @@ class Session:
             # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
             wait_exit = spec.host or spec.keep or bool(spec.export) or bool(plan.limits) \
                 or self.keep_image is not None
-            run = await self.sandbox.run(plan.to_json(), stdout, stderr, timeout=spec.timeout,
+            run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
                                          wait_exit=wait_exit)
         except SandboxError as err:
@@ -120,10 +120,11 @@ class Session:
         return replace(out, error=failure)
 
     # -- planning ---------------------------------------------------------------------------
-    async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None]) -> Plan:
+    async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
+                    c_program: str | None) -> Plan:
         env = {**self.user_env, **dict(spec.env)}
         if spec.host:
-            return host_plan(spec, {**os.environ, **env}, os.getcwd())
+            return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
         for m in spec.mounts:
             if isinstance(m, cell.Bind) and not os.path.exists(m.source):
                 raise cell.HeaderError(m.lineno, f"%bind {m.source} {m.target}",
@@ -139,16 +140,8 @@ class Session:
                    f"from {spec.image} and drops them")
             self.drop_keep()
             keep_active = False
-        places = self.sandbox.places
-        return container_plan(
-            spec, layers=[str(p) for p in image.layers], image_env=image.env,
-            image_workdir=image.workdir, user_env=env,
-            places=Places(scratch=places["scratch"], keep_upper=places["keep_upper"],
-                          keep_work=places["keep_work"], keep_active=keep_active,
-                          export_upper=places["export_upper"],
-                          export_work=places["export_work"]),
-            rootless=self.sandbox.rootless, uid=os.getuid(), gid=os.getgid(),
-            host_cwd=os.getcwd())
+        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active),
+                        c_program=c_program)
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         # Most cells use the image the previous one used: skip the worker thread and the
@@ -184,13 +177,16 @@ class Session:
                                        str(err)) from None
             raise
 
-    async def _compile_c(self, spec: cell.CellSpec, plan: Plan, stderr: Sink,
-                         interrupt: asyncio.Event | None) -> list[str]:
-        """%%c: compile on the host (a %%host run of gcc), then run the binary in the cell."""
+    def _c_source(self) -> str:
+        """Where this %%c cell's source goes; its program is the same path without .c."""
         self._c_count += 1
-        workdir = os.path.join(self.sandbox.places["dir"], "c")
+        workdir = os.path.join(self.sandbox.places.dir, "c")
         os.makedirs(workdir, exist_ok=True)
-        source = os.path.join(workdir, f"cell{self._c_count}.c")
+        return os.path.join(workdir, f"cell{self._c_count}.c")
+
+    async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
+                         interrupt: asyncio.Event | None) -> list[str]:
+        """%%c: compile on the host (a %%host run of gcc); the plan runs the program."""
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
@@ -198,7 +194,8 @@ class Session:
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
         compile_spec = cell.CellSpec(script=shlex.join(cmd), host=True)
-        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir).to_json(),
+        workdir = os.path.dirname(source)
+        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir),
                                      messages.append, messages.append, interrupt=interrupt)
         text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
         if run.status:
@@ -209,13 +206,6 @@ class Session:
         if text:
             stderr(text.encode())
         os.chmod(binary, 0o755)
-        if spec.root == "none":
-            plan.argv = [binary]
-        else:
-            plan.ops.insert(_root_switch_index(plan.ops), {
-                "op": "bind", "source": binary, "target": C_BINARY, "rec": False,
-                "readonly": True, "create": "file", "optional": False, "lineno": 1})
-            plan.argv = [C_BINARY]
         return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, succeeded: bool,
@@ -223,7 +213,8 @@ class Session:
         """%export: the cell's upper layer on top of its image becomes a new image."""
         from .images.oci_export import commit_layer
 
-        upper = self.sandbox.places["keep_upper" if spec.keep else "export_upper"]
+        places = self.sandbox.places
+        upper = places.keep_upper if spec.keep else places.export_upper
         try:
             if not succeeded:
                 notice(f"the cell failed, so %export {spec.export} saved nothing")
@@ -251,13 +242,6 @@ class Session:
 
 class _CompileError(Exception):
     pass
-
-
-def _root_switch_index(ops: list[dict]) -> int:
-    for i, op in enumerate(ops):
-        if op["op"] in ("pivot_root", "chroot"):
-            return i
-    return len(ops)
 
 
 def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
