@@ -26,13 +26,30 @@ Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a cell failed. `name` is what Jupyter shows as the error's name: HeaderError,
+    ImageError, SandboxError (before the container ran), CompileError (%%c),
+    ContainerError (its setup), LimitExceeded, Timeout, Interrupted, ExitStatus.
+    `exception` is the error as raised, where one was (HeaderError, ImageError,
+    SandboxError), so a caller can raise it again as it was (the Python API)."""
+
+    name: str
+    message: str
+    exception: Exception | None = None
+
+    @classmethod
+    def of(cls, err: Exception) -> Failure:
+        return cls(type(err).__name__, str(err), err)
+
+
 @dataclass
 class Outcome:
-    """What a cell did. `error` is (name, message) when the cell failed."""
+    """What a cell did; `error` says why it failed, when it did."""
 
     run: CellRun | None = None
     payloads: list[dict] = field(default_factory=list)
-    error: tuple[str, str] | None = None
+    error: Failure | None = None
     help: str | None = None
 
     @property
@@ -68,7 +85,7 @@ class Session:
         try:
             spec = cell.parse(code)
         except cell.HeaderError as err:
-            return Outcome(error=("HeaderError", str(err)))
+            return Outcome(error=Failure.of(err))
         if self.default_limits and not spec.host:
             spec = replace(spec, limits=tuple({**self.default_limits,
                                                **dict(spec.limits)}.items()))
@@ -86,9 +103,9 @@ class Session:
             if c_source is not None:
                 c_files = await self._compile_c(spec, c_source, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
-            return replace(out, error=(type(err).__name__, str(err)))
+            return replace(out, error=Failure.of(err))
         except _CompileError as err:
-            return replace(out, error=("CompileError", str(err)))
+            return replace(out, error=Failure("CompileError", str(err)))
         self.user_env.update(spec.env)
         try:
             # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
@@ -98,7 +115,7 @@ class Session:
                                          interrupt=interrupt, grace=GRACE_SECONDS,
                                          wait_exit=wait_exit)
         except SandboxError as err:
-            return replace(out, error=("SandboxError", f"{err}; restart the kernel"))
+            return replace(out, error=Failure.of(SandboxError(f"{err}; restart the kernel")))
         finally:
             for path in c_files:  # a %%c cell's source and program live for one cell
                 with contextlib.suppress(FileNotFoundError):
@@ -107,7 +124,7 @@ class Session:
             self._after_keep(spec)
         out = replace(out, run=run)
         if run.error:
-            return replace(out, error=("ContainerError", run.error))
+            return replace(out, error=Failure("ContainerError", run.error))
         out.payloads = compare.payloads(run.snapshots)
         failure = _failure(spec, run)
         if run.limit and failure is None:
@@ -116,7 +133,7 @@ class Session:
             try:
                 await self._export(spec, failure is None, notice)
             except ImageError as err:
-                failure = failure or ("ImageError", f"%export {spec.export}: {err}")
+                failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
 
     # -- planning ---------------------------------------------------------------------------
@@ -244,15 +261,15 @@ class _CompileError(Exception):
     pass
 
 
-def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
+def _failure(spec: cell.CellSpec, run: CellRun) -> Failure | None:
     if run.limit and (run.status or run.signal):
-        return ("LimitExceeded", f"{run.limit} (exit status {run.status})")
+        return Failure("LimitExceeded", f"{run.limit} (exit status {run.status})")
     if run.timed_out:
-        return ("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and its "
-                "container was killed")
+        return Failure("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and "
+                       "its container was killed")
     if run.interrupted:
-        return ("Interrupted", "the cell was interrupted")
+        return Failure("Interrupted", "the cell was interrupted")
     if run.status:
         how = f" (killed by {signal.Signals(run.signal).name})" if run.signal else ""
-        return ("ExitStatus", f"the script exited with status {run.status}{how}")
+        return Failure("ExitStatus", f"the script exited with status {run.status}{how}")
     return None
