@@ -83,8 +83,11 @@ def test_every_operation_reaches_rootfs_init_field_by_field():
 
 
 def test_a_plan_of_another_schema_or_a_wrong_field_count_is_refused():
-    tokens = wire.encode(plan_of("%mount tmpfs /tmp\ntrue"), FACTS, parent=1)
+    plan = plan_of("%mount tmpfs /tmp\ntrue")
+    tokens = wire.encode(plan, FACTS, parent=1)
     assert _dump(tokens).returncode == 0
+    prepared = wire.encode_prepared(wire.setup_tokens(plan, FACTS), parent=1)
+    assert _dump(prepared).returncode == 0 and "argv" not in prepared
     stale = ["rootfs-init-2/0000000000000000", *tokens[1:]]
     assert _dump(stale).returncode == ops.EXIT_SETUP_FAILED
     i = tokens.index("mkdir")

@@ -236,8 +236,8 @@ class Helper:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
-            facts = wire.HostFacts(self.mnt_ns)
-            pid = self._spawn_init(wire.encode_prepared(plan, facts, parent=os.getpid()),
+            setup = wire.setup_tokens(plan, wire.HostFacts(self.mnt_ns))
+            pid = self._spawn_init(wire.encode_prepared(setup, parent=os.getpid()),
                                    [null, null, null, null, theirs.fileno()])
         finally:
             os.close(null)
@@ -247,8 +247,7 @@ class Helper:
         self.prepared[pid] = Prepared(pid, pidfd)
         with ours:
             protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": wire.setup_tokens(plan, facts)},
-                          [ours.fileno()])
+                                      "setup": setup}, [ours.fileno()])
 
     def _adopt(self, cid: int, pid: int) -> None:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""

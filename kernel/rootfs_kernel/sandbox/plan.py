@@ -11,6 +11,7 @@ plan: the helper passes it to the encoder as wire.HostFacts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -286,8 +287,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 own_layers=own_layers)
 
 
+@functools.cache   # the same few variants for every cell; operations are immutable
 def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
-                          mask_firmware: bool) -> list[Op]:
+                          mask_firmware: bool) -> tuple[Op, ...]:
     """/proc, a minimal /dev, a read-only /sys and runc's masks, all inside the new root."""
     out: list[Op] = []
     if pidns:
@@ -316,7 +318,7 @@ def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
         out.append(Bind("/sys", "/sys", rec=True, readonly=True, create="dir", optional=False))
     out += (Mask(p) for p in MASKED_PATHS if mask_firmware or p != "/sys/firmware")
     out += (ReadOnly(p) for p in READONLY_PATHS)
-    return out
+    return tuple(out)
 
 
 def _mount(fstype: str, source: str, target: str, options: str, *, in_root: bool = False,

@@ -13,6 +13,7 @@ script operations (ops.py; init.c parses them by the header generated from it), 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from .ops import VERSION, Op
@@ -39,8 +40,9 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _op(tag: str, op: Op) -> list[str]:
-    return [tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE)]
+@functools.lru_cache(maxsize=2048)   # most operations repeat from cell to cell
+def _op(tag: str, op: Op) -> tuple[str, ...]:
+    return (tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE))
 
 
 def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False) -> list[str]:
@@ -49,9 +51,10 @@ def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False) 
             *script_tokens(plan, profile=profile)]
 
 
-def encode_prepared(plan: Plan, facts: HostFacts, *, parent: int) -> list[str]:
-    """argv[1:] for a container prepared ahead of its cell (init.c, "warm")."""
-    return [VERSION, "parent", str(parent), "warm", "1", *setup_tokens(plan, facts)]
+def encode_prepared(setup: list[str], *, parent: int) -> list[str]:
+    """argv[1:] for a container prepared ahead of its cell (init.c, "warm"), from its
+    plan's setup_tokens (which the kernel gets too, to match the next cell against)."""
+    return [VERSION, "parent", str(parent), "warm", "1", *setup]
 
 
 def encode_cell(plan: Plan, *, profile: bool = False) -> bytes:
