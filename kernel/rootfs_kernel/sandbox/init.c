@@ -122,7 +122,9 @@ static int in_script;   /* C runs the script operations: errors go to the cell's
  * In C (the script's operations), the cell's stderr says it, as the script's would. */
 static _Noreturn void fail(const char *kind, int index, int err, int depth) {
     if (in_script) {
-        dprintf(2, "rootfs-kernel: %s: %s\n", op_types[P.sops[index].kind].name, strerror(err));
+        const char *what = index >= 0 && index < P.nsops ? op_types[P.sops[index].kind].name
+                                                         : kind;
+        dprintf(2, "rootfs-kernel: %s: %s\n", what, strerror(err));
         _exit(SETUP_FAILED);
     }
     out("{\"error\": {\"kind\": \"%s\", \"index\": %d, \"errno\": %d, \"depth\": %d}}\n",
