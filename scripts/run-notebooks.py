@@ -5,8 +5,9 @@
     python scripts/run-notebooks.py notebooks/02-tmpfs-over-tmp.ipynb
     python scripts/run-notebooks.py --out DIR       # write the executed copies to DIR
 
-The executed copies keep their outputs (and the widget state), so GitHub and a notebook
-opened without a kernel show what the cells printed. Cells tagged `raises-exception` may
+The executed copies keep their outputs, so GitHub and a notebook opened without a kernel
+show what the cells printed (the comparisons: the renderer, else their HTML). Cells
+tagged `raises-exception` may
 fail (the Debian cell when that image is not built); any other error stops that notebook,
 leaves its file untouched and makes the command exit with status 1.
 """
@@ -30,8 +31,11 @@ KERNEL = "rootfs"
 def execute(path: Path, timeout: int = 300, kernel: str = KERNEL) -> nbformat.NotebookNode:
     """Run one notebook top to bottom in a new kernel; return the executed notebook."""
     nb = nbformat.read(path, as_version=4)
+    # No widget state: each comparison's rows are saved once, in its compare+json payload
+    # (drawn by the JupyterLab renderer), beside its bounded HTML (GitHub, nbconvert); a
+    # saved widget would be a third copy of that HTML.
     client = NotebookClient(nb, kernel_name=kernel, timeout=timeout, startup_timeout=120,
-                            store_widget_state=True, record_timing=False,
+                            store_widget_state=False, record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     return nb
@@ -39,6 +43,7 @@ def execute(path: Path, timeout: int = 300, kernel: str = KERNEL) -> nbformat.No
 
 def strip_volatile(nb: nbformat.NotebookNode) -> None:
     """Drop what changes on every run without meaning anything (keeps diffs small)."""
+    nb.metadata.pop("widgets", None)   # an earlier run's widget state (see execute)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
 

@@ -12,6 +12,13 @@ cd "$here"
 echo "== lint"
 "$venv/bin/ruff" check kernel tests benchmarks scripts
 
+# The renderer's TypeScript (extension/): its payload types are generated from the one
+# schema file, then tsc, eslint and `node --test` on the golden payloads the Python tests
+# read too (npm test; node_modules comes from the wheel build's npm install, else npm ci).
+echo "== renderer: schema types, tsc, eslint, golden payloads"
+(cd "$here/extension" && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } \
+  && npm test --silent)
+
 echo "== tests as root"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
 

@@ -1,29 +1,26 @@
 /**
  * The interactive comparison view, built with DOM calls only: every string from the
  * notebook goes in through textContent or setAttribute, never as markup, and nothing in
- * it is evaluated. All state (opened path, filter, toggle, sort) lives here and every
- * change redraws the table from the payload, as the kernel's widget does.
+ * it is evaluated. All state (opened path, filter, toggles, sort) lives here and every
+ * change redraws from the payload through model.display(), as the kernel's widget does.
  */
 
 import {
+  Display,
   Line,
   Payload,
-  PayloadError,
-  Row,
+  RowLine,
+  Segment,
   Sort,
   SortColumn,
+  State,
+  display,
   fmt,
-  keyLabel,
-  legendText,
-  level,
-  levelTitle,
-  lines,
-  selectRows,
-  sortRows,
-  summaryText,
-  truncationNote,
+  initialState,
+  sortLines,
   twoSided
-} from './payload';
+} from './model';
+import { PayloadError } from './payload';
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -40,41 +37,53 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+function button(cls: string, text: string, onClick: () => void): HTMLButtonElement {
+  const b = el('button', `jp-mod-styled ${cls}`, text);
+  b.type = 'button';
+  b.addEventListener('click', onClick);
+  return b;
+}
+
 const sameColumn = (a: SortColumn, b: SortColumn): boolean =>
   a.kind === b.kind && (a.kind !== 'value' || (b.kind === 'value' && a.name === b.name));
 
 export class CompareView {
   readonly node: HTMLDivElement;
-  private path: string[] = [];
-  private query = '';
-  private differencesOnly = false;
+  private state: State = initialState();
   private sort: Sort | null = null;
   private readonly filter: HTMLInputElement;
-  private readonly toggle: HTMLButtonElement;
+  private readonly toggle: HTMLButtonElement | null = null;
+  private readonly showAll: HTMLButtonElement;
   private readonly crumbs: HTMLElement;
   private readonly body: HTMLDivElement;
 
   constructor(private readonly payload: Payload) {
     this.node = el('div', 'rfk-compare');
     const controls = el('div', 'rfk-controls');
-    this.filter = el('input', 'rfk-filter');
+    this.filter = el('input', 'jp-mod-styled rfk-filter');
     this.filter.type = 'search';
     this.filter.placeholder = 'filter rows (substring)';
     this.filter.setAttribute('aria-label', 'Filter rows');
     this.filter.addEventListener('input', () => {
-      this.query = this.filter.value;
+      this.state = { ...this.state, query: this.filter.value };
       this.redraw();
     });
-    this.toggle = el('button', 'rfk-diff-toggle', 'differences only');
-    this.toggle.type = 'button';
-    this.toggle.title = 'hide rows that are the same on both sides';
-    this.toggle.setAttribute('aria-pressed', 'false');
-    this.toggle.addEventListener('click', () => {
-      this.differencesOnly = !this.differencesOnly;
-      this.toggle.setAttribute('aria-pressed', String(this.differencesOnly));
+    controls.append(this.filter);
+    // A one-sided view (changes) has no "same" rows: nothing for the toggle to hide.
+    if (twoSided(payload)) {
+      this.toggle = button('rfk-diff-toggle', 'differences only', () => {
+        this.state = { ...this.state, differencesOnly: !this.state.differencesOnly };
+        this.redraw();
+      });
+      this.toggle.title = 'hide rows that are the same on both sides';
+      this.toggle.setAttribute('aria-pressed', 'false');
+      controls.append(this.toggle);
+    }
+    this.showAll = button('rfk-show-all', 'show all', () => {
+      this.state = { ...this.state, expanded: !this.state.expanded };
       this.redraw();
     });
-    controls.append(this.filter, this.toggle);
+    controls.append(this.showAll);
     this.crumbs = el('nav', 'rfk-crumbs');
     this.crumbs.setAttribute('aria-label', 'Opened directory');
     this.body = el('div', 'rfk-body');
@@ -87,12 +96,12 @@ export class CompareView {
   }
 
   private open(name: string): void {
-    this.path = [...this.path, name];
+    this.state = { ...this.state, path: [...this.state.path, name], expanded: false };
     this.redraw();
   }
 
   private goUp(depth: number): void {
-    this.path = this.path.slice(0, depth);
+    this.state = { ...this.state, path: this.state.path.slice(0, depth), expanded: false };
     this.redraw();
   }
 
@@ -105,132 +114,187 @@ export class CompareView {
     this.redraw();
   }
 
+  /** The display, sorted when a column is: runs are unfolded first (sorting orders rows). */
+  private view(): Display {
+    const d = display(this.payload, this.state);
+    if (!this.sort) {
+      return d;
+    }
+    const open = d.lines.some(ln => ln.kind === 'group')
+      ? display(this.payload, {
+          ...this.state,
+          expanded: true,
+          differencesOnly: this.state.differencesOnly || d.collapsed
+        })
+      : d;
+    return { ...d, lines: sortLines(open.lines, this.sort) };
+  }
+
   private redraw(): void {
     if (this.payload.kind === 'listing') {
       this.drawCrumbs();
     }
-    const node = level(this.payload, this.path);
+    if (this.toggle) {
+      this.toggle.setAttribute('aria-pressed', String(this.state.differencesOnly));
+    }
+    const d = this.view();
+    this.showAll.hidden = !d.footer;
+    this.showAll.textContent = d.footer ? d.footer.action : '';
+    this.showAll.setAttribute('aria-pressed', String(this.state.expanded));
+
     const heading = el('div', 'rfk-heading');
-    heading.append(
-      el('b', 'rfk-title', levelTitle(this.payload, this.path)),
-      el('br'),
-      el('span', 'rfk-summary', summaryText(this.payload, node.summary)),
-      document.createTextNode('\u00a0\u00a0·\u00a0\u00a0'),
-      el('span', 'rfk-legend', legendText(this.payload))
-    );
+    heading.append(el('div', 'rfk-title', d.title));
+    if (d.headline) {
+      heading.append(el('div', 'rfk-headline', d.headline));
+    }
+    heading.append(el('div', 'rfk-summary', `${d.summary}  ·  ${d.legend}`));
     const scroller = el('div', 'rfk-scroll');
-    scroller.append(this.table());
-    this.body.replaceChildren(heading, scroller);
+    scroller.append(this.table(d));
+    const parts: HTMLElement[] = [heading, scroller];
+    if (d.footer && d.footer.text) {
+      parts.push(el('div', 'rfk-footer', d.footer.text));
+    }
+    if (d.note) {
+      parts.push(el('div', 'rfk-note rfk-truncated', d.note));
+    }
+    this.body.replaceChildren(...parts);
   }
 
   private drawCrumbs(): void {
     const top = fmt(this.payload.paths?.cell) || '/';
-    const names = [top, ...this.path];
+    const names = [top, ...this.state.path];
     this.crumbs.replaceChildren(
       ...names.map((name, depth) => {
-        const b = el('button', 'rfk-crumb', depth === 0 ? name : `${name}/`);
-        b.type = 'button';
+        const b = button('rfk-crumb', depth === 0 ? name : `${name}/`, () => this.goUp(depth));
         b.disabled = depth === names.length - 1;
-        b.addEventListener('click', () => this.goUp(depth));
         return b;
       })
     );
   }
 
-  private table(): HTMLTableElement {
+  private table(d: Display): HTMLTableElement {
     const p = this.payload;
-    const node = level(p, this.path);
-    const rows = sortRows(selectRows(node.rows, this.query, this.differencesOnly), this.sort);
-    const names = p.columns.map(c => c.name);
     const both = twoSided(p);
-    const ncols = 2 + (both ? 1 : 0) + names.length;
-
+    const ncols = 3 + (both ? 1 : 0) + p.columns.length;
     const table = el('table', 'rfk-table');
 
     const head = el('tr');
-    head.append(this.header('', { kind: 'status' }, 'sort by status'));
-    head.append(this.header(fmt(p.key?.label), { kind: 'key' }));
+    head.append(this.header('±', { kind: 'status' }, 'rfk-mark', 'sort by status (+, -, ~)'));
+    head.append(this.header(fmt(p.key.label), { kind: 'key' }, 'rfk-key'));
     if (both) {
-      head.append(el('th', undefined, 'side'));
+      head.append(el('th', 'rfk-side', 'side'));
     }
     for (const c of p.columns) {
       head.append(this.header(fmt(c.label), { kind: 'value', name: c.name }));
     }
+    head.append(el('th', 'rfk-row-note', 'note'));
     table.createTHead().append(head);
 
     const tbody = table.createTBody();
-    for (const ln of lines(rows, names, both)) {
-      tbody.append(this.line(ln, names, both));
+    for (const ln of d.lines) {
+      tbody.append(ln.kind === 'group' ? this.group(ln, ncols) : this.line(ln, both));
     }
-    if (!rows.length) {
+    if (d.empty) {
       const tr = el('tr');
-      const td = el('td', 'rfk-note', 'no matching rows');
+      const td = el('td', 'rfk-empty', d.empty);
       td.colSpan = ncols;
       tr.append(td);
       tbody.append(tr);
     }
-    const note = truncationNote(p);
-    if (note) {
-      const tr = el('tr');
-      const td = el('td', 'rfk-note rfk-truncated', note);
-      td.colSpan = ncols;
-      tr.append(td);
-      table.createTFoot().append(tr);
-    }
     return table;
   }
 
-  private header(label: string, column: SortColumn, title?: string): HTMLTableCellElement {
-    const th = el('th');
+  private header(
+    label: string,
+    column: SortColumn,
+    cls?: string,
+    title?: string
+  ): HTMLTableCellElement {
+    const th = el('th', cls);
     const b = el('button', 'rfk-sort', label);
     b.type = 'button';
     b.title = title ?? `sort by ${label}`;
-    const active = this.sort && sameColumn(this.sort.column, column);
-    if (active) {
-      th.setAttribute('aria-sort', this.sort!.descending ? 'descending' : 'ascending');
-      b.append(el('span', 'rfk-sort-mark', this.sort!.descending ? ' ▼' : ' ▲'));
+    b.setAttribute('aria-label', b.title);
+    if (this.sort && sameColumn(this.sort.column, column)) {
+      th.setAttribute('aria-sort', this.sort.descending ? 'descending' : 'ascending');
+      b.append(el('span', 'rfk-sort-mark', this.sort.descending ? ' ▼' : ' ▲'));
     }
     b.addEventListener('click', () => this.sortBy(column));
     th.append(b);
     return th;
   }
 
-  private line(ln: Line, names: string[], both: boolean): HTMLTableRowElement {
-    const row: Row = ln.row;
+  private group(ln: Extract<Line, { kind: 'group' }>, ncols: number): HTMLTableRowElement {
+    const tr = el('tr', `rfk-row rfk-group-row rfk-${ln.status}`);
+    tr.dataset.status = ln.status;
+    const key = el('td', 'rfk-key');
+    key.append(
+      button('rfk-unfold', ln.key, () => {
+        this.state = { ...this.state, expanded: true };
+        this.redraw();
+      })
+    );
+    key.lastElementChild!.setAttribute('title', `show these ${ln.count} rows`);
+    const text = el('td', 'rfk-group', ln.text);
+    text.colSpan = ncols - 2;
+    tr.append(el('td', 'rfk-mark', ln.mark), key, text);
+    return tr;
+  }
+
+  private line(ln: RowLine, both: boolean): HTMLTableRowElement {
+    const row = ln.row;
     const tr = el('tr', `rfk-row rfk-${row.status}`);
     tr.dataset.status = row.status;
     tr.dataset.side = ln.side;
     if (ln.first) {
-      const span = both && row.status === 'differs' ? 2 : 1;
-      const mark = el('td', 'rfk-mark', fmt(row.mark));
-      mark.rowSpan = span;
+      const mark = el('td', 'rfk-mark', ln.mark);
+      mark.rowSpan = ln.span;
       const key = el('td', 'rfk-key');
-      key.rowSpan = span;
+      key.rowSpan = ln.span;
       if (row.children) {
-        const open = el('button', 'rfk-open', keyLabel(row));
-        open.type = 'button';
+        const open = button('rfk-open', ln.key, () => this.open(fmt(row.key)));
         open.title = 'open this directory';
-        open.addEventListener('click', () => this.open(fmt(row.key)));
         key.append(open);
       } else {
-        key.textContent = keyLabel(row);
-      }
-      if (row.notes && typeof row.notes === 'object') {
-        const text = Object.entries(row.notes)
-          .map(([side, why]) => `${side}: ${fmt(why)}`)
-          .join('; ');
-        key.append(el('span', 'rfk-row-note', ` (${text})`));
+        key.textContent = ln.key;
       }
       tr.append(mark, key);
     }
     if (both) {
       tr.append(el('td', 'rfk-side', ln.side));
     }
-    names.forEach((name, i) => {
-      const differs = row.differs && row.differs[name] === true;
-      tr.append(el('td', differs ? 'rfk-value rfk-differs-value' : 'rfk-value', ln.values[i]));
+    this.payload.columns.forEach((column, i) => {
+      tr.append(this.value(ln.values[i], column.split));
     });
+    if (ln.first) {
+      const note = el('td', 'rfk-row-note');
+      note.rowSpan = ln.span;
+      if (ln.note) {
+        note.append(el('span', 'rfk-wrap', ln.note));
+      }
+      tr.append(note);
+    }
     return tr;
+  }
+
+  private value(parts: Segment[], split: string | undefined): HTMLTableCellElement {
+    const td = el('td', 'rfk-value');
+    const holder = split ? el('span', 'rfk-wrap rfk-list') : td;
+    for (const [text, highlighted] of parts) {
+      holder.append(
+        highlighted && text ? el('span', 'rfk-hl', text) : document.createTextNode(text)
+      );
+      if (split && text === split) {
+        holder.append(el('wbr')); // a list value wraps after its separators
+      }
+    }
+    if (holder !== td) {
+      td.append(holder);
+    }
+    if (parts.some(([t, hl]) => hl && t)) {
+      td.classList.add('rfk-differs-value');
+    }
+    return td;
   }
 }
 

@@ -208,7 +208,8 @@ def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
         if len(rest) not in (1, 2):
             raise ValueError("`%show ls` takes PATH and an optional HOST_PATH")
         path = _absolute(rest[0], "PATH")
-        host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else path
+        # Without HOST_PATH the cell is compared with its image (or, %root none, the host).
+        host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else None
         view = Show("ls", path, host)
     elif rest:
         raise ValueError(f"`%show {kind}` takes no arguments")
@@ -293,7 +294,8 @@ MAGICS: dict[str, Magic] = {
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
               "show its mount table, a listing, its changes or its namespaces next to the "
-              "host's.", _p_show),
+              "host's (ls PATH: next to the image before the cell; with HOST_PATH: next to "
+              "that host path).", _p_show),
         Magic("export", "%export NAME", "Save the cell's resulting root filesystem (image plus "
               "this cell's changes) as image NAME, like docker commit.", _p_export),
         Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION", "Limit the cell through "

@@ -1,39 +1,91 @@
-"""Cell snapshots + the host's side, read now -> comparison payloads.
+"""Cell snapshots + the other side, read once -> one Comparison per `%show` line.
 
-The cell's side is what its init kept when the script ended (sandbox/snapshots.py); the
-host's side is read here, in the kernel process, when the cell ends. Diffing and rendering
-stay pure (inspect/, views/).
+The cell's side is what its init kept when the script ended (sandbox/snapshots.py). The
+other side is the host's, read here in the kernel process when the cell ends, or for a
+`%show ls PATH` of a cell with an image, the image as it was before the cell (its layers,
+read by snapshots.py while the cell's init still held them). Each comparison is computed
+here once: the kernel shows its payload, the Python API hands out the same rows.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from .inspect import listing, mounts, ns
 from .views import changes_payload, listing_payload, mounts_payload, ns_payload
 
 
-def payloads(snapshots: list[dict]) -> list[dict]:
-    """One payload per `%show` line, in header order; a failed snapshot becomes a note."""
+@dataclass
+class Comparison:
+    """One `%show` view as Python objects.
+
+    cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots,
+    host being the image's when it was compared with the image; ns: {kind: id}; changes:
+    the overlay scan, host None). rows: the diff rows (inspect.MountRow, listing row
+    dicts, inspect.NsRow, change dicts). payload: what the views render, made from the
+    same rows. error: why the view could not be taken (then payload is {"error": ...}).
+    """
+
+    kind: str
+    cell: object
+    host: object
+    rows: list
+    payload: dict = field(repr=False)
+    error: str | None = None
+    path: str | None = None   # ls: the listed path
+
+    def differences(self) -> list:
+        """Rows that are not the same on both sides (every change for `changes`)."""
+        return [r for r in self.rows if _status(r) != "same"]
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from .views import display_bundle
+
+        if self.error:
+            return {"text/plain": self.error}
+        return display_bundle(self.payload, widget=False)[0]
+
+
+def _status(row: object) -> str | None:
+    return row.get("status") if isinstance(row, dict) else getattr(row, "status", None)
+
+
+def compare(snapshots: list[dict], *, image: str | None = None) -> list[Comparison]:
+    """One comparison per `%show` line, in header order; a failed snapshot becomes one
+    whose error says why. `image`: the cell's image name, for the headings."""
     out = []
     for snap in snapshots:
         if "error" in snap:
-            out.append({"error": f"%show {snap['kind']}: {snap['error']}"})
+            why = f"%show {snap['kind']}: {snap['error']}"
+            out.append(Comparison(snap["kind"], None, None, [], {"error": why}, why,
+                                  snap.get("path")))
             continue
-        out.append(_payload(snap))
+        out.append(_compare(snap, image))
     return out
 
 
-def _payload(snap: dict) -> dict:
+def _compare(snap: dict, image: str | None) -> Comparison:
     kind, data = snap["kind"], snap["data"]
     if kind == "mounts":
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             host = mounts.parse_mountinfo(f.read())
-        return mounts_payload(mounts.diff_mounts(mounts.parse_mountinfo(data), host))
+        cell = mounts.parse_mountinfo(data)
+        rows = mounts.diff_mounts(cell, host)
+        return Comparison(kind, cell, host, rows, mounts_payload(rows, image=image))
     if kind == "ls":
-        host_path = snap.get("host_path") or snap["path"]
-        diff = listing.diff_listings(data, listing.snapshot(host_path))
-        return listing_payload(diff, f"{snap['path']} in the cell vs {host_path} on the host")
+        base = snap.get("image")
+        if snap.get("host_path") or base is None:
+            # An explicit host path, or no image to compare with (%root none).
+            base = listing.snapshot(snap.get("host_path") or snap["path"])
+            image = None
+        diff = listing.diff_listings(data, base)
+        return Comparison(kind, data, base, diff["rows"], listing_payload(diff, image=image),
+                          path=snap["path"])
     if kind == "ns":
-        return ns_payload(ns.diff_ns(data, ns.read_namespaces()))
+        host = ns.read_namespaces()
+        rows = ns.diff_ns(data, host)
+        return Comparison(kind, data, host, rows, ns_payload(rows))
     if kind == "changes":
-        return changes_payload(data)
+        return Comparison(kind, data, None, list(data.get("changes", [])),
+                          changes_payload(data))
     raise ValueError(f"unknown view {kind!r}")

@@ -8,6 +8,7 @@ import collections
 import contextvars
 import os
 import signal
+import uuid
 
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
@@ -99,8 +100,12 @@ class RootfsKernel(Kernel):
             self._interrupt = None
             out.flush()
             err.flush()
-        if outcome.help:
-            self._stream("stdout", outcome.help + "\n", silent)
+        bar.finish()
+        if outcome.help and not silent:
+            # Markdown wraps between words in any front-end; the plain text stays as is.
+            self.send_response(self.iopub_socket, "display_data", {
+                "data": {"text/markdown": _help_markdown(outcome.help),
+                         "text/plain": outcome.help}, "metadata": {}, "transient": {}})
         if not silent:
             for payload in outcome.payloads:
                 if "error" in payload:
@@ -110,7 +115,7 @@ class RootfsKernel(Kernel):
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
         if outcome.error:
-            return self._fail(*outcome.error, silent)
+            return self._fail(outcome.error.name, outcome.error.message, silent)
         return {"status": "ok", "execution_count": self.execution_count, "payload": [],
                 "user_expressions": {}}
 
@@ -155,10 +160,12 @@ class RootfsKernel(Kernel):
 
 
 class _ProgressBar:
-    """An image build's progress as a widget (and a text line for other front-ends).
+    """An image build's progress: a widget while it runs, then one static line.
 
-    Builders report from a worker thread; the widget is created and changed on the
-    kernel's event loop only.
+    Sent with a display_id, and replaced through update_display_data by its last message
+    ("image busybox ready: 2.0 MiB, 1 layer, 1.1 s") when the cell's work ends, so a saved
+    notebook holds that line, never a widget whose model is gone. Builders report from a
+    worker thread; messages are sent from the kernel's event loop only.
     """
 
     def __init__(self, kernel: RootfsKernel, loop: asyncio.AbstractEventLoop, silent: bool):
@@ -166,29 +173,57 @@ class _ProgressBar:
         # ipykernel keeps the parent message in a context variable: messages sent from a
         # loop callback must run in the cell's context to reach the right cell.
         self.context = contextvars.copy_context()
+        self.display_id = uuid.uuid4().hex
+        self.box = None
         self.bar = None
         self.label = None
+        self.message = ""
 
     def update(self, fraction: float | None, message: str) -> None:
         if not self.silent:
             self.loop.call_soon_threadsafe(self._show, fraction, message, context=self.context)
 
+    def _send(self, msg_type: str, data: dict) -> None:
+        self.kernel.send_response(self.kernel.iopub_socket, msg_type, {
+            "data": data, "metadata": {}, "transient": {"display_id": self.display_id}})
+
     def _show(self, fraction: float | None, message: str) -> None:
         import ipywidgets as w
 
+        self.message = message
         if self.bar is None:
             self.bar = w.FloatProgress(min=0.0, max=1.0, description="image")
             self.label = w.Label()
-            box = w.HBox([self.bar, self.label])
-            self.kernel.send_response(self.kernel.iopub_socket, "display_data", {
-                "data": {"text/plain": f"building image: {message}",
-                         "application/vnd.jupyter.widget-view+json": {
-                             "model_id": box.model_id, "version_major": 2,
-                             "version_minor": 0}},
-                "metadata": {}, "transient": {}})
+            self.box = w.HBox([self.bar, self.label])
+            self._send("display_data", {
+                "text/plain": message,
+                "application/vnd.jupyter.widget-view+json": {
+                    "model_id": self.box.model_id, "version_major": 2, "version_minor": 0}})
         if fraction is not None:
             self.bar.value = max(0.0, min(1.0, fraction))
         self.label.value = message
+
+    def finish(self) -> None:
+        """Replace the widget by its last message, as text, and close its models.
+
+        Called when the cell's work is over: a worker thread's progress was queued on the
+        loop before the thread's result, so every message has been shown by then."""
+        if self.box is None:
+            return
+        self._send("update_display_data", {"text/plain": self.message})
+        for widget in (self.bar, self.label, self.box):
+            widget.close()
+        self.box = self.bar = self.label = None
+
+
+def _help_markdown(text: str) -> str:
+    """cell.help_text() (a title, then `usage  summary` lines) as a Markdown list."""
+    title, *lines = text.splitlines()
+    items = []
+    for line in lines:
+        usage, _, summary = line.strip().partition("  ")
+        items.append(f"- `{usage.strip()}` — {summary.strip()}")
+    return f"**{title}**\n\n" + "\n".join(items)
 
 
 class _Stream:

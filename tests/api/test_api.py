@@ -37,6 +37,32 @@ def test_stdout_stderr_status(sandbox):
     assert (ok.stdout, ok.status, ok.ok, ok.error) == ("a\nb", 0, True, None)
 
 
+def test_result_reads_like_completed_process(sandbox):
+    res = sandbox.run("exit 3")
+    assert (res.returncode, res.status) == (3, 3)
+    with pytest.raises(rootfs_kernel.ContainerError) as err:
+        res.check_returncode()
+    assert err.value.result is res and err.value.status == 3
+    killed = sandbox.run("kill -9 $$")
+    assert killed.returncode == -9 and killed.status == 137
+    assert sandbox.run("true").check_returncode() is None
+
+
+def test_the_rows_are_the_ones_the_payload_was_made_from(sandbox):
+    """The comparison is computed once: a host mount made after the cell cannot make the
+    API's rows and the displayed payload disagree."""
+    res = sandbox.run("true", show=["mounts", "ls:/etc"])
+    mounts = res.mounts
+    assert mounts.payload is res.views[0]
+    assert [(r.mount_point, r.status) for r in mounts.rows] == \
+        [(r["key"], r["status"]) for r in mounts.payload["rows"]]
+    etc = res.listings["/etc"]
+    assert [(r["name"], r["status"]) for r in etc.rows] == \
+        [(r["key"], r["status"]) for r in etc.payload["rows"]]
+    # Without a host path, a listing is compared with the image before the cell.
+    assert etc.payload["sides"][1]["label"] == "image" and etc.differences() == []
+
+
 def test_tmpfs_in_the_cells_mounts_not_the_hosts(sandbox):
     res = sandbox.run("grep -c ' - tmpfs ' /proc/self/mountinfo",
                       mounts=[f"tmpfs:{TARGET}:size=1m"], show=["mounts"])
@@ -102,6 +128,12 @@ def test_header_lines_in_the_script_are_read_and_numbered_in_the_script(sandbox)
     assert res.stdout == "1\n"
     with pytest.raises(rootfs_kernel.HeaderError, match=r"^line 2: `%bogus`"):
         sandbox.run("%keep\n%bogus\ntrue", timeout=5)
+    # The parser's own exception comes through, with its fields, not a re-read message.
+    with pytest.raises(rootfs_kernel.HeaderError) as err:
+        sandbox.run("%keep\n%mount tmpfs\ntrue")
+    assert (err.value.lineno, err.value.line) == (2, "%mount tmpfs")
+    assert err.value.usage and err.value.usage.startswith("%mount")
+    assert str(err.value).endswith(f"\n  expected: {err.value.usage}")
 
 
 def test_unknown_image_raises_image_error(sandbox):

@@ -326,6 +326,9 @@ class RendererView(View):
     def toggle_differences(self) -> None:
         self.root.locator(".rfk-diff-toggle").click()
 
+    def show_all(self) -> None:
+        self.root.locator(".rfk-show-all").click()
+
     def open(self, name: str) -> None:
         self.root.locator("button.rfk-open", has_text=re.compile(rf"^{re.escape(name)}/?$")
                           ).first.click()
@@ -333,17 +336,20 @@ class RendererView(View):
 
 class WidgetView(View):
     kind = "widget"
-    # The kernel's HTML table: mark, key, [side], values (html.py).
-    key_selector = "td:nth-child(2)"
+    # The kernel's HTML table: mark, key, [side], values, note (html.py).
+    key_selector = "td.rfk-key"
 
     def heading(self):
-        return self.root.locator("table caption b")
+        return self.root.locator(".rfk-title")
 
     def mark(self, row) -> str:
-        return row.locator("td").first.inner_text().strip()
+        return row.locator("td.rfk-mark").inner_text().strip()
 
     def toggle_differences(self) -> None:
         self.root.locator("button", has_text="differences only").click()
+
+    def show_all(self) -> None:
+        self.root.locator("button", has_text=re.compile("show all|collapse")).click()
 
     def open(self, name: str) -> None:
         self.root.locator(".widget-dropdown select").select_option(label=f"{name}/")

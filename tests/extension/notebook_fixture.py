@@ -64,7 +64,7 @@ def bundle(payload: dict, n: int) -> dict:
 
 def write_notebook(path: Path, work: Path) -> dict:
     """Write the notebook; returns the payloads by name, in output order."""
-    future = dict(mounts(), version=2, title="From a future kernel")
+    future = dict(mounts(), version=3, title="From a future kernel")
     payloads = {"mounts": mounts(), "listing": listing(work), "changes": changes(),
                 "future": future}
     sources = {"mounts": "%show mounts\nmount -t tmpfs tmpfs /tmp",

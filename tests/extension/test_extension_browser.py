@@ -160,14 +160,21 @@ def _check_page(page, url: str, payloads: dict, app: str, out: Path) -> None:
     mounts_view, listing_view, changes_view, future_view = (views.nth(i) for i in range(4))
     assert page.get_by_text("model not found").count() == 0
 
-    # Mounts: one line per row, two for each "differs" row; the marks of each status.
+    # Mounts: a long table starts collapsed to its differences, under its headline.
     rows = payloads["mounts"]["rows"]
     n_lines = sum(2 if r["status"] == "differs" else 1 for r in rows)
+    n_same = sum(r["status"] == "same" for r in rows)
     mounts_view.scroll_into_view_if_needed()
+    sync_api.expect(mounts_view.locator(".rfk-headline")).to_have_text(
+        payloads["mounts"]["headline"])
+    sync_api.expect(mounts_view.locator("tr.rfk-row")).to_have_count(n_lines - n_same)
+    show_all = mounts_view.locator(".rfk-show-all")
+    sync_api.expect(show_all).to_have_text(f"show all {len(rows)} rows")
+    show_all.click()
+    # Then one line per row, two for each "differs" row; the marks of each status.
     sync_api.expect(mounts_view.locator("tr.rfk-row")).to_have_count(n_lines)
     marks = {m.strip() for m in mounts_view.locator("td.rfk-mark").all_inner_texts()}
     assert {"+", "-", "~", ""} <= marks
-    n_same = sum(r["status"] == "same" for r in rows)
     assert n_same and mounts_view.locator('tr[data-status="same"]').count() == n_same
     sync_api.expect(mounts_view.locator(".rfk-heading")).to_contain_text(payloads["mounts"]["title"])
     sync_api.expect(mounts_view.locator("td.rfk-differs-value").first).to_be_visible()
@@ -210,12 +217,13 @@ def _check_page(page, url: str, payloads: dict, app: str, out: Path) -> None:
     # One-sided changes: no side column, the summary and the truncation note.
     sync_api.expect(changes_view.locator(".rfk-heading")).to_contain_text("2 added, 1 changed, "
                                                                      "1 deleted")
+    assert changes_view.locator(".rfk-diff-toggle").count() == 0  # nothing to hide there
     sync_api.expect(changes_view.locator(".rfk-truncated")).to_contain_text("cut at 4 entries")
     assert changes_view.locator("td.rfk-side").count() == 0
 
     # A payload from an unknown major version: a clear message and the plain text.
     sync_api.expect(future_view.locator(".rfk-error-message")).to_contain_text(
-        "payload version 2")
+        "payload version 3")
     sync_api.expect(future_view.locator("pre.rfk-fallback")).to_contain_text(
         "From a future kernel")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rootfs_kernel.inspect.mounts import Mount, diff_mounts, parse_mountinfo
+from rootfs_kernel.inspect.mounts import Mount, diff_mounts, parse_mountinfo, stack_order
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
 
@@ -169,16 +169,40 @@ def test_slave_namespace_against_its_shared_parent() -> None:
     assert first["/tmp"].status == "only-cell"
 
 
-def test_stacked_mounts_align_in_order() -> None:
-    host = load("host_root.txt")
+def test_stacked_mounts_pair_from_the_top_in_mount_order() -> None:
+    host = load("host_root.txt")   # /dev/pts twice: 29 is mounted on 26
     rows = [r for r in diff_mounts(load("unshare_tmpfs_tmp.txt"), host)
             if r.mount_point == "/dev/pts"]
-    assert [r.status for r in rows] == ["same", "same"]
-    # A third mount stacked in the cell only is the one that is one-sided.
-    extra = Mount(99, 98, 0, 77, "/", "/dev/pts", "rw", (), "devpts", "devpts", "rw")
+    assert [(r.status, r.covered) for r in rows] == [("same", True), ("same", False)]
+    # A mount stacked on top in the cell: the two visible mounts are compared, and the
+    # cell's extra one at the bottom is one-sided, covered (hidden, not "added").
+    extra = Mount(99, 29, 0, 77, "/", "/dev/pts", "rw", (), "tmpfs", "none", "rw")
     rows = [r for r in diff_mounts(host + [extra], host) if r.mount_point == "/dev/pts"]
-    assert [r.status for r in rows] == ["same", "same", "only-cell"]
-    assert rows[-1].cell is extra
+    assert [(r.status, r.covered) for r in rows] == [
+        ("only-cell", True), ("same", True), ("differs", False)]
+    assert rows[-1].cell is extra and rows[-1].host.mount_id == 29
+    assert rows[0].cell.mount_id == 26 and rows[0].host is None
+
+
+def test_a_host_with_stacked_mounts_against_a_cell_with_one() -> None:
+    """What a pivoted cell sees on a host with /dev/pts mounted twice (containers,
+    systemd): the cell's own devpts next to the host's visible one; the host's lower
+    one is covered, not gone."""
+    host = load("host_root.txt")
+    cell = parse_mountinfo("1 0 0:90 / / rw - overlay overlay rw\n"
+                           "2 1 0:91 / /dev/pts rw,nosuid - devpts devpts rw,gid=5\n")
+    rows = [r for r in diff_mounts(cell, host) if r.mount_point == "/dev/pts"]
+    assert [(r.status, r.covered) for r in rows] == [("only-host", True), ("differs", False)]
+    assert rows[0].host.mount_id == 26 and rows[1].host.mount_id == 29
+
+
+def test_stack_order_follows_parent_ids_not_line_order() -> None:
+    top = Mount(30, 20, 0, 2, "/", "/x", "rw", (), "tmpfs", "b", "rw")
+    bottom = Mount(20, 1, 0, 1, "/", "/x", "rw", (), "tmpfs", "a", "rw")
+    assert stack_order([top, bottom]) == [bottom, top]
+    # Ids that do not chain (two mounts of different parents): mountinfo order.
+    other = Mount(40, 7, 0, 3, "/", "/x", "rw", (), "tmpfs", "c", "rw")
+    assert stack_order([top, other]) == [top, other]
 
 
 def test_only_host_and_sorted_rows() -> None:

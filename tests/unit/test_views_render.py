@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import ipywidgets
 import pytest
+from test_views_golden import validate
 
 from rootfs_kernel.inspect.listing import diff_listings, snapshot
 from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
@@ -23,7 +25,8 @@ from rootfs_kernel.views import (
     render_html,
     render_text,
 )
-from rootfs_kernel.views.payload import level
+from rootfs_kernel.views.model import segments
+from rootfs_kernel.views.payload import level, side_values
 from rootfs_kernel.views.widget import build_widget
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
@@ -54,33 +57,67 @@ def listing(tmp_path: Path) -> dict:
                                          snapshot(str(tmp_path / "host"))))
 
 
-def test_payload_schema(mounts: dict) -> None:
+def test_payload_rows_store_what_differs(mounts: dict) -> None:
     json.dumps(mounts)
-    assert mounts["version"] == 1 and mounts["kind"] == "mounts"
+    validate(mounts)
+    assert mounts["version"] == 2 and mounts["kind"] == "mounts"
     assert [c["name"] for c in mounts["columns"]] == [
         "fstype", "source", "options", "super_options", "propagation", "root"]
     rows = {r["key"]: r for r in mounts["rows"]}
-    assert rows["/tmp"]["status"] == "only-cell" and rows["/tmp"]["mark"] == "+"
-    assert rows["/tmp"]["cell"]["fstype"] == "tmpfs" and rows["/tmp"]["host"] is None
-    assert rows["/boot/efi"]["mark"] == "-"
+    assert rows["/tmp"]["status"] == "only-cell" and "host" not in rows["/tmp"]
+    assert rows["/tmp"]["cell"]["fstype"] == "tmpfs"
+    assert rows["/boot/efi"]["status"] == "only-host" and "cell" not in rows["/boot/efi"]
     proc = rows["/proc"]
-    assert proc["mark"] == "~" and proc["cell"]["options"] == "rw,nosuid,relatime"
-    assert [k for k, v in proc["differs"].items() if v] == ["options"]
+    assert proc["status"] == "differs" and proc["cell"]["options"] == "rw,nosuid,relatime"
+    assert proc["differs"] == ["options"]
+    same = rows["/sys"]
+    assert same["status"] == "same" and "host" not in same and "differs" not in same
+    assert side_values(same, "host") == same["cell"]
     s = mounts["summary"]
     assert s["total"] == len(mounts["rows"]) == sum(s[k] for k in
                                                    ("same", "only-cell", "only-host", "differs"))
 
 
+def test_only_the_differing_options_are_highlighted(mounts: dict) -> None:
+    proc = next(r for r in mounts["rows"] if r["key"] == "/proc")
+    options = next(c for c in mounts["columns"] if c["name"] == "options")
+    parts = segments(proc, options, "cell")
+    assert [t for t, hl in parts if hl] == ["nosuid"]
+    assert "".join(t for t, _ in parts) == "rw,nosuid,relatime"
+    assert segments(proc, options, "host") == [["rw", False], [",", False],
+                                               ["relatime", False]]
+    html = render_html(mounts, expanded=True)
+    assert ">nosuid</span>" in html and ">rw,<wbr>" in html
+
+
 def test_listing_payload_nests_children(listing: dict) -> None:
+    validate(listing)
     [etc] = listing["rows"]
     assert etc["key"] == "etc" and etc["status"] == "differs" and etc["contents_differ"]
+    assert etc["note"] == "inside: 1 only in cell, 1 only on host, 2 differs"
     rows = {r["key"]: r for r in level(listing, ["etc"])["rows"]}
-    assert rows["added"]["mark"] == "+" and rows["gone"]["mark"] == "-"
-    assert rows["hosts"]["differs"]["mode"] and rows["hosts"]["mark"] == "~"
+    assert rows["added"]["status"] == "only-cell" and rows["gone"]["status"] == "only-host"
+    assert rows["hosts"]["differs"] == ["mode"]
     ssl = {r["key"]: r for r in level(listing, ["etc", "ssl"])["rows"]}
     assert ssl["extra.pem"]["status"] == "only-cell" and ssl["cert.pem"]["status"] == "same"
     with pytest.raises(KeyError):
         level(listing, ["etc", "hosts"])
+
+
+def test_a_listing_keeps_a_budget_of_rows_and_says_so(tmp_path: Path) -> None:
+    for side in ("cell", "host"):
+        for d in range(5):
+            (tmp_path / side / f"d{d}").mkdir(parents=True)
+            for f in range(20):
+                (tmp_path / side / f"d{d}" / f"f{f}").write_text(side)
+    p = listing_payload(diff_listings(snapshot(str(tmp_path / "cell")),
+                                      snapshot(str(tmp_path / "host"))), budget=50)
+    validate(p)
+    kept = [r for r in p["rows"] if "children" in r]
+    assert len(kept) == 2 and p["truncated"]          # 5 + 2 x 20 rows <= 50
+    assert "(first 50 rows)" in p["title"] and "60 deeper rows" in p["note"]
+    dropped = [r for r in p["rows"] if "children" not in r]
+    assert all("budget of 50 rows" in r["note"] for r in dropped)
 
 
 def test_changes_and_ns_payloads() -> None:
@@ -92,20 +129,24 @@ def test_changes_and_ns_payloads() -> None:
                          "opaque": True}],
             "counts": {"A": 1, "C": 1, "D": 1}, "truncated": False, "note": None}
     p = changes_payload(scan)
-    assert p["sides"] == ["cell"] and [r["mark"] for r in p["rows"]] == ["+", "-", "~"]
+    validate(p)
+    assert [s["name"] for s in p["sides"]] == ["cell"]
+    assert [r["status"] for r in p["rows"]] == ["only-cell", "only-host", "differs"]
     text = render_text(p)
     assert "1 added, 1 changed, 1 deleted" in text and "opaque" in text
     assert "side" not in text.splitlines()[1]
     n = ns_payload(diff_ns({"mnt": "mnt:[2]", "pid": "pid:[1]"},
                            {"mnt": "mnt:[1]", "pid": "pid:[1]"}))
     assert [(r["key"], r["status"]) for r in n["rows"]] == [("mnt", "differs"), ("pid", "same")]
+    validate(n)
 
 
 def test_text_columns_align(mounts: dict) -> None:
-    text = render_text(mounts)
+    text = render_text(mounts, expanded=True)
     lines = text.splitlines()
-    header = lines[1]
-    table = [ln for ln in lines[2:] if ln[:1] in "+-~ " and not ln.startswith("legend")]
+    assert lines[1] == mounts["headline"]
+    header = lines[2]
+    table = [ln for ln in lines[3:] if ln[:1] in "+-~ " and not ln.startswith("legend")]
     # Every column starts at the offset of its header label.
     for label in ("mount point", "side", "fs type", "source", "propagation"):
         col = header.index(label)
@@ -113,7 +154,8 @@ def test_text_columns_align(mounts: dict) -> None:
             if len(ln) > col:
                 assert ln[col - 2:col] == "  ", (label, ln)
     assert any(ln.startswith("+  /tmp ") for ln in table)
-    assert [ln.split()[2] for ln in table if ln.startswith("~  /proc ")] == ["cell", "host"]
+    proc = next(i for i, ln in enumerate(table) if ln.startswith("~  /proc "))
+    assert [ln.split()[-7] for ln in table[proc:proc + 2]] == ["cell", "host"]
     assert any(ln.startswith("-  /boot/efi ") for ln in table)
     assert lines[-1].startswith("legend: + only in cell")
 
@@ -125,26 +167,37 @@ def test_html_is_self_contained_and_escaped(mounts: dict) -> None:
     assert "<script" not in html.lower()
     assert "&lt;script&gt;" in html and "a&amp;b" in html
     full = render_html(mounts)
-    assert full.startswith("<table") and full.endswith("</table>")
+    assert full.startswith('<div class="rfk-static"') and full.endswith("</div>")
     assert "<script" not in full.lower() and "<link" not in full and "<style" not in full
     s = mounts["summary"]
-    assert f"{s['only-cell']} only in cell" in full and f"{s['differs']} differ" in full
-    assert "#e6ffec" in full and "#ffebe9" in full and "#fff8c5" in full  # row colours
-    assert "#ffd33d" in full  # differing cells highlighted
+    assert f"{s['only-cell']} only in cell" in full and f"{s['differs']} differs" in full
+    # JupyterLab's theme colours, with light fallbacks for nbconvert; left-aligned cells.
+    for var in ("--jp-content-font-color1", "--jp-layout-color0", "--jp-success-color1",
+                "--jp-error-color1", "--jp-warn-color1"):
+        assert var in full, var
+    assert "#1f2328" in full and "text-align:left" in full
+    assert "position:sticky" in full and "max-height" in full
+
+
+def keys(html: str) -> list[str]:
+    return re.findall(r'class="rfk-key"[^>]*>([^<]*)<', html)
 
 
 def test_html_filter_and_differences_only(mounts: dict) -> None:
-    full = render_html(mounts)
-    only_diff = render_html(mounts, differences_only=True)
+    full = render_html(mounts, expanded=True)
+    only_diff = render_html(mounts, differences_only=True, expanded=True)
     assert 'data-status="same"' in full and 'data-status="same"' not in only_diff
-    filtered = render_html(mounts, query="/TMP")
-    assert "/tmp" in filtered and "/dev/pts" not in filtered and "/proc" not in filtered
+    assert keys(render_html(mounts, query="/TMP")) == ["/tmp"]
     assert "no matching rows" in render_html(mounts, query="nothing-matches-this")
+    # The side column's words match too.
+    assert "/boot/efi" in keys(render_html(mounts, query="host"))
+    assert "/boot/efi" not in keys(render_html(mounts, query="cell"))
 
 
 def test_widget_controls_change_the_table(mounts: dict) -> None:
     w = build_widget(mounts)
     assert isinstance(w, ipywidgets.VBox)
+    w.all_toggle.value = True   # the whole table, as "show all N rows" gives it
     before = w.table.value
     w.filter_box.value = "cgroup"
     filtered = w.table.value
@@ -154,6 +207,16 @@ def test_widget_controls_change_the_table(mounts: dict) -> None:
     assert 'data-status="same"' not in w.table.value and w.table.value != before
     w.diff_toggle.value = False
     assert w.table.value == before  # a pure function of payload + state
+    w.all_toggle.value = False
+    assert 'data-status="same"' not in w.table.value  # collapsed to the differences
+    assert w.all_toggle.description == f"show all {len(mounts['rows'])} rows"
+
+
+def test_the_changes_widget_has_no_differences_toggle() -> None:
+    p = changes_payload({"changes": [{"path": "/a", "kind": "A", "type": "file", "size": 1}],
+                         "truncated": False, "note": None})
+    controls = build_widget(p).children[0].children
+    assert [c.description for c in controls[1:]] == ["show all rows"]
 
 
 def test_widget_opens_subdirectories(listing: dict) -> None:

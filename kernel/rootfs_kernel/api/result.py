@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from ..inspect import listing as listing_info
-from ..inspect import mounts as mount_info
-from ..inspect import ns as ns_info
+from ..compare import Comparison
 from ..session import Outcome
+
+__all__ = ["CellTimeout", "Comparison", "ContainerError", "Result", "build_result"]
 
 
 class ContainerError(RuntimeError):
@@ -27,39 +27,14 @@ class CellTimeout(ContainerError, TimeoutError):
 
 
 
-@dataclass
-class Comparison:
-    """One `%show` view as Python objects.
-
-    cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots;
-    ns: {kind: id}; changes: the overlay scan, host None). rows: the diff rows
-    (inspect.MountRow, listing row dicts, inspect.NsRow, change dicts). payload: what
-    the views render.
-    """
-
-    kind: str
-    cell: object
-    host: object
-    rows: list
-    payload: dict = field(repr=False)
-
-    def differences(self) -> list:
-        """Rows that are not the same on both sides (every change for `changes`)."""
-        return [r for r in self.rows if _status(r) != "same"]
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        from ..views import display_bundle
-
-        return display_bundle(self.payload, widget=False)[0]
-
-
-def _status(row: object) -> str | None:
-    return row.get("status") if isinstance(row, dict) else getattr(row, "status", None)
-
-
 @dataclass(repr=False)
 class Result:
-    """What one run did. `ok` means exit status 0 and no failure."""
+    """What one run did. `ok` means exit status 0 and no failure.
+
+    Read like subprocess.CompletedProcess: `returncode` (the exit status, or minus the
+    signal that killed the script) and `check_returncode()`; `status` is the exit status
+    as the shell reports it (128 + N for a signal).
+    """
 
     stdout: str
     stderr: str
@@ -79,6 +54,18 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status == 0 and self.error is None
+
+    @property
+    def returncode(self) -> int | None:
+        return -self.signal if self.signal else self.status
+
+    def check_returncode(self) -> None:
+        """Raise ContainerError (its `.result` is this) unless the run was ok."""
+        if self.ok:
+            return
+        name, message = self.error or ("ExitStatus",
+                                       f"the script exited with status {self.status}")
+        raise ContainerError(name, message, self)
 
     def __repr__(self) -> str:
         out = self.stdout if len(self.stdout) <= 60 else self.stdout[:57] + "..."
@@ -132,36 +119,20 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _comparison(snap: dict, payload: dict) -> Comparison:
-    kind, data = snap["kind"], snap["data"]
-    if kind == "mounts":
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            host = mount_info.parse_mountinfo(f.read())
-        ours = mount_info.parse_mountinfo(data)
-        return Comparison(kind, ours, host, mount_info.diff_mounts(ours, host), payload)
-    if kind == "ls":
-        host = listing_info.snapshot(snap.get("host_path") or snap["path"])
-        return Comparison(kind, data, host, listing_info.diff_listings(data, host)["rows"],
-                          payload)
-    if kind == "ns":
-        host = ns_info.read_namespaces()
-        return Comparison(kind, data, host, ns_info.diff_ns(data, host), payload)
-    return Comparison(kind, data, None, list(data.get("changes", [])), payload)
-
-
 def build_result(outcome: Outcome, stdout: bytes, stderr: bytes) -> Result:
     run = outcome.run
     res = Result(stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                 status=run.status, signal=run.signal, error=outcome.error,
+                 status=run.status, signal=run.signal, error=None if outcome.error is None
+                 else (outcome.error.name, outcome.error.message),
                  timed_out=run.timed_out, interrupted=run.interrupted, limit=run.limit,
                  views=list(outcome.payloads))
-    for snap, payload in zip(run.snapshots, outcome.payloads, strict=False):
-        if "error" in snap or "error" in payload:
-            res.notes.append(payload.get("error") or f"%show {snap['kind']}: {snap['error']}")
-            continue
-        comp = _comparison(snap, payload)
-        if comp.kind == "ls":
-            res.listings[snap["path"]] = comp
+    # The comparisons the kernel computed once (compare.py): the rows here are the ones
+    # the payloads were made from.
+    for comp in outcome.comparisons:
+        if comp.error:
+            res.notes.append(comp.error)
+        elif comp.kind == "ls":
+            res.listings[comp.path] = comp
         else:
             setattr(res, comp.kind, comp)
     return res

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import heapq
 import os
+import posixpath
 import stat
 from collections.abc import Callable
+from typing import NamedTuple
 
 # (uid, gid) as this process sees them -> as the listed filesystem's user namespace does.
 IdMap = Callable[[int, int], tuple[int, int]]
@@ -71,24 +73,186 @@ def _error_text(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+class _Found(NamedTuple):
+    """One directory entry as a reader found it."""
+
+    name: str
+    st: os.stat_result | None   # None: could not be read (`where` says why)
+    where: str                  # its path, to read a link target
+    inside: object        # what to read its children from (None: not a directory)
+
+
+class _Plain:
+    """A directory tree read where it lies. Directories of another filesystem (a mount
+    point below the listed path) are not opened, as `find -xdev` does: /proc or a tmpfs
+    under `/` is another view, and would spend the budget on what no image holds."""
+
+    def __init__(self, at: str):
+        self.at = at
+        self.dev: int | None = None
+
+    def top(self) -> _Found:
+        st = os.lstat(self.at)
+        self.dev = st.st_dev
+        return _Found("", st, self.at, self.at)
+
+    def scan(self, where: object, keep: int) -> list[_Found]:
+        with os.scandir(where) as it:
+            # The alphabetically first names, in one pass and O(keep) memory.
+            kept = heapq.nsmallest(keep, it, key=_name)
+        out = []
+        for de in kept:
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError as err:  # gone, or unreadable: said on its row
+                out.append(_Found(de.name, None, _error_text(err), None))
+                continue
+            out.append(_Found(de.name, st, de.path, de.path if stat.S_ISDIR(st.st_mode)
+                              else None))
+        return out
+
+    def other_fs(self, found: _Found) -> bool:
+        return found.st.st_dev != self.dev
+
+    def has_entries(self, where: object) -> bool:
+        try:
+            with os.scandir(where) as it:
+                return next(it, None) is not None
+        except OSError:
+            return False
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+# Privileged overlay uses trusted.*; rootless overlay (Linux >= 5.11, userxattr) user.*.
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def is_opaque(path: str) -> bool:
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            # ENODATA (absent), ENOTSUP, or EPERM for trusted.* when not privileged.
+            continue
+    return False
+
+
+class _Layers:
+    """Overlay lower layers (top first) read as the one tree overlayfs would show: the
+    top layer's entry wins, a 0/0 character device hides a name below it, a directory
+    merges with the directories of the same name below until an opaque one."""
+
+    def __init__(self, layers: list[str], path: str):
+        self.layers, self.path = layers, path
+
+    def _lookup(self, dirs: list[str], name: str) -> _Found | None:
+        for i, d in enumerate(dirs):
+            p = os.path.join(d, name)
+            try:
+                st = os.lstat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if _is_whiteout(st):
+                return None
+            if not stat.S_ISDIR(st.st_mode):
+                return _Found(name, st, p, None)
+            merged = [p]
+            if not is_opaque(p):
+                for below in dirs[i + 1:]:
+                    q = os.path.join(below, name)
+                    try:
+                        sq = os.lstat(q)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
+                    if not stat.S_ISDIR(sq.st_mode):
+                        break  # a file or whiteout below ends the merge
+                    merged.append(q)
+                    if is_opaque(q):
+                        break
+            return _Found(name, st, p, merged)
+        return None
+
+    def top(self) -> _Found:
+        """Resolve the path inside the merged tree: symlinks of its directories are
+        followed within it (never out of it), the last name is not (`ls -ld`)."""
+        # stat, not lstat: a layer may be named by a /proc/PID/fd/N link.
+        root = _Found("", os.stat(self.layers[0]), self.layers[0], list(self.layers))
+        todo = _parts(self.path)
+        done: list[str] = []
+        found, hops = root, 0
+        while todo:
+            name = todo.pop(0)
+            if not isinstance(found.inside, list):
+                raise NotADirectoryError(20, "Not a directory", "/" + "/".join(done))
+            nxt = self._lookup(found.inside, name)
+            if nxt is None:
+                raise FileNotFoundError(2, "No such file or directory",
+                                        "/" + "/".join([*done, name]))
+            if stat.S_ISLNK(nxt.st.st_mode) and todo:
+                hops += 1
+                if hops > 40:
+                    raise OSError(40, "Too many levels of symbolic links", self.path)
+                target = os.readlink(nxt.where)
+                # `done` holds resolved directory names only, so ".." is lexical here.
+                base = "" if target.startswith("/") else "/".join(done)
+                todo = _parts(f"/{base}/{target}/" + "/".join(todo))
+                done, found = [], root
+                continue
+            done.append(name)
+            found = nxt
+        return found
+
+    def scan(self, where: object, keep: int) -> list[_Found]:
+        dirs: list[str] = where  # type: ignore[assignment]
+        names: set[str] = set()
+        for d in dirs:
+            with os.scandir(d) as it:
+                names.update(de.name for de in it)
+        out = []
+        for name in sorted(names):
+            if len(out) == keep:
+                break
+            found = self._lookup(dirs, name)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def other_fs(self, found: _Found) -> bool:
+        return False  # layers hold no mounts; they may lie on different filesystems
+
+    def has_entries(self, where: object) -> bool:
+        try:
+            return bool(self.scan(where, 1))
+        except OSError:
+            return False
+
+
 def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000,
-             at: str | None = None, ids: IdMap | None = None) -> dict:
+             at: str | None = None, ids: IdMap | None = None,
+             layers: list[str] | None = None) -> dict:
     """Snapshot `path` breadth-first, so the top level is complete before deeper levels
     spend the entry budget. Depth 1 is the entries of `path` itself.
 
     `at` is where to read `path` from when that differs from its name, e.g. a container's
     directory seen through /proc/PID/root (sandbox/snapshots.py); names stay `path`'s.
+    `layers` (overlay lower layer directories, top first) reads `path` in the tree they
+    make together instead: the image as it was before a cell changed it.
     `ids` turns the owners this process sees into the ones the container sees."""
+    reader: _Plain | _Layers = _Layers(layers, path) if layers else _Plain(at or path)
     try:
-        top_st = os.lstat(at or path)
+        top_found = reader.top()
     except OSError as err:
         return {"path": path, "error": _error_text(err)}
-    top = _describe(path, top_st, ids)
+    top = _describe(path, top_found.st, ids)
     del top["name"]
     top["path"] = path
     top.update(max_depth=max_depth, max_entries=max_entries, truncated=False, note=None)
     if top["type"] == "symlink":
-        top["target"] = _readlink(at or path)
+        top["target"] = _readlink(top_found.where)
     count = 0
     notes: list[str] = []
     if top["type"] != "dir":
@@ -97,49 +261,52 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000,
 
     # Queue of (directory's name, where to read it, dict that receives "children", depth
     # of its children).
-    queue: list[tuple[str, str, dict, int]] = [(path, at or path, top, 1)]
+    queue: list[tuple[str, object, dict, int]] = [(path, top_found.inside, top, 1)]
     depth_cut: list[str] = []
+    other_fs: list[str] = []
     budget_cut_at: str | None = None
     qi = 0
     while qi < len(queue):
-        dir_path, dir_at, holder, depth = queue[qi]
+        dir_path, where, holder, depth = queue[qi]
         qi += 1
         if count >= max_entries:
             # Budget already spent: this directory is left unread.
             holder["truncated"] = True
+            holder["cut"] = "budget"
             budget_cut_at = budget_cut_at or dir_path
             continue
         children: list[dict] = []
         remaining = max_entries - count
         try:
-            with os.scandir(dir_at) as it:
-                # The alphabetically first names, in one pass and O(remaining) memory.
-                kept = heapq.nsmallest(remaining + 1, it, key=_name)
+            kept = reader.scan(where, remaining + 1)
         except OSError as err:
             holder["error"] = _error_text(err)
             continue
         if len(kept) > remaining:
             kept = kept[:remaining]
             holder["truncated"] = True
+            holder["cut"] = "budget"
             holder["cut_after"] = kept[-1].name
             budget_cut_at = budget_cut_at or dir_path
-        for de in kept:
+        for found in kept:
             count += 1
-            try:
-                st = de.stat(follow_symlinks=False)
-            except OSError as err:
-                children.append({"name": de.name, "type": "unknown",
-                                 "error": _error_text(err)})
+            if found.st is None:
+                children.append({"name": found.name, "type": "unknown", "error": found.where})
                 continue
-            entry = _describe(de.name, st, ids)
-            name = f"{dir_path.rstrip('/')}/{de.name}"
+            entry = _describe(found.name, found.st, ids)
+            name = f"{dir_path.rstrip('/')}/{found.name}"
             if entry["type"] == "symlink":
-                entry["target"] = _readlink(de.path)
+                entry["target"] = _readlink(found.where)
             elif entry["type"] == "dir":
-                if depth < max_depth:
-                    queue.append((name, de.path, entry, depth + 1))
-                elif _has_entries(de.path):
+                if reader.other_fs(found):
                     entry["truncated"] = True
+                    entry["cut"] = "mount"
+                    other_fs.append(name)
+                elif depth < max_depth:
+                    queue.append((name, found.inside, entry, depth + 1))
+                elif reader.has_entries(found.inside):
+                    entry["truncated"] = True
+                    entry["cut"] = "depth"
                     depth_cut.append(name)
             children.append(entry)
         holder["children"] = children
@@ -150,16 +317,25 @@ def snapshot(path: str, *, max_depth: int = 3, max_entries: int = 2000,
             f"{budget_cut_at}; directories read after it are missing or partial"
         )
     if depth_cut:
-        shown = ", ".join(depth_cut[:3]) + (" ..." if len(depth_cut) > 3 else "")
         notes.append(
             f"{len(depth_cut)} non-empty director{'y' if len(depth_cut) == 1 else 'ies'} "
-            f"below depth {max_depth} (max_depth) not opened: {shown}"
+            f"below depth {max_depth} (max_depth) not opened: {_some(depth_cut)}"
         )
     top["count"] = count
+    if other_fs:
+        top["mounts"] = other_fs  # said in the rows; not a cut of what was asked
     if notes:
         top["truncated"] = True
         top["note"] = "; ".join(notes)
     return top
+
+
+def _parts(path: str) -> list[str]:
+    return [n for n in posixpath.normpath("/" + path).split("/") if n]
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
 
 
 def _name(de: os.DirEntry) -> str:
@@ -171,14 +347,6 @@ def _readlink(path: str) -> str | None:
         return os.readlink(path)
     except OSError:
         return None
-
-
-def _has_entries(path: str) -> bool:
-    try:
-        with os.scandir(path) as it:
-            return next(it, None) is not None
-    except OSError:
-        return False
 
 
 # --- diff -------------------------------------------------------------------------------
@@ -226,6 +394,13 @@ def _unread_dir(entry: dict | None) -> bool:
     return entry is not None and entry.get("type") == "dir" and "children" not in entry
 
 
+_CUT_WHY = {
+    "mount": "another filesystem is mounted here, not opened",
+    "depth": "below the depth read, not opened",
+    "budget": "cut by the entry budget",
+}
+
+
 def _diff_entry(name: str, c: dict | None, h: dict | None) -> dict:
     row: dict = {"name": name}
     row["cell"] = None if c is None else _values(c)
@@ -251,7 +426,8 @@ def _diff_entry(name: str, c: dict | None, h: dict | None) -> dict:
             differs.append("contents")
     for side, e in (("cell", c), ("host", h)):
         if e is not None and (e.get("truncated") or e.get("error")):
-            row.setdefault("notes", {})[side] = e.get("error") or "not fully read"
+            row.setdefault("notes", {})[side] = e.get("error") or _CUT_WHY.get(
+                e.get("cut", ""), "not fully read")
     row["differs"] = differs
     if c is None:
         row["status"] = "only-host"

@@ -74,22 +74,6 @@ class Mount:
     def device(self) -> str:
         return f"{self.major}:{self.minor}"
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-able form, including the derived propagation string."""
-        return {
-            "mount_id": self.mount_id,
-            "parent_id": self.parent_id,
-            "device": self.device,
-            "root": self.root,
-            "mount_point": self.mount_point,
-            "options": self.options,
-            "optional_fields": list(self.optional_fields),
-            "fstype": self.fstype,
-            "source": self.source,
-            "super_options": self.super_options,
-            "propagation": self.propagation,
-        }
-
 
 def _parse_line(line: str, lineno: int) -> Mount:
     def bad(why: str) -> ValueError:
@@ -153,25 +137,46 @@ def parse_mountinfo(text: str) -> list[Mount]:
 
 @dataclass(frozen=True, slots=True)
 class MountRow:
-    """One aligned row: the n-th mount on a mount point in the cell and on the host."""
+    """One aligned row: a mount on a mount point in the cell and/or on the host."""
 
     mount_point: str
     cell: Mount | None
     host: Mount | None
     status: str  # "same" | "only-cell" | "only-host" | "differs"
     differs: tuple[str, ...] = ()
+    # Stacked mounts: this row's mounts are covered by a later mount on the same point
+    # (nothing below it is visible there, on either side that has it).
+    covered: bool = False
 
 
 def _fields(m: Mount) -> tuple[str, ...]:
     return (m.fstype, m.source, m.options, m.super_options, m.propagation, m.root)
 
 
+def stack_order(mounts: list[Mount]) -> list[Mount]:
+    """Mounts on one mount point, bottom first: each one above is mounted on the one
+    below (its parent id). Falls back to mountinfo order when the ids do not form one
+    chain (a table read in pieces, or mounts of different subtrees)."""
+    if len(mounts) < 2:
+        return mounts
+    ids = {m.mount_id for m in mounts}
+    above = {m.parent_id: m for m in mounts if m.parent_id in ids and m.parent_id != m.mount_id}
+    bottoms = [m for m in mounts if m.parent_id not in ids or m.parent_id == m.mount_id]
+    if len(bottoms) != 1 or len(above) != len(mounts) - 1:
+        return mounts
+    chain = [bottoms[0]]
+    while len(chain) < len(mounts) and chain[-1].mount_id in above:
+        chain.append(above[chain[-1].mount_id])
+    return chain if len(chain) == len(mounts) else mounts
+
+
 def diff_mounts(cell: list[Mount], host: list[Mount]) -> list[MountRow]:
     """Align two mount tables by mount point, rows sorted by mount point.
 
-    Mounts stacked on one mount point are paired in mountinfo order (the first on the
-    cell side with the first on the host side, ...); unmatched ones are one-sided.
-    Linear apart from the final sort: one dict pass per side.
+    Mounts stacked on one mount point are put in mount order (bottom first) and paired
+    from the top: the mounts a process sees there are compared with each other, and a
+    side's extra mounts below are one-sided rows marked `covered` (hidden under another
+    mount, not removed). Linear apart from the final sort: one dict pass per side.
     """
     by_point: dict[str, tuple[list[Mount], list[Mount]]] = defaultdict(lambda: ([], []))
     for m in cell:
@@ -182,18 +187,27 @@ def diff_mounts(cell: list[Mount], host: list[Mount]) -> list[MountRow]:
     rows: list[MountRow] = []
     for point in sorted(by_point):
         cs, hs = by_point[point]
-        for i in range(max(len(cs), len(hs))):
-            c = cs[i] if i < len(cs) else None
-            h = hs[i] if i < len(hs) else None
+        if len(cs) == 1 and len(hs) == 1:  # the common case, without the stack logic
+            pairs: list[tuple[Mount | None, Mount | None]] = [(cs[0], hs[0])]
+        else:
+            cs, hs = stack_order(cs), stack_order(hs)
+            n = max(len(cs), len(hs))
+            cs = [None] * (n - len(cs)) + cs
+            hs = [None] * (n - len(hs)) + hs
+            pairs = list(zip(cs, hs, strict=True))
+        top = len(pairs) - 1
+        for i, (c, h) in enumerate(pairs):
+            covered = i < top
             if h is None:
-                rows.append(MountRow(point, c, None, "only-cell"))
+                rows.append(MountRow(point, c, None, "only-cell", covered=covered))
             elif c is None:
-                rows.append(MountRow(point, None, h, "only-host"))
+                rows.append(MountRow(point, None, h, "only-host", covered=covered))
             else:
                 diff = tuple(
                     name
                     for name, a, b in zip(COMPARED_FIELDS, _fields(c), _fields(h), strict=True)
                     if a != b
                 )
-                rows.append(MountRow(point, c, h, "differs" if diff else "same", diff))
+                rows.append(MountRow(point, c, h, "differs" if diff else "same", diff,
+                                     covered=covered))
     return rows

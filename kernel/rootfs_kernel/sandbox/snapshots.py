@@ -1,9 +1,13 @@
 """The cell's side of each %show, read through /proc/PID of the cell's init.
 
+Runs in: the kernel, while the cell's init (B) waits for it on the release pipe.
+
 When the script has ended, the init (init.c) kills what the script left, enters the
 script's mount namespace (and root), reports, and waits until the kernel has read:
   mounts   /proc/PID/mountinfo: the script's mount table, as seen from its root
-  ls       /proc/PID/root/...: the directory, its path resolved inside that root
+  ls       /proc/PID/root/...: the directory, its path resolved inside that root; and
+           without a host path, the same path in the image's layers (/proc/PID/fd/N, the
+           overlay's lower layers): the image as it was before the cell
   changes  /proc/PID/fd/N: the overlay's upper and lower layers, opened before pivot_root
   ns       the script's namespace ids, which the init read while the script ran
 Same-user access to /proc/PID is all this needs, also when the cell runs in a user
@@ -14,16 +18,22 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterable
 
+from ..cell import Show
 from ..inspect import changes, listing
 from . import syscalls as sc
 
 
-def take(shows: list[dict], init_pid: int, report: dict) -> list[dict]:
+def take(shows: Iterable[Show], init_pid: int, report: dict) -> list[dict]:
     out = []
-    for show in shows:
+    for view in shows:
+        show = {"kind": view.kind, "path": view.path, "host_path": view.host_path}
         try:
-            out.append({**show, "data": _read(show, init_pid, report)})
+            snap = {**show, "data": _read(show, init_pid, report)}
+            if show["kind"] == "ls" and not show.get("host_path"):
+                snap["image"] = _image_listing(show["path"], init_pid, report)
+            out.append(snap)
         except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
             out.append({**show, "error": _describe(err)})
     return out
@@ -73,6 +83,19 @@ def _listing(path: str, proc: str) -> dict:
         return listing.snapshot(path, at=at, ids=cell_ids(proc))
     finally:
         os.close(parent)
+
+
+def _image_listing(path: str, pid: int, report: dict) -> dict | None:
+    """`path` in the cell's overlay lower layers merged, without its upper layer: what
+    the cell started from. None without layers (%root none): compare with the host."""
+    fds = report.get("snapfds") or []
+    if len(fds) < 2:
+        return None
+    if min(fds) < 0:
+        return {"path": path, "error": "the cell's init could not open its image layers"}
+    proc = f"/proc/{pid}"
+    return listing.snapshot(path, layers=[f"{proc}/fd/{n}" for n in fds[1:]],
+                            ids=cell_ids(proc))
 
 
 def cell_ids(proc: str) -> listing.IdMap:

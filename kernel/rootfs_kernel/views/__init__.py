@@ -1,4 +1,5 @@
-"""Renderings of the inspect diffs. One way through: diff -> payload -> renderers.
+"""Renderings of the inspect diffs. One way through: diff -> payload -> display model
+(model.py) -> text, HTML, widget (and the JupyterLab renderer, from the same payload).
 
 display_bundle() gives one display_data (data, metadata) carrying every rendering, so a
 client picks the richest it can show: the widget, else the HTML table, else plain text.
@@ -6,7 +7,8 @@ client picks the richest it can show: the widget, else the HTML table, else plai
 
 from __future__ import annotations
 
-from .html import render_html
+from .html import MAX_STATIC_LINES, render_html
+from .model import display
 from .payload import (
     MIME_TYPE,
     changes_payload,
@@ -27,9 +29,11 @@ def display_bundle(payload: dict, *, widget: bool = True,
     (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
     with it, so a caller can bound how many stay alive.
     """
+    # The default view, drawn once for both static copies (bounded: MAX_STATIC_LINES).
+    view = display(payload, max_lines=MAX_STATIC_LINES)
     data: dict = {
-        "text/plain": render_text(payload),
-        "text/html": render_html(payload),
+        "text/plain": render_text(payload, view=view),
+        "text/html": render_html(payload, view=view),
         MIME_TYPE: payload,
     }
     if widget:

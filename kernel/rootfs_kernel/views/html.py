@@ -1,8 +1,10 @@
-"""Self-contained HTML table: inline styles only, no script, every string escaped.
+"""Self-contained HTML view: inline styles only, no script, every string escaped.
 
-It has to read the same in JupyterLab, in nbconvert HTML, on GitHub and in a notebook
-reopened without a kernel, so it relies on nothing but the markup itself. Colours carry
-an explicit text colour so they stay legible under dark themes.
+It has to read the same in JupyterLab (any theme), in nbconvert HTML, on GitHub and in a
+notebook reopened without a kernel, so it relies on nothing but the markup: colours are
+JupyterLab's theme variables with light fallbacks, tints are mixed into the page's own
+background, the mark and key columns stay put while the table scrolls sideways, and the
+table scrolls inside a bounded height. Lines come from model.display().
 """
 
 from __future__ import annotations
@@ -10,71 +12,133 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from ._lines import key_label, legend_text, level_title, lines, summary_text
-from .payload import level, select_rows
+from .model import State, display, two_sided
 
-TEXT = "#1f2328"
-ROW_BG = {"same": "", "only-cell": "#e6ffec", "only-host": "#ffebe9", "differs": "#fff8c5"}
-MARK_FG = {"same": TEXT, "only-cell": "#1a7f37", "only-host": "#cf222e", "differs": "#9a6700"}
-CELL_DIFF_BG = "#ffd33d"
+# Static copies (text/html, text/plain) show at most this many lines; the renderer and
+# the live widget show every line.
+MAX_STATIC_LINES = 400
 
-_TABLE = ("border-collapse:collapse;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;"
-          "font-size:12px;line-height:1.4")
-_CAPTION = f"caption-side:top;text-align:left;padding:4px 0;color:{TEXT}"
-_TH = (f"text-align:left;padding:2px 8px;border-bottom:2px solid #d0d7de;"
-       f"background:#f6f8fa;color:{TEXT}")
-_TD = "padding:1px 8px;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:pre"
-_NOTE = f"padding:4px 8px;color:{TEXT};font-style:italic"
+TEXT = "var(--jp-content-font-color1,#1f2328)"
+BG = "var(--jp-layout-color0,#ffffff)"
+MUTED = f"color-mix(in srgb,{TEXT} 72%,{BG})"
+BORDER = "var(--jp-border-color2,#d0d7de)"
+HEAD_BG = "var(--jp-layout-color2,#eeeeee)"
+_HUE = {"only-cell": "var(--jp-success-color1,#1a7f37)",
+        "only-host": "var(--jp-error-color1,#cf222e)",
+        "differs": "var(--jp-warn-color1,#bf8700)"}
+ROW_BG = {"same": BG, **{s: f"color-mix(in srgb,{h} 14%,{BG})" for s, h in _HUE.items()}}
+MARK_FG = {"same": TEXT, **{s: f"color-mix(in srgb,{h} 60%,{TEXT})" for s, h in _HUE.items()}}
+CELL_DIFF_BG = f"color-mix(in srgb,{_HUE['differs']} 40%,{BG})"
+MARK_WIDTH = "2em"
+
+_FONT = "font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,monospace);" \
+        "font-size:12px;line-height:1.35"
+_BOX = f"{_FONT};color:{TEXT};text-align:left"
+_SCROLL = f"overflow:auto;max-height:min(80vh,60em);border:1px solid {BORDER};max-width:100%"
+_TABLE = "border-collapse:separate;border-spacing:0;margin:0"
+_CELL = f"padding:0 8px;border-bottom:1px solid {BORDER};vertical-align:top;" \
+        "text-align:left;white-space:nowrap"
+_TH = f"{_CELL};position:sticky;top:0;z-index:2;background:{HEAD_BG};color:{TEXT}"
+_WRAP = "display:inline-block;white-space:normal;overflow-wrap:break-word"
+_HL = f"background:{CELL_DIFF_BG};color:{TEXT};font-weight:bold;border-radius:2px"
 
 
-def _row_style(status: str) -> str:
-    bg = ROW_BG[status]
-    return f' style="background:{bg};color:{TEXT}"' if bg else ""
+def _sticky(left: str, bg: str) -> str:
+    return f"position:sticky;left:{left};z-index:1;background:{bg}"
+
+
+def _value(parts: list[list], split: str | None) -> str:
+    out = []
+    for text, hl in parts:
+        t = escape(text)
+        out.append(f'<span class="rfk-hl" style="{_HL}">{t}</span>' if hl and text else t)
+        if split and text == split:
+            out.append("<wbr>")
+    html = "".join(out)
+    # A list value (mount options) wraps after its separators instead of widening.
+    return f'<span style="{_WRAP};max-width:48ch">{html}</span>' if split else html
 
 
 def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
-                differences_only: bool = False) -> str:
-    node = level(payload, path)
-    rows = select_rows(node["rows"], query, differences_only)
-    names = [c["name"] for c in payload["columns"]]
-    two_sided = len(payload["sides"]) == 2
-    ncols = 2 + int(two_sided) + len(names)
+                differences_only: bool = False, expanded: bool = False,
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
+    """`view`: model.display() of the same state, when the caller has it already."""
+    if view is None:
+        view = display(payload, State(tuple(path), query, differences_only, expanded),
+                       max_lines)
+    both = two_sided(payload)
+    columns = payload["columns"]
+    ncols = 3 + int(both) + len(columns)
 
-    title = level_title(payload, path)
-    out = [
-        f'<table style="{_TABLE}">',
-        f'<caption style="{_CAPTION}"><b>{escape(title)}</b><br>'
-        f"{escape(summary_text(payload, node['summary']))}"
-        f" &nbsp;·&nbsp; {escape(legend_text(payload))}</caption>",
-        "<thead><tr>",
-    ]
-    header = ["", payload["key"]["label"]] + (["side"] if two_sided else [])
-    header += [c["label"] for c in payload["columns"]]
-    out.extend(f'<th style="{_TH}">{escape(h)}</th>' for h in header)
+    out = [f'<div class="rfk-static" style="{_BOX}">',
+           f'<div class="rfk-title" style="padding:2px 0"><b>{escape(view["title"])}</b></div>']
+    if view["headline"]:
+        out.append(f'<div class="rfk-headline" style="padding:2px 0;font-weight:bold">'
+                   f"{escape(view['headline'])}</div>")
+    out.append(f'<div class="rfk-summary" style="padding:2px 0 4px;color:{MUTED}">'
+               f"{escape(view['summary'])} &nbsp;·&nbsp; {escape(view['legend'])}</div>")
+    out.append(f'<div style="{_SCROLL}"><table class="rfk-table" style="{_TABLE}"><thead><tr>')
+    head = [("", f";{_sticky('0', HEAD_BG)};z-index:3;width:{MARK_WIDTH};"
+                 f"min-width:{MARK_WIDTH};max-width:{MARK_WIDTH};box-sizing:border-box"),
+            (payload["key"]["label"], f";{_sticky(MARK_WIDTH, HEAD_BG)};z-index:3")]
+    if both:
+        head.append(("side", ""))
+    head += [(c["label"], "") for c in columns]
+    head.append(("note", ""))
+    out.extend(f'<th style="{_TH}{extra}">{escape(h)}</th>' for h, extra in head)
     out.append("</tr></thead><tbody>")
 
-    for ln in lines(rows, names, two_sided):
-        row, status = ln.row, ln.row["status"]
-        out.append(f'<tr data-status="{status}"{_row_style(status)}>')
-        if ln.first:
-            span = ' rowspan="2"' if two_sided and status == "differs" else ""
-            out.append(
-                f'<td{span} style="{_TD};font-weight:bold;color:{MARK_FG[status]}">'
-                f"{escape(row['mark'])}</td>"
-                f'<td{span} style="{_TD}">{escape(key_label(row))}</td>'
-            )
-        if two_sided:
-            out.append(f'<td style="{_TD};color:#59636e">{ln.side}</td>')
-        flags = row["differs"]
-        for name, value in zip(names, ln.values, strict=True):
-            hl = f";background:{CELL_DIFF_BG};font-weight:bold" if flags.get(name) else ""
-            out.append(f'<td style="{_TD}{hl}">{escape(value)}</td>')
+    lines = view["lines"]
+    cut = len(lines) < view["total_lines"]
+    for ln in lines:
+        status = ln["status"]
+        bg = ROW_BG[status]
+        out.append(f'<tr data-status="{status}" style="background:{bg};color:{TEXT}">')
+        mark_td = (f'<td{{span}} class="rfk-mark" style="{_CELL};{_sticky("0", bg)};'
+                   f'font-weight:bold;color:{MARK_FG[status]};width:{MARK_WIDTH};'
+                   f'min-width:{MARK_WIDTH};max-width:{MARK_WIDTH};box-sizing:border-box">'
+                   f'{escape(ln["mark"])}</td>')
+        key_td = f'<td{{span}} class="rfk-key" style="{_CELL};{_sticky(MARK_WIDTH, bg)}">'
+        if ln["kind"] == "group":
+            out.append(mark_td.format(span=""))
+            out.append(key_td.format(span="") + f"{escape(ln['key'])}</td>")
+            out.append(f'<td class="rfk-group" colspan="{ncols - 2}" style="{_CELL};'
+                       f'white-space:normal">{escape(ln["text"])}</td></tr>')
+            continue
+        if ln["first"]:
+            span = f' rowspan="{ln["span"]}"' if ln["span"] > 1 else ""
+            out.append(mark_td.format(span=span))
+            out.append(key_td.format(span=span) + f"{escape(ln['key'])}</td>")
+        if both:
+            out.append(f'<td class="rfk-side" style="{_CELL};color:{MUTED}">'
+                       f"{escape(ln['side'])}</td>")
+        for col, parts in zip(columns, ln["values"], strict=True):
+            out.append(f'<td style="{_CELL}">{_value(parts, col.get("split"))}</td>')
+        if ln["first"]:
+            span = f' rowspan="{ln["span"]}"' if ln["span"] > 1 else ""
+            note = (f'<span style="{_WRAP};min-width:20em;max-width:48ch">'
+                    f'{escape(ln["note"])}</span>') if ln["note"] else ""
+            out.append(f'<td{span} class="rfk-row-note" style="{_CELL};color:{MUTED};'
+                       f'font-style:italic">{note}</td>')
         out.append("</tr>")
-    if not rows:
-        out.append(f'<tr><td colspan="{ncols}" style="{_NOTE}">no matching rows</td></tr>')
-    out.append("</tbody>")
-    if payload.get("note"):
-        out.append(f'<tfoot><tr><td colspan="{ncols}" style="{_NOTE}">'
-                   f"note: {escape(payload['note'])}</td></tr></tfoot>")
-    out.append("</table>")
+    if view["empty"]:
+        out.append(f'<tr><td colspan="{ncols}" class="rfk-empty" style="{_CELL};'
+                   f'font-style:italic;color:{MUTED}">{escape(view["empty"])}</td></tr>')
+    out.append("</tbody></table></div>")
+    below = []
+    if cut:
+        below.append(f"the first {len(lines)} of {view['total_lines']} lines")
+    if view["footer"] and view["footer"]["text"]:
+        below.append(view["footer"]["text"])
+    if cut or view["collapsed"]:
+        below.append(f"every row: {view['footer']['action'] if view['footer'] else 'all rows'}"
+                     " in the rootfs-kernel renderer (JupyterLab, Notebook 7) or the live "
+                     "widget")
+    if below:
+        out.append(f'<div class="rfk-footer" style="padding:2px 0;color:{MUTED}">'
+                   f'{escape("; ".join(below))}</div>')
+    if view["note"]:
+        out.append(f'<div class="rfk-note" style="padding:2px 0;color:{MUTED};'
+                   f'font-style:italic;white-space:normal">{escape(view["note"])}</div>')
+    out.append("</div>")
     return "".join(out)

@@ -1,64 +1,35 @@
-"""One JSON-able payload per comparison: the single source of every rendering.
+"""One JSON-able payload per comparison: the single store of its rows.
 
-The payload is also published as the MIME type ``application/vnd.rootfs-kernel.compare+json``
-for a JupyterLab renderer. Schema, version 1::
+Published as ``application/vnd.rootfs-kernel.compare+json``; its shape is defined once,
+in ``compare.schema.json`` beside this file (version 2), which the tests validate every
+payload against and the JupyterLab renderer's TypeScript types are generated from. The
+text, HTML and widget renderings are all drawn from it through model.py.
 
-    {
-      "version": 1,
-      "kind": "mounts" | "listing" | "changes" | "ns",
-      "title": "Mounts: cell vs host",
-      "sides": ["cell", "host"],          # ["cell"] for "changes" (one-sided)
-      "key": {"name": "mount_point", "label": "mount point"},
-      "columns": [{"name": "fstype", "label": "fs type"}, ...],
-      "legend": [["+", "only in cell"], ["-", "only on host"], ["~", "differs"], [" ", "same"]],
-      "rows": [ROW, ...],
-      "summary": {"same": 40, "only-cell": 1, "only-host": 0, "differs": 2, "total": 43},
-      "truncated": false,                 # a snapshot was cut (budget or depth)
-      "note": null | "why and where it was cut",
-      "notes": {"cell": "...", "host": "..."}    # per-side remarks (listings only)
-    }
-
-    ROW = {
-      "key": "/tmp",                      # value of the key column (mount point, name, path)
-      "status": "same" | "only-cell" | "only-host" | "differs",
-      "mark": " " | "+" | "-" | "~",
-      "cell": {"fstype": "tmpfs", ...} | null,   # column name -> value (str/int/null)
-      "host": {"fstype": "ext4", ...} | null,
-      "differs": {"fstype": true, "source": true, ...},   # one flag per column
-      # listings only:
-      "children": {"rows": [ROW, ...], "summary": {...}},  # directories whose content
-                                                           # was read on either side
-      "notes": {"cell": "Permission denied"}               # unread/cut directories
-    }
-
-Example (kind "ns", one namespace shown)::
-
-    {"version": 1, "kind": "ns", "title": "Namespaces: cell vs host",
-     "sides": ["cell", "host"], "key": {"name": "ns", "label": "namespace"},
-     "columns": [{"name": "id", "label": "id"}], "legend": [...],
-     "rows": [{"key": "mnt", "status": "differs", "mark": "~",
-               "cell": {"id": "mnt:[4026532201]"}, "host": {"id": "mnt:[4026531841]"},
-               "differs": {"id": true}}],
-     "summary": {"same": 0, "only-cell": 0, "only-host": 0, "differs": 1, "total": 1},
-     "truncated": false, "note": null}
-
-For "changes" the statuses mean: only-cell = added (A), only-host = deleted (D),
-differs = changed (C); the values sit under "cell" and "differs" is all false.
+A row stores what differs and no more: a "same" row has only its cell values (the other
+side's are equal), a one-sided row only its own side, marks come from the legend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import posixpath
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from pathlib import Path
 
 from ..inspect.mounts import COMPARED_FIELDS, MountRow
 from ..inspect.ns import NsRow
 
 MIME_TYPE = "application/vnd.rootfs-kernel.compare+json"
-VERSION = 1
+VERSION = 2
+SCHEMA_PATH = Path(__file__).with_name("compare.schema.json")
 STATUSES = ("same", "only-cell", "only-host", "differs")
 MARKS = {"same": " ", "only-cell": "+", "only-host": "-", "differs": "~"}
-COMPARE_LEGEND = [["+", "only in cell"], ["-", "only on host"], ["~", "differs"], [" ", "same"]]
-CHANGES_LEGEND = [["+", "added"], ["-", "deleted"], ["~", "changed"]]
+CHANGE_TEXTS = {"only-cell": "added", "differs": "changed", "only-host": "deleted"}
+# Rows a listing's payload keeps (breadth first: a whole level or none of it).
+LISTING_ROWS = 1000
+GROUP_MIN = 3          # a run of fewer alike rows is not folded
+GROUP_NAMES = 12       # names spelled out in a group's text
 
 _MOUNT_LABELS = {
     "fstype": "fs type",
@@ -68,12 +39,36 @@ _MOUNT_LABELS = {
     "propagation": "propagation",
     "root": "root",
 }
+_MOUNT_SPLIT = {"options": ",", "super_options": ",", "propagation": " "}
 _LISTING_COLUMNS = [("type", "type"), ("mode", "mode"), ("owner", "owner"),
                     ("size", "size"), ("target", "link target")]
 
 
-def _columns(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"name": n, "label": lbl} for n, lbl in pairs]
+@cache
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _columns(pairs: Iterable[tuple[str, str]], split: dict[str, str] | None = None
+             ) -> list[dict[str, str]]:
+    out = []
+    for name, label in pairs:
+        col = {"name": name, "label": label}
+        if split and name in split:
+            col["split"] = split[name]
+        out.append(col)
+    return out
+
+
+def _sides(other: str = "host") -> list[dict[str, str]]:
+    return [{"name": "cell", "label": "cell"}, {"name": "host", "label": other}]
+
+
+def compare_legend(other: str = "host", on: str = "on") -> list[dict[str, str]]:
+    return [{"status": "only-cell", "mark": "+", "text": "only in cell"},
+            {"status": "only-host", "mark": "-", "text": f"only {on} {other}"},
+            {"status": "differs", "mark": "~", "text": "differs"},
+            {"status": "same", "mark": " ", "text": "same"}]
 
 
 def summarize(rows: Sequence[dict]) -> dict[str, int]:
@@ -85,17 +80,17 @@ def summarize(rows: Sequence[dict]) -> dict[str, int]:
 
 
 def _envelope(kind: str, title: str, key: tuple[str, str], columns: list[dict],
-              rows: list[dict], *, sides: list[str] | None = None,
-              legend: list[list[str]] | None = None, truncated: bool = False,
+              rows: list[dict], *, sides: list[dict] | None = None,
+              legend: list[dict] | None = None, truncated: bool = False,
               note: str | None = None) -> dict:
     return {
         "version": VERSION,
         "kind": kind,
         "title": title,
-        "sides": sides or ["cell", "host"],
+        "sides": sides or _sides(),
         "key": {"name": key[0], "label": key[1]},
         "columns": columns,
-        "legend": legend or COMPARE_LEGEND,
+        "legend": legend or compare_legend(),
         "rows": rows,
         "summary": summarize(rows),
         "truncated": truncated,
@@ -103,109 +98,346 @@ def _envelope(kind: str, title: str, key: tuple[str, str], columns: list[dict],
     }
 
 
-def _flags(names: Sequence[str], differing: Iterable[str]) -> dict[str, bool]:
-    d = set(differing)
-    return {n: n in d for n in names}
+def _row(key: str, status: str, cell: dict | None, host: dict | None,
+         differs: Iterable[str] = ()) -> dict:
+    row: dict = {"key": key, "status": status}
+    if cell is not None:
+        row["cell"] = cell
+    if host is not None and status != "same":
+        row["host"] = host
+    d = list(differs)
+    if d:
+        row["differs"] = d
+    return row
 
 
-def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host") -> dict:
-    """Payload from diff_mounts() rows."""
+def side_values(row: dict, side: str) -> dict | None:
+    """A row's values on one side ("cell" or "host"), None where it has none."""
+    if side == "host" and row["status"] == "same":
+        return row.get("cell")
+    return row.get(side)
+
+
+# --- mounts ----------------------------------------------------------------------------------
+
+
+def _mount_values(m) -> dict:
+    return {"fstype": m.fstype, "source": m.source, "options": m.options,
+            "super_options": m.super_options, "propagation": m.propagation, "root": m.root}
+
+
+def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host", *,
+                   image: str | None = None) -> dict:
+    """Payload from diff_mounts() rows, with a headline and folded runs of alike rows."""
     names = COMPARED_FIELDS
+    out = []
+    for r in rows:
+        row = _row(r.mount_point, r.status, None if r.cell is None else _mount_values(r.cell),
+                   None if r.host is None else _mount_values(r.host), r.differs)
+        if r.covered:
+            row["note"] = "covered by the mount above it (hidden, still mounted)"
+        out.append(row)
+    columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT)
+    p = _envelope("mounts", title, ("mount_point", "mount point"), columns, out)
+    p["headline"] = mounts_headline(rows, image)
+    groups = find_groups(out, columns, p["sides"], parent=posixpath.dirname,
+                         alike=("fstype", "options"), noun="mounts")
+    if groups:
+        p["groups"] = groups
+    return p
 
-    def side(m) -> dict | None:
-        if m is None:
-            return None
-        return {"fstype": m.fstype, "source": m.source, "options": m.options,
-                "super_options": m.super_options, "propagation": m.propagation,
-                "root": m.root}
 
-    out = [
-        {"key": r.mount_point, "status": r.status, "mark": MARKS[r.status],
-         "cell": side(r.cell), "host": side(r.host), "differs": _flags(names, r.differs)}
-        for r in rows
-    ]
-    return _envelope("mounts", title, ("mount_point", "mount point"),
-                     _columns((n, _MOUNT_LABELS[n]) for n in names), out)
+def _tokens(value: object, sep: str = ",") -> set[str]:
+    return set(str(value or "").split(sep)) - {""}
 
 
-def _listing_rows(rows: Sequence[dict]) -> list[dict]:
+_OWN = ("/proc", "/dev", "/sys")
+
+
+def mounts_headline(rows: Sequence[MountRow], image: str | None = None) -> str:
+    """What the container did to its mount table, in one line."""
+    top = {r.mount_point: r for r in rows if not r.covered}
+    facts = []
+    root = top.get("/")
+    if root is not None and root.cell is not None:
+        if root.status == "same":
+            facts.append("/ is the host's /")
+        elif root.cell.fstype == "overlay":
+            facts.append(f"/ is an overlay of image {image}" if image else "/ is an overlay")
+        else:
+            facts.append(f"/ is {root.cell.fstype} from {root.cell.source}")
+    own = [p for p in _OWN if p in top and top[p].cell is not None and top[p].status != "same"]
+    if own:
+        facts.append(f"{', '.join(own)} {'is' if len(own) == 1 else 'are'} the cell's own")
+    masked, devices, read_only, added = [], [], [], []
+    for r in top.values():
+        c, h = r.cell, r.host
+        if c is None:
+            continue
+        ro = "ro" in _tokens(c.options) and (h is None or "ro" not in _tokens(h.options))
+        if h is None and r.mount_point.startswith(("/proc/", "/sys/")) and (
+                c.root == "/null" or (c.fstype == "tmpfs" and ro)):
+            masked.append(r.mount_point)
+        elif h is None and r.mount_point.startswith("/dev/") and c.fstype == "devtmpfs":
+            devices.append(r.mount_point)
+        elif ro:
+            read_only.append(r.mount_point)
+        elif h is None and r.mount_point not in _OWN:
+            added.append(f"{r.mount_point} ({c.fstype})")
+    if added:
+        facts.append("added " + _some(added, 3))
+    if read_only:
+        facts.append(_count(len(read_only), "mount") + " read-only")
+    if masked:
+        facts.append(_count(len(masked), "path") + " masked")
+    if devices:
+        facts.append(_count(len(devices), "device") + " bound from the host")
+    gone = [r for r in top.values() if r.status == "only-host"]
+    if gone:
+        facts.append(_count(len(gone), "host mount") + " gone")
+    return "; ".join(facts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _some(items: Sequence[str], n: int) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# --- folding runs of alike rows --------------------------------------------------------------
+
+
+def _signature(row: dict, columns: list[dict], alike: Sequence[str]) -> tuple | None:
+    status = row["status"]
+    if status == "same":
+        return None
+    if status == "differs":
+        cell, host = row.get("cell") or {}, row.get("host") or {}
+        parts: list[tuple] = []
+        for col in columns:
+            name = col["name"]
+            if name not in row.get("differs", ()):
+                continue
+            if "split" in col:
+                c, h = _tokens(cell.get(name), col["split"]), _tokens(host.get(name), col["split"])
+                parts.append((name, tuple(sorted(c - h)), tuple(sorted(h - c))))
+            else:
+                parts.append((name, cell.get(name), host.get(name)))
+        return (status, "note" in row, row.get("contents_differ", False), tuple(parts))
+    values = row.get("cell") if status == "only-cell" else row.get("host")
+    return (status, "note" in row, tuple((values or {}).get(n) for n in alike))
+
+
+def _describe(row: dict, columns: list[dict], alike: Sequence[str], other: str) -> str:
+    """What the rows of a group share, in words."""
+    if row["status"] != "differs":
+        values = row.get("cell") if row["status"] == "only-cell" else row.get("host")
+        return " ".join(str(v) for n in alike if (v := (values or {}).get(n)) not in (None, ""))
+    cell, host = row.get("cell") or {}, row.get("host") or {}
+    out = []
+    for col in columns:
+        name = col["name"]
+        if name not in row.get("differs", ()):
+            continue
+        if "split" in col:
+            sep = col["split"]
+            c, h = _tokens(cell.get(name), sep), _tokens(host.get(name), sep)
+            mine = sep.join(sorted(c - h)) or "(none)"
+            theirs = sep.join(sorted(h - c)) or "(none)"
+            out.append(f"{col['label']} {mine} ({other}: {theirs})")
+        else:
+            out.append(f"{col['label']} {cell.get(name)} ({other}: {host.get(name)})")
+    if row.get("contents_differ"):
+        out.append("contents differ")
+    return "; ".join(out)
+
+
+def find_groups(rows: list[dict], columns: list[dict], sides: list[dict], *,
+                parent: Callable[[str], str], alike: Sequence[str] = (),
+                noun: str = "entries") -> list[dict]:
+    """Runs of at least GROUP_MIN consecutive sibling rows that differ the same way."""
+    other = sides[-1]["label"]
+    groups = []
+    # Each row's signature once (the same rows are compared with both neighbours).
+    sigs = [None if r["status"] == "same" else (parent(r["key"]), _signature(r, columns, alike))
+            for r in rows]
+    i = 0
+    while i < len(rows):
+        sig = sigs[i]
+        j = i + 1
+        if sig is not None:
+            home = sig[0]
+            while j < len(rows) and sigs[j] == sig:
+                j += 1
+        if sig is not None and j - i >= GROUP_MIN:
+            members = rows[i:j]
+            names = [posixpath.basename(r["key"]) or r["key"] for r in members]
+            shown = ", ".join(names[:GROUP_NAMES]) + (", …" if len(names) > GROUP_NAMES else "")
+            what = _describe(rows[i], columns, alike, other)
+            groups.append({
+                "start": i, "count": j - i,
+                "label": f"{home.rstrip('/')}/*" if home else f"{j - i} {noun}",
+                "text": (f"{j - i} {noun}: " if home else "") + shown
+                + (f" — {what}" if what else ""),
+            })
+        i = j
+    return groups
+
+
+# --- listings --------------------------------------------------------------------------------
+
+
+def _legend_text(legend: list[dict]) -> dict[str, str]:
+    return {e["status"]: e["text"] for e in legend}
+
+
+def _inside(summary: dict, texts: dict[str, str]) -> str:
+    parts = [f"{summary[s]} {texts[s]}" for s in ("only-cell", "only-host", "differs")
+             if summary[s]]
+    return "inside: " + ", ".join(parts) if parts else ""
+
+
+def _listing_rows(rows: Sequence[dict], texts: dict[str, str], labels: dict[str, str]
+                  ) -> list[dict]:
     names = [n for n, _ in _LISTING_COLUMNS]
     out = []
     for r in rows:
-        row = {"key": r["name"], "status": r["status"], "mark": MARKS[r["status"]],
-               "cell": r["cell"], "host": r["host"],
-               "differs": _flags(names, r["differs"])}
+        row = _row(r["name"], r["status"], r["cell"], r["host"],
+                   (n for n in names if n in r["differs"]))
+        notes = []
         if "contents" in r["differs"]:
             row["contents_differ"] = True
         if "children" in r:
-            kids = _listing_rows(r["children"])
+            kids = _listing_rows(r["children"], texts, labels)
             row["children"] = {"rows": kids, "summary": summarize(kids)}
-        if "notes" in r:
-            row["notes"] = r["notes"]
+            if row.get("contents_differ"):
+                notes.append(_inside(row["children"]["summary"], texts))
+        for side, why in (r.get("notes") or {}).items():
+            notes.append(f"{labels[side]}: {why}")
+        if notes:
+            row["note"] = "; ".join(n for n in notes if n)
         out.append(row)
     return out
 
 
-def listing_payload(diff: dict, title: str | None = None) -> dict:
-    """Payload from diff_listings(); directories carry their aligned children."""
+def _keep_budget(rows: list[dict], budget: int) -> int:
+    """Drop the children of directories past `budget` rows, breadth first (the top level
+    is always kept). Returns how many rows were dropped."""
+    kept = len(rows)
+    dropped = 0
+    queue = [r for r in rows if "children" in r]
+    while queue:
+        nxt = []
+        for r in queue:
+            kids = r["children"]["rows"]
+            if kept + len(kids) > budget:
+                dropped += _count_rows(kids)
+                del r["children"]
+                why = f"not kept: the view's budget of {budget:,} rows is spent"
+                r["note"] = f"{r['note']}; {why}" if r.get("note") else why
+            else:
+                kept += len(kids)
+                nxt.extend(k for k in kids if "children" in k)
+        queue = nxt
+    return dropped
+
+
+def _count_rows(rows: list[dict]) -> int:
+    return sum(1 + _count_rows(r.get("children", {}).get("rows", [])) for r in rows)
+
+
+def listing_payload(diff: dict, title: str | None = None, *, image: str | None = None,
+                    budget: int = LISTING_ROWS) -> dict:
+    """Payload from diff_listings(); directories carry their aligned children.
+
+    With `image`, the other side is that image as it was before the cell (its layers),
+    not the host."""
     cell_path, host_path = diff.get("cell_path"), diff.get("host_path")
+    other = "image" if image else "host"
+    on = "in" if image else "on"
     if title is None:
-        where = cell_path if cell_path == host_path else f"{cell_path} vs host {host_path}"
-        title = f"Listing of {where}: cell vs host"
-    notes = diff.get("notes") or {}
-    note = "; ".join(f"{side}: {text}" for side, text in notes.items()) or None
-    p = _envelope("listing", title, ("name", "name"), _columns(_LISTING_COLUMNS),
-                  _listing_rows(diff["rows"]), truncated=bool(diff.get("truncated")),
-                  note=note)
-    p["paths"] = {"cell": cell_path, "host": host_path}
-    p["notes"] = notes
+        if image:
+            title = f"Listing of {cell_path}: the cell vs image {image} before the cell"
+        elif cell_path == host_path:
+            title = f"Listing of {cell_path}: the cell vs the host"
+        else:
+            title = f"{cell_path} in the cell vs {host_path} on the host"
+    legend = compare_legend(other, on)
+    labels = {"cell": "cell", "host": other}
+    notes = {side: text for side, text in (diff.get("notes") or {}).items()}
+    rows = _listing_rows(diff["rows"], _legend_text(legend), labels)
+    dropped = _keep_budget(rows, budget)
+    parts = [f"{labels[side]}: {text}" for side, text in notes.items()]
+    if dropped:
+        parts.append(f"the view keeps {budget:,} rows, breadth first: {dropped:,} deeper "
+                     "rows were read but not kept")
+        title += f" (first {budget:,} rows)"
+    p = _envelope("listing", title, ("name", "name"), _columns(_LISTING_COLUMNS), rows,
+                  sides=_sides(other), legend=legend,
+                  truncated=bool(diff.get("truncated")) or bool(dropped),
+                  note="; ".join(parts) or None)
+    p["paths"] = {"cell": cell_path, "host": None if image else host_path}
+    if notes:
+        p["notes"] = notes
+    _add_groups(p, rows)
     return p
 
 
+def _add_groups(node: dict, rows: list[dict]) -> None:
+    """Fold runs in every level of a listing (all rows of a level are siblings)."""
+    groups = find_groups(rows, _columns(_LISTING_COLUMNS), _sides(), parent=lambda _k: "")
+    if groups:
+        node["groups"] = groups
+    for r in rows:
+        if "children" in r:
+            _add_groups(r["children"], r["children"]["rows"])
+
+
+# --- changes and namespaces ------------------------------------------------------------------
+
 _CHANGE_STATUS = {"A": "only-cell", "D": "only-host", "C": "differs"}
+CHANGES_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
+                  {"status": "differs", "mark": "~", "text": "changed"},
+                  {"status": "only-host", "mark": "-", "text": "deleted"}]
 
 
 def changes_payload(scan: dict, title: str = "Changes to the root filesystem") -> dict:
     """Payload from scan_upper(): one-sided, like `docker diff`."""
-    names = ["change", "type", "size", "opaque"]
     rows = []
     for c in scan["changes"]:
-        status = _CHANGE_STATUS[c["kind"]]
         values = {"change": c["kind"], "type": c["type"], "size": c["size"],
                   "opaque": "opaque" if c.get("opaque") else None}
-        rows.append({"key": c["path"], "status": status, "mark": MARKS[status],
-                     "cell": values, "host": None, "differs": _flags(names, ())})
+        rows.append(_row(c["path"], _CHANGE_STATUS[c["kind"]], values, None))
     return _envelope("changes", title, ("path", "path"),
                      _columns([("change", "change"), ("type", "type"), ("size", "size"),
                                ("opaque", "replaced dir")]),
-                     rows, sides=["cell"], legend=CHANGES_LEGEND,
+                     rows, sides=[{"name": "cell", "label": "cell"}], legend=CHANGES_LEGEND,
                      truncated=bool(scan.get("truncated")), note=scan.get("note"))
 
 
 def ns_payload(rows: Sequence[NsRow], title: str = "Namespaces: cell vs host") -> dict:
     """Payload from diff_ns() rows."""
-    out = [
-        {"key": r.name, "status": r.status, "mark": MARKS[r.status],
-         "cell": None if r.cell is None else {"id": r.cell},
-         "host": None if r.host is None else {"id": r.host},
-         "differs": {"id": r.status == "differs"}}
-        for r in rows
-    ]
+    out = [_row(r.name, r.status, None if r.cell is None else {"id": r.cell},
+                None if r.host is None else {"id": r.host},
+                ["id"] if r.status == "differs" else [])
+           for r in rows]
     return _envelope("ns", title, ("ns", "namespace"), _columns([("id", "id")]), out)
 
 
-# --- navigation and filtering shared by every renderer ------------------------------------
+# --- navigation shared by every renderer ----------------------------------------------------
 
 
 def level(payload: dict, path: Sequence[str] = ()) -> dict:
-    """The rows at `path` (a sequence of directory names; listings only).
+    """The level at `path` (a sequence of directory names; listings only): its rows,
+    summary and groups.
 
     Raises KeyError naming the first component that is not an opened directory.
     """
-    node = {"rows": payload["rows"], "summary": payload["summary"]}
+    node = payload
     for name in path:
-        by_key = {r["key"]: r for r in node["rows"]}
-        row = by_key.get(name)
+        row = next((r for r in node["rows"] if r["key"] == name), None)
         if row is None or "children" not in row:
             raise KeyError(f"{name!r} is not a directory with recorded children here")
         node = row["children"]
@@ -215,24 +447,3 @@ def level(payload: dict, path: Sequence[str] = ()) -> dict:
 def subdirectories(rows: Sequence[dict]) -> list[str]:
     """Names of rows that can be opened (they carry children)."""
     return [r["key"] for r in rows if "children" in r]
-
-
-def _row_text(row: dict) -> str:
-    parts = [str(row["key"])]
-    for side in ("cell", "host"):
-        values = row.get(side)
-        if values:
-            parts.extend(str(v) for v in values.values() if v is not None)
-    return "\0".join(parts).lower()
-
-
-def select_rows(rows: Sequence[dict], query: str = "", differences_only: bool = False
-                ) -> list[dict]:
-    """Rows matching a case-insensitive substring `query` (key or any value), and not
-    "same" when differences_only."""
-    q = query.strip().lower()
-    return [
-        r for r in rows
-        if not (differences_only and r["status"] == "same")
-        and (not q or q in _row_text(r))
-    ]

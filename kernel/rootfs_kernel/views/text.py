@@ -1,35 +1,57 @@
-"""Plain-text rendering: aligned columns with a mark column and a legend line."""
+"""Plain-text rendering: aligned columns with a mark column, the summary and legend."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._lines import key_label, legend_text, level_title, lines, summary_text
-from .payload import level, select_rows
+from .html import MAX_STATIC_LINES
+from .model import State, display, two_sided
 
 
 def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
-                differences_only: bool = False) -> str:
-    node = level(payload, path)
-    rows = select_rows(node["rows"], query, differences_only)
-    names = [c["name"] for c in payload["columns"]]
-    two_sided = len(payload["sides"]) == 2
-
-    header = ["", payload["key"]["label"]] + (["side"] if two_sided else [])
+                differences_only: bool = False, expanded: bool = False,
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
+    """`view`: model.display() of the same state, when the caller has it already."""
+    if view is None:
+        view = display(payload, State(tuple(path), query, differences_only, expanded),
+                       max_lines)
+    both = two_sided(payload)
+    header = ["", payload["key"]["label"]] + (["side"] if both else [])
     header += [c["label"] for c in payload["columns"]]
-    table = [header]
-    for ln in lines(rows, names, two_sided):
-        prefix = [ln.row["mark"], key_label(ln.row)]
-        table.append(prefix + ([ln.side] if two_sided else []) + ln.values)
+    lines = view["lines"]
+    table: list[list[str]] = [header]
+    groups: dict[int, str] = {}
+    for ln in lines:
+        if ln["kind"] == "group":
+            groups[len(table)] = ln["text"]
+            table.append([ln["mark"], ln["key"]])
+            continue
+        cells = [ln["mark"] if ln["first"] else "", ln["key"] if ln["first"] else ""]
+        cells += [ln["side"]] if both else []
+        cells += ["".join(t for t, _ in v) for v in ln["values"]]
+        if ln["note"]:
+            cells.append(f"({ln['note']})")
+        table.append(cells)
 
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    out = [level_title(payload, path)]
-    out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-            for r in table]
-    if not rows:
-        out.append("(no matching rows)")
-    out.append(summary_text(payload, node["summary"]))
-    if payload.get("note"):
-        out.append(f"note: {payload['note']}")
-    out.append(legend_text(payload))
+    widths = [max((len(r[i]) for r in table if i < len(r)), default=0)
+              for i in range(len(header))]
+    out = [view["title"]]
+    if view["headline"]:
+        out.append(view["headline"])
+    for n, r in enumerate(table):
+        if n in groups:  # a folded run: its names and what they share, after the key
+            out.append(f"{r[0].ljust(widths[0])}  {r[1]}  {groups[n]}".rstrip())
+            continue
+        out.append("  ".join(c.ljust(widths[i]) if i < len(widths) else c
+                             for i, c in enumerate(r)).rstrip())
+    if view["empty"]:
+        out.append(f"({view['empty']})")
+    if len(lines) < view["total_lines"]:
+        out.append(f"(the first {len(lines)} of {view['total_lines']} lines)")
+    if view["footer"] and view["footer"]["text"]:
+        out.append(f"({view['footer']['text']})")
+    out.append(view["summary"])
+    if view["note"]:
+        out.append(view["note"])
+    out.append(view["legend"])
     return "\n".join(out)

@@ -1,7 +1,8 @@
-"""Interactive view: filter box, "differences only" toggle, the HTML table, and for
-listings a breadcrumb plus a subdirectory picker to open recorded children.
+"""Interactive view: filter box, "differences only" toggle, "show all N rows" for a
+collapsed table, the HTML table, and for listings a breadcrumb plus a subdirectory picker
+to open recorded children.
 
-Every refresh recomputes the table from (payload, path, filter text, toggle): no state
+Every refresh recomputes the table from (payload, path, filter text, toggles): no state
 lives outside the widget, so the view can be rebuilt from the payload at any time.
 """
 
@@ -11,7 +12,8 @@ import ipywidgets as w
 from traitlets import List, Unicode
 
 from .html import render_html
-from .payload import level, select_rows, subdirectories
+from .model import State, display, two_sided
+from .payload import subdirectories
 
 _PICK = "open subdirectory…"
 
@@ -29,10 +31,17 @@ class CompareWidget(w.VBox):
                                  continuous_update=True)
         self.diff_toggle = w.ToggleButton(value=False, description="differences only",
                                           tooltip="hide rows that are the same on both sides")
+        # "show all N rows" unfolds a collapsed table (model.display's footer).
+        self.all_toggle = w.ToggleButton(value=False, description="show all rows",
+                                         tooltip="every row, runs of alike rows unfolded")
         # Born with its table: one comm_open carrying the HTML, not an empty model and
         # then an update of the same size.
         self.table = w.HTML(value=html if html is not None else render_html(payload))
-        children: list[w.Widget] = [w.HBox([self.filter_box, self.diff_toggle])]
+        controls: list[w.Widget] = [self.filter_box]
+        if two_sided(payload):  # a one-sided view (changes) has no "same" rows to hide
+            controls.append(self.diff_toggle)
+        controls.append(self.all_toggle)
+        children: list[w.Widget] = [w.HBox(controls)]
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
         if payload["kind"] == "listing":
@@ -46,24 +55,40 @@ class CompareWidget(w.VBox):
 
         self.filter_box.observe(self._refresh, names="value")
         self.diff_toggle.observe(self._refresh, names="value")
+        self.all_toggle.observe(self._refresh, names="value")
         self._new_path(initial=True)
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
+    def state(self) -> State:
+        return State(tuple(self.path), self.filter_box.value, self.diff_toggle.value,
+                     self.all_toggle.value)
+
     def table_html(self) -> str:
-        return render_html(self.payload, path=self.path, query=self.filter_box.value,
-                           differences_only=self.diff_toggle.value)
+        st = self.state()
+        return render_html(self.payload, path=st.path, query=st.query,
+                           differences_only=st.differences_only, expanded=st.expanded)
 
     def openable(self) -> list[str]:
-        rows = select_rows(level(self.payload, self.path)["rows"], self.filter_box.value,
-                           self.diff_toggle.value)
+        if self.subdir is None:
+            return []
+        rows = [ln["row"] for ln in display(self.payload, self.state())["lines"]
+                if ln["kind"] == "row" and ln["first"]]
         return subdirectories(rows)
+
+    def _show_all_button(self) -> None:
+        footer = display(self.payload, State(tuple(self.path)), max_lines=0)["footer"]
+        self.all_toggle.layout.display = None if footer else "none"
+        if footer:
+            self.all_toggle.description = ("collapse to the differences"
+                                           if self.all_toggle.value else footer["action"])
 
     # --- callbacks ------------------------------------------------------------------------
 
     def _refresh(self, _change: object = None) -> None:
         self.table.value = self.table_html()
         self._refresh_picker()
+        self._show_all_button()
 
     def _refresh_picker(self) -> None:
         if self.subdir is None:
@@ -95,6 +120,7 @@ class CompareWidget(w.VBox):
                 b.close()
         if initial:  # the table is already the unfiltered top level
             self._refresh_picker()
+            self._show_all_button()
         else:
             self._refresh()
 

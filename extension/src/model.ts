@@ -1,0 +1,402 @@
+/**
+ * The display model: (payload, view state) -> the lines every rendering shows. The
+ * same functions as kernel/rootfs_kernel/views/model.py, checked against the same
+ * golden fixtures (tests/fixtures/payloads/, extension/test/golden.test.ts), so this
+ * renderer draws what the kernel's HTML, text and widget draw. No DOM here.
+ */
+
+import type { ComparePayload, Group, Level, Row, Status } from './schema';
+
+export type Payload = ComparePayload;
+export const COLLAPSE_OVER = 20;
+export const MARKS: Record<Status, string> = {
+  same: ' ',
+  'only-cell': '+',
+  'only-host': '-',
+  differs: '~'
+};
+export const STATUSES: Status[] = ['same', 'only-cell', 'only-host', 'differs'];
+
+export interface State {
+  path: string[];
+  query: string;
+  differencesOnly: boolean;
+  expanded: boolean;
+}
+
+export const initialState = (): State => ({
+  path: [],
+  query: '',
+  differencesOnly: false,
+  expanded: false
+});
+
+/** A value as [text, highlighted] parts. */
+export type Segment = [string, boolean];
+
+export interface RowLine {
+  kind: 'row';
+  status: Status;
+  mark: string;
+  key: string;
+  side: string;
+  values: Segment[][];
+  note: string;
+  first: boolean;
+  span: number;
+  row: Row;
+}
+
+export interface GroupLine {
+  kind: 'group';
+  status: Status;
+  mark: string;
+  key: string;
+  text: string;
+  count: number;
+}
+
+export type Line = RowLine | GroupLine;
+
+export interface Footer {
+  text: string;
+  action: string;
+}
+
+export interface Display {
+  title: string;
+  headline: string | null;
+  summary: string;
+  legend: string;
+  note: string | null;
+  lines: Line[];
+  empty: string | null;
+  footer: Footer | null;
+  collapsed: boolean;
+}
+
+export function fmt(value: unknown): string {
+  return value === null || value === undefined ? '' : String(value);
+}
+
+export function twoSided(p: Payload): boolean {
+  return p.sides.length === 2;
+}
+
+export function sideLabel(p: Payload, side: string): string {
+  if (side === 'both') {
+    return 'both';
+  }
+  const found = p.sides.find(s => s.name === side);
+  return found ? found.label : side;
+}
+
+/** A row's values on one side; a "same" row keeps only the cell's (they are equal). */
+export function sideValues(row: Row, side: 'cell' | 'host'): Row['cell'] | undefined {
+  if (side === 'host' && row.status === 'same') {
+    return row.cell;
+  }
+  return row[side];
+}
+
+function marks(p: Payload): Record<string, string> {
+  const out: Record<string, string> = { ...MARKS };
+  for (const e of p.legend) {
+    out[e.status] = e.mark;
+  }
+  return out;
+}
+
+export function keyLabel(row: Row): string {
+  return row.children ? `${fmt(row.key)}/` : fmt(row.key);
+}
+
+export function lineSides(row: Row, both: boolean): ('both' | 'cell' | 'host')[] {
+  if (!both) {
+    return ['cell'];
+  }
+  switch (row.status) {
+    case 'same':
+      return ['both'];
+    case 'only-cell':
+      return ['cell'];
+    case 'only-host':
+      return ['host'];
+    default:
+      return ['cell', 'host'];
+  }
+}
+
+/** A split column highlights only its parts the other side lacks; another column is
+ * highlighted whole when it differs. */
+export function segments(
+  row: Row,
+  column: Payload['columns'][number],
+  side: 'both' | 'cell' | 'host'
+): Segment[] {
+  const values = sideValues(row, side === 'both' ? 'cell' : side) ?? {};
+  const text = fmt(values[column.name]);
+  if (!(row.differs ?? []).includes(column.name)) {
+    return [[text, false]];
+  }
+  const sep = column.split;
+  if (!sep || row.status !== 'differs') {
+    return [[text, true]];
+  }
+  const other = sideValues(row, side === 'cell' ? 'host' : 'cell') ?? {};
+  const theirs = new Set(fmt(other[column.name]).split(sep));
+  const out: Segment[] = [];
+  text.split(sep).forEach((part, i) => {
+    if (i) {
+      out.push([sep, false]);
+    }
+    out.push([part, !theirs.has(part)]);
+  });
+  return out;
+}
+
+/** What a filter searches: the key, every value, the side labels and the note. */
+export function rowText(p: Payload, row: Row): string {
+  const parts = [fmt(row.key)];
+  for (const side of ['cell', 'host'] as const) {
+    const values = row[side];
+    if (values) {
+      for (const v of Object.values(values)) {
+        if (v !== null && v !== undefined) {
+          parts.push(String(v));
+        }
+      }
+    }
+  }
+  for (const s of lineSides(row, twoSided(p))) {
+    parts.push(sideLabel(p, s));
+  }
+  if (row.note) {
+    parts.push(row.note);
+  }
+  return parts.join('\0').toLowerCase();
+}
+
+export function summaryText(p: Payload, summary: Level['summary']): string {
+  return p.legend.map(e => `${summary[e.status]} ${e.text}`).join(', ');
+}
+
+export function legendText(p: Payload): string {
+  return (
+    'legend: ' +
+    p.legend.map(e => `${e.mark.trim() ? e.mark : '(blank)'} ${e.text}`).join('   ')
+  );
+}
+
+export function levelTitle(p: Payload, path: string[]): string {
+  return path.length ? `${p.title}, in ${path.join('/')}/` : p.title;
+}
+
+export function noteText(p: Payload): string | null {
+  if (p.note) {
+    return `note: ${p.note}`;
+  }
+  return p.truncated ? 'note: a snapshot was truncated; not every entry is shown' : null;
+}
+
+/** The level at `path` (opened directory names); throws if a name is not openable. */
+export function level(p: Payload, path: string[]): Level {
+  let node: Level = p;
+  for (const name of path) {
+    const row = node.rows.find(r => r.key === name);
+    if (!row || !row.children) {
+      throw new Error(`${name} is not a directory with recorded children here`);
+    }
+    node = row.children;
+  }
+  return node;
+}
+
+function rowLines(p: Payload, row: Row, mark: string): RowLine[] {
+  const both = twoSided(p);
+  const sides = lineSides(row, both);
+  return sides.map((side, i) => ({
+    kind: 'row',
+    status: row.status,
+    mark,
+    key: keyLabel(row),
+    side: both ? sideLabel(p, side) : '',
+    values: p.columns.map(c => segments(row, c, side)),
+    note: i === 0 ? fmt(row.note) : '',
+    first: i === 0,
+    span: sides.length,
+    row
+  }));
+}
+
+/** The lines of one level in one state, with every text around them: model.display(). */
+export function display(p: Payload, state: State): Display {
+  const node = level(p, state.path);
+  const rows = node.rows;
+  const summary = node.summary;
+  const groups: Group[] = node.groups ?? [];
+  const query = state.query.trim().toLowerCase();
+  const collapsible = rows.length > COLLAPSE_OVER && (summary.same > 0 || groups.length > 0);
+  const collapsed = collapsible && !state.expanded && !query;
+  const hideSame = state.differencesOnly || collapsed;
+  const folds = new Map<number, Group>();
+  if (collapsed) {
+    for (const g of groups) {
+      folds.set(g.start, g);
+    }
+  }
+  const mark = marks(p);
+
+  const lines: Line[] = [];
+  let shown = 0;
+  let folded = 0;
+  let i = 0;
+  while (i < rows.length) {
+    const row = rows[i];
+    const g = folds.get(i);
+    if (g) {
+      lines.push({
+        kind: 'group',
+        status: row.status,
+        mark: mark[row.status],
+        key: g.label,
+        text: g.text,
+        count: g.count
+      });
+      shown += g.count;
+      folded += g.count;
+      i += g.count;
+      continue;
+    }
+    i += 1;
+    if ((hideSame && row.status === 'same') || (query && !rowText(p, row).includes(query))) {
+      continue;
+    }
+    shown += 1;
+    lines.push(...rowLines(p, row, mark[row.status]));
+  }
+
+  let empty: string | null = null;
+  if (!lines.length) {
+    if (query || state.differencesOnly) {
+      empty = 'no matching rows';
+    } else if (collapsed) {
+      empty = `no differences: the ${rows.length} rows are the same`;
+    } else if (p.kind === 'listing') {
+      empty =
+        !p.note || state.path.length ? 'empty directory' : 'nothing was read (see the note)';
+    } else {
+      empty = 'no rows';
+    }
+  }
+  let footer: Footer | null = null;
+  if (collapsible) {
+    if (collapsed) {
+      const parts: string[] = [];
+      const hidden = rows.length - shown;
+      if (hidden) {
+        parts.push(`${hidden} same row${hidden === 1 ? '' : 's'} hidden`);
+      }
+      if (folded) {
+        const n = lines.filter(ln => ln.kind === 'group').length;
+        parts.push(`${folded} alike rows folded into ${n} lines`);
+      }
+      footer = { text: parts.join('; '), action: `show all ${rows.length} rows` };
+    } else {
+      footer = { text: '', action: 'collapse to the differences' };
+    }
+  }
+  return {
+    title: levelTitle(p, state.path),
+    headline: state.path.length ? null : p.headline || null,
+    summary: summaryText(p, summary),
+    legend: legendText(p),
+    note: noteText(p),
+    lines,
+    empty,
+    footer,
+    collapsed
+  };
+}
+
+/** One line as a test reads it: model.line_text(). */
+export function lineText(line: Line, both: boolean): string {
+  if (line.kind === 'group') {
+    return `group: ${line.mark} | ${line.key} | ${line.text}`;
+  }
+  const cells = [line.first ? line.mark : '', line.first ? line.key : ''];
+  if (both) {
+    cells.push(line.side);
+  }
+  for (const v of line.values) {
+    cells.push(v.map(([t, hl]) => (hl ? `«${t}»` : t)).join(''));
+  }
+  cells.push(line.note);
+  return cells.join(' | ');
+}
+
+/** Sorting (this renderer only): what a column sorts by. */
+export type SortColumn = { kind: 'status' } | { kind: 'key' } | { kind: 'value'; name: string };
+export interface Sort {
+  column: SortColumn;
+  descending: boolean;
+}
+
+function sortValue(row: Row, column: SortColumn): string | number | null {
+  switch (column.kind) {
+    case 'status':
+      return STATUSES.indexOf(row.status);
+    case 'key':
+      return row.key;
+    default: {
+      const values = row.cell ?? row.host ?? {};
+      const v = values[column.name];
+      return v === undefined ? null : v;
+    }
+  }
+}
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+function compareValues(a: string | number | null, b: string | number | null): number {
+  if (a === null || a === '') {
+    return b === null || b === '' ? 0 : 1; // empty values last
+  }
+  if (b === null || b === '') {
+    return -1;
+  }
+  if (typeof a === 'number' && typeof b === 'number') {
+    return a - b;
+  }
+  return collator.compare(String(a), String(b));
+}
+
+/** The display's row lines in sorted order (stable; folded groups are unfolded first by
+ * the caller: sorting works on rows, not runs). */
+export function sortLines(lines: Line[], sort: Sort | null): Line[] {
+  if (!sort) {
+    return lines;
+  }
+  const sign = sort.descending ? -1 : 1;
+  const blocks: RowLine[][] = [];
+  for (const ln of lines) {
+    if (ln.kind !== 'row') {
+      continue;
+    }
+    if (ln.first) {
+      blocks.push([ln]);
+    } else {
+      blocks[blocks.length - 1].push(ln);
+    }
+  }
+  return blocks
+    .map((block, i) => ({ block, i }))
+    .sort((x, y) => {
+      const c = compareValues(
+        sortValue(x.block[0].row, sort.column),
+        sortValue(y.block[0].row, sort.column)
+      );
+      return c !== 0 ? sign * c : x.i - y.i;
+    })
+    .flatMap(x => x.block);
+}

@@ -1,0 +1,120 @@
+/* Generated from kernel/rootfs_kernel/views/compare.schema.json by
+   scripts/schema-types.mjs (npm run schema); do not edit by hand. */
+
+/**
+ * One %show comparison: the data of application/vnd.rootfs-kernel.compare+json, version 2. The kernel writes it (kernel/rootfs_kernel/views/payload.py); the kernel's HTML, text and widget and the JupyterLab renderer (extension/src/) all render it through the same display model (views/model.py, extension/src/model.ts), checked by the golden fixtures in tests/fixtures/payloads/. A new view kind is one entry in $defs.kinds (its value columns) plus one line in allOf.
+ */
+export type ComparePayload = {
+  [k: string]: unknown;
+} & {
+  /**
+   * Bumped whenever the shape changes. Version 1 payloads (saved by older kernels) are upgraded by the renderer.
+   */
+  version: 2;
+  kind: Kind;
+  title: string;
+  /**
+   * One line that says what the cell did, above the table (mounts).
+   */
+  headline?: string | null;
+  /**
+   * The cell first; the second is what it is compared with (the host, or the image before the cell). One side: a one-sided view (changes).
+   *
+   * @minItems 1
+   * @maxItems 2
+   */
+  sides: [Side] | [Side, Side];
+  key: Column;
+  columns: Column[];
+  /**
+   * @minItems 1
+   */
+  legend: [LegendEntry, ...LegendEntry[]];
+  rows: Row[];
+  summary: Summary;
+  groups?: Group[];
+  /**
+   * A snapshot was cut (budget or depth).
+   */
+  truncated: boolean;
+  /**
+   * Why and where it was cut, shown under the table.
+   */
+  note: string | null;
+  notes?: SideTexts;
+  /**
+   * Listings: the directory listed on each side (host null when the other side is the image).
+   */
+  paths?: {
+    cell?: string | null;
+    host?: string | null;
+  };
+};
+export type Kind = 'mounts' | 'listing' | 'changes' | 'ns';
+export type Status = 'same' | 'only-cell' | 'only-host' | 'differs';
+export type Value = string | number | null;
+
+export interface Side {
+  name: 'cell' | 'host';
+  label: string;
+}
+export interface Column {
+  name: string;
+  label: string;
+  /**
+   * The value is a list joined by this separator: only the parts that differ are highlighted, and long values wrap after it.
+   */
+  split?: string;
+}
+export interface LegendEntry {
+  status: Status;
+  mark: string;
+  text: string;
+}
+/**
+ * cell: the cell's values (absent when only on the other side). host: the other side's (absent when only in the cell, and for 'same' rows, whose values are the cell's). differs: the columns whose values differ.
+ */
+export interface Row {
+  key: string;
+  status: Status;
+  cell?: Values;
+  host?: Values;
+  differs?: string[];
+  /**
+   * Why, in words: what differs inside a directory, a covered mount, a side not read.
+   */
+  note?: string;
+  contents_differ?: true;
+  children?: Level;
+}
+/**
+ * Column name -> value.
+ */
+export interface Values {
+  [k: string]: Value;
+}
+export interface Level {
+  rows: Row[];
+  summary: Summary;
+  groups?: Group[];
+}
+export interface Summary {
+  same: number;
+  'only-cell': number;
+  'only-host': number;
+  differs: number;
+  total: number;
+}
+/**
+ * A run of sibling rows that differ the same way: rows[start : start + count], folded into one line while the table is collapsed.
+ */
+export interface Group {
+  start: number;
+  count: number;
+  label: string;
+  text: string;
+}
+export interface SideTexts {
+  cell?: string;
+  host?: string;
+}

@@ -1,0 +1,89 @@
+/**
+ * The renderer's display model against the golden payloads the kernel's tests use too
+ * (tests/fixtures/payloads/*.json, written by make.py there): the same title, headline,
+ * summary, legend, note, footer and lines, so the two renderers cannot disagree.
+ * Run by `npm test` (node --test, no browser).
+ */
+
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+
+import { display, lineText, sortLines, twoSided } from '../src/model';
+import { PayloadError, checkPayload } from '../src/payload';
+
+const GOLDEN = resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'payloads');
+const files = readdirSync(GOLDEN).filter(f => f.endsWith('.json')).sort();
+
+interface GoldenView {
+  state: { path: string[]; query: string; differences_only: boolean; expanded: boolean };
+  title: string;
+  headline: string | null;
+  summary: string;
+  legend: string;
+  note: string | null;
+  empty: string | null;
+  footer: { text: string; action: string } | null;
+  lines: string[];
+}
+
+test('there are golden payloads to check', () => {
+  assert.ok(files.length >= 5, `found ${files.length} in ${GOLDEN}`);
+});
+
+for (const file of files) {
+  const golden = JSON.parse(readFileSync(join(GOLDEN, file), 'utf8'));
+  test(`golden ${file}`, () => {
+    const p = checkPayload(golden.payload);
+    golden.views.forEach((v: GoldenView, i: number) => {
+      const d = display(p, {
+        path: v.state.path,
+        query: v.state.query,
+        differencesOnly: v.state.differences_only,
+        expanded: v.state.expanded
+      });
+      const got = {
+        title: d.title,
+        headline: d.headline,
+        summary: d.summary,
+        legend: d.legend,
+        note: d.note,
+        empty: d.empty,
+        footer: d.footer,
+        lines: d.lines.map(ln => lineText(ln, twoSided(p)))
+      };
+      const { state: _state, ...want } = v;
+      void _state;
+      assert.deepEqual(got, want, `${file}, view ${i}`);
+    });
+  });
+}
+
+test('an unknown version is refused with a message that says what to do', () => {
+  const golden = JSON.parse(readFileSync(join(GOLDEN, 'ns.json'), 'utf8'));
+  assert.throws(
+    () => checkPayload({ ...golden.payload, version: 3 }),
+    (e: unknown) => e instanceof PayloadError && /version 3/.test(e.message) && /install/.test(e.message)
+  );
+  assert.throws(() => checkPayload([]), PayloadError);
+  assert.throws(
+    () => checkPayload({ ...golden.payload, rows: [{ key: 'x', status: 'gone' }] }),
+    PayloadError
+  );
+});
+
+test('sorting keeps the two lines of a differing row together', () => {
+  const golden = JSON.parse(readFileSync(join(GOLDEN, 'ns.json'), 'utf8'));
+  const p = checkPayload(golden.payload);
+  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false });
+  const sorted = sortLines(d.lines, { column: { kind: 'key' }, descending: true });
+  const keys = sorted.filter(ln => ln.kind === 'row' && ln.first).map(ln => ln.kind === 'row' ? ln.row.key : '');
+  assert.deepEqual(keys, [...keys].sort().reverse());
+  sorted.forEach((ln, i) => {
+    if (ln.kind === 'row' && !ln.first) {
+      const prev = sorted[i - 1];
+      assert.ok(prev.kind === 'row' && prev.row === ln.row);
+    }
+  });
+});

@@ -1,0 +1,216 @@
+"""The display model: (payload, view state) -> the lines every rendering shows.
+
+text.py, html.py and the widget draw this model; the JupyterLab renderer has the same
+functions in TypeScript (extension/src/model.ts). The golden fixtures in
+tests/fixtures/payloads/ hold the expected lines of each, as written by line_text(), and
+both test suites compare against them, so the two cannot disagree.
+
+A long table (more than COLLAPSE_OVER rows at its level, with "same" rows to hide or
+runs of alike rows to fold) starts collapsed: its differences only, each run folded into
+one line, and "show all N rows" to unfold. A filter searches every row, unfolded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .payload import MARKS, level, side_values
+
+COLLAPSE_OVER = 20
+
+
+@dataclass(frozen=True)
+class State:
+    path: Sequence[str] = field(default_factory=tuple)
+    query: str = ""
+    differences_only: bool = False
+    expanded: bool = False
+
+
+def fmt(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def two_sided(payload: dict) -> bool:
+    return len(payload["sides"]) == 2
+
+
+def side_label(payload: dict, side: str) -> str:
+    if side == "both":
+        return "both"
+    return next((s["label"] for s in payload["sides"] if s["name"] == side), side)
+
+
+def marks(payload: dict) -> dict[str, str]:
+    return {**MARKS, **{e["status"]: e["mark"] for e in payload["legend"]}}
+
+
+def key_label(row: dict) -> str:
+    """Key as displayed: directories that can be opened end with '/'."""
+    return f"{row['key']}/" if "children" in row else fmt(row["key"])
+
+
+def line_sides(row: dict, both: bool) -> list[str]:
+    status = row["status"]
+    if not both:
+        return ["cell"]
+    return {"same": ["both"], "only-cell": ["cell"], "only-host": ["host"]}.get(
+        status, ["cell", "host"])
+
+
+def segments(row: dict, column: dict, side: str) -> list[list]:
+    """One value as [text, highlighted] parts: a split column highlights only its parts
+    that the other side lacks; another column is highlighted whole when it differs."""
+    values = side_values(row, "cell" if side == "both" else side) or {}
+    text = fmt(values.get(column["name"]))
+    if column["name"] not in row.get("differs", ()):
+        return [[text, False]]
+    sep = column.get("split")
+    if not sep or row["status"] != "differs":
+        return [[text, True]]
+    other = side_values(row, "host" if side == "cell" else "cell") or {}
+    theirs = set(fmt(other.get(column["name"])).split(sep))
+    out: list[list] = []
+    for i, part in enumerate(text.split(sep)):
+        if i:
+            out.append([sep, False])
+        out.append([part, part not in theirs])
+    return out
+
+
+def row_text(payload: dict, row: dict) -> str:
+    """What a filter searches: the key, every value, the side labels and the note."""
+    parts = [fmt(row["key"])]
+    for side in ("cell", "host"):
+        values = row.get(side)
+        if values:
+            parts.extend(str(v) for v in values.values() if v is not None)
+    parts.extend(side_label(payload, s) for s in line_sides(row, two_sided(payload)))
+    if row.get("note"):
+        parts.append(row["note"])
+    return "\0".join(parts).lower()
+
+
+def summary_text(payload: dict, summary: dict) -> str:
+    return ", ".join(f"{summary[e['status']]} {e['text']}" for e in payload["legend"])
+
+
+def legend_text(payload: dict) -> str:
+    return "legend: " + "   ".join(
+        f"{e['mark'] if e['mark'].strip() else '(blank)'} {e['text']}" for e in payload["legend"])
+
+
+def level_title(payload: dict, path: Sequence[str]) -> str:
+    """The payload's title, plus the opened subdirectory when not at the top."""
+    return f"{payload['title']}, in {'/'.join(path)}/" if path else payload["title"]
+
+
+def note_text(payload: dict) -> str | None:
+    if payload.get("note"):
+        return f"note: {payload['note']}"
+    return "note: a snapshot was truncated; not every entry is shown" \
+        if payload.get("truncated") else None
+
+
+def _row_lines(payload: dict, row: dict, mark: str) -> list[dict]:
+    both = two_sided(payload)
+    sides = line_sides(row, both)
+    return [{"kind": "row", "status": row["status"], "mark": mark, "key": key_label(row),
+             "side": side_label(payload, side) if both else "",
+             "values": [segments(row, c, side) for c in payload["columns"]],
+             "note": fmt(row.get("note")) if i == 0 else "", "first": i == 0,
+             "span": len(sides), "row": row}
+            for i, side in enumerate(sides)]
+
+
+def display(payload: dict, state: State = State(), max_lines: int | None = None) -> dict:
+    """The lines of one level of a payload in one state, with every text around them.
+
+    `max_lines` builds only the first lines (a static copy shows no more); the counts,
+    footer and `total_lines` still cover every line."""
+    node = level(payload, state.path)
+    rows = node["rows"]
+    summary = node["summary"]
+    groups = node.get("groups") or []
+    query = state.query.strip().lower()
+    collapsible = len(rows) > COLLAPSE_OVER and (summary["same"] > 0 or bool(groups))
+    collapsed = collapsible and not state.expanded and not query
+    hide_same = state.differences_only or collapsed
+    folds = {g["start"]: g for g in groups} if collapsed else {}
+    mark = marks(payload)
+    room = len(rows) * 2 if max_lines is None else max_lines
+
+    lines: list[dict] = []
+    total = shown = folded = n_groups = 0
+    i = 0
+    while i < len(rows):
+        row = rows[i]
+        g = folds.get(i)
+        if g is not None:
+            if total < room:
+                lines.append({"kind": "group", "status": row["status"],
+                              "mark": mark[row["status"]], "key": g["label"],
+                              "text": g["text"], "count": g["count"]})
+            total += 1
+            n_groups += 1
+            shown += g["count"]
+            folded += g["count"]
+            i += g["count"]
+            continue
+        i += 1
+        if (hide_same and row["status"] == "same") or (query and query not in
+                                                        row_text(payload, row)):
+            continue
+        shown += 1
+        if total < room:
+            lines.extend(_row_lines(payload, row, mark[row["status"]]))
+        total += 1 if row["status"] != "differs" or len(payload["sides"]) == 1 else 2
+
+    empty = None
+    if not total:
+        if query or state.differences_only:
+            empty = "no matching rows"
+        elif collapsed:
+            empty = f"no differences: the {len(rows)} rows are the same"
+        elif payload["kind"] == "listing":
+            empty = "empty directory" if not payload.get("note") or state.path else \
+                "nothing was read (see the note)"
+        else:
+            empty = "no rows"
+    footer = None
+    if collapsible:
+        if collapsed:
+            parts = []
+            if len(rows) - shown:
+                n = len(rows) - shown
+                parts.append(f"{n} same row{'' if n == 1 else 's'} hidden")
+            if folded:
+                parts.append(f"{folded} alike rows folded into {n_groups} lines")
+            footer = {"text": "; ".join(parts), "action": f"show all {len(rows)} rows"}
+        else:
+            footer = {"text": "", "action": "collapse to the differences"}
+    return {
+        "title": level_title(payload, state.path),
+        "headline": None if state.path else payload.get("headline") or None,
+        "summary": summary_text(payload, summary),
+        "legend": legend_text(payload),
+        "note": note_text(payload),
+        "lines": lines,
+        "total_lines": total,
+        "empty": empty,
+        "footer": footer,
+        "collapsed": collapsed,
+    }
+
+
+def line_text(line: dict, both: bool) -> str:
+    """One line as a test reads it: cells joined by " | ", highlighted parts in «»."""
+    if line["kind"] == "group":
+        return f"group: {line['mark']} | {line['key']} | {line['text']}"
+    cells = [line["mark"] if line["first"] else "", line["key"] if line["first"] else ""]
+    if both:
+        cells.append(line["side"])
+    cells += ["".join(f"«{t}»" if hl else t for t, hl in v) for v in line["values"]]
+    cells.append(line["note"])
+    return " | ".join(cells)
