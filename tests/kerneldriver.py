@@ -21,6 +21,7 @@ class Result:
     stderr: str = ""
     errors: list[dict] = field(default_factory=list)
     displays: list[dict] = field(default_factory=list)
+    updates: list[dict] = field(default_factory=list)    # update_display_data contents
     stream_times: list[tuple[float, str]] = field(default_factory=list)
     closed_comms: list[str] = field(default_factory=list)
     elapsed: float = 0.0
@@ -62,6 +63,8 @@ class KernelDriver:
                 res.errors.append(content)
             elif kind in ("display_data", "execute_result"):
                 res.displays.append(content)
+            elif kind == "update_display_data":
+                res.updates.append(content)
             elif kind == "comm_close":
                 res.closed_comms.append(content["comm_id"])
         while True:

@@ -47,8 +47,14 @@ def test_export_with_keep_includes_the_kept_changes(kernel, image_name):
 def test_image_build_shows_a_progress_bar(kernel, image_name):
     res = kernel.ok(f"%image {image_name} --build busybox\nbusybox true && echo built")
     assert res.stdout == "built\n"
-    assert any("application/vnd.jupyter.widget-view+json" in d["data"] and
-               "building image" in d["data"]["text/plain"] for d in res.displays)
+    bars = [d for d in res.displays if "application/vnd.jupyter.widget-view+json" in d["data"]]
+    assert len(bars) == 1 and bars[0]["transient"]["display_id"]
+    # When the build is over the widget is replaced, under the same display id, by a
+    # static line: a reopened notebook shows it instead of a missing widget model.
+    (final,) = [u for u in res.updates
+                if u["transient"]["display_id"] == bars[0]["transient"]["display_id"]]
+    assert list(final["data"]) == ["text/plain"]
+    assert final["data"]["text/plain"].startswith(f"image {image_name} ready")
 
 
 def test_unknown_build_kind_is_a_header_error(kernel):
