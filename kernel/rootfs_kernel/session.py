@@ -17,11 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from . import cell, compare
+from .ids import IdRange
 from .images import ImageError, ImageStore
+from .sandbox import cgroups
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Plan, host_plan, plan_for
+from .sandbox.plan import Plan, compile_plan, plan_for
 
 GRACE_SECONDS = 1.0
+# What every container cell gets unless the kernel or the cell says otherwise (README).
+DEFAULT_LIMITS = "pids=1024 memory=2g disk=1g"
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -61,10 +65,16 @@ class Outcome:
 
 class Session:
     def __init__(self, store: ImageStore | None = None, default_limits: str = "",
-                 prepare: bool = True) -> None:
-        # Kernel-wide limits (`pids=512 memory=1g`), under each cell's own %limit line.
-        self.default_limits = dict(cell.parse_limits(default_limits.split()))
-        self.sandbox = SandboxClient(prepare=prepare)
+                 prepare: bool = True, ids: IdRange | None = None) -> None:
+        # Every cell's bounds: the built-in defaults, then the kernel-wide ones
+        # (`pids=512 memory=none`), then each cell's own %limit line. Without a cgroup,
+        # memory is bounded only where someone asked (setrlimit's RLIMIT_AS is per
+        # process and breaks programs that reserve address space).
+        builtin = dict(cell.parse_limits(DEFAULT_LIMITS.split()))
+        if not cgroups.usable():
+            builtin.pop("memory")
+        self.default_limits = {**builtin, **dict(cell.parse_limits(default_limits.split()))}
+        self.sandbox = SandboxClient(prepare=prepare, ids=ids)
         self.sandbox.start()
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -88,9 +98,8 @@ class Session:
             spec = cell.parse(code)
         except cell.HeaderError as err:
             return Outcome(error=Failure.of(err))
-        if self.default_limits and not spec.host:
-            spec = replace(spec, limits=tuple({**self.default_limits,
-                                               **dict(spec.limits)}.items()))
+        if not spec.host:
+            spec = replace(spec, limits=tuple(self._limits(spec).items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
@@ -110,8 +119,9 @@ class Session:
             return replace(out, error=Failure("CompileError", str(err)))
         self.user_env.update(spec.env)
         try:
-            # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
-            wait_exit = spec.host or spec.keep or bool(spec.export) or bool(plan.limits) \
+            # A %keep or %export layer needs the container gone first (its init reports
+            # the cgroup's counters itself).
+            wait_exit = spec.host or spec.keep or bool(spec.export) \
                 or self.keep_image is not None
             run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
@@ -204,6 +214,11 @@ class Session:
                                        str(err)) from None
             raise
 
+    def _limits(self, spec: cell.CellSpec) -> dict[str, float]:
+        """The bounds a cell gets: defaults under its own %limit; KEY=none lifts one."""
+        merged = {**self.default_limits, **dict(spec.limits)}
+        return {k: v for k, v in merged.items() if v is not None}
+
     def _c_source(self) -> str:
         """Where this %%c cell's source goes; its program is the same path without .c."""
         self._c_count += 1
@@ -213,17 +228,22 @@ class Session:
 
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
                          interrupt: asyncio.Event | None) -> list[str]:
-        """%%c: compile on the host (a %%host run of gcc); the plan runs the program."""
+        """%%c: compile with the host's gcc in a container of its own (plan.compile_plan:
+        read-only host tree, only the work directory writable, unprivileged); the cell's
+        plan runs the program."""
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
         flags = shlex.split(spec.c_flags or "")
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
-        compile_spec = cell.CellSpec(script=shlex.join(cmd), host=True)
         workdir = os.path.dirname(source)
-        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir),
-                                     messages.append, messages.append, interrupt=interrupt)
+        plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
+                            self._limits(cell.CellSpec(script="")))
+        run = await self.sandbox.run(plan, messages.append, messages.append,
+                                     interrupt=interrupt)
+        if run.error:
+            raise _CompileError(f"the compiler's container could not be made: {run.error}")
         text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
@@ -246,8 +266,11 @@ class Session:
             if not succeeded:
                 notice(f"the cell failed, so %export {spec.export} saved nothing")
                 return
+            # The cell wrote as its own ids (an unprivileged range in root mode): the
+            # image stores the image's ids.
             image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
                                             spec.export, replace=True,
+                                            ids=self.sandbox.context().ids,
                                             progress=self._progress or (lambda _f, _m: None))
             notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
                    f"({len(image.layers)} layers); use it with %image {image.name}")

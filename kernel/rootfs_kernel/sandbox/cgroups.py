@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+CGROUP_LIMITS = ("pids", "memory", "cpu")   # %limit's keys a cgroup enforces (not disk)
 CPU_PERIOD_US = 100_000
 
 
@@ -89,18 +90,10 @@ class CellCgroup:
 
     def verdict(self) -> str | None:
         """Which limit ended (part of) the cell, in words; None when no limit was hit."""
-        notes = []
         mem = self.dirs.get("memory")
-        if mem is not None:
-            oom = _event(mem / ("memory.events" if self.version == 2 else "memory.oom_control"),
-                         "oom_kill")
-            if oom:
-                notes.append(f"the memory limit ({_size(self.limits['memory'])}) ended "
-                             f"{oom} process(es) (OOM kill)")
-        hits = self.pids_max_events()
-        if hits:
-            notes.append(f"the pids limit ({self.limits['pids']}) refused {hits} fork(s)")
-        return "; ".join(notes) or None
+        oom = 0 if mem is None else _event(
+            mem / ("memory.events" if self.version == 2 else "memory.oom_control"), "oom_kill")
+        return verdict(self.limits, self.pids_max_events(), oom)
 
     def remove(self) -> None:
         for d in set(self.dirs.values()):
@@ -108,6 +101,18 @@ class CellCgroup:
                 d.rmdir()
             except OSError:
                 pass
+
+
+def verdict(limits: dict, refused_forks: int, oom_kills: int) -> str | None:
+    """The counters of a cell's cgroup (its init reads them when the script has ended,
+    init.c) -> which limit ended (part of) the cell, in words; None when none was hit."""
+    notes = []
+    if oom_kills and "memory" in limits:
+        notes.append(f"the memory limit ({_size(limits['memory'])}) ended {oom_kills} "
+                     "process(es) (OOM kill)")
+    if refused_forks and "pids" in limits:
+        notes.append(f"the pids limit ({limits['pids']}) refused {refused_forks} fork(s)")
+    return "; ".join(notes) or None
 
 
 def rlimits_for(limits: dict) -> dict[str, int]:
@@ -150,6 +155,14 @@ def join(procs_files: list[str]) -> None:
     for path in procs_files:
         with open(path, "w") as f:
             f.write(me)
+
+
+def usable() -> bool:
+    """Can this process make a cell's cgroup (delegated v2, or root with v1's memory
+    controller)? Only a guess until one is made: CellCgroup.create says for sure."""
+    if _v2_base() is not None:
+        return True
+    return os.access(ROOT / "memory", os.W_OK) and os.access(ROOT / "pids", os.W_OK)
 
 
 def _v2_base() -> Path | None:

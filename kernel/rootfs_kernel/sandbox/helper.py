@@ -39,6 +39,7 @@ from pathlib import Path
 from . import protocol, report, wire
 from . import syscalls as sc
 from .cgroups import (
+    CGROUP_LIMITS,
     CellCgroup,
     LimitsUnavailable,
     describe_rlimits,
@@ -126,11 +127,19 @@ class Helper:
         sweep_stale(base)
         sweep_stale_cgroups()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
+        if os.geteuid() == 0:
+            # A cell's root is an unprivileged id (ids.py) that must walk to its root by
+            # path (%root chroot; and the chroot escape reaches the host's / as it does
+            # anywhere): search, not list. The kept layers' own directories stay 0700.
+            for d in (base, self.dir):
+                os.chmod(d, 0o711)
         self.places = Places.under(str(self.dir))
         (self.dir / "cell").mkdir()
         # Where no container may be set up (init.c checks): the host's mount namespace.
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
+        self.warm_count = 0                       # names the prepared containers' cgroups
+        self.said_rlimits = False                 # the setrlimit fallback is said once
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
         # prepared container may then hold a view the next cell must not get.
@@ -190,21 +199,30 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
-    def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:
-        me = os.getpid()
-        group = None
-        facts = wire.HostFacts(self.mnt_ns)
-        if plan.limits:
-            try:
-                group = CellCgroup.create(f"{me}-{cid}", plan.limits)
-                facts = wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()))
-            except LimitsUnavailable as err:
-                # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
-                # process for memory); cpu shares need a cgroup.
-                facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(plan.limits))
+    def _bounds(self, name: str, plan: Plan, cid: int | None) -> tuple[wire.HostFacts,
+                                                                         CellCgroup | None]:
+        """The container's cgroup (made now, joined by its first process) or, where no
+        cgroup can be made, the setrlimit fallback, said once per kernel."""
+        limits = {k: v for k, v in plan.limits.items() if k in CGROUP_LIMITS}
+        if not limits:
+            return wire.HostFacts(self.mnt_ns), None
+        try:
+            group = CellCgroup.create(name, limits)
+            return wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files())), group
+        except LimitsUnavailable as err:
+            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
+            # process for memory); cpu shares need a cgroup.
+            facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(limits))
+            if not self.said_rlimits:
+                self.said_rlimits = True
                 protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
                     f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
-                    f"{'; cpu is not limited' if 'cpu' in plan.limits else ''})")})
+                    f"{'; cpu is not limited' if 'cpu' in limits else ''})")})
+            return facts, None
+
+    def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:
+        me = os.getpid()
+        facts, group = self._bounds(f"{me}-{cid}", plan, cid)
         try:
             pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
         except OSError as err:
@@ -235,19 +253,27 @@ class Helper:
         hands the cell over itself (client.py), or closes the socket, and B exits."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.warm_count += 1
+        # Its own cgroup, made now: the cell it gets is bounded like any other.
+        facts, group = self._bounds(f"{os.getpid()}-w{self.warm_count}", plan, None)
         try:
-            setup = wire.setup_tokens(plan, wire.HostFacts(self.mnt_ns))
-            pid = self._spawn_init(wire.encode_prepared(setup, parent=os.getpid()),
-                                   [null, null, null, null, theirs.fileno()])
+            pid = self._spawn_init(
+                wire.encode_prepared(wire.setup_tokens(plan, facts), parent=os.getpid()),
+                [null, null, null, null, theirs.fileno()])
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         finally:
             os.close(null)
             theirs.close()
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
-        self.prepared[pid] = Prepared(pid, pidfd)
+        self.prepared[pid] = Prepared(pid, pidfd, group)
         with ours:
             protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": setup}, [ours.fileno()])
+                                      "setup": wire.match_key(plan, self.mnt_ns)},
+                          [ours.fileno()])
 
     def _adopt(self, cid: int, pid: int) -> None:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
@@ -258,7 +284,7 @@ class Helper:
                                       "signal": None})
             return
         self.sel.unregister(ready.pidfd)
-        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=None))
+        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=ready.cgroup))
 
     def _stale(self) -> None:
         """The host's mounts changed: no prepared container may run a cell now."""
@@ -275,6 +301,8 @@ class Helper:
         self.sel.unregister(ready.pidfd)
         os.close(ready.pidfd)
         _, status = os.waitpid(pid, 0)
+        if ready.cgroup is not None:
+            ready.cgroup.remove()
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
