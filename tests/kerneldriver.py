@@ -128,6 +128,16 @@ def comm(pid: int) -> str:
         return ""
 
 
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    """Poll until predicate() holds (what another process does takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
 def prepared_containers(kernel_pid: int) -> list[list[int]]:
     """Containers made ahead for the next cell (sandbox/prepared.py), idle: rootfs-init's
     process A, renamed rootfs-warm, with its one child B, also rootfs-warm until its cell
