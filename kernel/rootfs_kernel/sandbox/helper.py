@@ -169,7 +169,8 @@ class Helper:
                 if what.exists():
                     remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving
-            protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err)})
+            protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err),
+                                      "errno": getattr(err, "errno", None)})
         finally:
             for fd in fds:
                 os.close(fd)
