@@ -8,6 +8,7 @@ the sentences a user reads are made here, from the plan the operation came from.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -32,6 +33,16 @@ def describe_error(plan: dict, error: dict) -> str:
     index = error.get("index", -1)
     op = ops[index] if 0 <= index < len(ops) else {}
     if kind == "clone":
+        if err in (errno.EAGAIN, errno.ENOMEM):
+            return (f"cannot start the cell's container ({os.strerror(err)}): the host is out "
+                    "of processes or memory for now (an earlier cell's processes, or another "
+                    "program's, may hold them). Wait for them to end or stop them, then run "
+                    "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
+        if err == errno.ENOSPC:
+            return ("cannot create the cell's namespaces: the host's limit on namespaces "
+                    "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
+                    "...); other containers hold them. Wait for some to end, or raise the "
+                    "limit, then run the cell again")
         return unshare_advice(os.strerror(err))
     if kind == "host-mnt-ns":
         return "refusing to set up a container in the host's mount namespace"
@@ -50,10 +61,28 @@ def describe_error(plan: dict, error: dict) -> str:
     where = f" (header line {op['lineno']})" if op.get("lineno") else ""
     what = {k: v for k, v in op.items() if k in ("op", "source", "target", "fstype", "path")}
     hint = ""
-    if err == 1 and plan.get("rootless"):  # EPERM
-        hint = ("; an ordinary user may only mount filesystems that allow it in a user "
-                "namespace (tmpfs, proc, sysfs with %unshare net, devpts, mqueue, overlay)")
+    if err == errno.EPERM and plan.get("rootless") and op.get("op") == "mount":
+        hint = rootless_mount_hint(str(op.get("fstype")))
     return f"container setup failed at {what}{where}: {os.strerror(err)}{hint}"
+
+
+# What `%mount` may mount when Jupyter runs as an ordinary user (checked on Linux 6.x):
+# the cell's user namespace owns its mount namespace, but the kernel lets it mount only
+# filesystems marked for user namespaces, and some of those only under conditions the
+# container does not meet (a fresh sysfs is refused while the container's /sys hides
+# paths; mqueue and bpf are refused too).
+ROOTLESS_MOUNTS = "tmpfs, ramfs, proc, devpts and overlay, and cgroup2 with %unshare cgroup"
+
+
+def rootless_mount_hint(fstype: str) -> str:
+    if fstype == "cgroup2":
+        return ("; as an ordinary user, cgroup2 mounts only in a cgroup namespace of the "
+                "cell's own: add %unshare mnt,pid,cgroup")
+    if fstype in ("tmpfs", "ramfs", "proc", "devpts", "overlay"):
+        return (f"; an ordinary user's cell may mount {fstype}, but not with these options "
+                "or sources (an overlay layer the user cannot read, say)")
+    return (f"; as an ordinary user, a cell may mount {ROOTLESS_MOUNTS}; {fstype} is refused "
+            "in a user namespace here (run Jupyter as root for it)")
 
 
 def unshare_advice(reason: str) -> str:
