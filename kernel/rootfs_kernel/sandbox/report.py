@@ -32,12 +32,14 @@ def describe_error(plan: dict, error: dict) -> str:
     ops = plan.get("ops") or []
     index = error.get("index", -1)
     op = ops[index] if 0 <= index < len(ops) else {}
+    # No process or memory to start one (at the container's clone, or a fork outside
+    # the setup operations): no fault of the cell's lines.
+    if err == errno.EAGAIN or (err == errno.ENOMEM and (kind == "clone" or not op)):
+        return (f"cannot start the cell's container ({os.strerror(err)}): the host is out "
+                "of processes or memory for now (an earlier cell's processes, or another "
+                "program's, may hold them). Wait for them to end or stop them, then run "
+                "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
     if kind == "clone":
-        if err in (errno.EAGAIN, errno.ENOMEM):
-            return (f"cannot start the cell's container ({os.strerror(err)}): the host is out "
-                    "of processes or memory for now (an earlier cell's processes, or another "
-                    "program's, may hold them). Wait for them to end or stop them, then run "
-                    "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
         if err == errno.ENOSPC:
             return ("cannot create the cell's namespaces: the host's limit on namespaces "
                     "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
