@@ -40,8 +40,8 @@ def install(args: argparse.Namespace) -> int:
             tmp, name, user=args.user, prefix=sys.prefix if args.sys_prefix else args.prefix)
     print(f"installed kernelspec {name!r} in {dest}")
     if args.locked:
-        print("its cells reach the host through no line (%%host, %root none, %bind and "
-              "%propagation shared are refused); remove the unlocked kernelspec if it "
+        print("its cells reach the host through no line (%%host, %root none, %bind, "
+              "%propagation shared and %show ls are refused); remove the unlocked kernelspec if it "
               f"must not be offered next to it: `jupyter kernelspec remove {KERNEL_NAME}`")
     return 0
 

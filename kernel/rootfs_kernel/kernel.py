@@ -58,7 +58,7 @@ class RootfsKernel(Kernel):
         os.environ.get("ROOTFS_KERNEL_HOST_ACCESS", "1").strip().lower()
         not in ("0", "false", "no", "off"), config=True,
         help="Allow the lines that reach the host (%%host, %root none, %bind, "
-             "%propagation shared). Off: a locked kernel for shared machines, which "
+             "%propagation shared, %show ls). Off: a locked kernel for shared machines, which "
              "refuses them with a message; plain cells run unchanged. Also "
              "$ROOTFS_KERNEL_HOST_ACCESS=0, or the kernelspec of `rootfs-kernel install "
              "--locked`.")
