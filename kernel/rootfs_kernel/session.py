@@ -96,6 +96,8 @@ class Session:
             return replace(out, error=(type(err).__name__, str(err)))
         except _CompileError as err:
             return replace(out, error=("CompileError", str(err)))
+        except SandboxError as err:   # the helper died under the compile or a drop
+            return replace(out, error=("SandboxError", self._sandbox_failure(err)))
         self.user_env.update(spec.env)
         try:
             # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
