@@ -74,8 +74,9 @@ def test_no_walk_leaves_the_image(image, code):
     assert {m.rstrip("/").rsplit("/", 1)[-1] for m in found} >= {"etc", "usr", "data"}
 
 
-def test_relative_words_start_at_the_cells_directory_not_the_kernels(image, tmp_path):
-    os.chdir(tmp_path)   # the kernel's working directory holds the marker
+def test_relative_words_start_at_the_cells_directory_not_the_kernels(image, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)   # the kernel's working directory holds the marker
     assert matches(image, "ls ho") == []
     assert matches(image, "cat pa", cwd="/etc") == ["passwd"]
 
