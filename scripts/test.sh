@@ -29,7 +29,12 @@ trap 'rm -rf "$copy"' EXIT
 cp -r "$here/tests" "$here/notebooks" "$here/pyproject.toml" "$copy/"
 chmod -R a+rX "$copy"
 chown -R "$user" "$copy"
+# A 0600 file of root's in the user's home: the security suite checks that no cell of
+# the user's kernel reads it (the user cannot make one itself).
+home=$(getent passwd "$user" | cut -d: -f6)
+"$venv/bin/python" "$here/tests/security/hostmarkers.py" place-root-marker "$home" "$(id -u "$user")"
+trap 'rm -rf "$copy"; rm -f "$home/.rootfs-root-marker" "$home/.rootfs-root-marker.id"' EXIT
 cd "$copy"
-runuser -u "$user" -- env -i HOME="/home/$user" PATH="$venv/bin:/usr/bin:/bin" \
+runuser -u "$user" -- env -i HOME="$home" PATH="$venv/bin:/usr/bin:/bin" \
   LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly" "$@" \
-  tests/kernel tests/notebook tests/notebooks tests/api tests/reliability
+  tests/kernel tests/notebook tests/notebooks tests/api tests/reliability tests/security

@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 ROOT_MODES = ("pivot", "chroot", "none")
@@ -21,6 +22,29 @@ SHOW_KINDS = ("mounts", "ls", "changes", "ns")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
+# What no program can be handed: NUL ends a C string (an argument, an environment
+# string, a token of the NUL-joined hand-over to a prepared container), and a surrogate
+# outside surrogateescape's U+DC80-U+DCFF (undecodable bytes of a file name) has no
+# byte form at all. Refused where the user's text enters, not where it breaks.
+_UNCARRIABLE = re.compile("[\x00\ud800-\udc7f]")
+# A header line also refuses the other control characters (a tab separates words): in
+# a path or a value they are a paste accident or an attempt to forge output.
+_HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udc7f]")
+_INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+# Linux takes at most 32 pages (MAX_ARG_STRLEN, 128 KiB) in one argument or environment
+# string, NUL included, and about a quarter of the stack (ARG_MAX, 2 MiB by default)
+# for all of them together: the script, the setup and the environment share that.
+MAX_ARG_STRLEN = 128 * 1024
+MAX_ENV_TOTAL = 1 << 20
+# Images a kernel makes by name: a cell's image of the same name would shadow them.
+BUILT_IN_IMAGES = ("minimal", "busybox", "debian")
+
+
+def visible(text: str, limit: int = 160) -> str:
+    """`text` fit for a message: control characters escaped, long text shortened."""
+    shown = _INVISIBLE.sub(lambda m: ascii(m.group(0))[1:-1], text)
+    return shown if len(shown) <= limit else shown[:limit] + f"... ({len(text)} characters)"
+
 
 class HeaderError(ValueError):
     """A header line is wrong. The message names the line and what was expected."""
@@ -28,7 +52,7 @@ class HeaderError(ValueError):
     def __init__(self, lineno: int, line: str, problem: str, usage: str | None = None):
         self.lineno, self.line, self.problem, self.usage = lineno, line, problem, usage
         hint = f"\n  expected: {usage}" if usage else ""
-        super().__init__(f"line {lineno}: `{line.strip()}`: {problem}{hint}")
+        super().__init__(f"line {lineno}: `{visible(line.strip())}`: {problem}{hint}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,7 @@ class CellSpec:
     build: str | None = None      # %image NAME --build [KIND]: build NAME from KIND if missing
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
+    export_replace: bool = False  # %export NAME --replace: NAME may exist already
 
 
 @dataclass(frozen=True)
@@ -126,8 +151,20 @@ def _p_image(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
 
 
 def _p_export(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
-    (name,) = args
-    return replace(spec, export=_image_name(name), export_lineno=lineno)
+    name, *rest = args
+    if rest not in ([], ["--replace"]):
+        raise TypeError
+    replacing = rest == ["--replace"]
+    if name in BUILT_IN_IMAGES and not replacing:
+        raise ValueError(
+            f"{name} is a built-in image (the kernel makes it by that name"
+            f"{'; every new kernel starts from it' if name == 'minimal' else ''}), and "
+            f"%export {name} would shadow it: save under a name of your own, e.g. "
+            f"`%export my-{name}` then `%image my-{name}` (or, to replace it on purpose, "
+            f"`%export {name} --replace`; `rootfs-kernel image rm {name}` brings the "
+            "built-in back)")
+    return replace(spec, export=_image_name(name), export_lineno=lineno,
+                   export_replace=replacing)
 
 
 def _p_root(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -190,8 +227,32 @@ def _p_env(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     assignment = " ".join(args)  # `%env A=hello world` means what it says
     name, eq, value = assignment.partition("=")
     if not eq or not _ENV_NAME.match(name):
-        raise ValueError(f"expected NAME=VALUE with a shell variable name, got {assignment!r}")
+        raise ValueError("expected NAME=VALUE with a shell variable name, got "
+                         f"{visible(assignment)!r}")
+    size = env_size(name, value)
+    if size > MAX_ARG_STRLEN:
+        raise ValueError(
+            f"{name}=... is {size} bytes, and Linux hands a program at most "
+            f"{MAX_ARG_STRLEN} bytes (128 KiB) in one environment string: every later "
+            "cell would fail to start. Put a value this long in a file instead (a cell "
+            "with %keep, or %export, keeps it for later cells)")
     return replace(spec, env=spec.env + ((name, value),))
+
+
+def _check_env_total(spec: CellSpec, earlier: Mapping[str, str], line: str,
+                     lineno: int) -> None:
+    total = sum(env_size(k, v) for k, v in {**earlier, **dict(spec.env)}.items())
+    if total > MAX_ENV_TOTAL:
+        raise HeaderError(lineno, line, (
+            f"with it, the variables set by %env would take {total} bytes; the kernel keeps "
+            f"them under {MAX_ENV_TOTAL} (1 MiB) so that a cell's script, setup and "
+            "environment fit in what Linux hands a starting program (ARG_MAX): put large "
+            "values in a file instead"))
+
+
+def env_size(name: str, value: str) -> int:
+    """Bytes `NAME=VALUE` takes in a program's environment (its NUL included)."""
+    return len(f"{name}={value}".encode("utf-8", "surrogateescape")) + 1
 
 
 def _p_shell(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -305,8 +366,9 @@ MAGICS: dict[str, Magic] = {
               "show its mount table, a listing, its changes or its namespaces next to the "
               "host's (ls PATH: next to the image before the cell; with HOST_PATH: next to "
               "that host path).", _p_show),
-        Magic("export", "%export NAME", "Save the cell's resulting root filesystem (image plus "
-              "this cell's changes) as image NAME, like docker commit.", _p_export),
+        Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
+              "filesystem (image plus this cell's changes) as image NAME, like docker "
+              "commit; --replace overwrites an existing image NAME.", _p_export),
         Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
               "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
               "write (disk); every cell has pids=1024 memory=2g disk=1g unless the kernel "
@@ -330,27 +392,114 @@ def help_text() -> str:
     )
 
 
-def parse(code: str) -> CellSpec:
-    """Split a cell into its header lines and script, or raise HeaderError."""
+def parse(code: str, *, host_access: bool = True,
+          env: Mapping[str, str] | None = None) -> CellSpec:
+    """Split a cell into its header lines and script, or raise HeaderError.
+
+    With host_access=False (a locked kernel) every line that reaches the host
+    (HOST_ACCESS_LINES) is refused. `env`: the variables earlier cells set with %env,
+    so that a %env line that would make the whole too large is refused where it is.
+    """
     lines = code.split("\n")
     spec = CellSpec(script="")
     start = 0
     first = lines[0].strip() if lines else ""
-    if first == "%%host":
-        spec, start = replace(spec, host=True), 1
-    elif first == "%%c" or first.startswith("%%c "):
-        spec, start = replace(spec, c_flags=first[3:].strip()), 1
+    if first == "%%host" or first == "%%c" or first.startswith("%%c "):
+        _check_text(lines[0], 1, header=True)
+        if first == "%%host":
+            _check_host_access(host_access, 1, lines[0], "%%host")
+            spec, start = replace(spec, host=True), 1
+        else:
+            spec, start = replace(spec, c_flags=_c_flags(lines[0])), 1
     i = start
     while i < len(lines) and lines[i].lstrip().startswith("%"):
         line = lines[i]
         if spec.host:
             raise HeaderError(i + 1, line, "a %%host cell runs on the host and takes no "
                               "header lines; remove it or drop %%host")
-        spec = _parse_line(spec, line, i + 1)
+        _check_text(line, i + 1, header=True)
+        before = len(spec.env)
+        spec = _parse_line(spec, line, i + 1, host_access)
+        if len(spec.env) > before:
+            _check_env_total(spec, env or {}, line, i + 1)
         i += 1
-    spec = replace(spec, script="\n".join(lines[i:]))
+    script = "\n".join(lines[i:])
+    bad = _UNCARRIABLE.search(script)
+    if bad is not None:  # one search over the script, then find its line
+        n = i + script.count("\n", 0, bad.start())
+        _check_text(lines[n], n + 1, header=False)
+    spec = replace(spec, script=script)
     _check_combinations(spec, lines[start:i], start)
     return spec
+
+
+def _check_text(line: str, lineno: int, header: bool) -> None:
+    """Refuse what cannot reach a program (any line) or has no place in a header line."""
+    m = (_HEADER_UNSAFE if header else _UNCARRIABLE).search(line)
+    if m is None:
+        return
+    char, column = m.group(0), m.start() + 1
+    code = ascii(char)[1:-1]
+    if char == "\x00":
+        problem = (f"a NUL byte (\\x00) at column {column}: no program can be handed one "
+                   "(it ends a C string); remove it" +
+                   ("" if header else " (a script that needs one writes it with printf '\\0')"))
+    elif "\ud800" <= char <= "\udfff":
+        problem = (f"a character with no UTF-8 form ({code}) at column {column}: no program "
+                   "can be handed it; remove it")
+    else:
+        problem = (f"a control character ({code}) at column {column}: header lines take "
+                   "printable text only; remove it")
+    raise HeaderError(lineno, line, problem)
+
+
+def _c_flags(line: str) -> str:
+    """`%%c FLAGS`: the flags must split into words, and the kernel names the program."""
+    flags = line.strip()[3:].strip()
+    try:
+        words = shlex.split(flags)
+    except ValueError as err:
+        raise HeaderError(1, line, f"cannot split the gcc flags into words ({err})",
+                          HOST_USAGE) from None
+    for word in words:
+        if word.startswith(("-o", "--output")):
+            raise HeaderError(1, line, f"{word}: the kernel names the compiled program "
+                              "itself (and runs it in the cell); drop -o", HOST_USAGE)
+    return flags
+
+
+# Each line that reaches the host, and what it grants: a locked kernel refuses them all.
+HOST_ACCESS_LINES = {
+    "%%host": "runs the cell on the host itself, outside any namespace",
+    "%root none": "keeps the host's root filesystem as the cell's",
+    "%bind": "makes a host path visible, and writable, inside the cell",
+    "%propagation shared": "lets the cell's mounts reach the host, with the host's "
+                           "privileges",
+    # Reads only, but as the kernel's user (root in many setups): names, sizes and owners
+    # of any host directory. In the cell itself, `ls -la PATH` shows the cell's side.
+    "%show ls": "lists a host directory next to the cell's, read as the kernel's user",
+}
+
+
+def _host_access_line(name: str, args: list[str]) -> str | None:
+    if name == "bind":
+        return "%bind"
+    if name == "root" and args == ["none"]:
+        return "%root none"
+    if name == "propagation" and args == ["shared"]:
+        return "%propagation shared"
+    if name == "show" and args[:1] == ["ls"]:
+        return "%show ls"
+    return None
+
+
+def _check_host_access(allowed: bool, lineno: int, line: str, which: str | None) -> None:
+    if allowed or which is None:
+        return
+    raise HeaderError(lineno, line, f"this kernel is locked (host access is off): {which} "
+                      f"{HOST_ACCESS_LINES[which]}. Cells of a locked kernel reach the host "
+                      "through no line; work inside the image (%image, %keep, %export), or "
+                      "ask whoever runs this Jupyter for an unlocked kernel")
 
 
 def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
@@ -370,7 +519,7 @@ def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
                               "`%root none` has none; use %root pivot or chroot")
 
 
-def _parse_line(spec: CellSpec, line: str, lineno: int) -> CellSpec:
+def _parse_line(spec: CellSpec, line: str, lineno: int, host_access: bool = True) -> CellSpec:
     text = line.strip()
     if text.startswith("%%"):
         raise HeaderError(lineno, line, "a cell magic (%%host, %%c) must be the first line",
@@ -385,8 +534,9 @@ def _parse_line(spec: CellSpec, line: str, lineno: int) -> CellSpec:
     magic = MAGICS.get(name)
     if magic is None:
         known = ", ".join("%" + n for n in MAGICS)
-        raise HeaderError(lineno, line, f"unknown header line %{name}; known: {known}, "
-                          "%%host, %%c")
+        raise HeaderError(lineno, line, f"unknown header line %{visible(name)}; known: "
+                          f"{known}, %%host, %%c")
+    _check_host_access(host_access, lineno, line, _host_access_line(name, args))
     try:
         return magic.parse(spec, args, lineno)  # type: ignore[operator]
     except (TypeError, ValueError) as err:

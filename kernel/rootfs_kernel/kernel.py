@@ -61,13 +61,22 @@ class RootfsKernel(Kernel):
         help="Root mode: the host ids a cell's root and users are, FIRST:COUNT (default "
              f"{IdRange().first}:{IdRange().count}); a cell's root is never the host's root "
              "(README: What a cell can reach on the host). Also $ROOTFS_KERNEL_ID_RANGE.")
+    host_access = Bool(
+        os.environ.get("ROOTFS_KERNEL_HOST_ACCESS", "1").strip().lower()
+        not in ("0", "false", "no", "off"), config=True,
+        help="Allow the lines that reach the host (%%host, %root none, %bind, "
+             "%propagation shared, %show ls). Off: a locked kernel for shared machines, which "
+             "refuses them with a message; plain cells run unchanged. Also "
+             "$ROOTFS_KERNEL_HOST_ACCESS=0, or the kernelspec of `rootfs-kernel install "
+             "--locked`.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._live_views: collections.deque = collections.deque()
         # `cells`, not `session`: Kernel.session is the wire protocol's.
         self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next,
-                             ids=IdRange.parse(self.id_range) if self.id_range else None)
+                             ids=IdRange.parse(self.id_range) if self.id_range else None,
+                             host_access=self.host_access)
         self._interrupt: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()
@@ -95,6 +104,17 @@ class RootfsKernel(Kernel):
     # -- execution ------------------------------------------------------------------------
     async def do_execute(self, code, silent, store_history=True, user_expressions=None,
                          allow_stdin=False, *, cell_meta=None, cell_id=None):
+        # Every request gets a reply, whatever went wrong below: a front-end waits for it.
+        try:
+            return await self._execute(code, silent)
+        except Exception as err:  # noqa: BLE001 - reported to the user, the kernel goes on
+            self.log.exception("a cell failed inside the kernel")
+            return self._fail("InternalError", (
+                f"the kernel failed while running this cell ({type(err).__name__}: {err}). "
+                "The kernel is still running and the next cell starts afresh; this is a "
+                "bug: please report it with the cell"), silent)
+
+    async def _execute(self, code: str, silent: bool) -> dict:
         self._loop = asyncio.get_running_loop()
         self._interrupt = asyncio.Event()
         out = _Stream(self, "stdout", silent)
@@ -144,23 +164,25 @@ class RootfsKernel(Kernel):
 
     # -- completion ---------------------------------------------------------------------------
     async def do_complete(self, code, cursor_pos):
-        return completion.complete(code, cursor_pos, self._layers_for(code))
+        return completion.complete(code, cursor_pos, *self._layers_for(code))
 
     async def do_is_complete(self, code):
-        return completion.is_complete(code)
+        return completion.is_complete(code, host_access=self.host_access)
 
-    def _layers_for(self, code: str) -> list[str]:
-        """Directories to complete against: the cell's image layers, or the host for none."""
+    def _layers_for(self, code: str) -> tuple[list[str], str]:
+        """What to complete against: the cell's image layers (top first) and its working
+        directory, or the host's / and the kernel's own for the host-access lines."""
         try:
-            spec = cell.parse(code)
+            spec = cell.parse(code, host_access=self.host_access)
         except cell.HeaderError:
             spec = cell.CellSpec(script="")
-        if spec.host or spec.root == "none":
-            return ["/"]
+        if spec.host or spec.root == "none":   # host-access lines: the host's names
+            return ["/"], os.getcwd()
         try:
-            return [str(p) for p in reversed(self.cells.store.get(spec.image).layers)]
+            image = self.cells.store.get(spec.image)
         except ImageError:
-            return []
+            return [], "/"
+        return [str(p) for p in reversed(image.layers)], image.workdir or "/"
 
     async def do_shutdown(self, restart):
         self.cells.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -65,7 +66,8 @@ class Outcome:
 
 class Session:
     def __init__(self, store: ImageStore | None = None, default_limits: str = "",
-                 prepare: bool = True, ids: IdRange | None = None) -> None:
+                 prepare: bool = True, ids: IdRange | None = None,
+                 host_access: bool = True) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
         # (`pids=512 memory=none`), then each cell's own %limit line. Without a cgroup,
         # memory is bounded only where someone asked (setrlimit's RLIMIT_AS is per
@@ -74,6 +76,8 @@ class Session:
         if not cgroups.usable():
             builtin.pop("memory")
         self.default_limits = {**builtin, **dict(cell.parse_limits(default_limits.split()))}
+        # False: a locked kernel, whose parser refuses every line that reaches the host.
+        self.host_access = host_access
         self.sandbox = SandboxClient(prepare=prepare, ids=ids)
         self.sandbox.start()
         self.store = store or ImageStore()
@@ -95,9 +99,13 @@ class Session:
 
         self._progress = progress
         try:
-            spec = cell.parse(code)
+            spec = cell.parse(code, host_access=self.host_access, env=self.user_env)
+            self._check_export(spec)
         except cell.HeaderError as err:
             return Outcome(error=Failure.of(err))
+        if self.sandbox.gone():   # it died between cells: this cell gets a new one
+            how, lost = self._restart_helper()
+            notice(f"the sandbox helper had gone away ({how}); a new one runs this cell{lost}")
         if not spec.host:
             spec = replace(spec, limits=tuple(self._limits(spec).items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
@@ -117,6 +125,8 @@ class Session:
             return replace(out, error=Failure.of(err))
         except _CompileError as err:
             return replace(out, error=Failure("CompileError", str(err)))
+        except SandboxError as err:   # the helper died under the compile or a drop
+            return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         self.user_env.update(spec.env)
         try:
             # A %keep or %export layer needs the container gone first (its init reports
@@ -127,7 +137,7 @@ class Session:
                                          interrupt=interrupt, grace=GRACE_SECONDS,
                                          wait_exit=wait_exit)
         except SandboxError as err:
-            return replace(out, error=Failure.of(SandboxError(f"{err}; restart the kernel")))
+            return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         finally:
             for path in c_files:  # a %%c cell's source and program live for one cell
                 with contextlib.suppress(FileNotFoundError):
@@ -145,9 +155,43 @@ class Session:
         if spec.export:
             try:
                 await self._export(spec, failure is None, notice)
-            except ImageError as err:
+            except (ImageError, OSError) as err:   # OSError: the layer changed under it
                 failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
+
+    # -- the helper --------------------------------------------------------------------------
+    def _restart_helper(self) -> tuple[str, str]:
+        """A new sandbox helper for one that went away (killed by anything): returns how
+        the old one ended, and what went with it (the %keep chain lives in its dir)."""
+        how = self.sandbox.restart()
+        had_keep, self.keep_image = self.keep_image is not None, None
+        return how, (" (the changes kept by %keep went with the old one)" if had_keep else "")
+
+    def _sandbox_failure(self, err: SandboxError) -> str:
+        """What to tell the user when the sandbox could not run the cell."""
+        if self.sandbox.gone():
+            try:
+                how, lost = self._restart_helper()
+            except SandboxError as again:
+                return (f"{err}, and a new one could not be started ({again}); restart "
+                        "the kernel")
+            return (f"the sandbox helper went away ({how}) while this cell ran, so the cell "
+                    f"did not run to its end; a new helper is ready: run the cell again{lost}")
+        if err.errno in (errno.EAGAIN, errno.ENOMEM):
+            return (f"the host could not start the cell's container ({err}): it is out of "
+                    "processes or memory for now (an earlier cell's processes, or another "
+                    "program's, may hold them). Wait for them to end or stop them, then run "
+                    "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
+        return f"the sandbox could not run the cell: {err}"
+
+    def _check_export(self, spec: cell.CellSpec) -> None:
+        """%export NAME of an existing image needs --replace: said before the cell runs."""
+        if spec.export and not spec.export_replace and self.store.exists(spec.export):
+            raise cell.HeaderError(
+                spec.export_lineno, f"%export {spec.export}",
+                f"image {spec.export} exists already: write `%export {spec.export} "
+                "--replace` to replace it, or choose another name (`rootfs-kernel image "
+                "list` shows the names taken)")
 
     # -- planning ---------------------------------------------------------------------------
     async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
@@ -234,7 +278,7 @@ class Session:
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
-        flags = shlex.split(spec.c_flags or "")
+        flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
         workdir = os.path.dirname(source)
@@ -252,6 +296,9 @@ class Session:
             raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
         if text:
             stderr(text.encode())
+        if not os.path.exists(binary):
+            raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped it "
+                                "before linking; drop it")
         os.chmod(binary, 0o755)
         return [source, binary]
 
@@ -269,7 +316,7 @@ class Session:
             # The cell wrote as its own ids (an unprivileged range in root mode): the
             # image stores the image's ids.
             image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
-                                            spec.export, replace=True,
+                                            spec.export, replace=spec.export_replace,
                                             ids=self.sandbox.context().ids,
                                             progress=self._progress or (lambda _f, _m: None))
             notice(f"exported image {image.name}: {spec.image} plus this cell's changes "

@@ -8,7 +8,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rkutil import alive
+from rkutil import KernelDriver, alive
 
 from rootfs_kernel import cell
 
@@ -20,6 +20,9 @@ WORDS = st.sampled_from([
     "private", "slave", "pivot", "chroot", "none", "mnt,pid,net", "user", "x=y", "=", "'", '"',
     "\\", "\x00", "/tmp/\x00x", "é", "容器镜像", "\u202e", "\t", "%", "%%", "%%host", "ls",
     "mounts", "changes", "ns", "A=1", "1A=2", "/a b", "size=10m", "size=999999999999g",
+    # what the wire cannot carry, and controls that could forge output
+    "A=x\x00lock\x000", "\x1b[31m", "\r", "\x7f", "\x01", "/tmp\x1b]0;x\x07", "--replace",
+    "A=" + "x" * 140_000,
 ])
 ARG = st.one_of(WORDS, st.text(max_size=12), st.integers(-10**30, 10**30).map(str),
                 st.floats(allow_nan=True).map(repr))
@@ -79,14 +82,17 @@ def _live_line(name: str, args: list[str]) -> str:
 
 
 LIVE_LINE = st.builds(_live_line, SAFE_NAME, st.lists(WORDS, max_size=3))
+# What a reply may say. Not InternalError (the kernel's own failure) nor SandboxError.
 ERRORS = {"HeaderError", "ContainerError", "ImageError", "LimitExceeded", "ExitStatus",
           "Timeout"}
+REPLY_SECONDS = 30   # "within seconds", with room for a loaded 2-core machine
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(LIVE_LINE, min_size=1, max_size=3))
 def test_live_kernel_answers_every_header_and_stays_alive(rk, lines):
     res = rk.run("\n".join(lines) + "\necho ran", timeout=60)
+    assert res.elapsed < REPLY_SECONDS, res.reply
     if res.ok:
         assert "ran" in res.stdout
     else:
@@ -95,6 +101,43 @@ def test_live_kernel_answers_every_header_and_stays_alive(rk, lines):
             assert res.reply["evalue"].startswith("line "), res.reply
         assert res.reply["evalue"].strip()
     assert rk.ok("echo alive").stdout == "alive\n"
+
+
+C_FLAGS = st.sampled_from([
+    "-O2", "-Wall", "-std=c99", "-DX=1", "-D'X", '-DX="a', "'", '"', "\\", "\x00", "\x1b",
+    "-c", "-E", "-S", "-M", "-x", "c", "-nonsense", "-v", "-o", "-ofile", "--output=x", "-lm",
+    "-static", "-g", "-", "--", "-Werror", "-DMAIN=main",
+])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(C_FLAGS, max_size=4))
+def test_live_c_cells_with_any_flags_get_a_reply(rk, flags):
+    res = rk.run("%%c " + " ".join(flags) + "\nint main(void) { return 0; }", timeout=60)
+    assert res.elapsed < REPLY_SECONDS, res.reply
+    assert res.ok or res.reply["ename"] in ERRORS | {"CompileError"}, res.reply
+    assert res.ok or res.reply["evalue"].strip()
+    assert rk.ok("echo alive").stdout == "alive\n"
+
+
+@pytest.fixture(scope="module")
+def locked_rk():
+    """A locked kernel (no host-access line): any text may be sent to it as a cell."""
+    k = KernelDriver(env={**os.environ, "ROOTFS_KERNEL_HOST_ACCESS": "0"})
+    k.ok("true")
+    yield k
+    k.shutdown()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=120))
+def test_live_any_text_gets_a_reply_in_seconds(locked_rk, text):
+    res = locked_rk.run("%timeout 10\n" + text, timeout=60)
+    assert res.elapsed < REPLY_SECONDS, res.reply
+    assert res.ok or res.reply["ename"] in ERRORS, res.reply
+    if "\x00" in text:   # refused before anything runs (an earlier bad line may come first)
+        assert res.reply["ename"] == "HeaderError" and res.stdout == "", res.reply
+    assert locked_rk.ok("echo alive").stdout == "alive\n"
 
 
 def test_script_larger_than_one_argument_runs(rk):

@@ -114,7 +114,7 @@ class Code:
             return HeaderError(origin or err.lineno, err.line, err.problem, err.usage)
         new = HeaderError(0, err.line, err.problem, err.usage)
         hint = f"\n  expected: {err.usage}" if err.usage else ""
-        new.args = (f"{origin}: `{err.line.strip()}`: {err.problem}{hint}",)
+        new.args = (f"{origin}: `{cell.visible(err.line.strip())}`: {err.problem}{hint}",)
         return new
 
     def origin_of(self, lineno: int) -> str | int:

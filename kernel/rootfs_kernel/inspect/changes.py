@@ -32,13 +32,31 @@ def _is_opaque(dir_fd: int) -> bool:
 
 
 def _in_lower(rel: str, lower_fds: list[int]) -> bool:
+    """Whether `rel` is in the lower layers (top first), looked up as overlayfs does: in
+    each layer name by name, following no symlink, so that a symlink in a layer (one a
+    %keep cell made, say) never leads the lookup out to the host; a whiteout ends it."""
+    parts = rel.split("/")
     for fd in lower_fds:
-        try:
-            os.lstat(rel, dir_fd=fd)
-            return True
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        st = _lstat_beneath(fd, parts)
+        if st is not None:
+            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
     return False
+
+
+def _lstat_beneath(layer_fd: int, parts: list[str]) -> os.stat_result | None:
+    opened: list[int] = []
+    try:
+        at = layer_fd
+        for part in parts[:-1]:   # O_DIRECTORY|O_NOFOLLOW: a symlink here is ENOTDIR
+            at = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=at)
+            opened.append(at)
+        return os.stat(parts[-1], dir_fd=at, follow_symlinks=False)
+    except OSError:
+        return None
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def scan_upper(upper_fd: int, lower_fds: list[int], *, max_entries: int = 5000) -> dict:

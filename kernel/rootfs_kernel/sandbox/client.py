@@ -9,6 +9,7 @@ ends over with the `run` frame and reads the other ends itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import itertools
@@ -34,7 +35,12 @@ DRAIN_SECONDS = 0.2
 
 
 class SandboxError(RuntimeError):
-    """The helper could not be started or went away."""
+    """The helper could not be started, went away, or could not start a container
+    (`errno` then says why, e.g. EAGAIN: no free processes on the host)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 @dataclass
@@ -81,6 +87,7 @@ class SandboxClient:
         self._waiters: dict[int, asyncio.Future] = {}
         self._notices: dict[int, Callable[[bytes], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._gone: str | None = None   # how the helper went away, once it has
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +115,25 @@ class SandboxClient:
             raise SandboxError("the sandbox helper exited at start; see the kernel log") from None
         self.places = Places.from_json(ready["places"])
         self.rootless = ready["rootless"]
+        self._gone = None
+
+    def gone(self) -> str | None:
+        """None while the helper runs; else how it ended (e.g. "killed by SIGKILL")."""
+        if self._gone is None and self.proc is not None and self.proc.poll() is not None:
+            self._gone = _how_it_ended(self.proc.returncode)
+        return self._gone
+
+    def restart(self) -> str:
+        """Replace a helper that went away (killed by anything) with a new one; returns
+        how the old one ended. Its containers, its prepared container and its layers
+        (%keep, %export) went with it. Call from the thread that started the first one."""
+        how = self.gone() or "it stopped answering"
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.close()
+        self._loop = None   # the new socket needs its own reader (_attach)
+        self.start()
+        return how
 
     def context(self, **changes: object) -> Context:
         """What plan.plan_for needs from this sandbox and this process (changes: the
@@ -151,9 +177,14 @@ class SandboxClient:
             msg, fds = protocol.recv(self.sock)
         except protocol.Closed:
             self._loop.remove_reader(self.sock.fileno())
+            if self.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(0.5)   # it is exiting: say how, if it has
+            self._gone = self.gone() or "it closed its socket"
             for fut in self._waiters.values():
                 if not fut.done():
-                    fut.set_exception(SandboxError("the sandbox helper went away"))
+                    fut.set_exception(SandboxError(
+                        f"the sandbox helper went away ({self._gone})"))
             return
         if msg["event"] == "prepared":
             # The next cell's container (prepared.py): ours to use or to close. One asked
@@ -181,7 +212,7 @@ class SandboxClient:
         if msg["event"] == "exited":
             fut.set_result(msg)
         elif msg["event"] == "error":
-            fut.set_exception(SandboxError(msg["message"]))
+            fut.set_exception(SandboxError(msg["message"], msg.get("errno")))
 
     def _drop_prepared(self) -> None:
         """Close our end: the prepared container's init sees EOF and exits."""
@@ -219,7 +250,11 @@ class SandboxClient:
     def send(self, message: dict, fds: list[int] = ()) -> None:
         if self.sock is None:
             raise SandboxError("the sandbox helper is not running")
-        protocol.send(self.sock, message, fds)
+        try:
+            protocol.send(self.sock, message, fds)
+        except (BrokenPipeError, ConnectionResetError):
+            how = self.gone() or "its socket closed"
+            raise SandboxError(f"the sandbox helper went away ({how})") from None
 
     def drop(self, what: str) -> None:
         """Remove the kept ("keep") or exported ("export") upper layer."""
@@ -330,7 +365,8 @@ class SandboxClient:
         if self.prepare and not plan.host and run.error is None and self.sock is not None:
             # The next cell's container is made now: its script is over, so it never
             # competes with this cell's run, and the kernel is still answering.
-            self.send({"op": "prepare", "plan": plan_json, "epoch": self._epoch})
+            with contextlib.suppress(SandboxError):  # a dead helper: the cell says so
+                self.send({"op": "prepare", "plan": plan_json, "epoch": self._epoch})
         if finished is not None:
             await asyncio.gather(readers[0].eof, readers[1].eof)
             if run.status is not None and not finished.done():
@@ -364,6 +400,15 @@ class SandboxClient:
                 run.timed_out = True
                 self.send({"op": "kill", "id": cid})
                 deadline = None
+
+
+def _how_it_ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 def _forward(source: asyncio.Future, target: asyncio.Future) -> None:

@@ -76,7 +76,10 @@ def sweep_stale(base: Path) -> None:
     for entry in base.iterdir():
         pid = entry.name.split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            remove_tree(entry)
+            try:
+                remove_tree(entry)
+            except OSError:   # left for the next sweep: never a reason not to start
+                pass
 
 
 def remove_tree(path: Path) -> None:
@@ -96,6 +99,9 @@ def remove_tree(path: Path) -> None:
         os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
         if os.path.isdir(p) and not os.path.islink(p):
             os.chmod(p, stat.S_IRWXU)
+        if func is os.open:   # a directory rmtree could not enter: now it can
+            shutil.rmtree(p, onerror=fix)
+            return
         func(p)
 
     shutil.rmtree(path, onerror=fix)
@@ -194,7 +200,8 @@ class Helper:
                 if what.exists():
                     remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving
-            protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err)})
+            protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err),
+                                      "errno": getattr(err, "errno", None)})
         finally:
             for fd in fds:
                 os.close(fd)

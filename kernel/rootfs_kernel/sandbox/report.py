@@ -11,6 +11,7 @@ the sentences a user reads are made here, from the plan the operation came from.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -38,7 +39,19 @@ def describe_error(plan: Plan, error: dict) -> str:
     kind, err = error.get("kind"), error.get("errno") or 0
     index = error.get("index", -1)
     op = plan.ops[index] if 0 <= index < len(plan.ops) else None
+    # No process or memory to start one (at the container's clone, or a fork outside
+    # the setup operations): no fault of the cell's lines.
+    if err == errno.EAGAIN or (err == errno.ENOMEM and (kind == "clone" or op is None)):
+        return (f"cannot start the cell's container ({os.strerror(err)}): the host is out "
+                "of processes or memory for now (an earlier cell's processes, or another "
+                "program's, may hold them). Wait for them to end or stop them, then run "
+                "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
     if kind == "clone":
+        if err == errno.ENOSPC:
+            return ("cannot create the cell's namespaces: the host's limit on namespaces "
+                    "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
+                    "...); other containers hold them. Wait for some to end, or raise the "
+                    "limit, then run the cell again")
         return unshare_advice(os.strerror(err))
     if kind == "host-mnt-ns":
         return "refusing to set up a container in the host's mount namespace"
@@ -74,10 +87,28 @@ def describe_error(plan: Plan, error: dict) -> str:
     what = {} if op is None else {"op": op.KIND, **{
         k: getattr(op, k) for k in ("source", "target", "fstype", "path") if k in op.FIELDS}}
     hint = ""
-    if err == 1 and plan.rootless:  # EPERM
-        hint = ("; an ordinary user may only mount filesystems that allow it in a user "
-                "namespace (tmpfs, proc, sysfs with %unshare net, devpts, mqueue, overlay)")
+    if err == errno.EPERM and plan.rootless and op is not None and op.KIND == "mount":
+        hint = rootless_mount_hint(op.fstype)
     return f"container setup failed at {what}{where}: {os.strerror(err)}{hint}"
+
+
+# What `%mount` may mount when Jupyter runs as an ordinary user (checked on Linux 6.x):
+# the cell's user namespace owns its mount namespace, but the kernel lets it mount only
+# filesystems marked for user namespaces, and some of those only under conditions the
+# container does not meet (a fresh sysfs is refused while the container's /sys hides
+# paths; mqueue and bpf are refused too).
+ROOTLESS_MOUNTS = "tmpfs, ramfs, proc, devpts and overlay, and cgroup2 with %unshare cgroup"
+
+
+def rootless_mount_hint(fstype: str) -> str:
+    if fstype == "cgroup2":
+        return ("; as an ordinary user, cgroup2 mounts only in a cgroup namespace of the "
+                "cell's own: add %unshare mnt,pid,cgroup")
+    if fstype in ("tmpfs", "ramfs", "proc", "devpts", "overlay"):
+        return (f"; an ordinary user's cell may mount {fstype}, but not with these options "
+                "or sources (an overlay layer the user cannot read, say)")
+    return (f"; as an ordinary user, a cell may mount {ROOTLESS_MOUNTS}; {fstype} is refused "
+            "in a user namespace here (run Jupyter as root for it)")
 
 
 def unshare_advice(reason: str) -> str:
