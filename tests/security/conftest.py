@@ -12,12 +12,6 @@ import pytest
 from kerneldriver import KernelDriver, children, comm
 
 
-def pending(cls: int | str, *, when: bool = True):
-    """The red team's attack still works: a sandbox fix (issue 13) is due. Strict, so the
-    test turns red the moment the fix lands and the marker must go."""
-    return pytest.mark.xfail(when, strict=True, reason=f"sandbox fix pending: issue 13 class {cls}")
-
-
 @pytest.fixture(scope="module")
 def kernel():
     k = KernelDriver()

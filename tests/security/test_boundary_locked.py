@@ -9,7 +9,6 @@ import os
 
 import hostmarkers as hm
 import pytest
-from conftest import pending
 from kerneldriver import KernelDriver
 
 from rootfs_kernel.cell import HOST_ACCESS_LINES
@@ -66,7 +65,6 @@ def test_locked_kernel_runs_plain_cells_unchanged(locked, tmp_path):
     assert c.stdout == "c ok\n"
 
 
-@pending(9)
 def test_locked_kernel_compiles_c_without_reading_host_files(locked, secret):
     res = locked.run(f'%%c\n#include "{secret.path}"\nint main(void){{return 0;}}', timeout=60)
     secret.assert_unread(hm.texts_of(res))

@@ -629,8 +629,10 @@ static void op_chroot(const struct op_chroot *o) {
 }
 
 static void op_hostname(const struct op_hostname *o) {
-    /* %unshare uts: the cell's own name, so `hostname` shows it is not the host. */
+    /* The cell's own names (its UTS namespace started as a copy of the host's), so
+     * `hostname` shows it is not the host and the host's domain name does not show. */
     CHECK(sethostname(o->name, strlen(o->name)));
+    CHECK(setdomainname(o->domain, strlen(o->domain)));
 }
 
 static void run_op(const struct op *op) {

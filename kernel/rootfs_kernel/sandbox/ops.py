@@ -197,9 +197,11 @@ class Chroot(Op):
 
 @_op("hostname")
 class Hostname(Op):
-    """sethostname(2) in the cell's own UTS namespace."""
+    """sethostname(2) and setdomainname(2) in the cell's own UTS namespace, which starts
+    as a copy of the host's names: neither may show through."""
 
     name: str
+    domain: str = "(none)"
 
 
 # Every cell's plan repeats most of the previous one's operations: the conversions are
