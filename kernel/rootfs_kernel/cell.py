@@ -476,8 +476,9 @@ HOST_ACCESS_LINES = {
     "%propagation shared": "lets the cell's mounts reach the host, with the host's "
                            "privileges",
     # Reads only, but as the kernel's user (root in many setups): names, sizes and owners
-    # of any host directory. In the cell itself, `ls -la PATH` shows the cell's side.
-    "%show ls": "lists a host directory next to the cell's, read as the kernel's user",
+    # of any host directory. `%show ls PATH` alone compares with the image: no host read.
+    "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
+                               "kernel's user",
 }
 
 
@@ -488,8 +489,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%root none"
     if name == "propagation" and args == ["shared"]:
         return "%propagation shared"
-    if name == "show" and args[:1] == ["ls"]:
-        return "%show ls"
+    if name == "show" and args[:1] == ["ls"] and len(args) > 2:
+        return "%show ls PATH HOST_PATH"
     return None
 
 

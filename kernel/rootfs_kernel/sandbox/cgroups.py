@@ -10,6 +10,7 @@ counters when the cell ends to say which limit, if any, ended it.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,12 +96,18 @@ class CellCgroup:
             mem / ("memory.events" if self.version == 2 else "memory.oom_control"), "oom_kill")
         return verdict(self.limits, self.pids_max_events(), oom)
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Remove the cell's cgroup(s); False while a process still leaves them (a cell's
+        init killed with its first process exits a moment later): try again then."""
+        gone = True
         for d in set(self.dirs.values()):
             try:
                 d.rmdir()
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError as err:
+                gone = gone and err.errno != errno.EBUSY
+        return gone
 
 
 def verdict(limits: dict, refused_forks: int, oom_kills: int) -> str | None:

@@ -56,6 +56,8 @@ SNAPSHOT_GRACE = 2.0
 # A cell whose fork attempts keep failing on pids.max for this long is a fork bomb held
 # by its limit: end it rather than let it spin until a timeout that may never come.
 POLL_SECONDS = 0.25
+# A killed container's init leaves its cgroup a moment after the helper reaps it.
+RETIRE_SECONDS = 0.05
 FORK_BOMB_POLLS = 4
 # The helper ignores SIGINT (the kernel's interrupt is for the cell); its cells must not.
 _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -145,6 +147,7 @@ class Helper:
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
         self.warm_count = 0                       # names the prepared containers' cgroups
+        self.retiring: list[CellCgroup] = []      # cgroups whose last process is leaving
         self.said_rlimits = False                 # the setrlimit fallback is said once
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
@@ -234,7 +237,7 @@ class Helper:
             pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
         except OSError as err:
             if group is not None:
-                group.remove()
+                self._retire(group)
             if err.errno != errno.E2BIG:
                 raise
             # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
@@ -245,7 +248,7 @@ class Helper:
             return
         except BaseException:
             if group is not None:
-                group.remove()
+                self._retire(group)
             raise
         self._started(cid, Cell(pid, os.pidfd_open(pid), plan.host, group))
 
@@ -269,7 +272,7 @@ class Helper:
                 [null, null, null, null, theirs.fileno()])
         except BaseException:
             if group is not None:
-                group.remove()
+                self._retire(group)
             raise
         finally:
             os.close(null)
@@ -309,7 +312,7 @@ class Helper:
         os.close(ready.pidfd)
         _, status = os.waitpid(pid, 0)
         if ready.cgroup is not None:
-            ready.cgroup.remove()
+            self._retire(ready.cgroup)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
@@ -364,13 +367,21 @@ class Helper:
         limit = cell.ended_by
         if cell.cgroup is not None:
             limit = limit or cell.cgroup.verdict()
-            cell.cgroup.remove()
+            self._retire(cell.cgroup)
         protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig,
                                   "limit": limit})
+
+    def _retire(self, group: CellCgroup) -> None:
+        """Remove a container's cgroup now, or as soon as its last process has left."""
+        if not group.remove():
+            self.retiring.append(group)
 
     def _timeout(self) -> float | None:
         deadlines = [c.kill_at for c in self.cells.values() if c.kill_at]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if self.retiring:
+            self.retiring = [g for g in self.retiring if not g.remove()]
+            wait = RETIRE_SECONDS if wait is None else min(wait, RETIRE_SECONDS)
         if any(c.cgroup is not None and "pids" in c.cgroup.limits
                for c in self.cells.values()):
             wait = POLL_SECONDS if wait is None else min(wait, POLL_SECONDS)
@@ -398,10 +409,12 @@ class Helper:
 
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for pid in self.prepared:
+        for ready in self.prepared.values():
             # Its B waits on a socket the kernel holds; A's death takes it (PDEATHSIG).
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            os.kill(ready.pid, signal.SIGKILL)
+            os.waitpid(ready.pid, 0)
+            if ready.cgroup is not None:
+                self._retire(ready.cgroup)
         for cid in list(self.cells):
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
@@ -410,7 +423,11 @@ class Helper:
             except ChildProcessError:
                 pass
             if cell.cgroup is not None:
-                cell.cgroup.remove()
+                self._retire(cell.cgroup)
+        deadline = time.monotonic() + SNAPSHOT_GRACE
+        while self.retiring and time.monotonic() < deadline:
+            time.sleep(RETIRE_SECONDS)
+            self.retiring = [g for g in self.retiring if not g.remove()]
         remove_tree(self.dir)
 
 

@@ -358,7 +358,7 @@ static void make_idmap_userns(void) {
     int ready[2];
     CHECK(pipe2(ready, O_CLOEXEC));
     pid_t pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
-    CHECK(pid);
+    if (pid < 0) fail("clone", -1, errno, 0);   /* user namespaces refused: say so */
     if (pid == 0) {
         char c;
         close(ready[1]);
@@ -1062,7 +1062,9 @@ int main(int argc, char **argv) {
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
     if (P.warm) {  /* the helper tells the kernel, once the cell has come */
         uint32_t host_pid = htonl((uint32_t)pid);
-        (void)!write(GO_FD, &host_pid, sizeof host_pid);
+        /* The kernel may have closed its end already (it did not need this one): no
+         * SIGPIPE, A stays to wait for B, which sees the same EOF and exits. */
+        (void)!send(GO_FD, &host_pid, sizeof host_pid, MSG_NOSIGNAL);
         close(GO_FD);
     } else {
         out("{\"init\": %d}\n", (int)pid);
