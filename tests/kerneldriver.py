@@ -128,6 +128,12 @@ def comm(pid: int) -> str:
         return ""
 
 
+def helper_of(k: KernelDriver) -> int:
+    """The kernel's sandbox helper (one per kernel)."""
+    (pid,) = [p for p in children(k.pid) if comm(p) == "rootfs-helper"]
+    return pid
+
+
 def wait_for(predicate, timeout: float = 5.0) -> bool:
     """Poll until predicate() holds (what another process does takes a moment)."""
     deadline = time.monotonic() + timeout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hostmarkers as hm
 import pytest
-from kerneldriver import KernelDriver, children, comm
+from kerneldriver import KernelDriver
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,6 @@ def fresh_kernel():
     k.ok("true")
     yield k
     k.shutdown()
-
-
-def helper_of(k: KernelDriver) -> int:
-    (pid,) = [p for p in children(k.pid) if comm(p) == "rootfs-helper"]
-    return pid
 
 
 @pytest.fixture

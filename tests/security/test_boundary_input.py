@@ -14,8 +14,7 @@ from pathlib import Path
 
 import hostmarkers as hm
 import pytest
-from conftest import helper_of
-from kerneldriver import ROOT, KernelDriver
+from kerneldriver import ROOT, KernelDriver, helper_of
 
 from rootfs_kernel.images import ImageStore
 
