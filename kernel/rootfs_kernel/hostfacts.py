@@ -57,6 +57,10 @@ class Facts:
     root_absolute: bool = False       # / is the namespace's own root mount (initramfs)
     root_shared: bool = True
     proc_masked: tuple[str, ...] = ()  # paths mounted over in /proc
+    runtime_dir: str = ""             # where the helper keeps kept/exported upper layers
+    runtime_fs: str = "tmpfs"         # ... and the filesystem it is on
+    store_dir: str = ""               # the image store
+    store_fs: str = "ext4"
     wsl: bool = False
     cgroups: Cgroups = field(default_factory=Cgroups)
 
@@ -122,7 +126,10 @@ def _cgroups(root: Path, euid: int, mounts: list[Mount]) -> Cgroups:
     v1 = frozenset(c for c in ("pids", "memory", "cpu")
                    if any(m.fstype == "cgroup" and c in m.super_options.split(",")
                           for m in mounts))
-    v1_writable = bool(v1) and euid == 0
+    # A container's runtime mounts them read-only unless it is privileged.
+    v1_writable = euid == 0 and any(
+        m.fstype == "cgroup" and "rw" in m.options.split(",") and c in m.super_options.split(",")
+        for m in mounts for c in v1)
     v2 = next((m.mount_point for m in mounts if m.fstype == "cgroup2"), None)
     own = controllers = subtree = None
     delegated = False
@@ -143,9 +150,27 @@ def _cgroups(root: Path, euid: int, mounts: list[Mount]) -> Cgroups:
                    frozenset((subtree or "").split()), delegated)
 
 
-def read_facts(root: str | Path = "/", euid: int | None = None) -> Facts:
-    """The facts of this host (or of a tree laid out like /proc and /sys under root)."""
+def fs_of(path: str, mounts: list[Mount]) -> str:
+    """The filesystem type of the mount that holds path (longest mount point prefix)."""
+    best = max((m for m in mounts if path == m.mount_point
+                or path.startswith(m.mount_point.rstrip("/") + "/")),
+               key=lambda m: len(m.mount_point), default=None)
+    return best.fstype if best else "unknown"
+
+
+def _default_dirs() -> tuple[str, str]:
+    from .images.store import default_root
+    from .sandbox.helper import runtime_base
+
+    return str(runtime_base()), str(default_root())
+
+
+def read_facts(root: str | Path = "/", euid: int | None = None,
+               dirs: tuple[str, str] | None = None) -> Facts:
+    """The facts of this host (or of a tree laid out like /proc and /sys under root);
+    dirs: the kernel's runtime directory and image store (default: this user's)."""
     root = Path(root)
+    runtime_dir, store_dir = dirs or _default_dirs()
     euid = os.geteuid() if euid is None else euid
     status = _status(root)
     try:
@@ -177,6 +202,8 @@ def read_facts(root: str | Path = "/", euid: int | None = None) -> Facts:
                            or top and top.parent_id == top.mount_id),
         root_shared=bool(top and top.shared is not None),
         proc_masked=tuple(m.mount_point for m in mounts if m.mount_point in PROC_MASKS),
+        runtime_dir=runtime_dir, runtime_fs=fs_of(runtime_dir, mounts),
+        store_dir=store_dir, store_fs=fs_of(store_dir, mounts),
         wsl="microsoft" in release.lower() or "wsl" in release.lower(),
         cgroups=_cgroups(root, euid, mounts),
     )
@@ -250,6 +277,22 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"Linux {f.release}: overlayfs may be mounted in a user namespace from 5.11 on "
             "(some distributions patched it in earlier)",
             "run Jupyter as root, or upgrade to Linux 5.11 or newer")
+    if f.runtime_fs == "overlay":
+        out["runtime-overlay"] = Finding(
+            "runtime-overlay", "runtime directory", False,
+            f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
+            "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
+            "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
+            "at /tmp; Kubernetes: an emptyDir at /tmp), or set XDG_RUNTIME_DIR to a tmpfs",
+            optional=True)
+    if f.store_fs == "overlay":
+        out["store-overlay"] = Finding(
+            "store-overlay", "image store", False,
+            f"{f.store_dir} is on overlayfs (a container's root): the whiteouts that record "
+            "deletions vanish there, so an `%export`ed or imported image brings deleted files "
+            "back",
+            f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)",
+            optional=True)
     if f.root_mount is None:
         out["root-chroot"] = Finding(
             "root-chroot", "root directory", False,
@@ -292,6 +335,9 @@ def _limits(f: Facts) -> Finding:
                    "for cgroups below it (cgroup.subtree_control)")
     elif c.v1 and c.v1_writable:
         return Finding("limits", "limits", True, f"cgroup v1 ({', '.join(sorted(c.v1))})")
+    elif c.v1 and f.euid == 0:
+        why = ("the cgroup v1 controllers are mounted read-only (a container: --privileged "
+               "mounts them writable)")
     elif c.v1:
         why = "the cgroup v1 controllers belong to root"
     else:
@@ -317,8 +363,7 @@ def diagnose(f: Facts) -> list[Finding]:
                            (" (WSL2: / is not shared, cgroups are mixed v1/v2)"
                             if f.wsl else "")))
     if f.container:
-        out.append(Finding("container", "container", True,
-                           f"running in a {f.container} container"))
+        out.append(Finding("runtime", "runtime", True, f"running in a {f.container} container"))
     ok = {
         "userns-limit": f"user.max_user_namespaces = {f.max_user_namespaces}",
         "userns-clone": "kernel.unprivileged_userns_clone = 1",
@@ -330,13 +375,15 @@ def diagnose(f: Facts) -> list[Finding]:
         "root-chroot": f"/ is a mount point ({f.root_mount})",
     }
     for key in ("userns-limit", "userns-clone", "apparmor", "seccomp", "caps", "proc-masks",
-                "overlay", "overlay-userns", "root-chroot", "root-ramfs", "propagation"):
+                "overlay", "overlay-userns", "runtime-overlay", "store-overlay", "root-chroot",
+                "root-ramfs", "propagation"):
         if key in found:
             out.append(found[key])
         elif key in ok and _relevant(key, f):
             name = {"userns-limit": "user namespaces", "userns-clone":
                     "unprivileged user namespaces", "apparmor":
-                    "AppArmor user namespace restriction", "root-chroot": "root directory"}
+                    "AppArmor user namespace restriction", "root-chroot": "root directory",
+                    "caps": "capabilities", "overlay": "overlayfs"}
             out.append(Finding(key, name.get(key, key), True, ok[key]))
     out.append(_limits(f))
     return out
@@ -368,8 +415,8 @@ def explain(f: Facts, kind: str, err: int, op: dict | None = None) -> Finding | 
         return first("userns-limit")
     if kind == "clone" or (kind == "errno" and name is None):
         # Creating the namespaces, mapping ids, or the script's own user namespace.
-        if err == E.EPERM:
-            return first("seccomp", "caps", "userns-clone", "apparmor", "root-chroot")
+        if err == E.EPERM:   # root without CAP_SYS_ADMIN is refused whatever else holds
+            return first("caps", "seccomp", "userns-clone", "apparmor", "root-chroot")
         if err == E.EACCES:
             return first("apparmor")
         return first("userns-clone", "seccomp")
@@ -378,6 +425,12 @@ def explain(f: Facts, kind: str, err: int, op: dict | None = None) -> Finding | 
     if name == "pivot_root" and err == E.EINVAL:
         return first("root-ramfs", "root-chroot")
     if name == "mount" and fstype == "overlay":
+        upper = str((op or {}).get("data", "")).partition("upperdir=")[2].split(",")[0]
+        # A %keep or %export upper layer lives in the runtime directory itself; a plain
+        # cell's lives in the tmpfs each cell mounts over its cell/ directory there.
+        if f.runtime_fs == "overlay" and upper.startswith(f.runtime_dir + "/") \
+                and "/cell/" not in upper:
+            return first("runtime-overlay")
         return first("overlay", "overlay-userns", "apparmor")
     if name == "mount" and fstype in ("proc", "sysfs") and err == E.EPERM:
         return first("proc-masks", "seccomp", "caps")

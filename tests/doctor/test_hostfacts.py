@@ -20,7 +20,9 @@ EPERM, ENOSPC, EINVAL, EACCES = errno.EPERM, errno.ENOSPC, errno.EINVAL, errno.E
 
 
 def plan(rootless: bool, code: str = "true") -> dict:
-    places = Places("/run/rk/cell", "/run/rk/keep/upper", "/run/rk/keep/work", False)
+    d = "/tmp/rootfs-kernel-0/4242-abcd"
+    places = Places(f"{d}/cell", f"{d}/keep/upper", f"{d}/keep/work", False,
+                    f"{d}/export/upper", f"{d}/export/work")
     return container_plan(cell.parse(code), layers=["/store/layers/a/rootfs"], image_env=[],
                           image_workdir=None, user_env={}, places=places, rootless=rootless,
                           uid=1000 if rootless else 0, gid=1000 if rootless else 0,
@@ -32,8 +34,11 @@ def op_index(p: dict, op: str, fstype: str | None = None) -> int:
                 if o["op"] == op and (fstype is None or o.get("fstype") == fstype))
 
 
+RUNTIME, STORE = "/tmp/rootfs-kernel-0", "/root/.local/share/rootfs-kernel"
+
+
 def facts(tmp_path, euid: int = 0, **kw) -> hostfacts.Facts:
-    return hostfacts.read_facts(host(tmp_path, **kw), euid=euid)
+    return hostfacts.read_facts(host(tmp_path, **kw), euid=euid, dirs=(RUNTIME, STORE))
 
 
 def finding(f: hostfacts.Facts, key: str) -> hostfacts.Finding:
@@ -170,6 +175,29 @@ def test_overlay_in_a_user_namespace_needs_5_11(tmp_path):
     assert "overlay-userns" not in failed(facts(tmp_path, euid=USER, release="5.11.0"))
 
 
+CONTAINER_ROOT = "500 400 0:45 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u"
+
+
+def test_a_containers_overlay_root_under_keep_and_export(tmp_path):
+    f = facts(tmp_path, mounts=mountinfo_with(root_line=CONTAINER_ROOT))
+    assert f.runtime_fs == "overlay" and f.store_fs == "overlay"
+    runtime, store = finding(f, "runtime-overlay"), finding(f, "store-overlay")
+    assert "--tmpfs /tmp" in runtime.fix and "emptyDir" in runtime.fix
+    assert "%keep" in runtime.detail and f"a volume at {STORE}" in store.fix
+    # a %keep cell's overlay (its upper layer in the runtime directory) is refused ...
+    p = plan(False, "%keep\ntrue")
+    text = message(f, p, "errno", EINVAL, index=op_index(p, "mount", "overlay"))
+    assert "--tmpfs /tmp" in text, text
+    # ... a plain cell's upper is on the tmpfs of its own: another cause
+    p = plan(False)
+    text = message(f, p, "errno", EINVAL, index=op_index(p, "mount", "overlay"))
+    assert "--tmpfs" not in text, text
+    # with a tmpfs at /tmp only the store is left
+    g = facts(tmp_path, mounts=mountinfo_with(
+        "510 500 0:46 / /tmp rw - tmpfs tmpfs rw", root_line=CONTAINER_ROOT))
+    assert "runtime-overlay" not in failed(g) and "store-overlay" in failed(g)
+
+
 def test_initramfs_root(tmp_path):
     f = facts(tmp_path, mounts=mountinfo_with(
         root_line="1 1 0:2 / / rw - rootfs rootfs rw,size=1024k"))
@@ -243,6 +271,10 @@ def test_cgroup_v1_as_root_and_as_an_ordinary_user(tmp_path):
     assert not found.ok and "v1 controllers belong to root" in found.detail
     root = finding(facts(tmp_path, euid=0, mounts=V1), "limits")
     assert root.ok and "cgroup v1 (memory, pids)" in root.detail
+    # a container's runtime mounts them read-only
+    ro = [line.replace(" rw - cgroup", " ro - cgroup") for line in V1]
+    found = finding(facts(tmp_path, euid=0, mounts=ro), "limits")
+    assert not found.ok and "read-only" in found.detail and "setrlimit" in found.detail
 
 
 # -- report.py keeps its generic words where no condition is found -----------------------
