@@ -13,7 +13,7 @@ echo "== lint"
 "$venv/bin/ruff" check kernel tests benchmarks scripts
 
 echo "== tests as root"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not deploy" "$@" tests
 
 echo "== tests as the ordinary user $user"
 # The user cannot read a checkout under /root: run a readable copy of the tests.
@@ -24,5 +24,11 @@ chmod -R a+rX "$copy"
 chown -R "$user" "$copy"
 cd "$copy"
 runuser -u "$user" -- env -i HOME="/home/$user" PATH="$venv/bin:/usr/bin:/bin" \
-  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly" "$@" \
-  tests/kernel tests/notebook tests/notebooks tests/api tests/reliability
+  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly and not deploy" \
+  "$@" tests/kernel tests/notebook tests/notebooks tests/api tests/reliability tests/doctor
+
+cd "$here"
+if [ "${ROOTFS_DEPLOY_TESTS:-1}" != 0 ]; then
+  echo "== deploy tests (the slower target; ROOTFS_DEPLOY_TESTS=0 skips it)"
+  bash "$here/scripts/test-deploy.sh" "$@"
+fi

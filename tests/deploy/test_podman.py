@@ -9,7 +9,7 @@ the kernel's own tests pass inside the container.
 from __future__ import annotations
 
 import pytest
-from podman import FLAGS, LAB, TEST, build, cells, missing, run
+from podmanimage import FLAGS, LAB, TEST, build, cells, missing, run
 
 pytestmark = [pytest.mark.deploy, pytest.mark.rootonly,
               pytest.mark.skipif(bool(missing()), reason=missing() or ""),
