@@ -26,7 +26,7 @@ if ! $podman image exists "$base"; then
   tarball="$cache/base-$suite.tar"
   if [ ! -s "$tarball" ]; then
     echo "build: mmdebstrap $suite (about 90 s)"
-    mmdebstrap --variant=minbase --include=python3,python3-venv,gcc,libc6-dev,busybox-static,util-linux,mount,procps,ca-certificates \
+    mmdebstrap --format=tar --variant=minbase --include=python3,python3-venv,gcc,libc6-dev,busybox-static,util-linux,mount,procps,ca-certificates \
       "$suite" "$tarball.part" "$mirror" >/dev/null
     mv "$tarball.part" "$tarball"
   fi

@@ -114,6 +114,7 @@ class Helper:
                        "export_upper": str(self.dir / "export/upper"),
                        "export_work": str(self.dir / "export/work")}
         (self.dir / "cell").mkdir()
+        self.said_rlimits = False                 # the setrlimit fallback is said once
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
@@ -185,9 +186,12 @@ class Helper:
                 # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
                 # process for memory); cpu shares need a cgroup.
                 plan["rlimits"] = rlimits_for(plan["limits"])
-                protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
-                    f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
-                    f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''})")})
+                if not self.said_rlimits:  # the host will not change: once per kernel
+                    self.said_rlimits = True
+                    protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
+                        f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
+                        f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''}), in "
+                        "this and later cells")})
         self._complete(plan)
         try:
             pid = self._spawn(plan, fds)
