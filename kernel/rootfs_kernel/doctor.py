@@ -27,8 +27,8 @@ class Check:
 
 
 # What works without namespaces: said when the container check fails.
-STILL_WORKS = ("%%host cells (run on the host, outside any namespace) and the views of the "
-               "host (%show mounts and %show ls in a %%host cell's comparison)")
+STILL_WORKS = ("%%host cells (on the host, outside any namespace: findmnt, ls, mount show the "
+               "host's side) and the comparisons saved in notebooks (shown without a kernel)")
 
 
 def apparmor_profile(init_path: str) -> str:
