@@ -62,6 +62,7 @@ def run_checks(cell: bool = True) -> list[Check]:
     """Every check; with cell=False the real cell (and the image it needs) is skipped."""
     facts = hostfacts.read_facts()
     checks = [_check(f) for f in hostfacts.diagnose(facts)]
+    checks.append(_namespaces_check())
     if not facts.rootless and not facts.userns_root:
         checks.append(_idmap_check())
     if cell:
@@ -77,6 +78,16 @@ def run_checks(cell: bool = True) -> list[Check]:
                             else f"Still working: {STILL_WORKS}")
         checks.append(tried)
     return checks
+
+
+def _namespaces_check() -> Check:
+    """New IPC and UTS namespaces (a cell's own SysV IPC, message queues and host name)."""
+    from .sandbox.probes import probe
+
+    answer = probe("namespaces", "ipc,uts")
+    return Check("ipc and uts namespaces", bool(answer.get("ok")), answer.get("detail", ""),
+                 "the same causes as above (seccomp, capabilities, user namespaces)",
+                 optional=True, key="ipc-uts")
 
 
 def _idmap_check() -> Check:
