@@ -401,12 +401,21 @@ def _relevant(key: str, f: Facts) -> bool:
     return True
 
 
-def explain(f: Facts, kind: str, err: int, op: dict | None = None) -> Finding | None:
+def _field(op: object, name: str) -> object:
+    """A field of a plan operation, whether a dict ({"op": KIND, ...}) or a typed one
+    (KIND and attributes)."""
+    if op is None:
+        return None
+    if isinstance(op, dict):
+        return op.get(name)
+    return getattr(op, "KIND" if name == "op" else name, None)
+
+
+def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
     """The finding that explains a failed cell setup: `kind` and `err` as rootfs-init
     reports them (report.py), `op` the plan operation that failed (None: before any)."""
     found = _fixes(f)
-    name = (op or {}).get("op")
-    fstype = (op or {}).get("fstype")
+    name, fstype = _field(op, "op"), _field(op, "fstype")
 
     def first(*keys: str) -> Finding | None:
         return next((found[k] for k in keys if k in found), None)
@@ -425,7 +434,7 @@ def explain(f: Facts, kind: str, err: int, op: dict | None = None) -> Finding | 
     if name == "pivot_root" and err == E.EINVAL:
         return first("root-ramfs", "root-chroot")
     if name == "mount" and fstype == "overlay":
-        upper = str((op or {}).get("data", "")).partition("upperdir=")[2].split(",")[0]
+        upper = str(_field(op, "data") or "").partition("upperdir=")[2].split(",")[0]
         # A %keep or %export upper layer lives in the runtime directory itself; a plain
         # cell's lives in the tmpfs each cell mounts over its cell/ directory there.
         if f.runtime_fs == "overlay" and upper.startswith(f.runtime_dir + "/") \
