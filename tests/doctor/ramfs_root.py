@@ -142,24 +142,32 @@ def ramfs_root(argv: list[str]) -> int:
                         os.rmdir(path)
 
 
-def chroot_root(argv: list[str]) -> None:
+def chroot_root(argv: list[str]) -> int:
     """A directory on a ramfs that is not a mount point as the root (--chroot)."""
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     top = tempfile.mkdtemp(prefix="rk-ramfs-")
-    _mount("rk-ramfs", top, "ramfs", 0, "mode=0755")
-    root = os.path.join(top, "root")
-    os.mkdir(root, 0o755)
-    _populate(root, *_host_tree())
-    os.chroot(root)
-    os.chdir("/")
-    os.execvp(argv[0], argv)
+    try:
+        _mount("rk-ramfs", top, "ramfs", 0, "mode=0755")
+        root = os.path.join(top, "root")
+        os.mkdir(root, 0o755)
+        _populate(root, *_host_tree())
+        pid = os.fork()
+        if pid == 0:
+            os.chroot(root)
+            os.chdir("/")
+            os.execvp(argv[0], argv)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    finally:   # the ramfs goes with the namespace; its mount point is the host's
+        libc.umount2(top.encode(), MNT_DETACH)
+        os.rmdir(top)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--chroot"]:
-        chroot_root(args[1:] or [""])
-    if not args:
+    if args[:1] == ["--chroot"] and args[1:]:
+        sys.exit(chroot_root(args[1:]))
+    if not args or args[0] == "--chroot":
         raise SystemExit(__doc__)
     sys.exit(ramfs_root(args))
