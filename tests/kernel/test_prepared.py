@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from kerneldriver import ROOT, KernelDriver, alive, descendants, host_mounts, prepared_containers
+from kerneldriver import ROOT, KernelDriver, alive, descendants, kernel_mounts, prepared_containers
 
 from rootfs_kernel import cell
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
@@ -30,7 +30,7 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
 def test_the_next_cells_container_waits_ready_and_is_used_once():
     k = KernelDriver()
     try:
-        mounts = sorted(host_mounts())
+        mounts = kernel_mounts()
         k.ok("echo one > /tmp/first")
         assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
         [(a, b)] = prepared_containers(k.pid)
@@ -40,7 +40,7 @@ def test_the_next_cells_container_waits_ready_and_is_used_once():
         # The prepared container ran this cell and is gone; a new one waits for the next.
         assert wait_for(lambda: not alive(b))
         assert wait_for(lambda: [p for p in prepared_containers(k.pid) if p != [a, b]] != [])
-        assert sorted(host_mounts()) == mounts
+        assert kernel_mounts() == mounts
         tree = descendants(k.pid)
     finally:
         k.shutdown()

@@ -136,6 +136,7 @@ class Helper:
         (self.dir / "cell").mkdir()
         # Where no container may be set up (init.c checks): the host's mount namespace.
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
+        self.said_rlimits = False                 # the setrlimit fallback is said once
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
@@ -209,9 +210,12 @@ class Helper:
                 # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
                 # process for memory); cpu shares need a cgroup.
                 facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(plan.limits))
-                protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
-                    f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
-                    f"{'; cpu is not limited' if 'cpu' in plan.limits else ''})")})
+                if not self.said_rlimits:  # the host will not change: once per kernel
+                    self.said_rlimits = True
+                    protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
+                        f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
+                        f"{'; cpu is not limited' if 'cpu' in plan.limits else ''}), in "
+                        "this and later cells")})
         try:
             pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
         except OSError as err:
