@@ -1,14 +1,18 @@
 """Wheel build hook: compile the container init (kernel/rootfs_kernel/sandbox/init.c).
 
 initbin.py generates its header from sandbox/ops.py and compiles it with -Werror. The
-wheel then carries rootfs-init next to the module that finds it (initbin.py) and is
-tagged for this platform. Editable installs skip this: initbin.py compiles on first use.
+wheel then carries rootfs-init next to the module that finds it (initbin.py). It is
+tagged py3-none-<platform>: the binary is a program, not a Python extension, so one
+wheel serves every Python 3; `auditwheel repair` then gives it the manylinux tag PyPI
+takes (scripts/build-dist.sh). Editable installs skip this: initbin.py compiles on first
+use.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import shutil
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -34,7 +38,8 @@ class InitBuildHook(BuildHookInterface):
         initbin.compile_to(out)
         build_data["force_include"][str(out)] = "rootfs_kernel/sandbox/rootfs-init"
         build_data["pure_python"] = False
-        build_data["infer_tag"] = True
+        platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+        build_data["tag"] = f"py3-none-{platform}"
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
         if getattr(self, "_tmp", None):

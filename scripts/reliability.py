@@ -55,7 +55,7 @@ def main() -> int:
             k.ok("true")
             for _, code in cell_mix(tmp):          # warm-up round
                 k.run(code)
-            before = settle(k.pid)
+            before = settle(k.pid, tmp)
             cells = 0
             start = time.monotonic()
             for _ in range(args.rounds):
@@ -65,7 +65,7 @@ def main() -> int:
                 run_interrupt(k)
                 cells += 1
             elapsed = time.monotonic() - start
-            found = leaks(before, settle(k.pid))
+            found = leaks(before, settle(k.pid, tmp))
             figures["cells"] = cells
             figures["cells_per_second"] = round(cells / elapsed, 1)
             figures["leaks"] = {"mounts": len(found["mounts"]) + len(found["lost_mounts"]),

@@ -20,7 +20,7 @@ echo "== renderer: schema types, tsc, eslint, golden payloads"
   && npm test --silent)
 
 echo "== tests as root"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not deploy" "$@" tests
 
 echo "== tests as the ordinary user $user"
 # The user cannot read a checkout under /root: run a readable copy of the tests.
@@ -36,5 +36,12 @@ home=$(getent passwd "$user" | cut -d: -f6)
 trap 'rm -rf "$copy"; rm -f "$home/.rootfs-root-marker" "$home/.rootfs-root-marker.id"' EXIT
 cd "$copy"
 runuser -u "$user" -- env -i HOME="$home" PATH="$venv/bin:/usr/bin:/bin" \
-  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly" "$@" \
-  tests/kernel tests/notebook tests/notebooks tests/api tests/reliability tests/security
+  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly and not deploy" \
+  "$@" tests/kernel tests/notebook tests/notebooks tests/api tests/reliability tests/security \
+  tests/doctor
+
+cd "$here"
+if [ "${ROOTFS_DEPLOY_TESTS:-1}" != 0 ]; then
+  echo "== deploy tests (the slower target; ROOTFS_DEPLOY_TESTS=0 skips it)"
+  bash "$here/scripts/test-deploy.sh" "$@"
+fi

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from jupyter_client.manager import start_new_kernel
@@ -88,6 +89,42 @@ class KernelDriver:
 def host_mounts() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f]
+
+
+# -- the host mounts a kernel could leave ---------------------------------------------
+# Other programs mount and unmount while the tests run (systemd, container runtimes, other
+# test runs on the same machine), and mount points may be stacked. A before/after
+# comparison looks only where a kernel could leave a mount: at a container's own mount
+# points (a setup that ran in the host's namespace), below the kernel's own directories
+# (its runtime directory, the image store) and below directories a test handed to cells.
+def _container_points() -> frozenset[str]:
+    from rootfs_kernel.sandbox.plan import DEVICES, MASKED_PATHS, READONLY_PATHS
+
+    return frozenset({"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
+                      "/tmp", "/mnt", "/run", *MASKED_PATHS, *READONLY_PATHS,
+                      *(f"/dev/{d}" for d in DEVICES)})
+
+
+def kernel_dirs() -> list[str]:
+    from rootfs_kernel.images.store import default_root
+    from rootfs_kernel.sandbox.helper import runtime_base
+
+    return [str(runtime_base()), str(default_root())]
+
+
+def kernel_mounts(*trees: str | os.PathLike) -> Counter[str]:
+    """The host's mounts a kernel could have left ("mount point fstype source", stacked
+    ones counted): at a container's mount points, below the kernel's directories and
+    below `trees`."""
+    from rootfs_kernel.inspect.mounts import parse_mountinfo
+
+    points = _container_points()
+    below = [os.path.realpath(t).rstrip("/") + "/" for t in (*kernel_dirs(), *trees)]
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        table = parse_mountinfo(f.read())
+    return Counter(f"{m.mount_point} {m.fstype} {m.source}" for m in table
+                   if m.mount_point in points or any((m.mount_point + "/").startswith(b)
+                                                      for b in below))
 
 
 # -- processes seen from the host ----------------------------------------------------

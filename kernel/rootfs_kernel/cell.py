@@ -283,6 +283,15 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+def format_size(n: float) -> str:
+    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:g} GiB"
+
+
 def parse_size(text: str) -> int:
     """`64m`, `1.5G`, `512MiB`, `100000` -> bytes."""
     m = _SIZE.match(text.strip())

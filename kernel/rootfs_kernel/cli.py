@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cell import format_size
 from .images import ImageError
 
 KERNEL_NAME = "rootfs"
@@ -47,15 +48,28 @@ def install(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from . import doctor as dr
 
-    ok = True
-    for check in run_checks():
+    if args.apparmor_profile:
+        from .sandbox import initbin
+
+        try:
+            init = initbin.path()
+        except initbin.InitMissing as err:
+            print(f"rootfs-kernel: {err}", file=sys.stderr)
+            return 1
+        print(dr.apparmor_profile(str(init.resolve())), end="")
+        return 0
+    checks = dr.run_checks(cell=not args.no_cell)
+    ok = all(check.ok or check.optional for check in checks)
+    if args.json:
+        print(json.dumps({"ok": ok, "checks": dr.as_json(checks)}, indent=2))
+        return 0 if ok else 1
+    for check in checks:
         mark = "ok  " if check.ok else ("warn" if check.optional else "FAIL")
         print(f"[{mark}] {check.name}: {check.detail}")
         if check.advice and not check.ok:
             print(f"       -> {check.advice}")
-        ok = ok and (check.ok or check.optional)
     return 0 if ok else 1
 
 
@@ -84,14 +98,6 @@ class TerminalProgress:
             sys.stderr.write("\n")
 
 
-def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 def image_cmd(args: argparse.Namespace) -> int:
     from .images import commands
 
@@ -99,7 +105,7 @@ def image_cmd(args: argparse.Namespace) -> int:
     try:
         if args.image_command == "list":
             for row in commands.image_list():
-                state = _human(row.get("size", 0)) if row["built"] else "not built yet"
+                state = format_size(row.get("size", 0)) if row["built"] else "not built yet"
                 print(f"{row['name']:<20} {state:>12}  {row.get('source', '')}")
         elif args.image_command == "build":
             img = commands.image_build(args.kind, args.name, suite=args.suite,
@@ -165,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
     p.set_defaults(func=install)
     p = sub.add_parser("doctor", help="check that this host allows what the kernel needs")
+    p.add_argument("--json", action="store_true", help="the checks as JSON")
+    p.add_argument("--no-cell", action="store_true",
+                   help="only read the host's settings; do not run a cell")
+    p.add_argument("--apparmor-profile", action="store_true",
+                   help="print an AppArmor profile that lets this installation's container "
+                        "init create user namespaces (Ubuntu 23.10+)")
     p.set_defaults(func=doctor)
     _image_parsers(sub)
     args = parser.parse_args(argv)

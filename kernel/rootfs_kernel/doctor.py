@@ -1,11 +1,18 @@
-"""`rootfs-kernel doctor`: can this host give cells their namespaces? Says what to change."""
+"""`rootfs-kernel doctor`: can this host give cells their namespaces? Says what to change.
+
+The host's conditions (user namespace limits, AppArmor, seccomp, capabilities, /proc
+masks, the root filesystem, cgroups) are read by hostfacts.py; then a real cell runs, the
+only probe that cannot be fooled (Ubuntu's AppArmor restriction lets a bare unshare
+succeed and refuses the uid map or the first mount after it).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
+
+from . import hostfacts
+from .sandbox.report import DOCTOR_HINT
 
 
 @dataclass
@@ -15,56 +22,91 @@ class Check:
     detail: str
     advice: str = ""
     optional: bool = False
+    key: str = ""
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
+# What works without namespaces: said when the container check fails.
+STILL_WORKS = ("%%host cells (on the host, outside any namespace: findmnt, ls, mount show the "
+               "host's side) and the comparisons saved in notebooks (shown without a kernel)")
 
 
-def run_checks() -> list[Check]:
-    checks = []
-    root = os.geteuid() == 0
-    checks.append(Check("user", True, "root: cells get mount and PID namespaces" if root else
-                        "ordinary user: cells also get a user namespace"))
-    if not root:
-        n = _read("/proc/sys/user/max_user_namespaces")
-        checks.append(Check("user namespaces", n not in (None, "0"), f"max_user_namespaces={n}",
-                            "sysctl -w user.max_user_namespaces=15000"))
-        clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
-        if clone is not None:
-            checks.append(Check("unprivileged_userns_clone", clone == "1", f"= {clone}",
-                                "sysctl -w kernel.unprivileged_userns_clone=1"))
-        aa = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-        if aa is not None:
-            checks.append(Check("AppArmor userns restriction", aa == "0", f"= {aa}",
-                                "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or "
-                                "an AppArmor profile that allows userns for this Python"))
-    status = dict(line.split(":\t", 1) for line in (_read("/proc/self/status") or "")
-                  .splitlines() if ":\t" in line)
-    mode = status.get("Seccomp", "0").strip()
-    checks.append(Check("seccomp", mode != "2",
-                        "no filter" if mode != "2" else
-                        f"a seccomp filter is active ({status.get('Seccomp_filters', '?').strip()} "
-                        "filter(s)): a container runtime's profile may refuse unshare/clone",
-                        "run Jupyter outside that container, or start the container with "
-                        "`--security-opt seccomp=unconfined` (Docker/Podman) or a profile that "
-                        "allows unshare, clone and mount; %%host cells work regardless",
-                        optional=True))
-    filesystems = _read("/proc/filesystems") or ""
-    checks.append(Check("overlayfs", "overlay" in filesystems,
-                        "available" if "overlay" in filesystems else "not in /proc/filesystems",
-                        "modprobe overlay"))
-    checks.append(_try_cell())
-    cg = Path("/sys/fs/cgroup")
-    v1 = [c for c in ("pids", "memory") if (cg / c).is_dir()]
-    v2 = (cg / "cgroup.controllers").exists()
-    checks.append(Check("cgroups", bool(v1 or v2), f"v2={'yes' if v2 else 'no'}, "
-                        f"v1 controllers: {', '.join(v1) or 'none'}", "limits are unavailable",
-                        optional=True))
+def apparmor_profile(init_path: str) -> str:
+    """An AppArmor profile that lets rootfs-init create user namespaces (Ubuntu 23.10+'s
+    kernel.apparmor_restrict_unprivileged_userns=1), in the form Ubuntu ships for Chrome
+    and other sandboxes: unconfined, plus the userns permission (AppArmor ABI 4.0)."""
+    name = hostfacts.APPARMOR_PROFILE
+    return f"""# AppArmor profile for rootfs-kernel's container init: allows it to create the user
+# namespaces every cell runs in. Install with
+#   rootfs-kernel doctor --apparmor-profile | sudo tee /etc/apparmor.d/{name}
+#   sudo apparmor_parser -r /etc/apparmor.d/{name}
+# The path is the rootfs-init this installation runs; write the profile again after
+# reinstalling into another place (a source checkout's init is rebuilt, under a new
+# name, whenever init.c changes).
+abi <abi/4.0>,
+include <tunables/global>
+
+profile {name} {init_path} flags=(unconfined) {{
+  userns,
+
+  include if exists <local/{name}>
+}}
+"""
+
+
+def _check(f: hostfacts.Finding) -> Check:
+    return Check(f.name, f.ok, f.detail, f.fix, f.optional, f.key)
+
+
+def run_checks(cell: bool = True) -> list[Check]:
+    """Every check; with cell=False the real cell (and the image it needs) is skipped."""
+    facts = hostfacts.read_facts()
+    checks = [_check(f) for f in hostfacts.diagnose(facts)]
+    checks.append(_namespaces_check())
+    if not facts.rootless and not facts.userns_root:
+        checks.append(_idmap_check())
+    if cell:
+        try:
+            tried = _try_cell()
+        except OSError as err:   # an image store this user cannot read or write
+            tried = Check("container", False, f"the image store: {err}",
+                          "set XDG_DATA_HOME to a directory of this user's")
+        tried.key = "cell"
+        tried.detail = tried.detail.replace(DOCTOR_HINT.strip(), "").strip()
+        if not tried.ok:
+            tried.advice = (f"{tried.advice}. Still working: {STILL_WORKS}" if tried.advice
+                            else f"Still working: {STILL_WORKS}")
+        checks.append(tried)
     return checks
+
+
+def _namespaces_check() -> Check:
+    """New IPC and UTS namespaces (a cell's own SysV IPC, message queues and host name)."""
+    from .sandbox.probes import probe
+
+    answer = probe("namespaces", "ipc,uts")
+    return Check("ipc and uts namespaces", bool(answer.get("ok")), answer.get("detail", ""),
+                 "the same causes as above (seccomp, capabilities, user namespaces)",
+                 optional=True, key="ipc-uts")
+
+
+def _idmap_check() -> Check:
+    """Whether root's cells could own their image files by an unprivileged id range
+    (idmapped mounts of the image store, with overlayfs on top)."""
+    from .images.store import default_root
+    from .sandbox.probes import probe
+
+    store = default_root()
+    where = store if store.is_dir() else store.parent
+    while not where.is_dir():
+        where = where.parent
+    answer = probe("idmap", str(where))
+    return Check("idmapped mounts", bool(answer.get("ok")), answer.get("detail", ""),
+                 "Linux 5.19+ and a filesystem that supports idmapped mounts (ext4, xfs, "
+                 "btrfs, tmpfs from 6.3) for the image store", optional=True, key="idmap")
+
+
+def as_json(checks: list[Check]) -> list[dict]:
+    return [asdict(c) for c in checks]
 
 
 def _try_cell() -> Check:

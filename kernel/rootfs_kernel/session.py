@@ -22,7 +22,7 @@ from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox import cgroups
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Plan, compile_plan, plan_for
+from .sandbox.plan import Plan, bounds, compile_plan, plan_for
 
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README).
@@ -86,6 +86,7 @@ class Session:
         self._progress: Progress | None = None
         self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
+        self._said: set[str] = set()
 
     def close(self) -> None:
         self.sandbox.close()
@@ -106,8 +107,6 @@ class Session:
         if self.sandbox.gone():   # it died between cells: this cell gets a new one
             how, lost = self._restart_helper()
             notice(f"the sandbox helper had gone away ({how}); a new one runs this cell{lost}")
-        if not spec.host:
-            spec = replace(spec, limits=tuple(self._limits(spec).items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
@@ -145,6 +144,13 @@ class Session:
         if not spec.host:
             self._after_keep(spec)
         out = replace(out, run=run)
+        for note in run.notes:   # how this host's containers differ: said once a kernel
+            if note not in self._said:
+                self._said.add(note)
+                notice(note)
+        if run.disk_full:
+            notice(f"the cell's writable layer is full (%limit disk="
+                   f"{cell.format_size(plan.limits['disk'])}): raise it with %limit disk=SIZE")
         if run.error:
             return replace(out, error=Failure("ContainerError", run.error))
         out.comparisons = compare.compare(run.snapshots, image=spec.image)
@@ -214,7 +220,8 @@ class Session:
                    f"from {spec.image} and drops them")
             self.drop_keep()
             keep_active = False
-        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active),
+        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active,
+                                                         default_limits=self.default_limits),
                         c_program=c_program)
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
@@ -258,11 +265,6 @@ class Session:
                                        str(err)) from None
             raise
 
-    def _limits(self, spec: cell.CellSpec) -> dict[str, float]:
-        """The bounds a cell gets: defaults under its own %limit; KEY=none lifts one."""
-        merged = {**self.default_limits, **dict(spec.limits)}
-        return {k: v for k, v in merged.items() if v is not None}
-
     def _c_source(self) -> str:
         """Where this %%c cell's source goes; its program is the same path without .c."""
         self._c_count += 1
@@ -283,7 +285,7 @@ class Session:
         messages: list[bytes] = []
         workdir = os.path.dirname(source)
         plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
-                            self._limits(cell.CellSpec(script="")))
+                            bounds((), self.default_limits))
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt)
         if run.error:

@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from kerneldriver import alive, children, descendants, host_mounts
+from kerneldriver import alive, children, descendants, kernel_mounts
 
 
 def test_stdout_and_stderr_are_separate_streams(kernel):
@@ -172,7 +172,7 @@ def test_kernel_info(kernel):
 
 def test_sigkilled_kernel_leaves_nothing_behind(fresh_kernel):
 
-    before = sorted(host_mounts())
+    before = kernel_mounts()
     fresh_kernel.kc.execute("%mount tmpfs /tmp\nsleep 300")
     time.sleep(1.5)
     helper = children(fresh_kernel.pid)
@@ -181,7 +181,7 @@ def test_sigkilled_kernel_leaves_nothing_behind(fresh_kernel):
     while time.monotonic() < deadline and any(alive(p) for p in descendants_of(helper)):
         time.sleep(0.1)
     assert not [p for p in descendants_of(helper) if alive(p)]
-    assert sorted(host_mounts()) == before
+    assert kernel_mounts() == before
     # the helper's own directory (named after its pid) is gone
     assert not [d for d in _runtime_dirs() if os.path.basename(d).split("-")[0] in
                 {str(p) for p in helper}]

@@ -16,7 +16,7 @@ from kerneldriver import (
     KernelDriver,
     alive,
     descendants,
-    host_mounts,
+    kernel_mounts,
     prepared_containers,
     wait_for,
 )
@@ -29,7 +29,7 @@ from rootfs_kernel.sandbox.prepared import preparable
 def test_the_next_cells_container_waits_ready_and_is_used_once():
     k = KernelDriver()
     try:
-        mounts = sorted(host_mounts())
+        mounts = kernel_mounts()
         k.ok("echo one > /tmp/first")
         assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
         [(a, b)] = prepared_containers(k.pid)
@@ -39,7 +39,7 @@ def test_the_next_cells_container_waits_ready_and_is_used_once():
         # The prepared container ran this cell and is gone; a new one waits for the next.
         assert wait_for(lambda: not alive(b))
         assert wait_for(lambda: [p for p in prepared_containers(k.pid) if p != [a, b]] != [])
-        assert sorted(host_mounts()) == mounts
+        assert kernel_mounts() == mounts
         tree = descendants(k.pid)
     finally:
         k.shutdown()

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 # pytest puts tests/ on the path (pyproject); scripts/reliability.py imports us directly.
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
-from kerneldriver import ROOT, KernelDriver, Result, alive, children, comm, descendants, prepared_containers  # noqa: E402,F401,I001,E501 - re-exported
+from kerneldriver import ROOT, KernelDriver, Result, alive, children, comm, descendants, kernel_mounts, prepared_containers  # noqa: E402,F401,I001,E501 - re-exported
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -31,9 +31,10 @@ def wait_until(pred, timeout: float = 10, step: float = 0.05) -> bool:
 
 
 # -- what a kernel could leak ------------------------------------------------------------
-def host_mounts() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return sorted(" ".join(line.split()[3:5]) for line in f)
+def host_mounts(*trees: str) -> list[str]:
+    """The host's mounts a kernel could have left (kerneldriver.kernel_mounts): only those
+    are compared, since other programs may mount elsewhere meanwhile."""
+    return sorted(kernel_mounts(*trees).elements())
 
 
 def runtime_entries(helpers: list[int] | None = None) -> set[str]:
@@ -55,10 +56,18 @@ def runtime_entries(helpers: list[int] | None = None) -> set[str]:
 
 
 def cgroup_dirs(helpers: list[int]) -> set[str]:
-    """The per-cell cgroups (named HELPERPID-CELL) of these helpers, v1 and v2."""
+    """The per-cell cgroups (named HELPERPID-CELL) of these helpers: under rootfs-kernel/
+    of each v1 controller, and (v2) below the helper's own cgroup, wherever the host's
+    layout puts it."""
     mine = {str(h) for h in helpers}
-    found = glob.glob("/sys/fs/cgroup/*/rootfs-kernel/*") + \
-        glob.glob("/sys/fs/cgroup/**/rootfs-kernel*/*", recursive=True)
+    found = glob.glob("/sys/fs/cgroup/*/rootfs-kernel/*")
+    for helper in helpers:
+        try:
+            own = next(ln[3:] for ln in Path(f"/proc/{helper}/cgroup").read_text().splitlines()
+                       if ln.startswith("0::"))
+        except (OSError, StopIteration):
+            continue
+        found += glob.glob(os.path.join("/sys/fs/cgroup", own.strip("/"), f"{helper}-*"))
     return {p for p in found if os.path.basename(p).split("-")[0] in mine}
 
 
@@ -86,21 +95,22 @@ class HostState:
     extra: dict = field(default_factory=dict)
 
 
-def host_state(kernel_pid: int) -> HostState:
+def host_state(kernel_pid: int, *trees: str) -> HostState:
+    """`trees`: host directories the test's cells were given (%bind), watched for mounts."""
     kids = children(kernel_pid)
     helpers = [p for p in kids if comm(p) == "rootfs-helper"]
     ready = prepared_containers(kernel_pid)
     assert len(ready) <= 1, f"more than one prepared container: {ready}"
     idle = {p for pair in ready for p in pair}
     procs = [(p, comm(p)) for p in descendants(kernel_pid) if p not in helpers and p not in idle]
-    return HostState(host_mounts(), procs, helpers, fd_count(kernel_pid), rss_mb(kernel_pid),
+    return HostState(host_mounts(*trees), procs, helpers, fd_count(kernel_pid), rss_mb(kernel_pid),
                      runtime_entries(helpers), cgroup_dirs(helpers))
 
 
-def settle(kernel_pid: int, timeout: float = 10) -> HostState:
+def settle(kernel_pid: int, *trees: str, timeout: float = 10) -> HostState:
     """The state once the last cell's container is gone (teardown is asynchronous)."""
     wait_until(lambda: not host_state(kernel_pid).procs, timeout)
-    return host_state(kernel_pid)
+    return host_state(kernel_pid, *trees)
 
 
 def leaks(before: HostState, after: HostState) -> dict:

@@ -194,10 +194,10 @@ def test_rootless_cell_has_capabilities_only_in_its_own_namespaces(rk, hostdir):
     assert not res.ok and "not permitted" in res.stderr
     # a mount onto the host tree stays in the cell, even with shared propagation: the
     # less privileged namespace got its shared mounts as slaves
-    before = host_mounts()
+    before = host_mounts(hostdir)
     rk.ok(f"%root none\n%propagation shared\nmount -t tmpfs none {hostdir} && "
           f"touch {hostdir}/in-tmpfs")
-    assert host_mounts() == before and not (hostdir / "in-tmpfs").exists()
+    assert host_mounts(hostdir) == before and not (hostdir / "in-tmpfs").exists()
     res = rk.run("%root none\nmount -o remount,rw /proc/sys && echo x > /proc/sys/vm/drop_caches")
     assert not res.ok
 
@@ -217,11 +217,11 @@ def test_bind_target_through_symlinks_resolves_inside_the_root(rk, mode, hostdir
     rk.ok(header(mode, "%keep", f"ln -s {outside} /abs; ln -s {depth}{str(outside)[1:]} /rel; "
                  f"mkdir -p {outside}"))
     try:
-        before = host_mounts()
+        before = host_mounts(hostdir)
         for link in ("abs", "rel"):
             res = rk.run(header(mode, "%keep", f"%bind {src} /{link}/t", f"cat /{link}/t/payload"))
             assert not (outside / "t").exists(), link
-            assert host_mounts() == before
+            assert host_mounts(hostdir) == before
             if res.ok:   # resolved inside the cell's root: the bind is there, not on the host
                 assert res.stdout == "p"
             else:

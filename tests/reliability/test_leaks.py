@@ -1,6 +1,7 @@
 """No leaks: after many cells of every kind, the host is what it was before.
 
-Mounts, processes (no descendant of the kernel but its helper), the kernel's open file
+Mounts (where a kernel could leave them: other programs may mount elsewhere meanwhile),
+processes (no descendant of the kernel but its helper), the kernel's open file
 descriptors and memory, the helpers' runtime/temp dirs and cgroups are compared with a
 snapshot taken after a warm-up round; the same after a kernel restart.
 """
@@ -52,10 +53,10 @@ def _leak_run(tmp_path, rounds: int) -> None:
     k = KernelDriver(extra_arguments=["--RootfsKernel.max_live_views=4"])
     try:
         run_cells(k, str(bind_dir), 2)   # warm-up: images loaded, the widget window full
-        before = settle(k.pid)
+        before = settle(k.pid, str(tmp_path))
         counts = run_cells(k, str(bind_dir), rounds)
         assert sum(counts.values()) >= rounds * 20
-        after = settle(k.pid)
+        after = settle(k.pid, str(tmp_path))
         _check_clean(before, after)
         assert k.ok("echo alive").stdout == "alive\n"
 
@@ -68,9 +69,9 @@ def _leak_run(tmp_path, rounds: int) -> None:
         assert all(not alive(h) for h in old_helpers)
         assert not any(os.path.exists(d) for d in old_dirs)
         run_cells(k, str(bind_dir), 1)
-        fresh = settle(k.pid)
+        fresh = settle(k.pid, str(tmp_path))
         run_cells(k, str(bind_dir), max(1, rounds // 3))
-        _check_clean(fresh, settle(k.pid))
+        _check_clean(fresh, settle(k.pid, str(tmp_path)))
         assert fresh.mounts == before.mounts
         new_helpers = {str(h) for h in fresh.helpers}
         new_dirs = {p for p in fresh.runtime if os.path.basename(p).split("-")[0] in new_helpers}
@@ -115,7 +116,7 @@ def test_state_probe_sees_a_leak(tmp_path):
 
     k = KernelDriver()
     try:
-        before = settle(k.pid)
+        before = settle(k.pid, str(tmp_path))
         sleeper = None
         if os.geteuid() == 0:
             d = tmp_path / "m"
@@ -125,7 +126,7 @@ def test_state_probe_sees_a_leak(tmp_path):
         import time
 
         time.sleep(0.5)
-        found = leaks(before, host_state(k.pid))
+        found = leaks(before, host_state(k.pid, str(tmp_path)))
         assert found["processes"], found
         if os.geteuid() == 0:
             assert any(str(d) in m for m in found["mounts"]), found

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cell import format_size
+
 ROOT = Path("/sys/fs/cgroup")
 CGROUP_LIMITS = ("pids", "memory", "cpu")   # %limit's keys a cgroup enforces (not disk)
 CPU_PERIOD_US = 100_000
@@ -115,7 +117,7 @@ def verdict(limits: dict, refused_forks: int, oom_kills: int) -> str | None:
     init.c) -> which limit ended (part of) the cell, in words; None when none was hit."""
     notes = []
     if oom_kills and "memory" in limits:
-        notes.append(f"the memory limit ({_size(limits['memory'])}) ended {oom_kills} "
+        notes.append(f"the memory limit ({format_size(limits['memory'])}) ended {oom_kills} "
                      "process(es) (OOM kill)")
     if refused_forks and "pids" in limits:
         notes.append(f"the pids limit ({limits['pids']}) refused {refused_forks} fork(s)")
@@ -138,7 +140,7 @@ def describe_rlimits(rlimits: dict[str, int]) -> str:
     if "nproc" in rlimits:
         words.append(f"RLIMIT_NPROC={rlimits['nproc']}")
     if "as" in rlimits:
-        words.append(f"RLIMIT_AS={_size(rlimits['as'])} per process")
+        words.append(f"RLIMIT_AS={format_size(rlimits['as'])} per process")
     return ", ".join(words) or "nothing to limit"
 
 
@@ -198,14 +200,6 @@ def _event(path: Path, key: str) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _advice(err: OSError) -> str:

@@ -145,6 +145,7 @@ class Helper:
         (self.dir / "cell").mkdir()
         # Where no container may be set up (init.c checks): the host's mount namespace.
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
+        self.said_rlimits = False                 # the setrlimit fallback is said once
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
         self.warm_count = 0                       # names the prepared containers' cgroups
         self.retiring: list[CellCgroup] = []      # cgroups whose last process is leaving
@@ -223,11 +224,14 @@ class Helper:
             # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
             # process for memory); cpu shares need a cgroup.
             facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(limits))
-            if not self.said_rlimits:
+            # Said once per kernel (the host will not change), and only to a cell that
+            # asked for limits itself: the default bounds are the README's, not news.
+            if plan.limits_asked and not self.said_rlimits:
                 self.said_rlimits = True
                 protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
                     f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
-                    f"{'; cpu is not limited' if 'cpu' in limits else ''})")})
+                    f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
+                    "later cells")})
             return facts, None
 
     def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:

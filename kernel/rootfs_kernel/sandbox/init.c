@@ -608,7 +608,18 @@ static void op_pivot_root(const struct op_pivot_root *o) {
      * detached, so nothing of the host's tree stays reachable. */
     before_switch();
     CHECK(chdir(o->root));
-    CHECK(syscall(SYS_pivot_root, ".", "."));
+    if (syscall(SYS_pivot_root, ".", ".") < 0) {
+        if (errno != EINVAL) fail("errno", current_op, errno, 0);
+        /* A root on the initial ramfs cannot be pivoted away from: move the new root
+         * over it and chroot, as runc's no-pivot does (a chroot escape then ends in the
+         * new root: ".." cannot climb above a mount on the absolute root). */
+        CHECK(mount(".", "/", NULL, MS_MOVE, NULL));
+        CHECK(chroot("."));
+        CHECK(chdir("/"));
+        note("no-pivot");
+        root_path = "/";
+        return;
+    }
     /* The old root sits on top of ".": with %propagation shared its mounts are still
      * peers of the host's, and detaching them would unmount the host's own (runc). */
     CHECK(mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 from .. import cell
@@ -97,6 +98,8 @@ class Context:
     host_env: Mapping[str, str] = field(default_factory=dict)  # the kernel's, for %%host
     keep_active: bool = False  # the previous cell ran with %keep: its layer is read
     ids: IdRange | None = None  # root mode: the host ids a cell's root and users get
+    # Every cell's bounds unless its own %limit says otherwise (KEY: None lifts one).
+    default_limits: Mapping[str, float | None] = field(default_factory=dict)
 
 
 class ImageLike(Protocol):
@@ -138,6 +141,7 @@ class Plan:
     # "0 FIRST COUNT": the script's uid/gid map when its root is an unprivileged range on
     # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
     idmap: str = ""
+    limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
 
     def to_json(self) -> dict:
         """For the helper (it crosses a socket); from_json is its inverse."""
@@ -151,7 +155,8 @@ class Plan:
                 "layers": None if self.layers is None else
                 [self.layers.upper, self.layers.lowers],
                 "limits": self.limits, "propagation": self.propagation,
-                "own_layers": self.own_layers, "idmap": self.idmap}
+                "own_layers": self.own_layers, "idmap": self.idmap,
+                "limits_asked": self.limits_asked}
 
     @classmethod
     def from_json(cls, data: dict) -> Plan:
@@ -165,7 +170,8 @@ class Plan:
                    show=tuple(cell.Show(*s) for s in data["show"]),
                    layers=None if layers is None else Layers(layers[0], tuple(layers[1])),
                    limits=data["limits"], propagation=data["propagation"],
-                   own_layers=data["own_layers"], idmap=data["idmap"])
+                   own_layers=data["own_layers"], idmap=data["idmap"],
+                   limits_asked=data["limits_asked"])
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -178,7 +184,15 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
     return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
                           image_workdir=image.workdir, user_env=env, places=ctx.places,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
-                          gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program)
+                          gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
+                          default_limits=ctx.default_limits)
+
+
+def bounds(own: Sequence[tuple[str, float | None]],
+           defaults: Mapping[str, float | None]) -> dict[str, float]:
+    """A cell's limits: the defaults under its own %limit line; KEY=none lifts one."""
+    merged = {**defaults, **dict(own)}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str) -> Plan:
@@ -195,7 +209,8 @@ SHM_SIZE = 64 << 20   # /dev/shm, as Docker's default
 def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequence[str],
                    image_workdir: str | None, user_env: Mapping[str, str], places: Places,
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
-                   ids: IdRange | None = None, c_program: str | None = None) -> Plan:
+                   ids: IdRange | None = None, c_program: str | None = None,
+                   default_limits: Mapping[str, float | None] = MappingProxyType({})) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked, and is
     # host root (a host-access line, like %%host).
@@ -221,7 +236,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     ops_: list[Op] = []
     script_ops: list[Op] = []
     shared = spec.propagation == "shared"
-    limits = dict(spec.limits)
+    limits = bounds(spec.limits, default_limits)
 
     # 1. Propagation first, before anything is mounted (pivot_root also refuses a
     #    shared parent). "shared" keeps the host's peer groups; our own mounts then go
@@ -317,7 +332,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 rootless=rootless, uid=uid, gid=gid, pidns=True, root=root,
                 ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
                 layers=layers_, limits=limits, propagation=spec.propagation,
-                own_layers=own_layers, idmap=idmap)
+                own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits))
 
 
 def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping) -> Plan:

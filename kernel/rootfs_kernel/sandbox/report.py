@@ -6,7 +6,8 @@ init.c writes JSON lines on its result socket: `{"init": PID}` (the cell's PID 1
 the host numbers it), `{"snaps": N}` with the N layer fds it hands over (-1: they could
 not be opened), then either the report `{"status", "signal", "setup_seconds", "notes",
 "ns", "profile"}` or `{"error": {"kind", "index", "errno", "depth"}}`. It reports numbers;
-the sentences a user reads are made here, from the plan the operation came from.
+the sentences a user reads are made here, from the plan the operation came from, and,
+when the host refused a step, from what hostfacts.py finds on the host (read only then).
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import errno
 import json
 import os
 
+from .. import hostfacts
 from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
 from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
 from .plan import Plan
 
-__all__ = ["CANNOT_RUN", "SETUP_FAILED", "describe_error", "notes", "parse", "profile",
-           "unshare_advice"]
+__all__ = ["CANNOT_RUN", "SETUP_FAILED", "describe_error", "host_cause", "notes", "parse",
+           "profile", "unshare_advice"]
+
+DOCTOR_HINT = " Run `rootfs-kernel doctor` for the details; %%host cells still run."
+# Said once when rootfs-init reports "no_pivot" (init.c's fallback on an initramfs root).
+NO_PIVOT_NOTE = ("pivot_root is refused on this host's root (the initial ramfs): cells move "
+                 "their root over it and chroot instead, as runc --no-pivot does; a chroot "
+                 "escape still ends in the cell's root")
 
 
 def parse(data: bytes) -> dict:
@@ -35,7 +43,8 @@ def parse(data: bytes) -> dict:
     return merged
 
 
-def describe_error(plan: Plan, error: dict) -> str:
+def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None) -> str:
+    """One line for a failed setup; `facts`: the host's (read when needed, hostfacts.py)."""
     kind, err = error.get("kind"), error.get("errno") or 0
     index = error.get("index", -1)
     op = plan.ops[index] if 0 <= index < len(plan.ops) else None
@@ -47,12 +56,13 @@ def describe_error(plan: Plan, error: dict) -> str:
                 "program's, may hold them). Wait for them to end or stop them, then run "
                 "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
     if kind == "clone":
-        if err == errno.ENOSPC:
+        cause = host_cause(kind, err, None, facts)
+        if err == errno.ENOSPC and not cause:
             return ("cannot create the cell's namespaces: the host's limit on namespaces "
                     "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
                     "...); other containers hold them. Wait for some to end, or raise the "
                     "limit, then run the cell again")
-        return unshare_advice(os.strerror(err))
+        return unshare_advice(os.strerror(err), cause)
     if kind == "host-mnt-ns":
         return "refusing to set up a container in the host's mount namespace"
     if kind == "bind-source":
@@ -86,10 +96,25 @@ def describe_error(plan: Plan, error: dict) -> str:
     where = f" (header line {lineno})" if lineno else ""
     what = {} if op is None else {"op": op.KIND, **{
         k: getattr(op, k) for k in ("source", "target", "fstype", "path") if k in op.FIELDS}}
+    step = f"at {what}" if op else "in its user namespace (mapping ids, or the script's own)"
+    cause = host_cause(kind, err, op, facts)
+    if cause:
+        return f"container setup failed {step}{where}: {os.strerror(err)}{cause}{DOCTOR_HINT}"
     hint = ""
     if err == errno.EPERM and plan.rootless and op is not None and op.KIND == "mount":
         hint = rootless_mount_hint(op.fstype)
-    return f"container setup failed at {what}{where}: {os.strerror(err)}{hint}"
+    return f"container setup failed {step}{where}: {os.strerror(err)}{hint}"
+
+
+def host_cause(kind: str, err: int, op: object | None,
+               facts: hostfacts.Facts | None = None) -> str:
+    """' — CAUSE. Fix: FIX.' for the host condition that explains a refused step, or ''.
+    Reads the host's /proc and /sys (hostfacts.py): only ever called for a failed cell."""
+    try:
+        found = hostfacts.explain(facts or hostfacts.read_facts(), kind, err, op)
+    except (OSError, ValueError):
+        return ""
+    return f" — {found.detail}. Fix: {found.fix}." if found else ""
 
 
 # What `%mount` may mount when Jupyter runs as an ordinary user (checked on Linux 6.x):
@@ -111,13 +136,15 @@ def rootless_mount_hint(fstype: str) -> str:
             "in a user namespace here (run Jupyter as root for it)")
 
 
-def unshare_advice(reason: str) -> str:
+def unshare_advice(reason: str, cause: str = "") -> str:
+    if cause:
+        return (f"cannot create the cell's namespaces: unshare failed ({reason}){cause}"
+                f"{DOCTOR_HINT}")
     return (f"cannot create the cell's namespaces: unshare failed ({reason}). "
             "The host forbids it: user namespaces may be disabled "
             "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or "
             "AppArmor's kernel.apparmor_restrict_unprivileged_userns=1), or a container's "
-            "seccomp profile refuses unshare. Run `rootfs-kernel doctor` for the details; "
-            "%%host cells still run.")
+            "seccomp profile refuses unshare." + DOCTOR_HINT)
 
 
 def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, float]] | None:
@@ -133,11 +160,14 @@ def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, flo
 
 
 def notes(plan: Plan, found: list) -> list[str]:
-    """What the setup did otherwise than the plan asked (init.c's note()), in words."""
+    """What the setup did otherwise than the plan asked (init.c's note()), in words; the
+    session says each once per kernel."""
     out = []
     for index, what in found:
         op = plan.ops[index] if 0 <= index < len(plan.ops) else None
-        if what == "no-idmap" and op is not None:
+        if what == "no-pivot":
+            out.append(NO_PIVOT_NOTE)
+        elif what == "no-idmap" and op is not None:
             line = f" (header line {op.lineno})" if getattr(op, "lineno", 0) else ""
             out.append(f"%bind {op.source}{line}: this filesystem cannot be idmapped, so the "
                        "cell sees its files owned by nobody (65534) and may change only what "

@@ -1,0 +1,176 @@
+"""Probes of what the host's kernel allows, each tried for real in a throwaway process.
+
+    python -m rootfs_kernel.sandbox.probes idmap DIR     (root) can a mount of DIR be
+        idmapped to an unprivileged id range (mount_setattr(MOUNT_ATTR_IDMAP)), and can
+        overlayfs use that mount as a lower layer (Linux 5.19+)?
+    python -m rootfs_kernel.sandbox.probes namespaces ipc,uts,...   can this user get
+        these namespaces (with a user namespace of its own when not root)?
+
+Each prints one JSON object: {"ok": bool, "detail": str, ...}. `probe()` runs one in a
+subprocess, so that the caller (a threaded kernel, doctor) never unshares or forks
+itself; the probe's mounts live in its own mount namespace and go with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from . import syscalls as sc
+
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429     # the same on x86_64 and aarch64
+OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH = 0x1, 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MNT_DETACH = 2
+# The probe's id range: any unprivileged one does (no file is written through it).
+PROBE_BASE, PROBE_COUNT = 100000, 65536
+
+
+def probe(name: str, *args: str, timeout: float = 20) -> dict:
+    """Run one probe in a subprocess; its JSON answer, or {"ok": False, "detail": why}."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "rootfs_kernel.sandbox.probes", name,
+                               *args], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "detail": f"the {name} probe did not answer in {timeout:g} s"}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"ok": False, "detail": f"the {name} probe failed: "
+                f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}"}
+
+
+def _userns_fd(base: int, count: int) -> int:
+    """A user namespace mapping 0..count-1 to base..: a child creates it, we map it."""
+    made_r, made_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(made_r)
+        os.close(hold_w)
+        ok = sc._libc.unshare(sc.CLONE_NEWUSER) == 0
+        os.write(made_w, b"y" if ok else b"n")
+        os.read(hold_r, 1)   # until the parent has opened the namespace
+        os._exit(0)
+    os.close(made_w)
+    os.close(hold_r)
+    try:
+        if os.read(made_r, 1) != b"y":
+            raise OSError(1, "unshare(CLONE_NEWUSER) failed")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {base} {count}")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(hold_w)
+        os.close(made_r)
+        os.waitpid(pid, 0)
+
+
+def _open_tree(path: str) -> int:
+    return sc._check(sc._libc.syscall(SYS_OPEN_TREE, -100, os.fsencode(path),
+                                      OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree", path)
+
+
+def _idmap(tree: int, userns: int) -> None:
+    attr = sc._MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns)
+    sc._check(sc._libc.syscall(sc._SYS_MOUNT_SETATTR, tree, b"", sc.AT_EMPTY_PATH,
+                               ctypes.byref(attr), ctypes.sizeof(attr)),
+              "mount_setattr(MOUNT_ATTR_IDMAP)")
+
+
+def _move(tree: int, target: str) -> None:
+    sc._check(sc._libc.syscall(SYS_MOVE_MOUNT, tree, b"", -100, os.fsencode(target),
+                               MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
+
+
+def idmap(directory: str) -> dict:
+    """Idmap a mount of `directory` to PROBE_BASE.., then use it as an overlay lower layer."""
+    if os.geteuid() != 0:
+        return {"ok": False, "idmap": False, "overlay": False,
+                "detail": "only root can idmap a mount (rootless cells map this user's uid)"}
+    owner = os.stat(directory).st_uid
+    userns = _userns_fd(PROBE_BASE, PROBE_COUNT)
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, MS_REC | MS_PRIVATE)
+    scratch = tempfile.mkdtemp(prefix="rootfs-kernel-probe-")
+    try:
+        sc.mount("tmpfs", scratch, "tmpfs", 0, "mode=0700")
+        for sub in ("lower", "upper", "work", "merged"):
+            os.mkdir(os.path.join(scratch, sub))
+        tree = _open_tree(directory)
+        try:
+            _idmap(tree, userns)
+        except OSError as err:
+            return {"ok": False, "idmap": False, "overlay": False,
+                    "detail": f"{directory}: {err.strerror} (its filesystem, "
+                              f"{_fstype(directory)}, cannot be idmapped here)"}
+        _move(tree, f"{scratch}/lower")
+        shifted = os.stat(f"{scratch}/lower").st_uid
+        try:
+            sc.mount("overlay", f"{scratch}/merged", "overlay", 0,
+                     f"lowerdir={scratch}/lower,upperdir={scratch}/upper,"
+                     f"workdir={scratch}/work")
+        except OSError as err:
+            return {"ok": False, "idmap": True, "overlay": False, "shifted_uid": shifted,
+                    "detail": f"idmapped mounts work, but overlayfs refuses one as a lower "
+                              f"layer: {err.strerror} (Linux 5.19+ accepts it)"}
+        # The merged root is the upper layer's: look at an entry of the lower one.
+        entry = next(iter(sorted(os.listdir(f"{scratch}/lower"))), None)
+        seen = os.lstat(f"{scratch}/merged/{entry}").st_uid if entry else shifted
+        return {"ok": True, "idmap": True, "overlay": True, "shifted_uid": shifted,
+                "detail": f"{directory} ({_fstype(directory)}): uid {owner} shows as {shifted} "
+                          f"through an idmapped mount, and as {seen} through an overlay on it"}
+    finally:
+        sc._libc.umount2(os.fsencode(scratch), MNT_DETACH)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def namespaces(names: str) -> dict:
+    """unshare(2) the named namespaces (plus a user namespace when not root)."""
+    flags = 0
+    for name in filter(None, names.split(",")):
+        flags |= sc.NAMESPACE_FLAGS[name]
+    if os.geteuid() != 0:
+        flags |= sc.CLONE_NEWUSER
+    try:
+        sc.unshare(flags)
+    except OSError as err:
+        return {"ok": False, "detail": f"unshare({names}): {err.strerror}"}
+    return {"ok": True, "detail": f"unshare({names}) works"}
+
+
+def _fstype(path: str) -> str:
+    best, fstype = "", "?"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fstype = point, fields[fields.index("-") + 1]
+    return fstype
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    kinds = {"idmap": idmap, "namespaces": namespaces}
+    if not argv or argv[0] not in kinds:
+        raise SystemExit(__doc__)
+    try:
+        answer = kinds[argv[0]](*argv[1:])
+    except OSError as err:
+        answer = {"ok": False, "detail": f"{err.strerror or err}"}
+    print(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,185 @@
+"""The host conditions this machine can produce for real, with the real kernel.
+
+- user.max_user_namespaces=0 (RHEL, hardened hosts): the limit set to 0 in a user
+  namespace of the test's own (limited_userns.py), as root and as an ordinary user;
+- Docker's default seccomp profile, built with libseccomp from the published profile
+  (docker_seccomp.py), without CAP_SYS_ADMIN as Docker gives it;
+- a root on the initial ramfs, where pivot_root fails with EINVAL, and a chroot
+  (ramfs_root.py; root only).
+
+Each time: the cell fails with the cause and the fix in one line, `%%host` cells still
+run, and `rootfs-kernel doctor` exits non-zero naming the same cause.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from launched import (
+    HERE,
+    LaunchedKernel,
+    can_load_docker_profile,
+    docker_seccomp,
+    doctor,
+    limited_userns,
+)
+
+ROOT = os.geteuid() == 0
+
+
+def assert_fails_with(kernel: LaunchedKernel, *words: str) -> str:
+    ran = kernel.run("echo inside a container")
+    assert ran.reply["status"] == "error" and ran.reply["ename"] == "ContainerError", ran
+    assert "inside a container" not in ran.stdout
+    for word in words:
+        assert word in ran.evalue, (word, ran.evalue)
+    assert "%%host cells still run" in ran.evalue and "rootfs-kernel doctor" in ran.evalue
+    assert "\n" not in ran.evalue.strip()      # one line
+    return ran.evalue
+
+
+def assert_host_cells_run(kernel: LaunchedKernel) -> None:
+    ran = kernel.run("%%host\necho host cell; test -d /proc/self && echo proc-ok")
+    assert ran.reply["status"] == "ok", ran
+    assert ran.stdout == "host cell\nproc-ok\n"
+
+
+# -- user.max_user_namespaces = 0 ---------------------------------------------------------
+def test_max_user_namespaces_zero_in_a_cell(tmp_path):
+    with LaunchedKernel(limited_userns(), tmp_path) as k:
+        assert_fails_with(k, "No space left on device", "user.max_user_namespaces = 0",
+                          "sysctl -w user.max_user_namespaces=")
+        assert_host_cells_run(k)
+        # the kernel stays usable: the same answer again, no hang, no crash
+        assert_fails_with(k, "user.max_user_namespaces = 0")
+
+
+def test_max_user_namespaces_zero_in_doctor():
+    code, out = doctor(limited_userns())
+    assert code == 1, out
+    fail = [line for line in out.splitlines() if line.startswith("[FAIL]")]
+    assert any("user namespaces: user.max_user_namespaces = 0" in line for line in fail), out
+    assert any(line.startswith("[FAIL] container:") and "No space left" in line
+               for line in fail), out
+    assert "sysctl -w user.max_user_namespaces=" in out
+    assert "Still working: %%host cells" in out
+
+
+# -- Docker's default seccomp profile -----------------------------------------------------
+docker = pytest.mark.skipif(bool(can_load_docker_profile()),
+                            reason=can_load_docker_profile() or "")
+
+
+@docker
+def test_the_docker_profile_refuses_namespaces_and_allows_the_rest():
+    """The premise: under the profile unshare is refused, ordinary programs run."""
+    res = subprocess.run([*docker_seccomp(), "sh", "-c",
+                          "unshare --mount true 2>&1; echo status=$?; "
+                          "grep '^Seccomp:' /proc/self/status; ls / >/dev/null && echo ls"],
+                         capture_output=True, text=True, timeout=30)
+    assert "status=1" in res.stdout and "Operation not permitted" in res.stdout, res
+    assert "Seccomp:\t2" in res.stdout and res.stdout.endswith("ls\n"), res
+
+
+@docker
+def test_docker_default_seccomp_in_a_cell(tmp_path):
+    with LaunchedKernel(docker_seccomp(), tmp_path) as k:
+        evalue = assert_fails_with(k, "unshare failed (Operation not permitted)",
+                                   "a seccomp filter is active",
+                                   "--security-opt seccomp=unconfined")
+        assert "--cap-add SYS_ADMIN" in evalue and "--privileged" in evalue
+        assert_host_cells_run(k)
+
+
+@docker
+def test_docker_default_seccomp_in_doctor():
+    code, out = doctor(docker_seccomp())
+    assert code == 1, out
+    assert "[warn] seccomp: a seccomp filter is active" in out, out
+    assert any(line.startswith("[FAIL] container:") and "seccomp" in line
+               for line in out.splitlines()), out
+
+
+# -- a ramfs root -------------------------------------------------------------------------
+RAMFS = [sys.executable, str(HERE / "ramfs_root.py")]
+INSIDE = """
+import json, subprocess, sys
+import rootfs_kernel
+out = {}
+with rootfs_kernel.Sandbox() as sandbox:   # one kernel session for the three cells
+    for name, code in (("cell", "echo in-cell; head -1 /proc/self/mountinfo"),
+                       ("escape", ESCAPE), ("host", "%%host\\necho on-host")):
+        try:
+            r = sandbox.run(code, check=True)
+            out[name] = {"ok": True, "stdout": r.stdout, "stderr": r.stderr}
+        except rootfs_kernel.ContainerError as err:
+            out[name] = {"ok": False, "error": str(err)}
+d = subprocess.run([sys.executable, "-m", "rootfs_kernel.cli", "doctor", "--json"],
+                   capture_output=True, text=True)
+out["doctor"] = json.loads(d.stdout)
+print(json.dumps(out))
+"""
+# The classic chroot escape, as a C cell: whatever it reaches, it lists.
+ESCAPE = ('%%c\\n#include <stdio.h>\\n#include <unistd.h>\\n#include <sys/stat.h>\\n'
+          'int main(void) { mkdir(\\"e\\", 0755); chroot(\\"e\\"); '
+          'for (int i = 0; i < 64; i++) chdir(\\"..\\"); chroot(\\".\\"); '
+          'execl(\\"/bin/ls\\", \\"ls\\", \\"/\\", (char *)0); return 1; }\\n')
+
+
+def run_inside(launcher: list[str]) -> dict:
+    code = INSIDE.replace("ESCAPE", f'"{ESCAPE}"')
+    env = {**os.environ, "XDG_DATA_HOME": "/tmp/rk-ramfs-data", "XDG_CACHE_HOME": "/tmp/c"}
+    done = subprocess.run([*launcher, sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def checks(answer: dict) -> dict:
+    return {c["key"]: c for c in answer["doctor"]["checks"]}
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="making a ramfs the root needs root")
+def test_a_ramfs_root_is_detected_and_host_cells_run():
+    answer = run_inside(RAMFS)
+    found = checks(answer)["root-ramfs"]
+    assert "initial ramfs (rootfs)" in found["detail"] and "EINVAL" in found["detail"]
+    assert answer["host"] == {"ok": True, "stdout": "on-host\n", "stderr": ""}
+    if not answer["cell"]["ok"]:   # an init without the fallback says why
+        assert "pivot_root" in answer["cell"]["error"], answer
+        assert "initial ramfs" in answer["cell"]["error"], answer
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="making a ramfs the root needs root")
+def test_on_a_ramfs_root_cells_move_their_root_over_it():
+    answer = run_inside(RAMFS)
+    assert answer["cell"]["ok"], answer["cell"]
+    lines = answer["cell"]["stdout"].splitlines()
+    assert lines[0] == "in-cell" and " / / " in lines[1] and " overlay " in lines[1]
+    # said once, in the first cell (report.NO_PIVOT_NOTE)
+    assert "as runc --no-pivot does" in answer["cell"]["stderr"], answer["cell"]
+    assert "runc" not in answer["escape"]["stderr"], answer["escape"]
+    # the chroot escape ends in the cell's own root, not in the ramfs below it
+    assert answer["escape"]["ok"], answer["escape"]
+    listing = answer["escape"]["stdout"].split()
+    assert "e" in listing and "process_api" not in listing and "work" not in listing
+    assert checks(answer)["cell"]["ok"], checks(answer)["cell"]
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="making a ramfs the root needs root")
+def test_in_a_chroot_cells_fail_with_the_fix_and_host_cells_run():
+    answer = run_inside([*RAMFS, "--chroot"])
+    assert not answer["cell"]["ok"], answer
+    error = answer["cell"]["error"]
+    assert "'op': 'propagation'" in error and "not a mount point (a chroot)" in error, error
+    assert "mount --bind DIR DIR" in error
+    assert answer["host"]["ok"] and answer["host"]["stdout"] == "on-host\n"
+    assert not checks(answer)["root-chroot"]["ok"]
+    assert answer["doctor"]["ok"] is False
