@@ -22,7 +22,7 @@ from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox import cgroups
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Plan, bounds, compile_plan, plan_for
+from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README).
@@ -285,7 +285,7 @@ class Session:
         messages: list[bytes] = []
         workdir = os.path.dirname(source)
         plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
-                            bounds((), self.default_limits))
+                            bounds((), self.default_limits), _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt)
         if run.error:
@@ -345,6 +345,19 @@ def _ready_line(image, seconds: float) -> str:
     n = len(image.layers)
     return (f"image {image.name} ready: {size / 2**20:.1f} MiB, {n} layer{'' if n == 1 else 's'},"
             f" {seconds:.1f} s")
+
+
+def _compiler_paths() -> list[tuple[str, str, str | None]]:
+    """plan.COMPILER_PATHS as this host has them: directories, files or symlinks."""
+    out: list[tuple[str, str, str | None]] = []
+    for path in COMPILER_PATHS:
+        if os.path.islink(path):
+            out.append((path, "link", os.readlink(path)))
+        elif os.path.isdir(path):
+            out.append((path, "dir", None))
+        elif os.path.isfile(path):
+            out.append((path, "file", None))
+    return out
 
 
 class _CompileError(Exception):

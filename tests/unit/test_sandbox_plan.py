@@ -205,9 +205,15 @@ def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks()
 
 def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_work_dir():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
-    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64})
-    root = next(op for op in plan.ops if isinstance(op, ops.Bind) and op.source == "/")
-    assert root.readonly and root.rec and not root.in_root
+    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64},
+                        [("/usr", "dir", None), ("/bin", "link", "usr/bin"),
+                         ("/etc/ld.so.cache", "file", None)])
+    binds = {op.source: op for op in plan.ops if isinstance(op, ops.Bind)}
+    assert binds["/usr"].readonly and binds["/usr"].rec
+    assert binds["/etc/ld.so.cache"].readonly and binds["/etc/ld.so.cache"].create == "file"
+    assert ops.Symlink("usr/bin", "/bin") in plan.ops
+    # Nothing else of the host: not its /, /home, /root or /etc.
+    assert not {"/", "/home", "/root", "/etc"} & set(binds)
     writable = [op for op in plan.ops if isinstance(op, ops.Bind) and not op.readonly
                 and op.source not in {f"/dev/{d}" for d in ("null", "zero", "full", "random",
                                                               "urandom", "tty")}]

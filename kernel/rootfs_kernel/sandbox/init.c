@@ -685,10 +685,19 @@ static _Noreturn void exec_script(void) {
     _exit(RK_EXIT_CANNOT_RUN);
 }
 
-static void apply_rlimits(void) {
+/* The setrlimit fallback: lower a limit, never raise it (that needs CAP_SYS_RESOURCE of
+ * the host, which a cell's init may not have; a host's own lower limit still holds). */
+static void lower_rlimit(int resource, long long value) {
     struct rlimit r;
-    if (P.nproc >= 0) { r.rlim_cur = r.rlim_max = P.nproc; CHECK(setrlimit(RLIMIT_NPROC, &r)); }
-    if (P.as >= 0) { r.rlim_cur = r.rlim_max = P.as; CHECK(setrlimit(RLIMIT_AS, &r)); }
+    CHECK(getrlimit(resource, &r));
+    if (r.rlim_max != RLIM_INFINITY && (rlim_t)value > r.rlim_max) value = (long long)r.rlim_max;
+    r.rlim_cur = r.rlim_max = (rlim_t)value;
+    CHECK(setrlimit(resource, &r));
+}
+
+static void apply_rlimits(void) {
+    if (P.nproc >= 0) lower_rlimit(RLIMIT_NPROC, P.nproc);
+    if (P.as >= 0) lower_rlimit(RLIMIT_AS, P.as);
 }
 
 static char nsids[7][64];
@@ -909,7 +918,12 @@ static _Noreturn void cell_init(void) {
     /* Stop what the script left running (the snapshots are of files, not processes).
      * Orphans of the namespace become this process's children: none, nothing to stop
      * (kill(-1) would look at every process on the host). */
-    if (P.pidns && !(waitpid(-1, &(int){0}, WNOHANG) < 0 && errno == ECHILD)) kill(-1, SIGKILL);
+    if (P.pidns && !(waitpid(-1, &(int){0}, WNOHANG) < 0 && errno == ECHILD)) {
+        kill(-1, SIGKILL);
+        /* ... and wait until they are gone (orphans become this init's children): when
+         * the kernel has the report, no process of the cell is left. */
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    }
     signal(SIGUSR1, SIG_IGN);
     if (ns_fd >= 0) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */

@@ -335,12 +335,20 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits))
 
 
-def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping) -> Plan:
+# What a %%c compile sees of the host: the compiler, its libraries and headers, and how
+# the dynamic loader finds them. Not /home, /root, /etc at large, /var, /tmp or /run.
+COMPILER_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                  "/etc/ld.so.cache", "/etc/alternatives")
+
+
+def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping,
+                 host_paths: Sequence[tuple[str, str, str | None]]) -> Plan:
     """%%c's compile: the host's compiler and headers, read-only, in a container of its
     own (pivot_root, PID/IPC/UTS namespaces, runc's masks, the unprivileged ids in root
     mode), where only `workdir` (the source and the program) and a fresh /tmp are
-    writable: gcc's flags can name any path, but can change nothing else and read only
-    what anyone may read."""
+    writable: gcc's flags can name any path, but can change nothing and read only the
+    compiler's own files. `host_paths`: COMPILER_PATHS as the host has them, (path,
+    "dir" | "file" | "link", link target)."""
     root = f"{ctx.places.scratch}/root"
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
@@ -350,10 +358,16 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
     ops_: list[Op] = [
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),
-        Unbindable(ctx.places.scratch),   # not copied into itself by the bind of /
         Mkdir(root, 0o755),
-        # The host's tree as the root, read-only all the way down.
-        Bind("/", root, rec=True, readonly=True, create="", optional=False, in_root=False),
+        _mount("tmpfs", "rootfs-cc", root, "mode=0755"),   # pivot_root wants a mount
+    ]
+    for path, kind, target in host_paths:
+        if kind == "link":   # merged /usr: /bin -> usr/bin, as on the host
+            ops_.append(Symlink(target or "", path))
+        else:
+            ops_.append(Bind(path, path, rec=kind == "dir", readonly=True, create=kind,
+                             optional=True))
+    ops_ += [
         *_standard_filesystems(True, ctx.rootless, netns=False, mask_firmware=True,
                                owner=owner),
         _mount("tmpfs", "tmp", "/tmp", "mode=1777" + (f",uid={owner},gid={owner}"
