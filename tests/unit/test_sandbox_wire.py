@@ -228,3 +228,22 @@ def test_owners_map_through_the_user_namespace():
     assert inside(1000, rootless) == 0 and inside(0, rootless) == OVERFLOW_ID
     root = parse_id_map("0 0 4294967295\n")
     assert inside(0, root) == 0 and inside(1000, root) == 1000
+
+
+def test_a_prepared_containers_hand_over_takes_only_the_scripts_own_keys():
+    """The tokens a prepared container receives with its cell (wire.encode_cell) may say
+    what the script is, never how the container is made: a namespace, id map or
+    operation smuggled in there is refused, whatever the text of a cell."""
+    plan = plan_of("%env A=1\necho hi\n")
+    cell = wire.encode_cell(plan).split(b"\0")
+    tokens = [t.decode() for t in cell]
+    run = subprocess.run([str(initbin.path()), "--dump-cell", *tokens], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    i = tokens.index("argv")
+    for smuggled in (["lock", "0"], ["ns", "0"], ["idmap", "0 0 4294967295"],
+                     ["host", "1"], ["op", "hostname", "2", "x", "y"]):
+        bad = [*tokens[:i], *smuggled, *tokens[i:]]
+        run = subprocess.run([str(initbin.path()), "--dump-cell", *bad], capture_output=True,
+                             text=True, timeout=30)
+        assert run.returncode == ops.EXIT_SETUP_FAILED, smuggled

@@ -31,7 +31,8 @@
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
+ * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests); --dump-cell
+ * parses the tokens of a prepared container's hand-over (only the script's keys pass).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -1046,6 +1047,10 @@ static int dump(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "--dump-cell")) {  /* a hand-over, parsed as B would */
+        handover = 1;
+        return dump(argc - 1, argv + 1);
+    }
     if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
         dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
                 "in a cell (did %%shell name it? name a shell that exists in the image)\n",
