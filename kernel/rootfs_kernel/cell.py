@@ -380,7 +380,7 @@ MAGICS: dict[str, Magic] = {
               "commit; --replace overwrites an existing image NAME.", _p_export),
         Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
               "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
-              "write (disk); every cell has pids=1024 memory=2g disk=1g unless the kernel "
+              "write (disk); every cell has pids=1024 disk=1g unless the kernel "
               "says otherwise; KEY=none lifts one.", _p_limit),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )

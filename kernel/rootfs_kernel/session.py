@@ -20,13 +20,13 @@ from dataclasses import dataclass, field, replace
 from . import cell, compare
 from .ids import IdRange
 from .images import ImageError, ImageStore
-from .sandbox import cgroups
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
 GRACE_SECONDS = 1.0
-# What every container cell gets unless the kernel or the cell says otherwise (README).
-DEFAULT_LIMITS = "pids=1024 memory=2g disk=1g"
+# What every container cell gets unless the kernel or the cell says otherwise (README):
+# processes and what it may write. Memory only on request (a cgroup to join per cell).
+DEFAULT_LIMITS = "pids=1024 disk=1g"
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -69,13 +69,9 @@ class Session:
                  prepare: bool = True, ids: IdRange | None = None,
                  host_access: bool = True) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
-        # (`pids=512 memory=none`), then each cell's own %limit line. Without a cgroup,
-        # memory is bounded only where someone asked (setrlimit's RLIMIT_AS is per
-        # process and breaks programs that reserve address space).
-        builtin = dict(cell.parse_limits(DEFAULT_LIMITS.split()))
-        if not cgroups.usable():
-            builtin.pop("memory")
-        self.default_limits = {**builtin, **dict(cell.parse_limits(default_limits.split()))}
+        # (`pids=512 memory=2g`), then each cell's own %limit line.
+        self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
+                               **dict(cell.parse_limits(default_limits.split()))}
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
         self.sandbox = SandboxClient(prepare=prepare, ids=ids)

@@ -166,14 +166,6 @@ def join(procs_files: list[str]) -> None:
             f.write(me)
 
 
-def usable() -> bool:
-    """Can this process make a cell's cgroup (delegated v2, or root with v1's memory
-    controller)? Only a guess until one is made: CellCgroup.create says for sure."""
-    if _v2_base() is not None:
-        return True
-    return os.access(ROOT / "memory", os.W_OK) and os.access(ROOT / "pids", os.W_OK)
-
-
 def _v2_base() -> Path | None:
     """Our own cgroup v2 directory when the v2 hierarchy is mounted and delegated to us."""
     if not (ROOT / "cgroup.controllers").exists():

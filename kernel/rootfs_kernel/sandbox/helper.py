@@ -213,13 +213,23 @@ class Helper:
     def _bounds(self, name: str, plan: Plan, cid: int | None) -> tuple[wire.HostFacts,
                                                                          CellCgroup | None]:
         """The container's cgroup (made now, joined by its first process) or, where no
-        cgroup can be made, the setrlimit fallback, said once per kernel."""
+        cgroup can be made, the setrlimit fallback, said once per kernel.
+
+        The default pids bound of a cell whose root is unprivileged (root mode's id range,
+        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
+        cgroup costs its first process a grace period of the kernel's RCU, which a cell
+        that asked for nothing should not wait for. A cell's own %limit pids gets the
+        cgroup, whose counters say when the limit was hit."""
         limits = {k: v for k, v in plan.limits.items() if k in CGROUP_LIMITS}
+        nproc = {}
+        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
+            nproc = {"nproc": int(limits.pop("pids"))}
         if not limits:
-            return wire.HostFacts(self.mnt_ns), None
+            return wire.HostFacts(self.mnt_ns, rlimits=nproc), None
         try:
             group = CellCgroup.create(name, limits)
-            return wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files())), group
+            return wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()),
+                                  rlimits=nproc), group
         except LimitsUnavailable as err:
             # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
             # process for memory); cpu shares need a cgroup.
