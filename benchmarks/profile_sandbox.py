@@ -35,6 +35,9 @@ VARIANTS = {
         p, ops=tuple(o for o in p.ops if not isinstance(o, Mask | ReadOnly)
                      and (not isinstance(o, Bind) or o.source == "/dev/null")))),
     "%root none (no overlay/pivot)": ("%root none\ntrue", None),
+    "default bounds (pids, memory cgroups; disk)": ("true", lambda p: replace(
+        p, limits={"pids": 1024, "memory": 2 << 30, "disk": 1 << 30})),
+    "pids cgroup only": ("true", lambda p: replace(p, limits={"pids": 1024})),
     "%%host (fork+exec only)": ("%%host\ntrue", None),
 }
 

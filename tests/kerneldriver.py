@@ -22,6 +22,7 @@ class Result:
     stderr: str = ""
     errors: list[dict] = field(default_factory=list)
     displays: list[dict] = field(default_factory=list)
+    updates: list[dict] = field(default_factory=list)    # update_display_data contents
     stream_times: list[tuple[float, str]] = field(default_factory=list)
     closed_comms: list[str] = field(default_factory=list)
     elapsed: float = 0.0
@@ -63,6 +64,8 @@ class KernelDriver:
                 res.errors.append(content)
             elif kind in ("display_data", "execute_result"):
                 res.displays.append(content)
+            elif kind == "update_display_data":
+                res.updates.append(content)
             elif kind == "comm_close":
                 res.closed_comms.append(content["comm_id"])
         while True:
@@ -160,6 +163,22 @@ def comm(pid: int) -> str:
         return open(f"/proc/{pid}/comm").read().strip()
     except OSError:
         return ""
+
+
+def helper_of(k: KernelDriver) -> int:
+    """The kernel's sandbox helper (one per kernel)."""
+    (pid,) = [p for p in children(k.pid) if comm(p) == "rootfs-helper"]
+    return pid
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    """Poll until predicate() holds (what another process does takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
 
 
 def prepared_containers(kernel_pid: int) -> list[list[int]]:

@@ -283,6 +283,15 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+def format_size(n: float) -> str:
+    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:g} GiB"
+
+
 def parse_size(text: str) -> int:
     """`64m`, `1.5G`, `512MiB`, `100000` -> bytes."""
     m = _SIZE.match(text.strip())
@@ -291,27 +300,35 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-def parse_limits(words: list[str]) -> tuple[tuple[str, float], ...]:
-    """`pids=N memory=SIZE cpu=FRACTION` -> (("pids", N), ...); shared with kernel defaults."""
-    out: dict[str, float] = {}
+LIMIT_KEYS = ("pids", "memory", "cpu", "disk")
+
+
+def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
+    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE` -> (("pids", N), ...); shared with the
+    kernel-wide defaults. KEY=none lifts a default (None)."""
+    out: dict[str, float | None] = {}
     for word in words:
         key, eq, value = word.partition("=")
-        if not eq or key not in ("pids", "memory", "cpu"):
-            raise ValueError(f"expected pids=N, memory=SIZE or cpu=FRACTION, got {word!r}")
+        if not eq or key not in LIMIT_KEYS:
+            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION or disk=SIZE (or "
+                             f"KEY=none), got {word!r}")
+        if value == "none":
+            out[key] = None
+            continue
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key == "memory":
+            elif key in ("memory", "disk"):
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key == "memory" else
+            raise ValueError(f"{key}: {err}" if key in ("memory", "disk") else
                              f"{key} must be a number, got {value!r}") from None
         if out[key] <= 0 or (key == "pids" and out[key] < 2) or \
-                (key == "memory" and out[key] < 1 << 20):
+                (key in ("memory", "disk") and out[key] < 1 << 20):
             raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
-                             "memory >= 1m, cpu > 0)")
+                             "memory >= 1m, disk >= 1m, cpu > 0)")
     return tuple(out.items())
 
 
@@ -343,8 +360,9 @@ MAGICS: dict[str, Magic] = {
         Magic("propagation", "%propagation private|slave|shared", "Mount propagation of the "
               "cell's namespace (default private: no cell mount reaches the host).",
               _p_propagation),
-        Magic("unshare", "%unshare mnt,pid,uts,ipc,net,user,cgroup", "Namespaces the cell "
-              "gets (default mnt,pid; mnt is always on).", _p_unshare),
+        Magic("unshare", "%unshare net,cgroup,user", "Namespaces the cell gets besides "
+              "mnt, pid, uts and ipc, which every cell has; with %root none, user makes "
+              "the cell's root an unprivileged id on the host.", _p_unshare),
         Magic("keep", "%keep", "Carry this cell's filesystem changes into the next cell.",
               _p_keep),
         Magic("timeout", "%timeout SECONDS", "Kill the cell's container after SECONDS.",
@@ -360,9 +378,10 @@ MAGICS: dict[str, Magic] = {
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
-        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION", "Limit the cell through "
-              "cgroups: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core).",
-              _p_limit),
+        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
+              "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
+              "write (disk); every cell has pids=1024 disk=1g unless the kernel "
+              "says otherwise; KEY=none lifts one.", _p_limit),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
@@ -466,8 +485,9 @@ HOST_ACCESS_LINES = {
     "%propagation shared": "lets the cell's mounts reach the host, with the host's "
                            "privileges",
     # Reads only, but as the kernel's user (root in many setups): names, sizes and owners
-    # of any host directory. In the cell itself, `ls -la PATH` shows the cell's side.
-    "%show ls": "lists a host directory next to the cell's, read as the kernel's user",
+    # of any host directory. `%show ls PATH` alone compares with the image: no host read.
+    "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
+                               "kernel's user",
 }
 
 
@@ -478,8 +498,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%root none"
     if name == "propagation" and args == ["shared"]:
         return "%propagation shared"
-    if name == "show" and args[:1] == ["ls"]:
-        return "%show ls"
+    if name == "show" and args[:1] == ["ls"] and len(args) > 2:
+        return "%show ls PATH HOST_PATH"
     return None
 
 

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cell import format_size
 from .images import ImageError
 
 KERNEL_NAME = "rootfs"
@@ -97,14 +98,6 @@ class TerminalProgress:
             sys.stderr.write("\n")
 
 
-def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 def image_cmd(args: argparse.Namespace) -> int:
     from .images import commands
 
@@ -112,7 +105,7 @@ def image_cmd(args: argparse.Namespace) -> int:
     try:
         if args.image_command == "list":
             for row in commands.image_list():
-                state = _human(row.get("size", 0)) if row["built"] else "not built yet"
+                state = format_size(row.get("size", 0)) if row["built"] else "not built yet"
                 print(f"{row['name']:<20} {state:>12}  {row.get('source', '')}")
         elif args.image_command == "build":
             img = commands.image_build(args.kind, args.name, suite=args.suite,

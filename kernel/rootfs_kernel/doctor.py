@@ -9,7 +9,6 @@ succeed and refuses the uid map or the first mount after it).
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import asdict, dataclass
 
 from . import hostfacts

@@ -16,6 +16,7 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Integer, Unicode
 
 from . import __version__, cell, completion
+from .ids import IdRange
 from .images import ImageError
 from .session import Session
 from .views import display_bundle
@@ -55,6 +56,11 @@ class RootfsKernel(Kernel):
              "the last cell's; thrown away when the host's mounts change). Off: every "
              "container is made when its cell comes. Also $ROOTFS_KERNEL_PREPARE=0.")
 
+    id_range = Unicode(
+        os.environ.get("ROOTFS_KERNEL_ID_RANGE", ""), config=True,
+        help="Root mode: the host ids a cell's root and users are, FIRST:COUNT (default "
+             f"{IdRange().first}:{IdRange().count}); a cell's root is never the host's root "
+             "(README: What a cell can reach on the host). Also $ROOTFS_KERNEL_ID_RANGE.")
     host_access = Bool(
         os.environ.get("ROOTFS_KERNEL_HOST_ACCESS", "1").strip().lower()
         not in ("0", "false", "no", "off"), config=True,
@@ -69,6 +75,7 @@ class RootfsKernel(Kernel):
         self._live_views: collections.deque = collections.deque()
         # `cells`, not `session`: Kernel.session is the wire protocol's.
         self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next,
+                             ids=IdRange.parse(self.id_range) if self.id_range else None,
                              host_access=self.host_access)
         self._interrupt: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -18,11 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from . import cell, compare
+from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Plan, host_plan, plan_for
+from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
 GRACE_SECONDS = 1.0
+# What every container cell gets unless the kernel or the cell says otherwise (README):
+# processes and what it may write. Memory only on request (a cgroup to join per cell).
+DEFAULT_LIMITS = "pids=1024 disk=1g"
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -62,12 +66,15 @@ class Outcome:
 
 class Session:
     def __init__(self, store: ImageStore | None = None, default_limits: str = "",
-                 prepare: bool = True, host_access: bool = True) -> None:
-        # Kernel-wide limits (`pids=512 memory=1g`), under each cell's own %limit line.
-        self.default_limits = dict(cell.parse_limits(default_limits.split()))
+                 prepare: bool = True, ids: IdRange | None = None,
+                 host_access: bool = True) -> None:
+        # Every cell's bounds: the built-in defaults, then the kernel-wide ones
+        # (`pids=512 memory=2g`), then each cell's own %limit line.
+        self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
+                               **dict(cell.parse_limits(default_limits.split()))}
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
-        self.sandbox = SandboxClient(prepare=prepare)
+        self.sandbox = SandboxClient(prepare=prepare, ids=ids)
         self.sandbox.start()
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -75,6 +82,7 @@ class Session:
         self._progress: Progress | None = None
         self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
+        self._said: set[str] = set()
 
     def close(self) -> None:
         self.sandbox.close()
@@ -95,9 +103,6 @@ class Session:
         if self.sandbox.gone():   # it died between cells: this cell gets a new one
             how, lost = self._restart_helper()
             notice(f"the sandbox helper had gone away ({how}); a new one runs this cell{lost}")
-        if self.default_limits and not spec.host:
-            spec = replace(spec, limits=tuple({**self.default_limits,
-                                               **dict(spec.limits)}.items()))
         out = Outcome(help=cell.help_text() if spec.help else None)
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
@@ -119,8 +124,9 @@ class Session:
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         self.user_env.update(spec.env)
         try:
-            # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
-            wait_exit = spec.host or spec.keep or bool(spec.export) or bool(plan.limits) \
+            # A %keep or %export layer needs the container gone first (its init reports
+            # the cgroup's counters itself).
+            wait_exit = spec.host or spec.keep or bool(spec.export) \
                 or self.keep_image is not None
             run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
@@ -134,6 +140,13 @@ class Session:
         if not spec.host:
             self._after_keep(spec)
         out = replace(out, run=run)
+        for note in run.notes:   # how this host's containers differ: said once a kernel
+            if note not in self._said:
+                self._said.add(note)
+                notice(note)
+        if run.disk_full:
+            notice(f"the cell's writable layer is full (%limit disk="
+                   f"{cell.format_size(plan.limits['disk'])}): raise it with %limit disk=SIZE")
         if run.error:
             return replace(out, error=Failure("ContainerError", run.error))
         out.comparisons = compare.compare(run.snapshots, image=spec.image)
@@ -203,7 +216,8 @@ class Session:
                    f"from {spec.image} and drops them")
             self.drop_keep()
             keep_active = False
-        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active),
+        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active,
+                                                         default_limits=self.default_limits),
                         c_program=c_program)
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
@@ -256,17 +270,22 @@ class Session:
 
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
                          interrupt: asyncio.Event | None) -> list[str]:
-        """%%c: compile on the host (a %%host run of gcc); the plan runs the program."""
+        """%%c: compile with the host's gcc in a container of its own (plan.compile_plan:
+        read-only host tree, only the work directory writable, unprivileged); the cell's
+        plan runs the program."""
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
-        compile_spec = cell.CellSpec(script=shlex.join(cmd), host=True)
         workdir = os.path.dirname(source)
-        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir),
-                                     messages.append, messages.append, interrupt=interrupt)
+        plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
+                            bounds((), self.default_limits), _compiler_paths())
+        run = await self.sandbox.run(plan, messages.append, messages.append,
+                                     interrupt=interrupt)
+        if run.error:
+            raise _CompileError(f"the compiler's container could not be made: {run.error}")
         text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
@@ -292,8 +311,11 @@ class Session:
             if not succeeded:
                 notice(f"the cell failed, so %export {spec.export} saved nothing")
                 return
+            # The cell wrote as its own ids (an unprivileged range in root mode): the
+            # image stores the image's ids.
             image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
                                             spec.export, replace=spec.export_replace,
+                                            ids=self.sandbox.context().ids,
                                             progress=self._progress or (lambda _f, _m: None))
             notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
                    f"({len(image.layers)} layers); use it with %image {image.name}")
@@ -319,6 +341,19 @@ def _ready_line(image, seconds: float) -> str:
     n = len(image.layers)
     return (f"image {image.name} ready: {size / 2**20:.1f} MiB, {n} layer{'' if n == 1 else 's'},"
             f" {seconds:.1f} s")
+
+
+def _compiler_paths() -> list[tuple[str, str, str | None]]:
+    """plan.COMPILER_PATHS as this host has them: directories, files or symlinks."""
+    out: list[tuple[str, str, str | None]] = []
+    for path in COMPILER_PATHS:
+        if os.path.islink(path):
+            out.append((path, "link", os.readlink(path)))
+        elif os.path.isdir(path):
+            out.append((path, "dir", None))
+        elif os.path.isfile(path):
+            out.append((path, "file", None))
+    return out
 
 
 class _CompileError(Exception):

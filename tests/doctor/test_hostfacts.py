@@ -14,24 +14,24 @@ from fakehost import CAPS_DOCKER, USER, host, mountinfo_with
 
 from rootfs_kernel import cell, hostfacts
 from rootfs_kernel.sandbox import report
-from rootfs_kernel.sandbox.plan import Places, container_plan
+from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
 
 EPERM, ENOSPC, EINVAL, EACCES = errno.EPERM, errno.ENOSPC, errno.EINVAL, errno.EACCES
 
 
-def plan(rootless: bool, code: str = "true") -> dict:
-    d = "/tmp/rootfs-kernel-0/4242-abcd"
-    places = Places(f"{d}/cell", f"{d}/keep/upper", f"{d}/keep/work", False,
-                    f"{d}/export/upper", f"{d}/export/work")
-    return container_plan(cell.parse(code), layers=["/store/layers/a/rootfs"], image_env=[],
-                          image_workdir=None, user_env={}, places=places, rootless=rootless,
-                          uid=1000 if rootless else 0, gid=1000 if rootless else 0,
-                          host_cwd="/").to_json()
+def plan(rootless: bool, code: str = "true") -> Plan:
+    ctx = Context(places=Places.under("/tmp/rootfs-kernel-0/4242-abcd"), rootless=rootless,
+                  uid=1000 if rootless else 0, gid=1000 if rootless else 0, cwd="/")
+
+    class Image:
+        layers, env, workdir = ["/store/layers/a/rootfs"], [], None
+
+    return plan_for(cell.parse(code), Image, ctx)
 
 
-def op_index(p: dict, op: str, fstype: str | None = None) -> int:
-    return next(i for i, o in enumerate(p["ops"])
-                if o["op"] == op and (fstype is None or o.get("fstype") == fstype))
+def op_index(p: Plan, op: str, fstype: str | None = None) -> int:
+    return next(i for i, o in enumerate(p.ops)
+                if o.KIND == op and (fstype is None or getattr(o, "fstype", None) == fstype))
 
 
 RUNTIME, STORE = "/tmp/rootfs-kernel-0", "/root/.local/share/rootfs-kernel"

@@ -49,9 +49,11 @@ def test_bad_header_lines_fail_before_anything_runs(kernel, line, expected):
 
 def test_help_lists_every_header_line(kernel):
     res = kernel.ok("%help")
+    (shown,) = res.displays
+    assert {"text/markdown", "text/plain"} <= set(shown["data"])
     for name in ("%image", "%root", "%mount", "%bind", "%propagation", "%unshare", "%keep",
                  "%timeout", "%env", "%shell", "%show", "%help", "%%host"):
-        assert name in res.stdout
+        assert name in shown["data"]["text/plain"] and name in shown["data"]["text/markdown"]
 
 
 def test_env_persists_to_later_cells(kernel):

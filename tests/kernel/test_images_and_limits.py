@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from kerneldriver import ROOT, KernelDriver
+from kerneldriver import ROOT, KernelDriver, children, comm, wait_for
 
 from rootfs_kernel import hostfacts
 from rootfs_kernel.images import ImageStore
@@ -48,8 +48,14 @@ def test_export_with_keep_includes_the_kept_changes(kernel, image_name):
 def test_image_build_shows_a_progress_bar(kernel, image_name):
     res = kernel.ok(f"%image {image_name} --build busybox\nbusybox true && echo built")
     assert res.stdout == "built\n"
-    assert any("application/vnd.jupyter.widget-view+json" in d["data"] and
-               "building image" in d["data"]["text/plain"] for d in res.displays)
+    bars = [d for d in res.displays if "application/vnd.jupyter.widget-view+json" in d["data"]]
+    assert len(bars) == 1 and bars[0]["transient"]["display_id"]
+    # When the build is over the widget is replaced, under the same display id, by a
+    # static line: a reopened notebook shows it instead of a missing widget model.
+    (final,) = [u for u in res.updates
+                if u["transient"]["display_id"] == bars[0]["transient"]["display_id"]]
+    assert list(final["data"]) == ["text/plain"]
+    assert final["data"]["text/plain"].startswith(f"image {image_name} ready")
 
 
 def test_unknown_build_kind_is_a_header_error(kernel):
@@ -102,12 +108,27 @@ def test_memory_hog_is_ended_by_the_memory_limit(kernel):
 @pytest.mark.rootonly
 @needs_cgroups
 def test_limits_leave_no_cgroup_behind(kernel):
-    kernel.ok("%limit pids=50 memory=64m cpu=0.5\ntrue")
-    for controller in ("pids", "memory", "cpu"):
-        base = f"/sys/fs/cgroup/{controller}/rootfs-kernel"
-        if os.path.isdir(base):
-            assert not [d for d in os.listdir(base)
-                        if os.path.isdir(os.path.join(base, d))], controller
+    """Every cell is bounded (the defaults), so a prepared container waits in a cgroup of
+    its own; no cgroup outlives the container it was made for."""
+    for _ in range(3):
+        kernel.ok("%limit pids=50 memory=64m cpu=0.5\ntrue")
+        kernel.ok("true")
+    (helper,) = [str(pid) for pid in children(kernel.pid) if comm(pid) == "rootfs-helper"]
+
+    def empty_cgroups() -> list[str]:
+        out = []
+        for controller in ("pids", "memory", "cpu"):
+            base = f"/sys/fs/cgroup/{controller}/rootfs-kernel"
+            for d in os.listdir(base) if os.path.isdir(base) else ():
+                path = os.path.join(base, d)
+                if os.path.isdir(path) and d.split("-")[0] == helper:
+                    with open(os.path.join(path, "cgroup.procs")) as f:
+                        if not f.read().strip():
+                            out.append(path)
+        return out
+
+    # A container that has just ended is reaped (and its cgroup removed) a moment later.
+    assert wait_for(lambda: not empty_cgroups()), empty_cgroups()
 
 
 @pytest.mark.skipif(_cgroup_limits(), reason="cgroups with controllers are writable here "

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from kerneldriver import ROOT, host_mounts, kernel_mounts
+
+from rootfs_kernel.ids import IdRange
 
 
 def _ns(kind: str) -> str:
@@ -38,7 +42,9 @@ def test_the_script_runs_as_root_of_a_user_namespace_of_its_own(kernel):
     res = kernel.ok("readlink /proc/self/ns/user; id -u; cat /proc/self/uid_map")
     userns, uid, *uid_map = res.stdout.split()
     assert uid == "0" and userns != _ns("user")
-    assert uid_map == (["0", "0", "4294967295"] if ROOT else ["0", "0", "1"])
+    # As root the cell's root is an unprivileged id range of the host (ids.py), never 0.
+    first = IdRange().first
+    assert uid_map == ([str(0), str(first), "65536"] if ROOT else ["0", "0", "1"])
 
 
 def test_setup_mounts_are_locked(kernel, tmp_path):
@@ -97,11 +103,13 @@ int main(int argc, char **argv) {
     if (chroot("escape-dir") != 0) { perror("chroot"); return 2; }
     for (int i = 0; i < 64; i++) chdir("..");
     chroot(".");
-    FILE *f = fopen(argv[1], "r");
-    if (!f) { perror(argv[1]); return 1; }
-    char buf[256] = {0};
-    fread(buf, 1, sizeof buf - 1, f);
-    printf("escaped: %s\n", buf);
+    for (int i = 1; i < argc; i++) {
+        FILE *f = fopen(argv[i], "r");
+        if (!f) { perror(argv[i]); continue; }
+        char buf[256] = {0};
+        fread(buf, 1, sizeof buf - 1, f);
+        printf("escaped: %s\n", buf);
+    }
     return 0;
 }
 """
@@ -109,29 +117,36 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def escape_binary(tmp_path_factory):
-    import shutil
     import subprocess
 
     if not shutil.which("gcc"):
         pytest.skip("gcc is not installed")
-    d = tmp_path_factory.mktemp("escape")
+    # Where anyone may walk (a pytest tmp dir is its user's only): the escaped cell is an
+    # unprivileged id on the host in root mode, and may read what anyone may read.
+    d = Path(tempfile.mkdtemp(prefix="rootfs-kernel-escape-", dir="/tmp"))
     os.chmod(d, 0o755)
     (d / "escape.c").write_text(ESCAPE_C)
     subprocess.run(["gcc", "-static", "-O1", "-o", str(d / "escape"), str(d / "escape.c")],
                    check=True)
-    marker = d / "host-secret"
-    marker.write_text("host-only")
-    os.chmod(marker, 0o644)
-    return d
+    (d / "host-secret").write_text("host-only")
+    os.chmod(d / "host-secret", 0o644)
+    (d / "host-private").write_text("owner-only")
+    os.chmod(d / "host-private", 0o600)
+    yield d
+    shutil.rmtree(d)
 
 
 def test_chroot_can_be_escaped_but_pivot_root_cannot(kernel, escape_binary):
-    secret = escape_binary / "host-secret"
-    run = f"%bind {escape_binary}/escape /escape ro\ncd /tmp && /escape {secret}"
+    secret, private = escape_binary / "host-secret", escape_binary / "host-private"
+    run = f"%bind {escape_binary}/escape /escape ro\ncd /tmp && /escape {secret} {private}"
     res = kernel.run(run.replace("%bind", "%root chroot\n%bind", 1))
     assert res.ok and "escaped: host-only" in res.stdout, (res.stdout, res.stderr)
+    # The escape reaches the host's tree, but not as the host's root (in root mode: an
+    # unprivileged id; rootless: the kernel's own user, who owns the file).
+    if ROOT:
+        assert "owner-only" not in res.stdout and "Permission denied" in res.stderr
     res = kernel.run(run)
-    assert not res.ok and "escaped" not in res.stdout
+    assert "escaped" not in res.stdout
     assert "No such file" in res.stderr
 
 

@@ -11,20 +11,19 @@ import subprocess
 import time
 
 import pytest
-from kerneldriver import ROOT, KernelDriver, alive, descendants, kernel_mounts, prepared_containers
+from kerneldriver import (
+    ROOT,
+    KernelDriver,
+    alive,
+    descendants,
+    kernel_mounts,
+    prepared_containers,
+    wait_for,
+)
 
 from rootfs_kernel import cell
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.sandbox.prepared import preparable
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_the_next_cells_container_waits_ready_and_is_used_once():
@@ -111,21 +110,34 @@ def test_what_may_be_prepared():
     assert not preparable(plan("%keep\ntrue"))
     assert not preparable(plan("true", keep_active=True))   # reads the kept layer
     assert not preparable(plan("%export snap\ntrue"))
-    assert not preparable(plan("%limit pids=10\ntrue"))
+    assert preparable(plan("%limit pids=10\ntrue"))   # it gets a cgroup of its own
     assert not preparable(plan("%propagation shared\ntrue"))
     assert not preparable(plan("%%host\ntrue"))
 
 
 @pytest.mark.rootonly
 @pytest.mark.skipif(not ROOT, reason="cgroups are writable by root here")
-def test_a_cell_with_limits_never_takes_a_prepared_container(kernel):
-    """A prepared container was made for the plain cell before: it has no cgroup, so a
-    %limit cell must get a container of its own (found by the pids-limit test)."""
+def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
+    """A prepared container is bounded like the previous cell (in a cgroup of its own
+    for a %limit); a cell with other limits gets a container of its own (found by the
+    pids-limit test)."""
+    def pids_max(text: str) -> str:
+        # Read inside the cell (its /sys shows the host's, read-only): the cgroup is gone
+        # with the container.
+        res = kernel.ok(text + "\npath=$(grep '^[0-9]*:pids:' /proc/self/cgroup | cut -d: -f3)"
+                        "\necho \"$path\"; cat /sys/fs/cgroup/pids$path/pids.max")
+        path, limit = res.stdout.split()
+        assert path != "/", res.stdout
+        return limit
+
     kernel.ok("true")
     assert wait_for(lambda: len(prepared_containers(kernel.km.provisioner.pid)) == 1)
-    res = kernel.ok("%limit pids=10\ncat /proc/self/cgroup")
-    assert any(line.split(":")[1] == "pids" and line.split(":")[2] != "/"
-               for line in res.stdout.splitlines()), res.stdout
+    # The default bound, in a prepared one: RLIMIT_NPROC (the cell's root is an
+    # unprivileged id, counted in its own user namespace), no cgroup to join.
+    limits = kernel.ok("grep 'Max processes' /proc/self/limits").stdout.split()
+    assert limits[2:4] == ["1024", "1024"], limits
+    assert pids_max("%limit pids=10\ntrue") == "10"   # not the prepared default one
+    assert pids_max("%limit pids=10\ntrue") == "10"   # prepared with these limits
 
 
 @pytest.mark.parametrize("header", ["", "%root chroot\n", "%propagation shared\n", "%root none\n"])

@@ -34,8 +34,8 @@ def test_views_and_widget_state_are_stored_in_the_notebook():
     payload = mounts[MIME_TYPE]
     tmp = {r["key"]: r for r in payload["rows"]}["/tmp"]
     assert tmp["cell"]["fstype"] == "tmpfs" and tmp["status"] in ("only-cell", "differs")
-    assert mounts["text/html"].startswith("<table") and 'data-status="only-cell"' \
-        in mounts["text/html"]
+    assert mounts["text/html"].startswith('<div class="rfk-static"') and \
+        'data-status="only-cell"' in mounts["text/html"]
     assert "/tmp" in mounts["text/plain"]
     assert [d[MIME_TYPE]["kind"] for d in displays(second)] == ["listing", "ns"]
 

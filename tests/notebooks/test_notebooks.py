@@ -94,8 +94,10 @@ def test_04_chroot_listing(notebook):
     out = nb.stream("check-chroot-listing")
     assert "rootfs-kernel minimal" in out
     listing = nb.payload("check-chroot-listing", "listing")
-    cell_names = {r["key"].rstrip("/") for r in listing["rows"] if r["cell"]}
-    host_names = {r["key"].rstrip("/") for r in listing["rows"] if r["host"]}
+    assert [s["label"] for s in listing["sides"]] == ["cell", "host"]   # `%show ls / /`
+    # (a row present on both sides and alike stores one side: payload schema version 2)
+    cell_names = {r["key"].rstrip("/") for r in listing["rows"] if r["status"] != "only-host"}
+    host_names = {r["key"].rstrip("/") for r in listing["rows"] if r["status"] != "only-cell"}
     assert cell_names == set(out.splitlines()[:-1])  # ls / in the cell, minus os-release
     assert host_names == set(os.listdir("/"))         # the host's / as this test sees it
     assert set(nb.stream("check-chroot-host").splitlines()[:-1]) == {

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from rkutil import KernelDriver
@@ -17,9 +20,13 @@ def rk():
 
 
 @pytest.fixture
-def hostdir(tmp_path):
-    """A directory the kernel's user owns and every cell user may enter."""
-    os.chmod(tmp_path, 0o755)
-    d = tmp_path / "host"
+def hostdir():
+    """A directory the kernel's user owns and every cell user may reach: not under
+    pytest's own tmp dir, which only its user may enter (a cell's root is an unprivileged
+    id on the host when the kernel runs as root)."""
+    top = Path(tempfile.mkdtemp(prefix="rootfs-kernel-hostdir-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    d = top / "host"
     d.mkdir()
-    return d
+    yield d
+    shutil.rmtree(top, ignore_errors=True)

@@ -56,7 +56,8 @@ def runtime_entries(helpers: list[int] | None = None) -> set[str]:
 
 
 def cgroup_dirs(helpers: list[int]) -> set[str]:
-    """The per-cell cgroups (named HELPERPID-CELL) of these helpers: under rootfs-kernel/
+    """The per-cell cgroups (named HELPERPID-CELL or -wN) of these helpers that no process
+    uses any more: under rootfs-kernel/
     of each v1 controller, and (v2) below the helper's own cgroup, wherever the host's
     layout puts it."""
     mine = {str(h) for h in helpers}
@@ -68,7 +69,17 @@ def cgroup_dirs(helpers: list[int]) -> set[str]:
         except (OSError, StopIteration):
             continue
         found += glob.glob(os.path.join("/sys/fs/cgroup", own.strip("/"), f"{helper}-*"))
-    return {p for p in found if os.path.basename(p).split("-")[0] in mine}
+    return {p for p in found if os.path.basename(p).split("-")[0] in mine and not _in_use(p)}
+
+
+def _in_use(cgroup: str) -> bool:
+    """A cgroup with processes belongs to a live container (a prepared one waits in its
+    own): only an empty one can have been left behind."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
 
 
 def fd_count(pid: int) -> int:

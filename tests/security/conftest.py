@@ -9,13 +9,7 @@ from pathlib import Path
 
 import hostmarkers as hm
 import pytest
-from kerneldriver import KernelDriver, children, comm
-
-
-def pending(cls: int | str, *, when: bool = True):
-    """The red team's attack still works: a sandbox fix (issue 13) is due. Strict, so the
-    test turns red the moment the fix lands and the marker must go."""
-    return pytest.mark.xfail(when, strict=True, reason=f"sandbox fix pending: issue 13 class {cls}")
+from kerneldriver import KernelDriver
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +27,6 @@ def fresh_kernel():
     k.ok("true")
     yield k
     k.shutdown()
-
-
-def helper_of(k: KernelDriver) -> int:
-    (pid,) = [p for p in children(k.pid) if comm(p) == "rootfs-helper"]
-    return pid
 
 
 @pytest.fixture

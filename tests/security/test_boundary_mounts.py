@@ -12,7 +12,6 @@ from pathlib import Path
 
 import hostmarkers as hm
 import pytest
-from conftest import pending
 from kerneldriver import ROOT, KernelDriver
 
 
@@ -23,14 +22,12 @@ def _c(body: str, includes: str = "") -> str:
 
 
 # -- class 2: %mount sources and options mean paths in the cell's rootfs ---------------------------
-@pending(2)
 def test_class2_overlay_lower_layers_are_not_host_paths(kernel, secret):
     res = kernel.run(f"%mount overlay /mnt lowerdir={secret.path.parent}:/etc\n"
                      f"cat /mnt/{secret.path.name}", timeout=30)
     secret.assert_unread(hm.texts_of(res))
 
 
-@pending(2)
 def test_class2_overlay_upper_and_work_dirs_are_not_host_paths(kernel, tmp_path):
     os.chmod(tmp_path, 0o755)
     upper, work = hm.make_empty_dir(tmp_path), hm.make_empty_dir(tmp_path)
@@ -47,7 +44,6 @@ def test_class2_a_tmpfs_source_names_nothing_on_the_host(kernel, secret):
 
 
 # -- class 3: no host sysctl or sysfs file is writable from a cell ---------------------------------
-@pending(3, when=ROOT)
 def test_class3_a_proc_the_cell_mounts_cannot_write_host_sysctls(kernel, domainname):
     kernel.run("%mount proc /mnt\necho rk-changed > /mnt/sys/kernel/domainname", timeout=30)
     domainname.assert_unchanged()
@@ -57,7 +53,6 @@ KSM = Path("/sys/kernel/mm/ksm/sleep_millisecs")
 
 
 @pytest.mark.skipif(not KSM.exists(), reason="no ksm in this host's sysfs")
-@pending(3, when=ROOT)
 def test_class3_a_sysfs_the_cell_mounts_is_not_the_hosts_to_write(kernel):
     before = KSM.read_text()
     try:
@@ -77,7 +72,6 @@ def test_class3_the_containers_own_proc_sys_is_read_only(kernel, domainname):
 
 # -- class 4: %propagation shared is a host-access line; its setup leaves no mounts behind ---------
 @pytest.mark.skipif(not ROOT, reason="needs a mount namespace whose / is shared (root)")
-@pending(4)
 def test_class4_a_shared_cell_leaves_no_masks_on_a_shared_host(tmp_path, monkeypatch):
     """The kernel runs in a mount namespace of its own whose / is shared, so the machine's
     mounts are not touched; there, a %propagation shared cell must add no mount."""
@@ -110,7 +104,6 @@ def _shm_attack(key: int) -> str:
               "#include <sys/shm.h>\n")
 
 
-@pending(7)
 def test_class7_a_default_cell_neither_reads_nor_removes_host_shared_memory(kernel, shm):
     res = kernel.run(_shm_attack(shm.key) + "\n", timeout=60)
     listing = kernel.run("cat /proc/sysvipc/shm", timeout=30)
@@ -119,7 +112,6 @@ def test_class7_a_default_cell_neither_reads_nor_removes_host_shared_memory(kern
 
 
 @pytest.mark.skipif(not ROOT, reason="only root can give the host a domainname of its own")
-@pending(7)
 def test_class7_a_default_cell_has_a_uts_namespace_of_its_own(kernel, domainname):
     res = kernel.run("cat /proc/sys/kernel/domainname; uname -n", timeout=30)
     domainname.assert_unread(hm.texts_of(res))
@@ -132,7 +124,6 @@ def test_class7_a_cell_cannot_rename_the_host(kernel, domainname):
     domainname.assert_unchanged()
 
 
-@pending(7, when=ROOT)
 def test_class7_mqueues_a_cell_makes_are_not_the_hosts(kernel):
     name = f"rk-q-{secrets.token_hex(6)}"
     kernel.run(f"%mount mqueue /mnt\ntouch /mnt/{name}", timeout=30)
@@ -140,7 +131,6 @@ def test_class7_mqueues_a_cell_makes_are_not_the_hosts(kernel):
 
 
 @pytest.mark.parametrize("unshare", ["", "%unshare mnt,pid,cgroup\n"])
-@pending(7, when=ROOT)
 def test_class7_a_cells_cgroup_mount_makes_no_host_cgroup(kernel, unshare):
     name = f"rk-cg-{secrets.token_hex(6)}"
     try:
@@ -162,14 +152,12 @@ def _escape_and_read(path: Path) -> str:
               'while (fgets(line, sizeof line, f)) fputs(line, stdout);')
 
 
-@pending("13 (defence in depth: an unprivileged root)", when=ROOT)
 def test_defence_a_chroot_escape_shows_the_host_as_an_unprivileged_user(kernel, root_secret):
     code = _escape_and_read(root_secret.path).replace("%%c\n", "%%c\n%root chroot\n", 1)
     res = kernel.run(code, timeout=60)
     root_secret.assert_unread(hm.texts_of(res))
 
 
-@pending("2 and 13 (defence in depth)", when=ROOT)
 def test_defence_a_host_path_leaked_into_a_pivot_cell_is_not_roots(kernel, root_secret):
     res = kernel.run(f"%mount overlay /mnt lowerdir={root_secret.path.parent}:/etc\n"
                      f"cat /mnt/{root_secret.path.name}", timeout=30)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import hostmarkers as hm
 import pytest
-from conftest import helper_of, pending
-from kerneldriver import ROOT, alive
+from kerneldriver import ROOT, alive, helper_of
 
 from rootfs_kernel.images import ImageStore
 
@@ -29,8 +28,8 @@ def _kill_all(pids: list[int]) -> None:
 
 
 # -- class 6: every process a cell starts ends with it ---------------------------------------------
-@pytest.mark.parametrize("unshare", [pytest.param("%unshare mnt\n", marks=pending(6)),
-                                     pytest.param("%unshare mnt,uts\n", marks=pending(6)), ""])
+@pytest.mark.parametrize("unshare", ["%unshare mnt\n",
+                                     "%unshare mnt,uts\n", ""])
 def test_class6_no_process_outlives_its_cell(kernel, unshare):
     tag = f"{secrets.randbelow(10**6) + 10**6}.{secrets.randbelow(999) + 1}"
     try:
@@ -43,7 +42,6 @@ def test_class6_no_process_outlives_its_cell(kernel, unshare):
         _kill_all(hm.processes_with(tag))
 
 
-@pending(6)
 def test_class6_a_cell_cannot_signal_its_kernel_or_helper(fresh_kernel):
     k = fresh_kernel
     helper = helper_of(k)
@@ -81,7 +79,6 @@ def _layer_files(name: str) -> list[Path]:
     return [Path(dp, f) for dp, _, fs in os.walk(top) for f in fs]
 
 
-@pending(5)
 def test_class5_export_takes_no_host_file_a_leftover_process_links_in(fresh_kernel, secret_dir):
     """A process left by a cell without a PID namespace swaps a directory of the cell's
     changes for a symlink to a host directory while %export copies them: it waits until
@@ -131,7 +128,6 @@ def test_class5_export_with_a_swap_still_gets_a_reply(fresh_kernel):
 
 
 # -- class 8: default bounds -----------------------------------------------------------------------
-@pending(8)
 def test_class8_a_cell_without_limit_cannot_take_thousands_of_processes(kernel):
     res = kernel.run("%timeout 60\nn=0\n"
                      "while [ $n -lt 2000 ]; do sleep 60 2>/dev/null & n=$((n+1)); done\n"
@@ -147,7 +143,6 @@ def _mem_total() -> int:
     raise AssertionError("no MemTotal")
 
 
-@pending(8)
 def test_class8_a_cells_writable_layers_cannot_fill_half_the_ram(kernel):
     res = kernel.ok("df -kP / /tmp | tail -n +2")
     for line in res.stdout.splitlines():

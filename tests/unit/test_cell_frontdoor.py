@@ -130,7 +130,7 @@ HOST_LINES = [
     ("%root none\nls", 1, "%root none"),
     ("%timeout 5\n%bind /etc /mnt ro\nls /mnt", 2, "%bind"),
     ("%propagation shared\ntrue", 1, "%propagation shared"),
-    ("%show mounts\n%show ls /etc /root\ntrue", 2, "%show ls"),
+    ("%show mounts\n%show ls /etc /root\ntrue", 2, "%show ls PATH HOST_PATH"),
 ]
 
 
@@ -147,7 +147,7 @@ def test_a_locked_parser_refuses_each_host_access_line(code, lineno, which):
 @pytest.mark.parametrize("code", [
     "echo hi", "%root pivot\ntrue", "%root chroot\ntrue", "%propagation private\ntrue",
     "%propagation slave\ntrue", "%mount tmpfs /tmp\n%show mounts\n%show ns\ntrue",
-    "%show changes\ntouch /x",
+    "%show changes\ntouch /x", "%show ls /etc\ntrue",   # the image, not the host
     "%%c\nint main(void){return 0;}", "%keep\n%export mine\ntrue", "%unshare net\ntrue",
 ])
 def test_a_locked_parser_runs_every_other_cell_unchanged(code):

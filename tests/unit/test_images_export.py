@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rootfs_kernel.ids import IdRange
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.layerfs import is_opaque, make_whiteout, set_opaque
 from rootfs_kernel.images.oci_export import commit_layer, export_image
@@ -105,3 +106,45 @@ def test_commit_refuses_device_nodes_and_leaves_nothing(tmp_path: Path) -> None:
         commit_layer(store, "base", upper, "mine")
     assert store.names() == ["base"]
     assert list((tmp_path / "store/tmp").iterdir()) == []
+
+
+def test_commit_never_follows_a_symlink_out_of_the_upper_dir(tmp_path: Path) -> None:
+    """A cell may leave symlinks to host files in its upper dir: they are stored as
+    symlinks, and a directory swapped for one is not walked into."""
+    store = ImageStore(root=tmp_path / "store")
+    import_image(store, oci_layout(tmp_path / "oci", [BASE]).path, "base")
+    secret = tmp_path / "secret"
+    secret.write_text("host only\n")
+    secret.chmod(0o600)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("host dir\n")
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.symlink(secret, upper / "leak")
+    os.symlink(outside, upper / "dir")
+    img = commit_layer(store, "base", upper, "mine")
+    top = img.layers[1]
+    assert os.readlink(top / "leak") == str(secret)
+    assert os.path.islink(top / "dir") and sorted(os.listdir(top)) == ["dir", "leak"]
+    out = export_image(store, "mine", tmp_path / "mine.tar")
+    assert b"host only" not in out.read_bytes() and b"host dir" not in out.read_bytes()
+
+
+def test_commit_maps_a_cells_id_range_back_to_the_images_ids(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another id needs root")
+    ids = IdRange(first=200000, count=65536)
+    store = ImageStore(root=tmp_path / "store")
+    import_image(store, oci_layout(tmp_path / "oci", [BASE]).path, "base")
+    upper = tmp_path / "upper"
+    (upper / "home").mkdir(parents=True)
+    (upper / "home/f").write_text("x")
+    os.lchown(upper / "home", 201000, 201000)   # a user of the image (1000) in the cell
+    os.lchown(upper / "home/f", 200000, 200005)  # root:tty in the cell
+    os.symlink("f", upper / "home/l")
+    os.lchown(upper / "home/l", 7, 7)            # not in the range: nobody
+    top = commit_layer(store, "base", upper, "mine", ids=ids).layers[1]
+    owner = {n: (os.lstat(top / n).st_uid, os.lstat(top / n).st_gid)
+             for n in ("home", "home/f", "home/l")}
+    assert owner == {"home": (1000, 1000), "home/f": (0, 5), "home/l": (65534, 65534)}

@@ -10,28 +10,31 @@ import sys
 import pytest
 
 from rootfs_kernel import cli
-from rootfs_kernel.sandbox import report
+from rootfs_kernel.sandbox import ops, report
+from rootfs_kernel.sandbox.plan import Plan
+
+EMPTY = Plan(argv=(), env={})
 
 
-def _mount_plan(fstype: str, rootless: bool = True) -> dict:
-    return {"rootless": rootless, "ops": [{"op": "mount", "fstype": fstype, "source": "none",
-                                           "target": "/mnt", "lineno": 1}]}
+def _mount_plan(fstype: str, rootless: bool = True) -> Plan:
+    return Plan(argv=(), env={}, rootless=rootless, ops=(
+        ops.Mount("none", "/mnt", fstype, 0, "", in_root=True, create="dir", lineno=1),))
 
 
 @pytest.mark.parametrize("err", [errno.EAGAIN, errno.ENOMEM])
 def test_resource_exhaustion_at_clone_says_what_happened_not_restart(err):
-    text = report.describe_error({"ops": []}, {"kind": "clone", "errno": err})
+    text = report.describe_error(EMPTY, {"kind": "clone", "errno": err})
     assert "out of processes or memory" in text and "run the cell again" in text
     assert "restart the kernel" not in text and "user namespaces may be disabled" not in text
 
 
 def test_too_many_namespaces_says_so():
-    text = report.describe_error({"ops": []}, {"kind": "clone", "errno": errno.ENOSPC})
+    text = report.describe_error(EMPTY, {"kind": "clone", "errno": errno.ENOSPC})
     assert "limit on namespaces" in text and "user.max_user_namespaces" in text
 
 
 def test_a_forbidden_unshare_still_points_at_the_host_settings():
-    text = report.describe_error({"ops": []}, {"kind": "clone", "errno": errno.EPERM})
+    text = report.describe_error(EMPTY, {"kind": "clone", "errno": errno.EPERM})
     assert "rootfs-kernel doctor" in text
 
 

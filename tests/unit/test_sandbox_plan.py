@@ -7,8 +7,10 @@ import json
 import pytest
 
 from rootfs_kernel import cell
+from rootfs_kernel.ids import IdRange
 from rootfs_kernel.sandbox import ops, wire
-from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
+from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for
+from rootfs_kernel.sandbox.syscalls import MS_RDONLY, NAMESPACE_FLAGS
 
 PLACES = Places.under("/run/rk")
 FACTS = wire.HostFacts(mnt_ns=4026531841)
@@ -20,9 +22,12 @@ class Image:
     workdir = None
 
 
-def plan_of(text: str, rootless: bool = False) -> Plan:
+IDS = IdRange(first=300000, count=65536)
+
+
+def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None) -> Plan:
     ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
-                  host_env={"PATH": "/bin"})
+                  host_env={"PATH": "/bin"}, ids=ids)
     return plan_for(cell.parse(text), Image, ctx)
 
 
@@ -45,7 +50,7 @@ def test_the_standard_filesystems_and_masks_are_typed_operations():
     assert kinds[0] is ops.Propagation and kinds[-1] is ops.PivotRoot
     assert [op.path for op in plan.ops if isinstance(op, ops.Mask)][-1] == "/sys/firmware"
     assert "/proc/sys" in [op.path for op in plan.ops if isinstance(op, ops.ReadOnly)]
-    assert not plan.script_ops and plan.own_layers is False
+    assert plan.script_ops == (ops.Hostname("rootfs"),) and plan.own_layers is False
 
 
 def test_a_sysfs_of_its_own_is_mounted_and_masked_by_the_locked_script():
@@ -94,3 +99,125 @@ def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():
     assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
     overlay = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.fstype == "overlay")
     assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.keep_upper}:" in overlay.data
+
+
+def test_root_mode_cells_see_the_image_through_idmapped_layers_as_an_unprivileged_root():
+    plan = plan_of("true", ids=IDS)
+    assert plan.idmap == "0 300000 65536"
+    layers = [op for op in plan.ops if isinstance(op, ops.Layer)]
+    assert [(op.source, op.target) for op in layers] == [
+        ("/img/b", f"{PLACES.scratch}/l0"), ("/img/a", f"{PLACES.scratch}/l1")]
+    assert plan.layers.lowers == (f"{PLACES.scratch}/l0", f"{PLACES.scratch}/l1")
+    # The overlay's root takes its owner from the upper directory: the cell's root owns it.
+    owned = {op.path: (op.uid, op.gid) for op in plan.ops if isinstance(op, ops.Mkdir)}
+    assert owned[plan.layers.upper] == owned[f"{PLACES.scratch}/work"] == (300000, 300000)
+    # ... and its /dev; the tty group of devpts is the image's group 5.
+    dev = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.target == "/dev")
+    pts = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.fstype == "devpts")
+    assert "uid=300000,gid=300000" in dev.data and "gid=300005" in pts.data
+    # Layers are attached before the overlay that stacks them.
+    kinds = [type(op) for op in plan.ops]
+    overlay = next(i for i, op in enumerate(plan.ops)
+                   if isinstance(op, ops.Mount) and op.fstype == "overlay")
+    assert max(i for i, k in enumerate(kinds) if k is ops.Layer) < overlay
+
+
+def test_a_bind_in_an_unprivileged_cell_is_idmapped():
+    (bind,) = [op for op in plan_of("%bind /srv /data\ntrue", ids=IDS).ops
+               if isinstance(op, ops.Bind) and op.source == "/srv"]
+    assert bind.idmap and bind.rec
+    (plain,) = [op for op in plan_of("%bind /srv /data\ntrue").ops
+                if isinstance(op, ops.Bind) and op.source == "/srv"]
+    assert not plain.idmap
+
+
+@pytest.mark.parametrize("text, unprivileged", [
+    ("true", True), ("%root chroot\ntrue", True), ("%root none\ntrue", False),
+    ("%root none\n%unshare user\ntrue", True), ("%propagation shared\ntrue", False),
+])
+def test_only_the_host_access_lines_keep_the_hosts_root(text, unprivileged):
+    plan = plan_of(text, ids=IDS)
+    assert bool(plan.idmap) is unprivileged
+    # An ordinary user's cells are that user already: no range, no idmapped layers.
+    assert plan_of(text, rootless=True).idmap == ""
+
+
+def test_every_cell_has_its_own_mount_pid_uts_and_ipc_namespaces_whatever_unshare_says():
+    for text in ("true", "%unshare mnt\ntrue", "%unshare uts\ntrue", "%root none\ntrue"):
+        plan = plan_of(text, ids=IDS)
+        flags = plan.namespaces | plan.script_namespaces
+        for name in ("mnt", "pid", "uts", "ipc"):
+            assert flags & NAMESPACE_FLAGS[name], (text, name)
+        assert plan.pidns
+        # The script owns its UTS and IPC namespaces (hostname, its own mqueue).
+        assert plan.script_namespaces & NAMESPACE_FLAGS["ipc"]
+    net = plan_of("%unshare net\ntrue", ids=IDS)
+    assert (net.namespaces | net.script_namespaces) & NAMESPACE_FLAGS["net"]
+    assert not (plan_of("true").namespaces | plan_of("true").script_namespaces) & \
+        NAMESPACE_FLAGS["net"]
+
+
+def test_a_cells_proc_sysfs_and_cgroup_mounts_give_no_more_than_the_containers_own():
+    plan = plan_of("%mount proc /mnt/p\n%mount sysfs /mnt/s\n%mount cgroup2 /mnt/c\ntrue",
+                   ids=IDS)
+    masks = {op.path for op in plan.ops if isinstance(op, ops.Mask)}
+    readonly = {op.path for op in plan.ops if isinstance(op, ops.ReadOnly)}
+    assert {"/mnt/p/kcore", "/mnt/p/keys", "/mnt/s/firmware"} <= masks
+    assert {"/mnt/p/sys", "/mnt/p/sysrq-trigger"} <= readonly
+    mounts = {op.target: op for op in plan.ops if isinstance(op, ops.Mount)}
+    assert mounts["/mnt/s"].flags & MS_RDONLY and mounts["/mnt/c"].flags & MS_RDONLY
+    assert not mounts["/mnt/p"].flags & MS_RDONLY
+
+
+def test_a_queue_filesystem_is_mounted_by_the_script_in_its_own_ipc_namespace():
+    plan = plan_of("%mount mqueue /mnt/q\ntrue", ids=IDS)
+    assert not any(isinstance(op, ops.Mount) and op.fstype == "mqueue" for op in plan.ops)
+    (mq,) = [op for op in plan.script_ops if isinstance(op, ops.Mount)]
+    assert (mq.fstype, mq.target, mq.in_root) == ("mqueue", "/mnt/q", True)
+
+
+def test_the_chroot_comes_first_among_the_scripts_own_operations():
+    plan = plan_of("%root chroot\n%unshare net\ntrue", ids=IDS)
+    assert isinstance(plan.script_ops[0], ops.Chroot)
+    assert any(isinstance(op, ops.Mount) and op.fstype == "sysfs" for op in plan.script_ops[1:])
+
+
+def test_disk_bounds_the_cells_tmpfs_and_shm_is_bounded_too():
+    plan = plan_of("%limit disk=64m\ntrue", ids=IDS)
+    scratch = next(op for op in plan.ops if isinstance(op, ops.Mount) and
+                   op.target == PLACES.scratch)
+    assert f"size={64 << 20}" in scratch.data
+    shm = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.target == "/dev/shm")
+    assert f"size={64 << 20}" in shm.data
+
+
+def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks():
+    plan = plan_of("%propagation shared\n%bind /srv /srv\ntrue", ids=IDS)
+    i = plan.ops.index(ops.PrivateTree(""))
+    assert max(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Bind) and
+               op.source == "/sys") < i
+    assert min(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Mask)) > i
+    # The cell's own %bind comes after: it keeps the propagation the experiment is about.
+    assert next(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Bind) and
+                op.source == "/srv") > i
+    assert ops.PrivateTree("") not in plan_of("true").ops
+
+
+def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_work_dir():
+    ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
+    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64},
+                        [("/usr", "dir", None), ("/bin", "link", "usr/bin"),
+                         ("/etc/ld.so.cache", "file", None)])
+    binds = {op.source: op for op in plan.ops if isinstance(op, ops.Bind)}
+    assert binds["/usr"].readonly and binds["/usr"].rec
+    assert binds["/etc/ld.so.cache"].readonly and binds["/etc/ld.so.cache"].create == "file"
+    assert ops.Symlink("usr/bin", "/bin") in plan.ops
+    # Nothing else of the host: not its /, /home, /root or /etc.
+    assert not {"/", "/home", "/root", "/etc"} & set(binds)
+    writable = [op for op in plan.ops if isinstance(op, ops.Bind) and not op.readonly
+                and op.source not in {f"/dev/{d}" for d in ("null", "zero", "full", "random",
+                                                              "urandom", "tty")}]
+    assert [(op.source, op.target, op.idmap) for op in writable] == [
+        ("/run/rk/c", "/run/rk/c", True)]
+    assert isinstance(plan.ops[-1], ops.PivotRoot) and plan.idmap == "0 300000 65536"
+    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64}

@@ -111,7 +111,7 @@ def test_the_header_is_generated_from_the_operations():
              text.split("enum op_kind {")[1].split("};")[0].split()]
     assert kinds == [f"OP_{k.upper()}" for k in ops.OPS] + ["OP_KINDS"]
     assert ("struct op_bind { const char *source; const char *target; int rec; "
-            "int readonly; const char *create; int optional; };") in text
+            "int readonly; const char *create; int optional; int idmap; int in_root; };") in text
     # A changed schema is a new version, so a binary built before it refuses the plan.
     assert ops.VERSION.startswith(ops.WIRE_VERSION + "/")
 
@@ -129,7 +129,7 @@ def test_every_operation_crosses_with_its_fields_in_order():
     assert [o[1] for o in found if o[0] == "op"] == [op.KIND for op in plan.ops]
     assert [o[1] for o in found if o[0] == "sop"] == [op.KIND for op in plan.script_ops]
     bind = next(o for o in found if o[1] == "bind" and o[2] == "/etc")
-    assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0"]
+    assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "1"]
     overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
     assert "lowerdir=/img/b:/img/a" in overlay[6]
     assert argv == list(plan.argv) and argv[-1] == "echo 'a b'\n"
@@ -228,3 +228,22 @@ def test_owners_map_through_the_user_namespace():
     assert inside(1000, rootless) == 0 and inside(0, rootless) == OVERFLOW_ID
     root = parse_id_map("0 0 4294967295\n")
     assert inside(0, root) == 0 and inside(1000, root) == 1000
+
+
+def test_a_prepared_containers_hand_over_takes_only_the_scripts_own_keys():
+    """The tokens a prepared container receives with its cell (wire.encode_cell) may say
+    what the script is, never how the container is made: a namespace, id map or
+    operation smuggled in there is refused, whatever the text of a cell."""
+    plan = plan_of("%env A=1\necho hi\n")
+    cell = wire.encode_cell(plan).split(b"\0")
+    tokens = [t.decode() for t in cell]
+    run = subprocess.run([str(initbin.path()), "--dump-cell", *tokens], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    i = tokens.index("argv")
+    for smuggled in (["lock", "0"], ["ns", "0"], ["idmap", "0 0 4294967295"],
+                     ["host", "1"], ["op", "hostname", "2", "x", "y"]):
+        bad = [*tokens[:i], *smuggled, *tokens[i:]]
+        run = subprocess.run([str(initbin.path()), "--dump-cell", *bad], capture_output=True,
+                             text=True, timeout=30)
+        assert run.returncode == ops.EXIT_SETUP_FAILED, smuggled

@@ -38,10 +38,13 @@ def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: Path | str) -> bool:
+def is_opaque(path: Path | str | int) -> bool:
+    """Has the directory (a path, never followed, or an open fd) the opaque xattr?"""
     for name in OPAQUE_XATTRS:
         try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+            value = (os.getxattr(path, name) if isinstance(path, int)
+                     else os.getxattr(path, name, follow_symlinks=False))
+            if value == b"y":
                 return True
         except OSError as e:
             if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from ..ids import IdRange
 from .errors import ImageError
 from .layerfs import is_opaque, is_whiteout, make_whiteout, set_opaque, write_canonical_tar
 from .oci_import import host_arch
@@ -135,42 +136,53 @@ def _config(img: Image) -> dict[str, Any]:
 # ----- commit: an overlay upper directory becomes a new top layer -------------------
 
 
-def copy_upper(upper: Path, dest: Path) -> list[str]:
+def copy_upper(upper: Path, dest: Path, *, ids: IdRange | None = None) -> list[str]:
     """Copy an overlay upper dir into ``dest``, keeping whiteouts and opaque dirs.
+
+    The walk holds a directory fd at every level and opens each name relative to it
+    without following links (O_NOFOLLOW, lstat through the fd), so a directory swapped
+    for a symlink while copying cannot lead out of ``upper``. ``ids`` maps the owners a
+    cell wrote (an unprivileged range on the host) back to the image's own ids.
 
     Returns deletions that could not be stored as whiteout devices (mknod refused).
     """
     unrecorded: list[str] = []
     links: dict[tuple[int, int], Path] = {}
-    root = os.geteuid() == 0
+    chown = os.geteuid() == 0
+    owner = ids.inside if ids is not None else (lambda uid, gid: (uid, gid))
     dirs: list[tuple[Path, os.stat_result]] = []
-    for top, subdirs, files in os.walk(upper):
-        subdirs.sort()
-        rel_top = Path(top).relative_to(upper)
-        for name in sorted(subdirs) + sorted(files):
-            src = Path(top, name)
+    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def walk(dfd: int, rel_top: Path) -> None:
+        for name in sorted(os.listdir(dfd)):
             dst = dest / rel_top / name
             rel = str(rel_top / name)
-            st = os.lstat(src)
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             mode = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
             if stat.S_ISDIR(st.st_mode):
-                dst.mkdir(mode=0o700)
-                if is_opaque(src):
-                    set_opaque(dst)
-                dirs.append((dst, st))
+                sub = _open_nofollow(name, dfd, os.O_DIRECTORY, st)
+                try:
+                    dst.mkdir(mode=0o700)
+                    if is_opaque(sub):
+                        set_opaque(dst)
+                    dirs.append((dst, st))
+                    walk(sub, rel_top / name)
+                finally:
+                    os.close(sub)
                 continue
             if is_whiteout(st):
                 if not make_whiteout(dst):
                     unrecorded.append(rel)
                 continue
             if stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(src), dst)
+                os.symlink(os.readlink(name, dir_fd=dfd), dst)
             elif stat.S_ISREG(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if st.st_nlink > 1 and key in links:
                     os.link(links[key], dst)
                     continue
                 links[key] = dst
+                src = _open_nofollow(name, dfd, os.O_NONBLOCK, st)
                 with open(src, "rb") as fi, open(dst, "wb") as fo:
                     while chunk := fi.read(1 << 20):
                         fo.write(chunk)
@@ -184,15 +196,31 @@ def copy_upper(upper: Path, dest: Path) -> list[str]:
                     f"the changes include the device node /{rel}; device nodes cannot be "
                     "stored in an image: remove it before exporting"
                 )
-            if root:
-                os.lchown(dst, st.st_uid, st.st_gid)
+            if chown:
+                os.lchown(dst, *owner(st.st_uid, st.st_gid))
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+    try:
+        walk(top, Path("."))
+    finally:
+        os.close(top)
     for dst, st in reversed(dirs):
-        if root:
-            os.lchown(dst, st.st_uid, st.st_gid)
+        if chown:
+            os.lchown(dst, *owner(st.st_uid, st.st_gid))
         os.chmod(dst, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
     return unrecorded
+
+
+def _open_nofollow(name: str, dfd: int, flags: int, seen: os.stat_result) -> int:
+    """Open `name` under `dfd` only if it is still the inode the walk saw (no symlink,
+    no swap in between)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags, dir_fd=dfd)
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+        os.close(fd)
+        raise ImageError(f"{name} changed while it was being exported; export again")
+    return fd
 
 
 def commit_layer(
@@ -202,6 +230,7 @@ def commit_layer(
     new_name: str,
     *,
     replace: bool = False,
+    ids: IdRange | None = None,
     progress: Progress = no_progress,
 ) -> Image:
     """Save ``base_name`` plus the changes in an overlay upper dir as image ``new_name``.
@@ -221,7 +250,7 @@ def commit_layer(
 
         ctx.progress(0.1, "copying the changes")
         rootfs = ctx.new_layer_dir()
-        unrecorded = copy_upper(upper, rootfs)
+        unrecorded = copy_upper(upper, rootfs, ids=ids)
         os.chmod(rootfs, 0o755)
         ctx.progress(0.7, "computing the layer digest")
         layer = ctx.add_layer(rootfs, unrecorded)

@@ -10,11 +10,15 @@ counters when the cell ends to say which limit, if any, ended it.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cell import format_size
+
 ROOT = Path("/sys/fs/cgroup")
+CGROUP_LIMITS = ("pids", "memory", "cpu")   # %limit's keys a cgroup enforces (not disk)
 CPU_PERIOD_US = 100_000
 
 
@@ -89,25 +93,35 @@ class CellCgroup:
 
     def verdict(self) -> str | None:
         """Which limit ended (part of) the cell, in words; None when no limit was hit."""
-        notes = []
         mem = self.dirs.get("memory")
-        if mem is not None:
-            oom = _event(mem / ("memory.events" if self.version == 2 else "memory.oom_control"),
-                         "oom_kill")
-            if oom:
-                notes.append(f"the memory limit ({_size(self.limits['memory'])}) ended "
-                             f"{oom} process(es) (OOM kill)")
-        hits = self.pids_max_events()
-        if hits:
-            notes.append(f"the pids limit ({self.limits['pids']}) refused {hits} fork(s)")
-        return "; ".join(notes) or None
+        oom = 0 if mem is None else _event(
+            mem / ("memory.events" if self.version == 2 else "memory.oom_control"), "oom_kill")
+        return verdict(self.limits, self.pids_max_events(), oom)
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Remove the cell's cgroup(s); False while a process still leaves them (a cell's
+        init killed with its first process exits a moment later): try again then."""
+        gone = True
         for d in set(self.dirs.values()):
             try:
                 d.rmdir()
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError as err:
+                gone = gone and err.errno != errno.EBUSY
+        return gone
+
+
+def verdict(limits: dict, refused_forks: int, oom_kills: int) -> str | None:
+    """The counters of a cell's cgroup (its init reads them when the script has ended,
+    init.c) -> which limit ended (part of) the cell, in words; None when none was hit."""
+    notes = []
+    if oom_kills and "memory" in limits:
+        notes.append(f"the memory limit ({format_size(limits['memory'])}) ended {oom_kills} "
+                     "process(es) (OOM kill)")
+    if refused_forks and "pids" in limits:
+        notes.append(f"the pids limit ({limits['pids']}) refused {refused_forks} fork(s)")
+    return "; ".join(notes) or None
 
 
 def rlimits_for(limits: dict) -> dict[str, int]:
@@ -126,7 +140,7 @@ def describe_rlimits(rlimits: dict[str, int]) -> str:
     if "nproc" in rlimits:
         words.append(f"RLIMIT_NPROC={rlimits['nproc']}")
     if "as" in rlimits:
-        words.append(f"RLIMIT_AS={_size(rlimits['as'])} per process")
+        words.append(f"RLIMIT_AS={format_size(rlimits['as'])} per process")
     return ", ".join(words) or "nothing to limit"
 
 
@@ -178,14 +192,6 @@ def _event(path: Path, key: str) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _advice(err: OSError) -> str:

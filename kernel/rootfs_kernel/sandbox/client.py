@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import initbin, protocol, report, snapshots, wire
+from ..ids import IdRange
+from . import cgroups, initbin, protocol, report, snapshots, wire
 from .plan import Context, Places, Plan
 from .prepared import preparable
 
@@ -56,6 +57,8 @@ class CellRun:
     # On request too: when (time.monotonic) the cell reached its container, its script
     # started and ended, the init reported, and the kernel had the report.
     stages: dict[str, float] | None = None
+    notes: list[str] = field(default_factory=list)   # what the setup did otherwise (words)
+    disk_full: bool = False           # the cell filled its writable layer (%limit disk)
 
 
 @dataclass
@@ -66,9 +69,12 @@ class _Prepared:
 
 
 class SandboxClient:
-    def __init__(self, prepare: bool = True) -> None:
+    def __init__(self, prepare: bool = True, ids: IdRange | None = None) -> None:
         # Let the helper make the next container while this one runs (prepared.py).
         self.prepare = prepare
+        # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
+        # that user already.
+        self.ids = ids or IdRange()
         self._prepared: _Prepared | None = None
         self._epoch = 0   # counts %%host cells (see "prepared" in _on_event)
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
@@ -134,7 +140,7 @@ class SandboxClient:
         session's %env, %keep state, ...)."""
         return Context(**{"places": self.places, "rootless": self.rootless,
                           "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
-                          **changes})
+                          "ids": None if self.rootless else self.ids, **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -225,7 +231,7 @@ class SandboxClient:
             return None
         # Limits, kept layers and shared propagation need a container made for the cell
         # (the helper adds their cgroups and paths); the rest must match token for token.
-        if not preparable(plan) or ready.setup != wire.setup_tokens(plan, self._facts):
+        if not preparable(plan) or ready.setup != wire.match_key(plan, self._facts.mnt_ns):
             ready.sock.close()
             return None
         try:
@@ -270,7 +276,10 @@ class SandboxClient:
         # Helper events arrive in the socket reader's context, not this cell's: deliver
         # the notice in this cell's (a front-end may keep per-cell state in contextvars).
         self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
-        pipes = [os.pipe() for _ in range(3)]
+        pipes = [os.pipe() for _ in range(2)]
+        # The init's report, and the overlay's layer fds it hands over (SCM_RIGHTS).
+        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pipes.append((result_ours.detach(), result_theirs.detach()))
         release_r, release_w = os.pipe()
         # Closing it lets the cell's init exit (init.c): after the snapshots, or when the
         # run ends any other way.
@@ -279,7 +288,7 @@ class SandboxClient:
         readers = [
             _PipeReader(loop, pipes[0][0], on_stdout),
             _PipeReader(loop, pipes[1][0], on_stderr),
-            _PipeReader(loop, pipes[2][0], result_chunks.append),
+            _ResultReader(loop, pipes[2][0], result_chunks.append),
         ]
         run = CellRun()
         reported = None
@@ -318,7 +327,7 @@ class SandboxClient:
             self._notices.pop(cid, None)
         if run.status is None or run.signal is None and exited.get("signal"):
             run.status, run.signal = exited["status"], exited["signal"]
-        run.limit = exited.get("limit")
+        run.limit = exited.get("limit") or run.limit
         return run
 
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
@@ -341,8 +350,16 @@ class SandboxClient:
                     names = ("in container", "script started", "script ended", "reported")
                     run.stages = {**dict(zip(names, data["stages"], strict=True)),
                                   "kernel has report": time.monotonic()}
+                layer_fds = readers[2].fds if data.get("snaps", 0) > 0 else None
                 if plan.show and "init" in data:
-                    run.snapshots = snapshots.take(plan.show, data["init"], data)
+                    run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
+                                                   plan.idmap)
+                run.notes = report.notes(plan, data.get("notes") or [])
+                # The cell's cgroup counters, read by its init when the script ended.
+                run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
+                scratch_upper = f"{os.path.dirname(plan.root)}/upper"  # plan.py's layout
+                if layer_fds and plan.layers and plan.layers.upper == scratch_upper:
+                    run.disk_full = _full(layer_fds[0])
         finally:
             release.close()
         if self.prepare and not plan.host and run.error is None and self.sock is not None:
@@ -415,6 +432,12 @@ class _Once:
             self.fd = -1
 
 
+def _full(fd: int) -> bool:
+    """Did the cell fill the tmpfs that holds its writable layer (%limit disk)?"""
+    st = os.fstatvfs(fd)
+    return st.f_blocks > 0 and st.f_bavail * 100 < st.f_blocks   # less than 1% left
+
+
 class _PipeReader:
     """Reads one pipe on the event loop, handing each chunk to a callback."""
 
@@ -441,6 +464,41 @@ class _PipeReader:
             self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1
+
+
+class _ResultReader(_PipeReader):
+    """The init's result socket: JSON lines (report.py), and the fds of the overlay's
+    layers, which the init hands over before the script starts (init.c) and the kernel
+    holds until the cell's snapshots are taken."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]):
+        self.sock = socket.socket(fileno=fd)
+        self.fds: list[int] = []
+        super().__init__(loop, fd, sink)
+
+    def _readable(self) -> None:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
+                                                       socket.MSG_CMSG_CLOEXEC)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        self.fds += fds
+        if data:
+            self.sink(data)
+        else:
+            self.loop.remove_reader(self.fd)
+            if not self.eof.done():
+                self.eof.set_result(None)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            self.sock.close()
+            self.fd = -1
+        while self.fds:
+            os.close(self.fds.pop())
 
 
 def _package_path() -> str:

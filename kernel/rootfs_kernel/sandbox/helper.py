@@ -39,6 +39,7 @@ from pathlib import Path
 from . import protocol, report, wire
 from . import syscalls as sc
 from .cgroups import (
+    CGROUP_LIMITS,
     CellCgroup,
     LimitsUnavailable,
     describe_rlimits,
@@ -55,6 +56,8 @@ SNAPSHOT_GRACE = 2.0
 # A cell whose fork attempts keep failing on pids.max for this long is a fork bomb held
 # by its limit: end it rather than let it spin until a timeout that may never come.
 POLL_SECONDS = 0.25
+# A killed container's init leaves its cgroup a moment after the helper reaps it.
+RETIRE_SECONDS = 0.05
 FORK_BOMB_POLLS = 4
 # The helper ignores SIGINT (the kernel's interrupt is for the cell); its cells must not.
 _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -132,12 +135,21 @@ class Helper:
         sweep_stale(base)
         sweep_stale_cgroups()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
+        if os.geteuid() == 0:
+            # A cell's root is an unprivileged id (ids.py) that must walk to its root by
+            # path (%root chroot; and the chroot escape reaches the host's / as it does
+            # anywhere): search, not list. The kept layers' own directories stay 0700.
+            for d in (base, self.dir):
+                os.chmod(d, 0o711)
         self.places = Places.under(str(self.dir))
         (self.dir / "cell").mkdir()
         # Where no container may be set up (init.c checks): the host's mount namespace.
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
         self.said_rlimits = False                 # the setrlimit fallback is said once
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
+        self.warm_count = 0                       # names the prepared containers' cgroups
+        self.retiring: list[CellCgroup] = []      # cgroups whose last process is leaving
+        self.said_rlimits = False                 # the setrlimit fallback is said once
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
         # prepared container may then hold a view the next cell must not get.
@@ -198,29 +210,48 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
+    def _bounds(self, name: str, plan: Plan, cid: int | None) -> tuple[wire.HostFacts,
+                                                                         CellCgroup | None]:
+        """The container's cgroup (made now, joined by its first process) or, where no
+        cgroup can be made, the setrlimit fallback, said once per kernel.
+
+        The default pids bound of a cell whose root is unprivileged (root mode's id range,
+        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
+        cgroup costs its first process a grace period of the kernel's RCU, which a cell
+        that asked for nothing should not wait for. A cell's own %limit pids gets the
+        cgroup, whose counters say when the limit was hit."""
+        limits = {k: v for k, v in plan.limits.items() if k in CGROUP_LIMITS}
+        nproc = {}
+        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
+            nproc = {"nproc": int(limits.pop("pids"))}
+        if not limits:
+            return wire.HostFacts(self.mnt_ns, rlimits=nproc), None
+        try:
+            group = CellCgroup.create(name, limits)
+            return wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()),
+                                  rlimits=nproc), group
+        except LimitsUnavailable as err:
+            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
+            # process for memory); cpu shares need a cgroup.
+            facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(limits))
+            # Said once per kernel (the host will not change), and only to a cell that
+            # asked for limits itself: the default bounds are the README's, not news.
+            if plan.limits_asked and not self.said_rlimits:
+                self.said_rlimits = True
+                protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
+                    f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
+                    f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
+                    "later cells")})
+            return facts, None
+
     def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:
         me = os.getpid()
-        group = None
-        facts = wire.HostFacts(self.mnt_ns)
-        if plan.limits:
-            try:
-                group = CellCgroup.create(f"{me}-{cid}", plan.limits)
-                facts = wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()))
-            except LimitsUnavailable as err:
-                # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
-                # process for memory); cpu shares need a cgroup.
-                facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(plan.limits))
-                if not self.said_rlimits:  # the host will not change: once per kernel
-                    self.said_rlimits = True
-                    protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
-                        f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
-                        f"{'; cpu is not limited' if 'cpu' in plan.limits else ''}), in "
-                        "this and later cells")})
+        facts, group = self._bounds(f"{me}-{cid}", plan, cid)
         try:
             pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
         except OSError as err:
             if group is not None:
-                group.remove()
+                self._retire(group)
             if err.errno != errno.E2BIG:
                 raise
             # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
@@ -231,7 +262,7 @@ class Helper:
             return
         except BaseException:
             if group is not None:
-                group.remove()
+                self._retire(group)
             raise
         self._started(cid, Cell(pid, os.pidfd_open(pid), plan.host, group))
 
@@ -246,19 +277,27 @@ class Helper:
         hands the cell over itself (client.py), or closes the socket, and B exits."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.warm_count += 1
+        # Its own cgroup, made now: the cell it gets is bounded like any other.
+        facts, group = self._bounds(f"{os.getpid()}-w{self.warm_count}", plan, None)
         try:
-            setup = wire.setup_tokens(plan, wire.HostFacts(self.mnt_ns))
-            pid = self._spawn_init(wire.encode_prepared(setup, parent=os.getpid()),
-                                   [null, null, null, null, theirs.fileno()])
+            pid = self._spawn_init(
+                wire.encode_prepared(wire.setup_tokens(plan, facts), parent=os.getpid()),
+                [null, null, null, null, theirs.fileno()])
+        except BaseException:
+            if group is not None:
+                self._retire(group)
+            raise
         finally:
             os.close(null)
             theirs.close()
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
-        self.prepared[pid] = Prepared(pid, pidfd)
+        self.prepared[pid] = Prepared(pid, pidfd, group)
         with ours:
             protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": setup}, [ours.fileno()])
+                                      "setup": wire.match_key(plan, self.mnt_ns)},
+                          [ours.fileno()])
 
     def _adopt(self, cid: int, pid: int) -> None:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
@@ -269,7 +308,7 @@ class Helper:
                                       "signal": None})
             return
         self.sel.unregister(ready.pidfd)
-        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=None))
+        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=ready.cgroup))
 
     def _stale(self) -> None:
         """The host's mounts changed: no prepared container may run a cell now."""
@@ -286,6 +325,8 @@ class Helper:
         self.sel.unregister(ready.pidfd)
         os.close(ready.pidfd)
         _, status = os.waitpid(pid, 0)
+        if ready.cgroup is not None:
+            self._retire(ready.cgroup)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
@@ -340,13 +381,21 @@ class Helper:
         limit = cell.ended_by
         if cell.cgroup is not None:
             limit = limit or cell.cgroup.verdict()
-            cell.cgroup.remove()
+            self._retire(cell.cgroup)
         protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig,
                                   "limit": limit})
+
+    def _retire(self, group: CellCgroup) -> None:
+        """Remove a container's cgroup now, or as soon as its last process has left."""
+        if not group.remove():
+            self.retiring.append(group)
 
     def _timeout(self) -> float | None:
         deadlines = [c.kill_at for c in self.cells.values() if c.kill_at]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if self.retiring:
+            self.retiring = [g for g in self.retiring if not g.remove()]
+            wait = RETIRE_SECONDS if wait is None else min(wait, RETIRE_SECONDS)
         if any(c.cgroup is not None and "pids" in c.cgroup.limits
                for c in self.cells.values()):
             wait = POLL_SECONDS if wait is None else min(wait, POLL_SECONDS)
@@ -374,10 +423,12 @@ class Helper:
 
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for pid in self.prepared:
+        for ready in self.prepared.values():
             # Its B waits on a socket the kernel holds; A's death takes it (PDEATHSIG).
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            os.kill(ready.pid, signal.SIGKILL)
+            os.waitpid(ready.pid, 0)
+            if ready.cgroup is not None:
+                self._retire(ready.cgroup)
         for cid in list(self.cells):
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
@@ -386,7 +437,11 @@ class Helper:
             except ChildProcessError:
                 pass
             if cell.cgroup is not None:
-                cell.cgroup.remove()
+                self._retire(cell.cgroup)
+        deadline = time.monotonic() + SNAPSHOT_GRACE
+        while self.retiring and time.monotonic() < deadline:
+            time.sleep(RETIRE_SECONDS)
+            self.retiring = [g for g in self.retiring if not g.remove()]
         remove_tree(self.dir)
 
 

@@ -31,10 +31,12 @@
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
+ * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests); --dump-cell
+ * parses the tokens of a prepared container's hand-over (only the script's keys pass).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -65,6 +67,21 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef STATX_ATTR_MOUNT_ROOT
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
 #endif
@@ -83,6 +100,7 @@ static struct {
     unsigned long long hostmnt;
     long parent;
     const char *root, *cwd;
+    const char *idmap;   /* "0 FIRST COUNT": the script's ids on the host (and the layers') */
     const char *cgroups[MAX_LIST]; int ncgroups;
     const char *snap[MAX_LIST]; int nsnap;
     long long nproc, as;
@@ -91,6 +109,8 @@ static struct {
     char *env[4096]; int nenv;
     char **argv;
 } P = { .nproc = -1, .as = -1 };
+
+static long long cgroup_counter(const char *key);
 
 /* -- reporting ------------------------------------------------------------------------ */
 /* A line is collected here and written with one write(2): the kernel reads whole lines. */
@@ -170,11 +190,24 @@ static int parse_op(int argc, char **argv, int *i, struct op *op) {
     return 0;
 }
 
+/* The keys a prepared container takes from its cell's hand-over: what only the script
+ * decides.  Anything that shapes the container (namespaces, ids, operations) was fixed
+ * when it was made; a hand-over that names one is refused, whatever it says. */
+static int script_key(const char *key) {
+    static const char *const keys[] = {"profile", "nsids", "cwd", "env", "argv"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        if (!strcmp(key, keys[k])) return 1;
+    return 0;
+}
+
+static int handover;   /* parse() reads a prepared container's cell, not argv */
+
 static void parse(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], RK_VERSION)) fail("plan", -1, EINVAL, 0);
     int i = 2;
     while (i < argc) {
         const char *key = argv[i++];
+        if (handover && !script_key(key)) { i = -1; break; }
         if (!strcmp(key, "argv")) { P.argv = &argv[i]; return; }
         if (!strcmp(key, "op") || !strcmp(key, "sop")) {
             int script = key[0] == 's';
@@ -201,6 +234,7 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "hostmnt")) P.hostmnt = strtoull(val, NULL, 10);
         else if (!strcmp(key, "parent")) P.parent = atol(val);
         else if (!strcmp(key, "root")) P.root = val;
+        else if (!strcmp(key, "idmap")) P.idmap = val;
         else if (!strcmp(key, "cwd")) P.cwd = val;
         else if (!strcmp(key, "nproc")) P.nproc = atoll(val);
         else if (!strcmp(key, "as")) P.as = atoll(val);
@@ -231,6 +265,7 @@ static int write_file(const char *path, const char *text) {
 }
 
 static int root_fd = -1;
+static int host_root_fd = -1;   /* the host's tree, while B steps into the new root */
 
 static int open_in_root(const char *path, int flags) {
     struct open_how how = { .flags = flags | O_CLOEXEC,
@@ -305,6 +340,78 @@ static void before_switch(void) {
     for (int i = 0; i < P.nsnap; i++)  /* -1: could not be opened (snapshots.py says so) */
         snapfds[nsnapfds++] = open(P.snap[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd >= 0) { close(root_fd); root_fd = -1; }
+    if (host_root_fd >= 0) { close(host_root_fd); host_root_fd = -1; }
+}
+
+/* Things the setup did differently than asked, reported with the result (report.py
+ * words them): {op index, what}. */
+static struct { int index; const char *what; } notes[MAX_LIST];
+static int nnotes;
+static void note(const char *what) {
+    if (nnotes < MAX_LIST) { notes[nnotes].index = current_op; notes[nnotes].what = what; nnotes++; }
+}
+
+/* A user namespace with the plan's idmap, for idmapped mounts (the image's layers, %bind).
+ * A makes it, before B exists, through a child that only waits: B is PID 1 of a new PID
+ * namespace whose pids the /proc it can see does not show.  B inherits the fd. */
+static int idmap_fd = -1;
+static void make_idmap_userns(void) {
+    int ready[2];
+    CHECK(pipe2(ready, O_CLOEXEC));
+    pid_t pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid < 0) fail("clone", -1, errno, 0);   /* user namespaces refused: say so */
+    if (pid == 0) {
+        char c;
+        close(ready[1]);
+        (void)!read(ready[0], &c, 1);
+        _exit(0);
+    }
+    close(ready[0]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    int ok = write_file(path, P.idmap) == 0;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    ok = ok && write_file(path, P.idmap) == 0;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    int saved = errno;
+    if (ok) idmap_fd = open(path, O_RDONLY | O_CLOEXEC);
+    else errno = saved;
+    saved = errno;
+    close(ready[1]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    errno = saved;
+    if (idmap_fd < 0) fail("idmap", -1, errno, 0);
+}
+
+/* A detached copy of `source` shown through the idmap (and read-only if asked), or -1
+ * with errno (EINVAL/EOPNOTSUPP: this filesystem cannot be idmapped). */
+static int idmapped_tree(const char *source, int recursive, int readonly) {
+    int tree = syscall(SYS_open_tree, AT_FDCWD, source,
+                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+    if (tree < 0) return -1;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | (readonly ? MOUNT_ATTR_RDONLY : 0),
+                               .userns_fd = (uint64_t)idmap_fd };
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
+                &attr, sizeof attr) < 0) {
+        int saved = errno;
+        close(tree);
+        errno = saved;
+        return -1;
+    }
+    return tree;
+}
+
+/* Before the root switch, a cell's own mounts are made from inside the new root, so the
+ * paths among their options (overlay's lowerdir=...) resolve there, never on the host. */
+static void enter_root(void) {
+    if (host_root_fd < 0) CHECK(host_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    CHECK(fchdir(root_fd));
+    CHECK(chroot("."));
+}
+static void leave_root(void) {
+    CHECK(fchdir(host_root_fd));
+    CHECK(chroot("."));
+    CHECK(chdir("/"));
 }
 
 /* -- the operations (ops.py defines them, plan.py makes the list) --------------------- */
@@ -333,20 +440,50 @@ static void op_private_parent(const struct op_private_parent *o) {
     CHECK(mount(NULL, buf, NULL, MS_PRIVATE, NULL));
 }
 
+static void op_private_tree(const struct op_private_tree *o) {
+    /* %propagation shared: the standard binds joined the host's peer groups; nothing of
+     * ours below the new root may propagate (a mask would land on the host's /sys). */
+    char where[64];
+    open_root();
+    int fd = *o->path ? open_in_root(o->path, O_PATH) : dup(root_fd);
+    CHECK(fd);
+    fdpath(where, fd);
+    CHECK(mount(NULL, where, NULL, MS_REC | MS_PRIVATE, NULL));
+    close(fd);
+}
+
+static void op_unbindable(const struct op_unbindable *o) {
+    /* The cell's scratch tmpfs: a recursive bind of a host directory above it (%bind /tmp)
+     * must not copy the cell's own root and layers into the cell. */
+    CHECK(mount(NULL, o->path, NULL, MS_UNBINDABLE, NULL));
+}
+
 static void op_mkdir(const struct op_mkdir *o) {
-    /* os.makedirs: the helper's directories, created with their parents */
+    /* mkdir -p of the helper's directories: parents 0700 (the kept layers are nobody
+     * else's), the last one with its mode, owned by the cell's root when asked. */
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", o->path);
     for (char *p = buf + 1; ; p++) {
         if (*p == '/' || !*p) {
             char c = *p;
             *p = 0;
-            if (mkdir(buf, (mode_t)o->mode) < 0 && errno != EEXIST)
+            if (mkdir(buf, c ? 0700 : (mode_t)o->mode) < 0 && errno != EEXIST)
                 fail("errno", current_op, errno, 0);
             *p = c;
             if (!c) break;
         }
     }
+    if (o->uid >= 0) CHECK(lchown(o->path, (uid_t)o->uid, (gid_t)o->gid));
+}
+
+static void op_layer(const struct op_layer *o) {
+    /* An image layer, idmapped: its files (owned by the image's ids, 0 for root) show as
+     * the cell's ids, which are an unprivileged range on the host. */
+    if (mkdir(o->target, 0755) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
+    int tree = idmapped_tree(o->source, 0, 1);
+    CHECK(tree);
+    CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, o->target, MOVE_MOUNT_F_EMPTY_PATH));
+    close(tree);
 }
 
 static void op_mount(const struct op_mount *o) {
@@ -361,8 +498,15 @@ static void op_mount(const struct op_mount *o) {
     open_root();
     int fd = resolve(o->target, o->create);
     CHECK(fd);
-    fdpath(where, fd);
-    CHECK(mount(o->source, where, o->fstype, (unsigned long)o->flags, data));
+    if (!root_path) {  /* before the switch: from inside the new root (enter_root) */
+        enter_root();
+        CHECK(fchdir(fd));
+        CHECK(mount(o->source, ".", o->fstype, (unsigned long)o->flags, data));
+        leave_root();
+    } else {
+        fdpath(where, fd);
+        CHECK(mount(o->source, where, o->fstype, (unsigned long)o->flags, data));
+    }
     close(fd);
 }
 
@@ -376,13 +520,43 @@ static void op_bind(const struct op_bind *o) {
     }
     const char *create = o->create;
     if (!strcmp(create, "like-source")) create = S_ISDIR(st.st_mode) ? "dir" : "file";
-    open_root();
-    int fd = resolve(o->target, create);
+    int fd;
+    if (o->in_root) {
+        open_root();
+        fd = resolve(o->target, create);
+    } else {
+        fd = open(o->target, O_PATH | O_CLOEXEC);
+    }
     CHECK(fd);
+    if (o->idmap && idmap_fd >= 0) {
+        /* %bind in a cell whose root is unprivileged: there, and only there, the cell
+         * acts as the files' host owners (what the line grants). */
+        int tree = idmapped_tree(o->source, o->rec, o->readonly);
+        if (tree >= 0) {
+            CHECK(syscall(SYS_move_mount, tree, "", fd, "",
+                          MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+            close(tree);
+            close(fd);
+            return;
+        }
+        if (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM)
+            fail("errno", current_op, errno, 0);
+        note("no-idmap");  /* its files show as nobody's; a plain bind */
+    }
     fdpath(where, fd);
     CHECK(mount(o->source, where, NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL));
     close(fd);
-    if (o->readonly) make_readonly(o->target, o->rec);
+    if (o->readonly) {
+        if (o->in_root) make_readonly(o->target, o->rec);
+        else {
+            int top = open(o->target, O_PATH | O_CLOEXEC);
+            CHECK(top);
+            struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+            CHECK(syscall(SYS_mount_setattr, top, "",
+                          AT_EMPTY_PATH | (o->rec ? AT_RECURSIVE : 0), &attr, sizeof attr));
+            close(top);
+        }
+    }
 }
 
 static void op_mask(const struct op_mask *o) {
@@ -435,7 +609,18 @@ static void op_pivot_root(const struct op_pivot_root *o) {
      * detached, so nothing of the host's tree stays reachable. */
     before_switch();
     CHECK(chdir(o->root));
-    CHECK(syscall(SYS_pivot_root, ".", "."));
+    if (syscall(SYS_pivot_root, ".", ".") < 0) {
+        if (errno != EINVAL) fail("errno", current_op, errno, 0);
+        /* A root on the initial ramfs cannot be pivoted away from: move the new root
+         * over it and chroot, as runc's no-pivot does (a chroot escape then ends in the
+         * new root: ".." cannot climb above a mount on the absolute root). */
+        CHECK(mount(".", "/", NULL, MS_MOVE, NULL));
+        CHECK(chroot("."));
+        CHECK(chdir("/"));
+        note("no-pivot");
+        root_path = "/";
+        return;
+    }
     /* The old root sits on top of ".": with %propagation shared its mounts are still
      * peers of the host's, and detaching them would unmount the host's own (runc). */
     CHECK(mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));
@@ -456,15 +641,20 @@ static void op_chroot(const struct op_chroot *o) {
 }
 
 static void op_hostname(const struct op_hostname *o) {
-    /* %unshare uts: the cell's own name, so `hostname` shows it is not the host. */
+    /* The cell's own names (its UTS namespace started as a copy of the host's), so
+     * `hostname` shows it is not the host and the host's domain name does not show. */
     CHECK(sethostname(o->name, strlen(o->name)));
+    CHECK(setdomainname(o->domain, strlen(o->domain)));
 }
 
 static void run_op(const struct op *op) {
     switch (op->kind) {
     case OP_PROPAGATION: op_propagation(&op->propagation); break;
     case OP_PRIVATE_PARENT: op_private_parent(&op->private_parent); break;
+    case OP_PRIVATE_TREE: op_private_tree(&op->private_tree); break;
+    case OP_UNBINDABLE: op_unbindable(&op->unbindable); break;
     case OP_MKDIR: op_mkdir(&op->mkdir); break;
+    case OP_LAYER: op_layer(&op->layer); break;
     case OP_MOUNT: op_mount(&op->mount); break;
     case OP_BIND: op_bind(&op->bind); break;
     case OP_MASK: op_mask(&op->mask); break;
@@ -496,10 +686,19 @@ static _Noreturn void exec_script(void) {
     _exit(RK_EXIT_CANNOT_RUN);
 }
 
-static void apply_rlimits(void) {
+/* The setrlimit fallback: lower a limit, never raise it (that needs CAP_SYS_RESOURCE of
+ * the host, which a cell's init may not have; a host's own lower limit still holds). */
+static void lower_rlimit(int resource, long long value) {
     struct rlimit r;
-    if (P.nproc >= 0) { r.rlim_cur = r.rlim_max = P.nproc; CHECK(setrlimit(RLIMIT_NPROC, &r)); }
-    if (P.as >= 0) { r.rlim_cur = r.rlim_max = P.as; CHECK(setrlimit(RLIMIT_AS, &r)); }
+    CHECK(getrlimit(resource, &r));
+    if (r.rlim_max != RLIM_INFINITY && (rlim_t)value > r.rlim_max) value = (long long)r.rlim_max;
+    r.rlim_cur = r.rlim_max = (rlim_t)value;
+    CHECK(setrlimit(resource, &r));
+}
+
+static void apply_rlimits(void) {
+    if (P.nproc >= 0) lower_rlimit(RLIMIT_NPROC, P.nproc);
+    if (P.as >= 0) lower_rlimit(RLIMIT_AS, P.as);
 }
 
 static char nsids[7][64];
@@ -526,6 +725,11 @@ static pid_t start_locked(int *ns_fd) {
         close(ready[1]);
         if (read(ready[0], &c, 1) != 1) _exit(SETUP_FAILED);  /* the parent could not map us */
         in_script = 1;
+        /* Writing the maps does not change who we are: until these calls the script's
+         * process is still the host's root (shown as 65534) for every file it opens. */
+        if (P.idmap && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 ||
+                        setresuid(0, 0, 0) < 0))
+            fail("errno", -1, errno, 0);
         root_path = "/";
         for (current_op = 0; current_op < P.nsops; current_op++) run_op(&P.sops[current_op]);
         exec_script();
@@ -540,8 +744,9 @@ static pid_t start_locked(int *ns_fd) {
              (int)pid);
     snprintf(path, sizeof path, "%s/ns/mnt", proc);
     CHECK(*ns_fd = open(path, O_RDONLY | O_CLOEXEC));
-    /* As root every id maps to itself; an ordinary user's cell has only its root. */
-    const char *map = P.rootless ? "0 0 1" : "0 0 4294967295";
+    /* Root mode: the plan's unprivileged range (or, for the host-access lines, every id
+     * to itself); an ordinary user's cell has only its root. */
+    const char *map = P.idmap ? P.idmap : P.rootless ? "0 0 1" : "0 0 4294967295";
     snprintf(path, sizeof path, "%s/uid_map", proc);
     CHECK(write_file(path, map));
     snprintf(path, sizeof path, "%s/gid_map", proc);
@@ -599,8 +804,35 @@ static void wait_for_cell(void) {
     tokens[t++] = "go";
     for (uint32_t i = 0; i <= len; i += strlen(buf + i) + 1) tokens[t++] = buf + i;
     P.warm = 0;
+    handover = 1;
     parse(t, tokens);
     prctl(PR_SET_NAME, "rootfs-init");
+}
+
+/* The overlay's layers (opened before the root switch, for %show changes and ls) go to
+ * the kernel now, over the result socket: the init holds no host fd while the script runs
+ * (an ordinary user's script could reach it through /proc/1/fd). */
+static void hand_over_snapfds(void) {
+    int ok = nsnapfds > 0;
+    for (int i = 0; i < nsnapfds; i++) ok = ok && snapfds[i] >= 0;
+    char text[32];
+    int len = snprintf(text, sizeof text, "{\"snaps\": %d}\n", ok ? nsnapfds : nsnapfds > 0 ? -1 : 0);
+    struct iovec iov = { .iov_base = text, .iov_len = (size_t)len };
+    char control[CMSG_SPACE(sizeof(int) * MAX_LIST)];
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (ok) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nsnapfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nsnapfds);
+        memcpy(CMSG_DATA(c), snapfds, sizeof(int) * nsnapfds);
+    }
+    if (nsnapfds > 0)
+        while (sendmsg(RESULT_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+    for (int i = 0; i < nsnapfds; i++) if (snapfds[i] >= 0) close(snapfds[i]);
+    nsnapfds = 0;
 }
 
 /* -- B: PID 1 of the cell ------------------------------------------------------------- */
@@ -649,9 +881,18 @@ static _Noreturn void cell_init(void) {
         stages[0] = now();
     }
     apply_rlimits();
+    hand_over_snapfds();
+    if (idmap_fd >= 0) { close(idmap_fd); idmap_fd = -1; }
     int ns_fd = -1;
     if (P.lock) {
         script = start_locked(&ns_fd);
+        /* The script chroots itself (locked); the init follows, so that nothing of the
+         * host's tree is reachable through /proc/1/root either. */
+        if (P.nsops && P.sops[0].kind == OP_CHROOT) {
+            CHECK(chdir(P.root));
+            CHECK(chroot("."));
+            CHECK(chdir("/"));
+        }
     } else {
         if (P.nsids) read_nsids("/proc/self");
         script = fork();
@@ -678,7 +919,12 @@ static _Noreturn void cell_init(void) {
     /* Stop what the script left running (the snapshots are of files, not processes).
      * Orphans of the namespace become this process's children: none, nothing to stop
      * (kill(-1) would look at every process on the host). */
-    if (P.pidns && !(waitpid(-1, &(int){0}, WNOHANG) < 0 && errno == ECHILD)) kill(-1, SIGKILL);
+    if (P.pidns && !(waitpid(-1, &(int){0}, WNOHANG) < 0 && errno == ECHILD)) {
+        kill(-1, SIGKILL);
+        /* ... and wait until they are gone (orphans become this init's children): when
+         * the kernel has the report, no process of the cell is left. */
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    }
     signal(SIGUSR1, SIG_IGN);
     if (ns_fd >= 0) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */
@@ -692,10 +938,11 @@ static _Noreturn void cell_init(void) {
     int code = sig ? 128 + sig : WEXITSTATUS(status);
     char signame[16] = "null";
     if (sig) snprintf(signame, sizeof signame, "%d", sig);
-    out("{\"status\": %d, \"signal\": %s, \"setup_seconds\": %.6f, \"snapfds\": [",
+    out("{\"status\": %d, \"signal\": %s, \"setup_seconds\": %.6f, \"notes\": [",
         code, signame, setup);
-    for (int i = 0; i < nsnapfds; i++) out("%s%d", i ? ", " : "", snapfds[i]);
-    out("], \"ns\": ");
+    for (int i = 0; i < nnotes; i++)
+        out("%s[%d, \"%s\"]", i ? ", " : "", notes[i].index, notes[i].what);
+    out("], \"cgroup\": [%lld, %lld], \"ns\": ", cgroup_counter("max"), cgroup_counter("oom_kill"));
     if (P.nsids) {
         out("{");
         for (int i = 0; i < 7; i++)
@@ -725,12 +972,40 @@ static void relay(int sig) {
     if (init_pid > 0) kill(init_pid, sig);
 }
 
+/* The cell's cgroup counters, opened by A next to the cgroup.procs files it joins and
+ * read by B when the script has ended: how many forks pids.max refused, how many
+ * processes the memory limit killed (cgroups.py words them). */
+static int counter_fds[MAX_LIST * 3], ncounters;
+
 static void join_cgroups(void) {
     for (int i = 0; i < P.ncgroups; i++) {
-        char pid[24];
+        char pid[24], path[4200];
         snprintf(pid, sizeof pid, "%d", (int)getpid());
         if (write_file(P.cgroups[i], pid) < 0) fail("cgroup", i, errno, 0);
+        const char *slash = strrchr(P.cgroups[i], '/');
+        int dir = slash ? (int)(slash - P.cgroups[i]) : 0;
+        static const char *const names[] = {"pids.events", "memory.events", "memory.oom_control"};
+        for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
+            snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], names[n]);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) counter_fds[ncounters++] = fd;
+        }
     }
+}
+
+/* Sum of the counter named `key` ("max", "oom_kill") over the cell's cgroup files. */
+static long long cgroup_counter(const char *key) {
+    long long sum = 0;
+    size_t len = strlen(key);
+    for (int i = 0; i < ncounters; i++) {
+        char buf[4096];
+        ssize_t n = pread(counter_fds[i], buf, sizeof buf - 1, 0);
+        if (n <= 0) continue;
+        buf[n] = 0;
+        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+            if (!strncmp(line, key, len) && line[len] == ' ') sum += atoll(line + len + 1);
+    }
+    return sum;
 }
 
 /* -- rootfs-init --dump: the plan as parsed, for the tests ------------------------------- */
@@ -772,6 +1047,16 @@ static int dump(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "--dump-cell")) {  /* a hand-over, parsed as B would */
+        handover = 1;
+        return dump(argc - 1, argv + 1);
+    }
+    if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
+        dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
+                "in a cell (did %%shell name it? name a shell that exists in the image)\n",
+                argv[0]);
+        return RK_EXIT_CANNOT_RUN;
+    }
     parse(argc, argv);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
@@ -793,6 +1078,7 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &relayed, &old);
     pid_t me = getpid();
     if (P.warm) prctl(PR_SET_NAME, "rootfs-warm");
+    if (P.idmap) make_idmap_userns();
     pid_t pid = syscall(SYS_clone, P.ns | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) fail("clone", -1, errno, 0);
     if (pid == 0) {
@@ -806,7 +1092,9 @@ int main(int argc, char **argv) {
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
     if (P.warm) {  /* the helper tells the kernel, once the cell has come */
         uint32_t host_pid = htonl((uint32_t)pid);
-        (void)!write(GO_FD, &host_pid, sizeof host_pid);
+        /* The kernel may have closed its end already (it did not need this one): no
+         * SIGPIPE, A stays to wait for B, which sees the same EOF and exits. */
+        (void)!send(GO_FD, &host_pid, sizeof host_pid, MSG_NOSIGNAL);
         close(GO_FD);
     } else {
         out("{\"init\": %d}\n", (int)pid);

@@ -79,18 +79,53 @@ class PrivateParent(Op):
     path: str
 
 
+@_op("private_tree")
+class PrivateTree(Op):
+    """%propagation shared with a root switch: make the new root's mounts (`path` in the
+    root; "" is the root itself) private, recursively, once the standard binds are made
+    (they join the host's peer groups) and before the masks, so no mask lands on a host
+    path. The cell's own %bind lines come after and keep their propagation."""
+
+    path: str
+
+
+@_op("unbindable")
+class Unbindable(Op):
+    """Make the mount at `path` (a host path: the cell's scratch tmpfs) unbindable, so a
+    recursive %bind of a host directory above it (/tmp) does not copy the cell's own
+    root, layers and upper into the cell."""
+
+    path: str
+
+
 @_op("mkdir")
 class Mkdir(Op):
-    """mkdir -p of a host path (the helper's scratch, upper and work directories)."""
+    """mkdir -p of a host path (the helper's scratch, upper and work directories): the
+    parents it makes are 0700, the last one gets `mode` and, unless -1, `uid`:`gid` (an
+    overlay's root takes its owner from the upper directory: the cell's root must own it)."""
 
     path: str
     mode: int
+    uid: int = -1
+    gid: int = -1
+
+
+@_op("layer")
+class Layer(Op):
+    """An image layer (a host directory) attached read-only at `target` (a host path,
+    made) through an idmapped mount: its files owned by 0 show as the cell's root, which
+    is an unprivileged id range on the host (the plan's idmap)."""
+
+    source: str
+    target: str
 
 
 @_op("mount")
 class Mount(Op):
     """mount(2). in_root: target is a path in the new root (created as `create` says:
-    "dir" or "" for not at all); otherwise a host path."""
+    "dir" or "" for not at all), and the mount is made from inside that root, so paths
+    among the options (overlay's lowerdir=...) name the cell's files, never the host's;
+    otherwise target is a host path."""
 
     source: str
     target: str
@@ -106,7 +141,10 @@ class Mount(Op):
 class Bind(Op):
     """A bind mount of a host path onto a path in the new root (created: "dir", "file",
     or "like-source"), recursive or not, then made read-only if asked. optional: a
-    source that does not exist is skipped (the host's optional devices)."""
+    source that does not exist is skipped (the host's optional devices). idmap: shown
+    through the plan's id map, so the cell's (unprivileged) root acts as the host's
+    owners there, and only there (%bind's grant); where the filesystem cannot be
+    idmapped, a plain bind and a note. in_root=False: `target` is a host path."""
 
     source: str
     target: str
@@ -114,6 +152,8 @@ class Bind(Op):
     readonly: bool
     create: str
     optional: bool
+    idmap: bool = False
+    in_root: bool = True
     lineno: int = field(default=0, metadata=LOCAL)
 
 
@@ -157,9 +197,11 @@ class Chroot(Op):
 
 @_op("hostname")
 class Hostname(Op):
-    """sethostname(2) in the cell's own UTS namespace."""
+    """sethostname(2) and setdomainname(2) in the cell's own UTS namespace, which starts
+    as a copy of the host's names: neither may show through."""
 
     name: str
+    domain: str = "(none)"
 
 
 # Every cell's plan repeats most of the previous one's operations: the conversions are

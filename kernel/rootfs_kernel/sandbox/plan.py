@@ -15,28 +15,34 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 from .. import cell
+from ..ids import IdRange
 from . import ops
 from .ops import (
     Bind,
     Chroot,
     Hostname,
+    Layer,
     Mask,
     Mkdir,
     Mount,
     Op,
     PivotRoot,
     PrivateParent,
+    PrivateTree,
     Propagation,
     ReadOnly,
     Symlink,
+    Unbindable,
 )
 from .syscalls import (
     MS_NODEV,
     MS_NOEXEC,
     MS_NOSUID,
+    MS_RDONLY,
     MS_RELATIME,
     NAMESPACE_FLAGS,
     parse_mount_options,
@@ -91,6 +97,9 @@ class Context:
     env: Mapping[str, str] = field(default_factory=dict)       # %env of earlier cells
     host_env: Mapping[str, str] = field(default_factory=dict)  # the kernel's, for %%host
     keep_active: bool = False  # the previous cell ran with %keep: its layer is read
+    ids: IdRange | None = None  # root mode: the host ids a cell's root and users get
+    # Every cell's bounds unless its own %limit says otherwise (KEY: None lifts one).
+    default_limits: Mapping[str, float | None] = field(default_factory=dict)
 
 
 class ImageLike(Protocol):
@@ -129,6 +138,10 @@ class Plan:
     limits: dict[str, float] = field(default_factory=dict)   # pids, memory (bytes), cpu
     propagation: str = "private"
     own_layers: bool = False      # reads or writes a %keep/%export layer (prepared.py)
+    # "0 FIRST COUNT": the script's uid/gid map when its root is an unprivileged range on
+    # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
+    idmap: str = ""
+    limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
 
     def to_json(self) -> dict:
         """For the helper (it crosses a socket); from_json is its inverse."""
@@ -142,7 +155,8 @@ class Plan:
                 "layers": None if self.layers is None else
                 [self.layers.upper, self.layers.lowers],
                 "limits": self.limits, "propagation": self.propagation,
-                "own_layers": self.own_layers}
+                "own_layers": self.own_layers, "idmap": self.idmap,
+                "limits_asked": self.limits_asked}
 
     @classmethod
     def from_json(cls, data: dict) -> Plan:
@@ -156,7 +170,8 @@ class Plan:
                    show=tuple(cell.Show(*s) for s in data["show"]),
                    layers=None if layers is None else Layers(layers[0], tuple(layers[1])),
                    limits=data["limits"], propagation=data["propagation"],
-                   own_layers=data["own_layers"])
+                   own_layers=data["own_layers"], idmap=data["idmap"],
+                   limits_asked=data["limits_asked"])
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -169,7 +184,15 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
     return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
                           image_workdir=image.workdir, user_env=env, places=ctx.places,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
-                          gid=ctx.gid, host_cwd=ctx.cwd, c_program=c_program)
+                          gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
+                          default_limits=ctx.default_limits)
+
+
+def bounds(own: Sequence[tuple[str, float | None]],
+           defaults: Mapping[str, float | None]) -> dict[str, float]:
+    """A cell's limits: the defaults under its own %limit line; KEY=none lifts one."""
+    merged = {**defaults, **dict(own)}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str) -> Plan:
@@ -177,29 +200,43 @@ def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str) -> Plan:
     return Plan(argv=(spec.shell, "-c", spec.script), env=env, cwd=cwd, host=True)
 
 
+# Every container cell gets these, whatever %unshare says (as Docker does): its own mount
+# table, process tree (so every process ends with the cell), hostname and IPC objects.
+ALWAYS = frozenset({"mnt", "pid", "uts", "ipc"})
+SHM_SIZE = 64 << 20   # /dev/shm, as Docker's default
+
+
 def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequence[str],
                    image_workdir: str | None, user_env: Mapping[str, str], places: Places,
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
-                   c_program: str | None = None) -> Plan:
-    names = set(spec.namespaces) | ({"user"} if rootless else set())
+                   ids: IdRange | None = None, c_program: str | None = None,
+                   default_limits: Mapping[str, float | None] = MappingProxyType({})) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
-    # turn into slaves: a cell that asks for shared propagation is not locked.
+    # turn into slaves: a cell that asks for shared propagation is not locked, and is
+    # host root (a host-access line, like %%host).
     lock = spec.propagation != "shared"
-    # Namespaces the script must own to use (hostname, lo, IPC) go with the script's own
-    # user namespace when locked; the rest belong to the cell's init.
+    isolated_root = spec.root != "none"
+    # Root mode: the script's root is an unprivileged id range on the host (ids), except
+    # in `%root none` cells, which keep the host's identity unless they ask for a user
+    # namespace of their own.
+    unprivileged = ids is not None and lock and (isolated_root or "user" in spec.namespaces)
+    idmap = ids.map_line() if unprivileged else ""
+    owner = ids.first if unprivileged else -1
+    names = set(ALWAYS) | (set(spec.namespaces) & {"net", "cgroup"})
+    # Namespaces the script must own to use (hostname, lo, IPC, its mqueue) go with the
+    # script's own user namespace when locked; the rest belong to the cell's init.
     owned = {"uts", "ipc", "net"} & names if lock else set()
     flags = script_flags = 0
-    for name in names - owned:
+    for name in names - owned | ({"user"} if rootless else set()):
         flags |= NAMESPACE_FLAGS[name]
     if lock:
         script_flags = NAMESPACE_FLAGS["user"] | NAMESPACE_FLAGS["mnt"]
         for name in owned:
             script_flags |= NAMESPACE_FLAGS[name]
-    pidns = "pid" in names
     ops_: list[Op] = []
     script_ops: list[Op] = []
-    isolated_root = spec.root != "none"
     shared = spec.propagation == "shared"
+    limits = bounds(spec.limits, default_limits)
 
     # 1. Propagation first, before anything is mounted (pivot_root also refuses a
     #    shared parent). "shared" keeps the host's peer groups; our own mounts then go
@@ -214,26 +251,34 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         root = f"{scratch}/root"
         if shared:
             ops_.append(PrivateParent(scratch))
-        ops_.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755"))
-        for sub in ("root", "upper", "work"):
-            ops_.append(Mkdir(f"{scratch}/{sub}", 0o755))
-        lowers = list(reversed(layers))          # overlay wants the top layer first
+        # The cell's tmpfs: its writable layer lives here, so `disk` bounds what it writes.
+        size = f",size={int(limits['disk'])}" if "disk" in limits else ""
+        ops_.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755" + size))
+        ops_.append(Mkdir(f"{scratch}/root", 0o755))
+        lowers: list[str] = []
+        for i, layer in enumerate(reversed(layers)):  # overlay wants the top layer first
+            if unprivileged:
+                lowers.append(f"{scratch}/l{i}")
+                ops_.append(Layer(layer, lowers[-1]))
+            else:
+                lowers.append(layer)
         if spec.keep or spec.export:
             upper, work = ((places.keep_upper, places.keep_work) if spec.keep else
                            (places.export_upper, places.export_work))
-            ops_.append(Mkdir(upper, 0o755))
-            ops_.append(Mkdir(work, 0o755))
             if not spec.keep and keep_active:
                 lowers.insert(0, places.keep_upper)
             own_layers = True
         else:
             upper, work = f"{scratch}/upper", f"{scratch}/work"
             if keep_active:
-                lowers.insert(0, places.keep_upper)
+                lowers.insert(0, places.keep_upper)   # written by a cell: in its range
                 own_layers = True
+        ops_.append(Mkdir(upper, 0o755, owner, owner))
+        ops_.append(Mkdir(work, 0o755, owner, owner))
         data = f"lowerdir={':'.join(_escape_layer(p) for p in lowers)},upperdir={upper}," \
                f"workdir={work}" + (",userxattr" if rootless else "")
         ops_.append(Mount("overlay", root, "overlay", 0, data, in_root=False, create=""))
+        ops_.append(Unbindable(scratch))
         layers_ = Layers(upper, tuple(lowers))
         # A fresh sysfs shows the network namespace of whoever mounts it.
         own_sysfs = "net" in names
@@ -241,17 +286,21 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         # already see is fully visible, so when the script mounts it (locked), the
         # script masks /sys/firmware after, not the setup before.
         late_sysfs = own_sysfs and lock
-        ops_ += _standard_filesystems(pidns, rootless, netns=own_sysfs and not lock,
-                                      mask_firmware=not late_sysfs)
+        ops_ += _standard_filesystems(True, rootless, netns=own_sysfs and not lock,
+                                      mask_firmware=not late_sysfs, shared=shared, owner=owner)
         if late_sysfs:
-            script_ops.append(_mount("sysfs", "sysfs", "/sys", "ro",
-                                     flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
-            script_ops.append(Mask("/sys/firmware"))
-    elif pidns and not shared:
-        # %root none: the host's tree, but a /proc that shows this cell's PID namespace.
+            script_ops += _sysfs("/sys", lineno=0)
+    elif not shared:
+        # %root none: the host's tree, but a /proc that shows this cell's PID namespace
+        # (with shared propagation it would replace the host's own /proc).
         ops_.append(_mount("proc", "proc", "/proc", "", in_root=True))
 
-    ops_ += (_user_op(m) for m in spec.mounts)
+    for m in spec.mounts:
+        # Filesystems that belong to a namespace the script owns are mounted by the
+        # script (mqueue: its IPC namespace; sysfs: its network namespace).
+        own = lock and isinstance(m, cell.Mount) and (
+            m.fstype == "mqueue" or (m.fstype == "sysfs" and "net" in names))
+        (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
     argv = (spec.shell, "-c", spec.script)
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
@@ -267,10 +316,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         ops_.append(PivotRoot(root))
     elif spec.root == "chroot":
         # A chrooted process may not create a user namespace: when locked, the script
-        # (already in its own) does the chroot.
-        (script_ops if lock else ops_).append(Chroot(root))
-    if "uts" in names:
-        (script_ops if lock else ops_).append(Hostname("rootfs"))
+        # (already in its own) does the chroot, first of its own operations.
+        (script_ops.insert(0, Chroot(root)) if lock else ops_.append(Chroot(root)))
+    (script_ops if lock else ops_).append(Hostname("rootfs"))
 
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
     if isolated_root:
@@ -281,17 +329,69 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     env.update(user_env)
     env.update(spec.env)
     return Plan(argv=argv, env=env, cwd=cwd, namespaces=flags, script_namespaces=script_flags,
-                rootless=rootless, uid=uid, gid=gid, pidns=pidns, root=root,
+                rootless=rootless, uid=uid, gid=gid, pidns=True, root=root,
                 ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
-                layers=layers_, limits=dict(spec.limits), propagation=spec.propagation,
-                own_layers=own_layers)
+                layers=layers_, limits=limits, propagation=spec.propagation,
+                own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits))
+
+
+# What a %%c compile sees of the host: the compiler, its libraries and headers, and how
+# the dynamic loader finds them. Not /home, /root, /etc at large, /var, /tmp or /run.
+COMPILER_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                  "/etc/ld.so.cache", "/etc/alternatives")
+
+
+def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping,
+                 host_paths: Sequence[tuple[str, str, str | None]]) -> Plan:
+    """%%c's compile: the host's compiler and headers, read-only, in a container of its
+    own (pivot_root, PID/IPC/UTS namespaces, runc's masks, the unprivileged ids in root
+    mode), where only `workdir` (the source and the program) and a fresh /tmp are
+    writable: gcc's flags can name any path, but can change nothing and read only the
+    compiler's own files. `host_paths`: COMPILER_PATHS as the host has them, (path,
+    "dir" | "file" | "link", link target)."""
+    root = f"{ctx.places.scratch}/root"
+    unprivileged = ctx.ids is not None
+    owner = ctx.ids.first if unprivileged else -1
+    names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
+    flags = sum(NAMESPACE_FLAGS[n] for n in names - {"uts", "ipc"})
+    script_flags = sum(NAMESPACE_FLAGS[n] for n in ("user", "mnt", "uts", "ipc"))
+    ops_: list[Op] = [
+        Propagation("private", True),
+        _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),
+        Mkdir(root, 0o755),
+        _mount("tmpfs", "rootfs-cc", root, "mode=0755"),   # pivot_root wants a mount
+    ]
+    for path, kind, target in host_paths:
+        if kind == "link":   # merged /usr: /bin -> usr/bin, as on the host
+            ops_.append(Symlink(target or "", path))
+        else:
+            ops_.append(Bind(path, path, rec=kind == "dir", readonly=True, create=kind,
+                             optional=True))
+    ops_ += [
+        *_standard_filesystems(True, ctx.rootless, netns=False, mask_firmware=True,
+                               owner=owner),
+        _mount("tmpfs", "tmp", "/tmp", "mode=1777" + (f",uid={owner},gid={owner}"
+                                                       if unprivileged else ""),
+               in_root=True, flags_extra=MS_NOSUID | MS_NODEV),
+        Bind(workdir, workdir, rec=False, readonly=False, create="dir", optional=False,
+             idmap=unprivileged),
+        PivotRoot(root),
+    ]
+    env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
+    return Plan(argv=tuple(argv), env=env, cwd=workdir, namespaces=flags,
+                script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
+                gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
+                script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),
+                idmap=ctx.ids.map_line() if unprivileged else "")
 
 
 @functools.cache   # the same few variants for every cell; operations are immutable
-def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
-                          mask_firmware: bool) -> tuple[Op, ...]:
-    """/proc, a minimal /dev, a read-only /sys and runc's masks, all inside the new root."""
+def _standard_filesystems(pidns: bool, rootless: bool, netns: bool, mask_firmware: bool,
+                          shared: bool = False, owner: int = -1) -> tuple[Op, ...]:
+    """/proc, a minimal /dev, a read-only /sys and runc's masks, all inside the new root.
+    `owner`: the host id of the cell's root when it is unprivileged (its /dev is its own)."""
     out: list[Op] = []
+    ids = f",uid={owner},gid={owner}" if owner >= 0 else ""
     if pidns:
         out.append(_mount("proc", "proc", "/proc", "", in_root=True,
                           flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
@@ -299,15 +399,17 @@ def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
         # Without a PID namespace of our own, a user namespace may not mount proc.
         out.append(Bind("/proc", "/proc", rec=True, readonly=False, create="dir",
                         optional=False))
-    out.append(_mount("tmpfs", "tmpfs", "/dev", "mode=0755", in_root=True,
+    out.append(_mount("tmpfs", "tmpfs", "/dev", "mode=0755" + ids, in_root=True,
                       flags_extra=MS_NOSUID))
     out += (Bind(f"/dev/{dev}", f"/dev/{dev}", rec=False, readonly=False, create="file",
                  optional=True) for dev in DEVICES)
-    pts = "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless else ",gid=5")
+    # The tty group (5) of the image, as the host numbers it.
+    pts = "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless else
+                                                   f",gid={max(owner, 0) + 5}")
     out.append(_mount("devpts", "devpts", "/dev/pts", pts, in_root=True,
                       flags_extra=MS_NOSUID | MS_NOEXEC))
-    out.append(_mount("tmpfs", "shm", "/dev/shm", "mode=1777", in_root=True,
-                      flags_extra=MS_NOSUID | MS_NODEV))
+    out.append(_mount("tmpfs", "shm", "/dev/shm", f"mode=1777,size={SHM_SIZE}" + ids,
+                      in_root=True, flags_extra=MS_NOSUID | MS_NODEV))
     out += (Symlink(target, f"/dev/{name}") for name, target in DEV_LINKS.items())
     if netns:
         # A sysfs of its own shows the cell's network namespace (only lo), not the host's;
@@ -316,9 +418,34 @@ def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
                           flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
     else:
         out.append(Bind("/sys", "/sys", rec=True, readonly=True, create="dir", optional=False))
-    out += (Mask(p) for p in MASKED_PATHS if mask_firmware or p != "/sys/firmware")
-    out += (ReadOnly(p) for p in READONLY_PATHS)
+    if shared:
+        # The binds above are peers of the host's /sys and devices: make the new root's
+        # mounts private before the masks, or a mask would be stacked on the host's path.
+        out.append(PrivateTree(""))
+    out += _masks("", proc=True, sys=mask_firmware)
     return tuple(out)
+
+
+def _masks(under: str, *, proc: bool, sys: bool) -> list[Op]:
+    """runc's masked and read-only paths, for a /proc and/or /sys mounted at `under`+/proc
+    and `under`+/sys (the container's own, or a cell's %mount of one elsewhere)."""
+    out: list[Op] = []
+    for path in MASKED_PATHS:
+        top, _, rest = path[1:].partition("/")
+        if (top == "proc" and proc) or (top == "sys" and sys):
+            out.append(Mask(f"{under}/{top}/{rest}" if under == "" else f"{under}/{rest}"))
+    if proc:
+        out += (ReadOnly(p if under == "" else f"{under}/{p[len('/proc/'):]}")
+                for p in READONLY_PATHS)
+    return out
+
+
+def _sysfs(target: str, lineno: int) -> list[Op]:
+    """A sysfs the cell asked for gives no more than the container's own /sys: read-only,
+    nosuid/nodev/noexec, /sys/firmware masked."""
+    return [_mount("sysfs", "sysfs", target, "ro", in_root=True, lineno=lineno,
+                   flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC),
+            *_masks(target, proc=False, sys=True)]
 
 
 def _mount(fstype: str, source: str, target: str, options: str, *, in_root: bool = False,
@@ -328,11 +455,19 @@ def _mount(fstype: str, source: str, target: str, options: str, *, in_root: bool
                  in_root=in_root, create="dir" if in_root else "", lineno=lineno)
 
 
-def _user_op(m: cell.Mount | cell.Bind) -> Op:
+def _user_ops(m: cell.Mount | cell.Bind, *, idmap: bool) -> list[Op]:
+    """A %bind or %mount line: never more than the container's own /proc and /sys give."""
     if isinstance(m, cell.Bind):
-        return Bind(m.source, m.target, rec=True, readonly=m.readonly, create="like-source",
-                    optional=False, lineno=m.lineno)
-    return _mount(m.fstype, "none", m.target, m.options, in_root=True, lineno=m.lineno)
+        return [Bind(m.source, m.target, rec=True, readonly=m.readonly, create="like-source",
+                     optional=False, idmap=idmap, lineno=m.lineno)]
+    if m.fstype == "sysfs":
+        return _sysfs(m.target, m.lineno)
+    extra = MS_RDONLY if m.fstype in ("cgroup", "cgroup2") else 0  # no cgroups of its own
+    out: list[Op] = [_mount(m.fstype, "none", m.target, m.options, in_root=True,
+                            flags_extra=extra, lineno=m.lineno)]
+    if m.fstype == "proc":
+        out += _masks(m.target, proc=True, sys=False)
+    return out
 
 
 def _escape_layer(path: str) -> str:

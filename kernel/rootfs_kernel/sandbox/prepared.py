@@ -15,14 +15,15 @@ What a prepared container captured must still be what a fresh one would capture,
 is thrown away when the host's mount table changes (binds and the /sys it shows; the
 helper says "stale") or before a %%host cell (which may replace a directory a %bind
 would take), and never made for cells whose setup depends on more than the image:
-%keep/%export layers, %limit (cgroups are joined at the start), or %propagation shared
-(its mounts reach the host).
+%keep/%export layers or %propagation shared (its mounts reach the host). Its bounds are
+its own: the helper makes its cgroup with it (a cell's limits must match, wire.match_key).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cgroups import CellCgroup
 from .plan import Plan
 
 
@@ -30,11 +31,12 @@ from .plan import Plan
 class Prepared:
     pid: int                 # process A (rootfs-init), the helper's child
     pidfd: int
+    cgroup: CellCgroup | None = None   # its own, made with it (the cell it gets keeps it)
 
 
 def preparable(plan: Plan) -> bool:
     """May a container for this plan be made before its cell exists? (pure) Not when
-    its setup depends on more than the image: limits (cgroups are joined at the start),
-    shared propagation (its mounts reach the host), layers that later cells write or
-    remove (%keep, %export)."""
-    return not (plan.host or plan.limits or plan.propagation == "shared" or plan.own_layers)
+    its setup depends on more than the image: shared propagation (its mounts reach the
+    host), layers that later cells write or remove (%keep, %export). Limits are fine: a
+    prepared container gets a cgroup of its own."""
+    return not (plan.host or plan.propagation == "shared" or plan.own_layers)

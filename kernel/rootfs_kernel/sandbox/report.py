@@ -2,9 +2,10 @@
 
 Runs in: the kernel (client.py reads the pipe).
 
-init.c writes JSON lines: `{"init": PID}` (the cell's PID 1, as the host numbers it),
-then either the report `{"status", "signal", "setup_seconds", "snapfds", "ns",
-"profile"}` or `{"error": {"kind", "index", "errno", "depth"}}`. It reports numbers;
+init.c writes JSON lines on its result socket: `{"init": PID}` (the cell's PID 1, as
+the host numbers it), `{"snaps": N}` with the N layer fds it hands over (-1: they could
+not be opened), then either the report `{"status", "signal", "setup_seconds", "notes",
+"ns", "profile"}` or `{"error": {"kind", "index", "errno", "depth"}}`. It reports numbers;
 the sentences a user reads are made here, from the plan the operation came from, and,
 when the host refused a step, from what hostfacts.py finds on the host (read only then).
 """
@@ -77,6 +78,20 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                 "run `rootfs-kernel doctor`")
     if kind == "plan":
         return "rootfs-init did not understand its plan (a bug: please report it)"
+    if kind == "idmap":
+        return (f"cannot make the user namespace of the cell's unprivileged ids "
+                f"({os.strerror(err)}); run `rootfs-kernel doctor`")
+    if op is not None and op.KIND == "layer" and err in (22, 95, 1):  # EINVAL, EOPNOTSUPP
+        return ("the image's layers cannot be shown through an idmapped mount here "
+                f"({os.strerror(err)}): a cell's root is an unprivileged id on the host, "
+                "which needs Linux >= 5.19 and an image store on a filesystem that supports "
+                "idmapped mounts (ext4, xfs, btrfs, tmpfs); run `rootfs-kernel doctor`")
+    if op is not None and op.KIND == "mount" and op.fstype == "overlay" and err == 22 \
+            and getattr(op, "lineno", 0):
+        return (f"%mount overlay (header line {op.lineno}): the kernel refused the options "
+                f"{op.data!r} (Invalid argument): overlay needs lowerdir=A:B (two or more "
+                "read-only layers), or lowerdir=A,upperdir=U,workdir=W with U and W on the "
+                "same filesystem (e.g. a %mount tmpfs); paths are the cell's own")
     lineno = getattr(op, "lineno", 0)
     where = f" (header line {lineno})" if lineno else ""
     what = {} if op is None else {"op": op.KIND, **{
@@ -132,11 +147,6 @@ def unshare_advice(reason: str, cause: str = "") -> str:
             "seccomp profile refuses unshare." + DOCTOR_HINT)
 
 
-def notes(data: dict) -> list[str]:
-    """What the kernel should say once about how this host's cells are set up."""
-    return [NO_PIVOT_NOTE] if data.get("no_pivot") else []
-
-
 def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, float]] | None:
     """Per setup operation: (op, where, seconds), for benchmarks/profile_sandbox.py."""
     if seconds is None:
@@ -147,3 +157,20 @@ def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, flo
                  or getattr(op, "root", ""))
         out.append((op.KIND, where, secs))
     return out
+
+
+def notes(plan: Plan, found: list) -> list[str]:
+    """What the setup did otherwise than the plan asked (init.c's note()), in words; the
+    session says each once per kernel."""
+    out = []
+    for index, what in found:
+        op = plan.ops[index] if 0 <= index < len(plan.ops) else None
+        if what == "no-pivot":
+            out.append(NO_PIVOT_NOTE)
+        elif what == "no-idmap" and op is not None:
+            line = f" (header line {op.lineno})" if getattr(op, "lineno", 0) else ""
+            out.append(f"%bind {op.source}{line}: this filesystem cannot be idmapped, so the "
+                       "cell sees its files owned by nobody (65534) and may change only what "
+                       "their mode lets anyone change")
+    return out
+

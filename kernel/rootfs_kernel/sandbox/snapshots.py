@@ -6,12 +6,14 @@ When the script has ended, the init (init.c) kills what the script left, enters 
 script's mount namespace (and root), reports, and waits until the kernel has read:
   mounts   /proc/PID/mountinfo: the script's mount table, as seen from its root
   ls       /proc/PID/root/...: the directory, its path resolved inside that root; and
-           without a host path, the same path in the image's layers (/proc/PID/fd/N, the
-           overlay's lower layers): the image as it was before the cell
-  changes  /proc/PID/fd/N: the overlay's upper and lower layers, opened before pivot_root
+           without a host path, the same path in the image's layers (the overlay's lower
+           layers): the image as it was before the cell
+  changes  the overlay's upper and lower layers
   ns       the script's namespace ids, which the init read while the script ran
-Same-user access to /proc/PID is all this needs, also when the cell runs in a user
-namespace of an ordinary user.
+The layers were opened by the init before the root switch and handed to the kernel over
+the result socket before the script started (client.py holds them): the init keeps no
+host fd a script could reach through /proc/1/fd. Same-user access to /proc/PID is all
+the rest needs, also when the cell runs in a user namespace of an ordinary user.
 """
 
 from __future__ import annotations
@@ -21,50 +23,52 @@ import posixpath
 from collections.abc import Iterable
 
 from ..cell import Show
+from ..ids import IdRange
 from ..inspect import changes, listing
 from . import syscalls as sc
 
 
-def take(shows: Iterable[Show], init_pid: int, report: dict) -> list[dict]:
+def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int] | None,
+         idmap: str = "") -> list[dict]:
+    """`layer_fds`: the overlay's upper then lower layers, as the init handed them over
+    (None: no layers, or they could not be opened); `idmap`: the plan's (owners as the
+    cell sees them)."""
+    proc = f"/proc/{init_pid}"
+    ids = IdRange(*map(int, idmap.split()[1:])).inside if idmap else None
     out = []
     for view in shows:
         show = {"kind": view.kind, "path": view.path, "host_path": view.host_path}
         try:
-            snap = {**show, "data": _read(show, init_pid, report)}
+            owners = ids or cell_ids(proc)
+            snap = {**show, "data": _read(show, proc, report, layer_fds, owners)}
             if show["kind"] == "ls" and not show.get("host_path"):
-                snap["image"] = _image_listing(show["path"], init_pid, report)
+                snap["image"] = _image_listing(show["path"], report, layer_fds, owners)
             out.append(snap)
         except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
             out.append({**show, "error": _describe(err)})
     return out
 
 
-def _read(show: dict, pid: int, report: dict) -> object:
-    kind, proc = show["kind"], f"/proc/{pid}"
+def _read(show: dict, proc: str, report: dict, layer_fds: list[int] | None,
+          owners: listing.IdMap) -> object:
+    kind = show["kind"]
     if kind == "mounts":
         with open(f"{proc}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             return f.read()
     if kind == "ns":
         return {name: value or None for name, value in (report.get("ns") or {}).items()}
     if kind == "ls":
-        return _listing(show["path"], proc)
+        return _listing(show["path"], proc, owners)
     if kind == "changes":
-        fds = report.get("snapfds") or []
-        if not fds:
-            raise ValueError("%show changes needs a root filesystem (not %root none)")
-        if min(fds) < 0:
+        if report.get("snaps", 0) < 0:
             raise ValueError("the cell's init could not open its overlay layers")
-        opened = [os.open(f"{proc}/fd/{n}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                  for n in fds]
-        try:
-            return changes.scan_upper(opened[0], opened[1:])
-        finally:
-            for fd in opened:
-                os.close(fd)
+        if not layer_fds:
+            raise ValueError("%show changes needs a root filesystem (not %root none)")
+        return changes.scan_upper(layer_fds[0], layer_fds[1:])
     raise ValueError(f"unknown view {kind}")
 
 
-def _listing(path: str, proc: str) -> dict:
+def _listing(path: str, proc: str, owners: listing.IdMap) -> dict:
     """Resolve the directory holding `path` inside the cell's root, so a symlink in the
     image (absolute ones included) leads where it would in the cell, never to the host;
     the last name is not followed, as `ls -ld` would not."""
@@ -80,22 +84,21 @@ def _listing(path: str, proc: str) -> dict:
         os.close(root)
     try:
         at = f"/proc/self/fd/{parent}/{name or '.'}"
-        return listing.snapshot(path, at=at, ids=cell_ids(proc))
+        return listing.snapshot(path, at=at, ids=owners)
     finally:
         os.close(parent)
 
 
-def _image_listing(path: str, pid: int, report: dict) -> dict | None:
+def _image_listing(path: str, report: dict, layer_fds: list[int] | None,
+                   owners: listing.IdMap) -> dict | None:
     """`path` in the cell's overlay lower layers merged, without its upper layer: what
     the cell started from. None without layers (%root none): compare with the host."""
-    fds = report.get("snapfds") or []
-    if len(fds) < 2:
-        return None
-    if min(fds) < 0:
+    if report.get("snaps", 0) < 0:
         return {"path": path, "error": "the cell's init could not open its image layers"}
-    proc = f"/proc/{pid}"
-    return listing.snapshot(path, layers=[f"{proc}/fd/{n}" for n in fds[1:]],
-                            ids=cell_ids(proc))
+    if not layer_fds or len(layer_fds) < 2:
+        return None
+    return listing.snapshot(path, layers=[f"/proc/self/fd/{n}" for n in layer_fds[1:]],
+                            ids=owners)
 
 
 def cell_ids(proc: str) -> listing.IdMap:

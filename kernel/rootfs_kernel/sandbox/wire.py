@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "encode_cell", "encode_prepared", "setup_tokens",
-           "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "encode", "encode_cell", "encode_prepared", "match_key",
+           "setup_tokens", "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -80,6 +80,8 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
           "pidns", _text(plan.pidns), "rootless", _text(plan.rootless),
           "uid", str(plan.uid), "gid", str(plan.gid),
           "hostmnt", str(facts.mnt_ns), "root", plan.root]
+    if plan.idmap:
+        t += ["idmap", plan.idmap]
     if plan.layers is not None:  # opened for %show changes; always, so any cell may
         for path in (plan.layers.upper, *plan.layers.lowers):  # take a prepared one
             t += ["snap", path]
@@ -88,6 +90,14 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     for op in plan.script_ops:
         t += _op("sop", op)
     return t
+
+
+def match_key(plan: Plan, mnt_ns: int) -> list[str]:
+    """What a prepared container and the next cell's plan must share for the cell to be
+    handed over: its setup without the host's facts (its own cgroup), and the limits
+    that cgroup was made with."""
+    return [*setup_tokens(plan, HostFacts(mnt_ns)),
+            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items()))]
 
 
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
