@@ -143,7 +143,7 @@ class Session:
             self.drop_keep()
             keep_active = False
         places = self.sandbox.places
-        return container_plan(
+        plan = container_plan(
             spec, layers=[str(p) for p in image.layers], image_env=image.env,
             image_workdir=image.workdir, user_env=env,
             places=Places(scratch=places["scratch"], keep_upper=places["keep_upper"],
@@ -152,6 +152,12 @@ class Session:
                           export_work=places["export_work"]),
             rootless=self.sandbox.rootless, uid=os.getuid(), gid=os.getgid(),
             host_cwd=os.getcwd())
+        if plan.changes and any(s.kind == "layers" for s in spec.show):
+            stack = layer_stack(self.store, image.name, plan.changes["lowers"], spec)
+            for show in plan.show:
+                if show["kind"] == "layers":
+                    show["stack"] = stack
+        return plan
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         # Most cells use the image the previous one used: skip the worker thread and the
@@ -257,6 +263,26 @@ class Session:
     def drop_keep(self) -> None:
         self.keep_image = None
         self.sandbox.drop("keep")
+
+
+def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.CellSpec
+                ) -> list[dict]:
+    """What %show layers labels the overlay's layers with, bottom first: the image's
+    (digest, size, created by), the %keep layer of earlier cells, then this cell's upper."""
+    from .images.commands import layer_history
+
+    history = layer_history(image, store)
+    n = len(lowers)
+    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
+             for i, h in enumerate(history)]
+    if n == len(history) + 1:   # an earlier %keep cell's upper, on top of the image
+        stack.append({"label": "kept", "digest": None, "size": None,
+                      "created_by": "earlier %keep cells' changes", "role": f"lowerdir 1/{n}"})
+    how = "this cell's writes" + (" (%keep: kept for the next cell)" if spec.keep else
+                                  f" (%export {spec.export})" if spec.export else "")
+    stack.append({"label": "cell", "digest": None, "size": None, "created_by": how,
+                  "role": "upperdir"})
+    return stack
 
 
 def _ready_line(image, seconds: float) -> str:

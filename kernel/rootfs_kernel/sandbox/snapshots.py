@@ -8,6 +8,8 @@ script's mount namespace (and root), reports, and waits until the kernel has rea
            overlay's lower layers): the image as it was before the cell
   changes  /proc/PID/fd/N: the overlay's upper and lower layers, opened before pivot_root
   ns       the script's namespace ids, which the init read while the script ran
+  layers   the same fds as changes, every layer scanned against the ones below it
+  tree     /proc/PID/mountinfo, as for mounts (drawn as a tree next to the host's)
 Same-user access to /proc/PID is all this needs, also when the cell runs in a user
 namespace of an ordinary user.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ..inspect import changes, listing
+from ..inspect import changes, layers, listing
 from . import syscalls as sc
 
 
@@ -36,22 +38,25 @@ def take(shows: list[dict], init_pid: int, report: dict) -> list[dict]:
 
 def _read(show: dict, pid: int, report: dict) -> object:
     kind, proc = show["kind"], f"/proc/{pid}"
-    if kind == "mounts":
+    if kind in ("mounts", "tree"):
         with open(f"{proc}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             return f.read()
     if kind == "ns":
         return {name: value or None for name, value in (report.get("ns") or {}).items()}
     if kind == "ls":
         return _listing(show["path"], proc)
-    if kind == "changes":
+    if kind in ("changes", "layers"):
         fds = report.get("snapfds") or []
         if not fds:
-            raise ValueError("%show changes needs a root filesystem (not %root none)")
+            raise ValueError(f"%show {kind} needs a root filesystem (not %root none)")
         if min(fds) < 0:
             raise ValueError("the cell's init could not open its overlay layers")
         opened = [os.open(f"{proc}/fd/{n}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                   for n in fds]
         try:
+            if kind == "layers":  # bottom first: the image's layers, then the upper
+                return {"scan": layers.scan_layers([*reversed(opened[1:]), opened[0]]),
+                        "stack": show.get("stack") or []}
             return changes.scan_upper(opened[0], opened[1:])
         finally:
             for fd in opened:
