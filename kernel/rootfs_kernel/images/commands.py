@@ -135,3 +135,27 @@ def layer_history(name: str, store: ImageStore | None = None) -> list[dict[str, 
             how = meta.get("source") or "unknown"
         out.append({"digest": layer["digest"], "size": layer.get("size", 0), "created_by": how})
     return out
+
+
+def image_layers(name: str, store: ImageStore | None = None) -> dict[str, Any]:
+    """`image inspect NAME --layers`: the layers payload of %show layers for the stored
+    image alone (no cell, so no upper layer), from the store's layer directories."""
+    import os
+
+    from ..inspect.layers import scan_layers
+    from ..views.payload import layers_payload
+
+    store = _store(store)
+    img = store.load(name)
+    history = layer_history(name, store)
+    n = len(history)
+    fds = [os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for p in img.layers]
+    try:
+        scan = scan_layers(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
+             for i, h in enumerate(history)]
+    return layers_payload({"scan": scan, "stack": stack}, image=name,
+                          title=f"Layers of image {name} (bottom to top)")

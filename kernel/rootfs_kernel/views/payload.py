@@ -560,8 +560,12 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
                         "counted)") if cut else None)
     p["summary"] = {**totals, "same": len(rows), "total": len(rows)}
     top = stack[-1]
-    p["headline"] = (f"{n} lower layer{'' if n == 1 else 's'} (lowerdir, top first: "
-                     f"{':'.join(reversed(labels[:-1]))}) and {top['label']} "
-                     f"({top['role']}): {_change_counts(scan[-1]['counts'])}")
+    if top.get("role") == "upperdir":
+        p["headline"] = (f"{n} lower layer{'' if n == 1 else 's'} (lowerdir, top first: "
+                         f"{':'.join(reversed(labels[:-1]))}) and {top['label']} "
+                         f"({top['role']}): {_change_counts(scan[-1]['counts'])}")
+    else:  # the image alone (rootfs-kernel image inspect NAME --layers)
+        p["headline"] = (f"{n + 1} layer{'' if n == 0 else 's'}, mounted as lowerdir="
+                         f"{':'.join(reversed(labels))} (top first) under a cell's upperdir")
     return p
 

@@ -153,7 +153,7 @@ def to_dot(graph: dict) -> str:
              f'  graph [fontname="monospace" fontsize=11 fontcolor="{_TEXT}" bgcolor="{_FILL}"];',
              f'  node [shape=box style="rounded,filled" fillcolor="{_FILL}" color="{_TEXT}" '
              f'fontcolor="{_TEXT}" fontname="monospace" fontsize=9 margin="0.08,0.03"];',
-             f'  edge [color="{_EDGE}" arrowsize=0.5];']
+             f'  edge [color="{_EDGE}" arrowsize=0.5 fontname="monospace"];']
     for side in graph["sides"]:
         lines.append(f"  subgraph cluster_{side['name']} {{")
         lines.append(f'    label={_q(side["name"] + " mount namespace")}; style="rounded,filled"; '
@@ -209,6 +209,8 @@ def render_svg(dot_source: str) -> str | None:
     if done.returncode:
         raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     svg = _COMMENT.sub("", _PROLOG.sub("", done.stdout.decode()))
+    # Graphviz writes '-' in class names as an entity; renderers select on the names.
+    svg = re.sub(r'class="[^"]*"', lambda m: m.group(0).replace("&#45;", "-"), svg)
     dark = "".join(f'[fill="{k}"]{{fill:{v[2]}}}[stroke="{k}"]{{stroke:{v[2]}}}'
                    for k, v in COLOURS.items())
     style = f"<style>@media (prefers-color-scheme: dark){{{dark}}}</style>"
