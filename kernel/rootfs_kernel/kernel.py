@@ -19,6 +19,7 @@ from . import __version__, cell, completion
 from .images import ImageError
 from .session import Session
 from .views import display_bundle
+from .views.tree import NO_DOT
 
 
 class RootfsKernel(Kernel):
@@ -61,6 +62,7 @@ class RootfsKernel(Kernel):
         # `cells`, not `session`: Kernel.session is the wire protocol's.
         self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next)
         self._interrupt: asyncio.Event | None = None
+        self._told_no_dot = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()
 
@@ -111,6 +113,10 @@ class RootfsKernel(Kernel):
                 if "error" in payload:
                     self._stream("stderr", f"rootfs-kernel: {payload['error']}\n", silent)
                     continue
+                if payload.get("kind") == "tree" and payload.get("svg") is None \
+                        and not self._told_no_dot:
+                    self._told_no_dot = True  # said once; each tree's note says it too
+                    self._stream("stderr", f"rootfs-kernel: {NO_DOT}\n", silent)
                 data, metadata = display_bundle(payload, keep=self._keep_view)
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
