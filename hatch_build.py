@@ -1,6 +1,7 @@
 """Wheel build hook: compile the container init (kernel/rootfs_kernel/sandbox/init.c).
 
-The wheel then carries rootfs-init next to the module that finds it (initbin.py) and is
+initbin.py generates its header from sandbox/ops.py and compiles it with -Werror. The
+wheel then carries rootfs-init next to the module that finds it (initbin.py) and is
 tagged for this platform. Editable installs skip this: initbin.py compiles on first use.
 """
 
@@ -23,7 +24,8 @@ class InitBuildHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel" or version == "editable":
             return
-        # initbin.py only needs the standard library: load it without the package.
+        # initbin.py (and ops.py, which it loads) only need the standard library: load
+        # it without the package.
         spec = importlib.util.spec_from_file_location("_rootfs_initbin", INITBIN)
         initbin = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(initbin)

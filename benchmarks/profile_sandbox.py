@@ -13,41 +13,35 @@ the container's own setup_seconds (its setup operations).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 
 from rootfs_kernel import cell
 from rootfs_kernel.images import ImageStore
 from rootfs_kernel.sandbox import client as client_mod
-from rootfs_kernel.sandbox.plan import Places, container_plan, host_plan
+from rootfs_kernel.sandbox.ops import Bind, Mask, ReadOnly
+from rootfs_kernel.sandbox.plan import Plan, plan_for
 
 VARIANTS = {
     # name: (cell text, plan edit) - the plan is edited as data; the helper runs it.
     "default `true`": ("true", None),
-    "exec /bin/true (no sh -c)": ("true", lambda p: p.update(argv=["/bin/true"])),
-    "no masks/readonly ops": ("true", lambda p: p.update(
-        ops=[o for o in p["ops"] if o["op"] not in ("mask", "readonly")])),
-    "only /dev/null bound (no masks)": ("true", lambda p: p.update(
-        ops=[o for o in p["ops"] if o["op"] not in ("mask", "readonly")
-             and (o["op"] != "bind" or o["source"] == "/dev/null")])),
+    "exec /bin/true (no sh -c)": ("true", lambda p: replace(p, argv=("/bin/true",))),
+    "no masks/readonly ops": ("true", lambda p: replace(
+        p, ops=tuple(o for o in p.ops if not isinstance(o, Mask | ReadOnly)))),
+    "only /dev/null bound (no masks)": ("true", lambda p: replace(
+        p, ops=tuple(o for o in p.ops if not isinstance(o, Mask | ReadOnly)
+                     and (not isinstance(o, Bind) or o.source == "/dev/null")))),
     "%root none (no overlay/pivot)": ("%root none\ntrue", None),
     "%%host (fork+exec only)": ("%%host\ntrue", None),
 }
 
 
-def make_plan(sb: client_mod.SandboxClient, image, text: str) -> dict:  # noqa: ANN001
-    places = Places(scratch=sb.places["scratch"], keep_upper=sb.places["keep_upper"],
-                    keep_work=sb.places["keep_work"], keep_active=False)
+def make_plan(sb: client_mod.SandboxClient, image, text: str) -> Plan:  # noqa: ANN001
     spec = cell.parse(text)
-    if spec.host:
-        return host_plan(spec, dict(os.environ), os.getcwd()).to_json()
-    return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
-                          image_workdir=image.workdir, user_env={}, places=places,
-                          rootless=sb.rootless, uid=os.getuid(), gid=os.getgid(),
-                          host_cwd=os.getcwd()).to_json()
+    return plan_for(spec, None if spec.host else image, sb.context(host_env=os.environ))
 
 
 STAGES = ("in container", "script started", "script ended", "reported", "kernel has report")
@@ -58,13 +52,13 @@ def main() -> None:
     only = sys.argv[2] if len(sys.argv) > 2 else None
     image = ImageStore().get("minimal")
 
-    async def loop(sb: client_mod.SandboxClient, plan: dict) -> list[dict[str, float]]:
+    async def loop(sb: client_mod.SandboxClient, plan: Plan) -> list[dict[str, float]]:
         rows = []
         for i in range(n + 5):
             t_send = time.monotonic()
             # As the kernel runs a cell: done once the report and the output are in.
-            run = await sb.run(json.loads(json.dumps(plan)), lambda _b: None, lambda _b: None,
-                               wait_exit=False)
+            run = await sb.run(plan, lambda _b: None, lambda _b: None, wait_exit=False,
+                               profile=True)
             t_end = time.monotonic()
             if run.error or run.status:
                 raise RuntimeError(f"{run.error or run.status}")
@@ -93,9 +87,8 @@ def main() -> None:
                 if only and only not in name:
                     continue
                 plan = make_plan(sb, image, text)
-                plan["profile"] = True
                 if edit:
-                    edit(plan)
+                    plan = edit(plan)
                 rows = asyncio.run(loop(sb, plan))
                 label = f"{name} ({'prepared' if prepare else 'on demand'})"
                 print(f"{label:44}" + "".join(

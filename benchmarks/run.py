@@ -351,24 +351,19 @@ def _sandbox_times(reps: int, warmup: int,
     from rootfs_kernel import cell
     from rootfs_kernel.images import ImageStore
     from rootfs_kernel.sandbox.client import SandboxClient
-    from rootfs_kernel.sandbox.plan import Places, container_plan
+    from rootfs_kernel.sandbox.plan import plan_for
 
     image = ImageStore().get("minimal")
     client = SandboxClient(prepare=prepare)
     client.start()
     try:
-        places = Places(scratch=client.places["scratch"], keep_upper=client.places["keep_upper"],
-                        keep_work=client.places["keep_work"], keep_active=False)
-        plan = container_plan(cell.parse("true"), layers=[str(p) for p in image.layers],
-                              image_env=image.env, image_workdir=image.workdir, user_env={},
-                              places=places, rootless=client.rootless, uid=os.getuid(),
-                              gid=os.getgid(), host_cwd=os.getcwd()).to_json()
+        plan = plan_for(cell.parse("true"), image, client.context())
 
         async def loop() -> tuple[list[float], list[float]]:
             e2e, setup = [], []
             for i in range(warmup + reps):
                 t0 = time.perf_counter()
-                run = await client.run(json.loads(json.dumps(plan)), _drop, _drop)
+                run = await client.run(plan, _drop, _drop)
                 dt = (time.perf_counter() - t0) * 1e3
                 if run.error or run.status:
                     raise RuntimeError(f"sandbox `true` failed: {run.error or run.status}")

@@ -59,9 +59,11 @@ def _status(row: object) -> str | None:
     return row.get("status") if isinstance(row, dict) else getattr(row, "status", None)
 
 
-def compare(snapshots: list[dict], *, image: str | None = None) -> list[Comparison]:
+def compare(snapshots: list[dict], *, image: str | None = None,
+            stack: list[dict] | None = None) -> list[Comparison]:
     """One comparison per `%show` line, in header order; a failed snapshot becomes one
-    whose error says why. `image`: the cell's image name, for the headings."""
+    whose error says why. `image`: the cell's image name, for the headings. `stack`: what
+    %show layers labels the overlay's layers with (session.layer_stack), bottom first."""
     out = []
     for snap in snapshots:
         if "error" in snap:
@@ -69,6 +71,8 @@ def compare(snapshots: list[dict], *, image: str | None = None) -> list[Comparis
             out.append(Comparison(snap["kind"], None, None, [], {"error": why}, why,
                                   snap.get("path")))
             continue
+        if snap["kind"] == "layers":
+            snap = {**snap, "data": {**snap["data"], "stack": stack or []}}
         out.append(_compare(snap, image))
     return out
 

@@ -72,7 +72,7 @@ def _try_cell() -> Check:
     from . import cell
     from .images import ImageError, ImageStore
     from .sandbox.client import SandboxClient, SandboxError
-    from .sandbox.plan import Places, container_plan
+    from .sandbox.plan import plan_for
 
     try:
         image = ImageStore().get("minimal")
@@ -81,14 +81,9 @@ def _try_cell() -> Check:
     client = SandboxClient(prepare=False)  # one cell: nothing to prepare for
     try:
         client.start()
-        places = Places(client.places["scratch"], client.places["keep_upper"],
-                        client.places["keep_work"], False)
-        plan = container_plan(cell.parse("true"), layers=[str(p) for p in image.layers],
-                              image_env=image.env, image_workdir=image.workdir, user_env={},
-                              places=places, rootless=client.rootless, uid=os.getuid(),
-                              gid=os.getgid(), host_cwd="/")
+        plan = plan_for(cell.parse("true"), image, client.context(cwd="/"))
         err: list[bytes] = []
-        run = asyncio.run(client.run(plan.to_json(), lambda b: None, err.append, timeout=30))
+        run = asyncio.run(client.run(plan, lambda b: None, err.append, timeout=30))
     except SandboxError as exc:
         return Check("container", False, str(exc))
     finally:

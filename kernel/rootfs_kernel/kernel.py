@@ -121,7 +121,7 @@ class RootfsKernel(Kernel):
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
         if outcome.error:
-            return self._fail(*outcome.error, silent)
+            return self._fail(outcome.error.name, outcome.error.message, silent)
         return {"status": "ok", "execution_count": self.execution_count, "payload": [],
                 "user_expressions": {}}
 

@@ -19,23 +19,39 @@ from dataclasses import dataclass, field, replace
 from . import cell, compare
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
-from .sandbox.plan import Places, Plan, container_plan, host_plan
+from .sandbox.plan import Plan, host_plan, plan_for
 
 GRACE_SECONDS = 1.0
-C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a cell failed. `name` is what Jupyter shows as the error's name: HeaderError,
+    ImageError, SandboxError (before the container ran), CompileError (%%c),
+    ContainerError (its setup), LimitExceeded, Timeout, Interrupted, ExitStatus.
+    `exception` is the error as raised, where one was (HeaderError, ImageError,
+    SandboxError), so a caller can raise it again as it was (the Python API)."""
+
+    name: str
+    message: str
+    exception: Exception | None = None
+
+    @classmethod
+    def of(cls, err: Exception) -> Failure:
+        return cls(type(err).__name__, str(err), err)
+
+
 @dataclass
 class Outcome:
-    """What a cell did. `error` is (name, message) when the cell failed."""
+    """What a cell did; `error` says why it failed, when it did."""
 
     run: CellRun | None = None
     payloads: list[dict] = field(default_factory=list)
     comparisons: list[compare.Comparison] = field(default_factory=list)  # same order
-    error: tuple[str, str] | None = None
+    error: Failure | None = None
     help: str | None = None
 
     @property
@@ -71,7 +87,7 @@ class Session:
         try:
             spec = cell.parse(code)
         except cell.HeaderError as err:
-            return Outcome(error=("HeaderError", str(err)))
+            return Outcome(error=Failure.of(err))
         if self.default_limits and not spec.host:
             spec = replace(spec, limits=tuple({**self.default_limits,
                                                **dict(spec.limits)}.items()))
@@ -83,24 +99,25 @@ class Session:
             self.user_env.update(spec.env)
             return out
         c_files: list[str] = []
+        c_source = self._c_source() if spec.c_flags is not None else None
         try:
-            plan = await self._plan(spec, notice)
-            if spec.c_flags is not None:
-                c_files = await self._compile_c(spec, plan, stderr, interrupt)
+            plan = await self._plan(spec, notice, None if c_source is None else c_source[:-2])
+            if c_source is not None:
+                c_files = await self._compile_c(spec, c_source, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
-            return replace(out, error=(type(err).__name__, str(err)))
+            return replace(out, error=Failure.of(err))
         except _CompileError as err:
-            return replace(out, error=("CompileError", str(err)))
+            return replace(out, error=Failure("CompileError", str(err)))
         self.user_env.update(spec.env)
         try:
             # A %keep or %export layer, or a cgroup verdict, needs the container gone first.
             wait_exit = spec.host or spec.keep or bool(spec.export) or bool(plan.limits) \
                 or self.keep_image is not None
-            run = await self.sandbox.run(plan.to_json(), stdout, stderr, timeout=spec.timeout,
+            run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
                                          wait_exit=wait_exit)
         except SandboxError as err:
-            return replace(out, error=("SandboxError", f"{err}; restart the kernel"))
+            return replace(out, error=Failure.of(SandboxError(f"{err}; restart the kernel")))
         finally:
             for path in c_files:  # a %%c cell's source and program live for one cell
                 with contextlib.suppress(FileNotFoundError):
@@ -109,8 +126,11 @@ class Session:
             self._after_keep(spec)
         out = replace(out, run=run)
         if run.error:
-            return replace(out, error=("ContainerError", run.error))
-        out.comparisons = compare.compare(run.snapshots, image=spec.image)
+            return replace(out, error=Failure("ContainerError", run.error))
+        stack = None
+        if plan.layers is not None and any(s.kind == "layers" for s in spec.show):
+            stack = layer_stack(self.store, spec.image, list(plan.layers.lowers), spec)
+        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
         out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
@@ -119,14 +139,15 @@ class Session:
             try:
                 await self._export(spec, failure is None, notice)
             except ImageError as err:
-                failure = failure or ("ImageError", f"%export {spec.export}: {err}")
+                failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
 
     # -- planning ---------------------------------------------------------------------------
-    async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None]) -> Plan:
+    async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
+                    c_program: str | None) -> Plan:
         env = {**self.user_env, **dict(spec.env)}
         if spec.host:
-            return host_plan(spec, {**os.environ, **env}, os.getcwd())
+            return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
         for m in spec.mounts:
             if isinstance(m, cell.Bind) and not os.path.exists(m.source):
                 raise cell.HeaderError(m.lineno, f"%bind {m.source} {m.target}",
@@ -142,22 +163,8 @@ class Session:
                    f"from {spec.image} and drops them")
             self.drop_keep()
             keep_active = False
-        places = self.sandbox.places
-        plan = container_plan(
-            spec, layers=[str(p) for p in image.layers], image_env=image.env,
-            image_workdir=image.workdir, user_env=env,
-            places=Places(scratch=places["scratch"], keep_upper=places["keep_upper"],
-                          keep_work=places["keep_work"], keep_active=keep_active,
-                          export_upper=places["export_upper"],
-                          export_work=places["export_work"]),
-            rootless=self.sandbox.rootless, uid=os.getuid(), gid=os.getgid(),
-            host_cwd=os.getcwd())
-        if plan.changes and any(s.kind == "layers" for s in spec.show):
-            stack = layer_stack(self.store, image.name, plan.changes["lowers"], spec)
-            for show in plan.show:
-                if show["kind"] == "layers":
-                    show["stack"] = stack
-        return plan
+        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active),
+                        c_program=c_program)
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         # Most cells use the image the previous one used: skip the worker thread and the
@@ -200,13 +207,16 @@ class Session:
                                        str(err)) from None
             raise
 
-    async def _compile_c(self, spec: cell.CellSpec, plan: Plan, stderr: Sink,
-                         interrupt: asyncio.Event | None) -> list[str]:
-        """%%c: compile on the host (a %%host run of gcc), then run the binary in the cell."""
+    def _c_source(self) -> str:
+        """Where this %%c cell's source goes; its program is the same path without .c."""
         self._c_count += 1
-        workdir = os.path.join(self.sandbox.places["dir"], "c")
+        workdir = os.path.join(self.sandbox.places.dir, "c")
         os.makedirs(workdir, exist_ok=True)
-        source = os.path.join(workdir, f"cell{self._c_count}.c")
+        return os.path.join(workdir, f"cell{self._c_count}.c")
+
+    async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
+                         interrupt: asyncio.Event | None) -> list[str]:
+        """%%c: compile on the host (a %%host run of gcc); the plan runs the program."""
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
@@ -214,7 +224,8 @@ class Session:
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
         compile_spec = cell.CellSpec(script=shlex.join(cmd), host=True)
-        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir).to_json(),
+        workdir = os.path.dirname(source)
+        run = await self.sandbox.run(host_plan(compile_spec, dict(os.environ), workdir),
                                      messages.append, messages.append, interrupt=interrupt)
         text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
         if run.status:
@@ -225,13 +236,6 @@ class Session:
         if text:
             stderr(text.encode())
         os.chmod(binary, 0o755)
-        if spec.root == "none":
-            plan.argv = [binary]
-        else:
-            plan.ops.insert(_root_switch_index(plan.ops), {
-                "op": "bind", "source": binary, "target": C_BINARY, "rec": False,
-                "readonly": True, "create": "file", "optional": False, "lineno": 1})
-            plan.argv = [C_BINARY]
         return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, succeeded: bool,
@@ -239,7 +243,8 @@ class Session:
         """%export: the cell's upper layer on top of its image becomes a new image."""
         from .images.oci_export import commit_layer
 
-        upper = self.sandbox.places["keep_upper" if spec.keep else "export_upper"]
+        places = self.sandbox.places
+        upper = places.keep_upper if spec.keep else places.export_upper
         try:
             if not succeeded:
                 notice(f"the cell failed, so %export {spec.export} saved nothing")
@@ -268,7 +273,8 @@ class Session:
 def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.CellSpec
                 ) -> list[dict]:
     """What %show layers labels the overlay's layers with, bottom first: the image's
-    (digest, size, created by), the %keep layer of earlier cells, then this cell's upper."""
+    (digest, size, created by), the %keep layer of earlier cells, then this cell's upper.
+    `lowers`: the overlay's lowerdir, top first."""
     from .images.commands import layer_history
 
     history = layer_history(image, store)
@@ -297,25 +303,19 @@ class _CompileError(Exception):
     pass
 
 
-def _root_switch_index(ops: list[dict]) -> int:
-    for i, op in enumerate(ops):
-        if op["op"] in ("pivot_root", "chroot"):
-            return i
-    return len(ops)
-
-
-def _failure(spec: cell.CellSpec, run: CellRun) -> tuple[str, str] | None:
+def _failure(spec: cell.CellSpec, run: CellRun) -> Failure | None:
     if run.limit and (run.status or run.signal):
-        return ("LimitExceeded", f"{run.limit} (exit status {run.status})")
+        return Failure("LimitExceeded", f"{run.limit} (exit status {run.status})")
     if run.timed_out:
-        return ("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and its "
-                "container was killed")
+        return Failure("Timeout", f"the cell ran longer than %timeout {spec.timeout:g} s and "
+                       "its container was killed")
     if run.interrupted:
         how = (f"killed by {signal.Signals(run.signal).name} after ignoring SIGINT for "
                f"{GRACE_SECONDS:g} s" if run.signal == signal.SIGKILL else
                f"its script exited with status {run.status}")
-        return ("Interrupted", f"the stop button sent SIGINT to the cell's processes; {how}")
+        return Failure("Interrupted", f"the stop button sent SIGINT to the cell's processes; "
+                       f"{how}")
     if run.status:
         how = f" (killed by {signal.Signals(run.signal).name})" if run.signal else ""
-        return ("ExitStatus", f"the script exited with status {run.status}{how}")
+        return Failure("ExitStatus", f"the script exited with status {run.status}{how}")
     return None

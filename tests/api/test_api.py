@@ -128,6 +128,12 @@ def test_header_lines_in_the_script_are_read_and_numbered_in_the_script(sandbox)
     assert res.stdout == "1\n"
     with pytest.raises(rootfs_kernel.HeaderError, match=r"^line 2: `%bogus`"):
         sandbox.run("%keep\n%bogus\ntrue", timeout=5)
+    # The parser's own exception comes through, with its fields, not a re-read message.
+    with pytest.raises(rootfs_kernel.HeaderError) as err:
+        sandbox.run("%keep\n%mount tmpfs\ntrue")
+    assert (err.value.lineno, err.value.line) == (2, "%mount tmpfs")
+    assert err.value.usage and err.value.usage.startswith("%mount")
+    assert str(err.value).endswith(f"\n  expected: {err.value.usage}")
 
 
 def test_unknown_image_raises_image_error(sandbox):

@@ -14,7 +14,7 @@ import pytest
 from kerneldriver import ROOT, KernelDriver, alive, descendants, host_mounts, prepared_containers
 
 from rootfs_kernel import cell
-from rootfs_kernel.sandbox.plan import Places, container_plan
+from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.sandbox.prepared import preparable
 
 
@@ -98,25 +98,22 @@ def test_a_setup_that_fails_fails_the_same_way_every_time(kernel):
 
 
 def test_what_may_be_prepared():
-    places = {"scratch": "/h/cell", "keep_upper": "/h/keep/upper", "keep_work": "/h/keep/work",
-              "export_upper": "/h/export/upper", "export_work": "/h/export/work"}
+    class Image:
+        layers, env, workdir = ["/img"], [], None
 
-    def plan(text: str, keep_active: bool = False) -> dict:
-        spec = cell.parse(text)
-        return container_plan(spec, layers=["/img"], image_env=[], image_workdir=None,
-                              user_env={}, places=Places(scratch="/h/cell",
-                              keep_upper="/h/keep/upper", keep_work="/h/keep/work",
-                              keep_active=keep_active, export_upper="/h/export/upper",
-                              export_work="/h/export/work"),
-                              rootless=False, uid=0, gid=0, host_cwd="/").to_json()
+    def plan(text: str, keep_active: bool = False):
+        ctx = Context(places=Places.under("/h"), rootless=False, uid=0, gid=0, cwd="/",
+                      keep_active=keep_active)
+        return plan_for(cell.parse(text), Image, ctx)
 
-    assert preparable(plan("true"), places)
-    assert preparable(plan("%root chroot\n%mount tmpfs /tmp\n%show mounts\ntrue"), places)
-    assert not preparable(plan("%keep\ntrue"), places)
-    assert not preparable(plan("true", keep_active=True), places)   # reads the kept layer
-    assert not preparable(plan("%export snap\ntrue"), places)
-    assert not preparable(plan("%limit pids=10\ntrue"), places)
-    assert not preparable(plan("%propagation shared\ntrue"), places)
+    assert preparable(plan("true"))
+    assert preparable(plan("%root chroot\n%mount tmpfs /tmp\n%show mounts\ntrue"))
+    assert not preparable(plan("%keep\ntrue"))
+    assert not preparable(plan("true", keep_active=True))   # reads the kept layer
+    assert not preparable(plan("%export snap\ntrue"))
+    assert not preparable(plan("%limit pids=10\ntrue"))
+    assert not preparable(plan("%propagation shared\ntrue"))
+    assert not preparable(plan("%%host\ntrue"))
 
 
 @pytest.mark.rootonly

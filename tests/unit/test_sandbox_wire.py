@@ -1,113 +1,186 @@
-"""The plan -> rootfs-init argv encoding (wire.py) and the init's report (report.py)."""
+"""The plan -> rootfs-init argv encoding (wire.py), its C side, and the init's report."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import json
+import subprocess
+from dataclasses import replace
 
 import pytest
 
 from rootfs_kernel import cell
-from rootfs_kernel.sandbox import report, wire
-from rootfs_kernel.sandbox.plan import Places, container_plan, host_plan
+from rootfs_kernel.sandbox import initbin, ops, report, wire
+from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
 from rootfs_kernel.sandbox.snapshots import OVERFLOW_ID, inside, parse_id_map
 
-INIT_C = Path(wire.__file__).with_name("init.c")
-PLACES = Places(scratch="/run/rk/cell", keep_upper="/run/rk/keep/upper",
-                keep_work="/run/rk/keep/work", keep_active=False)
+PLACES = Places.under("/run/rk")
+FACTS = wire.HostFacts(mnt_ns=4026531841)  # the helper's to tell
 
 
-def plan_for(text: str, rootless: bool = False) -> dict:
-    spec = cell.parse(text)
-    if spec.host:
-        return host_plan(spec, {"PATH": "/bin"}, "/home").to_json()
-    plan = container_plan(spec, layers=["/img/a", "/img/b"], image_env=["A=1"],
-                          image_workdir=None, user_env={}, places=PLACES, rootless=rootless,
-                          uid=1000, gid=1000, host_cwd="/home").to_json()
-    plan["host_mnt_ns"] = 4026531841  # the helper's to fill in (helper._complete)
-    return plan
+class Image:
+    layers = ["/img/a", "/img/b"]
+    env = ["A=1"]
+    workdir = None
+
+
+def plan_of(text: str, rootless: bool = False) -> Plan:
+    ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
+                  host_env={"PATH": "/bin"})
+    return plan_for(cell.parse(text), Image, ctx)
 
 
 def decode(tokens: list[str]) -> tuple[dict[str, list[str]], list[list[str]], list[str]]:
     """A reading of the format as init.c's parse() does it, to check encode() against."""
     assert tokens[0] == wire.VERSION
     keys: dict[str, list[str]] = {}
-    ops: list[list[str]] = []
+    found: list[list[str]] = []
     i = 1
     while tokens[i] != "argv":
-        key, value = tokens[i], tokens[i + 1]
+        key = tokens[i]
         if key in ("op", "sop"):
-            n = len(wire.ARGS[value])
-            ops.append([key, value, *tokens[i + 2:i + 2 + n]])
-            i += 2 + n
+            n = int(tokens[i + 2])
+            assert n == len(ops.OPS[tokens[i + 1]].WIRE)
+            found.append([key, tokens[i + 1], *tokens[i + 3:i + 3 + n]])
+            i += 3 + n
         else:
-            keys.setdefault(key, []).append(value)
+            keys.setdefault(key, []).append(tokens[i + 1])
             i += 2
-    return keys, ops, tokens[i + 1:]
+    return keys, found, tokens[i + 1:]
 
 
-def test_arities_match_init_c():
-    table = dict(re.findall(r'\{"(\w+)", (\d+)\}', INIT_C.read_text()))
-    assert {k: int(v) for k, v in table.items()} == {k: len(v) for k, v in wire.ARGS.items()}
+# -- the C side: rootfs-init parses what wire.py encodes ---------------------------------
 
 
-def test_every_operation_crosses_with_its_arguments_in_order():
-    plan = plan_for("%mount tmpfs /tmp size=1m\n%bind /etc /mnt/etc ro\n%root chroot\n"
-                    "%unshare uts\necho 'a b'\n")
-    keys, ops, argv = decode(wire.encode(plan, parent=42))
-    assert keys["parent"] == ["42"] and keys["root"] == [plan["root"]]
-    assert keys["lock"] == [str(plan["script_namespaces"])] and keys["lock"] != ["0"]
-    assert [o[1] for o in ops if o[0] == "op"] == [o["op"] for o in plan["ops"]]
-    assert [o[1] for o in ops if o[0] == "sop"] == [o["op"] for o in plan["script_ops"]]
-    bind = next(o for o in ops if o[1] == "bind" and o[2] == "/etc")
+def _example(cls: type[ops.Op], salt: int) -> ops.Op:
+    """An instance whose every field has a value no other field has."""
+    values = {}
+    for n, (name, kind) in enumerate(zip(cls.WIRE, cls.KINDS, strict=True)):
+        values[name] = {"str": f"{cls.KIND}.{name} \"quoted\" \\ {salt}",
+                        "int": 1000 * salt + n, "bool": (n + salt) % 2 == 0}[kind]
+    return cls(**values)
+
+
+def _dump(tokens: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(initbin.path()), "--dump", *tokens], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_every_operation_reaches_rootfs_init_field_by_field():
+    """Each kind's fields, parsed by the binary into its struct and printed back from the
+    struct's members by name: a field order that wire.py and the header did not agree
+    on, or a table that pointed at the wrong member, shows here."""
+    setup = tuple(_example(cls, salt) for salt, cls in enumerate(ops.OPS.values(), 1))
+    script = tuple(_example(cls, salt) for salt, cls in enumerate(ops.OPS.values(), 50))
+    plan = replace(plan_of("true"), ops=setup, script_ops=script)
+    done = _dump(wire.encode(plan, FACTS, parent=1))
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    want = [{"list": tag, "kind": op.KIND, "fields": {f: getattr(op, f) for f in op.WIRE}}
+            for tag, group in (("op", setup), ("sop", script)) for op in group]
+    assert got == want
+    assert [list(g["fields"]) for g in got[:len(setup)]] == [list(c.WIRE)
+                                                             for c in ops.OPS.values()]
+
+
+def test_a_plan_of_another_schema_or_a_wrong_field_count_is_refused():
+    plan = plan_of("%mount tmpfs /tmp\ntrue")
+    tokens = wire.encode(plan, FACTS, parent=1)
+    assert _dump(tokens).returncode == 0
+    prepared = wire.encode_prepared(wire.setup_tokens(plan, FACTS), parent=1)
+    assert _dump(prepared).returncode == 0 and "argv" not in prepared
+    stale = ["rootfs-init-2/0000000000000000", *tokens[1:]]
+    assert _dump(stale).returncode == ops.EXIT_SETUP_FAILED
+    i = tokens.index("mkdir")
+    short = [*tokens[:i + 1], "1", tokens[i + 2], *tokens[i + 4:]]   # mkdir without mode
+    assert _dump(short).returncode == ops.EXIT_SETUP_FAILED
+    not_int = [*tokens[:i + 3], "0o755", *tokens[i + 4:]]
+    assert _dump(not_int).returncode == ops.EXIT_SETUP_FAILED
+
+
+def test_init_c_compiles_without_a_warning(tmp_path):
+    initbin.compile_to(tmp_path / "rootfs-init")   # CFLAGS has -Wall -Wextra -Werror
+    assert "-Werror" in initbin.CFLAGS and "-Wextra" in initbin.CFLAGS
+    assert (tmp_path / "rootfs-init").is_file()
+
+
+def test_the_header_is_generated_from_the_operations():
+    text = initbin.header()
+    assert f'#define RK_VERSION "{ops.VERSION}"' in text
+    assert f"#define RK_EXIT_SETUP_FAILED {ops.EXIT_SETUP_FAILED}" in text
+    kinds = [line.strip().rstrip(",") for line in
+             text.split("enum op_kind {")[1].split("};")[0].split()]
+    assert kinds == [f"OP_{k.upper()}" for k in ops.OPS] + ["OP_KINDS"]
+    assert ("struct op_bind { const char *source; const char *target; int rec; "
+            "int readonly; const char *create; int optional; };") in text
+    # A changed schema is a new version, so a binary built before it refuses the plan.
+    assert ops.VERSION.startswith(ops.WIRE_VERSION + "/")
+
+
+# -- wire.py ---------------------------------------------------------------------------------
+
+
+def test_every_operation_crosses_with_its_fields_in_order():
+    plan = plan_of("%mount tmpfs /tmp size=1m\n%bind /etc /mnt/etc ro\n%root chroot\n"
+                   "%unshare uts\necho 'a b'\n")
+    keys, found, argv = decode(wire.encode(plan, FACTS, parent=42))
+    assert keys["parent"] == ["42"] and keys["root"] == [plan.root]
+    assert keys["lock"] == [str(plan.script_namespaces)] and keys["lock"] != ["0"]
+    assert keys["hostmnt"] == [str(FACTS.mnt_ns)]
+    assert [o[1] for o in found if o[0] == "op"] == [op.KIND for op in plan.ops]
+    assert [o[1] for o in found if o[0] == "sop"] == [op.KIND for op in plan.script_ops]
+    bind = next(o for o in found if o[1] == "bind" and o[2] == "/etc")
     assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0"]
-    overlay = next(o for o in ops if o[1] == "mount" and o[4] == "overlay")
-    assert "lowerdir=/img/b:/img/a" in overlay[6] and overlay[9] == ""
-    assert argv == plan["argv"] and argv[-1] == "echo 'a b'\n"
+    overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
+    assert "lowerdir=/img/b:/img/a" in overlay[6]
+    assert argv == list(plan.argv) and argv[-1] == "echo 'a b'\n"
     assert "A=1" in keys["env"] and keys["cwd"] == ["/"]
 
 
 def test_values_with_spaces_newlines_and_equals_signs_are_single_tokens():
-    plan = plan_for("%env X=a b\n%env Y=1=2\nprintf '%s\\n' \"$X\"\n")
-    keys, _, argv = decode(wire.encode(plan, parent=1))
+    plan = plan_of("%env X=a b\n%env Y=1=2\nprintf '%s\\n' \"$X\"\n")
+    keys, _, argv = decode(wire.encode(plan, FACTS, parent=1))
     assert "X=a b" in keys["env"] and "Y=1=2" in keys["env"]
     assert len(argv) == 3
 
 
 def test_show_asks_for_what_the_snapshots_need():
-    keys, _, _ = decode(wire.encode(plan_for("%show changes\n%show ns\ntrue"), parent=1))
+    keys, _, _ = decode(wire.encode(plan_of("%show changes\n%show ns\ntrue"), FACTS, parent=1))
     assert keys["nsids"] == ["1"]
     assert keys["snap"][0] == "/run/rk/cell/upper" and keys["snap"][1:] == ["/img/b", "/img/a"]
-    keys, _, _ = decode(wire.encode(plan_for("true"), parent=1))
+    keys, _, _ = decode(wire.encode(plan_of("true"), FACTS, parent=1))
     assert keys["nsids"] == ["0"] and keys["snap"][0] == "/run/rk/cell/upper"
-    keys, _, _ = decode(wire.encode(plan_for("%root none\ntrue"), parent=1))
+    keys, _, _ = decode(wire.encode(plan_of("%root none\ntrue"), FACTS, parent=1))
     assert "snap" not in keys
 
 
 def test_a_host_cell_carries_no_namespaces_or_operations():
-    keys, ops, argv = decode(wire.encode(plan_for("%%host\nls"), parent=7))
-    assert keys["host"] == ["1"] and "ns" not in keys and ops == []
+    keys, found, argv = decode(wire.encode(plan_of("%%host\nls"), FACTS, parent=7))
+    assert keys["host"] == ["1"] and "ns" not in keys and found == []
     assert keys["cwd"] == ["/home"] and argv[-1] == "ls"
 
 
-def test_limits_cross_as_cgroup_files_or_rlimits():
-    plan = plan_for("true")
-    plan["cgroup_procs"] = ["/sys/fs/cgroup/pids/x/cgroup.procs"]
-    plan["rlimits"] = {"nproc": 64, "as": 1 << 30}
-    keys, _, _ = decode(wire.encode(plan, parent=1))
-    assert keys["cgroup"] == plan["cgroup_procs"]
-    assert keys["nproc"] == ["64"] and keys["as"] == [str(1 << 30)]
+def test_limits_cross_as_cgroup_files_or_rlimits_the_helper_adds():
+    plan = plan_of("%limit pids=64\ntrue")
+    facts = wire.HostFacts(FACTS.mnt_ns, cgroup_procs=("/sys/fs/cgroup/pids/x/cgroup.procs",))
+    keys, _, _ = decode(wire.encode(plan, facts, parent=1))
+    assert keys["cgroup"] == list(facts.cgroup_procs) and "nproc" not in keys
+    facts = wire.HostFacts(FACTS.mnt_ns, rlimits={"nproc": 64, "as": 1 << 30})
+    keys, _, _ = decode(wire.encode(plan, facts, parent=1))
+    assert keys["nproc"] == ["64"] and keys["as"] == [str(1 << 30)] and "cgroup" not in keys
 
 
-def test_shared_propagation_needs_the_parent_mount_resolved_by_the_helper():
-    plan = plan_for("%propagation shared\ntrue")
-    with pytest.raises(ValueError, match="mount point"):
-        wire.encode(plan, parent=1)
-    for op in plan["ops"]:
-        if op.get("private_parent") is True:
-            op["private_parent"] = "/run"
-    _, ops, _ = decode(wire.encode(plan, parent=1))
-    assert next(o for o in ops if o[1] == "mount")[9] == "/run"
+def test_the_profile_is_asked_for_by_the_run_not_the_plan():
+    plan = plan_of("true")
+    keys, _, _ = decode(wire.encode(plan, FACTS, parent=1))
+    assert keys["profile"] == ["0"]
+    keys, _, _ = decode(wire.encode(plan, FACTS, parent=1, profile=True))
+    assert keys["profile"] == ["1"]
+    assert b"\0profile\x001\0" in wire.encode_cell(plan, profile=True)
+
+
+def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
+    with pytest.raises(ValueError, match="mount namespace"):
+        wire.encode(plan_of("true"), wire.HostFacts(mnt_ns=0), parent=1)
 
 
 # -- report.py ------------------------------------------------------------------------------
@@ -120,21 +193,21 @@ def test_report_lines_merge_and_a_torn_line_is_dropped():
 
 
 def test_setup_errors_name_the_operation_and_the_header_line():
-    plan = plan_for("%mount sysfs /mnt\ntrue", rootless=True)
-    index = next(i for i, op in enumerate(plan["ops"]) if op.get("target") == "/mnt")
+    plan = plan_of("%mount sysfs /mnt\ntrue", rootless=True)
+    index = next(i for i, op in enumerate(plan.ops) if getattr(op, "target", "") == "/mnt")
     text = report.describe_error(plan, {"kind": "errno", "index": index, "errno": 1})
-    assert "container setup failed at" in text and "sysfs" in text
-    assert "(header line 1)" in text and "Operation not permitted" in text
-    assert "an ordinary user may only mount" in text
+    assert text.startswith("container setup failed at {'op': 'mount', 'source': 'none', "
+                           "'target': '/mnt', 'fstype': 'sysfs'} (header line 1): ")
+    assert "Operation not permitted" in text and "an ordinary user may only mount" in text
 
 
 def test_other_setup_errors_say_what_to_do():
-    plan = plan_for("%bind /no/such /mnt/x\ntrue")
-    index = next(i for i, op in enumerate(plan["ops"]) if op.get("source") == "/no/such")
+    plan = plan_of("%bind /no/such /mnt/x\ntrue")
+    index = next(i for i, op in enumerate(plan.ops) if getattr(op, "source", "") == "/no/such")
     assert report.describe_error(plan, {"kind": "bind-source", "index": index}) == \
         "bind source /no/such does not exist on the host"
-    plan = plan_for("%mount tmpfs /a/b/c\ntrue")
-    index = next(i for i, op in enumerate(plan["ops"]) if op.get("target") == "/a/b/c")
+    plan = plan_of("%mount tmpfs /a/b/c\ntrue")
+    index = next(i for i, op in enumerate(plan.ops) if getattr(op, "target", "") == "/a/b/c")
     text = report.describe_error(plan, {"kind": "dangling", "index": index, "depth": 2})
     assert text.startswith("/a/b/c: /a/b is a symlink") and "name a real directory" in text
     assert "rootfs-kernel doctor" in report.describe_error(plan, {"kind": "clone", "errno": 1})
@@ -142,9 +215,10 @@ def test_other_setup_errors_say_what_to_do():
 
 
 def test_profile_names_each_operation():
-    plan = plan_for("true")
-    prof = report.profile(plan, [0.001] * len(plan["ops"]))
-    assert prof[0] == ("propagation", "", 0.001) and len(prof) == len(plan["ops"])
+    plan = plan_of("true")
+    prof = report.profile(plan, [0.001] * len(plan.ops))
+    assert prof[0] == ("propagation", "", 0.001) and len(prof) == len(plan.ops)
+    assert prof[-1] == ("pivot_root", plan.root, 0.001)
     assert report.profile(plan, None) is None
 
 
@@ -153,10 +227,3 @@ def test_owners_map_through_the_user_namespace():
     assert inside(1000, rootless) == 0 and inside(0, rootless) == OVERFLOW_ID
     root = parse_id_map("0 0 4294967295\n")
     assert inside(0, root) == 0 and inside(1000, root) == 1000
-
-
-def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
-    plan = plan_for("true")
-    plan["host_mnt_ns"] = 0  # init.c could not tell the host's namespace from its own
-    with pytest.raises(ValueError, match="mount namespace"):
-        wire.encode(plan, parent=1)

@@ -6,7 +6,6 @@ errors are then relabelled to name the argument instead of a line number.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -122,5 +121,4 @@ class Code:
         return self.origins[lineno - 1] if 0 < lineno <= len(self.origins) else lineno
 
 
-HEADER_MESSAGE = re.compile(r"line (\d+): `(.*?)`: (.*)", re.DOTALL)
 

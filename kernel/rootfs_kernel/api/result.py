@@ -122,7 +122,8 @@ def _in_kernel() -> bool:
 def build_result(outcome: Outcome, stdout: bytes, stderr: bytes) -> Result:
     run = outcome.run
     res = Result(stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                 status=run.status, signal=run.signal, error=outcome.error,
+                 status=run.status, signal=run.signal, error=None if outcome.error is None
+                 else (outcome.error.name, outcome.error.message),
                  timed_out=run.timed_out, interrupted=run.interrupted, limit=run.limit,
                  views=list(outcome.payloads))
     # The comparisons the kernel computed once (compare.py): the rows here are the ones

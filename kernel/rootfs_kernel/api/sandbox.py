@@ -21,7 +21,7 @@ from ..cell import HeaderError
 from ..images import ImageError
 from ..sandbox.client import SandboxError
 from ..session import GRACE_SECONDS, Outcome, Session
-from .headers import HEADER_MESSAGE, Code, header_lines
+from .headers import Code, header_lines
 from .result import CellTimeout, ContainerError, Result, build_result
 
 # After an interrupt, how long run() waits for the container to be gone.
@@ -219,32 +219,27 @@ def _finish(code: Code, outcome: Outcome, out: _Output, check: bool) -> Result:
         return Result(text + (outcome.help + "\n" if outcome.help else ""),
                       out.data("stderr").decode(errors="replace"), status=0)
     result = build_result(outcome, out.data("stdout"), out.data("stderr"))
-    if outcome.error is None:
+    failure = outcome.error
+    if failure is None:
         return result
-    name, message = outcome.error
-    if name == "Timeout":
-        raise CellTimeout(name, message, result)
-    if name == "ContainerError" or check:
-        raise ContainerError(name, message, result)
+    if failure.name == "Timeout":
+        raise CellTimeout(failure.name, failure.message, result)
+    if failure.name == "ContainerError" or check:
+        raise ContainerError(failure.name, failure.message, result)
     return result
 
 
 def _raise_setup(code: Code, outcome: Outcome) -> None:
     """Errors before the container ran: bad options, images, the helper, gcc."""
-    if outcome.error is None:
+    failure = outcome.error
+    if failure is None:
         return
-    name, message = outcome.error
-    if name == "HeaderError":
-        m = HEADER_MESSAGE.fullmatch(message)
-        if m is None:
-            raise HeaderError(0, "", message)
-        lineno, line, problem = int(m.group(1)), m.group(2), m.group(3)
-        origin = code.origin_of(lineno)
+    err = failure.exception
+    if isinstance(err, HeaderError):
+        origin = code.origin_of(err.lineno)
         if isinstance(origin, str) and origin.startswith("image="):
-            raise ImageError(f"{origin}: {problem}")
-        raise code.relabel(HeaderError(lineno, line, problem))
-    if name == "ImageError":
-        raise ImageError(message)
-    if name == "SandboxError":
-        raise SandboxError(message)
-    raise ContainerError(name, message)
+            raise ImageError(f"{origin}: {err.problem}")
+        raise code.relabel(err)
+    if err is not None:   # ImageError, SandboxError: as the session caught them
+        raise err
+    raise ContainerError(failure.name, failure.message)

@@ -1,5 +1,7 @@
 """The kernel's side of the helper: start it, run a cell, stream its output (asyncio).
 
+Runs in: the kernel (its event loop).
+
 Output never passes through the helper: the kernel makes the pipes, hands their write
 ends over with the `run` frame and reads the other ends itself.
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import initbin, protocol, report, snapshots, wire
+from .plan import Context, Places, Plan
 from .prepared import preparable
 
 CHUNK = 1 << 16
@@ -62,10 +65,11 @@ class SandboxClient:
         self.prepare = prepare
         self._prepared: _Prepared | None = None
         self._epoch = 0   # counts %%host cells (see "prepared" in _on_event)
-        self._mnt_ns = os.stat("/proc/self/ns/mnt").st_ino  # the helper's too
+        # The helper's mount namespace is ours: what it adds to a prepared container's setup.
+        self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
-        self.places: dict = {}
+        self.places: Places | None = None
         self.rootless = os.geteuid() != 0
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
@@ -96,8 +100,15 @@ class SandboxClient:
             ready, _ = protocol.recv(ours)
         except protocol.Closed:
             raise SandboxError("the sandbox helper exited at start; see the kernel log") from None
-        self.places = ready["places"]
+        self.places = Places.from_json(ready["places"])
         self.rootless = ready["rootless"]
+
+    def context(self, **changes: object) -> Context:
+        """What plan.plan_for needs from this sandbox and this process (changes: the
+        session's %env, %keep state, ...)."""
+        return Context(**{"places": self.places, "rootless": self.rootless,
+                          "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
+                          **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -172,27 +183,26 @@ class SandboxClient:
             self._prepared.sock.close()
             self._prepared = None
 
-    def _hand_over(self, cid: int, plan: dict, fds: list[int]) -> int | None:
+    def _hand_over(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> int | None:
         """Give the cell to the prepared container when it was made for this setup:
         straight to its init (no helper in between), then tell the helper. Returns the
         init's pid, or None when the cell needs a container of its own."""
-        if plan["host"]:
+        if plan.host:
             self._epoch += 1
         ready, self._prepared = self._prepared, None
         if ready is None:
             return None
         # Limits, kept layers and shared propagation need a container made for the cell
         # (the helper adds their cgroups and paths); the rest must match token for token.
-        if not preparable(plan, self.places) or ready.setup != wire.setup_tokens(
-                {**plan, "host_mnt_ns": self._mnt_ns}):
+        if not preparable(plan) or ready.setup != wire.setup_tokens(plan, self._facts):
             ready.sock.close()
             return None
         try:
             with ready.sock:
                 ready.sock.settimeout(5)  # A writes B's pid right after its clone
-                (init,) = struct.unpack("=i", ready.sock.recv(4, socket.MSG_WAITALL))
-                cell = wire.encode_cell(plan)
-                socket.send_fds(ready.sock, [struct.pack("!I", len(cell))], fds)
+                (init,) = protocol.U32.unpack(ready.sock.recv(4, socket.MSG_WAITALL))
+                cell = wire.encode_cell(plan, profile=profile)
+                socket.send_fds(ready.sock, [protocol.U32.pack(len(cell))], fds)
                 ready.sock.sendall(cell)
         except (OSError, struct.error):  # it died (a setup that failed): make our own
             return None
@@ -209,13 +219,14 @@ class SandboxClient:
         """Remove the kept ("keep") or exported ("export") upper layer."""
         self.send({"op": "drop", "what": what})
 
-    async def run(self, plan: dict, on_stdout: Callable[[bytes], None],
+    async def run(self, plan: Plan, on_stdout: Callable[[bytes], None],
                   on_stderr: Callable[[bytes], None], *, timeout: float | None = None,
                   interrupt: asyncio.Event | None = None, grace: float = 1.0,
-                  wait_exit: bool = True) -> CellRun:
+                  wait_exit: bool = True, profile: bool = False) -> CellRun:
         """Run one plan. With wait_exit=False the cell counts as finished once its report
         and output are complete, while the namespace teardown goes on in the background
-        (the next cell does not need it gone unless it reuses a %keep layer)."""
+        (the next cell does not need it gone unless it reuses a %keep layer). profile:
+        the init times each setup operation and the cell's stages (CellRun.profile)."""
         self._attach()
         loop = asyncio.get_running_loop()
         cid = next(self._ids)
@@ -237,12 +248,14 @@ class SandboxClient:
         ]
         run = CellRun()
         reported = None
+        plan_json = plan.to_json()   # for the helper: this cell's run, the next one's prepare
         try:
             try:
                 given = [*(w for _, w in pipes), release_r]
-                init = self._hand_over(cid, plan, given)
+                init = self._hand_over(cid, plan, given, profile)
                 if init is None:
-                    self.send({"op": "run", "id": cid, "plan": plan}, given)
+                    self.send({"op": "run", "id": cid, "plan": plan_json, "profile": profile},
+                              given)
                 else:  # what the helper's rootfs-init would have said first (report.py)
                     result_chunks.append(b'{"init": %d}\n' % init)
             finally:
@@ -252,7 +265,8 @@ class SandboxClient:
             finished = loop.create_future()
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
-                readers, result_chunks, release, plan, run, None if wait_exit else finished))
+                readers, result_chunks, release, plan, plan_json, run,
+                None if wait_exit else finished))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             try:
                 await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
@@ -273,7 +287,8 @@ class SandboxClient:
         return run
 
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
-                       plan: dict, run: CellRun, finished: asyncio.Future | None) -> None:
+                       plan: Plan, plan_json: dict, run: CellRun,
+                       finished: asyncio.Future | None) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
         cell ends here, once its output is complete too, without waiting for the
@@ -291,14 +306,14 @@ class SandboxClient:
                     names = ("in container", "script started", "script ended", "reported")
                     run.stages = {**dict(zip(names, data["stages"], strict=True)),
                                   "kernel has report": time.monotonic()}
-                if plan.get("show") and "init" in data:
-                    run.snapshots = snapshots.take(plan["show"], data["init"], data)
+                if plan.show and "init" in data:
+                    run.snapshots = snapshots.take(plan.show, data["init"], data)
         finally:
             release.close()
-        if self.prepare and not plan["host"] and run.error is None and self.sock is not None:
+        if self.prepare and not plan.host and run.error is None and self.sock is not None:
             # The next cell's container is made now: its script is over, so it never
             # competes with this cell's run, and the kernel is still answering.
-            self.send({"op": "prepare", "plan": plan, "epoch": self._epoch})
+            self.send({"op": "prepare", "plan": plan_json, "epoch": self._epoch})
         if finished is not None:
             await asyncio.gather(readers[0].eof, readers[1].eof)
             if run.status is not None and not finished.done():

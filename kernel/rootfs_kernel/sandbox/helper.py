@@ -1,11 +1,13 @@
 """The sandbox helper: a single-threaded process, one per kernel, that starts containers.
 
+Runs in: the helper process (python -m rootfs_kernel.sandbox.helper, started by client.py).
+
 The kernel process has threads (ipykernel), so it must not fork; starting a Python
 interpreter per cell would cost tens of milliseconds. The kernel starts this helper
 once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
 cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
 
-Requests:  run {id, plan} + fds [stdout, stderr, result, release]
+Requests:  run {id, plan, profile} + fds [stdout, stderr, result, release]
            | adopt {id, pid} (the kernel gave the cell to prepared container pid)
            | prepare {plan, epoch} (a container for the next cell, if it may: prepared.py)
            | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
@@ -31,9 +33,9 @@ import stat
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..inspect import mounts as inspect_mounts
 from . import protocol, report, wire
 from . import syscalls as sc
 from .cgroups import (
@@ -43,6 +45,7 @@ from .cgroups import (
     rlimits_for,
     sweep_stale_cgroups,
 )
+from .plan import Places, Plan
 from .prepared import Prepared, preparable
 
 # Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
@@ -97,23 +100,36 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=fix)
 
 
+@dataclass
+class Cell:
+    """A running cell's container, as the helper supervises it."""
+
+    pid: int                          # its rootfs-init (process A)
+    pidfd: int
+    host: bool                        # %%host: the script itself, in its own session
+    cgroup: CellCgroup | None
+    kill_at: float | None = None      # when to escalate (interrupt grace, snapshot grace)
+    ending: bool = False              # asked to end: the next escalation is SIGKILL
+    fork_fails: int = 0               # pids.max events seen so far
+    strikes: int = 0                  # polls in a row with new refused forks
+    ended_by: str | None = None       # the limit that ended it, in words
+
+
 class Helper:
     def __init__(self, sock: socket.socket, init: str):
         self.sock = sock
         self.init = init  # the rootfs-init binary (initbin.py)
         self.sel = selectors.DefaultSelector()
-        self.cells: dict[int, dict] = {}      # id -> {pid, pidfd, host, kill_at}
+        self.cells: dict[int, Cell] = {}
         base = runtime_base()
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         sweep_stale(base)
         sweep_stale_cgroups()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
-        self.places = {"dir": str(self.dir), "scratch": str(self.dir / "cell"),
-                       "keep_upper": str(self.dir / "keep/upper"),
-                       "keep_work": str(self.dir / "keep/work"),
-                       "export_upper": str(self.dir / "export/upper"),
-                       "export_work": str(self.dir / "export/work")}
+        self.places = Places.under(str(self.dir))
         (self.dir / "cell").mkdir()
+        # Where no container may be set up (init.c checks): the host's mount namespace.
+        self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
         self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
         self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
         # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
@@ -123,7 +139,7 @@ class Helper:
         self.mount_watch.register(self.mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
 
     def serve(self) -> None:
-        protocol.send(self.sock, {"event": "ready", "places": self.places,
+        protocol.send(self.sock, {"event": "ready", "places": self.places.to_json(),
                                   "rootless": os.geteuid() != 0, "pid": os.getpid()})
         self.sel.register(self.sock, selectors.EVENT_READ, None)
         self.sel.register(self.mount_watch, selectors.EVENT_READ, "mounts")
@@ -149,15 +165,15 @@ class Helper:
         op, cid = msg.get("op"), msg.get("id")
         try:
             if op == "run":
-                self._run(cid, msg["plan"], fds)
+                self._run(cid, Plan.from_json(msg["plan"]), fds, msg.get("profile", False))
             elif op == "signal" and cid in self.cells:
                 self._signal(cid, msg["signum"])
                 if msg.get("grace") is not None:
-                    self.cells[cid]["kill_at"] = time.monotonic() + msg["grace"]
+                    self.cells[cid].kill_at = time.monotonic() + msg["grace"]
             elif op == "prepare":
-                self._complete(msg["plan"])
-                if preparable(msg["plan"], self.places):
-                    self._prepare(msg["plan"], msg.get("epoch"))
+                plan = Plan.from_json(msg["plan"])
+                if preparable(plan):
+                    self._prepare(plan, msg.get("epoch"))
             elif op == "adopt":
                 self._adopt(cid, msg["pid"])
             elif op == "kill" and cid in self.cells:
@@ -174,23 +190,23 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
-    def _run(self, cid: int, plan: dict, fds: list[int]) -> None:
+    def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:
         me = os.getpid()
         group = None
-        if plan.get("limits"):
+        facts = wire.HostFacts(self.mnt_ns)
+        if plan.limits:
             try:
-                group = CellCgroup.create(f"{me}-{cid}", plan["limits"])
-                plan["cgroup_procs"] = group.procs_files()
+                group = CellCgroup.create(f"{me}-{cid}", plan.limits)
+                facts = wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()))
             except LimitsUnavailable as err:
                 # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
                 # process for memory); cpu shares need a cgroup.
-                plan["rlimits"] = rlimits_for(plan["limits"])
+                facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(plan.limits))
                 protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
-                    f"{err}; using setrlimit instead ({describe_rlimits(plan['rlimits'])}"
-                    f"{'; cpu is not limited' if 'cpu' in plan['limits'] else ''})")})
-        self._complete(plan)
+                    f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
+                    f"{'; cpu is not limited' if 'cpu' in plan.limits else ''})")})
         try:
-            pid = self._spawn(plan, fds)
+            pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
         except OSError as err:
             if group is not None:
                 group.remove()
@@ -199,39 +215,29 @@ class Helper:
             # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
             os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
                              b"(128 KiB at most)\n")
-            protocol.send(self.sock, {"event": "exited", "id": cid, "status": 127,
-                                      "signal": None})
+            protocol.send(self.sock, {"event": "exited", "id": cid,
+                                      "status": report.CANNOT_RUN, "signal": None})
             return
         except BaseException:
             if group is not None:
                 group.remove()
             raise
-        self._started(cid, pid, os.pidfd_open(pid), plan["host"], group)
+        self._started(cid, Cell(pid, os.pidfd_open(pid), plan.host, group))
 
-    @staticmethod
-    def _complete(plan: dict) -> None:
-        """What only the host can tell: its mount namespace (where setup must never run)
-        and, for shared propagation, the mount that holds the scratch directory."""
-        plan["host_mnt_ns"] = os.stat("/proc/self/ns/mnt").st_ino
-        for op in plan.get("ops", ()):
-            if op.get("private_parent") is True:
-                op["private_parent"] = mount_point_of(op["target"])
-
-    def _started(self, cid: int, pid: int, pidfd: int, host: bool,
-                 group: CellCgroup | None) -> None:
-        self.cells[cid] = {"pid": pid, "pidfd": pidfd, "host": host, "kill_at": None,
-                           "cgroup": group, "fork_fails": 0, "strikes": 0, "ended_by": None}
-        self.sel.register(pidfd, selectors.EVENT_READ, cid)
-        protocol.send(self.sock, {"event": "started", "id": cid, "pid": pid})
+    def _started(self, cid: int, cell: Cell) -> None:
+        self.cells[cid] = cell
+        self.sel.register(cell.pidfd, selectors.EVENT_READ, cid)
+        protocol.send(self.sock, {"event": "started", "id": cid, "pid": cell.pid})
 
     # -- prepared containers (prepared.py) ----------------------------------------------
-    def _prepare(self, plan: dict, epoch: object) -> None:
+    def _prepare(self, plan: Plan, epoch: object) -> None:
         """Start the next cell's container and give the kernel its socket: the kernel
         hands the cell over itself (client.py), or closes the socket, and B exits."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
-            pid = self._spawn_init(wire.encode_prepared(plan, parent=os.getpid()),
+            setup = wire.setup_tokens(plan, wire.HostFacts(self.mnt_ns))
+            pid = self._spawn_init(wire.encode_prepared(setup, parent=os.getpid()),
                                    [null, null, null, null, theirs.fileno()])
         finally:
             os.close(null)
@@ -241,7 +247,7 @@ class Helper:
         self.prepared[pid] = Prepared(pid, pidfd)
         with ours:
             protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": wire.setup_tokens(plan)}, [ours.fileno()])
+                                      "setup": setup}, [ours.fileno()])
 
     def _adopt(self, cid: int, pid: int) -> None:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
@@ -252,7 +258,7 @@ class Helper:
                                       "signal": None})
             return
         self.sel.unregister(ready.pidfd)
-        self._started(cid, pid, ready.pidfd, False, None)
+        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=None))
 
     def _stale(self) -> None:
         """The host's mounts changed: no prepared container may run a cell now."""
@@ -274,11 +280,9 @@ class Helper:
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
-    def _spawn(self, plan: dict, fds: list[int]) -> int:
-        """posix_spawn rootfs-init with the cell's pipes as fds 1-4 (see init.c)."""
-        return self._spawn_init(wire.encode(plan, parent=os.getpid()), fds)
-
     def _spawn_init(self, args: list[str], fds: list[int]) -> int:
+        """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's pipes
+        as 1-4, or a prepared container's socket as 5)."""
         # Move the fds above the numbers they are to become, so no dup2 overwrites another.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
         try:
@@ -293,46 +297,46 @@ class Helper:
     def _end(self, cid: int) -> None:
         """Kill the cell's script now and its init after SNAPSHOT_GRACE."""
         cell = self.cells[cid]
-        if cell["host"]:
+        if cell.host:
             self._signal(cid, signal.SIGKILL)
             return
-        cell["ending"] = True
-        cell["kill_at"] = time.monotonic() + SNAPSHOT_GRACE
+        cell.ending = True
+        cell.kill_at = time.monotonic() + SNAPSHOT_GRACE
         self._signal(cid, signal.SIGUSR1)
 
     def _signal(self, cid: int, signum: int) -> None:
         cell = self.cells[cid]
         try:
-            if cell["host"]:
-                os.killpg(cell["pid"], signum)  # a %%host cell is its own session
+            if cell.host:
+                os.killpg(cell.pid, signum)  # a %%host cell is its own session
             else:
-                os.kill(cell["pid"], signum)    # A forwards to B, B to its whole namespace
+                os.kill(cell.pid, signum)    # A forwards to B, B to its whole namespace
         except ProcessLookupError:
             pass
 
     def _reap(self, cid: int) -> None:
         cell = self.cells.pop(cid)
-        self.sel.unregister(cell["pidfd"])
-        os.close(cell["pidfd"])
-        _, status = os.waitpid(cell["pid"], 0)
-        if cell["host"]:
+        self.sel.unregister(cell.pidfd)
+        os.close(cell.pidfd)
+        _, status = os.waitpid(cell.pid, 0)
+        if cell.host:
             try:  # what a %%host script left in the background does not outlive it
-                os.killpg(cell["pid"], signal.SIGKILL)
+                os.killpg(cell.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         code = 128 + sig if sig else os.WEXITSTATUS(status)
-        limit = cell["ended_by"]
-        if cell["cgroup"] is not None:
-            limit = limit or cell["cgroup"].verdict()
-            cell["cgroup"].remove()
+        limit = cell.ended_by
+        if cell.cgroup is not None:
+            limit = limit or cell.cgroup.verdict()
+            cell.cgroup.remove()
         protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig,
                                   "limit": limit})
 
     def _timeout(self) -> float | None:
-        deadlines = [c["kill_at"] for c in self.cells.values() if c["kill_at"]]
+        deadlines = [c.kill_at for c in self.cells.values() if c.kill_at]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        if any(c["cgroup"] is not None and "pids" in c["cgroup"].limits
+        if any(c.cgroup is not None and "pids" in c.cgroup.limits
                for c in self.cells.values()):
             wait = POLL_SECONDS if wait is None else min(wait, POLL_SECONDS)
         return wait
@@ -340,19 +344,19 @@ class Helper:
     def _escalate(self) -> None:
         now = time.monotonic()
         for cid, cell in self.cells.items():
-            group = cell["cgroup"]
-            if group is not None and "pids" in group.limits and not cell["ended_by"]:
+            group = cell.cgroup
+            if group is not None and "pids" in group.limits and not cell.ended_by:
                 fails = group.pids_max_events()
-                cell["strikes"] = cell["strikes"] + 1 if fails > cell["fork_fails"] else 0
-                cell["fork_fails"] = fails
-                if cell["strikes"] >= FORK_BOMB_POLLS:
-                    cell["ended_by"] = (f"the pids limit ({group.limits['pids']}) ended the "
-                                        f"cell: it kept trying to create processes "
-                                        f"({fails} forks refused)")
+                cell.strikes = cell.strikes + 1 if fails > cell.fork_fails else 0
+                cell.fork_fails = fails
+                if cell.strikes >= FORK_BOMB_POLLS:
+                    cell.ended_by = (f"the pids limit ({group.limits['pids']}) ended the "
+                                     f"cell: it kept trying to create processes "
+                                     f"({fails} forks refused)")
                     self._end(cid)
-            if cell["kill_at"] and cell["kill_at"] <= now:
-                cell["kill_at"] = None
-                if cell.get("ending"):
+            if cell.kill_at and cell.kill_at <= now:
+                cell.kill_at = None
+                if cell.ending:
                     self._signal(cid, signal.SIGKILL)
                 else:
                     self._end(cid)
@@ -367,21 +371,12 @@ class Helper:
             self._signal(cid, signal.SIGKILL)
         for cell in self.cells.values():
             try:
-                os.waitpid(cell["pid"], 0)
+                os.waitpid(cell.pid, 0)
             except ChildProcessError:
                 pass
-            if cell["cgroup"] is not None:
-                cell["cgroup"].remove()
+            if cell.cgroup is not None:
+                cell.cgroup.remove()
         remove_tree(self.dir)
-
-
-def mount_point_of(path: str) -> str:
-    """The mount point of the mount that holds path (longest mountinfo prefix)."""
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        points = [m.mount_point for m in inspect_mounts.parse_mountinfo(f.read())]
-    return max((p for p in points if path == p or path.startswith(p.rstrip("/") + "/")),
-               key=len, default="/")
 
 
 def _terminate(*_args: object) -> None:

@@ -1,9 +1,10 @@
 /* rootfs-init: the first process of one cell's container.
  *
- * The helper (helper.py) starts this small program with posix_spawn for every cell, its
- * plan encoded as argv tokens by wire.py.  Why C: on the machines we measured, copying a
- * Python process (fork/clone) costs about 1.5 ms and the copy-on-write faults of running
- * Python in the child as much again; this process is a few pages.
+ * Runs in: A, the helper's child (posix_spawn); B, PID 1 of the cell; C, the script.
+ * The helper (helper.py) starts this small program for every cell, its plan encoded as
+ * argv tokens by wire.py.  Why C: on the machines we measured, copying a Python process
+ * (fork/clone) costs about 1.5 ms and the copy-on-write faults of running Python in the
+ * child as much again; this process is a few pages.
  *
  *   helper ──posix_spawn──▶ A: joins the cell's cgroups, clone(namespaces) ─▶ B, forwards
  *                              the helper's signals to B, exits with B's status
@@ -13,6 +14,12 @@
  *   then reads the snapshots through /proc/<B> (its mountinfo, root and fds) and closes
  *   the release pipe, and B exits: the namespace and every mount in it go away.
  *
+ * The setup operations are defined once, in ops.py; rootfs-ops.h is generated from it
+ * at build time (initbin.py): `struct op` with one member struct per kind, and the
+ * field table parse_op() fills them from.  Each kind has one function below (op_mount,
+ * op_bind, ...), dispatched by run_op()'s switch, as bubblewrap's setup_newroot and
+ * runc's rootfs_linux.go do it.
+ *
  * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result pipe (JSON
  * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken).
  *
@@ -20,12 +27,16 @@
  * the cell exists, from the previous cell's plan without its script.  Then fds 1-4 are
  * /dev/null and fd 5 is a socket: A writes B's pid on it, and B, set up, waits there for
  * the cell: its four pipes (SCM_RIGHTS) and the script's tokens (cwd, env, argv).
+ * Numbers on that socket are 32 bits in network byte order, as in protocol.py.
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
+ *
+ * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -45,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rootfs-ops.h"
+
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
 struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
@@ -52,15 +65,16 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef STATX_ATTR_MOUNT_ROOT
+#define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
 
 #define RESULT_FD 3
 #define RELEASE_FD 4
 #define GO_FD 5
-#define SETUP_FAILED 125
+#define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS 256
 #define MAX_LIST 64
-
-struct op { const char *name; char **arg; };
 
 static struct {
     unsigned long ns, lock;
@@ -72,8 +86,8 @@ static struct {
     const char *cgroups[MAX_LIST]; int ncgroups;
     const char *snap[MAX_LIST]; int nsnap;
     long long nproc, as;
-    struct op ops[MAX_OPS]; int nops;
-    struct op sops[MAX_OPS]; int nsops;
+    struct op ops[MAX_OPS]; int nops;     /* the setup, run by B */
+    struct op sops[MAX_OPS]; int nsops;   /* run by C in its own namespaces, before exec */
     char *env[4096]; int nenv;
     char **argv;
 } P = { .nproc = -1, .as = -1 };
@@ -101,48 +115,81 @@ static void flush(void) {
     line_len = 0;
 }
 
-/* {"error": {"kind": K, "index": I, "errno": E, "depth": D}} and exit: Python words it. */
+static int current_op = -1;
+static int in_script;   /* C runs the script operations: errors go to the cell's stderr */
+
+/* {"error": {"kind": K, "index": I, "errno": E, "depth": D}} and exit: Python words it.
+ * In C (the script's operations), the cell's stderr says it, as the script's would. */
 static _Noreturn void fail(const char *kind, int index, int err, int depth) {
+    if (in_script) {
+        const char *what = index >= 0 && index < P.nsops ? op_types[P.sops[index].kind].name
+                                                         : kind;
+        dprintf(2, "rootfs-kernel: %s: %s\n", what, strerror(err));
+        _exit(SETUP_FAILED);
+    }
     out("{\"error\": {\"kind\": \"%s\", \"index\": %d, \"errno\": %d, \"depth\": %d}}\n",
         kind, index, err, depth);
     flush();
     _exit(SETUP_FAILED);
 }
 
-static int current_op = -1;
 #define CHECK(call) do { if ((call) < 0) fail("errno", current_op, errno, 0); } while (0)
 
 /* -- the plan ------------------------------------------------------------------------- */
-static int arity(const char *name) {
-    static const struct { const char *name; int n; } table[] = {
-        {"propagation", 2}, {"mkdir", 2}, {"mount", 8}, {"bind", 6}, {"mask", 1},
-        {"readonly", 1}, {"symlink", 2}, {"pivot_root", 1}, {"chroot", 1}, {"hostname", 1},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
-        if (!strcmp(table[i].name, name)) return table[i].n;
-    return -1;
+/* `KIND NFIELDS VALUE...` at argv[*i] into op, by rootfs-ops.h's field table; the count
+ * catches a wire.py and a binary that disagree on a kind's fields.  No allocation: the
+ * strings stay in argv. */
+static int parse_op(int argc, char **argv, int *i, struct op *op) {
+    if (*i + 2 > argc) return -1;
+    const char *kind = argv[(*i)++], *count = argv[(*i)++];
+    int k = 0;
+    while (k < OP_KINDS && strcmp(op_types[k].name, kind)) k++;
+    if (k == OP_KINDS) return -1;
+    const struct op_type *t = &op_types[k];
+    char *end;
+    if (strtol(count, &end, 10) != t->nfields || *end || !*count || *i + t->nfields > argc)
+        return -1;
+    op->kind = (enum op_kind)k;
+    for (int f = 0; f < t->nfields; f++) {
+        char *value = argv[(*i)++], *at = (char *)op + t->fields[f].offset;
+        switch (t->fields[f].kind) {
+        case FIELD_STR:
+            *(const char **)at = value;
+            break;
+        case FIELD_INT:
+            errno = 0;
+            *(long long *)at = strtoll(value, &end, 10);
+            if (errno || *end || !*value) return -1;
+            break;
+        case FIELD_BOOL:
+            if ((value[0] != '0' && value[0] != '1') || value[1]) return -1;
+            *(int *)at = value[0] == '1';
+            break;
+        }
+    }
+    return 0;
 }
 
 static void parse(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "rootfs-init-1")) fail("plan", -1, EINVAL, 0);
+    if (argc < 2 || strcmp(argv[1], RK_VERSION)) fail("plan", -1, EINVAL, 0);
     int i = 2;
     while (i < argc) {
         const char *key = argv[i++];
         if (!strcmp(key, "argv")) { P.argv = &argv[i]; return; }
-        if (i >= argc) { i = -1; break; }
-        const char *val = argv[i++];
         if (!strcmp(key, "op") || !strcmp(key, "sop")) {
-            int n = arity(val);
             int script = key[0] == 's';
             int *count = script ? &P.nsops : &P.nops;
-            if (n < 0 || i + n > argc || *count >= MAX_OPS) break;
-            struct op *op = script ? &P.sops[*count] : &P.ops[*count];
-            op->name = val;
-            op->arg = &argv[i];
+            if (*count >= MAX_OPS) { i = -1; break; }
+            if (parse_op(argc, argv, &i, script ? &P.sops[*count] : &P.ops[*count]) < 0) {
+                i = -1;
+                break;
+            }
             (*count)++;
-            i += n;
+            continue;
         }
-        else if (!strcmp(key, "ns")) P.ns = strtoul(val, NULL, 10);
+        if (i >= argc) { i = -1; break; }
+        const char *val = argv[i++];
+        if (!strcmp(key, "ns")) P.ns = strtoul(val, NULL, 10);
         else if (!strcmp(key, "lock")) P.lock = strtoul(val, NULL, 10);
         else if (!strcmp(key, "pidns")) P.pidns = atoi(val);
         else if (!strcmp(key, "rootless")) P.rootless = atoi(val);
@@ -241,8 +288,13 @@ static void make_readonly(const char *path, int recursive) {
     close(fd);
 }
 
+/* Where paths "in the root" resolve: the new root until the switch, then "/" (which is
+ * also where the script's operations, in C, resolve theirs). */
+static const char *root_path;
+
 static void open_root(void) {
-    if (root_fd < 0) CHECK(root_fd = open(P.root, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (root_fd < 0)
+        CHECK(root_fd = open(root_path ? root_path : P.root, O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 /* The %show changes layers are opened before the root switch hides them. */
@@ -255,128 +307,174 @@ static void before_switch(void) {
     if (root_fd >= 0) { close(root_fd); root_fd = -1; }
 }
 
-/* -- the operations (plan.py makes them) ----------------------------------------------- */
-static void run_op(struct op *op) {
-    char **a = op->arg, where[64];
-    const char *n = op->name;
-    if (!strcmp(n, "propagation")) {
-        if (!strcmp(a[0], "private")) CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-        else if (!strcmp(a[0], "slave")) CHECK(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
-        else if (atoi(a[1])) CHECK(mount(NULL, "/", NULL, MS_PRIVATE, NULL));
-    } else if (!strcmp(n, "mkdir")) {
-        /* os.makedirs: create the parents too */
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", a[0]);
-        for (char *p = buf + 1; ; p++) {
-            if (*p == '/' || !*p) {
-                char c = *p;
-                *p = 0;
-                if (mkdir(buf, (mode_t)strtoul(a[1], NULL, 10)) < 0 && errno != EEXIST)
-                    fail("errno", current_op, errno, 0);
-                *p = c;
-                if (!c) break;
-            }
+/* -- the operations (ops.py defines them, plan.py makes the list) --------------------- */
+static void op_propagation(const struct op_propagation *o) {
+    /* First, before anything is mounted: no mount of ours may reach the host, and
+     * pivot_root refuses a shared parent. */
+    if (!strcmp(o->mode, "private")) CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+    else if (!strcmp(o->mode, "slave")) CHECK(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
+    else if (o->root_switch) CHECK(mount(NULL, "/", NULL, MS_PRIVATE, NULL));
+}
+
+static void op_private_parent(const struct op_private_parent *o) {
+    /* %propagation shared keeps the host's peer groups: the mount that holds the scratch
+     * directory goes private, or the setup's own mounts below it would reach the host.
+     * Its mount point: the first mount root walking up from the real path. */
+    char buf[PATH_MAX];
+    if (!realpath(o->path, buf)) fail("errno", current_op, errno, 0);
+    for (;;) {
+        struct statx stx;
+        CHECK(statx(AT_FDCWD, buf, AT_SYMLINK_NOFOLLOW, 0, &stx));
+        if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) fail("errno", current_op, ENOSYS, 0);
+        if ((stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || !strcmp(buf, "/")) break;
+        char *slash = strrchr(buf, '/');
+        slash[slash == buf] = 0;  /* "/a" -> "/", "/a/b" -> "/a" */
+    }
+    CHECK(mount(NULL, buf, NULL, MS_PRIVATE, NULL));
+}
+
+static void op_mkdir(const struct op_mkdir *o) {
+    /* os.makedirs: the helper's directories, created with their parents */
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", o->path);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, (mode_t)o->mode) < 0 && errno != EEXIST)
+                fail("errno", current_op, errno, 0);
+            *p = c;
+            if (!c) break;
         }
-    } else if (!strcmp(n, "mount")) {
-        /* source target fstype flags data in_root create private_parent */
-        unsigned long flags = strtoul(a[3], NULL, 10);
-        const char *data = *a[4] ? a[4] : NULL;
-        if (!atoi(a[5])) {
-            if (*a[7]) CHECK(mount(NULL, a[7], NULL, MS_PRIVATE, NULL));
-            CHECK(mount(a[0], a[1], a[2], flags, data));
-            return;
-        }
-        open_root();
-        int fd = resolve(a[1], a[6]);
-        CHECK(fd);
-        fdpath(where, fd);
-        CHECK(mount(a[0], where, a[2], flags, data));
-        close(fd);
-    } else if (!strcmp(n, "bind")) {
-        /* source target rec readonly create optional */
-        struct stat st;
-        if (stat(a[0], &st) < 0) {
-            if (errno == ENOENT && atoi(a[5])) return;
-            fail(errno == ENOENT ? "bind-source" : "errno", current_op, errno, 0);
-        }
-        const char *create = a[4];
-        if (!strcmp(create, "like-source")) create = S_ISDIR(st.st_mode) ? "dir" : "file";
-        open_root();
-        int fd = resolve(a[1], create);
-        CHECK(fd);
-        fdpath(where, fd);
-        CHECK(mount(a[0], where, NULL, MS_BIND | (atoi(a[2]) ? MS_REC : 0), NULL));
-        close(fd);
-        if (atoi(a[3])) make_readonly(a[1], atoi(a[2]));
-    } else if (!strcmp(n, "mask") || !strcmp(n, "readonly")) {
-        open_root();
-        int fd = open_in_root(a[0], O_PATH);
-        if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return;  /* not in this image */
-        CHECK(fd);
-        fdpath(where, fd);
-        if (n[1] == 'a') {  /* mask */
-            struct stat st;
-            CHECK(stat(where, &st));
-            if (S_ISDIR(st.st_mode)) CHECK(mount("tmpfs", where, "tmpfs", MS_RDONLY, "size=0"));
-            else CHECK(mount("/dev/null", where, NULL, MS_BIND, NULL));
-            close(fd);
-        } else {
-            CHECK(mount(where, where, NULL, MS_BIND | MS_REC, NULL));
-            close(fd);
-            make_readonly(a[0], 1);
-        }
-    } else if (!strcmp(n, "symlink")) {
-        open_root();
-        char head[4096];
-        snprintf(head, sizeof head, "%s", a[1]);
-        size_t len = strlen(head);
-        while (len > 1 && head[len - 1] == '/') head[--len] = 0;
-        char *slash = strrchr(head, '/');
-        const char *name = slash ? slash + 1 : head;
-        if (slash) *slash = 0;
-        int dir = open_in_root(slash && *head ? head : "/", O_PATH | O_DIRECTORY);
-        CHECK(dir);
-        if (symlinkat(a[0], dir, name) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
-        close(dir);
-    } else if (!strcmp(n, "pivot_root")) {
-        before_switch();
-        CHECK(chdir(a[0]));
-        CHECK(syscall(SYS_pivot_root, ".", "."));
-        /* The old root sits on top of ".": with %propagation shared its mounts are still
-         * peers of the host's, and detaching them would unmount the host's own (runc). */
-        CHECK(mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));
-        CHECK(umount2(".", MNT_DETACH));
-        CHECK(chdir("/"));
-    } else if (!strcmp(n, "chroot")) {
-        before_switch();
-        CHECK(chdir(a[0]));
-        CHECK(chroot("."));
-        CHECK(chdir("/"));
-    } else if (!strcmp(n, "hostname")) {
-        CHECK(sethostname(a[0], strlen(a[0])));
     }
 }
 
-/* The few steps the script's own namespaces take (plan.script_ops); errors go to the
- * cell's stderr, as the script's would. */
-static int run_script_op(struct op *op) {
-    char **a = op->arg;
-    const char *n = op->name;
-    if (!strcmp(n, "hostname")) return sethostname(a[0], strlen(a[0]));
-    if (!strcmp(n, "chroot")) {
-        if (chdir(a[0]) < 0 || chroot(".") < 0) return -1;
-        return chdir("/");
+static void op_mount(const struct op_mount *o) {
+    const char *data = *o->data ? o->data : NULL;
+    if (!o->in_root) {  /* a host path: the scratch tmpfs, the overlay, the script's sysfs */
+        CHECK(mount(o->source, o->target, o->fstype, (unsigned long)o->flags, data));
+        return;
     }
-    if (!strcmp(n, "mask")) {
-        struct stat st;
-        if (stat(a[0], &st) == 0 && S_ISDIR(st.st_mode))
-            return mount("tmpfs", a[0], "tmpfs", MS_RDONLY, "size=0");
-        return 0;
+    /* In the new root: through an fd opened there, so the image's symlinks cannot lead
+     * the mount out of it. */
+    char where[64];
+    open_root();
+    int fd = resolve(o->target, o->create);
+    CHECK(fd);
+    fdpath(where, fd);
+    CHECK(mount(o->source, where, o->fstype, (unsigned long)o->flags, data));
+    close(fd);
+}
+
+static void op_bind(const struct op_bind *o) {
+    /* A host path into the new root: its target made like the source (dir or file). */
+    struct stat st;
+    char where[64];
+    if (stat(o->source, &st) < 0) {
+        if (errno == ENOENT && o->optional) return;
+        fail(errno == ENOENT ? "bind-source" : "errno", current_op, errno, 0);
     }
-    if (!strcmp(n, "mount"))
-        return mount(a[0], a[1], a[2], strtoul(a[3], NULL, 10), *a[4] ? a[4] : NULL);
-    errno = EINVAL;
-    return -1;
+    const char *create = o->create;
+    if (!strcmp(create, "like-source")) create = S_ISDIR(st.st_mode) ? "dir" : "file";
+    open_root();
+    int fd = resolve(o->target, create);
+    CHECK(fd);
+    fdpath(where, fd);
+    CHECK(mount(o->source, where, NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL));
+    close(fd);
+    if (o->readonly) make_readonly(o->target, o->rec);
+}
+
+static void op_mask(const struct op_mask *o) {
+    /* runc's masked paths: an empty read-only tmpfs over a directory, /dev/null over a
+     * file, so what the host's /proc and /sys show there stays hidden. */
+    char where[64];
+    struct stat st;
+    open_root();
+    int fd = open_in_root(o->path, O_PATH);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return;  /* not in this image */
+    CHECK(fd);
+    fdpath(where, fd);
+    CHECK(stat(where, &st));
+    if (S_ISDIR(st.st_mode)) CHECK(mount("tmpfs", where, "tmpfs", MS_RDONLY, "size=0"));
+    else CHECK(mount("/dev/null", where, NULL, MS_BIND, NULL));
+    close(fd);
+}
+
+static void op_readonly(const struct op_readonly *o) {
+    /* runc's read-only paths: readable, but no sysctl or sysrq write reaches the host. */
+    char where[64];
+    open_root();
+    int fd = open_in_root(o->path, O_PATH);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return;  /* not in this image */
+    CHECK(fd);
+    fdpath(where, fd);
+    CHECK(mount(where, where, NULL, MS_BIND | MS_REC, NULL));
+    close(fd);
+    make_readonly(o->path, 1);
+}
+
+static void op_symlink(const struct op_symlink *o) {
+    /* The /dev links (fd, stdin, ptmx, ...), made in the root's own /dev. */
+    char head[4096];
+    open_root();
+    snprintf(head, sizeof head, "%s", o->path);
+    size_t len = strlen(head);
+    while (len > 1 && head[len - 1] == '/') head[--len] = 0;
+    char *slash = strrchr(head, '/');
+    const char *name = slash ? slash + 1 : head;
+    if (slash) *slash = 0;
+    int dir = open_in_root(slash && *head ? head : "/", O_PATH | O_DIRECTORY);
+    CHECK(dir);
+    if (symlinkat(o->target, dir, name) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
+    close(dir);
+}
+
+static void op_pivot_root(const struct op_pivot_root *o) {
+    /* The documented sequence: the old root is stacked under the new one at "." and
+     * detached, so nothing of the host's tree stays reachable. */
+    before_switch();
+    CHECK(chdir(o->root));
+    CHECK(syscall(SYS_pivot_root, ".", "."));
+    /* The old root sits on top of ".": with %propagation shared its mounts are still
+     * peers of the host's, and detaching them would unmount the host's own (runc). */
+    CHECK(mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));
+    CHECK(umount2(".", MNT_DETACH));
+    CHECK(chdir("/"));
+    root_path = "/";
+}
+
+static void op_chroot(const struct op_chroot *o) {
+    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose).
+     * A chrooted process may not create a user namespace, so when the script is locked
+     * C does this one (plan.py puts it among the script's operations). */
+    before_switch();
+    CHECK(chdir(o->root));
+    CHECK(chroot("."));
+    CHECK(chdir("/"));
+    root_path = "/";
+}
+
+static void op_hostname(const struct op_hostname *o) {
+    /* %unshare uts: the cell's own name, so `hostname` shows it is not the host. */
+    CHECK(sethostname(o->name, strlen(o->name)));
+}
+
+static void run_op(const struct op *op) {
+    switch (op->kind) {
+    case OP_PROPAGATION: op_propagation(&op->propagation); break;
+    case OP_PRIVATE_PARENT: op_private_parent(&op->private_parent); break;
+    case OP_MKDIR: op_mkdir(&op->mkdir); break;
+    case OP_MOUNT: op_mount(&op->mount); break;
+    case OP_BIND: op_bind(&op->bind); break;
+    case OP_MASK: op_mask(&op->mask); break;
+    case OP_READONLY: op_readonly(&op->readonly); break;
+    case OP_SYMLINK: op_symlink(&op->symlink); break;
+    case OP_PIVOT_ROOT: op_pivot_root(&op->pivot_root); break;
+    case OP_CHROOT: op_chroot(&op->chroot); break;
+    case OP_HOSTNAME: op_hostname(&op->hostname); break;
+    case OP_KINDS: fail("plan", current_op, EINVAL, 0);
+    }
 }
 
 /* -- the script ----------------------------------------------------------------------- */
@@ -395,7 +493,7 @@ static _Noreturn void exec_script(void) {
         dprintf(2, "rootfs-kernel: the cell is too long for `sh -c` (128 KiB at most)\n");
     else
         dprintf(2, "rootfs-kernel: cannot run %s: %s\n", P.argv[0], strerror(errno));
-    _exit(127);
+    _exit(RK_EXIT_CANNOT_RUN);
 }
 
 static void apply_rlimits(void) {
@@ -427,18 +525,16 @@ static pid_t start_locked(int *ns_fd) {
         char c;
         close(ready[1]);
         if (read(ready[0], &c, 1) != 1) _exit(SETUP_FAILED);  /* the parent could not map us */
-        for (int i = 0; i < P.nsops; i++)
-            if (run_script_op(&P.sops[i]) < 0) {
-                dprintf(2, "rootfs-kernel: %s: %s\n", P.sops[i].name, strerror(errno));
-                _exit(SETUP_FAILED);
-            }
+        in_script = 1;
+        root_path = "/";
+        for (current_op = 0; current_op < P.nsops; current_op++) run_op(&P.sops[current_op]);
         exec_script();
     }
     close(ready[0]);
     /* pid is a pid of the cell's PID namespace: look it up in the cell's own /proc (not
      * at /proc yet when the script is still to chroot). */
     int chrooting = 0;
-    for (int i = 0; i < P.nsops; i++) chrooting |= !strcmp(P.sops[i].name, "chroot");
+    for (int i = 0; i < P.nsops; i++) chrooting |= P.sops[i].kind == OP_CHROOT;
     char proc[4200], path[4300];
     snprintf(proc, sizeof proc, "%s/proc/%d", chrooting && strcmp(P.root, "/") ? P.root : "",
              (int)pid);
@@ -589,7 +685,7 @@ static _Noreturn void cell_init(void) {
         CHECK(setns(ns_fd, CLONE_NEWNS));
         close(ns_fd);
         for (int i = 0; i < P.nsops; i++)
-            if (!strcmp(P.sops[i].name, "chroot")) CHECK(chroot(P.root));
+            if (P.sops[i].kind == OP_CHROOT) CHECK(chroot(P.root));
         CHECK(chdir("/"));
     }
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -637,7 +733,45 @@ static void join_cgroups(void) {
     }
 }
 
+/* -- rootfs-init --dump: the plan as parsed, for the tests ------------------------------- */
+static void dump_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static int dump_first;
+static void dump_field(const char *name, enum field_kind kind, const void *value) {
+    printf("%s", dump_first ? "" : ", ");
+    dump_first = 0;
+    dump_string(name);
+    printf(": ");
+    if (kind == FIELD_STR) dump_string(*(const char *const *)value);
+    else if (kind == FIELD_INT) printf("%lld", *(const long long *)value);
+    else printf("%s", *(const int *)value ? "true" : "false");
+}
+
+/* One JSON line per operation: {"list": "op"|"sop", "kind": K, "fields": {NAME: VALUE}}. */
+static int dump(int argc, char **argv) {
+    parse(argc, argv);
+    for (int i = 0; i < P.nops + P.nsops; i++) {
+        const struct op *op = i < P.nops ? &P.ops[i] : &P.sops[i - P.nops];
+        printf("{\"list\": \"%s\", \"kind\": \"%s\", \"fields\": {", i < P.nops ? "op" : "sop",
+               op_types[op->kind].name);
+        dump_first = 1;
+        dump_op(op);
+        printf("}}\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
     parse(argc, argv);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
@@ -671,7 +805,7 @@ int main(int argc, char **argv) {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
     if (P.warm) {  /* the helper tells the kernel, once the cell has come */
-        int32_t host_pid = pid;
+        uint32_t host_pid = htonl((uint32_t)pid);
         (void)!write(GO_FD, &host_pid, sizeof host_pid);
         close(GO_FD);
     } else {

@@ -1,16 +1,38 @@
-"""CellSpec + image + places -> the ordered setup operations of one container (pure).
+"""CellSpec + image + what the session knows -> the plan of one container (pure).
 
-The sandbox runs the list in one loop (init.c), the way bubblewrap turns its
-options into SETUP_* operations. A new header line adds operations here, not branches
-in the sandbox. Every operation is a plain dict so the plan can cross a pipe as JSON.
+Runs in: the kernel (plan_for); the helper rebuilds the plan from its JSON (Plan.from_json).
+
+The plan holds the ordered setup operations (ops.py), which rootfs-init runs in one loop
+(init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
+adds operations here, not branches in the sandbox. What only the host can tell when the
+container starts (its mount namespace, the cell's cgroup, rlimits) is not part of the
+plan: the helper passes it to the encoder as wire.HostFacts.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Protocol
 
-from ..cell import Bind, CellSpec, Mount
+from .. import cell
+from . import ops
+from .ops import (
+    Bind,
+    Chroot,
+    Hostname,
+    Mask,
+    Mkdir,
+    Mount,
+    Op,
+    PivotRoot,
+    PrivateParent,
+    Propagation,
+    ReadOnly,
+    Symlink,
+)
 from .syscalls import (
     MS_NODEV,
     MS_NOEXEC,
@@ -30,57 +52,135 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 
 
 @dataclass(frozen=True)
 class Places:
-    """Host directories the helper owns for this kernel (see helper.py)."""
+    """Host directories the helper owns for this kernel (helper.py makes them)."""
 
+    dir: str                # the helper's own directory (the %%c programs live in dir/c)
     scratch: str            # empty dir; each cell mounts its own tmpfs over it
     keep_upper: str         # %keep chain: the overlay upper layer kept between cells
     keep_work: str
-    keep_active: bool       # the previous cell ran with %keep
-    export_upper: str = ""  # %export without %keep: an upper layer that outlives the cell
-    export_work: str = ""
+    export_upper: str       # %export without %keep: an upper layer that outlives the cell
+    export_work: str
+
+    @classmethod
+    def under(cls, base: str) -> Places:
+        return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
+                   f"{base}/export/upper", f"{base}/export/work")
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Places:
+        return cls(**data)
 
 
-@dataclass
-class Plan:
-    namespaces: int
-    rootless: bool
+@dataclass(frozen=True)
+class Context:
+    """What the session knows between cells, which the plan depends on."""
+
+    places: Places
+    rootless: bool            # an ordinary user: the cell gets a user namespace too
     uid: int
     gid: int
-    pidns: bool
-    ops: list[dict] = field(default_factory=list)
-    argv: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    cwd: str                  # the kernel's working directory (%root none, %%host)
+    env: Mapping[str, str] = field(default_factory=dict)       # %env of earlier cells
+    host_env: Mapping[str, str] = field(default_factory=dict)  # the kernel's, for %%host
+    keep_active: bool = False  # the previous cell ran with %keep: its layer is read
+
+
+class ImageLike(Protocol):
+    layers: Sequence[object]   # paths, bottom first
+    env: Sequence[str]         # KEY=VALUE
+    workdir: str | None
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The overlay's layers, opened by the init for %show changes."""
+
+    upper: str
+    lowers: tuple[str, ...]   # top first
+
+
+@dataclass(frozen=True)
+class Plan:
+    argv: tuple[str, ...]
+    env: dict[str, str]
     cwd: str = "/"
-    host: bool = False
-    root: str = "/"               # the new root before the switch ("/" for %root none)
-    show: list[dict] = field(default_factory=list)
-    changes: dict | None = None   # {"upper": path, "lowers": [paths]} for %show changes
-    limits: dict = field(default_factory=dict)   # pids, memory (bytes), cpu (cores)
+    host: bool = False            # %%host: no namespaces, the kernel's own user
+    namespaces: int = 0           # CLONE_NEW* of the cell's init
     # The script runs one user + mount namespace further down, so the setup's mounts are
     # locked: it may add mounts but not undo a read-only bind or a mask (0 = off).
     script_namespaces: int = 0
-    script_ops: list[dict] = field(default_factory=list)  # done there, before the exec
-    host_mnt_ns: int = 0          # inode of the host's mount namespace: setup refuses to run there
+    rootless: bool = False
+    uid: int = 0
+    gid: int = 0
+    pidns: bool = False
+    root: str = "/"               # the new root before the switch ("/" for %root none)
+    ops: tuple[Op, ...] = ()
+    script_ops: tuple[Op, ...] = ()   # done in the script's namespaces, before the exec
+    show: tuple[cell.Show, ...] = ()
+    layers: Layers | None = None  # None for %root none and %%host
+    limits: dict[str, float] = field(default_factory=dict)   # pids, memory (bytes), cpu
+    propagation: str = "private"
+    own_layers: bool = False      # reads or writes a %keep/%export layer (prepared.py)
 
     def to_json(self) -> dict:
-        # Shallow: the operations are plain dicts already, and the plan is serialised
-        # right away (dataclasses.asdict's deep copy cost more than the container's exec).
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """For the helper (it crosses a socket); from_json is its inverse."""
+        return {"argv": self.argv, "env": self.env, "cwd": self.cwd, "host": self.host,
+                "namespaces": self.namespaces, "script_namespaces": self.script_namespaces,
+                "rootless": self.rootless, "uid": self.uid, "gid": self.gid,
+                "pidns": self.pidns, "root": self.root,
+                "ops": [ops.to_json(op) for op in self.ops],
+                "script_ops": [ops.to_json(op) for op in self.script_ops],
+                "show": [[s.kind, s.path, s.host_path] for s in self.show],
+                "layers": None if self.layers is None else
+                [self.layers.upper, self.layers.lowers],
+                "limits": self.limits, "propagation": self.propagation,
+                "own_layers": self.own_layers}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Plan:
+        layers = data["layers"]
+        return cls(argv=tuple(data["argv"]), env=data["env"], cwd=data["cwd"],
+                   host=data["host"], namespaces=data["namespaces"],
+                   script_namespaces=data["script_namespaces"], rootless=data["rootless"],
+                   uid=data["uid"], gid=data["gid"], pidns=data["pidns"], root=data["root"],
+                   ops=tuple(map(ops.from_json, data["ops"])),
+                   script_ops=tuple(map(ops.from_json, data["script_ops"])),
+                   show=tuple(cell.Show(*s) for s in data["show"]),
+                   layers=None if layers is None else Layers(layers[0], tuple(layers[1])),
+                   limits=data["limits"], propagation=data["propagation"],
+                   own_layers=data["own_layers"])
 
 
-def host_plan(spec: CellSpec, env: dict[str, str], cwd: str) -> Plan:
+def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
+             c_program: str | None = None) -> Plan:
+    """The plan of one cell: image is None for %%host; c_program is a %%c cell's
+    compiled program (a host path), which the container runs instead of a shell."""
+    env = {**ctx.env, **dict(spec.env)}
+    if spec.host:
+        return host_plan(spec, {**ctx.host_env, **env}, ctx.cwd)
+    return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
+                          image_workdir=image.workdir, user_env=env, places=ctx.places,
+                          keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
+                          gid=ctx.gid, host_cwd=ctx.cwd, c_program=c_program)
+
+
+def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str) -> Plan:
     """A %%host cell: no namespaces, the script runs as the kernel's own user."""
-    return Plan(namespaces=0, rootless=False, uid=0, gid=0, pidns=False, host=True,
-                argv=[spec.shell, "-c", spec.script], env=env, cwd=cwd)
+    return Plan(argv=(spec.shell, "-c", spec.script), env=env, cwd=cwd, host=True)
 
 
-def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
-                   image_workdir: str | None, user_env: dict[str, str], places: Places,
-                   rootless: bool, uid: int, gid: int, host_cwd: str) -> Plan:
+def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequence[str],
+                   image_workdir: str | None, user_env: Mapping[str, str], places: Places,
+                   keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
+                   c_program: str | None = None) -> Plan:
     names = set(spec.namespaces) | ({"user"} if rootless else set())
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked.
@@ -95,138 +195,144 @@ def container_plan(spec: CellSpec, *, layers: list[str], image_env: list[str],
         script_flags = NAMESPACE_FLAGS["user"] | NAMESPACE_FLAGS["mnt"]
         for name in owned:
             script_flags |= NAMESPACE_FLAGS[name]
-    plan = Plan(namespaces=flags, rootless=rootless, uid=uid, gid=gid, pidns="pid" in names,
-                limits=dict(spec.limits), script_namespaces=script_flags)
-    ops = plan.ops
+    pidns = "pid" in names
+    ops_: list[Op] = []
+    script_ops: list[Op] = []
     isolated_root = spec.root != "none"
     shared = spec.propagation == "shared"
 
     # 1. Propagation first, before anything is mounted (pivot_root also refuses a
     #    shared parent). "shared" keeps the host's peer groups; our own mounts then go
     #    on a mount made private first, so only the script's mounts can propagate.
-    ops.append({"op": "propagation", "mode": spec.propagation, "root_switch": isolated_root})
+    ops_.append(Propagation(spec.propagation, isolated_root))
 
     root = "/"
+    layers_ = None
+    own_layers = False
     if isolated_root:
         scratch = places.scratch
-        root = plan.root = f"{scratch}/root"
-        ops.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755", private_parent=shared))
+        root = f"{scratch}/root"
+        if shared:
+            ops_.append(PrivateParent(scratch))
+        ops_.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755"))
         for sub in ("root", "upper", "work"):
-            ops.append({"op": "mkdir", "path": f"{scratch}/{sub}", "mode": 0o755})
+            ops_.append(Mkdir(f"{scratch}/{sub}", 0o755))
         lowers = list(reversed(layers))          # overlay wants the top layer first
         if spec.keep or spec.export:
             upper, work = ((places.keep_upper, places.keep_work) if spec.keep else
                            (places.export_upper, places.export_work))
-            ops.append({"op": "mkdir", "path": upper, "mode": 0o755})
-            ops.append({"op": "mkdir", "path": work, "mode": 0o755})
-            if not spec.keep and places.keep_active:
+            ops_.append(Mkdir(upper, 0o755))
+            ops_.append(Mkdir(work, 0o755))
+            if not spec.keep and keep_active:
                 lowers.insert(0, places.keep_upper)
+            own_layers = True
         else:
             upper, work = f"{scratch}/upper", f"{scratch}/work"
-            if places.keep_active:
+            if keep_active:
                 lowers.insert(0, places.keep_upper)
+                own_layers = True
         data = f"lowerdir={':'.join(_escape_layer(p) for p in lowers)},upperdir={upper}," \
                f"workdir={work}" + (",userxattr" if rootless else "")
-        ops.append({"op": "mount", "source": "overlay", "target": root, "fstype": "overlay",
-                    "flags": 0, "data": data, "in_root": False, "create": None,
-                    "private_parent": False})
-        plan.changes = {"upper": upper, "lowers": lowers}
+        ops_.append(Mount("overlay", root, "overlay", 0, data, in_root=False, create=""))
+        layers_ = Layers(upper, tuple(lowers))
         # A fresh sysfs shows the network namespace of whoever mounts it.
         own_sysfs = "net" in names
-        _standard_filesystems(ops, plan.pidns, rootless, netns=own_sysfs and not lock)
-        if own_sysfs and lock:
-            # The kernel lets a user namespace mount sysfs only while the sysfs it can
-            # already see is fully visible, so /sys/firmware is masked after, not before.
-            ops.remove({"op": "mask", "path": "/sys/firmware"})
-            plan.script_ops.append(_mount("sysfs", "sysfs", "/sys", "ro",
-                                          flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
-            plan.script_ops.append({"op": "mask", "path": "/sys/firmware"})
-    elif plan.pidns and not shared:
+        # The kernel lets a user namespace mount sysfs only while the sysfs it can
+        # already see is fully visible, so when the script mounts it (locked), the
+        # script masks /sys/firmware after, not the setup before.
+        late_sysfs = own_sysfs and lock
+        ops_ += _standard_filesystems(pidns, rootless, netns=own_sysfs and not lock,
+                                      mask_firmware=not late_sysfs)
+        if late_sysfs:
+            script_ops.append(_mount("sysfs", "sysfs", "/sys", "ro",
+                                     flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
+            script_ops.append(Mask("/sys/firmware"))
+    elif pidns and not shared:
         # %root none: the host's tree, but a /proc that shows this cell's PID namespace.
-        ops.append(_mount("proc", "proc", "/proc", "", in_root=True, flags_extra=0))
+        ops_.append(_mount("proc", "proc", "/proc", "", in_root=True))
 
-    for m in spec.mounts:
-        ops.append(_user_op(m))
+    ops_ += (_user_op(m) for m in spec.mounts)
+    argv = (spec.shell, "-c", spec.script)
+    if c_program is not None:
+        # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
+        # before the root switch hides the host's path.
+        if isolated_root:
+            ops_.append(Bind(c_program, C_BINARY, rec=False, readonly=True, create="file",
+                             optional=False, lineno=1))
+            argv = (C_BINARY,)
+        else:
+            argv = (c_program,)
 
     if spec.root == "pivot":
-        ops.append({"op": "pivot_root", "root": root})
+        ops_.append(PivotRoot(root))
     elif spec.root == "chroot":
         # A chrooted process may not create a user namespace: when locked, the script
         # (already in its own) does the chroot.
-        (plan.script_ops if lock else ops).append({"op": "chroot", "root": root})
+        (script_ops if lock else ops_).append(Chroot(root))
     if "uts" in names:
-        (plan.script_ops if lock else ops).append({"op": "hostname", "name": "rootfs"})
+        (script_ops if lock else ops_).append(Hostname("rootfs"))
 
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
     if isolated_root:
         env.update(kv.split("=", 1) for kv in image_env if "=" in kv)
-        plan.cwd = image_workdir or "/"
+        cwd = image_workdir or "/"
     else:
-        plan.cwd = host_cwd
+        cwd = host_cwd
     env.update(user_env)
     env.update(spec.env)
-    plan.env = env
-    plan.argv = [spec.shell, "-c", spec.script]
-    plan.show = [{"kind": s.kind, "path": s.path, "host_path": s.host_path} for s in spec.show]
-    if not isolated_root:
-        plan.changes = None
-    return plan
+    return Plan(argv=argv, env=env, cwd=cwd, namespaces=flags, script_namespaces=script_flags,
+                rootless=rootless, uid=uid, gid=gid, pidns=pidns, root=root,
+                ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
+                layers=layers_, limits=dict(spec.limits), propagation=spec.propagation,
+                own_layers=own_layers)
 
 
-def _standard_filesystems(ops: list[dict], pidns: bool, rootless: bool, netns: bool) -> None:
+@functools.cache   # the same few variants for every cell; operations are immutable
+def _standard_filesystems(pidns: bool, rootless: bool, netns: bool,
+                          mask_firmware: bool) -> tuple[Op, ...]:
     """/proc, a minimal /dev, a read-only /sys and runc's masks, all inside the new root."""
+    out: list[Op] = []
     if pidns:
-        ops.append(_mount("proc", "proc", "/proc", "", in_root=True,
+        out.append(_mount("proc", "proc", "/proc", "", in_root=True,
                           flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
     else:
         # Without a PID namespace of our own, a user namespace may not mount proc.
-        ops.append(_bind("/proc", "/proc", rec=True, readonly=False, create="dir"))
-    ops.append(_mount("tmpfs", "tmpfs", "/dev", "mode=0755", in_root=True,
+        out.append(Bind("/proc", "/proc", rec=True, readonly=False, create="dir",
+                        optional=False))
+    out.append(_mount("tmpfs", "tmpfs", "/dev", "mode=0755", in_root=True,
                       flags_extra=MS_NOSUID))
-    for dev in DEVICES:
-        ops.append(_bind(f"/dev/{dev}", f"/dev/{dev}", rec=False, readonly=False,
-                         create="file", optional=True))
+    out += (Bind(f"/dev/{dev}", f"/dev/{dev}", rec=False, readonly=False, create="file",
+                 optional=True) for dev in DEVICES)
     pts = "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless else ",gid=5")
-    ops.append(_mount("devpts", "devpts", "/dev/pts", pts, in_root=True,
+    out.append(_mount("devpts", "devpts", "/dev/pts", pts, in_root=True,
                       flags_extra=MS_NOSUID | MS_NOEXEC))
-    ops.append(_mount("tmpfs", "shm", "/dev/shm", "mode=1777", in_root=True,
+    out.append(_mount("tmpfs", "shm", "/dev/shm", "mode=1777", in_root=True,
                       flags_extra=MS_NOSUID | MS_NODEV))
-    for name, target in DEV_LINKS.items():
-        ops.append({"op": "symlink", "target": target, "path": f"/dev/{name}"})
+    out += (Symlink(target, f"/dev/{name}") for name, target in DEV_LINKS.items())
     if netns:
         # A sysfs of its own shows the cell's network namespace (only lo), not the host's;
         # a user namespace may mount one once it owns a network namespace.
-        ops.append(_mount("sysfs", "sysfs", "/sys", "ro", in_root=True,
+        out.append(_mount("sysfs", "sysfs", "/sys", "ro", in_root=True,
                           flags_extra=MS_NOSUID | MS_NODEV | MS_NOEXEC))
     else:
-        ops.append(_bind("/sys", "/sys", rec=True, readonly=True, create="dir"))
-    for path in MASKED_PATHS:
-        ops.append({"op": "mask", "path": path})
-    for path in READONLY_PATHS:
-        ops.append({"op": "readonly", "path": path})
+        out.append(Bind("/sys", "/sys", rec=True, readonly=True, create="dir", optional=False))
+    out += (Mask(p) for p in MASKED_PATHS if mask_firmware or p != "/sys/firmware")
+    out += (ReadOnly(p) for p in READONLY_PATHS)
+    return tuple(out)
 
 
 def _mount(fstype: str, source: str, target: str, options: str, *, in_root: bool = False,
-           flags_extra: int = 0, private_parent: bool = False) -> dict:
+           flags_extra: int = 0, lineno: int = 0) -> Mount:
     flags, data = parse_mount_options(options)
-    return {"op": "mount", "source": source, "target": target, "fstype": fstype,
-            "flags": flags | flags_extra | MS_RELATIME, "data": data, "in_root": in_root,
-            "create": "dir" if in_root else None, "private_parent": private_parent}
+    return Mount(source, target, fstype, flags | flags_extra | MS_RELATIME, data,
+                 in_root=in_root, create="dir" if in_root else "", lineno=lineno)
 
 
-def _bind(source: str, target: str, *, rec: bool, readonly: bool, create: str,
-          optional: bool = False, lineno: int = 0) -> dict:
-    return {"op": "bind", "source": source, "target": target, "rec": rec,
-            "readonly": readonly, "create": create, "optional": optional, "lineno": lineno}
-
-
-def _user_op(m: Mount | Bind) -> dict:
-    if isinstance(m, Bind):
-        return _bind(m.source, m.target, rec=True, readonly=m.readonly, create="like-source",
-                     lineno=m.lineno)
-    op = _mount(m.fstype, "none", m.target, m.options, in_root=True)
-    op["lineno"] = m.lineno
-    return op
+def _user_op(m: cell.Mount | cell.Bind) -> Op:
+    if isinstance(m, cell.Bind):
+        return Bind(m.source, m.target, rec=True, readonly=m.readonly, create="like-source",
+                    optional=False, lineno=m.lineno)
+    return _mount(m.fstype, "none", m.target, m.options, in_root=True, lineno=m.lineno)
 
 
 def _escape_layer(path: str) -> str:

@@ -1,5 +1,7 @@
 """The next cell's container, made while the kernel waits for that cell.
 
+Runs in: the kernel (preparable, to hand a cell over) and the helper (Prepared).
+
 When a container cell has reported, the kernel asks the helper for the next one: another
 rootfs-init with the same setup (wire.setup_tokens) and no script, which makes its
 namespaces and mounts and waits (init.c, "warm"); the kernel gets the socket it waits
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .plan import Plan
+
 
 @dataclass
 class Prepared:
@@ -28,13 +32,9 @@ class Prepared:
     pidfd: int
 
 
-def preparable(plan: dict, places: dict) -> bool:
-    """May a container for this plan be made before its cell exists? (pure)"""
-    if plan["host"] or plan.get("limits") or plan.get("cgroup_procs") or plan.get("rlimits"):
-        return False
-    if any(op["op"] == "propagation" and op["mode"] == "shared" for op in plan["ops"]):
-        return False
-    # Layers that later cells write or remove (%keep, %export) are the cell's own.
-    own = (places["keep_upper"].rsplit("/", 1)[0], places["export_upper"].rsplit("/", 1)[0])
-    return not any(prefix in str(value) for op in plan["ops"] for value in op.values()
-                   for prefix in own)
+def preparable(plan: Plan) -> bool:
+    """May a container for this plan be made before its cell exists? (pure) Not when
+    its setup depends on more than the image: limits (cgroups are joined at the start),
+    shared propagation (its mounts reach the host), layers that later cells write or
+    remove (%keep, %export)."""
+    return not (plan.host or plan.limits or plan.propagation == "shared" or plan.own_layers)

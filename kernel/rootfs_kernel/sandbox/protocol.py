@@ -1,5 +1,7 @@
 """Frames between the kernel and its sandbox helper: a 4-byte length, then JSON.
 
+Runs in: the kernel and the helper (both ends of their socket).
+
 File descriptors (the cell's stdout, stderr and result pipes) ride on the length bytes
 as SCM_RIGHTS, so the cell writes straight to the kernel and no output passes through
 the helper.
@@ -12,7 +14,10 @@ import os
 import socket
 import struct
 
-_HEADER = struct.Struct("!I")
+# Every number on our sockets is 32 bits in network byte order: these frames' lengths,
+# and a prepared container's pid and cell length (client.py, init.c).
+U32 = struct.Struct("!I")
+_HEADER = U32
 MAX_FRAME = 64 << 20
 
 

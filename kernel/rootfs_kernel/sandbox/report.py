@@ -1,5 +1,7 @@
 """What a cell's rootfs-init writes on its result pipe -> data and words (pure).
 
+Runs in: the kernel (client.py reads the pipe).
+
 init.c writes JSON lines: `{"init": PID}` (the cell's PID 1, as the host numbers it),
 then either the report `{"status", "signal", "setup_seconds", "snapfds", "ns",
 "profile"}` or `{"error": {"kind", "index", "errno", "depth"}}`. It reports numbers;
@@ -11,7 +13,12 @@ from __future__ import annotations
 import json
 import os
 
-SETUP_FAILED = 125
+from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
+from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
+from .plan import Plan
+
+__all__ = ["CANNOT_RUN", "SETUP_FAILED", "describe_error", "parse", "profile",
+           "unshare_advice"]
 
 
 def parse(data: bytes) -> dict:
@@ -26,31 +33,33 @@ def parse(data: bytes) -> dict:
     return merged
 
 
-def describe_error(plan: dict, error: dict) -> str:
+def describe_error(plan: Plan, error: dict) -> str:
     kind, err = error.get("kind"), error.get("errno") or 0
-    ops = plan.get("ops") or []
     index = error.get("index", -1)
-    op = ops[index] if 0 <= index < len(ops) else {}
+    op = plan.ops[index] if 0 <= index < len(plan.ops) else None
     if kind == "clone":
         return unshare_advice(os.strerror(err))
     if kind == "host-mnt-ns":
         return "refusing to set up a container in the host's mount namespace"
     if kind == "bind-source":
-        return f"bind source {op.get('source')} does not exist on the host"
+        return f"bind source {getattr(op, 'source', None)} does not exist on the host"
     if kind == "dangling":
-        parts = [p for p in str(op.get("target", "")).split("/") if p]
+        target = getattr(op, "target", "")
+        parts = [p for p in str(target).split("/") if p]
         where = "/" + "/".join(parts[: error.get("depth", len(parts))])
-        return (f"{op.get('target')}: {where} is a symlink to a path that does not exist "
+        return (f"{target}: {where} is a symlink to a path that does not exist "
                 "inside the root; name a real directory")
     if kind == "cgroup":
         return (f"cannot move the cell into its cgroup ({os.strerror(err)}); "
                 "run `rootfs-kernel doctor`")
     if kind == "plan":
         return "rootfs-init did not understand its plan (a bug: please report it)"
-    where = f" (header line {op['lineno']})" if op.get("lineno") else ""
-    what = {k: v for k, v in op.items() if k in ("op", "source", "target", "fstype", "path")}
+    lineno = getattr(op, "lineno", 0)
+    where = f" (header line {lineno})" if lineno else ""
+    what = {} if op is None else {"op": op.KIND, **{
+        k: getattr(op, k) for k in ("source", "target", "fstype", "path") if k in op.FIELDS}}
     hint = ""
-    if err == 1 and plan.get("rootless"):  # EPERM
+    if err == 1 and plan.rootless:  # EPERM
         hint = ("; an ordinary user may only mount filesystems that allow it in a user "
                 "namespace (tmpfs, proc, sysfs with %unshare net, devpts, mqueue, overlay)")
     return f"container setup failed at {what}{where}: {os.strerror(err)}{hint}"
@@ -65,12 +74,13 @@ def unshare_advice(reason: str) -> str:
             "%%host cells still run.")
 
 
-def profile(plan: dict, seconds: list[float] | None) -> list[tuple[str, str, float]] | None:
+def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, float]] | None:
     """Per setup operation: (op, where, seconds), for benchmarks/profile_sandbox.py."""
     if seconds is None:
         return None
     out = []
-    for op, secs in zip(plan.get("ops") or [], seconds, strict=False):
-        where = op.get("target") or op.get("path") or op.get("root") or ""
-        out.append((op["op"], where, secs))
+    for op, secs in zip(plan.ops, seconds, strict=False):
+        where = (getattr(op, "target", "") or getattr(op, "path", "")
+                 or getattr(op, "root", ""))
+        out.append((op.KIND, where, secs))
     return out

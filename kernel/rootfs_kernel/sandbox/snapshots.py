@@ -1,5 +1,7 @@
 """The cell's side of each %show, read through /proc/PID of the cell's init.
 
+Runs in: the kernel, while the cell's init (B) waits for it on the release pipe.
+
 When the script has ended, the init (init.c) kills what the script left, enters the
 script's mount namespace (and root), reports, and waits until the kernel has read:
   mounts   /proc/PID/mountinfo: the script's mount table, as seen from its root
@@ -18,14 +20,17 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterable
 
+from ..cell import Show
 from ..inspect import changes, layers, listing
 from . import syscalls as sc
 
 
-def take(shows: list[dict], init_pid: int, report: dict) -> list[dict]:
+def take(shows: Iterable[Show], init_pid: int, report: dict) -> list[dict]:
     out = []
-    for show in shows:
+    for view in shows:
+        show = {"kind": view.kind, "path": view.path, "host_path": view.host_path}
         try:
             snap = {**show, "data": _read(show, init_pid, report)}
             if show["kind"] == "ls" and not show.get("host_path"):
@@ -55,8 +60,7 @@ def _read(show: dict, pid: int, report: dict) -> object:
                   for n in fds]
         try:
             if kind == "layers":  # bottom first: the image's layers, then the upper
-                return {"scan": layers.scan_layers([*reversed(opened[1:]), opened[0]]),
-                        "stack": show.get("stack") or []}
+                return {"scan": layers.scan_layers([*reversed(opened[1:]), opened[0]])}
             return changes.scan_upper(opened[0], opened[1:])
         finally:
             for fd in opened:

@@ -1,5 +1,8 @@
 """The Linux system calls the sandbox needs and Python 3.11 lacks, through ctypes.
 
+Runs in: the helper (its process name and parent-death signal) and the kernel (openat2
+for the snapshots; plan.py takes the MS_* and CLONE_NEW* numbers from here).
+
 Only the sandbox package imports this module: it is the one place that changes the
 system (DESIGN.md, "One way through").
 """

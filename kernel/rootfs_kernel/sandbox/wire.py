@@ -1,101 +1,99 @@
-"""A plan (plan.py, as JSON data) -> the argv of rootfs-init (init.c). Pure.
+"""A plan (plan.py) + what the host adds (HostFacts) -> the argv of rootfs-init. Pure.
+
+Runs in: the helper (encode, encode_prepared) and the kernel (setup_tokens to match a
+prepared container, encode_cell to hand it its cell).
 
 Every value becomes one argv string, so paths and scripts cross without quoting: only
 a NUL byte cannot (execve refuses it, as it would refuse it in the script itself). The
-sequence is `key value` pairs, `op NAME ARGS...` / `sop NAME ARGS...` for the setup and
-script operations (a fixed number of ARGS per NAME, the same table as init.c's arity()),
-and `argv` last, followed by the script's own argv.
+sequence is the wire version (ops.VERSION: rootfs-init refuses a plan of another
+schema), `key value` pairs, `op KIND NFIELDS VALUE...` / `sop ...` for the setup and
+script operations (ops.py; init.c parses them by the header generated from it), and
+`argv` last, followed by the script's own argv.
 """
 
 from __future__ import annotations
 
-VERSION = "rootfs-init-1"
+import functools
+from dataclasses import dataclass, field
 
-# For each operation, the plan keys that become its arguments, in init.c's order.
-ARGS = {
-    "propagation": ("mode", "root_switch"),
-    "mkdir": ("path", "mode"),
-    "mount": ("source", "target", "fstype", "flags", "data", "in_root", "create",
-              "private_parent"),
-    "bind": ("source", "target", "rec", "readonly", "create", "optional"),
-    "mask": ("path",),
-    "readonly": ("path",),
-    "symlink": ("target", "path"),
-    "pivot_root": ("root",),
-    "chroot": ("root",),
-    "hostname": ("name",),
-}
+from .ops import VERSION, Op
+from .plan import Plan
+
+__all__ = ["VERSION", "HostFacts", "encode", "encode_cell", "encode_prepared", "setup_tokens",
+           "script_tokens"]
+
+RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What only the host can tell when a container starts (the helper's side)."""
+
+    mnt_ns: int                               # init.c refuses to set up in this namespace
+    cgroup_procs: tuple[str, ...] = ()        # the cell's cgroup(s): A joins them first
+    rlimits: dict[str, int] = field(default_factory=dict)   # nproc, as: without cgroups
 
 
 def _text(value: object) -> str:
-    if value is None or value is False:
-        return "" if value is None else "0"
-    if value is True:
-        return "1"
+    if value is True or value is False:
+        return "1" if value else "0"
     return str(value)
 
 
-def _op(kind: str, op: dict) -> list[str]:
-    args = [_text(op.get(key)) for key in ARGS[op["op"]]]
-    if op["op"] == "mount":
-        # plan.py says whether the target's parent mount must be made private; the helper
-        # replaces True by that mount's path (it depends on the host's mount table).
-        if op.get("private_parent") is True:
-            raise ValueError("a mount with private_parent needs its mount point resolved")
-        args[7] = op.get("private_parent") or ""
-    return [kind, op["op"], *args]
+@functools.lru_cache(maxsize=2048)   # most operations repeat from cell to cell
+def _op(tag: str, op: Op) -> tuple[str, ...]:
+    return (tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE))
 
 
-def encode(plan: dict, *, parent: int) -> list[str]:
+def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False) -> list[str]:
     """argv[1:] for rootfs-init. `parent` is the helper's pid (the init dies with it)."""
-    return [VERSION, "parent", str(parent), *setup_tokens(plan), *script_tokens(plan)]
+    return [VERSION, "parent", str(parent), *setup_tokens(plan, facts),
+            *script_tokens(plan, profile=profile)]
 
 
-def encode_prepared(plan: dict, *, parent: int) -> list[str]:
-    """argv[1:] for a container prepared ahead of its cell (init.c, "warm")."""
-    return [VERSION, "parent", str(parent), "warm", "1", *setup_tokens(plan)]
+def encode_prepared(setup: list[str], *, parent: int) -> list[str]:
+    """argv[1:] for a container prepared ahead of its cell (init.c, "warm"), from its
+    plan's setup_tokens (which the kernel gets too, to match the next cell against)."""
+    return [VERSION, "parent", str(parent), "warm", "1", *setup]
 
 
-def encode_cell(plan: dict) -> bytes:
+def encode_cell(plan: Plan, *, profile: bool = False) -> bytes:
     """What a prepared container receives when its cell comes: the script's tokens."""
     return b"\0".join(t.encode("utf-8", "surrogateescape")
-                      for t in [VERSION, *script_tokens(plan)])
+                      for t in [VERSION, *script_tokens(plan, profile=profile)])
 
 
-def setup_tokens(plan: dict) -> list[str]:
+def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     """Everything that makes the container: two plans with the same setup tokens can use
     the same prepared container."""
-    t = ["host", _text(plan["host"])]
-    for procs in plan.get("cgroup_procs") or ():
+    t = ["host", _text(plan.host)]
+    for procs in facts.cgroup_procs:
         t += ["cgroup", procs]
-    rlimits = plan.get("rlimits") or {}
-    for name in ("nproc", "as"):
-        if name in rlimits:
-            t += [name, str(rlimits[name])]
-    if plan["host"]:
+    for name in RLIMITS:
+        if name in facts.rlimits:
+            t += [name, str(facts.rlimits[name])]
+    if plan.host:
         return t
-    if not plan.get("host_mnt_ns"):  # init.c's guard against setting up on the host
-        raise ValueError("the plan lacks the host's mount namespace (helper._complete)")
-    t += ["ns", str(plan["namespaces"]), "lock", str(plan["script_namespaces"]),
-          "pidns", _text(plan["pidns"]), "rootless", _text(plan["rootless"]),
-          "uid", str(plan["uid"]), "gid", str(plan["gid"]),
-          "hostmnt", str(plan["host_mnt_ns"]), "root", plan["root"]]
-    changes = plan.get("changes")
-    if changes:  # opened for %show changes; always, so any cell may take a prepared one
-        for path in (changes["upper"], *changes["lowers"]):
+    if not facts.mnt_ns:  # init.c's guard against setting up on the host
+        raise ValueError("the host's mount namespace is unknown (HostFacts.mnt_ns)")
+    t += ["ns", str(plan.namespaces), "lock", str(plan.script_namespaces),
+          "pidns", _text(plan.pidns), "rootless", _text(plan.rootless),
+          "uid", str(plan.uid), "gid", str(plan.gid),
+          "hostmnt", str(facts.mnt_ns), "root", plan.root]
+    if plan.layers is not None:  # opened for %show changes; always, so any cell may
+        for path in (plan.layers.upper, *plan.layers.lowers):  # take a prepared one
             t += ["snap", path]
-    for op in plan["ops"]:
+    for op in plan.ops:
         t += _op("op", op)
-    for op in plan["script_ops"]:
+    for op in plan.script_ops:
         t += _op("sop", op)
     return t
 
 
-def script_tokens(plan: dict) -> list[str]:
+def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     """What only the cell itself decides: its script, environment and what to report."""
-    t = ["profile", _text(bool(plan.get("profile"))),
-         "nsids", _text(any(s["kind"] == "ns" for s in plan.get("show", ())))]
-    t += ["cwd", plan["cwd"]]
-    for key, value in plan["env"].items():
+    t = ["profile", _text(profile), "nsids", _text(any(s.kind == "ns" for s in plan.show)),
+         "cwd", plan.cwd]
+    for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
-    return [*t, "argv", *plan["argv"]]
+    return [*t, "argv", *plan.argv]

@@ -1,0 +1,192 @@
+"""The setup operations of a container: their one definition, for Python and for C.
+
+Runs in: the kernel (plan.py builds them, report.py words their failures) and the helper
+(wire.py encodes them as rootfs-init's argv). At build time initbin.py generates
+rootfs-init's header from these classes: an enum of the kinds, one struct per kind with
+these fields in this order, and a field table, so init.c parses each operation into a
+struct with named fields and runs it with one function per kind (op_mount, ...).
+
+A new operation is one dataclass here (registered with @_op) and one function in init.c.
+Fields are `str`, `int` or `bool`; they cross in their order here as argv tokens
+(`op KIND NFIELDS VALUE...`: str as is, int in decimal, bool as 0/1). A field marked
+LOCAL stays in Python (the header line a failure message names).
+
+Paths "in the root" are resolved inside the new root with openat2(RESOLVE_IN_ROOT), so a
+symlink in an image cannot lead out of it; other paths are the host's, as the cell's
+mount namespace sees them before the root switch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+# Exit statuses shared with init.c (its header carries them as RK_EXIT_*).
+EXIT_SETUP_FAILED = 125   # rootfs-init could not set the container up (or read its plan)
+EXIT_CANNOT_RUN = 127     # the script could not be executed (as a shell says)
+
+LOCAL = {"local": True}   # field metadata: not sent to rootfs-init
+WIRE_VERSION = "rootfs-init-2"
+
+OPS: dict[str, type[Op]] = {}   # kind -> class, in the order of init.c's enum
+
+
+class Op:
+    """Base of every operation: KIND is its name on the wire and in messages."""
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+    FIELDS: ClassVar[tuple[str, ...]]  # every field's name, in order
+    WIRE: ClassVar[tuple[str, ...]]    # the names of the fields that cross, in order
+    KINDS: ClassVar[tuple[str, ...]]   # their kinds: "str" | "int" | "bool"
+
+
+def _op(kind: str):
+    def register(cls: type) -> type[Op]:
+        cls = dataclass(frozen=True, slots=True)(cls)
+        wire = [f for f in fields(cls) if not f.metadata.get("local")]
+        kinds = tuple({str: "str", int: "int", bool: "bool"}[_type(f.type)] for f in wire)
+        cls.KIND, cls.WIRE, cls.KINDS = kind, tuple(f.name for f in wire), kinds
+        cls.FIELDS = tuple(f.name for f in fields(cls))
+        OPS[kind] = cls
+        return cls
+    return register
+
+
+def _type(annotation: object) -> type:
+    # `from __future__ import annotations` leaves the annotations as strings.
+    return {"str": str, "int": int, "bool": bool}.get(annotation, annotation)
+
+
+@_op("propagation")
+class Propagation(Op):
+    """Set the propagation of the mount tree, before anything is mounted (pivot_root
+    also refuses a shared parent). "shared" keeps the host's peer groups; with a root
+    switch, / itself is made private (not recursively) so our own mounts stay ours."""
+
+    mode: str                 # private | slave | shared
+    root_switch: bool
+
+
+@_op("private_parent")
+class PrivateParent(Op):
+    """%propagation shared: make the mount that holds `path` (a host path) private, so
+    the mounts the setup makes below it do not propagate to the host."""
+
+    path: str
+
+
+@_op("mkdir")
+class Mkdir(Op):
+    """mkdir -p of a host path (the helper's scratch, upper and work directories)."""
+
+    path: str
+    mode: int
+
+
+@_op("mount")
+class Mount(Op):
+    """mount(2). in_root: target is a path in the new root (created as `create` says:
+    "dir" or "" for not at all); otherwise a host path."""
+
+    source: str
+    target: str
+    fstype: str
+    flags: int                # MS_* bits
+    data: str                 # the filesystem's own options ("" for none)
+    in_root: bool
+    create: str
+    lineno: int = field(default=0, metadata=LOCAL)
+
+
+@_op("bind")
+class Bind(Op):
+    """A bind mount of a host path onto a path in the new root (created: "dir", "file",
+    or "like-source"), recursive or not, then made read-only if asked. optional: a
+    source that does not exist is skipped (the host's optional devices)."""
+
+    source: str
+    target: str
+    rec: bool
+    readonly: bool
+    create: str
+    optional: bool
+    lineno: int = field(default=0, metadata=LOCAL)
+
+
+@_op("mask")
+class Mask(Op):
+    """Hide a path in the root (runc's masked paths): an empty read-only tmpfs over a
+    directory, /dev/null over a file; a path the image lacks is skipped."""
+
+    path: str
+
+
+@_op("readonly")
+class ReadOnly(Op):
+    """Make a path in the root read-only (runc's read-only paths): bind it onto itself
+    and set the new mount read-only, recursively; a path the image lacks is skipped."""
+
+    path: str
+
+
+@_op("symlink")
+class Symlink(Op):
+    """A symlink in the root (the /dev links); an existing name is left alone."""
+
+    target: str
+    path: str
+
+
+@_op("pivot_root")
+class PivotRoot(Op):
+    """Switch to the new root and detach the old one (which the cell cannot reach)."""
+
+    root: str
+
+
+@_op("chroot")
+class Chroot(Op):
+    """Switch to the new root with chroot(2) (the old root stays reachable, on purpose)."""
+
+    root: str
+
+
+@_op("hostname")
+class Hostname(Op):
+    """sethostname(2) in the cell's own UTS namespace."""
+
+    name: str
+
+
+# Every cell's plan repeats most of the previous one's operations: the conversions are
+# cached (operations are frozen, so equal ones share one result; callers do not mutate).
+@functools.lru_cache(maxsize=1024)
+def to_json(op: Op) -> list:
+    """[KIND, every field's value in order]: compact, and rebuilt without field names."""
+    return [op.KIND, *(getattr(op, f) for f in op.FIELDS)]
+
+
+def from_json(data: list) -> Op:
+    return _from_tuple(tuple(data))
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_tuple(data: tuple) -> Op:
+    return OPS[data[0]](*data[1:])
+
+
+def schema() -> str:
+    """What both sides must agree on, as one text: its hash names the wire version."""
+    return json.dumps({"version": WIRE_VERSION,
+                       "exit": {"setup_failed": EXIT_SETUP_FAILED,
+                                "cannot_run": EXIT_CANNOT_RUN},
+                       "ops": [[k, list(zip(c.WIRE, c.KINDS, strict=True))]
+                               for k, c in OPS.items()]}, sort_keys=True)
+
+
+# The first argv token of rootfs-init: a binary built from another schema refuses the plan.
+VERSION = f"{WIRE_VERSION}/{hashlib.sha256(schema().encode()).hexdigest()[:16]}"
