@@ -9,6 +9,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { MIME_TYPE, checkPayload } from './payload';
+import { TREE_MIME_TYPE, TreeView, checkTree } from './tree';
 import { CompareView, errorView } from './view';
 
 /**
@@ -30,7 +31,11 @@ class CompareRenderer extends Widget implements IRenderMime.IRenderer {
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     let content: HTMLElement;
     try {
-      content = new CompareView(checkPayload(model.data[this.mimeType])).node;
+      const data = model.data[this.mimeType];
+      content =
+        this.mimeType === TREE_MIME_TYPE
+          ? new TreeView(checkTree(data)).node
+          : new CompareView(checkPayload(data)).node;
     } catch (error) {
       const text = model.data['text/plain'];
       content = errorView(error, typeof text === 'string' ? text : undefined);
@@ -44,7 +49,7 @@ class CompareRenderer extends Widget implements IRenderMime.IRenderer {
 
 export const rendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
-  mimeTypes: [MIME_TYPE],
+  mimeTypes: [MIME_TYPE, TREE_MIME_TYPE],
   defaultRank: RANK,
   createRenderer: options => new CompareRenderer(options)
 };

@@ -5,7 +5,7 @@
  * renderer draws what the kernel's HTML, text and widget draw. No DOM here.
  */
 
-import type { ComparePayload, Group, Level, Row, Status } from './schema';
+import type { Column, ComparePayload, Group, Level, Row, Status } from './schema';
 
 export type Payload = ComparePayload;
 export const COLLAPSE_OVER = 20;
@@ -65,6 +65,8 @@ export interface Footer {
 
 export interface Display {
   title: string;
+  key: Column;
+  columns: Column[];
   headline: string | null;
   summary: string;
   legend: string;
@@ -105,6 +107,21 @@ function marks(p: Payload): Record<string, string> {
     out[e.status] = e.mark;
   }
   return out;
+}
+
+/** Rows that open onto a level below: a listing's directories, a stack's layers. */
+export function navigable(p: Payload): boolean {
+  return p.kind === 'listing' || p.kind === 'layers';
+}
+
+/** The first breadcrumb: the listed directory, or what a stack's top level holds. */
+export function topLabel(p: Payload): string {
+  return p.kind === 'layers' ? 'layers' : fmt(p.paths?.cell) || '/';
+}
+
+/** A level's value columns: its own (a layer opens onto paths), else the payload's. */
+export function levelColumns(p: Payload, node: Level): Column[] {
+  return node.columns && node.columns.length ? node.columns : p.columns;
 }
 
 export function keyLabel(row: Row): string {
@@ -178,7 +195,11 @@ export function rowText(p: Payload, row: Row): string {
 }
 
 export function summaryText(p: Payload, summary: Level['summary']): string {
-  return p.legend.map(e => `${summary[e.status]} ${e.text}`).join(', ');
+  // A one-sided view counts its "same" rows (a stack's layers) only where it has some.
+  return p.legend
+    .filter(e => e.status !== 'same' || summary.same > 0 || twoSided(p))
+    .map(e => `${summary[e.status]} ${e.text}`)
+    .join(', ');
 }
 
 export function legendText(p: Payload): string {
@@ -212,7 +233,7 @@ export function level(p: Payload, path: string[]): Level {
   return node;
 }
 
-function rowLines(p: Payload, row: Row, mark: string): RowLine[] {
+function rowLines(p: Payload, row: Row, mark: string, columns: Column[]): RowLine[] {
   const both = twoSided(p);
   const sides = lineSides(row, both);
   return sides.map((side, i) => ({
@@ -221,7 +242,7 @@ function rowLines(p: Payload, row: Row, mark: string): RowLine[] {
     mark,
     key: keyLabel(row),
     side: both ? sideLabel(p, side) : '',
-    values: p.columns.map(c => segments(row, c, side)),
+    values: columns.map(c => segments(row, c, side)),
     note: i === 0 ? fmt(row.note) : '',
     first: i === 0,
     span: sides.length,
@@ -246,6 +267,7 @@ export function display(p: Payload, state: State): Display {
     }
   }
   const mark = marks(p);
+  const columns = levelColumns(p, node);
 
   const lines: Line[] = [];
   let shown = 0;
@@ -273,7 +295,7 @@ export function display(p: Payload, state: State): Display {
       continue;
     }
     shown += 1;
-    lines.push(...rowLines(p, row, mark[row.status]));
+    lines.push(...rowLines(p, row, mark[row.status], columns));
   }
 
   let empty: string | null = null;
@@ -285,6 +307,11 @@ export function display(p: Payload, state: State): Display {
     } else if (p.kind === 'listing') {
       empty =
         !p.note || state.path.length ? 'empty directory' : 'nothing was read (see the note)';
+    } else if (p.kind === 'layers' && state.path.length) {
+      empty =
+        node === p.rows[p.rows.length - 1].children
+          ? 'no path is in more than one layer'
+          : 'an empty layer';
     } else {
       empty = 'no rows';
     }
@@ -308,6 +335,8 @@ export function display(p: Payload, state: State): Display {
   }
   return {
     title: levelTitle(p, state.path),
+    key: node.key ?? p.key,
+    columns,
     headline: state.path.length ? null : p.headline || null,
     summary: summaryText(p, summary),
     legend: legendText(p),

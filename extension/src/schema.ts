@@ -50,7 +50,7 @@ export type ComparePayload = {
     host?: string | null;
   };
 };
-export type Kind = 'mounts' | 'listing' | 'changes' | 'ns';
+export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers';
 export type Status = 'same' | 'only-cell' | 'only-host' | 'differs';
 export type Value = string | number | null;
 
@@ -94,9 +94,25 @@ export interface Values {
   [k: string]: Value;
 }
 export interface Level {
+  key?: Column1;
+  /**
+   * This level's value columns when they are not the payload's.
+   */
+  columns?: Column[];
   rows: Row[];
   summary: Summary;
   groups?: Group[];
+}
+/**
+ * This level's key column when it is not the payload's (layers: a layer's paths).
+ */
+export interface Column1 {
+  name: string;
+  label: string;
+  /**
+   * The value is a list joined by this separator: only the parts that differ are highlighted, and long values wrap after it.
+   */
+  split?: string;
 }
 export interface Summary {
   same: number;

@@ -17,7 +17,9 @@ import {
   display,
   fmt,
   initialState,
+  navigable,
   sortLines,
+  topLabel,
   twoSided
 } from './model';
 import { PayloadError } from './payload';
@@ -88,7 +90,7 @@ export class CompareView {
     this.crumbs.setAttribute('aria-label', 'Opened directory');
     this.body = el('div', 'rfk-body');
     this.node.append(controls);
-    if (payload.kind === 'listing') {
+    if (navigable(payload)) {
       this.node.append(this.crumbs);
     }
     this.node.append(this.body);
@@ -131,7 +133,7 @@ export class CompareView {
   }
 
   private redraw(): void {
-    if (this.payload.kind === 'listing') {
+    if (navigable(this.payload)) {
       this.drawCrumbs();
     }
     if (this.toggle) {
@@ -161,8 +163,7 @@ export class CompareView {
   }
 
   private drawCrumbs(): void {
-    const top = fmt(this.payload.paths?.cell) || '/';
-    const names = [top, ...this.state.path];
+    const names = [topLabel(this.payload), ...this.state.path];
     this.crumbs.replaceChildren(
       ...names.map((name, depth) => {
         const b = button('rfk-crumb', depth === 0 ? name : `${name}/`, () => this.goUp(depth));
@@ -175,16 +176,16 @@ export class CompareView {
   private table(d: Display): HTMLTableElement {
     const p = this.payload;
     const both = twoSided(p);
-    const ncols = 3 + (both ? 1 : 0) + p.columns.length;
+    const ncols = 3 + (both ? 1 : 0) + d.columns.length;
     const table = el('table', 'rfk-table');
 
     const head = el('tr');
     head.append(this.header('±', { kind: 'status' }, 'rfk-mark', 'sort by status (+, -, ~)'));
-    head.append(this.header(fmt(p.key.label), { kind: 'key' }, 'rfk-key'));
+    head.append(this.header(fmt(d.key.label), { kind: 'key' }, 'rfk-key'));
     if (both) {
       head.append(el('th', 'rfk-side', 'side'));
     }
-    for (const c of p.columns) {
+    for (const c of d.columns) {
       head.append(this.header(fmt(c.label), { kind: 'value', name: c.name }));
     }
     head.append(el('th', 'rfk-row-note', 'note'));
@@ -192,7 +193,7 @@ export class CompareView {
 
     const tbody = table.createTBody();
     for (const ln of d.lines) {
-      tbody.append(ln.kind === 'group' ? this.group(ln, ncols) : this.line(ln, both));
+      tbody.append(ln.kind === 'group' ? this.group(ln, ncols) : this.line(ln, both, d));
     }
     if (d.empty) {
       const tr = el('tr');
@@ -241,7 +242,7 @@ export class CompareView {
     return tr;
   }
 
-  private line(ln: RowLine, both: boolean): HTMLTableRowElement {
+  private line(ln: RowLine, both: boolean, d: Display): HTMLTableRowElement {
     const row = ln.row;
     const tr = el('tr', `rfk-row rfk-${row.status}`);
     tr.dataset.status = row.status;
@@ -253,7 +254,7 @@ export class CompareView {
       key.rowSpan = ln.span;
       if (row.children) {
         const open = button('rfk-open', ln.key, () => this.open(fmt(row.key)));
-        open.title = 'open this directory';
+        open.title = this.payload.kind === 'layers' ? 'open this layer' : 'open this directory';
         key.append(open);
       } else {
         key.textContent = ln.key;
@@ -263,7 +264,7 @@ export class CompareView {
     if (both) {
       tr.append(el('td', 'rfk-side', ln.side));
     }
-    this.payload.columns.forEach((column, i) => {
+    d.columns.forEach((column, i) => {
       tr.append(this.value(ln.values[i], column.split));
     });
     if (ln.first) {

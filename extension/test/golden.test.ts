@@ -12,6 +12,7 @@ import { test } from 'node:test';
 
 import { display, lineText, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
+import { checkTree, mountDetails } from '../src/tree-model';
 
 const GOLDEN = resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'payloads');
 const files = readdirSync(GOLDEN).filter(f => f.endsWith('.json')).sort();
@@ -86,4 +87,17 @@ test('sorting keeps the two lines of a differing row together', () => {
       assert.ok(prev.kind === 'row' && prev.row === ln.row);
     }
   });
+});
+
+test('the mount tree: every mount in words, as the kernel says it (tests/fixtures/tree/)', () => {
+  const golden = JSON.parse(
+    readFileSync(resolve(GOLDEN, '..', 'tree', 'tree.json'), 'utf8')
+  );
+  const p = checkTree(golden.payload);
+  const details = golden.details as Record<string, string>;
+  assert.ok(Object.keys(details).length > 10);
+  for (const [id, text] of Object.entries(details)) {
+    assert.equal(mountDetails(p, id), text, id);
+  }
+  assert.throws(() => checkTree({ ...golden.payload, version: 2 }), PayloadError);
 });

@@ -18,7 +18,7 @@ NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
-SHOW_KINDS = ("mounts", "ls", "changes", "ns")
+SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -371,10 +371,11 @@ MAGICS: dict[str, Magic] = {
               "later cell.", _p_env),
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
-        Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns", "After the cell, "
-              "show its mount table, a listing, its changes or its namespaces next to the "
-              "host's (ls PATH: next to the image before the cell; with HOST_PATH: next to "
-              "that host path).", _p_show),
+        Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree",
+              "After the cell, show its mount table, a listing, its changes or its "
+              "namespaces next to the host's (ls PATH: next to the image before the cell; "
+              "with HOST_PATH: next to that host path), the image's layers with the cell's "
+              "own on top, or both mount trees as a picture.", _p_show),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
@@ -524,8 +525,8 @@ def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
         if word[:1] == ["%export"]:
             raise HeaderError(n, line, "%export saves the cell's root filesystem, and "
                               "`%root none` has none of its own; use %root pivot or chroot")
-        if word == ["%show", "changes"]:
-            raise HeaderError(n, line, "`%show changes` reads the cell's overlay, and "
+        if word in (["%show", "changes"], ["%show", "layers"]):
+            raise HeaderError(n, line, f"`%show {word[1]}` reads the cell's overlay, and "
                               "`%root none` has none; use %root pivot or chroot")
 
 

@@ -122,6 +122,12 @@ def image_cmd(args: argparse.Namespace) -> int:
             path = commands.image_export(args.name, args.file, progress=progress)
             progress.done()
             print(f"exported {args.name} to {path}")
+        elif args.image_command == "inspect" and args.layers:
+            from .views.text import render_text
+
+            payload = commands.image_layers(args.name)
+            print("\n\n".join(render_text(payload, path=p, max_lines=None) for p in
+                              [(), *((r["key"],) for r in payload["rows"])]))
         elif args.image_command == "inspect":
             print(json.dumps(commands.image_inspect(args.name), indent=2, default=str))
         elif args.image_command == "rm":
@@ -154,6 +160,8 @@ def _image_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file")
     p = isub.add_parser("inspect", help="metadata and layer paths as JSON")
     p.add_argument("name")
+    p.add_argument("--layers", action="store_true",
+                   help="each layer's changes, whiteouts and opaque dirs, as %%show layers")
     p = isub.add_parser("rm", help="remove an image and its unused layers")
     p.add_argument("name")
 

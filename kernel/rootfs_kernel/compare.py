@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .inspect import listing, mounts, ns
-from .views import changes_payload, listing_payload, mounts_payload, ns_payload
+from .views import (
+    changes_payload,
+    layers_payload,
+    listing_payload,
+    mounts_payload,
+    ns_payload,
+    tree_payload,
+)
 
 
 @dataclass
@@ -21,9 +28,11 @@ class Comparison:
 
     cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots,
     host being the image's when it was compared with the image; ns: {kind: id}; changes:
-    the overlay scan, host None). rows: the diff rows (inspect.MountRow, listing row
-    dicts, inspect.NsRow, change dicts). payload: what the views render, made from the
-    same rows. error: why the view could not be taken (then payload is {"error": ...}).
+    the overlay scan, host None; layers: the layer scans and their labels, host None;
+    tree: both mount tables). rows: the diff rows (inspect.MountRow, listing row dicts,
+    inspect.NsRow, change dicts; layers: one row per layer; tree: none). payload: what
+    the views render, made from the same rows. error: why the view could not be taken
+    (then payload is {"error": ...}).
     """
 
     kind: str
@@ -50,9 +59,11 @@ def _status(row: object) -> str | None:
     return row.get("status") if isinstance(row, dict) else getattr(row, "status", None)
 
 
-def compare(snapshots: list[dict], *, image: str | None = None) -> list[Comparison]:
+def compare(snapshots: list[dict], *, image: str | None = None,
+            stack: list[dict] | None = None) -> list[Comparison]:
     """One comparison per `%show` line, in header order; a failed snapshot becomes one
-    whose error says why. `image`: the cell's image name, for the headings."""
+    whose error says why. `image`: the cell's image name, for the headings. `stack`: what
+    %show layers labels the overlay's layers with (session.layer_stack), bottom first."""
     out = []
     for snap in snapshots:
         if "error" in snap:
@@ -60,15 +71,21 @@ def compare(snapshots: list[dict], *, image: str | None = None) -> list[Comparis
             out.append(Comparison(snap["kind"], None, None, [], {"error": why}, why,
                                   snap.get("path")))
             continue
+        if snap["kind"] == "layers":
+            snap = {**snap, "data": {**snap["data"], "stack": stack or []}}
         out.append(_compare(snap, image))
     return out
+
+
+def _host_mountinfo() -> str:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return f.read()
 
 
 def _compare(snap: dict, image: str | None) -> Comparison:
     kind, data = snap["kind"], snap["data"]
     if kind == "mounts":
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            host = mounts.parse_mountinfo(f.read())
+        host = mounts.parse_mountinfo(_host_mountinfo())
         cell = mounts.parse_mountinfo(data)
         rows = mounts.diff_mounts(cell, host)
         return Comparison(kind, cell, host, rows, mounts_payload(rows, image=image))
@@ -88,4 +105,12 @@ def _compare(snap: dict, image: str | None) -> Comparison:
     if kind == "changes":
         return Comparison(kind, data, None, list(data.get("changes", [])),
                           changes_payload(data))
+    if kind == "layers":
+        payload = layers_payload(data, image=image)
+        return Comparison(kind, data, None, payload["rows"], payload)
+    if kind == "tree":
+        cell = mounts.parse_mountinfo(data)
+        host = mounts.parse_mountinfo(_host_mountinfo())
+        payload = tree_payload(cell, host)
+        return Comparison(kind, cell, host, [], payload)
     raise ValueError(f"unknown view {kind!r}")

@@ -20,6 +20,7 @@ from .ids import IdRange
 from .images import ImageError
 from .session import Session
 from .views import display_bundle
+from .views.tree import NO_DOT
 
 
 class RootfsKernel(Kernel):
@@ -78,6 +79,7 @@ class RootfsKernel(Kernel):
                              ids=IdRange.parse(self.id_range) if self.id_range else None,
                              host_access=self.host_access)
         self._interrupt: asyncio.Event | None = None
+        self._told_no_dot = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()
 
@@ -139,6 +141,10 @@ class RootfsKernel(Kernel):
                 if "error" in payload:
                     self._stream("stderr", f"rootfs-kernel: {payload['error']}\n", silent)
                     continue
+                if payload.get("kind") == "tree" and payload.get("svg") is None \
+                        and not self._told_no_dot:
+                    self._told_no_dot = True  # said once; each tree's note says it too
+                    self._stream("stderr", f"rootfs-kernel: {NO_DOT}\n", silent)
                 data, metadata = display_bundle(payload, keep=self._keep_view)
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})

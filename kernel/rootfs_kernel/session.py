@@ -149,7 +149,10 @@ class Session:
                    f"{cell.format_size(plan.limits['disk'])}): raise it with %limit disk=SIZE")
         if run.error:
             return replace(out, error=Failure("ContainerError", run.error))
-        out.comparisons = compare.compare(run.snapshots, image=spec.image)
+        stack = None
+        if plan.layers is not None and any(s.kind == "layers" for s in spec.show):
+            stack = layer_stack(self.store, spec.image, list(plan.layers.lowers), spec)
+        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
         out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
@@ -333,6 +336,27 @@ class Session:
     def drop_keep(self) -> None:
         self.keep_image = None
         self.sandbox.drop("keep")
+
+
+def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.CellSpec
+                ) -> list[dict]:
+    """What %show layers labels the overlay's layers with, bottom first: the image's
+    (digest, size, created by), the %keep layer of earlier cells, then this cell's upper.
+    `lowers`: the overlay's lowerdir, top first."""
+    from .images.commands import layer_history
+
+    history = layer_history(image, store)
+    n = len(lowers)
+    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
+             for i, h in enumerate(history)]
+    if n == len(history) + 1:   # an earlier %keep cell's upper, on top of the image
+        stack.append({"label": "kept", "digest": None, "size": None,
+                      "created_by": "earlier %keep cells' changes", "role": f"lowerdir 1/{n}"})
+    how = "this cell's writes" + (" (%keep: kept for the next cell)" if spec.keep else
+                                  f" (%export {spec.export})" if spec.export else "")
+    stack.append({"label": "cell", "digest": None, "size": None, "created_by": how,
+                  "role": "upperdir"})
+    return stack
 
 
 def _ready_line(image, seconds: float) -> str:

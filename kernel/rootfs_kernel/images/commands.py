@@ -105,3 +105,57 @@ def image_inspect(name: str, store: ImageStore | None = None) -> dict[str, Any]:
 def image_rm(name: str, store: ImageStore | None = None) -> list[str]:
     """Remove an image; returns the digests of layers no other image used (now deleted)."""
     return _store(store).remove(name)
+
+
+def layer_history(name: str, store: ImageStore | None = None) -> list[dict[str, Any]]:
+    """The image's layers bottom first: {"digest", "size", "created_by"}.
+
+    A layer committed by `%export` (or `image` commits) is the cell's changes on top of
+    its base; the layers below it come from the base's own history while the base is
+    still in the store."""
+    store = _store(store)
+    meta = store.load(name).meta
+    layers = meta.get("layers", [])
+    base = meta.get("base")
+    below: list[dict[str, Any]] = []
+    if base:
+        try:
+            below = layer_history(base, store)
+        except ImageError:
+            below = []
+        if [la["digest"] for la in below] != [la["digest"] for la in layers[:-1]]:
+            below = [{"created_by": f"from image {base}"} for _ in layers[:-1]]
+    out = []
+    for i, layer in enumerate(layers):
+        if base and i == len(layers) - 1:
+            how = f"%export {name}: a cell's changes on top of {base}"
+        elif base:
+            how = below[i]["created_by"]
+        else:
+            how = meta.get("source") or "unknown"
+        out.append({"digest": layer["digest"], "size": layer.get("size", 0), "created_by": how})
+    return out
+
+
+def image_layers(name: str, store: ImageStore | None = None) -> dict[str, Any]:
+    """`image inspect NAME --layers`: the layers payload of %show layers for the stored
+    image alone (no cell, so no upper layer), from the store's layer directories."""
+    import os
+
+    from ..inspect.layers import scan_layers
+    from ..views.payload import layers_payload
+
+    store = _store(store)
+    img = store.load(name)
+    history = layer_history(name, store)
+    n = len(history)
+    fds = [os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for p in img.layers]
+    try:
+        scan = scan_layers(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
+             for i, h in enumerate(history)]
+    return layers_payload({"scan": scan, "stack": stack}, image=name,
+                          title=f"Layers of image {name} (bottom to top)")

@@ -10,6 +10,8 @@ script's mount namespace (and root), reports, and waits until the kernel has rea
            layers): the image as it was before the cell
   changes  the overlay's upper and lower layers
   ns       the script's namespace ids, which the init read while the script ran
+  layers   the same fds as changes, every layer scanned against the ones below it
+  tree     /proc/PID/mountinfo, as for mounts (drawn as a tree next to the host's)
 The layers were opened by the init before the root switch and handed to the kernel over
 the result socket before the script started (client.py holds them): the init keeps no
 host fd a script could reach through /proc/1/fd. Same-user access to /proc/PID is all
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 
 from ..cell import Show
 from ..ids import IdRange
-from ..inspect import changes, listing
+from ..inspect import changes, layers, listing
 from . import syscalls as sc
 
 
@@ -52,18 +54,20 @@ def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int
 def _read(show: dict, proc: str, report: dict, layer_fds: list[int] | None,
           owners: listing.IdMap) -> object:
     kind = show["kind"]
-    if kind == "mounts":
+    if kind in ("mounts", "tree"):
         with open(f"{proc}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             return f.read()
     if kind == "ns":
         return {name: value or None for name, value in (report.get("ns") or {}).items()}
     if kind == "ls":
         return _listing(show["path"], proc, owners)
-    if kind == "changes":
+    if kind in ("changes", "layers"):
         if report.get("snaps", 0) < 0:
             raise ValueError("the cell's init could not open its overlay layers")
         if not layer_fds:
-            raise ValueError("%show changes needs a root filesystem (not %root none)")
+            raise ValueError(f"%show {kind} needs a root filesystem (not %root none)")
+        if kind == "layers":  # bottom first: the image's layers, then the upper
+            return {"scan": layers.scan_layers([*reversed(layer_fds[1:]), layer_fds[0]])}
         return changes.scan_upper(layer_fds[0], layer_fds[1:])
     raise ValueError(f"unknown view {kind}")
 

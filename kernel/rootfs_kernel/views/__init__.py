@@ -12,11 +12,13 @@ from .model import display
 from .payload import (
     MIME_TYPE,
     changes_payload,
+    layers_payload,
     listing_payload,
     mounts_payload,
     ns_payload,
 )
 from .text import render_text
+from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
 
 WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 
@@ -29,13 +31,16 @@ def display_bundle(payload: dict, *, widget: bool = True,
     (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
     with it, so a caller can bound how many stay alive.
     """
-    # The default view, drawn once for both static copies (bounded: MAX_STATIC_LINES).
-    view = display(payload, max_lines=MAX_STATIC_LINES)
-    data: dict = {
-        "text/plain": render_text(payload, view=view),
-        "text/html": render_html(payload, view=view),
-        MIME_TYPE: payload,
-    }
+    if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
+        data = tree_bundle(payload)
+    else:
+        # The default view, drawn once for both static copies (bounded: MAX_STATIC_LINES).
+        view = display(payload, max_lines=MAX_STATIC_LINES)
+        data = {
+            "text/plain": render_text(payload, view=view),
+            "text/html": render_html(payload, view=view),
+            MIME_TYPE: payload,
+        }
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
@@ -49,12 +54,15 @@ def display_bundle(payload: dict, *, widget: bool = True,
 
 __all__ = [
     "MIME_TYPE",
+    "TREE_MIME_TYPE",
     "WIDGET_MIME_TYPE",
     "changes_payload",
     "display_bundle",
+    "layers_payload",
     "listing_payload",
     "mounts_payload",
     "ns_payload",
     "render_html",
     "render_text",
+    "tree_payload",
 ]

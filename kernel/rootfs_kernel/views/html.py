@@ -67,7 +67,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
         view = display(payload, State(tuple(path), query, differences_only, expanded),
                        max_lines)
     both = two_sided(payload)
-    columns = payload["columns"]
+    columns = view["columns"]
     ncols = 3 + int(both) + len(columns)
 
     out = [f'<div class="rfk-static" style="{_BOX}">',
@@ -80,7 +80,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     out.append(f'<div style="{_SCROLL}"><table class="rfk-table" style="{_TABLE}"><thead><tr>')
     head = [("", f";{_sticky('0', HEAD_BG)};z-index:3;width:{MARK_WIDTH};"
                  f"min-width:{MARK_WIDTH};max-width:{MARK_WIDTH};box-sizing:border-box"),
-            (payload["key"]["label"], f";{_sticky(MARK_WIDTH, HEAD_BG)};z-index:3")]
+            (view["key"]["label"], f";{_sticky(MARK_WIDTH, HEAD_BG)};z-index:3")]
     if both:
         head.append(("side", ""))
     head += [(c["label"], "") for c in columns]

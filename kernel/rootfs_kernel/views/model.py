@@ -46,6 +46,18 @@ def marks(payload: dict) -> dict[str, str]:
     return {**MARKS, **{e["status"]: e["mark"] for e in payload["legend"]}}
 
 
+def navigable(payload: dict) -> bool:
+    """Rows that open onto a level below: a listing's directories, a stack's layers."""
+    return payload["kind"] in ("listing", "layers")
+
+
+def top_label(payload: dict) -> str:
+    """The first breadcrumb: the listed directory, or what a stack's top level holds."""
+    if payload["kind"] == "layers":
+        return "layers"
+    return (payload.get("paths") or {}).get("cell") or "/"
+
+
 def key_label(row: dict) -> str:
     """Key as displayed: directories that can be opened end with '/'."""
     return f"{row['key']}/" if "children" in row else fmt(row["key"])
@@ -93,7 +105,9 @@ def row_text(payload: dict, row: dict) -> str:
 
 
 def summary_text(payload: dict, summary: dict) -> str:
-    return ", ".join(f"{summary[e['status']]} {e['text']}" for e in payload["legend"])
+    # A one-sided view counts its "same" rows (a stack's layers) only where it has some.
+    return ", ".join(f"{summary[e['status']]} {e['text']}" for e in payload["legend"]
+                     if e["status"] != "same" or summary["same"] or two_sided(payload))
 
 
 def legend_text(payload: dict) -> str:
@@ -113,12 +127,18 @@ def note_text(payload: dict) -> str | None:
         if payload.get("truncated") else None
 
 
-def _row_lines(payload: dict, row: dict, mark: str) -> list[dict]:
+def level_columns(payload: dict, node: dict) -> list[dict]:
+    """A level's value columns: its own (the layers of %show layers open onto paths),
+    else the payload's."""
+    return node.get("columns") or payload["columns"]
+
+
+def _row_lines(payload: dict, row: dict, mark: str, columns: list[dict]) -> list[dict]:
     both = two_sided(payload)
     sides = line_sides(row, both)
     return [{"kind": "row", "status": row["status"], "mark": mark, "key": key_label(row),
              "side": side_label(payload, side) if both else "",
-             "values": [segments(row, c, side) for c in payload["columns"]],
+             "values": [segments(row, c, side) for c in columns],
              "note": fmt(row.get("note")) if i == 0 else "", "first": i == 0,
              "span": len(sides), "row": row}
             for i, side in enumerate(sides)]
@@ -139,6 +159,7 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
     hide_same = state.differences_only or collapsed
     folds = {g["start"]: g for g in groups} if collapsed else {}
     mark = marks(payload)
+    columns = level_columns(payload, node)
     room = len(rows) * 2 if max_lines is None else max_lines
 
     lines: list[dict] = []
@@ -164,7 +185,7 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
             continue
         shown += 1
         if total < room:
-            lines.extend(_row_lines(payload, row, mark[row["status"]]))
+            lines.extend(_row_lines(payload, row, mark[row["status"]], columns))
         total += 1 if row["status"] != "differs" or len(payload["sides"]) == 1 else 2
 
     empty = None
@@ -176,6 +197,9 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
         elif payload["kind"] == "listing":
             empty = "empty directory" if not payload.get("note") or state.path else \
                 "nothing was read (see the note)"
+        elif payload["kind"] == "layers" and state.path:
+            empty = "no path is in more than one layer" if node is payload["rows"][-1].get(
+                "children") else "an empty layer"
         else:
             empty = "no rows"
     footer = None
@@ -192,6 +216,8 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
             footer = {"text": "", "action": "collapse to the differences"}
     return {
         "title": level_title(payload, state.path),
+        "key": node.get("key") or payload["key"],
+        "columns": columns,
         "headline": None if state.path else payload.get("headline") or None,
         "summary": summary_text(payload, summary),
         "legend": legend_text(payload),

@@ -447,3 +447,125 @@ def level(payload: dict, path: Sequence[str] = ()) -> dict:
 def subdirectories(rows: Sequence[dict]) -> list[str]:
     """Names of rows that can be opened (they carry children)."""
     return [r["key"] for r in rows if "children" in r]
+
+
+# --- layers ----------------------------------------------------------------------------------
+
+LAYERS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
+                 {"status": "differs", "mark": "~", "text": "changed"},
+                 {"status": "only-host", "mark": "-", "text": "removed"},
+                 {"status": "same", "mark": " ", "text": "layers"}]
+_LAYER_COLUMNS = [("digest", "digest"), ("size", "size"), ("created_by", "created by"),
+                  ("changes", "changes"), ("role", "in the overlay")]
+_ENTRY_COLUMNS = [("change", "change"), ("type", "type"), ("size", "size"),
+                  ("opaque", "replaced dir"), ("shadows", "shadows"), ("hidden_by", "hidden by")]
+_OVERLAY_LABEL = "overlay"
+_PATH_KEY = {"name": "path", "label": "path"}
+OVERLAY_COLUMNS = [("from", "seen from"), ("shadows", "shadows"), ("seen", "visible")]
+_HOW = {"shadowed": "shadowed by", "removed": "removed by", "replaced": "replaced by"}
+
+
+def human_size(size: int | None) -> str | None:
+    if size is None:
+        return None
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return None
+
+
+def short_digest(digest: str | None) -> str | None:
+    return None if not digest else digest.split(":", 1)[-1][:12]
+
+
+def _change_counts(counts: dict) -> str:
+    text = f"+{counts['A']} ~{counts['C']} -{counts['D']}"
+    return text + (f", {counts['opaque']} opaque" if counts.get("opaque") else "")
+
+
+def layers_payload(data: dict, title: str | None = None, *, image: str | None = None) -> dict:
+    """Payload from a layers snapshot ({"scan": inspect.layers.scan_layers(), "stack":
+    [{"label", "digest", "size", "created_by", "role"}]}, both bottom first).
+
+    One row per layer, bottom to top, each opening onto what it added, changed and
+    removed against the layers below; then "overlay": every kept path that more than one
+    layer holds, with the layer it is seen from and the layers it shadows."""
+    scan, stack = data["scan"], data["stack"]
+    labels = [s["label"] for s in stack]
+    rows, cut = [], []
+    holders: dict[str, list[tuple[int, dict]]] = {}
+    totals = dict.fromkeys(STATUSES, 0)
+    for i, (layer, meta) in enumerate(zip(scan, stack, strict=True)):
+        kids = []
+        for e in layer["entries"]:
+            holders.setdefault(e["path"], []).append((i, e))
+            values = {"change": e["change"], "type": e["type"],
+                      "size": e["size"] if e["type"] == "file" else None,
+                      "opaque": "opaque" if e["opaque"] else None,
+                      "shadows": ", ".join(labels[j] for j in reversed(e["below"])) or None,
+                      "hidden_by": ", ".join(f"{_HOW[how]} {labels[k]}"
+                                             for k, how in e["above"]) or None}
+            kids.append(_row(e["path"], _CHANGE_STATUS[e["change"]], values, None))
+        level_ = {"key": dict(_PATH_KEY), "columns": _columns(_ENTRY_COLUMNS), "rows": kids,
+                  "summary": summarize(kids)}
+        groups = find_groups(kids, _columns(_ENTRY_COLUMNS), [{"name": "cell", "label": "cell"}],
+                             parent=posixpath.dirname, alike=("change", "type"))
+        if groups:
+            level_["groups"] = groups
+        for s in ("only-cell", "differs", "only-host"):
+            totals[s] += level_["summary"][s]
+        size = meta.get("size")
+        row = _row(meta["label"], "same", {
+            "digest": short_digest(meta.get("digest")),
+            "size": human_size(layer["bytes"] if size is None else size),
+            "created_by": meta.get("created_by"), "changes": _change_counts(layer["counts"]),
+            "role": meta.get("role")}, None)
+        row["children"] = level_
+        if layer["total"] > len(layer["entries"]):
+            row["note"] = (f"the first {len(layer['entries']):,} of {layer['total']:,} "
+                           "entries, in path order")
+            cut.append(meta["label"])
+        rows.append(row)
+    # Paths more than one layer holds: seen from the top one, shadowing the others.
+    over = []
+    for path in sorted(holders):
+        held = holders[path]
+        if len(held) < 2:
+            continue
+        top, entry = held[-1]
+        gone = entry["change"] == "D"
+        hidden = next((f"{_HOW[how]} {labels[k]}" for k, how in entry["above"]), None)
+        values = {"from": None if gone else labels[top],
+                  "shadows": ", ".join(labels[j] for j, _ in reversed(held[:-1])),
+                  "seen": hidden or (f"removed by {labels[top]}" if gone else "yes")}
+        over.append(_row(path, "only-host" if gone else "differs", values, None))
+    rows.append({"key": _OVERLAY_LABEL, "status": "same",
+                 "cell": {"digest": None, "size": None,
+                          "created_by": "the layers merged, top first",
+                          "changes": f"{len(over)} paths in more than one layer",
+                          "role": "mounted on /"},
+                 "note": "open it to see where each such path comes from",
+                 "children": {"key": dict(_PATH_KEY), "columns": _columns(OVERLAY_COLUMNS),
+                              "rows": over, "summary": summarize(over)}})
+    n = len(scan) - 1
+    if title is None:
+        title = (f"Layers of image {image} and this cell's" if image else "Layers") + \
+            " (bottom to top)"
+    p = _envelope("layers", title, ("layer", "layer"), _columns(_LAYER_COLUMNS), rows,
+                  sides=[{"name": "cell", "label": "cell"}], legend=LAYERS_LEGEND,
+                  truncated=bool(cut),
+                  note=(f"{', '.join(cut)}: only the first entries are kept (every entry is "
+                        "counted)") if cut else None)
+    p["summary"] = {**totals, "same": len(rows), "total": len(rows)}
+    top = stack[-1]
+    if top.get("role") == "upperdir":
+        p["headline"] = (f"{n} lower layer{'' if n == 1 else 's'} (lowerdir, top first: "
+                         f"{':'.join(reversed(labels[:-1]))}) and {top['label']} "
+                         f"({top['role']}): {_change_counts(scan[-1]['counts'])}")
+    else:  # the image alone (rootfs-kernel image inspect NAME --layers)
+        p["headline"] = (f"{n + 1} layer{'' if n == 0 else 's'}, mounted as lowerdir="
+                         f"{':'.join(reversed(labels))} (top first) under a cell's upperdir")
+    return p
+

@@ -16,8 +16,8 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
         view = display(payload, State(tuple(path), query, differences_only, expanded),
                        max_lines)
     both = two_sided(payload)
-    header = ["", payload["key"]["label"]] + (["side"] if both else [])
-    header += [c["label"] for c in payload["columns"]]
+    header = ["", view["key"]["label"]] + (["side"] if both else [])
+    header += [c["label"] for c in view["columns"]]
     lines = view["lines"]
     table: list[list[str]] = [header]
     groups: dict[int, str] = {}

@@ -12,10 +12,10 @@ import ipywidgets as w
 from traitlets import List, Unicode
 
 from .html import render_html
-from .model import State, display, two_sided
+from .model import State, display, navigable, top_label, two_sided
 from .payload import subdirectories
 
-_PICK = "open subdirectory…"
+_PICK = "open…"
 
 
 class CompareWidget(w.VBox):
@@ -44,7 +44,7 @@ class CompareWidget(w.VBox):
         children: list[w.Widget] = [w.HBox(controls)]
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
-        if payload["kind"] == "listing":
+        if navigable(payload):
             # Navigation models exist only where they are shown.
             self.crumbs = w.HBox()
             self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
@@ -104,8 +104,7 @@ class CompareWidget(w.VBox):
         not create widget models), closing the old buttons' models, then the table."""
         if self.crumbs is not None:
             old = self.crumbs.children
-            top = self.payload.get("paths", {}).get("cell") or "/"
-            names = [top, *self.path]
+            names = [top_label(self.payload), *self.path]
             buttons = []
             for depth, name in enumerate(names):
                 b = w.Button(description=name if depth == 0 else f"{name}/",
@@ -145,6 +144,41 @@ class CompareWidget(w.VBox):
         self.path = list(self.path[:depth])
 
 
-def build_widget(payload: dict, html: str | None = None) -> CompareWidget:
+class TreeWidget(w.VBox):
+    """The mount-tree picture and a mount picker: the picked mount in words, with its
+    peers and masters across the two namespaces."""
+
+    def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
+        from .tree import mount_details, render_tree_html
+
+        self.payload = payload
+        self._details = mount_details
+        options = [("pick a mount…", "")] + [
+            (f"{s['label']} {n['mount_point']} ({n['propagation']})", n["id"])
+            for s in payload["sides"] for n in s["nodes"]]
+        self.picker = w.Dropdown(options=options, value="", description="Mount")
+        self.details = w.HTML(value="")
+        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload))
+        self.picker.observe(self._pick, names="value")
+        super().__init__(children=[self.picker, self.details, self.picture], **kwargs)
+
+    def _pick(self, change: dict) -> None:
+        from html import escape
+
+        text = self._details(self.payload, change["new"]) if change["new"] else ""
+        self.details.value = f"<code>{escape(text)}</code>" if text else ""
+
+    def close_all(self) -> None:
+        for widget in (self.picker, self.details, self.picture, self):
+            for part in ("layout", "style"):
+                sub = getattr(widget, part, None)
+                if isinstance(sub, w.Widget):
+                    sub.close()
+            widget.close()
+
+
+def build_widget(payload: dict, html: str | None = None) -> CompareWidget | TreeWidget:
     """The interactive view of one payload (needs a comm implementation to exist)."""
+    if payload.get("kind") == "tree":
+        return TreeWidget(payload, html)
     return CompareWidget(payload, html)

@@ -1,0 +1,289 @@
+"""%show tree: the cell's mount tree next to the host's, drawn by Graphviz.
+
+The payload (application/vnd.rootfs-kernel.tree+json, shape in tree.schema.json) holds
+both trees and their propagation links as data, Graphviz's SVG of them and a
+`findmnt --tree`-style text. The display bundle carries the picture as image/svg+xml
+(GitHub, nbviewer and nbconvert show it with no kernel), as text/html drawn in
+JupyterLab's theme colours, and the text as text/plain. Without Graphviz (`dot`), the
+text alone, and the payload's note says why.
+
+Graphviz lays the picture out; colours are given as a few fixed values that the HTML
+copy, the JupyterLab renderer (extension/src/tree.ts) and the SVG's own dark-mode style
+map onto theme colours by the class names written on each node and edge.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from html import escape
+
+from ..inspect import tree as tree_graph
+from ..inspect.mounts import Mount
+
+TREE_MIME_TYPE = "application/vnd.rootfs-kernel.tree+json"
+TREE_VERSION = 1
+NO_DOT = ("Graphviz is not installed (no `dot` on PATH): the mount trees are shown as text "
+          "only; install it (Debian: apt-get install graphviz) for the picture")
+DOT_SECONDS = 20
+
+# Graphviz colour -> (theme variable, light value, dark value). The light values are the
+# picture's own; the HTML copy uses the variables, the SVG's style the dark values.
+COLOURS = {
+    "#fffffe": ("--jp-layout-color0", "#ffffff", "#111111"),       # node fill
+    "#1f2329": ("--jp-content-font-color1", "#1f2328", "#e6e6e6"),  # text, borders
+    "#8c959f": ("--jp-border-color1", "#8c959f", "#6e7681"),        # tree edges
+    "#0969da": ("--jp-brand-color1", "#0969da", "#58a6ff"),         # peers (shared:N)
+    "#bc4c00": ("--jp-warn-color1", "#bc4c00", "#f0883e"),          # master -> slave
+    "#f6f8fa": ("--jp-layout-color2", "#f6f8fa", "#1c2128"),        # cluster fill
+}
+_FILL, _TEXT, _EDGE, _PEER, _MASTER, _CLUSTER = COLOURS
+
+
+def tree_payload(cell: list[Mount], host: list[Mount], title: str | None = None, *,
+                 draw: bool = True) -> dict:
+    graph = tree_graph.build(cell, host)
+    notes = [f"{side['name']}: {side['left_out']} mounts past the first "
+             f"{tree_graph.MAX_MOUNTS} (breadth first) are not drawn"
+             for side in graph["sides"] if side["left_out"]]
+    svg = None
+    if draw:
+        svg = render_svg(to_dot(graph))
+        if svg is None:
+            notes.append(NO_DOT)
+    payload = {
+        "version": TREE_VERSION, "kind": "tree",
+        "title": title or "Mount trees: the cell's and the host's, with propagation",
+        "sides": [{"name": s["name"], "label": s["name"], "nodes": s["nodes"],
+                   "left_out": s["left_out"]} for s in graph["sides"]],
+        "links": graph["links"], "hidden_groups": graph["hidden_groups"],
+        "svg": svg, "note": "; ".join(notes) or None,
+    }
+    payload["text"] = render_tree_text(payload)
+    return payload
+
+
+# --- the text tree ---------------------------------------------------------------------------
+
+
+def _tags(n: dict) -> str:
+    return n["propagation"]
+
+
+def render_tree_text(payload: dict) -> str:
+    """findmnt --tree's layout: TARGET SOURCE FSTYPE OPTIONS, plus the propagation."""
+    out = [payload["title"]]
+    labels = _labels(payload)
+    for side in payload["sides"]:
+        rows = [("TARGET", "SOURCE", "FSTYPE", "PROPAGATION", "OPTIONS")]
+        nodes = side["nodes"]
+        for i, n in enumerate(nodes):
+            rows.append((_branch(nodes, i) + n["mount_point"], n["source"], n["fstype"],
+                         _tags(n), n["options"]))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        out.append("")
+        out.append(f"{side['label']} ({len(nodes)} mounts)")
+        out.extend("  ".join(c.ljust(widths[k]) if k < 4 else c
+                             for k, c in enumerate(r)).rstrip() for r in rows)
+    if payload["links"]:
+        out.append("")
+        out.append("propagation:")
+        for link in payload["links"]:
+            a, b = labels.get(link["from"], link["from"]), labels[link["to"]]
+            if link["kind"] == "peer":
+                out.append(f"  shared:{link['group']}  {a} <-> {b}  (peers: mounts and "
+                           "unmounts travel both ways)")
+            else:
+                out.append(f"  master:{link['group']}  {a} -> {b}  (slave: receives, "
+                           "sends nothing back)")
+    if payload.get("note"):
+        out.append("")
+        out.append(f"note: {payload['note']}")
+    return "\n".join(out)
+
+
+def _branch(nodes: list[dict], i: int) -> str:
+    """The ├─ └─ │ prefix of node i in a depth-first list."""
+    depth = nodes[i]["depth"]
+    if depth == 0:
+        return ""
+    parts = []
+    for d in range(1, depth + 1):
+        # Is there a later sibling at depth d before the subtree ends?
+        more = False
+        for n in nodes[i + 1:]:
+            if n["depth"] < d:
+                break
+            if n["depth"] == d:
+                more = True
+                break
+        if d == depth:
+            parts.append("├─" if more else "└─")
+        else:
+            parts.append("│ " if more else "  ")
+    return "".join(parts)
+
+
+def _labels(payload: dict) -> dict[str, str]:
+    out = {f"group:{g}": f"peer group {g} (no mount of it is visible)"
+           for g in payload.get("hidden_groups", [])}
+    for side in payload["sides"]:
+        for n in side["nodes"]:
+            out[n["id"]] = f"{side['label']} {n['mount_point']}"
+    return out
+
+
+# --- Graphviz --------------------------------------------------------------------------------
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cut(text: str, n: int = 44) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def to_dot(graph: dict) -> str:
+    """The DOT source: one cluster per namespace, mounts under their parents, peer
+    groups and master links drawn across the two."""
+    lines = ["digraph mounts {", "  rankdir=LR; newrank=true; nodesep=0.12; ranksep=0.35;",
+             f'  graph [fontname="monospace" fontsize=11 fontcolor="{_TEXT}" bgcolor="{_FILL}"];',
+             f'  node [shape=box style="rounded,filled" fillcolor="{_FILL}" color="{_TEXT}" '
+             f'fontcolor="{_TEXT}" fontname="monospace" fontsize=9 margin="0.08,0.03"];',
+             f'  edge [color="{_EDGE}" arrowsize=0.5 fontname="monospace"];']
+    for side in graph["sides"]:
+        lines.append(f"  subgraph cluster_{side['name']} {{")
+        lines.append(f'    label={_q(side["name"] + " mount namespace")}; style="rounded,filled"; '
+                     f'fillcolor="{_CLUSTER}"; color="{_EDGE}"; class="rfk-cluster";')
+        for n in side["nodes"]:
+            prop = n["propagation"]
+            cls = "rfk-mount" + (" rfk-shared" if n["shared"] is not None else "") + \
+                (" rfk-slave" if n["master"] is not None else "")
+            colour = _PEER if n["shared"] is not None else _MASTER if n["master"] is not None \
+                else _TEXT
+            label = (f"<<b>{escape(_cut(n['mount_point']))}</b><br/>"
+                     f"{escape(_cut(n['fstype'] + ' ' + n['source']))}<br/>"
+                     f"{escape(_cut(n['options']))}<br/><i>{escape(prop)}</i>>")
+            lines.append(f"    {_q(n['id'])} [label={label} color=\"{colour}\" "
+                         f'class="{cls}" tooltip={_q(n["mount_point"])}];')
+        for n in side["nodes"]:
+            if n["parent"] is not None:
+                lines.append(f"    {_q(side['name'] + ':' + str(n['parent']))} -> "
+                             f'{_q(n["id"])} [class="rfk-parent"];')
+        lines.append("  }")
+    for g in graph.get("hidden_groups", []):
+        lines.append(f'  "group:{g}" [label="peer group {g}\\n(not visible here)" '
+                     f'shape=ellipse style=dashed color="{_MASTER}" class="rfk-group"];')
+    for link in graph["links"]:
+        if link["kind"] == "peer":
+            lines.append(f"  {_q(link['from'])} -> {_q(link['to'])} [dir=both style=dashed "
+                         f'color="{_PEER}" fontcolor="{_PEER}" constraint=false penwidth=1.4 '
+                         f'label="shared:{link["group"]}" fontsize=8 class="rfk-peer"];')
+        else:
+            lines.append(f"  {_q(link['from'])} -> {_q(link['to'])} [style=dotted "
+                         f'color="{_MASTER}" fontcolor="{_MASTER}" constraint=false penwidth=1.4 '
+                         f'label="master:{link["group"]}" fontsize=8 class="rfk-master"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+@functools.cache
+def dot_program() -> str | None:
+    return shutil.which("dot")
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def render_svg(dot_source: str) -> str | None:
+    """Graphviz's SVG of the DOT source, with a dark-mode style; None without `dot`."""
+    program = dot_program()
+    if program is None:
+        return None
+    done = subprocess.run([program, "-Tsvg"], input=dot_source.encode(), capture_output=True,
+                          timeout=DOT_SECONDS, check=False)
+    if done.returncode:
+        raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    svg = _COMMENT.sub("", _PROLOG.sub("", done.stdout.decode()))
+    # Graphviz writes '-' in class names as an entity; renderers select on the names.
+    svg = re.sub(r'class="[^"]*"', lambda m: m.group(0).replace("&#45;", "-"), svg)
+    dark = "".join(f'[fill="{k}"]{{fill:{v[2]}}}[stroke="{k}"]{{stroke:{v[2]}}}'
+                   for k, v in COLOURS.items())
+    style = f"<style>@media (prefers-color-scheme: dark){{{dark}}}</style>"
+    return re.sub(r"(<svg\b[^>]*>)", lambda m: m.group(1) + style, svg, count=1)
+
+
+def themed_svg(svg: str) -> str:
+    """The picture for inline HTML: its fixed colours as JupyterLab's theme variables
+    (with the light values as fallbacks), its own dark-mode style dropped."""
+    svg = re.sub(r"<style>.*?</style>", "", svg, flags=re.S)
+
+    def tag(m: re.Match) -> str:
+        styles = []
+
+        def swap(a: re.Match) -> str:
+            value = a.group(2).lower()
+            if value not in COLOURS:
+                return a.group(0)
+            var, light, _ = COLOURS[value]
+            styles.append(f"{a.group(1)}:var({var},{light})")
+            return ""
+
+        text = _ATTR.sub(swap, m.group(0))
+        if not styles:
+            return text
+        return re.sub(r"\s*(/?>)$", lambda e: f' style="{";".join(styles)}"{e.group(1)}', text)
+
+    return re.sub(r"<[a-z]+\b[^<>]*>", tag, svg)
+
+
+_ATTR = re.compile(r'\s\b(fill|stroke)="(#[0-9a-fA-F]{6})"')
+
+
+def render_tree_html(payload: dict) -> str:
+    head = (f'<div class="rfk-tree" style="font-family:var(--jp-code-font-family,monospace);'
+            f'font-size:12px;color:var(--jp-content-font-color1,#1f2328)">'
+            f'<div style="padding:2px 0"><b>{escape(payload["title"])}</b></div>')
+    body = ""
+    if payload.get("svg"):
+        body = (f'<div style="overflow:auto;max-height:min(80vh,60em);max-width:100%">'
+                f"{themed_svg(payload['svg'])}</div>")
+    text = (f'<details{"" if payload.get("svg") else " open"}><summary>as text '
+            f'(findmnt --tree)</summary><pre style="margin:0">{escape(payload["text"])}'
+            "</pre></details>")
+    note = (f'<div style="font-style:italic">note: {escape(payload["note"])}</div>'
+            if payload.get("note") else "")
+    return head + body + text + note + "</div>"
+
+
+def tree_bundle(payload: dict) -> dict:
+    data = {"text/plain": payload["text"], "text/html": render_tree_html(payload),
+            TREE_MIME_TYPE: payload}
+    if payload.get("svg"):
+        data["image/svg+xml"] = payload["svg"]
+    return data
+
+
+def mount_details(payload: dict, node_id: str) -> str:
+    """One mount in words: where it is, what it is, and what it propagates to and from
+    (the widget's and the renderer's detail line)."""
+    labels = _labels(payload)
+    node = next((n for s in payload["sides"] for n in s["nodes"] if n["id"] == node_id), None)
+    if node is None:
+        return ""
+    parts = [f"{labels[node_id]}: {node['fstype']} from {node['source']} ({node['options']}), "
+             f"{node['propagation']}"]
+    for link in payload["links"]:
+        if link["kind"] == "peer" and node_id in (link["from"], link["to"]):
+            other = link["to"] if link["from"] == node_id else link["from"]
+            parts.append(f"peer of {labels.get(other, other)} (shared:{link['group']})")
+        elif link["kind"] == "master" and link["to"] == node_id:
+            parts.append(f"slave of {labels.get(link['from'], link['from'])} "
+                         f"(master:{link['group']})")
+        elif link["kind"] == "master" and link["from"] == node_id:
+            parts.append(f"master of {labels[link['to']]}")
+    return "; ".join(parts)
