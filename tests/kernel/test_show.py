@@ -331,7 +331,8 @@ def test_ls_root_against_the_hosts_root(kernel):
     assert {k for k, r in top.items() if side_values(r, "host") is not None} == \
         set(os.listdir("/"))
     # The host's / is far bigger than the budget: the snapshot says it was cut.
-    assert p["truncated"] is True and "max_entries" in p["note"]
+    # (which budget cuts first depends on the host's tree: entries or depth)
+    assert p["truncated"] is True and ("max_entries" in p["note"] or "max_depth" in p["note"])
     assert "max_entries" in html_note(res.displays[0]["data"]["text/html"])
     # Directories read on both sides can be opened in the widget.
     assert "children" in top["etc"] and top["etc"]["children"]["rows"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def test_the_tree_draws_the_cells_mounts_under_their_parents(kernel):
     data = _bundle(res, TREE_MIME_TYPE)
     p = data[TREE_MIME_TYPE]
     jsonschema.validate(p, TREE_SCHEMA)
-    assert WIDGET_MIME_TYPE in data and "image/svg+xml" in data
+    assert WIDGET_MIME_TYPE in data
+    # Graphviz draws the picture; without it (a host that lacks it), the text tree alone.
+    assert ("image/svg+xml" in data) is (shutil.which("dot") is not None)
     cell = {n["mount_point"]: n for n in p["sides"][0]["nodes"]}
     root = cell["/"]
     assert root["fstype"] == "overlay" and root["parent"] is None
@@ -98,7 +101,7 @@ def test_the_tree_draws_the_cells_mounts_under_their_parents(kernel):
         host_points = {line.split()[4] for line in f}
     assert {n["mount_point"] for n in p["sides"][1]["nodes"]} <= host_points | {"/"}
     assert "└─" in data["text/plain"] or "├─" in data["text/plain"]
-    assert "/scratch" in data["image/svg+xml"]
+    assert "/scratch" in data.get("image/svg+xml", data["text/plain"])
 
 
 @pytest.mark.rootonly
