@@ -31,7 +31,6 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 pytestmark = pytest.mark.timeout(300)
-HTML_ONLY = "text/html"
 
 
 @pytest.fixture(scope="module")

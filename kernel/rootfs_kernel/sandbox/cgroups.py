@@ -158,14 +158,6 @@ def sweep_stale_cgroups() -> None:
                     pass
 
 
-def join(procs_files: list[str]) -> None:
-    """Called in the cell's first process: move itself into the cell's cgroups."""
-    me = str(os.getpid())
-    for path in procs_files:
-        with open(path, "w") as f:
-            f.write(me)
-
-
 def _v2_base() -> Path | None:
     """Our own cgroup v2 directory when the v2 hierarchy is mounted and delegated to us."""
     if not (ROOT / "cgroup.controllers").exists():

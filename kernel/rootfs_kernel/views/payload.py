@@ -25,7 +25,6 @@ VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("compare.schema.json")
 STATUSES = ("same", "only-cell", "only-host", "differs")
 MARKS = {"same": " ", "only-cell": "+", "only-host": "-", "differs": "~"}
-CHANGE_TEXTS = {"only-cell": "added", "differs": "changed", "only-host": "deleted"}
 # Rows a listing's payload keeps (breadth first: a whole level or none of it).
 LISTING_ROWS = 1000
 GROUP_MIN = 3          # a run of fewer alike rows is not folded
