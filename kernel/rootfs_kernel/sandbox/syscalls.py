@@ -149,11 +149,36 @@ def parse_mount_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-# <linux/mount.h>: mount_setattr(2) (probes.py idmaps a mount with it).
+# <linux/mount.h>: the new mount API, for the idmap probe (probes.py).
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
 _SYS_MOUNT_SETATTR = 442
+AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
 
 
 class _MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def open_tree(path: str) -> int:
+    """A detached copy of the mount at path (OPEN_TREE_CLONE), as an fd."""
+    return _check(_libc.syscall(_SYS_OPEN_TREE, AT_FDCWD, _b(path),
+                                OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree", path)
+
+
+def idmap_tree(tree: int, userns_fd: int) -> None:
+    """Show the detached mount's owners through the user namespace's id mapping."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    _check(_libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+                         ctypes.sizeof(attr)), "mount_setattr(MOUNT_ATTR_IDMAP)")
+
+
+def move_mount(tree: int, target: str) -> None:
+    """Attach a detached mount at target."""
+    _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, _b(target),
+                         MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
