@@ -12,9 +12,10 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .sandbox.ops import NAMESPACES
+
 ROOT_MODES = ("pivot", "chroot", "none")
 PROPAGATIONS = ("private", "slave", "shared")
-NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
@@ -200,7 +201,7 @@ def _p_unshare(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     (names,) = args
     chosen = {n.strip() for n in names.split(",") if n.strip()}
     for n in chosen:
-        _one_of(n, NAMESPACES, "namespace")
+        _one_of(n, tuple(NAMESPACES), "namespace")
     return replace(spec, namespaces=frozenset(chosen | {"mnt"}))
 
 

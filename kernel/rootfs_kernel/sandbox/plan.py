@@ -22,6 +22,7 @@ from .. import cell
 from ..ids import IdRange
 from . import ops
 from .ops import (
+    NAMESPACES,
     Bind,
     Chroot,
     Hostname,
@@ -44,7 +45,6 @@ from .syscalls import (
     MS_NOSUID,
     MS_RDONLY,
     MS_RELATIME,
-    NAMESPACE_FLAGS,
     parse_mount_options,
 )
 
@@ -228,11 +228,11 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     owned = {"uts", "ipc", "net"} & names if lock else set()
     flags = script_flags = 0
     for name in names - owned | ({"user"} if rootless else set()):
-        flags |= NAMESPACE_FLAGS[name]
+        flags |= NAMESPACES[name]
     if lock:
-        script_flags = NAMESPACE_FLAGS["user"] | NAMESPACE_FLAGS["mnt"]
+        script_flags = NAMESPACES["user"] | NAMESPACES["mnt"]
         for name in owned:
-            script_flags |= NAMESPACE_FLAGS[name]
+            script_flags |= NAMESPACES[name]
     ops_: list[Op] = []
     script_ops: list[Op] = []
     shared = spec.propagation == "shared"
@@ -353,8 +353,8 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
     names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
-    flags = sum(NAMESPACE_FLAGS[n] for n in names - {"uts", "ipc"})
-    script_flags = sum(NAMESPACE_FLAGS[n] for n in ("user", "mnt", "uts", "ipc"))
+    flags = sum(NAMESPACES[n] for n in names - {"uts", "ipc"})
+    script_flags = sum(NAMESPACES[n] for n in ("user", "mnt", "uts", "ipc"))
     ops_: list[Op] = [
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),

@@ -23,6 +23,7 @@ import sys
 import tempfile
 
 from . import syscalls as sc
+from .ops import NAMESPACES
 
 # The probe's id range: any unprivileged one does (no file is written through it).
 PROBE_BASE, PROBE_COUNT = 100000, 65536
@@ -121,7 +122,7 @@ def namespaces(names: str) -> dict:
     """unshare(2) the named namespaces (plus a user namespace when not root)."""
     flags = 0
     for name in filter(None, names.split(",")):
-        flags |= sc.NAMESPACE_FLAGS[name]
+        flags |= NAMESPACES[name]
     if os.geteuid() != 0:
         flags |= sc.CLONE_NEWUSER
     try:

@@ -1,7 +1,7 @@
 """The Linux system calls the sandbox's Python side needs and Python 3.11 lacks (ctypes).
 
 Runs in: the helper (its process name and parent-death signal), the kernel (openat2 for
-the snapshots; plan.py takes the MS_* and CLONE_NEW* numbers from here) and the probes'
+the snapshots; plan.py takes the MS_* numbers from here) and the probes'
 throwaway processes (probes.py: unshare, mount, idmapped mounts). The container itself
 is set up by rootfs-init (init.c), not from here.
 
@@ -15,26 +15,13 @@ import ctypes
 import ctypes.util
 import os
 
+from .ops import NAMESPACES
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
-# <sched.h>
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-
-NAMESPACE_FLAGS = {
-    "mnt": CLONE_NEWNS,
-    "pid": CLONE_NEWPID,
-    "uts": CLONE_NEWUTS,
-    "ipc": CLONE_NEWIPC,
-    "net": CLONE_NEWNET,
-    "user": CLONE_NEWUSER,
-    "cgroup": CLONE_NEWCGROUP,
-}
+# <sched.h>: every namespace's CLONE_NEW* flag is in ops.NAMESPACES, by its name.
+CLONE_NEWNS = NAMESPACES["mnt"]
+CLONE_NEWUSER = NAMESPACES["user"]
 
 # <sys/mount.h>
 MS_RDONLY = 1
