@@ -21,7 +21,15 @@ PROPAGATIONS = ("private", "slave", "shared")
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
 SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
+IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_IMAGE = "minimal"
+# The images rootfs-kernel builds by kind (`%image NAME --build KIND`, `rootfs-kernel
+# image build KIND`), each under its kind's name: the kernel makes them by that name, so
+# a cell's image of the same name would shadow them.
+BUILD_KINDS = ("minimal", "busybox", "debian")
+# The PATH of a script whose image sets none (Docker's default).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # What no program can be handed: NUL ends a C string (an argument, an environment
 # string, a token of the NUL-joined hand-over to a prepared container), and a surrogate
@@ -37,8 +45,6 @@ _INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # for all of them together: the script, the setup and the environment share that.
 MAX_ARG_STRLEN = 128 * 1024
 MAX_ENV_TOTAL = 1 << 20
-# Images a kernel makes by name: a cell's image of the same name would shadow them.
-BUILT_IN_IMAGES = ("minimal", "busybox", "debian")
 
 
 def visible(text: str, limit: int = 160) -> str:
@@ -89,7 +95,7 @@ class Show:
 class CellSpec:
     script: str
     host: bool = False
-    image: str = "minimal"
+    image: str = DEFAULT_IMAGE
     image_lineno: int = 0
     root: str = "pivot"
     propagation: str = "private"
@@ -131,11 +137,8 @@ def _absolute(path: str, what: str) -> str:
     return posixpath.normpath(path)
 
 
-BUILD_KINDS = ("minimal", "busybox", "debian")
-
-
 def _image_name(name: str) -> str:
-    if not _IMAGE_NAME.match(name):
+    if not IMAGE_NAME.match(name):
         raise ValueError(f"{name!r} is not an image name (lower-case letters, digits, . _ -)")
     return name
 
@@ -156,7 +159,7 @@ def _p_export(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if rest not in ([], ["--replace"]):
         raise TypeError
     replacing = rest == ["--replace"]
-    if name in BUILT_IN_IMAGES and not replacing:
+    if name in BUILD_KINDS and not replacing:
         raise ValueError(
             f"{name} is a built-in image (the kernel makes it by that name"
             f"{'; every new kernel starts from it' if name == 'minimal' else ''}), and "

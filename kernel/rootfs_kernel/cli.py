@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cell import format_size
+from .cell import BUILD_KINDS, format_size
 from .images import ImageError
 
 KERNEL_NAME = "rootfs"
@@ -144,7 +144,7 @@ def _image_parsers(sub: argparse._SubParsersAction) -> None:
     isub = image.add_subparsers(dest="image_command", required=True)
     isub.add_parser("list", help="images in the store")
     p = isub.add_parser("build", help="build an image: minimal, busybox or debian")
-    p.add_argument("kind", choices=("minimal", "busybox", "debian"))
+    p.add_argument("kind", choices=BUILD_KINDS)
     p.add_argument("name", nargs="?", help="name in the store (default: the kind)")
     p.add_argument("--suite", help="debian: suite (default: the host's codename)")
     p.add_argument("--variant", default="minbase", help="debian: debootstrap variant")

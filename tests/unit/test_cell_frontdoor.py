@@ -155,7 +155,7 @@ def test_a_locked_parser_runs_every_other_cell_unchanged(code):
 
 
 # -- %export ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", cell.BUILT_IN_IMAGES)
+@pytest.mark.parametrize("name", cell.BUILD_KINDS)
 def test_export_to_a_built_in_name_needs_replace_and_says_how_to_name_another(name):
     with pytest.raises(HeaderError) as info:
         parse(f"%export {name}\ntrue")

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..cell import BUILD_KINDS
 from .errors import ImageError
 from .store import Image, ImageStore, Progress, no_progress
-
-BUILD_KINDS = ("minimal", "busybox", "debian")
 
 
 def _store(store: ImageStore | None) -> ImageStore:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..cell import DEFAULT_PATH
 from .errors import ImageError
 from .hostfiles import HostInstaller
 from .skeleton import DIRS, make_skeleton, set_fixed_mtimes
-from .store import DEFAULT_PATH, BuildContext, BuildOutput
+from .store import BuildContext, BuildOutput
 
 # What the seed's commands use, then what exploring a container needs.
 REQUIRED = ["sh"]
@@ -23,7 +24,7 @@ PROGRAMS = [
     "tee", "find", "xargs", "du", "df", "whoami", "chroot", "pivot_root", "unshare",
     "nsenter", "mountpoint", "lsns",
 ]
-ENV = [DEFAULT_PATH, "HOME=/root"]
+ENV = [f"PATH={DEFAULT_PATH}", "HOME=/root"]
 
 
 def populate_minimal(root: Path, programs: list[str] = PROGRAMS) -> list[str]:

@@ -31,13 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME
 from .errors import ImageError
 from .layerfs import LayerSummary, rmtree, write_canonical_tar
 
-DEFAULT_IMAGE = "minimal"
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCHEMA = 1
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 # progress(fraction or None when unknown, message)
@@ -54,7 +52,7 @@ def default_root() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not IMAGE_NAME.match(name):
         raise ImageError(
             f"invalid image name {name!r}: use lowercase letters, digits, '.', '_' and '-', "
             "starting with a letter or digit, at most 64 characters"
@@ -221,7 +219,7 @@ class ImageStore:
         config = meta.get("config") or {}
         env = list(config.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, DEFAULT_PATH)  # what docker does for images without a PATH
+            env.insert(0, f"PATH={DEFAULT_PATH}")  # what docker does for images without one
         return Image(
             name=name,
             layers=layers,
@@ -246,7 +244,7 @@ class ImageStore:
         available = ", ".join(self.available()) or "none"
         return ImageError(
             f"unknown image {name!r}: available: {available}; build one with "
-            "`rootfs-kernel image build minimal|busybox|debian NAME` or import one with "
+            f"`rootfs-kernel image build {'|'.join(BUILD_KINDS)} NAME` or import one with "
             "`rootfs-kernel image import FILE NAME`"
         )
 

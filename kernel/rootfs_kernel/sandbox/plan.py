@@ -57,7 +57,6 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 
 
@@ -320,7 +319,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         (script_ops.insert(0, Chroot(root)) if lock else ops_.append(Chroot(root)))
     (script_ops if lock else ops_).append(Hostname("rootfs"))
 
-    env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
+    env = {"PATH": cell.DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
     if isolated_root:
         env.update(kv.split("=", 1) for kv in image_env if "=" in kv)
         cwd = image_workdir or "/"
@@ -377,7 +376,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
              idmap=unprivileged),
         PivotRoot(root),
     ]
-    env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
+    env = {"PATH": cell.DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
     return Plan(argv=tuple(argv), env=env, cwd=workdir, namespaces=flags,
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
