@@ -41,6 +41,20 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 # progress(fraction or None when unknown, message)
 Progress = Callable[[float | None, str], None]
 
+# name -> the builder `get` uses when that image is not built yet (None: not on this
+# host). Registered by builders.py.
+_AUTO_BUILDERS: dict[str, Callable[[], Builder | None]] = {}
+
+
+def register_auto_builder(name: str, find: Callable[[], Builder | None]) -> None:
+    """Let ``ImageStore.get(name)`` build ``name`` on first use, with ``find()``."""
+    _AUTO_BUILDERS[name] = find
+
+
+def _auto_builders() -> dict[str, Builder]:
+    found = {name: find() for name, find in _AUTO_BUILDERS.items()}
+    return {name: b for name, b in found.items() if b is not None}
+
 
 def no_progress(fraction: float | None, message: str) -> None:
     """The default progress callback: say nothing."""
@@ -186,9 +200,7 @@ class ImageStore:
 
     def available(self) -> list[str]:
         """Built images plus built-in ones that ``get`` can build on first use."""
-        from .builders import auto_builders
-
-        return sorted(set(self.names()) | set(auto_builders()))
+        return sorted(set(self.names()) | set(_auto_builders()))
 
     def layer_dir(self, digest: str) -> Path:
         return self.layers_dir / check_digest(digest).replace(":", "-")
@@ -230,12 +242,10 @@ class ImageStore:
 
     def get(self, name: str, progress: Progress = no_progress) -> Image:
         """The image ``name``, building a built-in one (e.g. ``minimal``) on first use."""
-        from .builders import auto_builders
-
         check_name(name)
         if self.exists(name):
             return self.load(name)
-        builder = auto_builders().get(name)
+        builder = _auto_builders().get(name)
         if builder is None:
             raise self._unknown(name)
         return self.build(name, builder, progress=progress, if_missing=True)
