@@ -287,13 +287,16 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def format_size(n: float) -> str:
-    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough)."""
+def format_size(n: float, decimals: int | None = None) -> str:
+    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough);
+    with `decimals`, that many digits after the point (`120.6 KiB`; bytes whole)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+            break
         n /= 1024
-    return f"{n:g} GiB"
+    if decimals is None:
+        return f"{n:g} B" if unit == "B" else f"{n:.3g} {unit}"
+    return f"{n:.0f} B" if unit == "B" else f"{n:.{decimals}f} {unit}"
 
 
 def parse_size(text: str) -> int:

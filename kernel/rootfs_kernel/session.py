@@ -363,8 +363,8 @@ def _ready_line(image, seconds: float) -> str:
     """The progress display's last line: "image busybox ready: 2.0 MiB, 1 layer, 1.1 s"."""
     size = sum(layer.get("size", 0) for layer in image.meta.get("layers", []))
     n = len(image.layers)
-    return (f"image {image.name} ready: {size / 2**20:.1f} MiB, {n} layer{'' if n == 1 else 's'},"
-            f" {seconds:.1f} s")
+    return (f"image {image.name} ready: {cell.format_size(size, decimals=1)}, "
+            f"{n} layer{'' if n == 1 else 's'}, {seconds:.1f} s")
 
 
 def _compiler_paths() -> list[tuple[str, str, str | None]]:
