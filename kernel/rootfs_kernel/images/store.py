@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME
+from ..rmtree import remove_tree
 from .errors import ImageError
-from .layerfs import LayerSummary, rmtree, write_canonical_tar
+from .layerfs import LayerSummary, write_canonical_tar
 
 SCHEMA = 1
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -321,7 +322,7 @@ class ImageStore:
                     raise
                 for diff_id in self.layer_meta(staging).get("diff_ids", []):
                     self._add_diff_id(target, diff_id)
-                rmtree(staging)
+                remove_tree(staging)
 
     def _add_diff_id(self, layer_dir: Path, diff_id: str) -> None:
         meta = self.layer_meta(layer_dir)
@@ -441,7 +442,7 @@ class ImageStore:
                 # Killed between mkdtemp and creating the lock: stale once not brand new.
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - path.lstat().st_mtime > 60:
-                        rmtree(path)
+                        remove_tree(path)
                         removed.append(path)
                 continue
             try:
@@ -450,7 +451,7 @@ class ImageStore:
                 os.close(fd)
                 continue  # its builder is still running
             try:
-                rmtree(path)
+                remove_tree(path)
                 removed.append(path)
             finally:
                 os.close(fd)
@@ -465,7 +466,7 @@ class ImageStore:
             yield path
         finally:
             try:
-                rmtree(path)
+                remove_tree(path)
             finally:
                 os.close(fd)
 

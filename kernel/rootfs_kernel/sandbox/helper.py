@@ -26,16 +26,15 @@ import fcntl
 import os
 import select
 import selectors
-import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..rmtree import remove_tree
 from . import protocol, report, wire
 from . import syscalls as sc
 from .cgroups import (
@@ -82,31 +81,6 @@ def sweep_stale(base: Path) -> None:
                 remove_tree(entry)
             except OSError:   # left for the next sweep: never a reason not to start
                 pass
-
-
-def remove_tree(path: Path) -> None:
-    """rmtree that also clears overlayfs work dirs (mode 000) a user made in a userns."""
-
-    def fix(func, p, exc):  # noqa: ANN001
-        if isinstance(exc[1], OSError) and exc[1].errno == errno.EBUSY:
-            # A dying cell's namespace may still hold a mount on it for a moment.
-            for _ in range(40):
-                time.sleep(0.05)
-                try:
-                    return func(p)
-                except OSError as again:
-                    if again.errno != errno.EBUSY:
-                        break
-        parent = os.path.dirname(p)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-        if func is os.open:   # a directory rmtree could not enter: now it can
-            shutil.rmtree(p, onerror=fix)
-            return
-        func(p)
-
-    shutil.rmtree(path, onerror=fix)
 
 
 @dataclass
