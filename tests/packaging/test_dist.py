@@ -90,7 +90,8 @@ def test_the_wheel_has_a_manylinux_tag_for_every_python3(dist: Path) -> None:
     assert "rootfs_kernel/sandbox/rootfs-init" in names
     assert any(n.endswith("labextensions/rootfs-kernel-renderer/static/style.js")
                for n in names)
-    assert any(n.endswith("share/jupyter/kernels/rootfs/kernel.json") for n in names)
+    for spec_file in ("kernel.json", "logo-64x64.png", "logo-svg.svg"):
+        assert any(n.endswith(f"share/jupyter/kernels/rootfs/{spec_file}") for n in names)
 
 
 def test_the_sdist_carries_the_built_renderer_and_no_build_leftovers(dist: Path) -> None:
