@@ -5,13 +5,15 @@
 lazily: importing the package stays cheap.
 """
 
-__version__ = "0.1.0"
-
 _API = ("run", "arun", "Sandbox", "Result", "Comparison", "HeaderError", "ContainerError",
         "CellTimeout", "ImageError", "SandboxError")
 
 
 def __getattr__(name: str):
+    if name == "__version__":   # extension/package.json's, through the installed metadata
+        from importlib.metadata import version
+
+        return version("rootfs-kernel")
     if name in _API:
         from . import api
 

@@ -1,6 +1,6 @@
 """The kernelspecs: one definition (kernelspec.py) for the wheel's, `rootfs-kernel install`'s
 and `install --locked`'s, each with its logos (the launcher shows them; without, an "R"
-tile)."""
+tile); one version, extension/package.json's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import rootfs_kernel
 from rootfs_kernel import cli, kernelspec
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -45,3 +48,7 @@ def test_install_writes_the_same_spec_with_this_interpreter(tmp_path, flags, nam
     assert written == kernelspec.kernel_json(locked=bool(flags))
     assert written["argv"][0] == sys.executable
 
+
+def test_one_version_the_renderers():
+    package = json.loads((REPO / "extension/package.json").read_text())
+    assert rootfs_kernel.__version__ == package["version"]
