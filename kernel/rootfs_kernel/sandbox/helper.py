@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..rmtree import remove_tree
-from . import protocol, report, wire
+from . import ops, protocol, wire
 from . import syscalls as sc
 from .cgroups import (
     CGROUP_LIMITS,
@@ -232,7 +232,7 @@ class Helper:
             os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
                              b"(128 KiB at most)\n")
             protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": report.CANNOT_RUN, "signal": None})
+                                      "status": ops.EXIT_CANNOT_RUN, "signal": None})
             return
         except BaseException:
             if group is not None:
@@ -277,7 +277,7 @@ class Helper:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
         ready = self.prepared.pop(pid, None)
         if ready is None:  # it has ended already (a script that short, or a failure)
-            status = self.ended_prepared.pop(pid, report.SETUP_FAILED)
+            status = self.ended_prepared.pop(pid, ops.EXIT_SETUP_FAILED)
             protocol.send(self.sock, {"event": "exited", "id": cid, "status": status,
                                       "signal": None})
             return
