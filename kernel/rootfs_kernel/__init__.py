@@ -1,6 +1,6 @@
 """rootfs-kernel: a Jupyter kernel whose cells run in fresh mount-namespaced containers.
 
-`rootfs_kernel.run(script, ...)` runs a script the same way from plain Python (api.py);
+`rootfs_kernel.run(script, ...)` runs a script the same way from plain Python (api/);
 `%load_ext rootfs_kernel` gives IPython the `%%rootfs` cell magic (ipython.py). Both load
 lazily: importing the package stays cheap.
 """

@@ -1,6 +1,6 @@
 """One notebook's worth of cells: parse -> plan -> run -> compare, front-end agnostic.
 
-The Jupyter kernel (kernel.py) and the Python API (api.py) both drive a Session; it
+The Jupyter kernel (kernel.py) and the Python API (api/) both drive a Session; it
 holds what lives between cells: the sandbox helper, the image store, `%env` values
 and the `%keep` chain.
 """

@@ -1,7 +1,8 @@
 """Per-cell resource limits through cgroups: v2 where a writable (delegated) hierarchy
 exists, else the v1 pids, memory and cpu controllers; a clear note where neither is.
 
-Runs in: the helper (it makes, reads and removes each cell's cgroup).
+Runs in: the helper (it makes, reads and removes each cell's cgroup) and the kernel
+(verdict(): client.py words what the counters say).
 
 The helper makes one cgroup per cell, the cell's first process joins it before it
 creates the namespaces (so everything inside inherits it), and the helper reads the

@@ -1,5 +1,8 @@
 """Probes of what the host's kernel allows, each tried for real in a throwaway process.
 
+Runs in: a subprocess of its own (the functions below); probe() in its caller,
+`rootfs-kernel doctor` (doctor.py).
+
     python -m rootfs_kernel.sandbox.probes idmap DIR     (root) can a mount of DIR be
         idmapped to an unprivileged id range (mount_setattr(MOUNT_ATTR_IDMAP)), and can
         overlayfs use that mount as a lower layer (Linux 5.19+)?
