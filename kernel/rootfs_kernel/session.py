@@ -67,15 +67,19 @@ class Outcome:
 class Session:
     def __init__(self, store: ImageStore | None = None, default_limits: str = "",
                  prepare: bool = True, ids: IdRange | None = None,
-                 host_access: bool = True) -> None:
+                 host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
         # (`pids=512 memory=2g`), then each cell's own %limit line.
         self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
                                **dict(cell.parse_limits(default_limits.split()))}
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
-        self.sandbox = SandboxClient(prepare=prepare, ids=ids)
-        self.sandbox.start()
+        # A started helper's client, unless the caller hands its own (the unit tests' has
+        # no helper behind it); prepare and ids are the new client's.
+        if sandbox is None:
+            sandbox = SandboxClient(prepare=prepare, ids=ids)
+            sandbox.start()
+        self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
