@@ -1,17 +1,9 @@
-"""Fixtures: a kernel per module, or a fresh one per test."""
+"""Fixtures: a fresh kernel per test (a kernel per module: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 from kerneldriver import KernelDriver
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    k = KernelDriver()
-    k.ok("true")  # the first cell of a new user may build the default image
-    yield k
-    k.shutdown()
 
 
 @pytest.fixture
