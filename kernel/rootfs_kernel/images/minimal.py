@@ -11,7 +11,7 @@ from pathlib import Path
 from ..cell import DEFAULT_PATH
 from .errors import ImageError
 from .hostfiles import HostInstaller
-from .skeleton import DIRS, make_skeleton, set_fixed_mtimes
+from .skeleton import finish, make_skeleton
 from .store import BuildContext, BuildOutput
 
 # What the seed's commands use, then what exploring a container needs.
@@ -38,12 +38,7 @@ def populate_minimal(root: Path, programs: list[str] = PROGRAMS) -> list[str]:
                 "image is made of the host's programs (install dash or bash)"
             )
     missing = [p for p in programs if installer.install_program(p) is None]
-    for top, dirs, _files in os.walk(root):
-        for d in dirs:
-            path = Path(top, d)
-            if not path.is_symlink() and str(path.relative_to(root)) not in DIRS:
-                os.chmod(path, 0o755)
-    set_fixed_mtimes(root, installer.copied)
+    finish(root, installer.copied)
     return missing
 
 
