@@ -136,22 +136,14 @@ def _runs_a_cell(venv: Path, tmp: Path, path: str) -> None:
             ).is_file()
 
 
-def test_the_sdist_installs_without_node(dist: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pattern", ["rootfs_kernel-*.tar.gz", "rootfs_kernel-*.whl"],
+                         ids=["sdist", "manylinux-wheel"])
+def test_each_distribution_installs_without_node_and_runs_a_cell(dist: Path, tmp_path: Path,
+                                                                 pattern: str) -> None:
     path = without_node(tmp_path)
     venv = _venv(tmp_path, path)
-    [sdist] = dist.glob("rootfs_kernel-*.tar.gz")
-    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(sdist)],
-                         capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PATH": f"{venv / 'bin'}:{path}"})
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    _runs_a_cell(venv, tmp_path, path)
-
-
-def test_the_manylinux_wheel_installs_and_runs(dist: Path, tmp_path: Path) -> None:
-    path = without_node(tmp_path)
-    venv = _venv(tmp_path, path)
-    [whl] = dist.glob("rootfs_kernel-*.whl")
-    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(whl)],
+    [built] = dist.glob(pattern)
+    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(built)],
                          capture_output=True, text=True, timeout=900,
                          env={**os.environ, "PATH": f"{venv / 'bin'}:{path}"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
