@@ -19,7 +19,7 @@ from . import __version__, cell, completion
 from .ids import IdRange
 from .images import ImageError
 from .session import Session
-from .views import display_bundle
+from .views import display_bundle, widget_view
 from .views.tree import NO_DOT
 
 
@@ -231,10 +231,7 @@ class _ProgressBar:
             self.bar = w.FloatProgress(min=0.0, max=1.0, description="image")
             self.label = w.Label()
             self.box = w.HBox([self.bar, self.label])
-            self._send("display_data", {
-                "text/plain": message,
-                "application/vnd.jupyter.widget-view+json": {
-                    "model_id": self.box.model_id, "version_major": 2, "version_minor": 0}})
+            self._send("display_data", {"text/plain": message, **widget_view(self.box)})
         if fraction is not None:
             self.bar.value = max(0.0, min(1.0, fraction))
         self.label.value = message

@@ -8,7 +8,6 @@ and the widget, which must answer comm messages, also while another cell runs.
 from __future__ import annotations
 
 import os
-import stat
 import statistics
 import subprocess
 import time
@@ -255,14 +254,6 @@ def stat_lines(stdout: str) -> dict[str, dict]:
 
 
 STAT_CMD = "find {0} -mindepth 1 -maxdepth 1 -exec stat -c '%n|%A|%s|%u:%g|%F' {{}} +"
-
-
-def host_values(path: str) -> dict:
-    st = os.lstat(path)
-    is_dir = stat.S_ISDIR(st.st_mode)
-    return {"mode": stat.filemode(st.st_mode), "owner": f"{st.st_uid}:{st.st_gid}",
-            "size": None if is_dir else st.st_size,
-            "target": os.readlink(path) if stat.S_ISLNK(st.st_mode) else None}
 
 
 def test_ls_etc_compares_the_cell_with_its_image_before_the_cell(kernel):

@@ -26,17 +26,16 @@ import fcntl
 import os
 import select
 import selectors
-import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import protocol, report, wire
+from ..rmtree import remove_tree
+from . import ops, protocol, wire
 from . import syscalls as sc
 from .cgroups import (
     CGROUP_LIMITS,
@@ -82,31 +81,6 @@ def sweep_stale(base: Path) -> None:
                 remove_tree(entry)
             except OSError:   # left for the next sweep: never a reason not to start
                 pass
-
-
-def remove_tree(path: Path) -> None:
-    """rmtree that also clears overlayfs work dirs (mode 000) a user made in a userns."""
-
-    def fix(func, p, exc):  # noqa: ANN001
-        if isinstance(exc[1], OSError) and exc[1].errno == errno.EBUSY:
-            # A dying cell's namespace may still hold a mount on it for a moment.
-            for _ in range(40):
-                time.sleep(0.05)
-                try:
-                    return func(p)
-                except OSError as again:
-                    if again.errno != errno.EBUSY:
-                        break
-        parent = os.path.dirname(p)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-        if func is os.open:   # a directory rmtree could not enter: now it can
-            shutil.rmtree(p, onerror=fix)
-            return
-        func(p)
-
-    shutil.rmtree(path, onerror=fix)
 
 
 @dataclass
@@ -258,7 +232,7 @@ class Helper:
             os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
                              b"(128 KiB at most)\n")
             protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": report.CANNOT_RUN, "signal": None})
+                                      "status": ops.EXIT_CANNOT_RUN, "signal": None})
             return
         except BaseException:
             if group is not None:
@@ -303,7 +277,7 @@ class Helper:
         """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
         ready = self.prepared.pop(pid, None)
         if ready is None:  # it has ended already (a script that short, or a failure)
-            status = self.ended_prepared.pop(pid, report.SETUP_FAILED)
+            status = self.ended_prepared.pop(pid, ops.EXIT_SETUP_FAILED)
             protocol.send(self.sock, {"event": "exited", "id": cid, "status": status,
                                       "signal": None})
             return

@@ -705,13 +705,12 @@ static void apply_rlimits(void) {
     if (P.as >= 0) lower_rlimit(RLIMIT_AS, P.as);
 }
 
-static char nsids[7][64];
-static const char *ns_names[7] = {"mnt", "pid", "user", "uts", "ipc", "net", "cgroup"};
+static char nsids[RK_NAMESPACES][64];
 
 static void read_nsids(const char *proc) {
     char path[96];
-    for (int i = 0; i < 7; i++) {
-        snprintf(path, sizeof path, "%s/ns/%s", proc, ns_names[i]);
+    for (int i = 0; i < RK_NAMESPACES; i++) {
+        snprintf(path, sizeof path, "%s/ns/%s", proc, rk_namespace_names[i]);
         ssize_t n = readlink(path, nsids[i], sizeof nsids[i] - 1);
         nsids[i][n > 0 ? n : 0] = 0;
     }
@@ -949,8 +948,8 @@ static _Noreturn void cell_init(void) {
     out("], \"cgroup\": [%lld, %lld], \"ns\": ", cgroup_counter("max"), cgroup_counter("oom_kill"));
     if (P.nsids) {
         out("{");
-        for (int i = 0; i < 7; i++)
-            out("%s\"%s\": \"%s\"", i ? ", " : "", ns_names[i], nsids[i]);
+        for (int i = 0; i < RK_NAMESPACES; i++)
+            out("%s\"%s\": \"%s\"", i ? ", " : "", rk_namespace_names[i], nsids[i]);
         out("}");
     } else out("null");
     out(", \"profile\": ");
