@@ -350,10 +350,13 @@ class SandboxClient:
                     names = ("in container", "script started", "script ended", "reported")
                     run.stages = {**dict(zip(names, data["stages"], strict=True)),
                                   "kernel has report": time.monotonic()}
-                layer_fds = readers[2].fds if data.get("snaps", 0) > 0 else None
+                # The overlay's layers, then the %show steps record (init.c).
+                fds = readers[2].fds
+                layer_fds = fds[:data["snaps"]] if data.get("snaps", 0) > 0 else None
+                steps_fd = fds[-1] if data.get("steps") and fds else None
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap)
+                                                   plan.idmap, steps_fd=steps_fd)
                 run.notes = report.notes(plan, data.get("notes") or [])
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))

@@ -17,6 +17,7 @@ from .payload import (
     mounts_payload,
     ns_payload,
 )
+from .steps import steps_payload
 from .text import render_text
 from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
 
@@ -64,5 +65,6 @@ __all__ = [
     "ns_payload",
     "render_html",
     "render_text",
+    "steps_payload",
     "tree_payload",
 ]
