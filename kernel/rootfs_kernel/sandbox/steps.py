@@ -210,6 +210,11 @@ def _added_at(changes: list[diff.Change], path: str) -> Mount | None:
                  if c.status == "added" and c.point.endswith(path)), None)
 
 
+def _not_there(path: str) -> str:
+    """A path of runc's lists that this image lacks: init.c looks and goes on."""
+    return f"openat2(ROOT, {q(path)}, O_PATH, RESOLVE_IN_ROOT) = -1 ENOENT"
+
+
 def _map_words(line: str) -> str:
     first, outside, count = (int(x) for x in line.split())
     if count == 1:
@@ -264,7 +269,9 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
     if kind == "exec":
         argv = list(plan.argv)
         shown = [q(a if len(a) <= 60 else a[:57] + "...") for a in argv]
-        return ([f"execve({q(argv[0])}, [{', '.join(shown)}], [{len(plan.env)} variables])"],
+        n = len(plan.env)
+        return ([f"execve({q(argv[0])}, [{', '.join(shown)}], "
+                 f"[{n} variable{'' if n == 1 else 's'}])"],
                 "the script starts; this step lasts until it has ended")
     if op is None:
         return [f"({kind} {rec.index})"], ""
@@ -335,7 +342,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
         target = where(plan, rec, op.path)
         added = _added_at(changes, op.path)
         if added is None:
-            return [], f"skipped: {op.path} is not in this image"
+            return [_not_there(op.path)], f"skipped: {op.path} is not in this image"
         if added.fstype == "tmpfs":
             return ([mount_call("tmpfs", target, "tmpfs", MS_RDONLY, "size=0")],
                     "masked (runc's default): an empty read-only directory")
@@ -344,7 +351,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
     if isinstance(op, ops.ReadOnly):
         target = where(plan, rec, op.path)
         if not diff.changed(changes):
-            return [], f"skipped: {op.path} is not in this image"
+            return [_not_there(op.path)], f"skipped: {op.path} is not in this image"
         return ([mount_call(target, target, None, MS_BIND | MS_REC, None),
                  f"mount_setattr({q(target)}, \"\", AT_RECURSIVE, {{MOUNT_ATTR_RDONLY}})"],
                 "read-only (runc's default): readable, not writable")

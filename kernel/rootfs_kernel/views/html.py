@@ -140,5 +140,38 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     if view["note"]:
         out.append(f'<div class="rfk-note" style="padding:2px 0;color:{MUTED};'
                    f'font-style:italic;white-space:normal">{escape(view["note"])}</div>')
+    if payload["kind"] == "steps" and not path and not query:
+        out.append(_step_tables(payload, max_lines))
     out.append("</div>")
+    return "".join(out)
+
+
+def _step_tables(payload: dict, max_lines: int | None) -> str:
+    """%show steps without the renderer or a kernel (GitHub, nbconvert, the book): each
+    step that changed the mount table, folded in a <details>, its changes one a line."""
+    out = [f'<div class="rfk-step-tables" style="padding:4px 0 2px;color:{MUTED}">'
+           "What each step did to the mount table (open one):</div>"]
+    room = MAX_STATIC_LINES if max_lines is None else max_lines
+    marks = {e["status"]: e["mark"] for e in payload["legend"]}
+    cell = "padding:0 8px;white-space:nowrap;vertical-align:top"
+    for row in payload["rows"]:
+        kids = row.get("children", {}).get("rows", [])
+        if not kids or room <= 0:
+            continue
+        head = f"{row['key']}: {row['cell'].get('mounts') or ''} — {row['cell'].get('calls')}"
+        out.append('<details class="rfk-step" style="padding:1px 0"><summary style="'
+                   'cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+                   f'{escape(head)}</summary><table style="{_TABLE};margin-left:2em">')
+        for kid in kids[:room]:
+            status = kid["status"]
+            values = kid.get("cell") or {}
+            out.append(f'<tr data-status="{status}" style="background:{ROW_BG[status]}">'
+                       f'<td style="{cell};font-weight:bold;color:{MARK_FG[status]}">'
+                       f'{escape(marks[status])}</td><td style="{cell}">{escape(kid["key"])}'
+                       f'</td><td style="{cell}">'
+                       f'{escape(" ".join(str(values.get(k) or "") for k in ("fstype", "source")))}'
+                       f'</td><td style="{cell};color:{MUTED};font-style:italic">'
+                       f'{escape(kid.get("note") or "")}</td></tr>')
+        room -= len(kids)
+        out.append("</table></details>")
     return "".join(out)

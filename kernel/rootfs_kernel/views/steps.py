@@ -1,10 +1,11 @@
 """%show steps as a compare payload (kind "steps", compare.schema.json): one row per step
-of the container's setup, in the order the init took them, each opening onto the mount
-table after it with what the step added, removed and changed against the step before.
+of the container's setup, in the order the init took them, each opening onto what the
+step did to the mount table: the mounts it added, removed and changed against the step
+before (the whole table is %show mounts' business; a step's row says how many it holds).
 
-One-sided, as %show layers: a step's row is "same" (a step, not a difference) and its
-level's rows carry the table after the step; a changed mount also carries the one before
-(`host`), so its changed parts are highlighted and its note says what they were.
+One-sided, as %show layers: a step's row is "same" (a step, not a difference); a changed
+mount also carries its values before the step (`host`), so its changed parts are
+highlighted, and its note says what they were.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .payload import _columns, _envelope, _row, find_groups, summarize
 STEPS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
                 {"status": "differs", "mark": "~", "text": "changed"},
                 {"status": "only-host", "mark": "-", "text": "removed"},
-                {"status": "same", "mark": " ", "text": "unchanged"}]
+                {"status": "same", "mark": " ", "text": "steps"}]
 _STATUS = {"added": "only-cell", "changed": "differs", "removed": "only-host", "same": "same"}
 STEP_COLUMNS = [("process", "by"), ("calls", "system calls"), ("took", "took"),
                 ("mounts", "mount table")]
@@ -58,6 +59,8 @@ def _before(c: Change, chroot: bool) -> str:
 def _table_rows(changes: Sequence[Change], chroot: bool = False) -> list[dict]:
     rows = []
     for c in changes:
+        if c.status == "same":
+            continue
         shown = c.after if c.after is not None else c.before
         before = _values(c.before) if c.status == "changed" else None
         row = _row(c.point, _STATUS[c.status], _values(shown), before,
@@ -73,14 +76,15 @@ def _table_rows(changes: Sequence[Change], chroot: bool = False) -> list[dict]:
 
 
 def _mounts_text(step) -> str:  # noqa: ANN001 - sandbox.steps.Step
+    """What the step did to the table, and how many mounts it holds after it."""
     if step.mounts is None:
         return "not recorded"
     n = counts(step.changes)
-    if step.copied and not (n["added"] or n["removed"] or n["changed"]):
-        return f"copied ({len(step.mounts)})"
     parts = [f"{mark}{n[s]}" for mark, s in (("+", "added"), ("~", "changed"),
                                              ("-", "removed")) if n[s]]
-    return " ".join(parts) + (" (a copy)" if step.copied else "")
+    if step.copied:
+        parts.insert(0, "copied")
+    return " ".join([*parts, f"({len(step.mounts)})"])
 
 
 def steps_payload(host: list[Mount] | None, steps: Sequence, title: str | None = None) -> dict:

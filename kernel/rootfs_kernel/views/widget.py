@@ -1,6 +1,7 @@
 """Interactive view: filter box, "differences only" toggle, "show all N rows" for a
 collapsed table, the HTML table, and for listings a breadcrumb plus a subdirectory picker
-to open recorded children.
+to open recorded children (a layer, a step of %show steps, with buttons to the step
+before and after).
 
 Every refresh recomputes the table from (payload, path, filter text, toggles): no state
 lives outside the widget, so the view can be rebuilt from the payload at any time.
@@ -12,7 +13,7 @@ import ipywidgets as w
 from traitlets import List, Unicode
 
 from .html import render_html
-from .model import State, display, navigable, top_label, two_sided
+from .model import State, display, navigable, neighbours, top_label, two_sided
 from .payload import subdirectories
 
 _PICK = "open…"
@@ -44,11 +45,21 @@ class CompareWidget(w.VBox):
         children: list[w.Widget] = [w.HBox(controls)]
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
+        self.step_buttons: tuple[w.Button, w.Button] | None = None
         if navigable(payload):
             # Navigation models exist only where they are shown.
             self.crumbs = w.HBox()
             self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
-            children.append(w.HBox([self.crumbs, self.subdir]))
+            nav: list[w.Widget] = [self.crumbs, self.subdir]
+            if payload["kind"] == "steps":   # step through the opened step's neighbours
+                self.step_buttons = (w.Button(description="◀ previous step",
+                                              layout=w.Layout(width="auto")),
+                                     w.Button(description="next step ▶",
+                                              layout=w.Layout(width="auto")))
+                for b, side in zip(self.step_buttons, (0, 1), strict=True):
+                    b.on_click(lambda _b, side=side: self._step(side))
+                nav += self.step_buttons
+            children.append(w.HBox(nav))
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
         super().__init__(children=children + [self.table], **kwargs)
@@ -75,6 +86,19 @@ class CompareWidget(w.VBox):
         rows = [ln["row"] for ln in display(self.payload, self.state())["lines"]
                 if ln["kind"] == "row" and ln["first"]]
         return subdirectories(rows)
+
+    def _show_step_buttons(self) -> None:
+        if self.step_buttons is None:
+            return
+        for b, key in zip(self.step_buttons, neighbours(self.payload, self.path),
+                          strict=True):
+            b.layout.display = None if key else "none"
+            b.tooltip = key or ""
+
+    def _step(self, side: int) -> None:
+        key = neighbours(self.payload, self.path)[side]
+        if key:
+            self.path = [key]
 
     def _show_all_button(self) -> None:
         footer = display(self.payload, State(tuple(self.path)), max_lines=0)["footer"]
@@ -117,6 +141,7 @@ class CompareWidget(w.VBox):
                 b.layout.close()
                 b.style.close()
                 b.close()
+        self._show_step_buttons()
         if initial:  # the table is already the unfiltered top level
             self._refresh_picker()
             self._show_all_button()
