@@ -153,25 +153,28 @@ def _step_tables(payload: dict, max_lines: int | None) -> str:
            "What each step did to the mount table (open one):</div>"]
     room = MAX_STATIC_LINES if max_lines is None else max_lines
     marks = {e["status"]: e["mark"] for e in payload["legend"]}
-    cell = "padding:0 8px;white-space:nowrap;vertical-align:top"
+    cell = "padding:0 6px;white-space:nowrap"
     for row in payload["rows"]:
         kids = row.get("children", {}).get("rows", [])
         if not kids or room <= 0:
             continue
-        head = f"{row['key']}: {row['cell'].get('mounts') or ''} — {row['cell'].get('calls')}"
+        calls = row["cell"].get("calls") or ""
+        calls = calls if len(calls) <= 72 else calls[:71] + "…"   # the whole call: above
+        head = f"{row['key']}: {row['cell'].get('mounts') or ''} — {calls}"
         out.append('<details class="rfk-step" style="padding:1px 0"><summary style="'
                    'cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
                    f'{escape(head)}</summary><table style="{_TABLE};margin-left:2em">')
         for kid in kids[:room]:
             status = kid["status"]
             values = kid.get("cell") or {}
+            what = " ".join(str(values.get(k) or "") for k in ("fstype", "source"))
+            note = kid.get("note")
             out.append(f'<tr data-status="{status}" style="background:{ROW_BG[status]}">'
-                       f'<td style="{cell};font-weight:bold;color:{MARK_FG[status]}">'
-                       f'{escape(marks[status])}</td><td style="{cell}">{escape(kid["key"])}'
-                       f'</td><td style="{cell}">'
-                       f'{escape(" ".join(str(values.get(k) or "") for k in ("fstype", "source")))}'
-                       f'</td><td style="{cell};color:{MUTED};font-style:italic">'
-                       f'{escape(kid.get("note") or "")}</td></tr>')
+                       f'<td style="{cell};color:{MARK_FG[status]}"><b>'
+                       f'{escape(marks[status])}</b></td><td style="{cell}">'
+                       f'{escape(kid["key"])}</td><td style="{cell}">{escape(what)}</td>'
+                       + (f'<td style="{cell}"><i>{escape(note)}</i></td>' if note else "")
+                       + "</tr>")
         room -= len(kids)
         out.append("</table></details>")
     return "".join(out)
