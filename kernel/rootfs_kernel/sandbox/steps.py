@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..inspect import steps as diff
-from ..inspect.mounts import Mount, parse_mountinfo
+from ..inspect.mounts import Mount
 from . import ops
 from .plan import Plan
 from .syscalls import (
@@ -123,7 +123,8 @@ class Step:
     started: float
     took: float | None               # seconds (the script's: until it ended)
     mounts: list[Mount] | None       # the table after the step
-    changes: list[diff.Change] = field(default_factory=list)   # vs the step before
+    changes: list[diff.Change] = field(default_factory=list)   # vs the step before: what
+                                                               # it added, changed, removed
     copied: bool = False             # a new mount namespace: the table is a copy
     note: str = ""
     missing: str | None = None       # why there is no table
@@ -137,13 +138,14 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
     host: list[Mount] | None = None
     before: list[Mount] | None = None
     parsed: dict[int, list[Mount]] = {}    # tables are shared between records: parse once
+    tables = diff.Tables()
     steps: list[Step] = []
     for rec in records:
         mounts = None
         if rec.table is not None:
             mounts = parsed.get(id(rec.table))
             if mounts is None:
-                mounts = parsed[id(rec.table)] = parse_mountinfo(rec.table)
+                mounts = parsed[id(rec.table)] = tables.parse(rec.table)
         if rec.kind == "host":
             host = before = mounts
             continue
@@ -323,7 +325,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
         return [call], note
     if isinstance(op, ops.Bind):
         target = where(plan, rec, op.target) if op.in_root else op.target
-        if not diff.changed(changes) and op.optional:
+        if not changes and op.optional:
             return [f"stat({q(op.source)}) = -1 ENOENT"], "skipped: the host has no such device"
         line = f"%bind, header line {op.lineno}: " if op.lineno else ""
         if op.idmap and plan.idmap and (rec.index, "no-idmap") not in noted:
@@ -350,7 +352,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
                 "masked (runc's default): reads as empty")
     if isinstance(op, ops.ReadOnly):
         target = where(plan, rec, op.path)
-        if not diff.changed(changes):
+        if not changes:
             return [_not_there(op.path)], f"skipped: {op.path} is not in this image"
         return ([mount_call(target, target, None, MS_BIND | MS_REC, None),
                  f"mount_setattr({q(target)}, \"\", AT_RECURSIVE, {{MOUNT_ATTR_RDONLY}})"],

@@ -21,7 +21,7 @@ STEPS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
                 {"status": "differs", "mark": "~", "text": "changed"},
                 {"status": "only-host", "mark": "-", "text": "removed"},
                 {"status": "same", "mark": " ", "text": "steps"}]
-_STATUS = {"added": "only-cell", "changed": "differs", "removed": "only-host", "same": "same"}
+_STATUS = {"added": "only-cell", "changed": "differs", "removed": "only-host"}
 STEP_COLUMNS = [("process", "by"), ("calls", "system calls"), ("took", "took"),
                 ("mounts", "mount table")]
 TABLE_COLUMNS = [("fstype", "fs type"), ("source", "source"), ("options", "options"),
@@ -59,8 +59,6 @@ def _before(c: Change, chroot: bool) -> str:
 def _table_rows(changes: Sequence[Change], chroot: bool = False) -> list[dict]:
     rows = []
     for c in changes:
-        if c.status == "same":
-            continue
         shown = c.after if c.after is not None else c.before
         before = _values(c.before) if c.status == "changed" else None
         row = _row(c.point, _STATUS[c.status], _values(shown), before,
