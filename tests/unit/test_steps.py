@@ -208,3 +208,23 @@ def test_text_and_html_show_each_steps_calls_and_what_it_did_to_the_table():
     assert "step 11  - /home  ext4 /dev/sda2" in text
     data, _ = display_bundle(p, widget=False)
     assert set(data) == {"text/plain", "text/html", "application/vnd.rootfs-kernel.compare+json"}
+
+
+def test_the_widget_opens_a_step_and_steps_to_its_neighbours():
+    from rootfs_kernel.views.widget import build_widget
+
+    w = build_widget(make._steps())
+    assert w.step_buttons is None                          # nothing to step from yet
+    assert "What each step did" not in w.table.value       # the widget opens steps instead
+    w.subdir.value = "step 3"
+    assert "in step 3/" in w.table.value and w.step_buttons is not None
+    back, ahead = w.step_buttons
+    assert (back.tooltip, ahead.tooltip) == ("step 2", "step 4")
+    ahead.click()
+    assert list(w.path) == ["step 4"] and "in step 4/" in w.table.value
+    back.click()
+    back.click()
+    assert list(w.path) == ["step 2"]
+    w.path = []
+    assert back.layout.display == "none" and ahead.layout.display == "none"
+    w.close_all()

@@ -45,7 +45,9 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        w = build_widget(payload, data["text/html"])  # rendered once, shown twice
+        # Rendered once, shown twice (but %show steps: the widget opens a step instead of
+        # folding every step's changes below its table).
+        w = build_widget(payload, data["text/html"] if payload.get("kind") != "steps" else None)
         if keep is not None:
             keep(w)
         data[WIDGET_MIME_TYPE] = {"model_id": w.model_id, "version_major": 2,

@@ -61,8 +61,11 @@ def _value(parts: list[list], split: str | None) -> str:
 
 def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
                 differences_only: bool = False, expanded: bool = False,
-                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
-    """`view`: model.display() of the same state, when the caller has it already."""
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None,
+                static_extras: bool = True) -> str:
+    """`view`: model.display() of the same state, when the caller has it already;
+    `static_extras`: what only a copy without navigation needs (%show steps: each
+    step's changes, folded)."""
     if view is None:
         view = display(payload, State(tuple(path), query, differences_only, expanded),
                        max_lines)
@@ -140,7 +143,7 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     if view["note"]:
         out.append(f'<div class="rfk-note" style="padding:2px 0;color:{MUTED};'
                    f'font-style:italic;white-space:normal">{escape(view["note"])}</div>')
-    if payload["kind"] == "steps" and not path and not query:
+    if payload["kind"] == "steps" and not path and not query and static_extras:
         out.append(_step_tables(payload, max_lines))
     out.append("</div>")
     return "".join(out)

@@ -37,7 +37,8 @@ class CompareWidget(w.VBox):
                                          tooltip="every row, runs of alike rows unfolded")
         # Born with its table: one comm_open carrying the HTML, not an empty model and
         # then an update of the same size.
-        self.table = w.HTML(value=html if html is not None else render_html(payload))
+        self.table = w.HTML(value=html if html is not None else
+                            render_html(payload, static_extras=False))
         controls: list[w.Widget] = [self.filter_box]
         if two_sided(payload):  # a one-sided view (changes) has no "same" rows to hide
             controls.append(self.diff_toggle)
@@ -46,20 +47,13 @@ class CompareWidget(w.VBox):
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
         self.step_buttons: tuple[w.Button, w.Button] | None = None
+        self.nav: w.HBox | None = None
         if navigable(payload):
             # Navigation models exist only where they are shown.
             self.crumbs = w.HBox()
             self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
-            nav: list[w.Widget] = [self.crumbs, self.subdir]
-            if payload["kind"] == "steps":   # step through the opened step's neighbours
-                self.step_buttons = (w.Button(description="◀ previous step",
-                                              layout=w.Layout(width="auto")),
-                                     w.Button(description="next step ▶",
-                                              layout=w.Layout(width="auto")))
-                for b, side in zip(self.step_buttons, (0, 1), strict=True):
-                    b.on_click(lambda _b, side=side: self._step(side))
-                nav += self.step_buttons
-            children.append(w.HBox(nav))
+            self.nav = w.HBox([self.crumbs, self.subdir])
+            children.append(self.nav)
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
         super().__init__(children=children + [self.table], **kwargs)
@@ -77,8 +71,10 @@ class CompareWidget(w.VBox):
 
     def table_html(self) -> str:
         st = self.state()
+        # (the static copy's folded list of each step's changes: here, open the step)
         return render_html(self.payload, path=st.path, query=st.query,
-                           differences_only=st.differences_only, expanded=st.expanded)
+                           differences_only=st.differences_only, expanded=st.expanded,
+                           static_extras=False)
 
     def openable(self) -> list[str]:
         if self.subdir is None:
@@ -88,10 +84,19 @@ class CompareWidget(w.VBox):
         return subdirectories(rows)
 
     def _show_step_buttons(self) -> None:
+        """%show steps: buttons to the opened step's neighbours (made when first needed)."""
+        keys = neighbours(self.payload, self.path)
         if self.step_buttons is None:
-            return
-        for b, key in zip(self.step_buttons, neighbours(self.payload, self.path),
-                          strict=True):
+            if not any(keys):
+                return
+            self.step_buttons = (w.Button(description="◀ previous step",
+                                          layout=w.Layout(width="auto")),
+                                 w.Button(description="next step ▶",
+                                          layout=w.Layout(width="auto")))
+            for b, side in zip(self.step_buttons, (0, 1), strict=True):
+                b.on_click(lambda _b, side=side: self._step(side))
+            self.nav.children = (*self.nav.children, *self.step_buttons)
+        for b, key in zip(self.step_buttons, keys, strict=True):
             b.layout.display = None if key else "none"
             b.tooltip = key or ""
 
