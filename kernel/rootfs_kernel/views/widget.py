@@ -30,8 +30,11 @@ class CompareWidget(w.VBox):
         self.payload = payload
         self.filter_box = w.Text(placeholder="filter rows (substring)", description="Filter",
                                  continuous_update=True)
-        self.diff_toggle = w.ToggleButton(value=False, description="differences only",
-                                          tooltip="hide rows that are the same on both sides")
+        # A one-sided view (changes, layers, steps) has no "same" rows to hide: no toggle
+        # (every model is a message to the front-end).
+        self.diff_toggle = w.ToggleButton(
+            value=False, description="differences only",
+            tooltip="hide rows that are the same on both sides") if two_sided(payload) else None
         # "show all N rows" unfolds a collapsed table (model.display's footer).
         self.all_toggle = w.ToggleButton(value=False, description="show all rows",
                                          tooltip="every row, runs of alike rows unfolded")
@@ -40,7 +43,7 @@ class CompareWidget(w.VBox):
         self.table = w.HTML(value=html if html is not None else
                             render_html(payload, static_extras=False))
         controls: list[w.Widget] = [self.filter_box]
-        if two_sided(payload):  # a one-sided view (changes) has no "same" rows to hide
+        if self.diff_toggle is not None:
             controls.append(self.diff_toggle)
         controls.append(self.all_toggle)
         children: list[w.Widget] = [w.HBox(controls)]
@@ -59,14 +62,16 @@ class CompareWidget(w.VBox):
         super().__init__(children=children + [self.table], **kwargs)
 
         self.filter_box.observe(self._refresh, names="value")
-        self.diff_toggle.observe(self._refresh, names="value")
+        if self.diff_toggle is not None:
+            self.diff_toggle.observe(self._refresh, names="value")
         self.all_toggle.observe(self._refresh, names="value")
         self._new_path(initial=True)
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
     def state(self) -> State:
-        return State(tuple(self.path), self.filter_box.value, self.diff_toggle.value,
+        return State(tuple(self.path), self.filter_box.value,
+                     self.diff_toggle is not None and self.diff_toggle.value,
                      self.all_toggle.value)
 
     def table_html(self) -> str:
