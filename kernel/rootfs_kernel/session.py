@@ -156,7 +156,8 @@ class Session:
         stack = None
         if plan.layers is not None and any(s.kind == "layers" for s in spec.show):
             stack = layer_stack(self.store, spec.image, list(plan.layers.lowers), spec)
-        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
+        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack,
+                                          plan=plan)
         out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:

@@ -251,7 +251,7 @@ def test_a_prepared_containers_hand_over_takes_only_the_scripts_own_keys():
     assert run.returncode == 0, run.stderr
     i = tokens.index("argv")
     for smuggled in (["lock", "0"], ["ns", "0"], ["idmap", "0 0 4294967295"],
-                     ["host", "1"], ["op", "hostname", "2", "x", "y"]):
+                     ["host", "1"], ["op", "hostname", "2", "x", "y"], ["steps", "1"]):
         bad = [*tokens[:i], *smuggled, *tokens[i:]]
         run = subprocess.run([str(initbin.path()), "--dump-cell", *bad], capture_output=True,
                              text=True, timeout=30)

@@ -88,12 +88,14 @@ class SandboxClient:
         self._notices: dict[int, Callable[[bytes], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone: str | None = None   # how the helper went away, once it has
+        self._display: str | None = None   # the `display` program (initbin.py)
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start the helper (call from the main thread: it dies with the thread that made it)."""
         try:
             init = initbin.path()
+            self._display = str(initbin.display_path())   # every cell's `display`
         except initbin.InitMissing as err:
             raise SandboxError(str(err)) from None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -140,7 +142,8 @@ class SandboxClient:
         session's %env, %keep state, ...)."""
         return Context(**{"places": self.places, "rootless": self.rootless,
                           "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
-                          "ids": None if self.rootless else self.ids, **changes})
+                          "ids": None if self.rootless else self.ids,
+                          "display": self._display, **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -350,10 +353,13 @@ class SandboxClient:
                     names = ("in container", "script started", "script ended", "reported")
                     run.stages = {**dict(zip(names, data["stages"], strict=True)),
                                   "kernel has report": time.monotonic()}
-                layer_fds = readers[2].fds if data.get("snaps", 0) > 0 else None
+                # The overlay's layers, then the %show steps record (init.c).
+                fds = readers[2].fds
+                layer_fds = fds[:data["snaps"]] if data.get("snaps", 0) > 0 else None
+                steps_fd = fds[-1] if data.get("steps") and fds else None
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap)
+                                                   plan.idmap, steps_fd=steps_fd)
                 run.notes = report.notes(plan, data.get("notes") or [])
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
