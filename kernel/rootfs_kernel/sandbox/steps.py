@@ -22,13 +22,7 @@ from ..inspect.mounts import Mount
 from . import ops
 from .plan import Plan
 from .syscalls import (
-    CLONE_NEWCGROUP,
-    CLONE_NEWIPC,
-    CLONE_NEWNET,
-    CLONE_NEWNS,
-    CLONE_NEWPID,
     CLONE_NEWUSER,
-    CLONE_NEWUTS,
     MS_BIND,
     MS_DIRSYNC,
     MS_LAZYTIME,
@@ -56,10 +50,9 @@ _WHO = {"host": "A", "cgroup": "A", "idmap": "A", "clone": "B", "op": "B", "wait
         "rlimit": "B", "userns": "C", "sop": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
             "the record's budget (16 MiB) was spent"}
-_CLONE = [(CLONE_NEWUSER, "CLONE_NEWUSER"), (CLONE_NEWNS, "CLONE_NEWNS"),
-          (CLONE_NEWPID, "CLONE_NEWPID"), (CLONE_NEWUTS, "CLONE_NEWUTS"),
-          (CLONE_NEWIPC, "CLONE_NEWIPC"), (CLONE_NEWNET, "CLONE_NEWNET"),
-          (CLONE_NEWCGROUP, "CLONE_NEWCGROUP")]
+# <sched.h>'s names, in the order clone(2)'s page lists them (mnt's is CLONE_NEWNS).
+_CLONE = [(ops.NAMESPACES[ns], "CLONE_NEWNS" if ns == "mnt" else f"CLONE_NEW{ns.upper()}")
+          for ns in ("user", "mnt", "pid", "uts", "ipc", "net", "cgroup")]
 _MS = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"),
        (MS_NOEXEC, "MS_NOEXEC"), (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
        (MS_DIRSYNC, "MS_DIRSYNC"), (MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"),
