@@ -15,6 +15,7 @@ leaves its file untouched and makes the command exit with status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     if not paths:
         parser.error(f"no notebooks found in {NOTEBOOKS}")
+    # The cells' mount tables name the image store's layers: notebooks saved in place
+    # should name the default store (what a reader's own run shows), not a private one.
+    if not args.out and os.environ.get("XDG_DATA_HOME"):
+        parser.error("XDG_DATA_HOME is set: the saved outputs would name that image store's "
+                     "paths; unset it to write the notebooks in place, or use --out DIR")
     failed = []
     for path in paths:
         start = time.monotonic()

@@ -42,6 +42,14 @@ def test_every_notebook_uses_the_rootfs_kernel():
         assert nb.metadata.kernelspec.name == "rootfs", name
 
 
+def test_saved_outputs_name_only_the_default_image_store():
+    # scripts/run-notebooks.py writes in place only with the default store, so a saved
+    # mount table shows the layers where a reader's own run (as root) would find them.
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        stores = set(re.findall(r"([\w./-]*)/rootfs-kernel/layers/", path.read_text()))
+        assert stores <= {"/root/.local/share"}, (path.name, stores)
+
+
 def test_01_mount_namespace_alone(notebook):
     nb = notebook("01-mount-namespace-alone")
     # %root none: the host's /tmp, note and all, in a new mount namespace.
