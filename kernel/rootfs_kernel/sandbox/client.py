@@ -3,7 +3,8 @@
 Runs in: the kernel (its event loop).
 
 Output never passes through the helper: the kernel makes the pipes, hands their write
-ends over with the `run` frame and reads the other ends itself.
+ends over with the `run` (or `prepare`) frame and reads the other ends itself. The cell's
+text goes the same way, down the script pipe to the container's shell.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import contextvars
 import functools
 import itertools
 import os
+import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -61,11 +62,40 @@ class CellRun:
     disk_full: bool = False           # the cell filled its writable layer (%limit disk)
 
 
+class _Channels:
+    """A container's five channels to the kernel. The container gets `theirs` as its fds
+    1-5 (init.c): the write ends of the cell's stdout and stderr, its end of the result
+    socket, the read ends of the release and script pipes. The kernel keeps the others."""
+
+    def __init__(self) -> None:
+        out, err, release, script = (os.pipe() for _ in range(4))
+        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The shell opens its script as /proc/self/fd/3 (a new open of the pipe), as the
+        # cell's root, which is nobody to the kernel's pipe: let anyone read it, which only
+        # processes that may look into the shell's /proc can, and no one write it.
+        os.fchmod(script[0], 0o444)
+        self.stdout, self.stderr, self.result = out[0], err[0], result_ours.detach()
+        self.release, self.script = release[1], script[1]
+        self.theirs = [out[1], err[1], result_theirs.detach(), release[0], script[0]]
+
+    def close_theirs(self) -> None:
+        while self.theirs:
+            os.close(self.theirs.pop())
+
+    def close(self) -> None:
+        """Not needed after all: the shell reads an empty script, and the init exits."""
+        self.close_theirs()
+        for fd in (self.stdout, self.stderr, self.result, self.release, self.script):
+            os.close(fd)
+
+
 @dataclass
 class _Prepared:
-    pid: int                  # its rootfs-init (process A), the helper's child
-    sock: socket.socket       # init.c's fd 5: B waits there for its cell
-    setup: list[str]          # wire.setup_tokens of the plan it was made from
+    key: int                  # the helper's name for it
+    plan: Plan                # the plan it was made from (a cell run again has this one)
+    profile: bool
+    match: list[str]          # wire.match_key of that plan
+    chan: _Channels           # the next cell's channels, which it holds already
 
 
 class SandboxClient:
@@ -76,7 +106,9 @@ class SandboxClient:
         # that user already.
         self.ids = ids or IdRange()
         self._prepared: _Prepared | None = None
-        self._epoch = 0   # counts %%host cells (see "prepared" in _on_event)
+        self._keys = itertools.count(1)   # names prepared containers for the helper
+        self._next: tuple[Plan, bool] | None = None   # what to prepare once a cell is over
+        self._mounts = _MountWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
         self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
@@ -186,21 +218,11 @@ class SandboxClient:
                     fut.set_exception(SandboxError(
                         f"the sandbox helper went away ({self._gone})"))
             return
-        if msg["event"] == "prepared":
-            # The next cell's container (prepared.py): ours to use or to close. One asked
-            # for before a %%host cell ran is closed: that cell may have changed what it
-            # bound.
-            ready = _Prepared(msg["pid"], socket.socket(fileno=fds[0]), msg["setup"])
-            self._drop_prepared()
-            if msg.get("epoch") == self._epoch:
-                self._prepared = ready
-            else:
-                ready.sock.close()
-            return
         for fd in fds:
             os.close(fd)
-        if msg["event"] == "stale":  # the host's mounts changed since it was made
-            if self._prepared is not None and self._prepared.pid == msg["pid"]:
+        # The prepared container could not be made: the next cell gets one of its own.
+        if msg["event"] == "unprepared":
+            if self._prepared is not None and self._prepared.key == msg["key"]:
                 self._drop_prepared()
             return
         if msg["event"] == "notice" and msg.get("id") in self._notices:
@@ -215,36 +237,51 @@ class SandboxClient:
             fut.set_exception(SandboxError(msg["message"], msg.get("errno")))
 
     def _drop_prepared(self) -> None:
-        """Close our end: the prepared container's init sees EOF and exits."""
+        """Close our ends: the prepared container's shell reads an empty script."""
         if self._prepared is not None:
-            self._prepared.sock.close()
+            self._prepared.chan.close()
             self._prepared = None
 
-    def _hand_over(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> int | None:
-        """Give the cell to the prepared container when it was made for this setup:
-        straight to its init (no helper in between), then tell the helper. Returns the
-        init's pid, or None when the cell needs a container of its own."""
-        if plan.host:
-            self._epoch += 1
+    def _prepare_next(self) -> None:
+        """Have the helper make the next cell's container now, as the last one was made,
+        with the next cell's channels (prepared.py). Called from the loop once the cell is
+        over: in the kernel, after its reply and idle status have gone out."""
+        if self._next is None or self.sock is None:
+            return
+        (plan, profile), self._next = self._next, None
+        self._drop_prepared()
+        self._mounts.changed()   # from now on, a change makes this container stale
+        chan, key = _Channels(), next(self._keys)
+        try:
+            self.send({"op": "prepare", "key": key, "plan": plan.to_json(), "profile": profile},
+                      chan.theirs)
+        except SandboxError:   # a dead helper: the next cell says so
+            chan.close()
+            return
+        finally:
+            chan.close_theirs()
+        self._prepared = _Prepared(key, plan, profile, wire.match_key(
+            plan, self._facts.mnt_ns, profile=profile), chan)
+
+    def _hand_over(self, plan: Plan, profile: bool) -> tuple[_Channels, int] | None:
+        """The prepared container's channels and key when it was made for this cell's
+        plan; None when the cell needs a container of its own."""
         ready, self._prepared = self._prepared, None
         if ready is None:
             return None
-        # Limits, kept layers and shared propagation need a container made for the cell
-        # (the helper adds their cgroups and paths); the rest must match token for token.
-        if not preparable(plan) or ready.setup != wire.match_key(plan, self._facts.mnt_ns):
-            ready.sock.close()
+        if self._mounts.changed():   # it may hold a view of the host the cell must not get
+            ready.chan.close()
             return None
-        try:
-            with ready.sock:
-                ready.sock.settimeout(5)  # A writes B's pid right after its clone
-                (init,) = protocol.U32.unpack(ready.sock.recv(4, socket.MSG_WAITALL))
-                cell = wire.encode_cell(plan, profile=profile)
-                socket.send_fds(ready.sock, [protocol.U32.pack(len(cell))], fds)
-                ready.sock.sendall(cell)
-        except (OSError, struct.error):  # it died (a setup that failed): make our own
+        # A %%host cell may change what the prepared container bound; limits, kept
+        # layers, shared propagation and a script passed as an argument need a container
+        # made for the cell; the rest must match token for token.
+        same = ready.plan is plan and ready.profile == profile   # Session keeps plans
+        if not same and (plan.host or not preparable(plan) or
+                         ready.match != wire.match_key(plan, self._facts.mnt_ns,
+                                                       profile=profile)):
+            ready.chan.close()
             return None
-        self.send({"op": "adopt", "id": cid, "pid": ready.pid})
-        return init
+        return ready.chan, ready.key
 
     # -- requests -----------------------------------------------------------------------------
     def send(self, message: dict, fds: list[int] = ()) -> None:
@@ -276,62 +313,72 @@ class SandboxClient:
         # Helper events arrive in the socket reader's context, not this cell's: deliver
         # the notice in this cell's (a front-end may keep per-cell state in contextvars).
         self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
-        pipes = [os.pipe() for _ in range(2)]
-        # The init's report, and the overlay's layer fds it hands over (SCM_RIGHTS).
-        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pipes.append((result_ours.detach(), result_theirs.detach()))
-        release_r, release_w = os.pipe()
-        # Closing it lets the cell's init exit (init.c): after the snapshots, or when the
-        # run ends any other way.
-        release = _Once(release_w)
-        result_chunks: list[bytes] = []
-        readers = [
-            _PipeReader(loop, pipes[0][0], on_stdout),
-            _PipeReader(loop, pipes[1][0], on_stderr),
-            _ResultReader(loop, pipes[2][0], result_chunks.append),
-        ]
         run = CellRun()
-        reported = None
-        plan_json = plan.to_json()   # for the helper: this cell's run, the next one's prepare
+        reported = script = release = None
+        readers: list[_PipeReader] = []
         try:
-            try:
-                given = [*(w for _, w in pipes), release_r]
-                init = self._hand_over(cid, plan, given, profile)
-                if init is None:
-                    self.send({"op": "run", "id": cid, "plan": plan_json, "profile": profile},
-                              given)
-                else:  # what the helper's rootfs-init would have said first (report.py)
-                    result_chunks.append(b'{"init": %d}\n' % init)
-            finally:
-                for _, w in pipes:
-                    os.close(w)
-                os.close(release_r)
+            prepared = self._hand_over(plan, profile)
+            if prepared is not None:
+                chan, key = prepared
+            else:
+                chan, key = _Channels(), None
+                try:
+                    self.send({"op": "run", "id": cid, "plan": plan.to_json(),
+                               "profile": profile}, chan.theirs)
+                except BaseException:
+                    chan.close()
+                    raise
+                finally:
+                    chan.close_theirs()
+            # The cell's text, to the shell that waits for it (plan.SCRIPT_BOOT): first,
+            # so that the shell runs while the kernel gets ready to read what it says.
+            script = _ScriptWriter(loop, chan.script,
+                                   (plan.script or "").encode("utf-8", "surrogateescape"))
+            # Closing it lets the cell's init exit (init.c): after the snapshots, or when
+            # the run ends any other way.
+            release = _Once(chan.release)
+            result_chunks: list[bytes] = []
+            readers = [
+                _PipeReader(loop, chan.stdout, on_stdout),
+                _PipeReader(loop, chan.stderr, on_stderr),
+                _ResultReader(loop, chan.result, result_chunks.append),
+            ]
+            if key is not None:   # the helper supervises it from now on (told while it runs)
+                loop.call_soon(self._adopt, cid, key)
             finished = loop.create_future()
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
-                readers, result_chunks, release, plan, plan_json, run,
+                readers, result_chunks, release, plan, run, profile,
                 None if wait_exit else finished))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
-            try:
-                await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
-                                       DRAIN_SECONDS)
-            except TimeoutError:
-                pass
+            if not all(r.eof.done() for r in readers):
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
+                                           DRAIN_SECONDS)
+                except TimeoutError:
+                    pass
         finally:
             if reported is not None and not reported.done():
                 reported.cancel()
-            release.close()
-            for r in readers:
-                r.close()
+            for closing in (script, release, *readers):
+                if closing is not None:
+                    closing.close()
             self._waiters.pop(cid, None)
             self._notices.pop(cid, None)
         if run.status is None or run.signal is None and exited.get("signal"):
             run.status, run.signal = exited["status"], exited["signal"]
         run.limit = exited.get("limit") or run.limit
+        # The next container is made once the loop is free: the kernel's reply and idle
+        # status first (nothing between here and them waits on the loop), then this.
+        loop.call_soon(self._prepare_next)
         return run
 
+    def _adopt(self, cid: int, key: int) -> None:
+        with contextlib.suppress(SandboxError):   # a dead helper: the cell says so (done)
+            self.send({"op": "adopt", "id": cid, "key": key})
+
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
-                       plan: Plan, plan_json: dict, run: CellRun,
+                       plan: Plan, run: CellRun, profile: bool,
                        finished: asyncio.Future | None) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
@@ -362,11 +409,10 @@ class SandboxClient:
                     run.disk_full = _full(layer_fds[0])
         finally:
             release.close()
-        if self.prepare and not plan.host and run.error is None and self.sock is not None:
-            # The next cell's container is made now: its script is over, so it never
-            # competes with this cell's run, and the kernel is still answering.
-            with contextlib.suppress(SandboxError):  # a dead helper: the cell says so
-                self.send({"op": "prepare", "plan": plan_json, "epoch": self._epoch})
+        if self.prepare and run.error is None and preparable(plan):
+            # The next cell's container, made as this one (run() starts it): its script is
+            # over, so it never competes with this cell's run.
+            self._next = (plan, profile)
         if finished is not None:
             await asyncio.gather(readers[0].eof, readers[1].eof)
             if run.status is not None and not finished.done():
@@ -418,6 +464,53 @@ def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
         target.set_exception(source.exception())
     else:
         target.set_result(source.result())
+
+
+class _MountWatch:
+    """Has the host's mount table changed since the last call? The kernel shares the
+    helper's mount namespace, so its /proc/self/mountinfo is the one a container starts
+    from; poll() reports POLLPRI on it once per change, and asking is one system call."""
+
+    def __init__(self) -> None:
+        self.file = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
+        self.poll = select.poll()
+        self.poll.register(self.file.fileno(), select.POLLPRI | select.POLLERR)
+        self.changed()
+
+    def changed(self) -> bool:
+        return bool(self.poll.poll(0))
+
+
+class _ScriptWriter:
+    """Writes the cell into the script pipe as the shell reads it, without blocking the
+    loop, then closes the pipe: the shell sees the end of its script. A shell that has
+    gone (it exited early, or its container failed) ends the writing (EPIPE)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes):
+        self.loop, self.fd, self.data = loop, fd, memoryview(data)
+        self.waiting = False
+        os.set_blocking(fd, False)
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            while self.data:
+                self.data = self.data[os.write(self.fd, self.data):]
+        except BlockingIOError:   # the pipe is full: the shell has not read that far
+            if not self.waiting:
+                self.waiting = True
+                self.loop.add_writer(self.fd, self._write)
+            return
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            if self.waiting:
+                self.loop.remove_writer(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
 class _Once:
@@ -477,20 +570,21 @@ class _ResultReader(_PipeReader):
         super().__init__(loop, fd, sink)
 
     def _readable(self) -> None:
-        try:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
-                                                       socket.MSG_CMSG_CLOEXEC)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data, fds = b"", []
-        self.fds += fds
-        if data:
+        while True:   # the report and its end come together: both in one wake-up
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
+                                                           socket.MSG_CMSG_CLOEXEC)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, fds = b"", []
+            self.fds += fds
+            if not data:
+                break
             self.sink(data)
-        else:
-            self.loop.remove_reader(self.fd)
-            if not self.eof.done():
-                self.eof.set_result(None)
+        self.loop.remove_reader(self.fd)
+        if not self.eof.done():
+            self.eof.set_result(None)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -7,12 +7,12 @@ interpreter per cell would cost tens of milliseconds. The kernel starts this hel
 once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
 cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
 
-Requests:  run {id, plan, profile} + fds [stdout, stderr, result, release]
-           | adopt {id, pid} (the kernel gave the cell to prepared container pid)
-           | prepare {plan, epoch} (a container for the next cell, if it may: prepared.py)
+Requests:  run {id, plan, profile} + fds [stdout, stderr, result, release, script]
+           | prepare {key, plan, profile} + the same fds (the next cell's container, made
+             now: prepared.py) | adopt {id, key} (the kernel gave cell id to it)
            | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
 Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
-           | prepared {pid, epoch, setup} + fd | stale {pid}
+           | unprepared {key, message}
            | exited {id, status, signal, limit} | error {id, message}
 
 When the kernel goes away (EOF on the socket, or SIGKILL via PR_SET_PDEATHSIG), every
@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -146,29 +145,21 @@ class Helper:
         # Where no container may be set up (init.c checks): the host's mount namespace.
         self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
         self.said_rlimits = False                 # the setrlimit fallback is said once
-        self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
-        self.warm_count = 0                       # names the prepared containers' cgroups
+        self.prepared: dict[int, Prepared] = {}   # key -> started, not yet adopted
         self.retiring: list[CellCgroup] = []      # cgroups whose last process is leaving
-        self.said_rlimits = False                 # the setrlimit fallback is said once
-        self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
-        # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
-        # prepared container may then hold a view the next cell must not get.
-        self.mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
-        self.mount_watch = select.epoll()
-        self.mount_watch.register(self.mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
+        # key -> what adopt answers for a container that is gone already: its exit
+        # status (reaped before the adopt came), or why it could not be made.
+        self.ended_prepared: dict[int, int | str] = {}
 
     def serve(self) -> None:
         protocol.send(self.sock, {"event": "ready", "places": self.places.to_json(),
                                   "rootless": os.geteuid() != 0, "pid": os.getpid()})
         self.sel.register(self.sock, selectors.EVENT_READ, None)
-        self.sel.register(self.mount_watch, selectors.EVENT_READ, "mounts")
         try:
             while True:
                 for key, _ in self.sel.select(self._timeout()):
                     if key.data is None:
                         self._request()
-                    elif key.data == "mounts":
-                        self._stale()
                     elif isinstance(key.data, tuple):
                         self._reap_prepared(*key.data)
                     else:
@@ -190,11 +181,10 @@ class Helper:
                 if msg.get("grace") is not None:
                     self.cells[cid].kill_at = time.monotonic() + msg["grace"]
             elif op == "prepare":
-                plan = Plan.from_json(msg["plan"])
-                if preparable(plan):
-                    self._prepare(plan, msg.get("epoch"))
+                self._prepare(msg["key"], Plan.from_json(msg["plan"]), fds,
+                              msg.get("profile", False))
             elif op == "adopt":
-                self._adopt(cid, msg["pid"])
+                self._adopt(cid, msg["key"])
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
             elif op == "drop":
@@ -254,9 +244,10 @@ class Helper:
                 self._retire(group)
             if err.errno != errno.E2BIG:
                 raise
-            # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
-            os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
-                             b"(128 KiB at most)\n")
+            # %shell's script is one argv string of `-c`: Linux takes 128 KiB at most.
+            os.write(fds[1], f"rootfs-kernel: the cell is too long for `{plan.argv[0]} -c` "
+                             "(128 KiB at most; the default /bin/sh takes cells of any "
+                             "length)\n".encode())
             protocol.send(self.sock, {"event": "exited", "id": cid,
                                       "status": report.CANNOT_RUN, "signal": None})
             return
@@ -272,69 +263,66 @@ class Helper:
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": cell.pid})
 
     # -- prepared containers (prepared.py) ----------------------------------------------
-    def _prepare(self, plan: Plan, epoch: object) -> None:
-        """Start the next cell's container and give the kernel its socket: the kernel
-        hands the cell over itself (client.py), or closes the socket, and B exits."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        self.warm_count += 1
-        # Its own cgroup, made now: the cell it gets is bounded like any other.
-        facts, group = self._bounds(f"{os.getpid()}-w{self.warm_count}", plan, None)
+    def _prepare(self, key: int, plan: Plan, fds: list[int], profile: bool) -> None:
+        """Start the next cell's container now, with the kernel's pipes for that cell: it
+        sets up, starts its shell, and the shell waits on the script pipe, where the
+        kernel writes the cell when it comes (client.py), then says "adopt"."""
         try:
-            pid = self._spawn_init(
-                wire.encode_prepared(wire.setup_tokens(plan, facts), parent=os.getpid()),
-                [null, null, null, null, theirs.fileno()])
-        except BaseException:
-            if group is not None:
-                self._retire(group)
-            raise
-        finally:
-            os.close(null)
-            theirs.close()
+            if not preparable(plan):
+                raise ValueError("this plan's container is made when its cell comes")
+            # Its own cgroup, made now: the cell it gets is bounded like any other.
+            facts, group = self._bounds(f"{os.getpid()}-w{key}", plan, None)
+            try:
+                pid = self._spawn_init(wire.encode(plan, facts, parent=os.getpid(),
+                                                   profile=profile, warm=True), fds)
+            except BaseException:
+                if group is not None:
+                    self._retire(group)
+                raise
+        except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
+            self._remember(key, str(err))
+            protocol.send(self.sock, {"event": "unprepared", "key": key, "message": str(err)})
+            return
         pidfd = os.pidfd_open(pid)
-        self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
-        self.prepared[pid] = Prepared(pid, pidfd, group)
-        with ours:
-            protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": wire.match_key(plan, self.mnt_ns)},
-                          [ours.fileno()])
+        self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", key))
+        self.prepared[key] = Prepared(pid, pidfd, group)
 
-    def _adopt(self, cid: int, pid: int) -> None:
-        """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
-        ready = self.prepared.pop(pid, None)
+    def _adopt(self, cid: int, key: int) -> None:
+        """The kernel gave cell `cid` to the prepared container `key`: supervise it."""
+        ready = self.prepared.pop(key, None)
         if ready is None:  # it has ended already (a script that short, or a failure)
-            status = self.ended_prepared.pop(pid, report.SETUP_FAILED)
-            protocol.send(self.sock, {"event": "exited", "id": cid, "status": status,
-                                      "signal": None})
+            ended = self.ended_prepared.pop(key, report.SETUP_FAILED)
+            if isinstance(ended, str):
+                protocol.send(self.sock, {"event": "error", "id": cid, "message": ended})
+            else:
+                protocol.send(self.sock, {"event": "exited", "id": cid, "status": ended,
+                                          "signal": None})
             return
         self.sel.unregister(ready.pidfd)
-        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=ready.cgroup))
+        self._started(cid, Cell(ready.pid, ready.pidfd, host=False, cgroup=ready.cgroup))
 
-    def _stale(self) -> None:
-        """The host's mounts changed: no prepared container may run a cell now."""
-        self.mount_watch.poll(0)
-        for pid in self.prepared:
-            protocol.send(self.sock, {"event": "stale", "pid": pid})
-
-    def _reap_prepared(self, _tag: str, pid: int) -> None:
+    def _reap_prepared(self, _tag: str, key: int) -> None:
         """A prepared container ended before the helper heard it was adopted: closed by
         the kernel, its setup failed, or its cell was that quick (see _adopt)."""
-        ready = self.prepared.pop(pid, None)
+        ready = self.prepared.pop(key, None)
         if ready is None:  # adopted in the same round of events: a cell's now (_reap)
             return
         self.sel.unregister(ready.pidfd)
         os.close(ready.pidfd)
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(ready.pid, 0)
         if ready.cgroup is not None:
             self._retire(ready.cgroup)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
+        self._remember(key, 128 + sig if sig else os.WEXITSTATUS(status))
+
+    def _remember(self, key: int, ended: int | str) -> None:
+        self.ended_prepared[key] = ended
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
     def _spawn_init(self, args: list[str], fds: list[int]) -> int:
-        """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's pipes
-        as 1-4, or a prepared container's socket as 5)."""
+        """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
+        pipes, result socket, release and script pipes)."""
         # Move the fds above the numbers they are to become, so no dup2 overwrites another.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
         try:
