@@ -113,8 +113,8 @@ class SandboxClient:
         self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
-        self.places: Places | None = None
-        self.rootless = os.geteuid() != 0
+        self._places: Places | None = None   # from the helper's "ready" (see places)
+        self.rootless = os.geteuid() != 0   # the helper runs as this process's user
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
         self._notices: dict[int, Callable[[bytes], None]] = {}
@@ -123,7 +123,9 @@ class SandboxClient:
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the helper (call from the main thread: it dies with the thread that made it)."""
+        """Start the helper (call from the main thread: it dies with the thread that made
+        it). Its "ready" is read when it is first needed (places): the kernel answers
+        kernel_info meanwhile, and the helper's start-up overlaps the kernel's."""
         try:
             init = initbin.path()
         except initbin.InitMissing as err:
@@ -141,13 +143,22 @@ class SandboxClient:
         )
         theirs.close()
         self.sock = ours
-        try:
-            ready, _ = protocol.recv(ours)
-        except protocol.Closed:
-            raise SandboxError("the sandbox helper exited at start; see the kernel log") from None
-        self.places = Places.from_json(ready["places"])
-        self.rootless = ready["rootless"]
+        self._places = None
         self._gone = None
+
+    @property
+    def places(self) -> Places:
+        """The helper's directories: waits for its "ready", the first time."""
+        if self._places is None:
+            if self.sock is None:
+                raise SandboxError("the sandbox helper is not running")
+            try:
+                ready, _ = protocol.recv(self.sock)
+            except protocol.Closed:
+                raise SandboxError("the sandbox helper exited at start; see the kernel "
+                                   "log") from None
+            self._places = Places.from_json(ready["places"])
+        return self._places
 
     def gone(self) -> str | None:
         """None while the helper runs; else how it ended (e.g. "killed by SIGKILL")."""
@@ -194,6 +205,7 @@ class SandboxClient:
 
     # -- events from the helper -------------------------------------------------------------
     def _attach(self) -> None:
+        self.places   # noqa: B018 - the helper's first frame is "ready": read it first
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
