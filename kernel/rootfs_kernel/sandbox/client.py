@@ -412,7 +412,7 @@ class SandboxClient:
                 layer_fds = readers[2].fds if data.get("snaps", 0) > 0 else None
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap)
+                                                   plan.idmap, _store_layers(plan))
                 run.notes = report.notes(plan, data.get("notes") or [])
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
@@ -535,6 +535,15 @@ class _Once:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _store_layers(plan: Plan) -> tuple[str, ...] | None:
+    """The image store's layers below the overlay, top first (an idmapped one by its
+    source), or None when one of them is a %keep layer, which cells change."""
+    if plan.layers is None or plan.own_layers:
+        return None
+    sources = {op.target: op.source for op in plan.ops if op.KIND == "layer"}
+    return tuple(sources.get(lower, lower) for lower in plan.layers.lowers)
 
 
 def _full(fd: int) -> bool:

@@ -29,12 +29,19 @@ from ..ids import IdRange
 from ..inspect import changes, layers, listing
 from . import syscalls as sc
 
+# The image side of `%show ls PATH` is the same for every cell of an image: the store's
+# layers never change once written (a layer directory is named by its digest). The last
+# few are kept, keyed by the layers, the path and the id map (the owners shown).
+_IMAGE_LISTINGS: dict[tuple, dict | None] = {}
+IMAGE_LISTINGS_KEPT = 8
+
 
 def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int] | None,
-         idmap: str = "") -> list[dict]:
+         idmap: str = "", image_key: tuple | None = None) -> list[dict]:
     """`layer_fds`: the overlay's upper then lower layers, as the init handed them over
     (None: no layers, or they could not be opened); `idmap`: the plan's (owners as the
-    cell sees them)."""
+    cell sees them); `image_key`: the store's layers below the overlay, when none of them
+    can change (no %keep layer), so the image's listings may be kept."""
     proc = f"/proc/{init_pid}"
     ids = IdRange(*map(int, idmap.split()[1:])).inside if idmap else None
     out = []
@@ -44,7 +51,8 @@ def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int
             owners = ids or cell_ids(proc)
             snap = {**show, "data": _read(show, proc, report, layer_fds, owners)}
             if show["kind"] == "ls" and not show.get("host_path"):
-                snap["image"] = _image_listing(show["path"], report, layer_fds, owners)
+                snap["image"] = _kept_image_listing(image_key, idmap, show["path"], report,
+                                                    layer_fds, owners)
             out.append(snap)
         except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
             out.append({**show, "error": _describe(err)})
@@ -91,6 +99,19 @@ def _listing(path: str, proc: str, owners: listing.IdMap) -> dict:
         return listing.snapshot(path, at=at, ids=owners)
     finally:
         os.close(parent)
+
+
+def _kept_image_listing(image_key: tuple | None, idmap: str, path: str, report: dict,
+                        layer_fds: list[int] | None, owners: listing.IdMap) -> dict | None:
+    """_image_listing, kept for the next cell of the same image (treat it as read-only)."""
+    if image_key is None or report.get("snaps", 0) < 0:
+        return _image_listing(path, report, layer_fds, owners)
+    key = (image_key, idmap, path)
+    if key not in _IMAGE_LISTINGS:
+        if len(_IMAGE_LISTINGS) >= IMAGE_LISTINGS_KEPT:
+            _IMAGE_LISTINGS.pop(next(iter(_IMAGE_LISTINGS)))
+        _IMAGE_LISTINGS[key] = _image_listing(path, report, layer_fds, owners)
+    return _IMAGE_LISTINGS[key]
 
 
 def _image_listing(path: str, report: dict, layer_fds: list[int] | None,
