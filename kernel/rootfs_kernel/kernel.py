@@ -13,7 +13,7 @@ import uuid
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
 from ipykernel.kernelbase import Kernel
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from . import __version__, cell, completion
 from .ids import IdRange
@@ -39,6 +39,10 @@ class RootfsKernel(Kernel):
     banner = ("rootfs-kernel: every cell is a shell script in a fresh container "
               "(mount + PID namespaces, overlay rootfs, pivot_root). %help lists the header lines.")
     help_links = [{"text": "rootfs-kernel", "url": "https://pypi.org/project/rootfs-kernel/"}]
+    # ipykernel sleeps 0.5 ms before every execute_reply so that output its IOPub thread
+    # still holds goes out first. Here every stream message of a cell is sent, on the
+    # main thread (app.py), before do_execute returns: nothing is left to wait for.
+    _execute_sleep = Float(0.0)
 
     default_limits = Unicode(
         os.environ.get("ROOTFS_KERNEL_LIMITS", ""), config=True,
