@@ -16,12 +16,16 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from . import cell, compare
+from . import cell
 from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
+
+if TYPE_CHECKING:
+    from . import compare
 
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README):
@@ -157,8 +161,11 @@ class Session:
         stack = None
         if plan.layers is not None and any(s.kind == "layers" for s in spec.show):
             stack = layer_stack(self.store, spec.image, list(plan.layers.lowers), spec)
-        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
-        out.payloads = [c.payload for c in out.comparisons]
+        if run.snapshots:   # the views' modules are loaded by the first cell that has one
+            from . import compare
+
+            out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
+            out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
