@@ -1,11 +1,15 @@
-"""Wheel build hook: compile the container init (kernel/rootfs_kernel/sandbox/init.c).
+"""Wheel build hook: the kernelspec and the container init.
 
-initbin.py generates its header from sandbox/ops.py and compiles it with -Werror. The
-wheel then carries rootfs-init next to the module that finds it (initbin.py). It is
-tagged py3-none-<platform>: the binary is a program, not a Python extension, so one
-wheel serves every Python 3; `auditwheel repair` then gives it the manylinux tag PyPI
-takes (scripts/build-dist.sh). Editable installs skip this: initbin.py compiles on first
-use.
+The kernelspec (share/jupyter/kernels/rootfs) is written by the package's own
+kernelspec.py, as `rootfs-kernel install` writes it, so the two cannot differ; the
+wheel's says `python3`, which jupyter_client runs as its own interpreter.
+
+The container init (kernel/rootfs_kernel/sandbox/init.c): initbin.py generates its header
+from sandbox/ops.py and compiles it with -Werror. The wheel then carries rootfs-init next
+to the module that finds it (initbin.py). It is tagged py3-none-<platform>: the binary is
+a program, not a Python extension, so one wheel serves every Python 3; `auditwheel
+repair` then gives it the manylinux tag PyPI takes (scripts/build-dist.sh). Editable
+installs skip this: initbin.py compiles on first use.
 """
 
 from __future__ import annotations
@@ -18,22 +22,30 @@ from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-HERE = Path(__file__).parent
-INITBIN = HERE / "kernel" / "rootfs_kernel" / "sandbox" / "initbin.py"
+PACKAGE = Path(__file__).parent / "kernel" / "rootfs_kernel"
+
+
+def _load(name: str, path: Path):
+    """A module of the package that needs only the standard library, without the package."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class InitBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict) -> None:
-        if self.target_name != "wheel" or version == "editable":
+        if self.target_name != "wheel":
             return
-        # initbin.py (and ops.py, which it loads) only need the standard library: load
-        # it without the package.
-        spec = importlib.util.spec_from_file_location("_rootfs_initbin", INITBIN)
-        initbin = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(initbin)
-        self._tmp = Path(tempfile.mkdtemp(prefix="rootfs-init-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix="rootfs-kernel-build-"))
+        kernelspec = _load("_rootfs_kernelspec", PACKAGE / "kernelspec.py")
+        spec = kernelspec.write(self._tmp / kernelspec.NAME, python="python3")
+        build_data["shared_data"][str(spec)] = f"share/jupyter/kernels/{kernelspec.NAME}"
+        if version == "editable":
+            return
+        initbin = _load("_rootfs_initbin", PACKAGE / "sandbox" / "initbin.py")
         out = self._tmp / "rootfs-init"
         initbin.compile_to(out)
         build_data["force_include"][str(out)] = "rootfs_kernel/sandbox/rootfs-init"

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Render the kernelspec's logo PNGs from its SVG with Debian's chromium (Playwright).
 
-    python scripts/logo.py      # writes kernel/kernelspec/logo-32x32.png and logo-64x64.png
+    python scripts/logo.py      # writes kernel/rootfs_kernel/resources/logo-{32x32,64x64}.png
 
-The SVG (kernel/kernelspec/logo-svg.svg) is the source; the PNGs are committed so that
+The SVG (kernel/rootfs_kernel/resources/logo-svg.svg) is the source; the PNGs are committed so that
 installing needs no browser. Jupyter's launcher shows logo-64x64.png, or the SVG.
 """
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO / "kernel" / "kernelspec"
+SPEC = REPO / "kernel" / "rootfs_kernel" / "resources"
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
+# The reliability tests' helpers, and tests/ where they find theirs (as pytest has it).
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS / "reliability"), str(TESTS)]
 
 from rkutil import KernelDriver, cell_mix, leaks, run_interrupt, settle  # noqa: E402
 

@@ -37,7 +37,7 @@ trap 'rm -rf "$copy"; rm -f "$home/.rootfs-root-marker" "$home/.rootfs-root-mark
 cd "$copy"
 runuser -u "$user" -- env -i HOME="$home" PATH="$venv/bin:/usr/bin:/bin" \
   LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly and not deploy" \
-  "$@" tests/kernel tests/notebook tests/notebooks tests/api tests/reliability tests/security \
+  "$@" tests/kernel tests/notebooks tests/api tests/reliability tests/security \
   tests/doctor
 
 cd "$here"

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 from jupyter_client.manager import start_new_kernel
 
 ROOT = os.geteuid() == 0
@@ -169,6 +170,20 @@ def helper_of(k: KernelDriver) -> int:
     """The kernel's sandbox helper (one per kernel)."""
     (pid,) = [p for p in children(k.pid) if comm(p) == "rootfs-helper"]
     return pid
+
+
+def cgroup_limits_here() -> bool:
+    """Whether this user may make cgroups with controllers here (the host's layout:
+    rootfs-kernel doctor's "limits" check): root with v1, or a delegated v2 subtree."""
+    from rootfs_kernel import hostfacts
+
+    found = {f.key: f for f in hostfacts.diagnose(hostfacts.read_facts())}
+    return found["limits"].ok
+
+
+needs_cgroups = pytest.mark.skipif(not cgroup_limits_here(), reason="no cgroup this user "
+                                   "may make with controllers here (rootfs-kernel doctor: "
+                                   "limits)")
 
 
 def wait_for(predicate, timeout: float = 5.0) -> bool:

@@ -1,17 +1,19 @@
 """rootfs-kernel: a Jupyter kernel whose cells run in fresh mount-namespaced containers.
 
-`rootfs_kernel.run(script, ...)` runs a script the same way from plain Python (api.py);
+`rootfs_kernel.run(script, ...)` runs a script the same way from plain Python (api/);
 `%load_ext rootfs_kernel` gives IPython the `%%rootfs` cell magic (ipython.py). Both load
 lazily: importing the package stays cheap.
 """
-
-__version__ = "0.1.0"
 
 _API = ("run", "arun", "Sandbox", "Result", "Comparison", "HeaderError", "ContainerError",
         "CellTimeout", "ImageError", "SandboxError")
 
 
 def __getattr__(name: str):
+    if name == "__version__":   # extension/package.json's, through the installed metadata
+        from importlib.metadata import version
+
+        return version("rootfs-kernel")
     if name in _API:
         from . import api
 

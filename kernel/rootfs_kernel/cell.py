@@ -12,15 +12,24 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .sandbox.ops import NAMESPACES
+
 ROOT_MODES = ("pivot", "chroot", "none")
 PROPAGATIONS = ("private", "slave", "shared")
-NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
 SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
+IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_IMAGE = "minimal"
+# The images rootfs-kernel builds by kind (`%image NAME --build KIND`, `rootfs-kernel
+# image build KIND`), each under its kind's name: the kernel makes them by that name, so
+# a cell's image of the same name would shadow them.
+BUILD_KINDS = ("minimal", "busybox", "debian")
+# The PATH of a script whose image sets none (Docker's default).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # What no program can be handed: NUL ends a C string (an argument, an environment
 # string, a token of the NUL-joined hand-over to a prepared container), and a surrogate
@@ -36,8 +45,6 @@ _INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # for all of them together: the script, the setup and the environment share that.
 MAX_ARG_STRLEN = 128 * 1024
 MAX_ENV_TOTAL = 1 << 20
-# Images a kernel makes by name: a cell's image of the same name would shadow them.
-BUILT_IN_IMAGES = ("minimal", "busybox", "debian")
 
 
 def visible(text: str, limit: int = 160) -> str:
@@ -88,7 +95,7 @@ class Show:
 class CellSpec:
     script: str
     host: bool = False
-    image: str = "minimal"
+    image: str = DEFAULT_IMAGE
     image_lineno: int = 0
     root: str = "pivot"
     propagation: str = "private"
@@ -130,11 +137,8 @@ def _absolute(path: str, what: str) -> str:
     return posixpath.normpath(path)
 
 
-BUILD_KINDS = ("minimal", "busybox", "debian")
-
-
 def _image_name(name: str) -> str:
-    if not _IMAGE_NAME.match(name):
+    if not IMAGE_NAME.match(name):
         raise ValueError(f"{name!r} is not an image name (lower-case letters, digits, . _ -)")
     return name
 
@@ -155,7 +159,7 @@ def _p_export(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if rest not in ([], ["--replace"]):
         raise TypeError
     replacing = rest == ["--replace"]
-    if name in BUILT_IN_IMAGES and not replacing:
+    if name in BUILD_KINDS and not replacing:
         raise ValueError(
             f"{name} is a built-in image (the kernel makes it by that name"
             f"{'; every new kernel starts from it' if name == 'minimal' else ''}), and "
@@ -200,7 +204,7 @@ def _p_unshare(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     (names,) = args
     chosen = {n.strip() for n in names.split(",") if n.strip()}
     for n in chosen:
-        _one_of(n, NAMESPACES, "namespace")
+        _one_of(n, tuple(NAMESPACES), "namespace")
     return replace(spec, namespaces=frozenset(chosen | {"mnt"}))
 
 
@@ -283,13 +287,16 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def format_size(n: float) -> str:
-    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough)."""
+def format_size(n: float, decimals: int | None = None) -> str:
+    """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough);
+    with `decimals`, that many digits after the point (`120.6 KiB`; bytes whole)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+            break
         n /= 1024
-    return f"{n:g} GiB"
+    if decimals is None:
+        return f"{n:g} B" if unit == "B" else f"{n:.3g} {unit}"
+    return f"{n:.0f} B" if unit == "B" else f"{n:.{decimals}f} {unit}"
 
 
 def parse_size(text: str) -> int:

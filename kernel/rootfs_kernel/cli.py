@@ -8,42 +8,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cell import format_size
+from . import kernelspec
+from .cell import BUILD_KINDS, format_size
 from .images import ImageError
-
-KERNEL_NAME = "rootfs"
-LOCKED_KERNEL_NAME = "rootfs-locked"
-
-
-def kernel_json(locked: bool = False) -> dict:
-    """The kernelspec, pointing at this interpreter (the wheel ships the same as shared-data).
-
-    locked: a kernel for shared machines, whose cells reach the host through no line
-    (`--RootfsKernel.host_access=False`; the command line wins over any config file).
-    """
-    argv = [sys.executable, "-m", "rootfs_kernel", "-f", "{connection_file}"]
-    if locked:
-        return {"argv": [*argv, "--RootfsKernel.host_access=False"],
-                "display_name": "Rootfs (sh, locked: no host access)", "language": "shell",
-                "interrupt_mode": "signal", "env": {"ROOTFS_KERNEL_HOST_ACCESS": "0"},
-                "metadata": {"debugger": False, "rootfs_kernel": {"host_access": False}}}
-    return {"argv": argv, "display_name": "Rootfs (sh)", "language": "shell",
-            "interrupt_mode": "signal", "metadata": {"debugger": False}}
 
 
 def install(args: argparse.Namespace) -> int:
     from jupyter_client.kernelspec import KernelSpecManager
 
-    name = LOCKED_KERNEL_NAME if args.locked else KERNEL_NAME
+    name = kernelspec.LOCKED_NAME if args.locked else kernelspec.NAME
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "kernel.json").write_text(json.dumps(kernel_json(args.locked), indent=2))
+        spec = kernelspec.write(Path(tmp) / name, locked=args.locked)
         dest = KernelSpecManager().install_kernel_spec(
-            tmp, name, user=args.user, prefix=sys.prefix if args.sys_prefix else args.prefix)
+            str(spec), name, user=args.user, prefix=sys.prefix if args.sys_prefix else args.prefix)
     print(f"installed kernelspec {name!r} in {dest}")
     if args.locked:
         print("its cells reach the host through no line (%%host, %root none, %bind, "
               "%propagation shared and %show ls are refused); remove the unlocked kernelspec if it "
-              f"must not be offered next to it: `jupyter kernelspec remove {KERNEL_NAME}`")
+              f"must not be offered next to it: `jupyter kernelspec remove {kernelspec.NAME}`")
     return 0
 
 
@@ -144,7 +126,7 @@ def _image_parsers(sub: argparse._SubParsersAction) -> None:
     isub = image.add_subparsers(dest="image_command", required=True)
     isub.add_parser("list", help="images in the store")
     p = isub.add_parser("build", help="build an image: minimal, busybox or debian")
-    p.add_argument("kind", choices=("minimal", "busybox", "debian"))
+    p.add_argument("kind", choices=BUILD_KINDS)
     p.add_argument("name", nargs="?", help="name in the store (default: the kind)")
     p.add_argument("--suite", help="debian: suite (default: the host's codename)")
     p.add_argument("--variant", default="minbase", help="debian: debootstrap variant")
@@ -169,9 +151,9 @@ def _image_parsers(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rootfs-kernel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("install", help="install the Jupyter kernelspec 'rootfs'")
+    p = sub.add_parser("install", help=f"install the Jupyter kernelspec {kernelspec.NAME!r}")
     p.add_argument("--locked", action="store_true",
-                   help=f"install {LOCKED_KERNEL_NAME!r} instead: a kernel for shared "
+                   help=f"install {kernelspec.LOCKED_NAME!r} instead: a kernel for shared "
                         "machines that refuses every line reaching the host")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="for this user only")

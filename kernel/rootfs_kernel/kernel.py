@@ -250,15 +250,14 @@ class _ProgressBar:
     def _show(self, fraction: float | None, message: str) -> None:
         import ipywidgets as w
 
+        from .views import widget_view
+
         self.message = message
         if self.bar is None:
             self.bar = w.FloatProgress(min=0.0, max=1.0, description="image")
             self.label = w.Label()
             self.box = w.HBox([self.bar, self.label])
-            self._send("display_data", {
-                "text/plain": message,
-                "application/vnd.jupyter.widget-view+json": {
-                    "model_id": self.box.model_id, "version_major": 2, "version_minor": 0}})
+            self._send("display_data", {"text/plain": message, **widget_view(self.box)})
         if fraction is not None:
             self.bar.value = max(0.0, min(1.0, fraction))
         self.label.value = message

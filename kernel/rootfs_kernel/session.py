@@ -1,6 +1,6 @@
 """One notebook's worth of cells: parse -> plan -> run -> compare, front-end agnostic.
 
-The Jupyter kernel (kernel.py) and the Python API (api.py) both drive a Session; it
+The Jupyter kernel (kernel.py) and the Python API (api/) both drive a Session; it
 holds what lives between cells: the sandbox helper, the image store, `%env` values
 and the `%keep` chain.
 """
@@ -74,15 +74,19 @@ class Outcome:
 class Session:
     def __init__(self, store: ImageStore | None = None, default_limits: str = "",
                  prepare: bool = True, ids: IdRange | None = None,
-                 host_access: bool = True) -> None:
+                 host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
         # (`pids=512 memory=2g`), then each cell's own %limit line.
         self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
                                **dict(cell.parse_limits(default_limits.split()))}
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
-        self.sandbox = SandboxClient(prepare=prepare, ids=ids)
-        self.sandbox.start()
+        # A started helper's client, unless the caller hands its own (the unit tests' has
+        # no helper behind it); prepare and ids are the new client's.
+        if sandbox is None:
+            sandbox = SandboxClient(prepare=prepare, ids=ids)
+            sandbox.start()
+        self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
@@ -401,8 +405,8 @@ def _ready_line(image, seconds: float) -> str:
     """The progress display's last line: "image busybox ready: 2.0 MiB, 1 layer, 1.1 s"."""
     size = sum(layer.get("size", 0) for layer in image.meta.get("layers", []))
     n = len(image.layers)
-    return (f"image {image.name} ready: {size / 2**20:.1f} MiB, {n} layer{'' if n == 1 else 's'},"
-            f" {seconds:.1f} s")
+    return (f"image {image.name} ready: {cell.format_size(size, decimals=1)}, "
+            f"{n} layer{'' if n == 1 else 's'}, {seconds:.1f} s")
 
 
 def _compiler_paths() -> list[tuple[str, str, str | None]]:

@@ -22,9 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from jupyter_e2e import (  # noqa: E402
+from e2e.jupyter_e2e import (
     CHROMIUM,
     VIEWPORT,
     View,

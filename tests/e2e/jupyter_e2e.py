@@ -240,6 +240,29 @@ def launch(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+@contextmanager
+def lab_page(root: Path, work: Path, *, renderer: bool = True, width: int = 1280,
+             height: int = 900):
+    """JupyterLab serving root (jupyter_server) and a chromium page of width x height:
+    yields (server, page); both are gone after."""
+    from playwright.sync_api import sync_playwright
+
+    with jupyter_server("lab", root, work, renderer=renderer) as server, \
+            sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            yield server, browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
+
+
+def artifacts() -> Path:
+    """test-artifacts/: the screenshots (and logs) the browser tests leave."""
+    out = REPO / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    return out
+
+
 def open_notebook(page, server: Server, name: str, *, kernel: bool = True) -> None:
     page.goto(server.url(name))
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)

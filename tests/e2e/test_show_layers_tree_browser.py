@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from jupyter_e2e import (
-    REPO,
+    artifacts,
     built_renderer,
     code_cell,
-    jupyter_server,
-    launch,
+    lab_page,
     missing_requirements,
     open_notebook,
     outputs,
@@ -42,58 +41,46 @@ def ready() -> None:
         pytest.skip(why)
 
 
-def artifacts() -> Path:
-    out = REPO / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    return out
-
-
 def test_the_widgets_open_a_layer_and_name_a_mounts_peers(ready, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     write_notebook(root / "see.ipynb", [LAYERS_CELL, TREE_CELL])
-    with jupyter_server("lab", root, tmp_path, renderer=False) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            open_notebook(page, server, "see.ipynb")
-            layers = run_cell(page, 0)
-            widget = outputs(layers).locator(".widget-vbox").first
-            widget.wait_for(timeout=30_000)
-            expect(widget.locator(".rfk-title")).to_contain_text("Layers of image minimal")
-            expect(widget.locator("td.rfk-key", has_text="cell/")).to_be_visible()
-            # Open the cell's own layer: the whiteout and the new file, marked.
-            widget.locator(".widget-dropdown select").select_option(label="cell/")
-            expect(widget.locator(".rfk-title")).to_contain_text("in cell/")
-            gone = widget.locator('tr[data-status="only-host"]', has_text="/etc/hostname")
-            expect(gone).to_have_count(1)
-            expect(gone.locator("td.rfk-mark")).to_have_text("-")
-            expect(widget.locator('tr[data-status="only-cell"]', has_text="/etc/motd")
-                   ).to_have_count(1)
-            shoot(widget, artifacts() / "layers-widget.png")
-            # Back up by the breadcrumb, then the overlay: who shadows /etc/hostname.
-            widget.locator("button", has_text="layers").click()
-            widget.locator(".widget-dropdown select").select_option(label="overlay/")
-            expect(widget.locator("tr", has_text="/etc/hostname")).to_contain_text(
-                "removed by cell")
+    with lab_page(root, tmp_path, renderer=False) as (server, page):
+        open_notebook(page, server, "see.ipynb")
+        layers = run_cell(page, 0)
+        widget = outputs(layers).locator(".widget-vbox").first
+        widget.wait_for(timeout=30_000)
+        expect(widget.locator(".rfk-title")).to_contain_text("Layers of image minimal")
+        expect(widget.locator("td.rfk-key", has_text="cell/")).to_be_visible()
+        # Open the cell's own layer: the whiteout and the new file, marked.
+        widget.locator(".widget-dropdown select").select_option(label="cell/")
+        expect(widget.locator(".rfk-title")).to_contain_text("in cell/")
+        gone = widget.locator('tr[data-status="only-host"]', has_text="/etc/hostname")
+        expect(gone).to_have_count(1)
+        expect(gone.locator("td.rfk-mark")).to_have_text("-")
+        expect(widget.locator('tr[data-status="only-cell"]', has_text="/etc/motd")
+               ).to_have_count(1)
+        shoot(widget, artifacts() / "layers-widget.png")
+        # Back up by the breadcrumb, then the overlay: who shadows /etc/hostname.
+        widget.locator("button", has_text="layers").click()
+        widget.locator(".widget-dropdown select").select_option(label="overlay/")
+        expect(widget.locator("tr", has_text="/etc/hostname")).to_contain_text(
+            "removed by cell")
 
-            tree = run_cell(page, 1)
-            widget = outputs(tree).locator(".widget-vbox").first
-            widget.wait_for(timeout=30_000)
-            expect(widget.locator("svg").first).to_be_visible()
-            expect(widget.locator("svg g.node", has_text="/scratch")).to_have_count(1)
-            picker = widget.locator(".widget-dropdown select")
-            options = picker.evaluate("s => [...s.options].map(o => o.text)")
-            # ipywidgets shows the labels with no-break spaces.
-            index = next(i for i, o in enumerate(options)
-                         if o.replace("\xa0", " ").startswith("cell /scratch"))
-            picker.select_option(index=index)
-            expect(widget.locator("code")).to_contain_text("cell /scratch: tmpfs from none")
-            shoot(widget, artifacts() / "tree-widget.png")
-            assert code_cell(page, 1).locator(".jp-OutputArea-output").count() >= 1
-        finally:
-            browser.close()
+        tree = run_cell(page, 1)
+        widget = outputs(tree).locator(".widget-vbox").first
+        widget.wait_for(timeout=30_000)
+        expect(widget.locator("svg").first).to_be_visible()
+        expect(widget.locator("svg g.node", has_text="/scratch")).to_have_count(1)
+        picker = widget.locator(".widget-dropdown select")
+        options = picker.evaluate("s => [...s.options].map(o => o.text)")
+        # ipywidgets shows the labels with no-break spaces.
+        index = next(i for i, o in enumerate(options)
+                     if o.replace("\xa0", " ").startswith("cell /scratch"))
+        picker.select_option(index=index)
+        expect(widget.locator("code")).to_contain_text("cell /scratch: tmpfs from none")
+        shoot(widget, artifacts() / "tree-widget.png")
+        assert code_cell(page, 1).locator(".jp-OutputArea-output").count() >= 1
 
 
 def _payloads() -> list[dict]:
@@ -115,50 +102,44 @@ def test_the_renderer_draws_layers_and_trees_in_the_theme(ready, tmp_path: Path,
     saved_notebook(root / "saved.ipynb", payloads)
     if theme == "dark":
         dark_theme(tmp_path)
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            open_saved(page, server, "saved.ipynb")
-            layers = page.locator(".rfk-compare:not(.rfk-tree)").first
-            layers.wait_for(timeout=30_000)
-            expect(layers.locator(".rfk-headline")).to_contain_text("upperdir")
-            layers.locator("button.rfk-open", has_text="overlay").click()
-            row = layers.locator("tr.rfk-row", has_text="/etc/hostname")
-            expect(row).to_contain_text("removed by cell")
-            expect(layers.locator(".rfk-crumbs button")).to_have_count(2)
-            shoot(layers, artifacts() / f"layers-renderer-{theme}.png")
+    with lab_page(root, tmp_path) as (server, page):
+        open_saved(page, server, "saved.ipynb")
+        layers = page.locator(".rfk-compare:not(.rfk-tree)").first
+        layers.wait_for(timeout=30_000)
+        expect(layers.locator(".rfk-headline")).to_contain_text("upperdir")
+        layers.locator("button.rfk-open", has_text="overlay").click()
+        row = layers.locator("tr.rfk-row", has_text="/etc/hostname")
+        expect(row).to_contain_text("removed by cell")
+        expect(layers.locator(".rfk-crumbs button")).to_have_count(2)
+        shoot(layers, artifacts() / f"layers-renderer-{theme}.png")
 
-            tree = page.locator(".rfk-tree").first
-            tree.scroll_into_view_if_needed()
-            node = tree.locator("svg g.node", has_text="/scratch").first
-            expect(node).to_have_count(1)
-            # Nothing from the notebook's SVG runs or links: drawing elements only.
-            assert tree.locator("svg script, svg a, svg style, svg foreignObject").count() == 0
-            node.click()
-            expect(tree.locator(".rfk-tree-details")).to_contain_text("cell /scratch")
-            # The node's box is the page's background and its text the page's text colour,
-            # in either theme: JupyterLab's variables, not the SVG's own white.
-            colours = page.evaluate("""() => {
-                const g = document.querySelector('.rfk-tree svg g.node');
-                const shape = g.querySelector('path, polygon');
-                const text = g.querySelector('text');
-                const probe = document.createElement('div');
-                probe.style.color = 'var(--jp-layout-color0)';
-                document.body.append(probe);
-                const bg = getComputedStyle(probe).color;
-                probe.remove();
-                return {fill: getComputedStyle(shape).fill, text: getComputedStyle(text).fill,
-                        bg};
-            }""")
-            assert _rgb(colours["fill"]) == _rgb(colours["bg"]), colours
-            dark = sum(_rgb(colours["fill"])) < 3 * 128
-            assert dark == (theme == "dark"), colours
-            assert abs(sum(_rgb(colours["text"])) - sum(_rgb(colours["fill"]))) > 300, colours
-            shoot(tree, artifacts() / f"tree-renderer-{theme}.png")
-        finally:
-            browser.close()
+        tree = page.locator(".rfk-tree").first
+        tree.scroll_into_view_if_needed()
+        node = tree.locator("svg g.node", has_text="/scratch").first
+        expect(node).to_have_count(1)
+        # Nothing from the notebook's SVG runs or links: drawing elements only.
+        assert tree.locator("svg script, svg a, svg style, svg foreignObject").count() == 0
+        node.click()
+        expect(tree.locator(".rfk-tree-details")).to_contain_text("cell /scratch")
+        # The node's box is the page's background and its text the page's text colour,
+        # in either theme: JupyterLab's variables, not the SVG's own white.
+        colours = page.evaluate("""() => {
+            const g = document.querySelector('.rfk-tree svg g.node');
+            const shape = g.querySelector('path, polygon');
+            const text = g.querySelector('text');
+            const probe = document.createElement('div');
+            probe.style.color = 'var(--jp-layout-color0)';
+            document.body.append(probe);
+            const bg = getComputedStyle(probe).color;
+            probe.remove();
+            return {fill: getComputedStyle(shape).fill, text: getComputedStyle(text).fill,
+                    bg};
+        }""")
+        assert _rgb(colours["fill"]) == _rgb(colours["bg"]), colours
+        dark = sum(_rgb(colours["fill"])) < 3 * 128
+        assert dark == (theme == "dark"), colours
+        assert abs(sum(_rgb(colours["text"])) - sum(_rgb(colours["fill"]))) > 300, colours
+        shoot(tree, artifacts() / f"tree-renderer-{theme}.png")
 
 
 def _rgb(css: str) -> tuple[int, ...]:

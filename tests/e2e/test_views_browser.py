@@ -15,10 +15,9 @@ import nbformat
 import pytest
 from fixtures.payloads import make
 from jupyter_e2e import (
-    REPO,
+    artifacts,
     built_renderer,
-    jupyter_server,
-    launch,
+    lab_page,
     missing_requirements,
     write_notebook,
 )
@@ -31,7 +30,6 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 pytestmark = pytest.mark.timeout(300)
-HTML_ONLY = "text/html"
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +76,6 @@ def open_saved(page, server, name: str) -> None:
         pass
 
 
-def artifacts() -> Path:
-    out = REPO / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    return out
-
-
 def chroot_listing() -> dict:
     """notebooks/04-chroot.ipynb's view as it was: `%root chroot` + the cell's / next to
     the host's (`%show ls / /`), from a real cell: many ~ rows and long notes."""
@@ -100,35 +92,29 @@ def test_the_chroot_listing_at_1280px_shows_why_rows_differ(ready, tmp_path: Pat
     root.mkdir()
     payload = chroot_listing()
     saved_notebook(root / "listing.ipynb", [payload])
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            open_saved(page, server, "listing.ipynb")
-            # The file browser stays open, as a person has it.
-            expect(page.locator("#jp-left-stack")).to_be_visible()
-            view = page.locator(".rfk-compare").first
-            view.wait_for(timeout=30_000)
-            scroller = view.locator(".rfk-scroll")
-            changed = view.locator('tr[data-status="differs"]')
-            assert changed.count() > 0, "no ~ rows to look at"
-            box = scroller.bounding_box()
-            firsts = view.locator('tr[data-status="differs"]:not(.rfk-group-row):has(td.rfk-mark)')
-            for i in range(firsts.count()):
-                cells = firsts.nth(i).locator("td")
-                for col in (3, 4, 6):   # type, mode, size (after mark, key, side)
-                    cell = cells.nth(col).bounding_box()
-                    assert cell["x"] + cell["width"] <= box["x"] + box["width"] + 1, (i, col)
-            # A ~ directory row says why, in words, in its note.
-            notes = view.locator('tr[data-status="differs"] td.rfk-row-note').all_inner_texts()
-            assert any("inside" in n or "not opened" in n for n in notes), notes
-            # The table's note wraps as text: the view is no wider than its output area.
-            area = page.locator(".jp-OutputArea-output").first.bounding_box()
-            assert view.bounding_box()["width"] <= area["width"] + 1
-            page.screenshot(path=str(artifacts() / "views-listing-1280.png"))
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path) as (server, page):
+        open_saved(page, server, "listing.ipynb")
+        # The file browser stays open, as a person has it.
+        expect(page.locator("#jp-left-stack")).to_be_visible()
+        view = page.locator(".rfk-compare").first
+        view.wait_for(timeout=30_000)
+        scroller = view.locator(".rfk-scroll")
+        changed = view.locator('tr[data-status="differs"]')
+        assert changed.count() > 0, "no ~ rows to look at"
+        box = scroller.bounding_box()
+        firsts = view.locator('tr[data-status="differs"]:not(.rfk-group-row):has(td.rfk-mark)')
+        for i in range(firsts.count()):
+            cells = firsts.nth(i).locator("td")
+            for col in (3, 4, 6):   # type, mode, size (after mark, key, side)
+                cell = cells.nth(col).bounding_box()
+                assert cell["x"] + cell["width"] <= box["x"] + box["width"] + 1, (i, col)
+        # A ~ directory row says why, in words, in its note.
+        notes = view.locator('tr[data-status="differs"] td.rfk-row-note').all_inner_texts()
+        assert any("inside" in n or "not opened" in n for n in notes), notes
+        # The table's note wraps as text: the view is no wider than its output area.
+        area = page.locator(".jp-OutputArea-output").first.bounding_box()
+        assert view.bounding_box()["width"] <= area["width"] + 1
+        page.screenshot(path=str(artifacts() / "views-listing-1280.png"))
 
 
 def test_the_default_pivot_mount_table_fits_one_screen(ready, tmp_path: Path) -> None:
@@ -136,35 +122,29 @@ def test_the_default_pivot_mount_table_fits_one_screen(ready, tmp_path: Path) ->
     root.mkdir()
     payload = make.build()["mounts-pivot-stacked-host"]["payload"]
     saved_notebook(root / "mounts.ipynb", [payload])
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            open_saved(page, server, "mounts.ipynb")
-            view = page.locator(".rfk-compare").first
-            view.wait_for(timeout=30_000)
-            headline = view.locator(".rfk-headline")
-            expect(headline).to_contain_text("/ is an overlay of image minimal")
-            headline.scroll_into_view_if_needed()
-            view.evaluate("v => v.scrollIntoView({block: 'start'})")
-            top = headline.bounding_box()["y"]
-            last = view.locator("tr.rfk-row").last.bounding_box()
-            page.screenshot(path=str(artifacts() / "views-mounts-pivot.png"), full_page=True)
-            assert last["y"] + last["height"] - top <= 900 - 100, (top, last)
-            # Every difference is on screen without scrolling the table itself.
-            scroller = view.locator(".rfk-scroll")
-            assert scroller.evaluate("s => s.scrollHeight <= s.clientHeight + 1")
-            # The stacked host /dev/pts: its covered mount says so, not "removed".
-            covered = view.locator('tr[data-status="only-host"]', has_text="/dev/pts")
-            expect(covered.locator("td.rfk-row-note")).to_contain_text("covered")
-            # Only the differing options are highlighted.
-            cgroup = view.locator("tr.rfk-group-row", has_text="/sys/fs/cgroup")
-            expect(cgroup).to_contain_text("10 mounts: blkio")
-            expect(cgroup).to_contain_text("options ro (host: rw)")
-            page.screenshot(path=str(artifacts() / "views-mounts-pivot.png"))
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path) as (server, page):
+        open_saved(page, server, "mounts.ipynb")
+        view = page.locator(".rfk-compare").first
+        view.wait_for(timeout=30_000)
+        headline = view.locator(".rfk-headline")
+        expect(headline).to_contain_text("/ is an overlay of image minimal")
+        headline.scroll_into_view_if_needed()
+        view.evaluate("v => v.scrollIntoView({block: 'start'})")
+        top = headline.bounding_box()["y"]
+        last = view.locator("tr.rfk-row").last.bounding_box()
+        page.screenshot(path=str(artifacts() / "views-mounts-pivot.png"), full_page=True)
+        assert last["y"] + last["height"] - top <= 900 - 100, (top, last)
+        # Every difference is on screen without scrolling the table itself.
+        scroller = view.locator(".rfk-scroll")
+        assert scroller.evaluate("s => s.scrollHeight <= s.clientHeight + 1")
+        # The stacked host /dev/pts: its covered mount says so, not "removed".
+        covered = view.locator('tr[data-status="only-host"]', has_text="/dev/pts")
+        expect(covered.locator("td.rfk-row-note")).to_contain_text("covered")
+        # Only the differing options are highlighted.
+        cgroup = view.locator("tr.rfk-group-row", has_text="/sys/fs/cgroup")
+        expect(cgroup).to_contain_text("10 mounts: blkio")
+        expect(cgroup).to_contain_text("options ro (host: rw)")
+        page.screenshot(path=str(artifacts() / "views-mounts-pivot.png"))
 
 
 # Contrast of every text element against the background it is drawn on, from the
@@ -209,27 +189,21 @@ def test_every_view_reads_in_the_dark_theme(ready, tmp_path: Path) -> None:
     saved_notebook(root / "renderer.ipynb", payloads)
     saved_notebook(root / "static.ipynb", payloads, html_only=True)
     dark_theme(tmp_path)
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for name, selector in (("renderer.ipynb", ".rfk-compare"),
-                                   ("static.ipynb", ".rfk-static")):
-                open_saved(page, server, name)
-                expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
-                views = page.locator(selector)
-                expect(views).to_have_count(4, timeout=30_000)
-                for i in range(4):
-                    view = views.nth(i)
-                    view.scroll_into_view_if_needed()
-                    if name == "renderer.ipynb" and i == 0:
-                        view.locator(".rfk-diff-toggle").click()   # the pressed state too
-                    low = [m for m in view.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
-                    assert not low, (name, i, low[:5])
-                page.screenshot(path=str(artifacts() / f"views-dark-{name[:-6]}.png"))
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path, width=1400, height=1000) as (server, page):
+        for name, selector in (("renderer.ipynb", ".rfk-compare"),
+                               ("static.ipynb", ".rfk-static")):
+            open_saved(page, server, name)
+            expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+            views = page.locator(selector)
+            expect(views).to_have_count(4, timeout=30_000)
+            for i in range(4):
+                view = views.nth(i)
+                view.scroll_into_view_if_needed()
+                if name == "renderer.ipynb" and i == 0:
+                    view.locator(".rfk-diff-toggle").click()   # the pressed state too
+                low = [m for m in view.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
+                assert not low, (name, i, low[:5])
+            page.screenshot(path=str(artifacts() / f"views-dark-{name[:-6]}.png"))
 
 
 def test_a_reopened_notebook_shows_the_image_progress_line(ready, tmp_path: Path) -> None:
@@ -255,15 +229,9 @@ def test_a_reopened_notebook_shows_the_image_progress_line(ready, tmp_path: Path
     assert list(outputs[0].data) == ["text/plain"], outputs[0].data
     assert outputs[0].data["text/plain"].startswith("image pb ready: ")
     nbformat.write(nb, str(path))
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            open_saved(page, server, "build.ipynb")
-            out = page.locator(".jp-OutputArea-output").first
-            expect(out).to_contain_text("image pb ready: ", timeout=30_000)
-            assert page.get_by_text("model not found").count() == 0
-            assert page.get_by_text("Error displaying widget").count() == 0
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path) as (server, page):
+        open_saved(page, server, "build.ipynb")
+        out = page.locator(".jp-OutputArea-output").first
+        expect(out).to_contain_text("image pb ready: ", timeout=30_000)
+        assert page.get_by_text("model not found").count() == 0
+        assert page.get_by_text("Error displaying widget").count() == 0

@@ -7,41 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+from fixtures.samples import listing, mounts
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from rootfs_kernel.inspect.listing import diff_listings, snapshot
-from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
 from rootfs_kernel.views import (
     WIDGET_MIME_TYPE,
     changes_payload,
     display_bundle,
-    listing_payload,
-    mounts_payload,
 )
-
-MOUNTINFO = Path(__file__).parent.parent / "fixtures" / "mountinfo"
-
-
-def mounts() -> dict:
-    """Recorded host vs unshared cell with tmpfs on /tmp: every status occurs."""
-    host = (MOUNTINFO / "host_root.txt").read_text()
-    host += "99 27 259:1 / /boot/efi rw,relatime - vfat /dev/nvme0n1p1 rw\n"
-    cell = (MOUNTINFO / "unshare_tmpfs_tmp.txt").read_text()
-    cell = cell.replace(" /proc rw,relatime ", " /proc rw,nosuid,relatime ")
-    return mounts_payload(diff_mounts(parse_mountinfo(cell), parse_mountinfo(host)))
-
-
-def listing(tmp: Path) -> dict:
-    for side in ("cell", "host"):
-        (tmp / side / "etc" / "ssl").mkdir(parents=True)
-        (tmp / side / "etc" / "ssl" / "cert.pem").write_text("pem")
-        (tmp / side / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
-    (tmp / "cell" / "etc" / "ssl" / "extra.pem").write_text("more")
-    (tmp / "cell" / "etc" / "added").write_text("x")
-    (tmp / "host" / "etc" / "gone").write_text("x")
-    (tmp / "cell" / "etc" / "hosts").chmod(0o600)
-    return listing_payload(diff_listings(snapshot(str(tmp / "cell")),
-                                         snapshot(str(tmp / "host"))))
 
 
 def changes() -> dict:

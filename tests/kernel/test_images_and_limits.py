@@ -7,9 +7,16 @@ import time
 import uuid
 
 import pytest
-from kerneldriver import ROOT, KernelDriver, children, comm, wait_for
+from kerneldriver import (
+    ROOT,
+    KernelDriver,
+    cgroup_limits_here,
+    children,
+    comm,
+    needs_cgroups,
+    wait_for,
+)
 
-from rootfs_kernel import hostfacts
 from rootfs_kernel.images import ImageStore
 
 
@@ -63,16 +70,6 @@ def test_unknown_build_kind_is_a_header_error(kernel):
     assert res.reply["ename"] == "HeaderError" and "unknown image kind" in res.reply["evalue"]
 
 
-def _cgroup_limits() -> bool:
-    """Whether this user may make cgroups with controllers here (the host's layout)."""
-    found = {f.key: f for f in hostfacts.diagnose(hostfacts.read_facts())}
-    return found["limits"].ok
-
-
-# The cgroup limits need a cgroup layout that lets the kernel make cgroups with the pids
-# and memory controllers (doctor's "limits" check): root with v1, or a delegated v2 subtree.
-needs_cgroups = pytest.mark.skipif(not _cgroup_limits(), reason="no cgroup this user may "
-                                   "make with controllers here (rootfs-kernel doctor: limits)")
 
 
 @pytest.mark.rootonly
@@ -131,7 +128,7 @@ def test_limits_leave_no_cgroup_behind(kernel):
     assert wait_for(lambda: not empty_cgroups()), empty_cgroups()
 
 
-@pytest.mark.skipif(_cgroup_limits(), reason="cgroups with controllers are writable here "
+@pytest.mark.skipif(cgroup_limits_here(), reason="cgroups with controllers are writable here "
                     "(root with v1, or a delegated v2 subtree)")
 def test_limits_without_writable_cgroups_say_so_and_run():
     fresh = KernelDriver()    # said once per kernel: the shared one may have said it
@@ -145,17 +142,15 @@ def test_limits_without_writable_cgroups_say_so_and_run():
         fresh.shutdown()
 
 
-@pytest.mark.skipif(ROOT and not _cgroup_limits(), reason="root is exempt from "
-                    "RLIMIT_NPROC: without cgroups nothing would hold the bomb back")
 def test_a_fork_bomb_stays_within_its_pids_limit_as_root_and_as_a_user(kernel):
-    """With cgroups (root) or with RLIMIT_NPROC (an ordinary user without delegated
-    cgroups), the bomb never holds more processes than the limit."""
+    """With cgroups or with RLIMIT_NPROC (no cgroup to make: a cell's root is an
+    unprivileged id, root's too), the bomb never holds more processes than the limit."""
     res = kernel.run("%limit pids=30\nbomb() { bomb | bomb & }; bomb 2>/dev/null\n"
                      "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done\n"
                      "set -- /proc/[0-9]*; echo processes $#", timeout=60)
     counts = [int(line.split()[1]) for line in res.stdout.splitlines()
               if line.startswith("processes ")]
-    if not counts and _cgroup_limits():
+    if not counts and cgroup_limits_here():
         # On a busy host the count may come after the helper's fork-bomb watch (forks
         # refused by pids.max for a second) ended the cell: held, and said so.
         assert res.reply.get("ename") == "LimitExceeded", res.reply

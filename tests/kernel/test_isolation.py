@@ -198,39 +198,27 @@ def test_background_process_does_not_outlive_the_cell(kernel):
 
 
 @pytest.mark.rootonly
-def test_propagation_private_by_default_and_shared_on_request(kernel, tmp_path):
-    import subprocess
-
-    peer = tmp_path / "peer"
-    peer.mkdir()
-    subprocess.run(["mount", "--bind", str(peer), str(peer)], check=True)
-    subprocess.run(["mount", "--make-shared", str(peer)], check=True)
-    try:
-        kernel.ok(f"%root none\nmkdir -p {peer}/a; mount -t tmpfs none {peer}/a")
-        assert f"{peer}/a" not in host_mounts()
-        kernel.ok(f"%root none\n%propagation shared\nmount -t tmpfs none {peer}/a")
-        assert f"{peer}/a" in host_mounts()
-    finally:
-        subprocess.run(["umount", "-R", str(peer)], check=False)
+def test_propagation_private_by_default_and_shared_on_request(kernel, shared_peer):
+    peer = shared_peer
+    kernel.ok(f"%root none\nmkdir -p {peer}/a; mount -t tmpfs none {peer}/a")
+    assert f"{peer}/a" not in host_mounts()
+    kernel.ok(f"%root none\n%propagation shared\nmount -t tmpfs none {peer}/a")
+    assert f"{peer}/a" in host_mounts()
 
 
 @pytest.mark.rootonly
-def test_shared_propagation_with_pivot_root_leaves_the_hosts_mounts_alone(kernel, tmp_path):
+def test_shared_propagation_with_pivot_root_leaves_the_hosts_mounts_alone(kernel,
+                                                                          shared_peer):
     """Detaching the old root must not propagate to the host's peers (runc's rslave)."""
     import subprocess
 
-    peer = tmp_path / "peer"
-    (peer / "inner").mkdir(parents=True)
-    subprocess.run(["mount", "--bind", str(peer), str(peer)], check=True)
-    subprocess.run(["mount", "--make-shared", str(peer)], check=True)
+    peer = shared_peer
+    (peer / "inner").mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "hosttmp", str(peer / "inner")], check=True)
-    try:
-        kernel.ok(f"%propagation shared\n%bind {peer} /shared\nls /shared")
-        kernel.ok(f"%propagation shared\n%root chroot\n%bind {peer} /shared\ntrue")
-        assert f"{peer}/inner" in host_mounts()
-        assert str(peer) in host_mounts()
-    finally:
-        subprocess.run(["umount", "-R", str(peer)], check=False)
+    kernel.ok(f"%propagation shared\n%bind {peer} /shared\nls /shared")
+    kernel.ok(f"%propagation shared\n%root chroot\n%bind {peer} /shared\ntrue")
+    assert f"{peer}/inner" in host_mounts()
+    assert str(peer) in host_mounts()
 
 
 def test_network_namespace_gets_its_own_sysfs(kernel):

@@ -17,6 +17,7 @@ from kerneldriver import (
     alive,
     descendants,
     kernel_mounts,
+    needs_cgroups,
     prepared_containers,
     wait_for,
 )
@@ -115,8 +116,7 @@ def test_what_may_be_prepared():
     assert not preparable(plan("%%host\ntrue"))
 
 
-@pytest.mark.rootonly
-@pytest.mark.skipif(not ROOT, reason="cgroups are writable by root here")
+@needs_cgroups
 def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
     """A prepared container is bounded like the previous cell (in a cgroup of its own
     for a %limit); a cell with other limits gets a container of its own (found by the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -88,7 +88,9 @@ def test_the_tree_draws_the_cells_mounts_under_their_parents(kernel):
     data = _bundle(res, TREE_MIME_TYPE)
     p = data[TREE_MIME_TYPE]
     jsonschema.validate(p, TREE_SCHEMA)
-    assert WIDGET_MIME_TYPE in data and "image/svg+xml" in data
+    assert WIDGET_MIME_TYPE in data
+    # Graphviz draws the picture; without it (a host that lacks it), the text tree alone.
+    assert ("image/svg+xml" in data) is (shutil.which("dot") is not None)
     cell = {n["mount_point"]: n for n in p["sides"][0]["nodes"]}
     root = cell["/"]
     assert root["fstype"] == "overlay" and root["parent"] is None
@@ -98,33 +100,25 @@ def test_the_tree_draws_the_cells_mounts_under_their_parents(kernel):
         host_points = {line.split()[4] for line in f}
     assert {n["mount_point"] for n in p["sides"][1]["nodes"]} <= host_points | {"/"}
     assert "└─" in data["text/plain"] or "├─" in data["text/plain"]
-    assert "/scratch" in data["image/svg+xml"]
+    assert "/scratch" in data.get("image/svg+xml", data["text/plain"])
 
 
 @pytest.mark.rootonly
-def test_the_tree_links_shared_mounts_across_the_two_namespaces(kernel, tmp_path):
-    peer = tmp_path / "peer"
-    peer.mkdir()
-    subprocess.run(["mount", "--bind", str(peer), str(peer)], check=True)
-    subprocess.run(["mount", "--make-shared", str(peer)], check=True)
-    try:
-        res = kernel.ok(f"%root none\n%propagation shared\n%show tree\n"
-                        f"mount -t tmpfs none {peer}")
-        p = _bundle(res, TREE_MIME_TYPE)[TREE_MIME_TYPE]
-        nodes = {n["id"]: n for s in p["sides"] for n in s["nodes"]}
-        peers = [ln for ln in p["links"] if ln["kind"] == "peer"
-                 and nodes[ln["from"]]["mount_point"] == str(peer)
-                 and {ln["from"][:4], ln["to"][:4]} == {"cell", "host"}]
-        # The host's bind and the cell's copy of it are one peer group: that is why the
-        # tmpfs the cell mounted there shows up on the host too.
-        assert peers, p["text"]
-        assert f"shared:{peers[0]['group']}" in p["text"]
-        cell_tmpfs = [n for n in nodes.values() if n["id"].startswith("cell:")
-                      and n["mount_point"] == str(peer) and n["fstype"] == "tmpfs"]
-        host_tmpfs = [n for n in nodes.values() if n["id"].startswith("host:")
-                      and n["mount_point"] == str(peer) and n["fstype"] == "tmpfs"]
-        assert cell_tmpfs and host_tmpfs
-    finally:
-        # The cell's tmpfs came back to the host over the bind: unmount both.
-        while subprocess.run(["umount", "-R", str(peer)], capture_output=True).returncode == 0:
-            pass
+def test_the_tree_links_shared_mounts_across_the_two_namespaces(kernel, shared_peer):
+    peer = shared_peer
+    res = kernel.ok(f"%root none\n%propagation shared\n%show tree\n"
+                    f"mount -t tmpfs none {peer}")
+    p = _bundle(res, TREE_MIME_TYPE)[TREE_MIME_TYPE]
+    nodes = {n["id"]: n for s in p["sides"] for n in s["nodes"]}
+    peers = [ln for ln in p["links"] if ln["kind"] == "peer"
+             and nodes[ln["from"]]["mount_point"] == str(peer)
+             and {ln["from"][:4], ln["to"][:4]} == {"cell", "host"}]
+    # The host's bind and the cell's copy of it are one peer group: that is why the
+    # tmpfs the cell mounted there shows up on the host too.
+    assert peers, p["text"]
+    assert f"shared:{peers[0]['group']}" in p["text"]
+    cell_tmpfs = [n for n in nodes.values() if n["id"].startswith("cell:")
+                  and n["mount_point"] == str(peer) and n["fstype"] == "tmpfs"]
+    host_tmpfs = [n for n in nodes.values() if n["id"].startswith("host:")
+                  and n["mount_point"] == str(peer) and n["fstype"] == "tmpfs"]
+    assert cell_tmpfs and host_tmpfs

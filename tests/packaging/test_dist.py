@@ -78,9 +78,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_has_a_manylinux_tag_for_every_python3(dist: Path) -> None:
     [whl] = dist.glob("rootfs_kernel-*.whl")
     assert "-py3-none-manylinux" in whl.name, whl.name
+    [wheel_file] = [n for n in zipfile.ZipFile(whl).namelist()
+                    if n.endswith(".dist-info/WHEEL")]
     tags = [line.split(": ", 1)[1] for line in zipfile.ZipFile(whl).read(
-        "rootfs_kernel-0.1.0.dist-info/WHEEL").decode().splitlines()
-        if line.startswith("Tag: ")]
+        wheel_file).decode().splitlines() if line.startswith("Tag: ")]
     assert tags and all(t.startswith("py3-none-manylinux") for t in tags), tags
     show = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(whl)],
                           capture_output=True, text=True, env={**os.environ, "PATH":
@@ -90,7 +91,8 @@ def test_the_wheel_has_a_manylinux_tag_for_every_python3(dist: Path) -> None:
     assert "rootfs_kernel/sandbox/rootfs-init" in names
     assert any(n.endswith("labextensions/rootfs-kernel-renderer/static/style.js")
                for n in names)
-    assert any(n.endswith("share/jupyter/kernels/rootfs/kernel.json") for n in names)
+    for spec_file in ("kernel.json", "logo-64x64.png", "logo-svg.svg"):
+        assert any(n.endswith(f"share/jupyter/kernels/rootfs/{spec_file}") for n in names)
 
 
 def test_the_sdist_carries_the_built_renderer_and_no_build_leftovers(dist: Path) -> None:
@@ -134,22 +136,14 @@ def _runs_a_cell(venv: Path, tmp: Path, path: str) -> None:
             ).is_file()
 
 
-def test_the_sdist_installs_without_node(dist: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pattern", ["rootfs_kernel-*.tar.gz", "rootfs_kernel-*.whl"],
+                         ids=["sdist", "manylinux-wheel"])
+def test_each_distribution_installs_without_node_and_runs_a_cell(dist: Path, tmp_path: Path,
+                                                                 pattern: str) -> None:
     path = without_node(tmp_path)
     venv = _venv(tmp_path, path)
-    [sdist] = dist.glob("rootfs_kernel-*.tar.gz")
-    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(sdist)],
-                         capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PATH": f"{venv / 'bin'}:{path}"})
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    _runs_a_cell(venv, tmp_path, path)
-
-
-def test_the_manylinux_wheel_installs_and_runs(dist: Path, tmp_path: Path) -> None:
-    path = without_node(tmp_path)
-    venv = _venv(tmp_path, path)
-    [whl] = dist.glob("rootfs_kernel-*.whl")
-    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(whl)],
+    [built] = dist.glob(pattern)
+    run = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(built)],
                          capture_output=True, text=True, timeout=900,
                          env={**os.environ, "PATH": f"{venv / 'bin'}:{path}"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -8,15 +8,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from rkutil import KernelDriver
 
 
 @pytest.fixture(scope="module")
-def rk():
-    k = KernelDriver()
-    k.ok("true")  # the first cell of a new user may build the default image
-    yield k
-    k.shutdown()
+def rk(kernel):
+    """The module's kernel (tests/conftest.py)."""
+    return kernel
 
 
 @pytest.fixture

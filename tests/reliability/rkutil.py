@@ -7,17 +7,23 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# pytest puts tests/ on the path (pyproject); scripts/reliability.py imports us directly.
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
-from kerneldriver import ROOT, KernelDriver, Result, alive, children, comm, descendants, kernel_mounts, prepared_containers  # noqa: E402,F401,I001,E501 - re-exported
+# tests/ is on the path: pytest's (pyproject), and scripts/reliability.py puts it there.
+from kerneldriver import (  # noqa: F401 - re-exported
+    ROOT,
+    KernelDriver,
+    Result,
+    alive,
+    children,
+    comm,
+    descendants,
+    kernel_mounts,
+    prepared_containers,
+)
 
 
 # -- processes ---------------------------------------------------------------------------

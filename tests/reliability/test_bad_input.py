@@ -1,4 +1,5 @@
-"""Bad input: fuzzed header lines (parser and live kernel) and malformed Jupyter messages."""
+"""Bad input: fuzzed header lines on a live kernel, malformed Jupyter messages (the parser
+alone is fuzzed with the unit tests: tests/unit/test_cell_frontdoor.py)."""
 
 from __future__ import annotations
 
@@ -6,67 +7,10 @@ import os
 import time
 
 import pytest
+from cellfuzz import MAGIC_NAMES, WORDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rkutil import KernelDriver, alive
-
-from rootfs_kernel import cell
-
-MAGIC_NAMES = sorted(cell.MAGICS)
-WORDS = st.sampled_from([
-    "..", "/..", "/a/../b", "/", "//", "/tmp", "/etc", "/proc", "/dev/null", "a/b", "-1", "0",
-    "1e309", "nan", "inf", "-0", "9" * 40, "0x10", "1.5G", "64m", "pids=1", "pids=99999999999",
-    "memory=0", "memory=1t", "cpu=1e-9", "cpu=nan", "ro", "rw", "tmpfs", "proc", "overlay",
-    "private", "slave", "pivot", "chroot", "none", "mnt,pid,net", "user", "x=y", "=", "'", '"',
-    "\\", "\x00", "/tmp/\x00x", "é", "容器镜像", "\u202e", "\t", "%", "%%", "%%host", "ls",
-    "mounts", "changes", "ns", "A=1", "1A=2", "/a b", "size=10m", "size=999999999999g",
-    # what the wire cannot carry, and controls that could forge output
-    "A=x\x00lock\x000", "\x1b[31m", "\r", "\x7f", "\x01", "/tmp\x1b]0;x\x07", "--replace",
-    "A=" + "x" * 140_000,
-])
-ARG = st.one_of(WORDS, st.text(max_size=12), st.integers(-10**30, 10**30).map(str),
-                st.floats(allow_nan=True).map(repr))
-NAME = st.one_of(st.sampled_from(MAGIC_NAMES), st.text(max_size=8))
-LINE = st.builds(lambda lead, name, args: lead + "%" + name + " " + " ".join(args),
-                 st.sampled_from(["", " ", "\t"]), NAME, st.lists(ARG, max_size=4))
-
-
-def _check(code: str) -> None:
-    try:
-        spec = cell.parse(code)
-    except cell.HeaderError as err:
-        lines = code.split("\n")
-        assert 1 <= err.lineno <= len(lines), err
-        assert str(err).startswith(f"line {err.lineno}: ")
-        assert err.line == lines[err.lineno - 1]
-        return
-    assert isinstance(spec, cell.CellSpec)
-    for m in spec.mounts:
-        for path in (m.target, getattr(m, "source", "/")):
-            assert path.startswith("/") and ".." not in path.split("/")
-    for show in spec.show:
-        for path in (show.path, show.host_path):
-            assert path is None or ".." not in path.split("/")
-    assert spec.timeout is None or 0 < spec.timeout <= 7 * 24 * 3600
-
-
-@settings(max_examples=1500, deadline=None)
-@given(st.lists(LINE, min_size=1, max_size=5), st.text(max_size=20))
-def test_parse_accepts_or_names_the_line(lines, script):
-    _check("\n".join(lines) + "\n" + script)
-
-
-@settings(max_examples=1500, deadline=None)
-@given(st.text(max_size=200))
-def test_parse_of_any_text(text):
-    _check(text)
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.sampled_from(["%%host", "%%c", "%%c -O2", "%%", "%%hostx"]), st.lists(LINE, max_size=3))
-def test_parse_cell_magics(first, lines):
-    _check("\n".join([first, *lines, "true"]))
-
 
 # -- the live kernel ----------------------------------------------------------------------
 SAFE_NAME = st.sampled_from([n for n in MAGIC_NAMES if n not in ("propagation", "image")]

@@ -274,9 +274,7 @@ def _setuid_image(tmp_path) -> tuple[str, object]:
             ti.type, ti.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(ti)
     layer = buf.getvalue()
-    sys_path = __import__("sys").path
-    sys_path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "images"))
-    from ocifixtures import oci_layout
+    from images.ocifixtures import oci_layout
 
     built = oci_layout(tmp_path / "oci", [layer], env=["PATH=/bin"], workdir="/")
     name = f"rk-suid-{uuid.uuid4().hex[:10]}"

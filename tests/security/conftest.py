@@ -1,4 +1,5 @@
-"""Fixtures of the security suite: kernels driven through jupyter_client, host markers."""
+"""Fixtures of the security suite: kernels driven through jupyter_client, host markers
+(a kernel per module: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,6 @@ from pathlib import Path
 import hostmarkers as hm
 import pytest
 from kerneldriver import KernelDriver
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    k = KernelDriver()
-    k.ok("true")   # the first cell of a new user may build the default image
-    yield k
-    k.shutdown()
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """The parser as the front door: what no program can carry, the locked kernel's lines,
-%env sizes, %export names and %%c flags are refused where the user's text enters."""
+%env sizes, %export names and %%c flags are refused where the user's text enters; any
+other text is a spec or a HeaderError naming its line (fuzzed)."""
 
 from __future__ import annotations
 
 import pytest
+from cellfuzz import LINE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +157,7 @@ def test_a_locked_parser_runs_every_other_cell_unchanged(code):
 
 
 # -- %export ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", cell.BUILT_IN_IMAGES)
+@pytest.mark.parametrize("name", cell.BUILD_KINDS)
 def test_export_to_a_built_in_name_needs_replace_and_says_how_to_name_another(name):
     with pytest.raises(HeaderError) as info:
         parse(f"%export {name}\ntrue")
@@ -195,3 +197,41 @@ def test_c_flags_that_split_are_kept_as_written():
 def test_visible_escapes_controls_and_shortens():
     assert cell.visible("a\x1b[31mb\x00") == "a\\x1b[31mb\\x00"
     assert cell.visible("x" * 500).endswith("... (500 characters)")
+
+
+# -- any header line, any text: accepted, or refused naming its line ----------------------
+def _check(code: str) -> None:
+    try:
+        spec = cell.parse(code)
+    except cell.HeaderError as err:
+        lines = code.split("\n")
+        assert 1 <= err.lineno <= len(lines), err
+        assert str(err).startswith(f"line {err.lineno}: ")
+        assert err.line == lines[err.lineno - 1]
+        return
+    assert isinstance(spec, cell.CellSpec)
+    for m in spec.mounts:
+        for path in (m.target, getattr(m, "source", "/")):
+            assert path.startswith("/") and ".." not in path.split("/")
+    for show in spec.show:
+        for path in (show.path, show.host_path):
+            assert path is None or ".." not in path.split("/")
+    assert spec.timeout is None or 0 < spec.timeout <= 7 * 24 * 3600
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(LINE, min_size=1, max_size=5), st.text(max_size=20))
+def test_parse_accepts_or_names_the_line(lines, script):
+    _check("\n".join(lines) + "\n" + script)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(max_size=200))
+def test_parse_of_any_text(text):
+    _check(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["%%host", "%%c", "%%c -O2", "%%", "%%hostx"]), st.lists(LINE, max_size=3))
+def test_parse_cell_magics(first, lines):
+    _check("\n".join([first, *lines, "true"]))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from images.ocifixtures import file, layer_tar, oci_layout
 
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.commands import (
@@ -16,9 +16,6 @@ from rootfs_kernel.images.commands import (
     image_list,
     image_rm,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
-from ocifixtures import file, layer_tar, oci_layout  # noqa: E402
 
 
 def test_commands_end_to_end(tmp_path: Path) -> None:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from images.ocifixtures import directory, file, layer_tar, oci_layout, symlink
 
 from rootfs_kernel.ids import IdRange
 from rootfs_kernel.images import ImageError, ImageStore
 from rootfs_kernel.images.layerfs import is_opaque, make_whiteout, set_opaque
 from rootfs_kernel.images.oci_export import commit_layer, export_image
 from rootfs_kernel.images.oci_import import import_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
-from ocifixtures import directory, file, layer_tar, oci_layout, symlink  # noqa: E402
 
 BASE = layer_tar([directory("etc"), file("etc/a", "a"), file("etc/b", "b"),
                   directory("d"), file("d/old", "old"), symlink("l", "/etc/a")])

@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from rootfs_kernel.images import ImageError, ImageStore
-from rootfs_kernel.images.layerfs import is_opaque
-from rootfs_kernel.images.oci_import import import_image, name_from_ref
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
-from ocifixtures import (  # noqa: E402
+from images.ocifixtures import (
     Entry,
     directory,
     docker_save,
@@ -25,6 +18,10 @@ from ocifixtures import (  # noqa: E402
     oci_layout,
     symlink,
 )
+
+from rootfs_kernel.images import ImageError, ImageStore
+from rootfs_kernel.images.layerfs import is_opaque
+from rootfs_kernel.images.oci_import import import_image, name_from_ref
 
 BASE = layer_tar([
     directory("etc"), file("etc/hostname", "tiny\n"), file("etc/keep", "keep\n"),

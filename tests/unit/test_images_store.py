@@ -192,3 +192,16 @@ def test_stale_cleanup_spares_running_builds(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_store_imports_nothing_above_it():
+    """The builders register with the store (images/builders.py), not the other way round."""
+    import ast
+
+    import rootfs_kernel.images.store as store
+
+    tree = ast.parse(Path(store.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level}
+    assert imported == {"errors", "layerfs", "cell", "rmtree"}, imported
+    assert set(store.ImageStore(root="/nonexistent").available()) >= {"minimal"}

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.samples import synthetic_mountinfo
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -212,18 +213,8 @@ def test_only_host_and_sorted_rows() -> None:
     assert points == sorted(points)
 
 
-def synthetic(n: int, *, fs: str) -> str:
-    lines = ["1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw"]
-    lines += [
-        f"{i + 2} 1 0:{i} / /mnt/m{i:05d} rw,relatime shared:{i + 2} - "
-        f"{fs if i % 7 == 0 else 'tmpfs'} src{i} rw,size={i}k"
-        for i in range(n - 1)
-    ]
-    return "\n".join(lines)
-
-
 def test_parse_and_diff_5000_mounts_is_fast() -> None:
-    cell_text, host_text = synthetic(5000, fs="xfs"), synthetic(5000, fs="ext4")
+    cell_text, host_text = synthetic_mountinfo(5000, fs="xfs"), synthetic_mountinfo(5000, fs="ext4")
     t0 = time.perf_counter()
     rows = diff_mounts(parse_mountinfo(cell_text), parse_mountinfo(host_text))
     elapsed = time.perf_counter() - t0

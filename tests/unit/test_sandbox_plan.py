@@ -9,8 +9,9 @@ import pytest
 from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
 from rootfs_kernel.sandbox import ops, wire
+from rootfs_kernel.sandbox.ops import NAMESPACES
 from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for
-from rootfs_kernel.sandbox.syscalls import MS_RDONLY, NAMESPACE_FLAGS
+from rootfs_kernel.sandbox.syscalls import MS_RDONLY
 
 PLACES = Places.under("/run/rk")
 FACTS = wire.HostFacts(mnt_ns=4026531841)
@@ -147,14 +148,14 @@ def test_every_cell_has_its_own_mount_pid_uts_and_ipc_namespaces_whatever_unshar
         plan = plan_of(text, ids=IDS)
         flags = plan.namespaces | plan.script_namespaces
         for name in ("mnt", "pid", "uts", "ipc"):
-            assert flags & NAMESPACE_FLAGS[name], (text, name)
+            assert flags & NAMESPACES[name], (text, name)
         assert plan.pidns
         # The script owns its UTS and IPC namespaces (hostname, its own mqueue).
-        assert plan.script_namespaces & NAMESPACE_FLAGS["ipc"]
+        assert plan.script_namespaces & NAMESPACES["ipc"]
     net = plan_of("%unshare net\ntrue", ids=IDS)
-    assert (net.namespaces | net.script_namespaces) & NAMESPACE_FLAGS["net"]
+    assert (net.namespaces | net.script_namespaces) & NAMESPACES["net"]
     assert not (plan_of("true").namespaces | plan_of("true").script_namespaces) & \
-        NAMESPACE_FLAGS["net"]
+        NAMESPACES["net"]
 
 
 def test_a_cells_proc_sysfs_and_cgroup_mounts_give_no_more_than_the_containers_own():

@@ -116,6 +116,15 @@ def test_the_header_is_generated_from_the_operations():
             "int readonly; const char *create; int optional; int idmap; int in_root; };") in text
     # A changed schema is a new version, so a binary built before it refuses the plan.
     assert ops.VERSION.startswith(ops.WIRE_VERSION + "/")
+    # The namespaces whose ids %show ns reports: the names of ops.NAMESPACES, in order.
+    names = text.split("rk_namespace_names[RK_NAMESPACES] = {")[1].split("};")[0]
+    assert [n.strip(' "\n') for n in names.split(",")] == list(ops.NAMESPACES)
+
+
+def test_a_namespace_flag_that_disagrees_with_sched_h_does_not_compile(tmp_path, monkeypatch):
+    monkeypatch.setitem(ops.NAMESPACES, "net", ops.NAMESPACES["net"] << 1)
+    with pytest.raises(initbin.InitMissing, match="ops.NAMESPACES: net"):
+        initbin.compile_to(tmp_path / "rootfs-init")
 
 
 # -- wire.py ---------------------------------------------------------------------------------

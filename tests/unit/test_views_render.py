@@ -9,6 +9,8 @@ from pathlib import Path
 
 import ipywidgets
 import pytest
+from fixtures import samples
+from fixtures.samples import synthetic_mountinfo
 from test_views_golden import validate
 
 from rootfs_kernel.inspect.listing import diff_listings, snapshot
@@ -29,32 +31,15 @@ from rootfs_kernel.views.model import segments
 from rootfs_kernel.views.payload import level, side_values
 from rootfs_kernel.views.widget import build_widget
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
-
 
 @pytest.fixture
 def mounts() -> dict:
-    """Recorded host vs recorded unshared cell with tmpfs on /tmp, plus one mount only on
-    the host and one with changed options, so every status occurs."""
-    host = (FIXTURES / "host_root.txt").read_text()
-    host += "99 27 259:1 / /boot/efi rw,relatime - vfat /dev/nvme0n1p1 rw\n"
-    cell = (FIXTURES / "unshare_tmpfs_tmp.txt").read_text()
-    cell = cell.replace(" /proc rw,relatime ", " /proc rw,nosuid,relatime ")
-    return mounts_payload(diff_mounts(parse_mountinfo(cell), parse_mountinfo(host)))
+    return samples.mounts()
 
 
 @pytest.fixture
 def listing(tmp_path: Path) -> dict:
-    for side in ("cell", "host"):
-        (tmp_path / side / "etc" / "ssl").mkdir(parents=True)
-        (tmp_path / side / "etc" / "ssl" / "cert.pem").write_text("pem")
-        (tmp_path / side / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
-    (tmp_path / "cell" / "etc" / "ssl" / "extra.pem").write_text("more")
-    (tmp_path / "cell" / "etc" / "added").write_text("x")
-    (tmp_path / "host" / "etc" / "gone").write_text("x")
-    (tmp_path / "cell" / "etc" / "hosts").chmod(0o600)
-    return listing_payload(diff_listings(snapshot(str(tmp_path / "cell")),
-                                         snapshot(str(tmp_path / "host"))))
+    return samples.listing(tmp_path)
 
 
 def test_payload_rows_store_what_differs(mounts: dict) -> None:
@@ -246,18 +231,8 @@ def test_display_bundle(mounts: dict) -> None:
     assert WIDGET_MIME_TYPE not in no_widget
 
 
-def synthetic(n: int, *, fs: str) -> str:
-    lines = ["1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw"]
-    lines += [
-        f"{i + 2} 1 0:{i} / /mnt/m{i:05d} rw,relatime shared:{i + 2} - "
-        f"{fs if i % 7 == 0 else 'tmpfs'} src{i} rw,size={i}k"
-        for i in range(n - 1)
-    ]
-    return "\n".join(lines)
-
-
 def test_5000_mounts_end_to_end_budget() -> None:
-    cell_text, host_text = synthetic(5000, fs="xfs"), synthetic(5000, fs="ext4")
+    cell_text, host_text = synthetic_mountinfo(5000, fs="xfs"), synthetic_mountinfo(5000, fs="ext4")
     t0 = time.perf_counter()
     payload = mounts_payload(diff_mounts(parse_mountinfo(cell_text), parse_mountinfo(host_text)))
     t1 = time.perf_counter()

@@ -89,7 +89,7 @@ class Result:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         from html import escape
 
-        from ..views import render_html, render_text
+        from ..views import render_html, render_text, widget_view
 
         views = [v for v in self.views if "error" not in v]
         head = f"status {self.status}" + ("" if self.error is None else
@@ -109,8 +109,7 @@ class Result:
             from ..views.widget import build_widget
 
             box = w.VBox([w.HTML("\n".join(html[:3]))] + [build_widget(v) for v in views])
-            data["application/vnd.jupyter.widget-view+json"] = {
-                "model_id": box.model_id, "version_major": 2, "version_minor": 0}
+            data.update(widget_view(box))
         return data
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import ImageError
 from .hostfiles import SEARCH_PATH, HostInstaller, elf_interpreter, image_path
 from .minimal import ENV
-from .skeleton import DIRS, make_skeleton, set_fixed_mtimes
+from .skeleton import finish, make_skeleton
 from .store import BuildContext, BuildOutput
 
 INSTALL_HINT = "install a static busybox (Debian/Ubuntu: `apt-get install busybox-static`)"
@@ -53,12 +53,7 @@ def populate_busybox(root: Path, busybox: str) -> None:
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath(root / "usr/bin/busybox", link.parent), link)
-    for top, dirs, _files in os.walk(root):
-        for d in dirs:
-            path = Path(top, d)
-            if not path.is_symlink() and str(path.relative_to(root)) not in DIRS:
-                os.chmod(path, 0o755)
-    set_fixed_mtimes(root, installer.copied)
+    finish(root, installer.copied)
 
 
 def build_busybox(ctx: BuildContext) -> BuildOutput:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .builders import builder
 from .errors import ImageError
 from .store import Image, ImageStore, Progress, no_progress
-
-BUILD_KINDS = ("minimal", "busybox", "debian")
 
 
 def _store(store: ImageStore | None) -> ImageStore:
@@ -51,20 +50,8 @@ def image_build(
 
     ``suite``, ``variant`` and ``mirror`` apply to debian only.
     """
-    store = _store(store)
-    if kind == "minimal":
-        from .minimal import build_minimal as builder
-    elif kind == "busybox":
-        from .busybox import build_busybox as builder
-    elif kind == "debian":
-        from .debian import debian_builder
-
-        builder = debian_builder(suite, variant, mirror)
-    else:
-        raise ImageError(f"unknown image kind {kind!r}: use one of {', '.join(BUILD_KINDS)}")
-    if kind != "debian" and (suite or mirror or variant != "minbase"):
-        raise ImageError("--suite, --variant and --mirror apply to debian images only")
-    return store.build(name or kind, builder, progress=progress, replace=replace)
+    make = builder(kind, suite=suite, variant=variant, mirror=mirror)
+    return _store(store).build(name or kind, make, progress=progress, replace=replace)
 
 
 def image_import(

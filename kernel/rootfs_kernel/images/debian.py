@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ..rmtree import remove_tree
 from .errors import ImageError
-from .layerfs import rmtree
 from .layertar import extract_layer
 from .store import BuildContext, Builder, BuildOutput
 
@@ -136,7 +136,7 @@ def debian_builder(suite: str | None = None, variant: str = "minbase",
             ctx.progress(0.8, "unpacking")
             with open(out, "rb") as f:
                 extract_layer(f, rootfs, f"mmdebstrap output {out.name}")
-            rmtree(out.parent)
+            remove_tree(out.parent)
         os.chmod(rootfs, 0o755)
         ctx.progress(0.9, "computing the layer digest")
         layer = ctx.add_layer(rootfs)

@@ -1,4 +1,4 @@
-"""Layer directories on disk: the canonical tar form, digests, whiteouts, removal.
+"""Layer directories on disk: the canonical tar form, digests, whiteouts.
 
 A layer is a rootfs directory in overlayfs' on-disk form: a deleted path is a 0/0
 character device and a replaced directory carries the ``overlay.opaque`` xattr. Its
@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -192,21 +191,3 @@ def write_canonical_tar(
             # sockets cannot be stored in a tar; they mean nothing in an image anyway
         flush_pending(None)
     return LayerSummary(f"sha256:{writer.hash.hexdigest()}", size, writer.count)
-
-
-def rmtree(path: Path) -> None:
-    """Remove a tree even where the image made directories read-only."""
-    if not os.path.lexists(path):
-        return
-    if os.path.islink(path) or not os.path.isdir(path):
-        os.unlink(path)
-        return
-    if os.geteuid() != 0:
-        # An image may hold 0555 directories (e.g. /proc); the owner may chmod them.
-        os.chmod(path, 0o700)
-        for top, dirs, _files in os.walk(path):
-            for d in dirs:
-                p = os.path.join(top, d)
-                if not os.path.islink(p):
-                    os.chmod(p, 0o700)
-    shutil.rmtree(path)

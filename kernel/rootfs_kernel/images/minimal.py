@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..cell import DEFAULT_PATH
 from .errors import ImageError
 from .hostfiles import HostInstaller
-from .skeleton import DIRS, make_skeleton, set_fixed_mtimes
-from .store import DEFAULT_PATH, BuildContext, BuildOutput
+from .skeleton import finish, make_skeleton
+from .store import BuildContext, BuildOutput
 
 # What the seed's commands use, then what exploring a container needs.
 REQUIRED = ["sh"]
@@ -23,7 +24,7 @@ PROGRAMS = [
     "tee", "find", "xargs", "du", "df", "whoami", "chroot", "pivot_root", "unshare",
     "nsenter", "mountpoint", "lsns",
 ]
-ENV = [DEFAULT_PATH, "HOME=/root"]
+ENV = [f"PATH={DEFAULT_PATH}", "HOME=/root"]
 
 
 def populate_minimal(root: Path, programs: list[str] = PROGRAMS) -> list[str]:
@@ -37,12 +38,7 @@ def populate_minimal(root: Path, programs: list[str] = PROGRAMS) -> list[str]:
                 "image is made of the host's programs (install dash or bash)"
             )
     missing = [p for p in programs if installer.install_program(p) is None]
-    for top, dirs, _files in os.walk(root):
-        for d in dirs:
-            path = Path(top, d)
-            if not path.is_symlink() and str(path.relative_to(root)) not in DIRS:
-                os.chmod(path, 0o755)
-    set_fixed_mtimes(root, installer.copied)
+    finish(root, installer.copied)
     return missing
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..rmtree import remove_tree
 from .archive import ArchiveSource
 from .errors import ImageError
-from .layerfs import rmtree
 from .layertar import extract_layer
 from .store import BuildContext, BuildOutput, Image, ImageStore, LayerRef, Progress, no_progress
 
@@ -212,7 +212,7 @@ def _import_layers(ctx: BuildContext, src: ArchiveSource, plan: ImportPlan) -> l
                     "corrupt or was edited; get a fresh copy"
                 )
         except BaseException:
-            rmtree(rootfs.parent)
+            remove_tree(rootfs.parent)
             raise
         extra: dict[str, Any] = {"diff_id": blob.diff_id}
         if result.unrecorded_whiteouts:

@@ -48,6 +48,18 @@ def make_skeleton(root: Path, pretty_name: str, os_id: str) -> None:
         os.chmod(root / rel, 0o644)
 
 
+def finish(root: Path, copied: set[Path]) -> None:
+    """The last step of a build from the host's files: directories made on the way to
+    copied files get 0755 whatever the umask (the skeleton's keep their modes), and what
+    we generated one fixed time, so that building twice gives the same layer digest."""
+    for top, dirs, _files in os.walk(root):
+        for d in dirs:
+            path = Path(top, d)
+            if not path.is_symlink() and str(path.relative_to(root)) not in DIRS:
+                os.chmod(path, 0o755)
+    set_fixed_mtimes(root, copied)
+
+
 def set_fixed_mtimes(root: Path, keep: set[Path], mtime: int = 0) -> None:
     """Give everything we generated one fixed time, so the layer digest is reproducible.
 

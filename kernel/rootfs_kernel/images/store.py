@@ -31,17 +31,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME
+from ..rmtree import remove_tree
 from .errors import ImageError
-from .layerfs import LayerSummary, rmtree, write_canonical_tar
+from .layerfs import LayerSummary, write_canonical_tar
 
-DEFAULT_IMAGE = "minimal"
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCHEMA = 1
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 # progress(fraction or None when unknown, message)
 Progress = Callable[[float | None, str], None]
+
+# name -> the builder `get` uses when that image is not built yet (None: not on this
+# host). Registered by builders.py.
+_AUTO_BUILDERS: dict[str, Callable[[], Builder | None]] = {}
+
+
+def register_auto_builder(name: str, find: Callable[[], Builder | None]) -> None:
+    """Let ``ImageStore.get(name)`` build ``name`` on first use, with ``find()``."""
+    _AUTO_BUILDERS[name] = find
+
+
+def _auto_builders() -> dict[str, Builder]:
+    found = {name: find() for name, find in _AUTO_BUILDERS.items()}
+    return {name: b for name, b in found.items() if b is not None}
 
 
 def no_progress(fraction: float | None, message: str) -> None:
@@ -54,7 +67,7 @@ def default_root() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not IMAGE_NAME.match(name):
         raise ImageError(
             f"invalid image name {name!r}: use lowercase letters, digits, '.', '_' and '-', "
             "starting with a letter or digit, at most 64 characters"
@@ -188,9 +201,7 @@ class ImageStore:
 
     def available(self) -> list[str]:
         """Built images plus built-in ones that ``get`` can build on first use."""
-        from .builders import auto_builders
-
-        return sorted(set(self.names()) | set(auto_builders()))
+        return sorted(set(self.names()) | set(_auto_builders()))
 
     def layer_dir(self, digest: str) -> Path:
         return self.layers_dir / check_digest(digest).replace(":", "-")
@@ -221,7 +232,7 @@ class ImageStore:
         config = meta.get("config") or {}
         env = list(config.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, DEFAULT_PATH)  # what docker does for images without a PATH
+            env.insert(0, f"PATH={DEFAULT_PATH}")  # what docker does for images without one
         return Image(
             name=name,
             layers=layers,
@@ -232,12 +243,10 @@ class ImageStore:
 
     def get(self, name: str, progress: Progress = no_progress) -> Image:
         """The image ``name``, building a built-in one (e.g. ``minimal``) on first use."""
-        from .builders import auto_builders
-
         check_name(name)
         if self.exists(name):
             return self.load(name)
-        builder = auto_builders().get(name)
+        builder = _auto_builders().get(name)
         if builder is None:
             raise self._unknown(name)
         return self.build(name, builder, progress=progress, if_missing=True)
@@ -246,7 +255,7 @@ class ImageStore:
         available = ", ".join(self.available()) or "none"
         return ImageError(
             f"unknown image {name!r}: available: {available}; build one with "
-            "`rootfs-kernel image build minimal|busybox|debian NAME` or import one with "
+            f"`rootfs-kernel image build {'|'.join(BUILD_KINDS)} NAME` or import one with "
             "`rootfs-kernel image import FILE NAME`"
         )
 
@@ -313,7 +322,7 @@ class ImageStore:
                     raise
                 for diff_id in self.layer_meta(staging).get("diff_ids", []):
                     self._add_diff_id(target, diff_id)
-                rmtree(staging)
+                remove_tree(staging)
 
     def _add_diff_id(self, layer_dir: Path, diff_id: str) -> None:
         meta = self.layer_meta(layer_dir)
@@ -433,7 +442,7 @@ class ImageStore:
                 # Killed between mkdtemp and creating the lock: stale once not brand new.
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - path.lstat().st_mtime > 60:
-                        rmtree(path)
+                        remove_tree(path)
                         removed.append(path)
                 continue
             try:
@@ -442,7 +451,7 @@ class ImageStore:
                 os.close(fd)
                 continue  # its builder is still running
             try:
-                rmtree(path)
+                remove_tree(path)
                 removed.append(path)
             finally:
                 os.close(fd)
@@ -457,7 +466,7 @@ class ImageStore:
             yield path
         finally:
             try:
-                rmtree(path)
+                remove_tree(path)
             finally:
                 os.close(fd)
 

@@ -1,7 +1,8 @@
-"""Pure parsing and diffing of what a cell sees: mounts, listings, overlay changes, ns.
+"""Parsing and diffing of what a cell sees: mounts, listings, overlay changes, layers,
+namespaces and mount trees.
 
-listing.py and changes.py also run inside the container after pivot_root; importing
-this package (before pivot_root) loads everything they need.
+Runs in: the kernel. The cell's side is read through its init's /proc/PID (and the layer
+fds it handed over) by sandbox/snapshots.py, the host's side directly; the diffs are pure.
 """
 
 from .changes import scan_upper

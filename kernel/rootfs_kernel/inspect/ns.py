@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-NAMESPACES: tuple[str, ...] = ("mnt", "pid", "user", "uts", "ipc", "net", "cgroup")
+from ..sandbox.ops import NAMESPACES
 
 
 def read_namespaces(proc: str = "/proc/self") -> dict[str, str | None]:

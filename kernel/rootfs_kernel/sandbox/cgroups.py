@@ -1,7 +1,8 @@
 """Per-cell resource limits through cgroups: v2 where a writable (delegated) hierarchy
 exists, else the v1 pids, memory and cpu controllers; a clear note where neither is.
 
-Runs in: the helper (it makes, reads and removes each cell's cgroup).
+Runs in: the helper (it makes, reads and removes each cell's cgroup) and the kernel
+(verdict(): client.py words what the counters say).
 
 The helper makes one cgroup per cell, the cell's first process joins it before it
 creates the namespaces (so everything inside inherits it), and the helper reads the
@@ -156,14 +157,6 @@ def sweep_stale_cgroups() -> None:
                     d.rmdir()
                 except OSError:
                     pass
-
-
-def join(procs_files: list[str]) -> None:
-    """Called in the cell's first process: move itself into the cell's cgroups."""
-    me = str(os.getpid())
-    for path in procs_files:
-        with open(path, "w") as f:
-            f.write(me)
 
 
 def _v2_base() -> Path | None:

@@ -25,17 +25,16 @@ import errno
 import fcntl
 import os
 import selectors
-import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import protocol, report, wire
+from ..rmtree import remove_tree
+from . import ops, protocol, wire
 from . import syscalls as sc
 from .cgroups import (
     CGROUP_LIMITS,
@@ -81,31 +80,6 @@ def sweep_stale(base: Path) -> None:
                 remove_tree(entry)
             except OSError:   # left for the next sweep: never a reason not to start
                 pass
-
-
-def remove_tree(path: Path) -> None:
-    """rmtree that also clears overlayfs work dirs (mode 000) a user made in a userns."""
-
-    def fix(func, p, exc):  # noqa: ANN001
-        if isinstance(exc[1], OSError) and exc[1].errno == errno.EBUSY:
-            # A dying cell's namespace may still hold a mount on it for a moment.
-            for _ in range(40):
-                time.sleep(0.05)
-                try:
-                    return func(p)
-                except OSError as again:
-                    if again.errno != errno.EBUSY:
-                        break
-        parent = os.path.dirname(p)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-        if func is os.open:   # a directory rmtree could not enter: now it can
-            shutil.rmtree(p, onerror=fix)
-            return
-        func(p)
-
-    shutil.rmtree(path, onerror=fix)
 
 
 @dataclass
@@ -249,7 +223,7 @@ class Helper:
                              "(128 KiB at most; the default /bin/sh takes cells of any "
                              "length)\n".encode())
             protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": report.CANNOT_RUN, "signal": None})
+                                      "status": ops.EXIT_CANNOT_RUN, "signal": None})
             return
         except BaseException:
             if group is not None:
@@ -291,7 +265,7 @@ class Helper:
         """The kernel gave cell `cid` to the prepared container `key`: supervise it."""
         ready = self.prepared.pop(key, None)
         if ready is None:  # it has ended already (a script that short, or a failure)
-            ended = self.ended_prepared.pop(key, report.SETUP_FAILED)
+            ended = self.ended_prepared.pop(key, ops.EXIT_SETUP_FAILED)
             if isinstance(ended, str):
                 protocol.send(self.sock, {"event": "error", "id": cid, "message": ended})
             else:

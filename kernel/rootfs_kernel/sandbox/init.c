@@ -636,8 +636,12 @@ static void op_chroot(const struct op_chroot *o) {
 static void op_hostname(const struct op_hostname *o) {
     /* The cell's own names (its UTS namespace started as a copy of the host's), so
      * `hostname` shows it is not the host and the host's domain name does not show. */
-    CHECK(sethostname(o->name, strlen(o->name)));
-    CHECK(setdomainname(o->domain, strlen(o->domain)));
+    /* A container runtime's seccomp profile may refuse both (podman's and Docker's do
+     * without CAP_SYS_ADMIN): the namespace is still the cell's own, its names a copy. */
+    if (sethostname(o->name, strlen(o->name)) < 0 && errno != EPERM)
+        fail("errno", current_op, errno, 0);
+    if (setdomainname(o->domain, strlen(o->domain)) < 0 && errno != EPERM)
+        fail("errno", current_op, errno, 0);
 }
 
 static void run_op(const struct op *op) {
@@ -697,13 +701,12 @@ static void apply_rlimits(void) {
     if (P.as >= 0) lower_rlimit(RLIMIT_AS, P.as);
 }
 
-static char nsids[7][64];
-static const char *ns_names[7] = {"mnt", "pid", "user", "uts", "ipc", "net", "cgroup"};
+static char nsids[RK_NAMESPACES][64];
 
 static void read_nsids(const char *proc) {
     char path[96];
-    for (int i = 0; i < 7; i++) {
-        snprintf(path, sizeof path, "%s/ns/%s", proc, ns_names[i]);
+    for (int i = 0; i < RK_NAMESPACES; i++) {
+        snprintf(path, sizeof path, "%s/ns/%s", proc, rk_namespace_names[i]);
         ssize_t n = readlink(path, nsids[i], sizeof nsids[i] - 1);
         nsids[i][n > 0 ? n : 0] = 0;
     }
@@ -905,8 +908,8 @@ static _Noreturn void cell_init(void) {
     out("], \"cgroup\": [%lld, %lld], \"ns\": ", cgroup_counter("max"), cgroup_counter("oom_kill"));
     if (P.nsids) {
         out("{");
-        for (int i = 0; i < 7; i++)
-            out("%s\"%s\": \"%s\"", i ? ", " : "", ns_names[i], nsids[i]);
+        for (int i = 0; i < RK_NAMESPACES; i++)
+            out("%s\"%s\": \"%s\"", i ? ", " : "", rk_namespace_names[i], nsids[i]);
         out("}");
     } else out("null");
     out(", \"profile\": ");

@@ -28,6 +28,13 @@ from typing import ClassVar
 EXIT_SETUP_FAILED = 125   # rootfs-init could not set the container up (or read its plan)
 EXIT_CANNOT_RUN = 127     # the script could not be executed (as a shell says)
 
+# The namespace kinds, in the order /proc/PID/ns and `%show ns` list them, with their
+# clone(2) flags: a plan carries its namespaces as these flags, and rootfs-init reads the
+# ids of these names for `%show ns` (its header checks the flags against <sched.h>).
+NAMESPACES = {"mnt": 0x00020000, "pid": 0x20000000, "user": 0x10000000,
+              "uts": 0x04000000, "ipc": 0x08000000, "net": 0x40000000,
+              "cgroup": 0x02000000}
+
 LOCAL = {"local": True}   # field metadata: not sent to rootfs-init
 WIRE_VERSION = "rootfs-init-2"
 
@@ -226,6 +233,7 @@ def schema() -> str:
     return json.dumps({"version": WIRE_VERSION,
                        "exit": {"setup_failed": EXIT_SETUP_FAILED,
                                 "cannot_run": EXIT_CANNOT_RUN},
+                       "namespaces": NAMESPACES,
                        "ops": [[k, list(zip(c.WIRE, c.KINDS, strict=True))]
                                for k, c in OPS.items()]}, sort_keys=True)
 

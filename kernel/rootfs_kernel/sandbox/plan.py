@@ -23,6 +23,7 @@ from .. import cell
 from ..ids import IdRange
 from . import ops
 from .ops import (
+    NAMESPACES,
     Bind,
     Chroot,
     Hostname,
@@ -45,7 +46,6 @@ from .syscalls import (
     MS_NOSUID,
     MS_RDONLY,
     MS_RELATIME,
-    NAMESPACE_FLAGS,
     parse_mount_options,
 )
 
@@ -58,7 +58,6 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
 # The default shell reads the cell from a pipe (init.c: the script pipe is its fd 3), not
 # from `-c`: a cell may be any length, and the shell can be started before its cell
@@ -239,11 +238,11 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     owned = {"uts", "ipc", "net"} & names if lock else set()
     flags = script_flags = 0
     for name in names - owned | ({"user"} if rootless else set()):
-        flags |= NAMESPACE_FLAGS[name]
+        flags |= NAMESPACES[name]
     if lock:
-        script_flags = NAMESPACE_FLAGS["user"] | NAMESPACE_FLAGS["mnt"]
+        script_flags = NAMESPACES["user"] | NAMESPACES["mnt"]
         for name in owned:
-            script_flags |= NAMESPACE_FLAGS[name]
+            script_flags |= NAMESPACES[name]
     ops_: list[Op] = []
     script_ops: list[Op] = []
     shared = spec.propagation == "shared"
@@ -333,7 +332,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         (script_ops.insert(0, Chroot(root)) if lock else ops_.append(Chroot(root)))
     (script_ops if lock else ops_).append(Hostname("rootfs"))
 
-    env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
+    env = {"PATH": cell.DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
     if isolated_root:
         env.update(kv.split("=", 1) for kv in image_env if "=" in kv)
         cwd = image_workdir or "/"
@@ -367,8 +366,8 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
     names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
-    flags = sum(NAMESPACE_FLAGS[n] for n in names - {"uts", "ipc"})
-    script_flags = sum(NAMESPACE_FLAGS[n] for n in ("user", "mnt", "uts", "ipc"))
+    flags = sum(NAMESPACES[n] for n in names - {"uts", "ipc"})
+    script_flags = sum(NAMESPACES[n] for n in ("user", "mnt", "uts", "ipc"))
     ops_: list[Op] = [
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),
@@ -391,7 +390,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
              idmap=unprivileged),
         PivotRoot(root),
     ]
-    env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
+    env = {"PATH": cell.DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
     return Plan(argv=tuple(argv), env=env, cwd=workdir, namespaces=flags,
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),

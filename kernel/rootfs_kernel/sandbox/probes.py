@@ -1,5 +1,8 @@
 """Probes of what the host's kernel allows, each tried for real in a throwaway process.
 
+Runs in: a subprocess of its own (the functions below); probe() in its caller,
+`rootfs-kernel doctor` (doctor.py).
+
     python -m rootfs_kernel.sandbox.probes idmap DIR     (root) can a mount of DIR be
         idmapped to an unprivileged id range (mount_setattr(MOUNT_ATTR_IDMAP)), and can
         overlayfs use that mount as a lower layer (Linux 5.19+)?
@@ -13,7 +16,7 @@ itself; the probe's mounts live in its own mount namespace and go with it.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
 import os
 import shutil
@@ -23,12 +26,8 @@ import sys
 import tempfile
 
 from . import syscalls as sc
+from .ops import NAMESPACES
 
-SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429     # the same on x86_64 and aarch64
-OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH = 0x1, 0x4
-MOUNT_ATTR_IDMAP = 0x00100000
-MS_REC, MS_PRIVATE = 0x4000, 0x40000
-MNT_DETACH = 2
 # The probe's id range: any unprivileged one does (no file is written through it).
 PROBE_BASE, PROBE_COUNT = 100000, 65536
 
@@ -56,7 +55,11 @@ def _userns_fd(base: int, count: int) -> int:
     if pid == 0:
         os.close(made_r)
         os.close(hold_w)
-        ok = sc._libc.unshare(sc.CLONE_NEWUSER) == 0
+        try:
+            sc.unshare(sc.CLONE_NEWUSER)
+            ok = True
+        except OSError:
+            ok = False
         os.write(made_w, b"y" if ok else b"n")
         os.read(hold_r, 1)   # until the parent has opened the namespace
         os._exit(0)
@@ -75,23 +78,6 @@ def _userns_fd(base: int, count: int) -> int:
         os.waitpid(pid, 0)
 
 
-def _open_tree(path: str) -> int:
-    return sc._check(sc._libc.syscall(SYS_OPEN_TREE, -100, os.fsencode(path),
-                                      OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree", path)
-
-
-def _idmap(tree: int, userns: int) -> None:
-    attr = sc._MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns)
-    sc._check(sc._libc.syscall(sc._SYS_MOUNT_SETATTR, tree, b"", sc.AT_EMPTY_PATH,
-                               ctypes.byref(attr), ctypes.sizeof(attr)),
-              "mount_setattr(MOUNT_ATTR_IDMAP)")
-
-
-def _move(tree: int, target: str) -> None:
-    sc._check(sc._libc.syscall(SYS_MOVE_MOUNT, tree, b"", -100, os.fsencode(target),
-                               MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
-
-
 def idmap(directory: str) -> dict:
     """Idmap a mount of `directory` to PROBE_BASE.., then use it as an overlay lower layer."""
     if os.geteuid() != 0:
@@ -100,20 +86,20 @@ def idmap(directory: str) -> dict:
     owner = os.stat(directory).st_uid
     userns = _userns_fd(PROBE_BASE, PROBE_COUNT)
     sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, MS_REC | MS_PRIVATE)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     scratch = tempfile.mkdtemp(prefix="rootfs-kernel-probe-")
     try:
         sc.mount("tmpfs", scratch, "tmpfs", 0, "mode=0700")
         for sub in ("lower", "upper", "work", "merged"):
             os.mkdir(os.path.join(scratch, sub))
-        tree = _open_tree(directory)
+        tree = sc.open_tree(directory)
         try:
-            _idmap(tree, userns)
+            sc.idmap_tree(tree, userns)
         except OSError as err:
             return {"ok": False, "idmap": False, "overlay": False,
                     "detail": f"{directory}: {err.strerror} (its filesystem, "
                               f"{_fstype(directory)}, cannot be idmapped here)"}
-        _move(tree, f"{scratch}/lower")
+        sc.move_mount(tree, f"{scratch}/lower")
         shifted = os.stat(f"{scratch}/lower").st_uid
         try:
             sc.mount("overlay", f"{scratch}/merged", "overlay", 0,
@@ -130,7 +116,8 @@ def idmap(directory: str) -> dict:
                 "detail": f"{directory} ({_fstype(directory)}): uid {owner} shows as {shifted} "
                           f"through an idmapped mount, and as {seen} through an overlay on it"}
     finally:
-        sc._libc.umount2(os.fsencode(scratch), MNT_DETACH)
+        with contextlib.suppress(OSError):
+            sc.umount2(scratch, sc.MNT_DETACH)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -138,7 +125,7 @@ def namespaces(names: str) -> dict:
     """unshare(2) the named namespaces (plus a user namespace when not root)."""
     flags = 0
     for name in filter(None, names.split(",")):
-        flags |= sc.NAMESPACE_FLAGS[name]
+        flags |= NAMESPACES[name]
     if os.geteuid() != 0:
         flags |= sc.CLONE_NEWUSER
     try:

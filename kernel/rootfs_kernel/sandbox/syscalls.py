@@ -1,10 +1,12 @@
-"""The Linux system calls the sandbox needs and Python 3.11 lacks, through ctypes.
+"""The Linux system calls the sandbox's Python side needs and Python 3.11 lacks (ctypes).
 
-Runs in: the helper (its process name and parent-death signal) and the kernel (openat2
-for the snapshots; plan.py takes the MS_* and CLONE_NEW* numbers from here).
+Runs in: the helper (its process name and parent-death signal), the kernel (openat2 for
+the snapshots; plan.py takes the MS_* numbers from here) and the probes'
+throwaway processes (probes.py: unshare, mount, idmapped mounts). The container itself
+is set up by rootfs-init (init.c), not from here.
 
-Only the sandbox package imports this module: it is the one place that changes the
-system (DESIGN.md, "One way through").
+Only the sandbox package imports this module. The syscall numbers below are those of
+the system calls added since Linux 5.2, the same on every architecture.
 """
 
 from __future__ import annotations
@@ -13,26 +15,13 @@ import ctypes
 import ctypes.util
 import os
 
+from .ops import NAMESPACES
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
-# <sched.h>
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-
-NAMESPACE_FLAGS = {
-    "mnt": CLONE_NEWNS,
-    "pid": CLONE_NEWPID,
-    "uts": CLONE_NEWUTS,
-    "ipc": CLONE_NEWIPC,
-    "net": CLONE_NEWNET,
-    "user": CLONE_NEWUSER,
-    "cgroup": CLONE_NEWCGROUP,
-}
+# <sched.h>: every namespace's CLONE_NEW* flag is in ops.NAMESPACES, by its name.
+CLONE_NEWNS = NAMESPACES["mnt"]
+CLONE_NEWUSER = NAMESPACES["user"]
 
 # <sys/mount.h>
 MS_RDONLY = 1
@@ -40,20 +29,12 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_SYNCHRONOUS = 16
-MS_REMOUNT = 32
-MS_MANDLOCK = 64
 MS_DIRSYNC = 128
 MS_NOSYMFOLLOW = 256
 MS_NOATIME = 1024
 MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
 MS_REC = 16384
-MS_SILENT = 32768
-MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
@@ -80,22 +61,10 @@ FLAG_WORDS = {
     "nosymfollow": (MS_NOSYMFOLLOW, True),
 }
 
-# statvfs f_flag bits that a remount must repeat in a user namespace (they are locked).
-_ST_TO_MS = {
-    os.ST_RDONLY: MS_RDONLY,
-    os.ST_NOSUID: MS_NOSUID,
-    os.ST_NODEV: MS_NODEV,
-    os.ST_NOEXEC: MS_NOEXEC,
-    os.ST_NOATIME: MS_NOATIME,
-    os.ST_NODIRATIME: MS_NODIRATIME,
-    os.ST_RELATIME: MS_RELATIME,
-}
-
 # <linux/openat2.h>
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 _SYS_OPENAT2 = 437
-_SYS_PIVOT_ROOT = 155
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -104,8 +73,6 @@ PR_SET_NAME = 15
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
-_libc.chroot.argtypes = [ctypes.c_char_p]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 _libc.syscall.restype = ctypes.c_long
 
@@ -138,29 +105,6 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-_SYS_CLONE = 56
-_SIGCHLD = 17
-
-
-def clone(flags: int) -> int:
-    """clone(2) with fork semantics (no new stack) and namespace flags: 0 in the child."""
-    return _check(_libc.syscall(_SYS_CLONE, ctypes.c_ulong(flags | _SIGCHLD), None, None,
-                                None, ctypes.c_ulong(0)), "clone")
-
-
-def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
-
-
-def chroot(path: str) -> None:
-    _check(_libc.chroot(_b(path)), "chroot", path)
-
-
-def sethostname(name: str) -> None:
-    raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), "sethostname")
-
-
 def set_parent_death_signal(signum: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
@@ -180,12 +124,6 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     )
 
 
-def locked_flags(path: str) -> int:
-    """The MS_* flags a bind remount of path must keep (the kernel locks them in a userns)."""
-    st = os.statvfs(path)
-    return sum(ms for st_bit, ms in _ST_TO_MS.items() if st.f_flag & st_bit)
-
-
 def parse_mount_options(options: str) -> tuple[int, str]:
     """Split mount(8)-style "ro,size=1m" into MS_* flags and the filesystem's data string."""
     flags, data = 0, []
@@ -198,11 +136,15 @@ def parse_mount_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-# <linux/mount.h>: mount_setattr(2) makes a whole bind tree read-only in one call.
+# <linux/mount.h>: the new mount API, for the idmap probe (probes.py).
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
 _SYS_MOUNT_SETATTR = 442
+AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-MOUNT_ATTR_RDONLY = 0x1
+OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
 
 
 class _MountAttr(ctypes.Structure):
@@ -210,15 +152,20 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def make_readonly(fd: int, recursive: bool) -> None:
-    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    _check(_libc.syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, ctypes.byref(attr),
-                         ctypes.sizeof(attr)), "mount_setattr(MOUNT_ATTR_RDONLY)")
+def open_tree(path: str) -> int:
+    """A detached copy of the mount at path (OPEN_TREE_CLONE), as an fd."""
+    return _check(_libc.syscall(_SYS_OPEN_TREE, AT_FDCWD, _b(path),
+                                OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree", path)
 
 
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+def idmap_tree(tree: int, userns_fd: int) -> None:
+    """Show the detached mount's owners through the user namespace's id mapping."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    _check(_libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+                         ctypes.sizeof(attr)), "mount_setattr(MOUNT_ATTR_IDMAP)")
 
 
-def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(fd, nstype), "setns")
+def move_mount(tree: int, target: str) -> None:
+    """Attach a detached mount at target."""
+    _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, _b(target),
+                         MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)

@@ -23,6 +23,12 @@ from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
 WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 
 
+def widget_view(widget: object) -> dict:
+    """The display data entry that shows an ipywidgets model (widget protocol 2.0)."""
+    return {WIDGET_MIME_TYPE: {"model_id": widget.model_id, "version_major": 2,
+                               "version_minor": 0}}
+
+
 def display_bundle(payload: dict, *, widget: bool = True,
                    keep: object = None) -> tuple[dict, dict]:
     """(data, metadata) for a display_data message of one comparison payload.
@@ -47,8 +53,7 @@ def display_bundle(payload: dict, *, widget: bool = True,
         w = build_widget(payload, data["text/html"])  # rendered once, shown twice
         if keep is not None:
             keep(w)
-        data[WIDGET_MIME_TYPE] = {"model_id": w.model_id, "version_major": 2,
-                                  "version_minor": 0}
+        data.update(widget_view(w))
     return data, {}
 
 
@@ -65,4 +70,5 @@ __all__ = [
     "render_html",
     "render_text",
     "tree_payload",
+    "widget_view",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
+from ..cell import format_size
 from ..inspect.mounts import COMPARED_FIELDS, MountRow
 from ..inspect.ns import NsRow
 
@@ -25,7 +26,6 @@ VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("compare.schema.json")
 STATUSES = ("same", "only-cell", "only-host", "differs")
 MARKS = {"same": " ", "only-cell": "+", "only-host": "-", "differs": "~"}
-CHANGE_TEXTS = {"only-cell": "added", "differs": "changed", "only-host": "deleted"}
 # Rows a listing's payload keeps (breadth first: a whole level or none of it).
 LISTING_ROWS = 1000
 GROUP_MIN = 3          # a run of fewer alike rows is not folded
@@ -465,15 +465,8 @@ OVERLAY_COLUMNS = [("from", "seen from"), ("shadows", "shadows"), ("seen", "visi
 _HOW = {"shadowed": "shadowed by", "removed": "removed by", "replaced": "replaced by"}
 
 
-def human_size(size: int | None) -> str | None:
-    if size is None:
-        return None
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return None
+def _size(size: int | None) -> str | None:
+    return None if size is None else format_size(size, decimals=1)
 
 
 def short_digest(digest: str | None) -> str | None:
@@ -519,7 +512,7 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
         size = meta.get("size")
         row = _row(meta["label"], "same", {
             "digest": short_digest(meta.get("digest")),
-            "size": human_size(layer["bytes"] if size is None else size),
+            "size": _size(layer["bytes"] if size is None else size),
             "created_by": meta.get("created_by"), "changes": _change_counts(layer["counts"]),
             "role": meta.get("role")}, None)
         row["children"] = level_

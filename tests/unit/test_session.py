@@ -1,0 +1,135 @@
+"""Session (session.py) on its own: parse -> plan, what carries from cell to cell, and how a
+run's result becomes a failure, with a sandbox client that has no helper behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from rootfs_kernel import cell
+from rootfs_kernel.images import ImageStore
+from rootfs_kernel.images.store import BuildContext, BuildOutput
+from rootfs_kernel.sandbox.client import CellRun, SandboxClient
+from rootfs_kernel.sandbox.ops import Layer
+from rootfs_kernel.sandbox.plan import SCRIPT_HEAD, Places
+from rootfs_kernel.session import Session
+
+
+class NoHelper(SandboxClient):
+    """The sandbox client as Session uses it, with no helper started: run() keeps the plan
+    it is given and answers with the next CellRun of `runs` (status 0 when none is left)."""
+
+    def __init__(self, *runs: CellRun) -> None:
+        super().__init__(prepare=False)
+        self._places = Places.under("/run/rootfs-kernel-unit")   # as if the helper said ready
+        self.plans: list = []
+        self.runs = list(runs)
+        self.dropped: list[str] = []
+
+    async def run(self, plan, on_stdout, on_stderr, **kwargs) -> CellRun:
+        self.plans.append(plan)
+        return self.runs.pop(0) if self.runs else CellRun(status=0)
+
+    def drop(self, what: str) -> None:
+        self.dropped.append(what)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> ImageStore:
+    store = ImageStore(root=tmp_path_factory.mktemp("store"))
+    store.get("minimal")   # built once, offline, from the host's programs
+
+    def one_file(ctx: BuildContext) -> BuildOutput:
+        root = ctx.new_layer_dir()
+        (root / "mine").write_text("mine\n")
+        return BuildOutput([ctx.add_layer(root)], {}, "test")
+
+    store.build("mine", one_file)
+    return store
+
+
+def session(store: ImageStore, *runs: CellRun, **kwargs) -> tuple[Session, NoHelper]:
+    sandbox = NoHelper(*runs)
+    return Session(store=store, sandbox=sandbox, **kwargs), sandbox
+
+
+def execute(s: Session, code: str):
+    return asyncio.run(s.execute(code, lambda _b: None, lambda _b: None))
+
+
+def test_a_header_error_fails_the_cell_before_the_sandbox_sees_it(store):
+    s, sandbox = session(store)
+    out = execute(s, "%mount tmpfs\necho never")
+    assert out.error.name == "HeaderError" and isinstance(out.error.exception, cell.HeaderError)
+    assert out.error.exception.lineno == 1 and out.run is None
+    assert sandbox.plans == []
+
+
+def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store):
+    s, sandbox = session(store)
+    assert execute(s, "%env GREETING=hello").error is None    # env only: nothing runs
+    assert sandbox.plans == []
+    assert execute(s, "%env OTHER=1\necho $GREETING").error is None
+    (plan,) = sandbox.plans
+    assert plan.script == SCRIPT_HEAD + "echo $GREETING"   # read by the shell from its pipe
+    assert plan.env["GREETING"] == "hello" and plan.env["OTHER"] == "1"
+    assert plan.env["PATH"] == cell.DEFAULT_PATH                  # the image's PATH
+    # The overlay's lower layers, top first, are the image's (through an idmapped mount
+    # of each when the cell's root is an unprivileged range).
+    attached = {op.target: op.source for op in plan.ops if isinstance(op, Layer)}
+    assert [Path(attached.get(p, p)) for p in plan.layers.lowers] == \
+        list(reversed(store.load("minimal").layers))
+
+
+def test_keep_reads_the_kept_layer_next_and_a_cell_without_it_drops_it(store):
+    s, sandbox = session(store)
+    execute(s, "%keep\ntouch /kept")
+    execute(s, "ls /kept")
+    execute(s, "true")
+    first, second, third = sandbox.plans
+    kept = sandbox.places.keep_upper
+    assert first.layers.upper == kept and kept not in first.layers.lowers
+    assert second.layers.lowers[0] == kept             # the kept changes, on top
+    assert kept not in third.layers.lowers
+    assert sandbox.dropped == ["keep"] and s.keep_image is None
+
+
+def test_export_to_an_existing_image_needs_replace_before_anything_runs(store):
+    s, sandbox = session(store)
+    out = execute(s, "%export mine\ntrue")
+    assert out.error.name == "HeaderError" and out.error.exception.lineno == 1
+    assert "exists already" in out.error.message and "--replace" in out.error.message
+    assert sandbox.plans == []
+
+
+def test_a_bind_of_a_missing_host_path_names_its_line(store, tmp_path):
+    s, sandbox = session(store)
+    out = execute(s, f"%timeout 5\n%bind {tmp_path}/missing /mnt\ntrue")
+    assert out.error.name == "HeaderError" and out.error.exception.lineno == 2
+    assert sandbox.plans == []
+
+
+@pytest.mark.parametrize(("run", "name"), [
+    (CellRun(status=3), "ExitStatus"),
+    (CellRun(status=137, signal=9, timed_out=True), "Timeout"),
+    (CellRun(status=137, signal=9, limit="the memory limit (32 MiB) ended 1 process(es)"),
+     "LimitExceeded"),
+    (CellRun(status=130, interrupted=True), "Interrupted"),
+    (CellRun(status=125, error="mount of tmpfs on /tmp: Operation not permitted"),
+     "ContainerError"),
+    (CellRun(status=0), None),
+])
+def test_how_a_run_ends_names_the_failure(store, run, name):
+    s, _ = session(store, run)
+    out = execute(s, "%timeout 5\ntrue")
+    assert (out.error.name if out.error else None) == name
+    assert out.status == run.status
+
+
+def test_a_locked_session_refuses_host_access_lines(store):
+    s, sandbox = session(store, host_access=False)
+    out = execute(s, "%%host\nid")
+    assert out.error.name == "HeaderError" and "locked" in out.error.message
+    assert sandbox.plans == []
