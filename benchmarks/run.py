@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # the full run (a few minutes)
     python benchmarks/run.py --quick         # tiny sizes, few repetitions (< 60 s)
     python benchmarks/run.py --only roundtrip,setup --json out.json
+    python benchmarks/run.py --before OLD_VENV/bin/python   # also an earlier version, same run
 
 Measures (names for --only): startup, roundtrip, mounts, script, showls, memory, scale,
 stream, keep, setup, views, image. `mounts` needs root (hostmounts.py), `showls` the
@@ -12,6 +13,11 @@ shared and noisy, so nothing here is asserted; the table says whether a target i
 
 Containers are only ever made through the kernel or through SandboxClient, whose helper
 process starts each container's init (sandbox/init.c).
+
+With --before PYTHON, the rootfs_kernel that PYTHON imports (an earlier version, in a venv
+of its own; --before-data its XDG_DATA_HOME) is one more kernel of the run: it takes its
+turns in the round trips, the host-mounts, long-script, %show ls, memory, start-up and
+stream measures, and the table says this version's figure against it ("x vs before").
 """
 
 from __future__ import annotations
@@ -141,6 +147,20 @@ class KernelSession:
             self.km.shutdown_kernel(now=False)
 
 
+def add_before(python: str, data: str | None) -> dict[str, list[str]]:
+    """The earlier version's kernel as label "before": its kernelspec (name -> argv)."""
+    env = ["env", f"XDG_DATA_HOME={data}"] if data else []
+    KERNELS["before"] = ("rootfs-before", "true")
+    return {"rootfs-before": [*env, python, "-m", "rootfs_kernel", "-f", "{connection_file}"]}
+
+
+def before_argv(spec: str) -> list[str]:
+    """The argv of a rootfs kernel: this version, or (spec "rootfs-before") the earlier."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KernelSpecManager().get_kernel_spec(spec).argv
+
+
 class Kernels:
     """Starts each kernel once and shares it between measures; remembers start-up times."""
 
@@ -188,13 +208,14 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
     if sessions["rootfs"] is not None:
         on_demand = KernelSession("rootfs", env={**os.environ, "ROOTFS_KERNEL_PREPARE": "0"})
     try:
-        turns = {label: sessions[label] for label in ("rootfs", "ipython")
-                 if sessions[label] is not None}
+        turns = {label: sessions[label] for label in ("rootfs", "ipython", "before")
+                 if sessions.get(label) is not None}
         if on_demand is not None:
             turns["on demand"] = on_demand
         codes = {label: KERNELS.get(label, ("", "true"))[1] for label in turns}
         times = _turns(turns, codes, cfg.warmup, cfg.reps, gap=cfg.gap_ms / 1e3)
-        pairs = {label: turns[label] for label in ("rootfs", "ipython") if label in turns}
+        pairs = {label: turns[label] for label in ("rootfs", "ipython", "before")
+                 if label in turns}
         blocks = _turns(pairs, codes, 1, max(1, cfg.reps // 10), block=10)
     finally:
         if on_demand is not None:
@@ -220,7 +241,8 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
         rows.append(Row(
             measure=f"cell round trip {stat} (`true`; IPython `pass`; bash_kernel `true`)",
             key=key, unit="ms", value=vals.get("rootfs"),
-            baselines={"ipython": vals.get("ipython"), "bash_kernel": vals["bash_kernel"]},
+            baselines={"ipython": vals.get("ipython"), "bash_kernel": vals["bash_kernel"],
+                       **_before(vals)},
             ratio=r, ratio_base="ipython", target=f"<= {goal}x IPython's {stat}",
             met=None if r is None else r <= goal, note=note))
     if "rootfs" in blocks:
@@ -228,7 +250,8 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
         log(f"roundtrip back to back: {b50}")
         rows.append(Row("cell round trip p50, cells sent back to back (Run All)",
                         "roundtrip_back_to_back", "ms", b50["rootfs"],
-                        {"ipython": b50.get("ipython")}, ratio(b50["rootfs"], b50.get("ipython")),
+                        {"ipython": b50.get("ipython"), **_before(b50)},
+                        ratio(b50["rootfs"], b50.get("ipython")),
                         "ipython", note=f"p95 {p95(blocks['rootfs']):.2f} ms vs IPython's "
                         f"{p95(blocks['ipython']):.2f} ms" if "ipython" in blocks else ""))
     if "on demand" in times:
@@ -239,6 +262,11 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
                         note="every container made when its cell comes: the cost the prepared "
                              "one hides"))
     return rows
+
+
+def _before(values: dict) -> dict[str, float | None]:
+    """The earlier version's figure as a baseline, when the run has one (--before)."""
+    return {"before": values.get("before")} if "before" in KERNELS else {}
 
 
 def _turns(sessions: dict[str, KernelSession], codes: dict[str, str], warmup: int,
@@ -290,24 +318,36 @@ def bench_mounts(cfg: Config, kernels: Kernels) -> list[Row]:
         return [Row(measure, key, "ms", None, note="n/a (mounting on the host needs root)")]
     kernel = [sys.executable, "-m", "rootfs_kernel", "-f", "{connection_file}"]
     wrap = [sys.executable, str(HERE / "hostmounts.py")]
-    with kernelspecs({"rootfs-mounts-0": [*wrap, "0", *kernel],
-                      "rootfs-mounts-n": [*wrap, str(n), *kernel]}):
-        sessions = {"none": KernelSession("rootfs-mounts-0"),
-                    "more": KernelSession("rootfs-mounts-n")}
+    specs = {"none": [*wrap, "0", *kernel], "more": [*wrap, str(n), *kernel]}
+    if "before" in KERNELS:   # the earlier version, in the same two kinds of namespace
+        old = before_argv(KERNELS["before"][0])
+        specs.update({"before none": [*wrap, "0", *old], "before more": [*wrap, str(n), *old]})
+    sessions: dict[str, KernelSession] = {}
     try:
-        times = _turns(sessions, {"none": "true", "more": "true"}, cfg.warmup, cfg.reps,
+        with kernelspecs({f"rootfs-mounts-{i}": argv for i, argv in enumerate(specs.values())}):
+            for i, label in enumerate(specs):
+                sessions[label] = KernelSession(f"rootfs-mounts-{i}")
+        times = _turns(sessions, dict.fromkeys(sessions, "true"), cfg.warmup, cfg.reps,
                        gap=cfg.gap_ms / 1e3)
     finally:
         for s in sessions.values():
             s.close()
     more, none = median(times["more"]), median(times["none"])
+    if "before more" in times:
+        b_more, b_none = median(times["before more"]), median(times["before none"])
+        log(f"mounts before: {n} more {b_more:.1f} ms, none {b_none:.1f} ms")
     log(f"mounts: {n} more {more:.1f} ms, none {none:.1f} ms; p95 {p95(times['more']):.1f} / "
         f"{p95(times['none']):.1f} ms")
     r = ratio(more, none)
-    return [Row(measure, key, "ms", more, {"as the host is": none}, r, "as the host is",
+    bases = {"as the host is": none}
+    note = ""
+    if "before more" in times:
+        bases.update({"before": b_more, "before, as the host is": b_none})
+        note = f"; before: {ratio(b_more, b_none):.2f}x"
+    return [Row(measure, key, "ms", more, bases, r, "as the host is",
                 "<= 1.1x", None if r is None else r <= 1.1,
                 note=f"p95 {p95(times['more']):.2f} vs {p95(times['none']):.2f} ms; each kernel "
-                     "in a private mount namespace (benchmarks/hostmounts.py)")]
+                     f"in a private mount namespace (benchmarks/hostmounts.py){note}")]
 
 
 # -- a long script --------------------------------------------------------------------------------
@@ -318,8 +358,10 @@ def bench_script(cfg: Config, kernels: Kernels) -> list[Row]:
     line = ": " + "x" * 97 + "\n"
     code = {"rootfs": line * (size // len(line)),
             "ipython": ("pass  # " + "x" * 91 + "\n") * (size // len(line))}
+    code["before"] = code["rootfs"]
     mbs: dict[str, float | None] = {}
-    for label in ("rootfs", "ipython"):
+    refused = ""
+    for label in ("rootfs", "ipython", *_before({})):
         s = kernels.get(label)
         if s is None:
             mbs[label] = None
@@ -327,16 +369,20 @@ def bench_script(cfg: Config, kernels: Kernels) -> list[Row]:
         rates = []
         for _ in range(cfg.stream_reps):
             t, _, status = s.run(code[label])
+            if status != "ok" and label == "before":   # an earlier version may refuse it
+                refused = "; before: the cell failed (refused)"
+                break
             if status != "ok":
                 raise RuntimeError(f"{label}: the {size / 1e6:g} MB cell failed ({status})")
             rates.append(len(code[label]) / t / 1e6)
-        mbs[label] = median(rates)
-        log(f"script {label}: {size / 1e6:g} MB cell at {mbs[label]:.1f} MB/s")
+        mbs[label] = median(rates) if rates else None
+        if rates:
+            log(f"script {label}: {size / 1e6:g} MB cell at {mbs[label]:.1f} MB/s")
     r = ratio(mbs["rootfs"], mbs["ipython"])
     return [Row(f"a {size / 1e6:g} MB cell (`:` lines; IPython: `pass` lines), MB/s to idle",
-                "script_mb_s", "MB/s", mbs["rootfs"], {"ipython": mbs["ipython"]}, r, "ipython",
-                "runs; throughput like stream", mbs["rootfs"] is not None,
-                note="compare with the stdout throughput row")]
+                "script_mb_s", "MB/s", mbs["rootfs"], {"ipython": mbs["ipython"], **_before(mbs)},
+                r, "ipython", "runs; throughput like stream", mbs["rootfs"] is not None,
+                note="compare with the stdout throughput row" + refused)]
 
 
 # -- %show ls of a big directory ------------------------------------------------------------------
@@ -352,12 +398,25 @@ def bench_showls(cfg: Config, kernels: Kernels) -> list[Row]:
     if s is None:
         return [Row(measure, key, "ms", None, note=kernels.missing.get("rootfs", ""))]
     plain, shown = "%image debian\ntrue", "%image debian\n%show ls /usr\ntrue"
-    times = _turns({"plain": s, "shown": s}, {"plain": plain, "shown": shown}, 1,
-                   cfg.view_reps, gap=cfg.gap_ms / 1e3)
+    turns = {"plain": s, "shown": s}
+    old = kernels.get("before") if "before" in KERNELS else None
+    if old is not None:   # its store needs the debian image too (--before-data)
+        turns.update({"before plain": old, "before shown": old})
+    codes = {label: shown if label.endswith("shown") else plain for label in turns}
+    try:
+        times = _turns(turns, codes, 1, cfg.view_reps, gap=cfg.gap_ms / 1e3)
+    except RuntimeError as err:
+        if old is None:
+            raise
+        log(f"show ls /usr before: {err}; without it")
+        turns = {"plain": s, "shown": s}
+        times = _turns(turns, codes, 1, cfg.view_reps, gap=cfg.gap_ms / 1e3)
     added = median(times["shown"]) - median(times["plain"])
     log(f"show ls /usr: {median(times['shown']):.1f} ms vs {median(times['plain']):.1f} ms")
-    return [Row(measure, key, "ms", added, {"the cell without it": median(times["plain"])},
-                None, None, "<= 100 ms added", added <= 100)]
+    bases = {"the cell without it": median(times["plain"])}
+    if "before shown" in times:
+        bases["before"] = median(times["before shown"]) - median(times["before plain"])
+    return [Row(measure, key, "ms", added, bases, None, None, "<= 100 ms added", added <= 100)]
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -391,7 +450,7 @@ def _idle_rss_mb(s: KernelSession, code: str) -> float:
 def bench_memory(cfg: Config, kernels: Kernels) -> list[Row]:
     """Fresh kernels (the shared ones hold what earlier measures showed), three cells each."""
     mb: dict[str, float | None] = {}
-    for label in ("rootfs", "ipython"):
+    for label in ("rootfs", "ipython", *_before({})):
         if kernels.get(label) is None:
             mb[label] = None
             continue
@@ -404,7 +463,7 @@ def bench_memory(cfg: Config, kernels: Kernels) -> list[Row]:
     r = ratio(mb["rootfs"], mb["ipython"])
     return [Row("idle kernel memory, RSS of the kernel's process tree (rootfs: kernel, helper, "
                 "prepared container)", "memory_idle", "MB", mb["rootfs"],
-                {"ipython": mb["ipython"]}, r, "ipython", "<= 1.2x IPython",
+                {"ipython": mb["ipython"], **_before(mb)}, r, "ipython", "<= 1.2x IPython",
                 None if r is None else r <= 1.2)]
 
 
@@ -467,7 +526,8 @@ def bench_stream(cfg: Config, kernels: Kernels) -> list[Row]:
                                  _missing_note(kernels, ("ipython", "bash_kernel"))) if x)
     return [Row(measure="stdout throughput (iopub stream text)", key="stream_mb_s",
                 unit="MB/s", value=mbs["rootfs"],
-                baselines={"ipython": mbs["ipython"], "bash_kernel": mbs["bash_kernel"]},
+                baselines={"ipython": mbs["ipython"], "bash_kernel": mbs["bash_kernel"],
+                           **_before(mbs)},
                 ratio=r, ratio_base="ipython", target=">= 1.0x IPython",
                 met=None if r is None else r >= 1.0, note=note)]
 
@@ -495,7 +555,8 @@ def bench_startup(cfg: Config, kernels: Kernels) -> list[Row]:
     r = ratio(meds["rootfs"], meds["ipython"])
     return [Row(measure="kernel start-up (start_new_kernel -> kernel_info reply)",
                 key="startup", unit="ms", value=meds["rootfs"],
-                baselines={"ipython": meds["ipython"], "bash_kernel": meds["bash_kernel"]},
+                baselines={"ipython": meds["ipython"], "bash_kernel": meds["bash_kernel"],
+                           **_before(meds)},
                 ratio=r, ratio_base="ipython", target="<= 1.1x IPython",
                 met=None if r is None else r <= 1.1,
                 note=_missing_note(kernels, ("ipython", "bash_kernel")))]
@@ -969,6 +1030,8 @@ def render(meta: dict, rows: list[Row]) -> str:
     for r in rows:
         bases = "; ".join(f"{k}: {_fmt(v, r.unit)}" for k, v in r.baselines.items()) or "-"
         rat = f"{r.ratio:.2f}x vs {r.ratio_base}" if r.ratio is not None else "n/a"
+        if r.baselines.get("before") and r.value is not None:
+            rat += f"; {r.value / r.baselines['before']:.2f}x vs before"
         met = "-" if r.met is None else ("yes" if r.met else "**no**")
         value = _fmt(r.value, r.unit) if r.value is not None else (r.note or "n/a")
         out.append(f"| {r.measure} | {value} | {bases} | {rat} | {r.target or '-'} | {met} |")
@@ -984,6 +1047,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few repetitions")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MEASURES)}")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--before", metavar="PYTHON",
+                    help="also run the rootfs_kernel this Python imports (an earlier version)")
+    ap.add_argument("--before-data", metavar="DIR", help="XDG_DATA_HOME of --before's kernel")
     args = ap.parse_args(argv)
     only = [m.strip() for m in args.only.split(",") if m.strip()] or list(MEASURES)
     unknown = [m for m in only if m not in MEASURES]
@@ -995,6 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                    sys.argv[1:] if argv is None
                                                                    else argv)])
     meta["quick"] = args.quick
+    specs = add_before(args.before, args.before_data) if args.before else {}
+    stack = contextlib.ExitStack()
+    stack.enter_context(kernelspecs(specs))
     kernels = Kernels()
     rows: list[Row] = []
     failures: dict[str, str] = {}
@@ -1011,6 +1080,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name} FAILED: {failures[name]}")
     finally:
         kernels.close()
+        stack.close()
     meta["seconds"] = round(time.perf_counter() - t0, 1)
     print(render(meta, rows))
     for name, why in failures.items():
