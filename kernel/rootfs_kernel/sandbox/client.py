@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ids import IdRange
-from . import cgroups, initbin, protocol, report, snapshots, wire
+from . import cgroups, helper, initbin, protocol, report, snapshots, wire
 from .plan import Context, Places, Plan
 from .prepared import preparable
 
@@ -120,24 +120,32 @@ class SandboxClient:
         self._notices: dict[int, Callable[[bytes], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone: str | None = None   # how the helper went away, once it has
+        self._said_rlimits = False      # the setrlimit fallback is said once
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the helper (call from the main thread: it dies with the thread that made
-        it). Its "ready" is read when it is first needed (places): the kernel answers
-        kernel_info meanwhile, and the helper's start-up overlaps the kernel's."""
+        """Start the helper. Its "ready" is read when it is first needed (places): the
+        kernel answers kernel_info meanwhile, and the helper's start-up overlaps the
+        kernel's. What helpers killed before left (their directories, their containers'
+        cgroups) is removed first."""
         try:
             init = initbin.path()
         except initbin.InitMissing as err:
             raise SandboxError(str(err)) from None
+        base = helper.runtime_base()
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        helper.sweep_stale(base)
+        cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno()),
-             str(init)],
+            # -S: no site-packages (the helper needs only the standard library and this
+            # package, found through PYTHONPATH): it starts sooner and stays smaller.
+            [sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
+             str(theirs.fileno()), str(init), base],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
-            # follows the kernel through PR_SET_PDEATHSIG and EOF instead.
+            # follows the kernel through EOF on this socket instead.
             start_new_session=True,
             env={**os.environ, "PYTHONPATH": _package_path()},
         )
@@ -157,7 +165,7 @@ class SandboxClient:
             except protocol.Closed:
                 raise SandboxError("the sandbox helper exited at start; see the kernel "
                                    "log") from None
-            self._places = Places.from_json(ready["places"])
+            self._places = Places.under(ready["dir"])
         return self._places
 
     def gone(self) -> str | None:
@@ -237,9 +245,6 @@ class SandboxClient:
             if self._prepared is not None and self._prepared.key == msg["key"]:
                 self._drop_prepared()
             return
-        if msg["event"] == "notice" and msg.get("id") in self._notices:
-            self._notices[msg["id"]](f"rootfs-kernel: {msg['message']}\n".encode())
-            return
         fut = self._waiters.get(msg.get("id"))
         if fut is None or fut.done():
             return
@@ -254,6 +259,57 @@ class SandboxClient:
             self._prepared.chan.close()
             self._prepared = None
 
+    def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
+                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None]:
+        """The container's cgroup (made now, joined by its first process) or, where no
+        cgroup can be made, the setrlimit fallback, said once per kernel.
+
+        The default pids bound of a cell whose root is unprivileged (root mode's id range,
+        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
+        cgroup costs its first process a grace period of the kernel's RCU, which a cell
+        that asked for nothing should not wait for. A cell's own %limit pids gets the
+        cgroup, whose counters say when the limit was hit."""
+        limits = {k: v for k, v in plan.limits.items() if k in cgroups.CGROUP_LIMITS}
+        nproc = {}
+        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
+            nproc = {"nproc": int(limits.pop("pids"))}
+        mnt_ns = self._facts.mnt_ns
+        if not limits:
+            return wire.HostFacts(mnt_ns, rlimits=nproc), None
+        try:
+            group = cgroups.CellCgroup.create(name, limits)
+            return wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
+                                  rlimits=nproc), group
+        except cgroups.LimitsUnavailable as err:
+            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
+            # process for memory); cpu shares need a cgroup.
+            facts = wire.HostFacts(mnt_ns, rlimits=cgroups.rlimits_for(limits))
+            # Said once per kernel (the host will not change), and only to a cell that
+            # asked for limits itself: the default bounds are the README's, not news.
+            if plan.limits_asked and not self._said_rlimits and notice is not None:
+                self._said_rlimits = True
+                notice(f"rootfs-kernel: {err}; using setrlimit instead "
+                       f"({cgroups.describe_rlimits(facts.rlimits)}"
+                       f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
+                       "later cells\n".encode())
+            return facts, None
+
+    def _start(self, request: dict, plan: Plan, name: str, chan: _Channels, *,
+               profile: bool, warm: bool = False,
+               notice: Callable[[bytes], None] | None = None) -> None:
+        """Ask the helper to start a container for `plan` with these channels: its bounds
+        made here, rootfs-init's argv encoded here (the helper only starts it)."""
+        facts, group = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
+        request.update(argv=wire.encode(plan, facts, parent=self.proc.pid, profile=profile,
+                                        warm=warm),
+                       cgroup=None if group is None else group.watch())
+        try:
+            self.send(request, chan.theirs)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+
     def _prepare_next(self) -> None:
         """Have the helper make the next cell's container now, as the last one was made,
         with the next cell's channels (prepared.py). Called from the loop once the cell is
@@ -265,8 +321,8 @@ class SandboxClient:
         self._mounts.changed()   # from now on, a change makes this container stale
         chan, key = _Channels(), next(self._keys)
         try:
-            self.send({"op": "prepare", "key": key, "plan": plan.to_json(), "profile": profile},
-                      chan.theirs)
+            self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
+                        profile=profile, warm=True)
         except SandboxError:   # a dead helper: the next cell says so
             chan.close()
             return
@@ -335,8 +391,9 @@ class SandboxClient:
             else:
                 chan, key = _Channels(), None
                 try:
-                    self.send({"op": "run", "id": cid, "plan": plan.to_json(),
-                               "profile": profile}, chan.theirs)
+                    self._start({"op": "run", "id": cid, "host": plan.host,
+                                 "shell": plan.argv[0]}, plan, str(cid), chan,
+                                profile=profile, notice=self._notices[cid])
                 except BaseException:
                     chan.close()
                     raise
@@ -379,7 +436,10 @@ class SandboxClient:
             self._notices.pop(cid, None)
         if run.status is None or run.signal is None and exited.get("signal"):
             run.status, run.signal = exited["status"], exited["signal"]
-        run.limit = exited.get("limit") or run.limit
+        # The helper's word (a fork bomb it ended), or what its cgroup counted when the
+        # container ended, or what the init read when the script did.
+        run.limit = exited.get("limit") or cgroups.verdict(
+            plan.limits, exited.get("forks", 0), exited.get("ooms", 0)) or run.limit
         # The next container is made once the loop is free: the kernel's reply and idle
         # status first (nothing between here and them waits on the loop), then this.
         loop.call_soon(self._prepare_next)

@@ -1,6 +1,6 @@
 """CellSpec + image + what the session knows -> the plan of one container (pure).
 
-Runs in: the kernel (plan_for); the helper rebuilds the plan from its JSON (Plan.from_json).
+Runs in: the kernel (plan_for; wire.py encodes a plan as rootfs-init's argv).
 
 The plan holds the ordered setup operations (ops.py), which rootfs-init runs in one loop
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
@@ -14,14 +14,13 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
 from .. import cell
 from ..ids import IdRange
-from . import ops
 from .ops import (
     NAMESPACES,
     Bind,
@@ -85,13 +84,6 @@ class Places:
         return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
                    f"{base}/export/upper", f"{base}/export/work")
 
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Places:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class Context:
@@ -151,37 +143,6 @@ class Plan:
     # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
     idmap: str = ""
     limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
-
-    def to_json(self) -> dict:
-        """For the helper (it crosses a socket); from_json is its inverse."""
-        return {"argv": self.argv, "env": self.env, "cwd": self.cwd, "script": self.script,
-                "host": self.host,
-                "namespaces": self.namespaces, "script_namespaces": self.script_namespaces,
-                "rootless": self.rootless, "uid": self.uid, "gid": self.gid,
-                "pidns": self.pidns, "root": self.root,
-                "ops": [ops.to_json(op) for op in self.ops],
-                "script_ops": [ops.to_json(op) for op in self.script_ops],
-                "show": [[s.kind, s.path, s.host_path] for s in self.show],
-                "layers": None if self.layers is None else
-                [self.layers.upper, self.layers.lowers],
-                "limits": self.limits, "propagation": self.propagation,
-                "own_layers": self.own_layers, "idmap": self.idmap,
-                "limits_asked": self.limits_asked}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Plan:
-        layers = data["layers"]
-        return cls(argv=tuple(data["argv"]), env=data["env"], cwd=data["cwd"],
-                   script=data["script"], host=data["host"], namespaces=data["namespaces"],
-                   script_namespaces=data["script_namespaces"], rootless=data["rootless"],
-                   uid=data["uid"], gid=data["gid"], pidns=data["pidns"], root=data["root"],
-                   ops=tuple(map(ops.from_json, data["ops"])),
-                   script_ops=tuple(map(ops.from_json, data["script_ops"])),
-                   show=tuple(cell.Show(*s) for s in data["show"]),
-                   layers=None if layers is None else Layers(layers[0], tuple(layers[1])),
-                   limits=data["limits"], propagation=data["propagation"],
-                   own_layers=data["own_layers"], idmap=data["idmap"],
-                   limits_asked=data["limits_asked"])
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,

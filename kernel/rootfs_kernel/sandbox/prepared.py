@@ -1,6 +1,6 @@
 """The next cell's container, made while the kernel waits for that cell.
 
-Runs in: the kernel (preparable, to hand a cell over) and the helper (Prepared).
+Runs in: the kernel (preparable, to hand a cell over).
 
 When a container cell is over, the kernel asks the helper for the next one: another
 rootfs-init started as the last cell's was (wire.match_key), with the kernel's channels
@@ -17,23 +17,13 @@ is thrown away when the host's mount table has changed since it was asked for (b
 the /sys it shows; the kernel asks its /proc/self/mountinfo when the cell comes) or
 before a %%host cell (which may replace a directory a %bind would take), and never made
 for cells whose setup depends on more than the image: %keep/%export layers or
-%propagation shared (its mounts reach the host). Its bounds are its own: the helper makes
+%propagation shared (its mounts reach the host). Its bounds are its own: the kernel makes
 its cgroup with it (a cell's limits must match, wire.match_key).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .cgroups import CellCgroup
 from .plan import Plan
-
-
-@dataclass
-class Prepared:
-    pid: int                 # process A (rootfs-init), the helper's child
-    pidfd: int
-    cgroup: CellCgroup | None = None   # its own, made with it (the cell it gets keeps it)
 
 
 def preparable(plan: Plan) -> bool:
