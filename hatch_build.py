@@ -49,6 +49,9 @@ class InitBuildHook(BuildHookInterface):
         out = self._tmp / "rootfs-init"
         initbin.compile_to(out)
         build_data["force_include"][str(out)] = "rootfs_kernel/sandbox/rootfs-init"
+        display = self._tmp / "display"   # every cell's `display` command (display.c)
+        initbin.compile_to(display, initbin.DISPLAY_SOURCE)
+        build_data["force_include"][str(display)] = "rootfs_kernel/sandbox/bin/display"
         build_data["pure_python"] = False
         platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
         build_data["tag"] = f"py3-none-{platform}"

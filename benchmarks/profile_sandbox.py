@@ -24,7 +24,7 @@ from rootfs_kernel import cell
 from rootfs_kernel.images import ImageStore
 from rootfs_kernel.sandbox import client as client_mod
 from rootfs_kernel.sandbox.ops import Bind, Mask, ReadOnly
-from rootfs_kernel.sandbox.plan import Plan, plan_for
+from rootfs_kernel.sandbox.plan import DISPLAY_DIR, Plan, plan_for
 
 VARIANTS = {
     # name: (cell text, plan edit) - the plan is edited as data; the helper runs it.
@@ -41,6 +41,10 @@ VARIANTS = {
         p, limits={"pids": 1024, "memory": 2 << 30, "disk": 1 << 30})),
     "pids cgroup only": ("true", lambda p: replace(p, limits={"pids": 1024})),
     "%%host (fork+exec only)": ("%%host\ntrue", None),
+    "without the display bind": ("true", lambda p: replace(
+        p, ops=tuple(o for o in p.ops if not (isinstance(o, Bind)
+                                              and o.target == f"{DISPLAY_DIR}/display")))),
+    "%show steps (every step recorded)": ("%show steps\ntrue", None),
 }
 
 

@@ -6,7 +6,7 @@
     python benchmarks/run.py --before OLD_VENV/bin/python   # also an earlier version, same run
 
 Measures (names for --only): startup, roundtrip, mounts, script, showls, memory, scale,
-stream, keep, setup, views, image. `mounts` needs root (hostmounts.py), `showls` the
+stream, keep, setup, steps, views, image. `mounts` needs root (hostmounts.py), `showls` the
 `debian` image (rootfs-kernel image build debian; skipped, noted, without it).
 Figures are medians (p95 where asked) over repetitions after warm-ups: the machine is
 shared and noisy, so nothing here is asserted; the table says whether a target is met.
@@ -45,7 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MEASURES = ("startup", "roundtrip", "mounts", "script", "showls", "memory", "scale", "stream",
-            "keep", "setup", "views", "image")
+            "keep", "setup", "steps", "views", "image")
 KERNELS = {  # label -> (kernelspec, no-op cell)
     "rootfs": ("rootfs", "true"),
     "ipython": ("python3", "pass"),
@@ -696,6 +696,58 @@ def bench_setup(cfg: Config, kernels: Kernels) -> list[Row]:
                 note="the cost a prepared container hides (bwrap as above)")]
 
 
+# -- %show steps ---------------------------------------------------------------------------------
+STEPS_CELL = "%show steps\ntrue"
+
+
+def bench_steps(cfg: Config, kernels: Kernels) -> list[Row]:
+    """What `%show steps` costs a cell: its container records every step's mount table
+    (init.c), the kernel words and diffs them and sends the view. Cells run in blocks of
+    the same kind, as a notebook runs them (each gets a container made ahead with its own
+    setup), the blocks taking turns so drift falls on both; then the plain cell right
+    after a `%show steps` one, whose container is made when it comes (the one made ahead
+    recorded, and only a `%show steps` cell takes it)."""
+    s = kernels.get("rootfs")
+    if s is None:
+        note = f"n/a: {kernels.missing.get('rootfs', 'the rootfs kernel did not start')}"
+        return [Row("a `%show steps` cell next to a plain one", "steps_cell", "ms", None,
+                    note=note),
+                Row("a plain cell right after a `%show steps` cell", "plain_after_steps",
+                    "ms", None, note=note)]
+    block = max(2, cfg.reps // 20)
+    plain: list[float] = []
+    steps: list[float] = []
+    after: list[float] = []
+    for round_ in range(max(2, cfg.reps // block // 2) + 1):
+        warm = round_ == 0   # the first round warms up
+        for code, into in (("true", plain), (STEPS_CELL, steps)):
+            for i in range(block + 1):   # the block's first cell: its container on demand
+                t, _, status = s.run(code)
+                if status != "ok":
+                    raise RuntimeError(f"{code!r} failed ({status})")
+                if i and not warm:
+                    into.append(t * 1e3)
+        s.run(STEPS_CELL)
+        t, _, _ = s.run("true")
+        if not warm:
+            after.append(t * 1e3)
+    p, st, af = median(plain), median(steps), median(after)
+    log(f"steps: plain p50 {p:.2f} ms, %show steps p50 {st:.2f} ms, plain after steps "
+        f"p50 {af:.2f} ms (n={len(plain)}/{len(steps)}/{len(after)})")
+    r = ratio(st, p)
+    return [Row(measure="a `%show steps` cell next to a plain one (`true`), round trip p50",
+                key="steps_cell", unit="ms", value=st, baselines={"plain `true`": p},
+                ratio=r, ratio_base="plain `true`", target="<= 4x (a few times)",
+                met=None if r is None else r <= 4.0,
+                note="the same kernel, blocks of each kind taking turns; the view's "
+                     "display_data (text, HTML, payload, widget) is part of the round trip"),
+            Row(measure="a plain cell right after a `%show steps` cell, round trip p50",
+                key="plain_after_steps", unit="ms", value=af, baselines={"plain `true`": p},
+                ratio=ratio(af, p), ratio_base="plain `true`", target="-", met=None,
+                note="the container made ahead recorded its steps, so this one is made "
+                     "when the cell comes (once, after each `%show steps` cell)")]
+
+
 # -- 5. comparison views -----------------------------------------------------------------------
 def synth_mountinfo(n: int, cell_side: bool) -> str:
     """n mountinfo lines; the cell's side differs from the host's in a fifth of them."""
@@ -978,6 +1030,7 @@ BENCHES: dict[str, Callable[[Config, Kernels], list[Row]]] = {
     "stream": bench_stream,
     "keep": bench_keep,
     "setup": bench_setup,
+    "steps": bench_steps,
     "views": bench_views,
     "image": bench_image,
 }

@@ -7,8 +7,12 @@ Starts `jupyter lab` on loopback with the rootfs kernel and the extension's rend
 (temporary root, token and Jupyter directories: tests/e2e/jupyter_e2e.py), runs cells
 in Debian's chromium (Playwright for Python, no browser download) and saves, cropped to
 the cell: the default (pivot_root) mount table, the `%root none` one, the listing
-comparison with a subdirectory opened, the pivot mount table again in JupyterLab Dark,
-and the top of notebooks/02-tmpfs-over-tmp.ipynb as saved (outputs already executed).
+comparison with a subdirectory opened, `%show steps` with its pivot_root step opened,
+`%show layers` with its overlay opened, a cell's `display` of an SVG it drew, the pivot
+mount table and `%show tree` in JupyterLab Dark, and the top of
+notebooks/02-tmpfs-over-tmp.ipynb as saved (outputs already executed). The views of a
+host's mounts (mounts, steps, tree) are drawn from recorded tables (tests/fixtures), not
+from this machine's.
 Needs what the e2e test needs: chromium, playwright, jupyterlab, the built renderer.
 """
 
@@ -44,6 +48,46 @@ LISTING = ("%show ls /etc\n"
            "echo '10.0.0.2 db' >> /etc/hosts\n"
            "rm /etc/hostname")
 NOTEBOOK = REPO / "notebooks" / "02-tmpfs-over-tmp.ipynb"
+STEPS = "%show steps\ntrue"
+LAYERS = "%show layers\nrm /etc/hostname; echo hi > /etc/motd"
+TREE = "%show tree\ntrue"
+
+
+def display_cell() -> str:
+    """notebooks/09's last cell: the cell draws its own mount table as an SVG and shows
+    it with `display`."""
+    import nbformat
+
+    nb = nbformat.read(REPO / "notebooks" / "09-how-a-container-is-built.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if "display" in c.metadata.get("tags", [])]
+    return cell.source
+
+
+def saved_view(path: Path, source: str, payload: dict) -> None:
+    """One view as a saved output (no machine's own mounts: recorded tables)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from rootfs_kernel.views import display_bundle
+
+    data, _ = display_bundle(payload, widget=False)
+    nbformat.write(new_notebook(cells=[new_code_cell(source, execution_count=1, outputs=[
+        new_output("display_data", data=data)])], metadata={"kernelspec": {
+            "name": "rootfs", "display_name": "Rootfs (sh)", "language": "shell"}}), str(path))
+
+
+def steps_and_tree(root: Path) -> None:
+    """%show steps of the golden payload (a small host, a whole container), and %show
+    tree of the recorded default cell on the recorded host with stacked mounts."""
+    from fixtures.payloads import make
+
+    from rootfs_kernel.inspect.mounts import parse_mountinfo
+    from rootfs_kernel.views import tree_payload
+
+    saved_view(root / "steps.ipynb", STEPS, make.build()["steps"]["payload"])
+    cell = parse_mountinfo((make.MOUNTINFO / "pivot_cell.txt").read_text())
+    host = parse_mountinfo((make.MOUNTINFO / "stacked_host.txt").read_text())
+    saved_view(root / "tree.ipynb", TREE, tree_payload(cell, host))
 
 
 def mount_views(path: Path) -> None:
@@ -123,9 +167,10 @@ def main() -> int:
         root = work / "root"
         root.mkdir()
         # A first cell builds the default image, so its progress bar is not pictured.
-        e2e.write_notebook(root / "pictures.ipynb", ["true", LISTING, ""])
+        e2e.write_notebook(root / "pictures.ipynb", ["true", LISTING, LAYERS, display_cell(), ""])
         e2e.copy_notebook(NOTEBOOK, root)
         mount_views(root / "mounts.ipynb")
+        steps_and_tree(root)
         with e2e.jupyter_server("lab", root, work, renderer=True) as server, \
                 sync_playwright() as pw:
             browser = e2e.launch(pw)
@@ -146,6 +191,23 @@ def main() -> int:
                 deselect(page)
                 saved.append(e2e.shoot(cell, args.out / "listing-opened.png"))
 
+                # %show layers, the overlay opened: which layer each path is seen from.
+                page.set_viewport_size(NARROW)
+                cell = e2e.run_cell(page, 2)
+                view = cell.locator(".rfk-compare").first
+                view.wait_for(timeout=30_000)
+                view.locator("button.rfk-open", has_text="overlay").click()
+                expect(view.locator("tr.rfk-row", has_text="/etc/hostname")).to_contain_text(
+                    "removed by cell")
+                deselect(page)
+                saved.append(e2e.shoot(cell, args.out / "layers.png"))
+
+                # display: an SVG the cell drew of its own mount table.
+                cell = e2e.run_cell(page, 3)
+                expect(e2e.outputs(cell).locator("img")).to_have_count(1)
+                deselect(page)
+                saved.append(e2e.shoot(e2e.outputs(cell).last, args.out / "display.png"))
+
                 # A notebook from notebooks/, as saved: its top, no cell selected.
                 page.set_viewport_size(PAGE)
                 page.goto(server.url(NOTEBOOK.name))
@@ -165,10 +227,23 @@ def main() -> int:
                                          args.out / "mounts-pivot.png"))
                 saved.append(shoot_saved(page, server, "mounts.ipynb", 1,
                                          args.out / "mounts.png"))
+
+                # %show steps, its pivot_root step opened: the host's mounts gone (-), the
+                # new root's moved to / (~); the buttons step to its neighbours.
+                page.set_viewport_size(WIDE)
+                page.goto(server.url("steps.ipynb"))
+                view = page.locator(".jp-NotebookPanel:visible .rfk-compare").first
+                view.wait_for(timeout=60_000)
+                collapse_left_sidebar(page)
+                row = view.locator("tr", has_text='pivot_root(".", ".")').first
+                row.locator("button.rfk-open").click()
+                expect(view.locator(".rfk-step-next")).to_be_visible()
+                deselect(page)
+                saved.append(e2e.shoot(view, args.out / "steps.png"))
             finally:
                 browser.close()
 
-        # The same default mount table in JupyterLab Dark.
+        # The same default mount table in JupyterLab Dark, and a mount tree there.
         dark = work / "dark"
         theme = dark / "home" / "settings" / "@jupyterlab" / "apputils-extension"
         theme.mkdir(parents=True)
@@ -181,6 +256,17 @@ def main() -> int:
                 page = browser.new_page(viewport=TALL)
                 saved.append(shoot_saved(page, server, "mounts.ipynb", 0,
                                          args.out / "mounts-dark.png"))
+                page.goto(server.url("tree.ipynb"))
+                cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
+                tree = cell.locator(".rfk-tree")
+                tree.wait_for(timeout=60_000)
+                collapse_left_sidebar(page)
+                deselect(page)
+                tree.locator("svg g.node", has_text="/dev/pts").first.click()   # in words
+                # ... and the picture from its top again (the click scrolled to the node)
+                tree.evaluate("t => t.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
+                time.sleep(0.5)
+                saved.append(e2e.shoot(cell, args.out / "tree-dark.png"))
             finally:
                 browser.close()
     finally:

@@ -109,14 +109,29 @@ function marks(p: Payload): Record<string, string> {
   return out;
 }
 
-/** Rows that open onto a level below: a listing's directories, a stack's layers. */
+/** Rows that open onto a level below: a listing's directories, a stack's layers, the
+ * setup's steps. */
 export function navigable(p: Payload): boolean {
-  return p.kind === 'listing' || p.kind === 'layers';
+  return p.kind === 'listing' || p.kind === 'layers' || p.kind === 'steps';
 }
 
 /** The first breadcrumb: the listed directory, or what a stack's top level holds. */
 export function topLabel(p: Payload): string {
-  return p.kind === 'layers' ? 'layers' : fmt(p.paths?.cell) || '/';
+  return p.kind === 'layers' || p.kind === 'steps' ? p.kind : fmt(p.paths?.cell) || '/';
+}
+
+/** The steps before and after the opened one (%show steps), to step through them:
+ * [null, null] anywhere else. model.neighbours(). */
+export function neighbours(p: Payload, path: string[]): [string | null, string | null] {
+  if (p.kind !== 'steps' || path.length !== 1) {
+    return [null, null];
+  }
+  const keys = p.rows.filter(r => r.children).map(r => r.key);
+  const i = keys.indexOf(path[0]);
+  if (i < 0) {
+    return [null, null];
+  }
+  return [i > 0 ? keys[i - 1] : null, i + 1 < keys.length ? keys[i + 1] : null];
 }
 
 /** A level's value columns: its own (a layer opens onto paths), else the payload's. */
@@ -312,6 +327,8 @@ export function display(p: Payload, state: State): Display {
         node === p.rows[p.rows.length - 1].children
           ? 'no path is in more than one layer'
           : 'an empty layer';
+    } else if (p.kind === 'steps' && state.path.length) {
+      empty = 'no change to the mount table';
     } else {
       empty = 'no rows';
     }

@@ -18,6 +18,7 @@ import {
   fmt,
   initialState,
   navigable,
+  neighbours,
   sortLines,
   topLabel,
   twoSided
@@ -164,13 +165,29 @@ export class CompareView {
 
   private drawCrumbs(): void {
     const names = [topLabel(this.payload), ...this.state.path];
-    this.crumbs.replaceChildren(
-      ...names.map((name, depth) => {
-        const b = button('rfk-crumb', depth === 0 ? name : `${name}/`, () => this.goUp(depth));
-        b.disabled = depth === names.length - 1;
-        return b;
-      })
-    );
+    const parts: HTMLElement[] = names.map((name, depth) => {
+      const b = button('rfk-crumb', depth === 0 ? name : `${name}/`, () => this.goUp(depth));
+      b.disabled = depth === names.length - 1;
+      return b;
+    });
+    // %show steps: step through the opened step's neighbours.
+    const [before, after] = neighbours(this.payload, this.state.path);
+    if (before) {
+      const b = button('rfk-step rfk-step-prev', '◀ previous step', () => this.goTo(before));
+      b.title = before;
+      parts.push(b);
+    }
+    if (after) {
+      const b = button('rfk-step rfk-step-next', 'next step ▶', () => this.goTo(after));
+      b.title = after;
+      parts.push(b);
+    }
+    this.crumbs.replaceChildren(...parts);
+  }
+
+  private goTo(key: string): void {
+    this.state = { ...this.state, path: [key], expanded: false };
+    this.redraw();
   }
 
   private table(d: Display): HTMLTableElement {
@@ -254,7 +271,10 @@ export class CompareView {
       key.rowSpan = ln.span;
       if (row.children) {
         const open = button('rfk-open', ln.key, () => this.open(fmt(row.key)));
-        open.title = this.payload.kind === 'layers' ? 'open this layer' : 'open this directory';
+        open.title = {
+          layers: 'open this layer',
+          steps: 'open this step: the mount table after it'
+        }[this.payload.kind as string] ?? 'open this directory';
         key.append(open);
       } else {
         key.textContent = ln.key;

@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-import { display, lineText, sortLines, twoSided } from '../src/model';
+import { display, lineText, neighbours, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
 import { checkTree, mountDetails } from '../src/tree-model';
 
@@ -100,4 +100,16 @@ test('the mount tree: every mount in words, as the kernel says it (tests/fixture
     assert.equal(mountDetails(p, id), text, id);
   }
   assert.throws(() => checkTree({ ...golden.payload, version: 2 }), PayloadError);
+});
+
+test('%show steps: step through the opened step, as the kernel widget does', () => {
+  const golden = JSON.parse(readFileSync(join(GOLDEN, 'steps.json'), 'utf8'));
+  const p = checkPayload(golden.payload);
+  const keys = p.rows.map(r => r.key);
+  assert.deepEqual(neighbours(p, []), [null, null]);
+  assert.deepEqual(neighbours(p, [keys[0]]), [null, keys[1]]);
+  assert.deepEqual(neighbours(p, [keys[4]]), [keys[3], keys[5]]);
+  assert.deepEqual(neighbours(p, [keys[keys.length - 1]]), [keys[keys.length - 2], null]);
+  const layers = checkPayload(JSON.parse(readFileSync(join(GOLDEN, 'layers.json'), 'utf8')).payload);
+  assert.deepEqual(neighbours(layers, ['layer 1']), [null, null]);
 });

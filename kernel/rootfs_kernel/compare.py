@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .inspect import listing, mounts, ns
+from .sandbox.plan import Plan
+from .sandbox.steps import describe as describe_steps
 from .views import (
     changes_payload,
     layers_payload,
     listing_payload,
     mounts_payload,
     ns_payload,
+    steps_payload,
     tree_payload,
 )
 
@@ -29,8 +32,10 @@ class Comparison:
     cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots,
     host being the image's when it was compared with the image; ns: {kind: id}; changes:
     the overlay scan, host None; layers: the layer scans and their labels, host None;
-    tree: both mount tables). rows: the diff rows (inspect.MountRow, listing row dicts,
-    inspect.NsRow, change dicts; layers: one row per layer; tree: none). payload: what
+    tree: both mount tables; steps: the setup's steps (sandbox.steps.Step), host the
+    host's mount table). rows: the diff rows (inspect.MountRow, listing row dicts,
+    inspect.NsRow, change dicts; layers: one row per layer; steps: one per step; tree:
+    none). payload: what
     the views render, made from the same rows. error: why the view could not be taken
     (then payload is {"error": ...}).
     """
@@ -60,10 +65,11 @@ def _status(row: object) -> str | None:
 
 
 def compare(snapshots: list[dict], *, image: str | None = None,
-            stack: list[dict] | None = None) -> list[Comparison]:
+            stack: list[dict] | None = None, plan: Plan | None = None) -> list[Comparison]:
     """One comparison per `%show` line, in header order; a failed snapshot becomes one
     whose error says why. `image`: the cell's image name, for the headings. `stack`: what
-    %show layers labels the overlay's layers with (session.layer_stack), bottom first."""
+    %show layers labels the overlay's layers with (session.layer_stack), bottom first.
+    `plan`: the cell's, whose operations %show steps names."""
     out = []
     for snap in snapshots:
         if "error" in snap:
@@ -73,6 +79,8 @@ def compare(snapshots: list[dict], *, image: str | None = None,
             continue
         if snap["kind"] == "layers":
             snap = {**snap, "data": {**snap["data"], "stack": stack or []}}
+        if snap["kind"] == "steps":
+            snap = {**snap, "data": {**snap["data"], "plan": plan}}
         out.append(_compare(snap, image))
     return out
 
@@ -108,6 +116,11 @@ def _compare(snap: dict, image: str | None) -> Comparison:
     if kind == "layers":
         payload = layers_payload(data, image=image)
         return Comparison(kind, data, None, payload["rows"], payload)
+    if kind == "steps":
+        host, steps_ = describe_steps(data["plan"], data["records"], ended=data.get("ended"),
+                                      notes=data.get("notes"))
+        payload = steps_payload(host, steps_)
+        return Comparison(kind, steps_, host, payload["rows"], payload)
     if kind == "tree":
         cell = mounts.parse_mountinfo(data)
         host = mounts.parse_mountinfo(_host_mountinfo())

@@ -17,6 +17,8 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Float, Integer, Unicode
 
 from . import __version__, cell, completion
+from .display import Frame, FrameReader
+from .display import bundle as display_frame
 from .ids import IdRange
 from .images import ImageError
 from .session import Session
@@ -140,7 +142,7 @@ class RootfsKernel(Kernel):
     async def _execute(self, code: str, silent: bool) -> dict:
         self._loop = asyncio.get_running_loop()
         self._interrupt = asyncio.Event()
-        out = _Stream(self, "stdout", silent)
+        out = _Stream(self, "stdout", silent, frames=True)   # `display` writes there
         err = _Stream(self, "stderr", silent)
         out.other, err.other = err, out
         bar = _ProgressBar(self, self._loop, silent)
@@ -191,6 +193,14 @@ class RootfsKernel(Kernel):
     def _stream(self, name: str, text: str, silent: bool) -> None:
         if not silent and text:
             self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
+
+    def _display(self, frame: Frame, silent: bool) -> None:
+        """What a cell's `display` command sent (display.py)."""
+        if frame.error:
+            self._stream("stderr", f"rootfs-kernel: {frame.error}\n", silent)
+        elif not silent:
+            self.send_response(self.iopub_socket, "display_data",
+                               {"data": display_frame(frame), "metadata": {}, "transient": {}})
 
     # -- completion ---------------------------------------------------------------------------
     async def do_complete(self, code, cursor_pos):
@@ -296,15 +306,33 @@ class _Stream:
     FLUSH_SECONDS = 0.05
     FLUSH_BYTES = 1 << 20
 
-    def __init__(self, kernel: RootfsKernel, name: str, silent: bool):
+    def __init__(self, kernel: RootfsKernel, name: str, silent: bool, frames: bool = False):
         self.kernel, self.name, self.silent = kernel, name, silent
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending: list[bytes] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
         self.other: _Stream | None = None   # the sibling stream, flushed first to keep order
+        # stdout: the `display` command's frames become display_data, in their place.
+        self.frames = FrameReader() if frames else None
 
     def write(self, data: bytes) -> None:
+        if self.frames is None:
+            self._add(data)
+            return
+        for piece in self.frames.feed(data):
+            self._take(piece)
+
+    def _take(self, piece: bytes | Frame) -> None:
+        if isinstance(piece, bytes):
+            self._add(piece)
+            return
+        if self.other is not None and self.other.pending:
+            self.other.flush(final=False)
+        self.flush(final=False)
+        self.kernel._display(piece, self.silent)
+
+    def _add(self, data: bytes) -> None:
         if self.other is not None and self.other.pending:
             self.other.flush(final=False)
         self.pending.append(data)
@@ -316,6 +344,13 @@ class _Stream:
                 self.FLUSH_SECONDS, self.flush, False)
 
     def flush(self, final: bool = True) -> None:
+        if final and self.frames is not None:
+            for piece in self.frames.close():   # held bytes are text after all
+                if isinstance(piece, bytes):
+                    self.pending.append(piece)
+                else:
+                    self.flush(final=False)
+                    self.kernel._display(piece, self.silent)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

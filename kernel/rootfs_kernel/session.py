@@ -168,7 +168,8 @@ class Session:
         if run.snapshots:   # the views' modules are loaded by the first cell that has one
             from . import compare
 
-            out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack)
+            out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack,
+                                              plan=plan)
             out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:

@@ -74,3 +74,27 @@ def test_two_pages_show_their_views_without_a_kernel(book: Path) -> None:
             assert not [e for e in errors if "THEBE" not in e], errors
         finally:
             browser.close()
+
+
+def test_the_steps_page_opens_a_step_and_shows_what_display_drew(book: Path) -> None:
+    """Notebook 09 in the book: %show steps as its static table, each step's changes
+    folded open in place (no kernel, no renderer), and the SVG a cell showed."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((book / "09-how-a-container-is-built.html").as_uri())
+            table = page.locator("table.rfk-table").first
+            sync_api.expect(table).to_contain_text('pivot_root(".", ".")')
+            pivot = page.locator("details.rfk-step", has_text="pivot_root").first
+            pivot.locator("summary").click()
+            sync_api.expect(pivot.locator('tr[data-status="only-host"]').first).to_be_visible()
+            sync_api.expect(pivot.locator("tr", has_text="moved from").first).to_be_visible()
+            # display's SVG: an image of the book, drawn (the cell's / is the overlay)
+            picture = page.locator("img[src$='.svg']")
+            sync_api.expect(picture).to_have_count(1)
+            assert picture.evaluate("i => i.complete && i.naturalWidth") > 100
+            svg = (book / picture.get_attribute("src")).read_text()
+            assert "overlay" in svg and "/proc" in svg
+        finally:
+            browser.close()

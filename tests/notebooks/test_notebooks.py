@@ -30,7 +30,12 @@ def host_pretty_name() -> str:
 
 def test_every_notebook_uses_the_rootfs_kernel():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert len(names) == 8 and names[0].startswith("01-") and names[-1].startswith("08-")
+    # numbered 01, 02, ... without a gap, and every one a chapter of the book
+    assert [n[:3] for n in names] == [f"{i:02d}-" for i in range(1, len(names) + 1)]
+    toc_file = NOTEBOOKS.parent / "book" / "_toc.yml"   # not in the rootless pass's copy
+    toc = toc_file.read_text() if toc_file.is_file() else None
+    assert toc is None or all(f"file: {n[:-6]}" in toc or f"root: {n[:-6]}" in toc
+                              for n in names), toc
     for name in names:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(nb)
@@ -188,3 +193,48 @@ def test_08_docker_three_steps(notebook):
     assert changes.get("/etc/os-release") == "only-host"         # deleted
     kinds = [p["kind"] for p in nb.payloads("check-all-three")]
     assert kinds == ["ns", "mounts", "changes"]
+
+
+def _step(p: dict, start: str, by: str) -> dict:
+    return next(r for r in p["rows"] if (r["cell"]["calls"] or "").startswith(start)
+                and r["cell"]["process"] == by)
+
+
+def test_09_how_a_container_is_built(notebook):
+    nb = notebook("09-how-a-container-is-built")
+    default = nb.payload("default", "steps")
+    pivot = _step(default, "chdir(", "init (PID 1)")
+    assert 'pivot_root(".", ".")' in pivot["cell"]["calls"]
+    with open("/proc/self/mountinfo") as f:
+        host = {line.split()[4] for line in f}
+    gone = {k["key"] for k in pivot["children"]["rows"] if k["status"] == "only-host"}
+    assert host - {"/"} <= gone
+    overlay = _step(default, 'mount("overlay"', "init (PID 1)")
+    assert [k["cell"]["fstype"] for k in overlay["children"]["rows"]] == ["overlay"]
+    # the script counts the mounts the last step left it
+    name, count = nb.stream("default").split()
+    assert name == "rootfs" and default["rows"][-1]["cell"]["mounts"] == f"({count})"
+    # chroot: done by the script, the host's mounts kept out of sight only
+    chroot = _step(nb.payload("chroot", "steps"), "chdir(", "script")
+    assert 'chroot(".")' in chroot["cell"]["calls"]
+    assert all(k["note"].startswith("still mounted") for k in chroot["children"]["rows"]
+               if k["status"] == "only-host")
+    # %unshare net,cgroup: cgroup with the container, net with the script
+    unshare = nb.payload("unshare", "steps")
+    assert "CLONE_NEWCGROUP" in _step(unshare, "clone(", "init (PID 1)")["cell"]["calls"]
+    assert "CLONE_NEWNET" in _step(unshare, "clone(", "script")["cell"]["calls"]
+    assert nb.stream("unshare").split() == ["lo"]
+    # made ahead (unless the host's mounts changed between the two cells): the whole setup,
+    # the script's shell started, then the shell's wait on the script pipe for the cell
+    prepared = nb.payload("prepared", "steps")
+    calls = [r["cell"]["calls"] or "" for r in prepared["rows"]]
+    if any(c.startswith("read(3, ") for c in calls):
+        assert calls[-1].startswith("read(3, ") and calls[-2].startswith('execve("/bin/sh"')
+        assert "pivot_root" in " ".join(calls[:-1])
+        assert prepared["rows"][-1]["cell"]["process"] == "script"
+    else:
+        assert calls[-1].startswith('execve("/bin/sh"')
+    # display: the cell's own mount table, drawn by the cell
+    (svg,) = [o.data["image/svg+xml"] for o in nb.cell("display").outputs
+              if o.output_type == "display_data"]
+    assert svg.startswith("<svg") and "overlay" in svg and "</svg>" in svg

@@ -89,6 +89,7 @@ def test_the_wheel_has_a_manylinux_tag_for_every_python3(dist: Path) -> None:
     assert "requires no external shared libraries" in show.stdout, show.stdout + show.stderr
     names = zipfile.ZipFile(whl).namelist()
     assert "rootfs_kernel/sandbox/rootfs-init" in names
+    assert "rootfs_kernel/sandbox/bin/display" in names   # every cell's `display`
     assert any(n.endswith("labextensions/rootfs-kernel-renderer/static/style.js")
                for n in names)
     for spec_file in ("kernel.json", "logo-64x64.png", "logo-svg.svg"):
@@ -103,8 +104,10 @@ def test_the_sdist_carries_the_built_renderer_and_no_build_leftovers(dist: Path)
                   "extension/labextension/static/style.js",
                   "extension/labextension/install.json"):
         assert f"{top}/{built}" in names, built
-    assert not any("/node_modules/" in n or n.endswith("/rootfs-init") for n in names)
-    for source in ("kernel/rootfs_kernel/sandbox/init.c", "hatch_build.py",
+    assert not any("/node_modules/" in n or n.endswith(("/rootfs-init", "/bin/display"))
+                   for n in names)
+    for source in ("kernel/rootfs_kernel/sandbox/init.c",
+                   "kernel/rootfs_kernel/sandbox/display.c", "hatch_build.py",
                    "extension/package.json", "extension/src/index.ts"):
         assert f"{top}/{source}" in names, source
 
@@ -126,8 +129,10 @@ def _runs_a_cell(venv: Path, tmp: Path, path: str) -> None:
     run = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True,
                          text=True, env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("0 from"), run.stdout + run.stderr
-    # nothing was compiled: the wheel's rootfs-init ran
+    # nothing was compiled: the wheel's rootfs-init ran, with its `display`
     assert not list((home / ".cache").glob("rootfs-kernel/rootfs-init-*")), \
+        list((home / ".cache").rglob("*"))
+    assert not list((home / ".cache").glob("rootfs-kernel/display-*")), \
         list((home / ".cache").rglob("*"))
     specs = subprocess.run([str(venv / "bin/jupyter"), "kernelspec", "list"], env=env,
                            capture_output=True, text=True)

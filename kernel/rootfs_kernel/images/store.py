@@ -395,11 +395,19 @@ class ImageStore:
     def collect_garbage(self) -> list[str]:
         """Remove layers that no image refers to (skipped while a build is running)."""
         removed: list[str] = []
-        try:
-            lock = self._store_lock(shared=False, wait=False)
-            lock.__enter__()
-        except BlockingIOError:
-            return removed
+        # A build holds the lock shared for as long as it runs: skip, it collects after.
+        # A moment's hold is not a build: a process another thread of ours is starting
+        # shares the lock's open file until its exec closes it, so try again briefly.
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                lock = self._store_lock(shared=False, wait=False)
+                lock.__enter__()
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return removed
+                time.sleep(0.02)
         try:
             used = set()
             for name in self.names():

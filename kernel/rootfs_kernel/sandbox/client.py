@@ -60,6 +60,9 @@ class CellRun:
     stages: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)   # what the setup did otherwise (words)
     disk_full: bool = False           # the cell filled its writable layer (%limit disk)
+    # A prepared container's: when (time.monotonic) the kernel wrote the cell down the
+    # pipe its shell waited on (the `wait` of %show steps).
+    handed_over: float | None = None
 
 
 class _Channels:
@@ -121,6 +124,7 @@ class SandboxClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone: str | None = None   # how the helper went away, once it has
         self._said_rlimits = False      # the setrlimit fallback is said once
+        self._display: str | None = None   # the `display` program (initbin.py)
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -130,6 +134,7 @@ class SandboxClient:
         cgroups) is removed first."""
         try:
             init = initbin.path()
+            self._display = str(initbin.display_path())   # every cell's `display`
         except initbin.InitMissing as err:
             raise SandboxError(str(err)) from None
         base = helper.runtime_base()
@@ -191,7 +196,8 @@ class SandboxClient:
         session's %env, %keep state, ...)."""
         return Context(**{"places": self.places, "rootless": self.rootless,
                           "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
-                          "ids": None if self.rootless else self.ids, **changes})
+                          "ids": None if self.rootless else self.ids,
+                          "display": self._display, **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -401,6 +407,7 @@ class SandboxClient:
                     chan.close_theirs()
             # The cell's text, to the shell that waits for it (plan.SCRIPT_BOOT): first,
             # so that the shell runs while the kernel gets ready to read what it says.
+            run.handed_over = None if key is None else time.monotonic()
             script = _ScriptWriter(loop, chan.script,
                                    (plan.script or "").encode("utf-8", "surrogateescape"))
             # Closing it lets the cell's init exit (init.c): after the snapshots, or when
@@ -469,10 +476,16 @@ class SandboxClient:
                     names = ("in container", "script started", "script ended", "reported")
                     run.stages = {**dict(zip(names, data["stages"], strict=True)),
                                   "kernel has report": time.monotonic()}
-                layer_fds = readers[2].fds if data.get("snaps", 0) > 0 else None
+                # The overlay's layers, then the %show steps record (init.c).
+                fds = readers[2].fds
+                layer_fds = fds[:data["snaps"]] if data.get("snaps", 0) > 0 else None
+                steps_fd = fds[-1] if data.get("steps") and fds else None
+                if run.handed_over is not None:
+                    data["handed_over"] = run.handed_over
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap, _store_layers(plan))
+                                                   plan.idmap, _store_layers(plan),
+                                                   steps_fd=steps_fd)
                 run.notes = report.notes(plan, data.get("notes") or [])
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))

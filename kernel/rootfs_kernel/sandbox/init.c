@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -99,7 +100,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, script, look;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps;
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -235,6 +236,7 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "warm")) P.warm = atoi(val);
         else if (!strcmp(key, "script")) P.script = atoi(val);
         else if (!strcmp(key, "look")) P.look = atoi(val);
+        else if (!strcmp(key, "steps")) P.steps = atoi(val);
         else break;
     }
     fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
@@ -255,6 +257,145 @@ static int write_file(const char *path, const char *text) {
     close(fd);
     errno = saved;
     return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* -- %show steps: the setup, recorded -------------------------------------------------- */
+/* With `steps 1` in the plan (a setup key: a prepared container records too), every step
+ * is timed and followed by a copy of the mount table as it then is, appended to a memfd:
+ * A records the host's table, the cgroups it joins and the id map; B the clone that made
+ * it and each operation; C its user namespace, its own operations and the exec.  One
+ * record: `step KIND INDEX STARTED ENDED LEN DETAIL\n` (CLOCK_MONOTONIC seconds; DETAIL:
+ * what only this process knows, e.g. the flags of a clone) and LEN bytes of mountinfo
+ * (LEN -1: as in the record before; -2: could not be read; -3: past the budget), which
+ * inspect/steps.py reads and words.  B hands the memfd to the kernel once C has its copy
+ * (hand_over_steps) and closes it; C's copy is close-on-exec, so no process of the cell
+ * holds it while the script runs.  Without `steps`, record() returns at once. */
+#define STEPS_BUDGET (16 << 20)
+static int steps_fd = -1;
+static char *steps_prev;          /* the last table written, to write -1 for an equal one */
+static size_t steps_prev_len, steps_written;
+static double step_started;       /* set before a clone, read by the child it makes */
+
+static void write_all(int fd, const char *buf, size_t len) {
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Steps that cannot change the mount table: their record says "as before" unread. */
+static int keeps_table(const char *kind, int index) {
+    if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec")) return 1;
+    const struct op *op = !strcmp(kind, "op") && index < P.nops ? &P.ops[index]
+                        : !strcmp(kind, "sop") && index < P.nsops ? &P.sops[index] : NULL;
+    return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME);
+}
+
+static void record(const char *kind, int index, double started, const char *detail) {
+    if (!P.steps) return;
+    double ended = now();
+    int saved = errno;
+    if (steps_fd < 0 && (steps_fd = memfd_create("rootfs-steps", MFD_CLOEXEC)) < 0) {
+        P.steps = 0;   /* no record: the kernel says the view could not be taken */
+        errno = saved;
+        return;
+    }
+    size_t len = 0, cap = 1 << 16;
+    long long shown = -2;
+    int same = steps_prev && keeps_table(kind, index);
+    char *buf = same ? NULL : malloc(cap);
+    int fd = buf ? open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC) : -1;
+    if (same) shown = -1;
+    while (fd >= 0) {
+        if (len == cap) {
+            char *more = cap < STEPS_BUDGET ? realloc(buf, cap * 2) : NULL;
+            if (!more) { shown = -3; break; }
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        if (n == 0) { shown = (long long)len; break; }
+        len += (size_t)n;
+    }
+    if (fd >= 0) close(fd);
+    if (shown >= 0 && steps_prev && len == steps_prev_len && !memcmp(buf, steps_prev, len))
+        shown = -1;
+    else if (shown >= 0 && steps_written + len > STEPS_BUDGET)
+        shown = -3;
+    char head[4352];
+    int h = snprintf(head, sizeof head, "step %s %d %.6f %.6f %lld %.4000s\n", kind, index,
+                     started, ended, shown, detail && *detail ? detail : "-");
+    write_all(steps_fd, head, (size_t)h < sizeof head ? (size_t)h : sizeof head - 1);
+    steps_written += (size_t)h;
+    if (shown >= 0) {
+        write_all(steps_fd, buf, len);
+        steps_written += len;
+        free(steps_prev);
+        steps_prev = buf;
+        steps_prev_len = len;
+    } else {
+        free(buf);
+    }
+    errno = saved;
+}
+
+/* The steps whose words need what only this process knows. */
+static void record_host(void) { record("host", -1, now(), NULL); }
+
+static void record_cgroups(double started) {   /* A: the cgroup.procs files it wrote */
+    if (!P.steps || !P.ncgroups) return;
+    char detail[4000];
+    size_t n = 0;
+    detail[0] = 0;
+    for (int i = 0; i < P.ncgroups && n < sizeof detail; i++)
+        n += (size_t)snprintf(detail + n, sizeof detail - n, "%s%s", i ? " " : "", P.cgroups[i]);
+    record("cgroup", -1, started, detail);
+}
+
+static void record_clone(void) {   /* B: the clone A made it with, and its own id maps */
+    char detail[64];
+    snprintf(detail, sizeof detail, "%lu %u %u", P.ns, P.uid, P.gid);
+    record("clone", -1, step_started, detail);
+}
+
+static void record_rlimits(double started) {
+    if (P.nproc < 0 && P.as < 0) return;
+    char detail[64];
+    snprintf(detail, sizeof detail, "nproc=%lld as=%lld", P.nproc, P.as);
+    record("rlimit", -1, started, detail);
+}
+
+static void record_userns(void) {   /* C: the clone B made it with, and the map B wrote */
+    char detail[160];
+    snprintf(detail, sizeof detail, "%lu %s", P.lock,
+             P.idmap ? P.idmap : P.rootless ? "0 0 1" : "0 0 4294967295");
+    record("userns", -1, step_started, detail);
+}
+
+/* B, once the script's process exists (it records its own steps into the same memfd):
+ * the record goes to the kernel with the report's socket, and B keeps nothing of it. */
+static void hand_over_steps(void) {
+    if (steps_fd < 0) return;
+    char text[] = "{\"steps\": 1}\n";
+    struct iovec iov = { .iov_base = text, .iov_len = sizeof text - 1 };
+    char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                          .msg_controllen = sizeof control };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &steps_fd, sizeof(int));
+    while (sendmsg(RESULT_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+    close(steps_fd);
+    steps_fd = -1;
+    free(steps_prev);
+    steps_prev = NULL;
 }
 
 static int root_fd = -1;
@@ -668,6 +809,7 @@ static void run_op(const struct op *op) {
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 static _Noreturn void exec_script(void) {
+    record("exec", -1, now(), P.argv[0]);   /* the last step; its copy of the record closes */
     sigset_t none;
     sigemptyset(&none);
     for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
@@ -748,8 +890,13 @@ static pid_t start_locked(int *ns_fd) {
         if (P.idmap && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 ||
                         setresuid(0, 0, 0) < 0))
             fail("errno", -1, errno, 0);
+        record_userns();
         root_path = "/";
-        for (current_op = 0; current_op < P.nsops; current_op++) run_op(&P.sops[current_op]);
+        for (current_op = 0; current_op < P.nsops; current_op++) {
+            double t = now();
+            run_op(&P.sops[current_op]);
+            record("sop", current_op, t, NULL);
+        }
         exec_script();
     }
     close(ready[0]);
@@ -825,6 +972,7 @@ static _Noreturn void cell_init(void) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (P.pidns ? 0 : P.parent)) _exit(SETUP_FAILED);  /* A already gone */
     if (P.ns & CLONE_NEWUSER) map_ids();
+    record_clone();
     struct stat st;
     /* Never set up in the host's mount namespace: pivot_root there would move the root of
      * every process on the machine. */
@@ -834,6 +982,7 @@ static _Noreturn void cell_init(void) {
         double t = now();
         run_op(&P.ops[current_op]);
         times[current_op] = now() - t;
+        record("op", current_op, t, NULL);
     }
     current_op = -1;
     double setup = now() - started;
@@ -841,10 +990,13 @@ static _Noreturn void cell_init(void) {
     /* Points in time (CLOCK_MONOTONIC, as Python's time.monotonic), for profiles. */
     double stages[4];
     stages[0] = now();  /* setup done (for a prepared container, before its cell came) */
+    double limited = now();
     apply_rlimits();
+    record_rlimits(limited);
     hand_over_snapfds();
     if (idmap_fd >= 0) { close(idmap_fd); idmap_fd = -1; }
     int ns_fd = -1;
+    step_started = now();
     if (P.lock) {
         script = start_locked(&ns_fd);
         /* The script chroots itself (locked); the init follows, so that nothing of the
@@ -860,6 +1012,7 @@ static _Noreturn void cell_init(void) {
         CHECK(script);
         if (script == 0) exec_script();
     }
+    hand_over_steps();  /* the script's process has its copy: B needs none */
     stages[1] = now();  /* the script's process exists */
     /* Only the script holds the output and script pipes now: the kernel sees their end as
      * soon as the script's processes are gone. */
@@ -919,6 +1072,7 @@ static _Noreturn void cell_init(void) {
         stages[3] = now();
         out("], \"stages\": [%.6f, %.6f, %.6f, %.6f]", stages[0], stages[1], stages[2], stages[3]);
     } else out("null");
+    if (P.steps) out(", \"steps_ended\": %.6f", stages[2]);
     out("}\n");
     flush();
     close(RESULT_FD);
@@ -1025,7 +1179,10 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (P.parent && getppid() != P.parent) _exit(SETUP_FAILED);
+    record_host();   /* %show steps: the host's table, then the cgroups joined */
+    double joined = now();
     join_cgroups();  /* before any child: all inherit the limits */
+    record_cgroups(joined);
     if (P.host) {   /* a %%host cell: no namespaces, the script is this process */
         close(RESULT_FD);
         close(RELEASE_FD);
@@ -1040,7 +1197,12 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &relayed, &old);
     pid_t me = getpid();
     if (P.warm) prctl(PR_SET_NAME, "rootfs-warm");
-    if (P.idmap) make_idmap_userns();
+    if (P.idmap) {
+        double made = now();
+        make_idmap_userns();
+        record("idmap", -1, made, P.idmap);
+    }
+    step_started = now();
     pid_t pid = syscall(SYS_clone, P.ns | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) fail("clone", -1, errno, 0);
     if (pid == 0) {
@@ -1057,6 +1219,7 @@ int main(int argc, char **argv) {
     close(RESULT_FD);
     close(RELEASE_FD);
     close(SCRIPT_FD);
+    if (steps_fd >= 0) close(steps_fd);   /* B has its copy */
     struct sigaction sa = { .sa_handler = relay, .sa_flags = SA_RESTART };
     for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);

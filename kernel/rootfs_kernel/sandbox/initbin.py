@@ -1,4 +1,4 @@
-"""Where rootfs-init (init.c) lives, and how it is compiled with its generated header.
+"""Where rootfs-init (init.c) and `display` (display.c) live, and how they are compiled.
 
 Runs in: the kernel (path(), when it starts the helper) and the wheel build
 (hatch_build.py loads this file on its own, without the package).
@@ -35,6 +35,10 @@ except ImportError:  # loaded as a file by hatch_build.py, outside the package
 
 SOURCE = Path(__file__).with_name("init.c")
 PACKAGED = Path(__file__).with_name("rootfs-init")
+# The `display` command of every cell (display.c): alone in its directory, which is on
+# the PATH of the cells that keep the host's tree (%root none, %%host).
+DISPLAY_SOURCE = Path(__file__).with_name("display.c")
+PACKAGED_DISPLAY = Path(__file__).with_name("bin") / "display"
 HEADER_NAME = "rootfs-ops.h"
 # init.c must compile without a warning, here and in the tests.
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-Werror")
@@ -120,15 +124,30 @@ def compile_to(out: Path, source: Path = SOURCE) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rootfs-kernel"
+
+
 def path() -> Path:
     """The rootfs-init to run: the packaged one, else one compiled from init.c."""
     if PACKAGED.is_file() and os.access(PACKAGED, os.X_OK):
         return PACKAGED
     key = hashlib.sha256(SOURCE.read_bytes() + header().encode() + " ".join(CFLAGS).encode())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    built = cache / "rootfs-kernel" / f"rootfs-init-{key.hexdigest()[:16]}"
+    built = _cache() / f"rootfs-init-{key.hexdigest()[:16]}"
     if not built.is_file():
         compile_to(built)
+    return built
+
+
+def display_path() -> Path:
+    """The `display` program cells run: the packaged one, else one compiled from
+    display.c into a directory of its own."""
+    if PACKAGED_DISPLAY.is_file() and os.access(PACKAGED_DISPLAY, os.X_OK):
+        return PACKAGED_DISPLAY
+    key = hashlib.sha256(DISPLAY_SOURCE.read_bytes() + " ".join(CFLAGS).encode())
+    built = _cache() / f"display-{key.hexdigest()[:16]}" / "display"
+    if not built.is_file():
+        compile_to(built, DISPLAY_SOURCE)
     return built
 
 

@@ -66,6 +66,9 @@ C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in 
 SHELL = "/bin/sh"
 SCRIPT_BOOT = ". /proc/self/fd/3"
 SCRIPT_HEAD = "exec 3<&-;"
+# The `display` command (display.c) in every container: in its own /dev (a tmpfs, so
+# neither the image, %show changes nor %export see it), first on the cell's PATH.
+DISPLAY_DIR = "/dev/.rootfs-kernel"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Context:
     ids: IdRange | None = None  # root mode: the host ids a cell's root and users get
     # Every cell's bounds unless its own %limit says otherwise (KEY: None lifts one).
     default_limits: Mapping[str, float | None] = field(default_factory=dict)
+    display: str | None = None   # the host path of the `display` program (initbin.py)
 
 
 class ImageLike(Protocol):
@@ -151,12 +155,23 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
     compiled program (a host path), which the container runs instead of a shell."""
     env = {**ctx.env, **dict(spec.env)}
     if spec.host:
-        return host_plan(spec, {**ctx.host_env, **env}, ctx.cwd)
+        return host_plan(spec, {**_with_display(ctx.host_env, ctx.display), **env}, ctx.cwd)
     return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
                           image_workdir=image.workdir, user_env=env, places=ctx.places,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
                           gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
-                          default_limits=ctx.default_limits)
+                          default_limits=ctx.default_limits, display=ctx.display)
+
+
+def _with_display(env: Mapping[str, str], display: str | None, where: str | None = None
+                  ) -> dict[str, str]:
+    """`env` with the directory of the display program first on its PATH: `where` in a
+    container, else where it was built (a cell that keeps the host's tree)."""
+    out = dict(env)
+    if display:
+        head = where or str(Path(display).parent)
+        out["PATH"] = f"{head}:{out['PATH']}" if out.get("PATH") else head
+    return out
 
 
 def bounds(own: Sequence[tuple[str, float | None]],
@@ -181,7 +196,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                    image_workdir: str | None, user_env: Mapping[str, str], places: Places,
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
                    ids: IdRange | None = None, c_program: str | None = None,
-                   default_limits: Mapping[str, float | None] = MappingProxyType({})) -> Plan:
+                   default_limits: Mapping[str, float | None] = MappingProxyType({}),
+                   display: str | None = None) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked, and is
     # host root (a host-access line, like %%host).
@@ -261,6 +277,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                                       mask_firmware=not late_sysfs, shared=shared, owner=owner)
         if late_sysfs:
             script_ops += _sysfs("/sys", lineno=0)
+        if display:
+            ops_.append(Bind(display, f"{DISPLAY_DIR}/display", rec=False, readonly=True,
+                             create="file", optional=False))
     elif not shared:
         # %root none: the host's tree, but a /proc that shows this cell's PID namespace
         # (with shared propagation it would replace the host's own /proc).
@@ -299,6 +318,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         cwd = image_workdir or "/"
     else:
         cwd = host_cwd
+    env = _with_display(env, display, DISPLAY_DIR if isolated_root else None)
     env.update(user_env)
     env.update(spec.env)
     return Plan(argv=argv, env=env, cwd=cwd, script=script, namespaces=flags,

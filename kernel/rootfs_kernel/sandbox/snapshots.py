@@ -12,6 +12,8 @@ script's mount namespace (and root), reports, and waits until the kernel has rea
   ns       the script's namespace ids, which the init read while the script ran
   layers   the same fds as changes, every layer scanned against the ones below it
   tree     /proc/PID/mountinfo, as for mounts (drawn as a tree next to the host's)
+  steps    the record the init kept of the setup (a memfd it handed over with the layers):
+           every step's time and the mount table after it (steps.py reads it)
 The layers were opened by the init before the root switch and handed to the kernel over
 the result socket before the script started (client.py holds them): the init keeps no
 host fd a script could reach through /proc/1/fd. Same-user access to /proc/PID is all
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from ..cell import Show
 from ..ids import IdRange
 from ..inspect import changes, layers, listing
+from . import steps
 from . import syscalls as sc
 
 # The image side of `%show ls PATH` is the same for every cell of an image: the store's
@@ -37,17 +40,22 @@ IMAGE_LISTINGS_KEPT = 8
 
 
 def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int] | None,
-         idmap: str = "", image_key: tuple | None = None) -> list[dict]:
+         idmap: str = "", image_key: tuple | None = None, *,
+         steps_fd: int | None = None) -> list[dict]:
     """`layer_fds`: the overlay's upper then lower layers, as the init handed them over
     (None: no layers, or they could not be opened); `idmap`: the plan's (owners as the
     cell sees them); `image_key`: the store's layers below the overlay, when none of them
-    can change (no %keep layer), so the image's listings may be kept."""
+    can change (no %keep layer), so the image's listings may be kept; `steps_fd`: the
+    init's record of the setup (%show steps)."""
     proc = f"/proc/{init_pid}"
     ids = IdRange(*map(int, idmap.split()[1:])).inside if idmap else None
     out = []
     for view in shows:
         show = {"kind": view.kind, "path": view.path, "host_path": view.host_path}
         try:
+            if view.kind == "steps":   # the setup's record: nothing of the cell to read
+                out.append({**show, "data": _steps(report, steps_fd)})
+                continue
             owners = ids or cell_ids(proc)
             snap = {**show, "data": _read(show, proc, report, layer_fds, owners)}
             if show["kind"] == "ls" and not show.get("host_path"):
@@ -78,6 +86,27 @@ def _read(show: dict, proc: str, report: dict, layer_fds: list[int] | None,
             return {"scan": layers.scan_layers([*reversed(layer_fds[1:]), layer_fds[0]])}
         return changes.scan_upper(layer_fds[0], layer_fds[1:])
     raise ValueError(f"unknown view {kind}")
+
+
+def _steps(report: dict, fd: int | None) -> dict:
+    if fd is None:
+        raise ValueError("the cell's init kept no record of its setup")
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    while len(data) < size:   # pread may return less than asked for
+        more = os.pread(fd, size - len(data), len(data))
+        if not more:
+            break
+        data += more
+    records = steps.read(data)
+    if report.get("handed_over") and records:
+        # A prepared container's shell was running before its cell came, waiting on the
+        # script pipe: its wait ends when the kernel wrote the cell there (client.py).
+        last = records[-1]
+        records.append(steps.Record("wait", -1, last.ended, report["handed_over"],
+                                    last.table, ""))
+    return {"records": records, "ended": report.get("steps_ended"),
+            "notes": report.get("notes") or []}
 
 
 def _listing(path: str, proc: str, owners: listing.IdMap) -> dict:

@@ -71,6 +71,10 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
           "hostmnt", str(facts.mnt_ns), "root", plan.root]
     if plan.idmap:
         t += ["idmap", plan.idmap]
+    if any(s.kind == "steps" for s in plan.show):
+        # Recorded while the container is made, so a setup key: a prepared container made
+        # after a `%show steps` cell records too, and only such a cell takes it.
+        t += ["steps", "1"]
     if plan.layers is not None:  # opened for %show changes; always, so any cell may
         for path in (plan.layers.upper, *plan.layers.lowers):  # take a prepared one
             t += ["snap", path]

@@ -17,6 +17,7 @@ from .payload import (
     mounts_payload,
     ns_payload,
 )
+from .steps import steps_payload
 from .text import render_text
 from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
 
@@ -50,7 +51,9 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        w = build_widget(payload, data["text/html"])  # rendered once, shown twice
+        # Rendered once, shown twice (but %show steps: the widget opens a step instead of
+        # folding every step's changes below its table).
+        w = build_widget(payload, data["text/html"] if payload.get("kind") != "steps" else None)
         if keep is not None:
             keep(w)
         data.update(widget_view(w))
@@ -69,6 +72,7 @@ __all__ = [
     "ns_payload",
     "render_html",
     "render_text",
+    "steps_payload",
     "tree_payload",
     "widget_view",
 ]

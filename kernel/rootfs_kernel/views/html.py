@@ -61,8 +61,11 @@ def _value(parts: list[list], split: str | None) -> str:
 
 def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
                 differences_only: bool = False, expanded: bool = False,
-                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
-    """`view`: model.display() of the same state, when the caller has it already."""
+                max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None,
+                static_extras: bool = True) -> str:
+    """`view`: model.display() of the same state, when the caller has it already;
+    `static_extras`: what only a copy without navigation needs (%show steps: each
+    step's changes, folded)."""
     if view is None:
         view = display(payload, State(tuple(path), query, differences_only, expanded),
                        max_lines)
@@ -140,5 +143,41 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     if view["note"]:
         out.append(f'<div class="rfk-note" style="padding:2px 0;color:{MUTED};'
                    f'font-style:italic;white-space:normal">{escape(view["note"])}</div>')
+    if payload["kind"] == "steps" and not path and not query and static_extras:
+        out.append(_step_tables(payload, max_lines))
     out.append("</div>")
+    return "".join(out)
+
+
+def _step_tables(payload: dict, max_lines: int | None) -> str:
+    """%show steps without the renderer or a kernel (GitHub, nbconvert, the book): each
+    step that changed the mount table, folded in a <details>, its changes one a line."""
+    out = [f'<div class="rfk-step-tables" style="padding:4px 0 2px;color:{MUTED}">'
+           "What each step did to the mount table (open one):</div>"]
+    room = MAX_STATIC_LINES if max_lines is None else max_lines
+    marks = {e["status"]: e["mark"] for e in payload["legend"]}
+    cell = "padding:0 6px;white-space:nowrap"
+    for row in payload["rows"]:
+        kids = row.get("children", {}).get("rows", [])
+        if not kids or room <= 0:
+            continue
+        calls = row["cell"].get("calls") or ""
+        calls = calls if len(calls) <= 72 else calls[:71] + "…"   # the whole call: above
+        head = f"{row['key']}: {row['cell'].get('mounts') or ''} — {calls}"
+        out.append('<details class="rfk-step" style="padding:1px 0"><summary style="'
+                   'cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+                   f'{escape(head)}</summary><table style="{_TABLE};margin-left:2em">')
+        for kid in kids[:room]:
+            status = kid["status"]
+            values = kid.get("cell") or {}
+            what = " ".join(str(values.get(k) or "") for k in ("fstype", "source"))
+            note = kid.get("note")
+            out.append(f'<tr data-status="{status}" style="background:{ROW_BG[status]}">'
+                       f'<td style="{cell};color:{MARK_FG[status]}"><b>'
+                       f'{escape(marks[status])}</b></td><td style="{cell}">'
+                       f'{escape(kid["key"])}</td><td style="{cell}">{escape(what)}</td>'
+                       + (f'<td style="{cell}"><i>{escape(note)}</i></td>' if note else "")
+                       + "</tr>")
+        room -= len(kids)
+        out.append("</table></details>")
     return "".join(out)

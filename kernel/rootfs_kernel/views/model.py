@@ -47,15 +47,28 @@ def marks(payload: dict) -> dict[str, str]:
 
 
 def navigable(payload: dict) -> bool:
-    """Rows that open onto a level below: a listing's directories, a stack's layers."""
-    return payload["kind"] in ("listing", "layers")
+    """Rows that open onto a level below: a listing's directories, a stack's layers, the
+    setup's steps."""
+    return payload["kind"] in ("listing", "layers", "steps")
 
 
 def top_label(payload: dict) -> str:
     """The first breadcrumb: the listed directory, or what a stack's top level holds."""
-    if payload["kind"] == "layers":
-        return "layers"
+    if payload["kind"] in ("layers", "steps"):
+        return payload["kind"]
     return (payload.get("paths") or {}).get("cell") or "/"
+
+
+def neighbours(payload: dict, path: Sequence[str]) -> tuple[str | None, str | None]:
+    """The steps before and after the opened one (%show steps), to step through them:
+    (None, None) anywhere else."""
+    if payload["kind"] != "steps" or len(path) != 1:
+        return None, None
+    keys = [r["key"] for r in payload["rows"] if "children" in r]
+    if path[0] not in keys:
+        return None, None
+    i = keys.index(path[0])
+    return (keys[i - 1] if i > 0 else None), (keys[i + 1] if i + 1 < len(keys) else None)
 
 
 def key_label(row: dict) -> str:
@@ -200,6 +213,8 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
         elif payload["kind"] == "layers" and state.path:
             empty = "no path is in more than one layer" if node is payload["rows"][-1].get(
                 "children") else "an empty layer"
+        elif payload["kind"] == "steps" and state.path:
+            empty = "no change to the mount table"
         else:
             empty = "no rows"
     footer = None

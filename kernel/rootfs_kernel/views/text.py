@@ -54,4 +54,26 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
     if view["note"]:
         out.append(view["note"])
     out.append(view["legend"])
+    if payload["kind"] == "steps" and not path and not query:
+        out += _step_changes(payload, max_lines)
     return "\n".join(out)
+
+
+def _step_changes(payload: dict, max_lines: int | None) -> list[str]:
+    """%show steps: what each step did to the mount table, one line a mount."""
+    out = ["", "What each step did to the mount table:"]
+    room = MAX_STATIC_LINES if max_lines is None else max_lines
+    marks = {e["status"]: e["mark"] for e in payload["legend"]}
+    for row in payload["rows"]:
+        for kid in row.get("children", {}).get("rows", []):
+            if kid["status"] == "same":
+                continue
+            if room <= 0:
+                out.append("(more in the renderer or the live widget)")
+                return out
+            room -= 1
+            values = kid.get("cell") or {}
+            what = " ".join(str(values[k]) for k in ("fstype", "source") if values.get(k))
+            note = f" ({kid['note']})" if kid.get("note") else ""
+            out.append(f"{row['key']:>8}  {marks[kid['status']]} {kid['key']}  {what}{note}")
+    return out

@@ -1,6 +1,7 @@
 """Interactive view: filter box, "differences only" toggle, "show all N rows" for a
 collapsed table, the HTML table, and for listings a breadcrumb plus a subdirectory picker
-to open recorded children.
+to open recorded children (a layer, a step of %show steps, with buttons to the step
+before and after).
 
 Every refresh recomputes the table from (payload, path, filter text, toggles): no state
 lives outside the widget, so the view can be rebuilt from the payload at any time.
@@ -12,7 +13,7 @@ import ipywidgets as w
 from traitlets import List, Unicode
 
 from .html import render_html
-from .model import State, display, navigable, top_label, two_sided
+from .model import State, display, navigable, neighbours, top_label, two_sided
 from .payload import subdirectories
 
 _PICK = "open…"
@@ -29,45 +30,56 @@ class CompareWidget(w.VBox):
         self.payload = payload
         self.filter_box = w.Text(placeholder="filter rows (substring)", description="Filter",
                                  continuous_update=True)
-        self.diff_toggle = w.ToggleButton(value=False, description="differences only",
-                                          tooltip="hide rows that are the same on both sides")
+        # A one-sided view (changes, layers, steps) has no "same" rows to hide: no toggle
+        # (every model is a message to the front-end).
+        self.diff_toggle = w.ToggleButton(
+            value=False, description="differences only",
+            tooltip="hide rows that are the same on both sides") if two_sided(payload) else None
         # "show all N rows" unfolds a collapsed table (model.display's footer).
         self.all_toggle = w.ToggleButton(value=False, description="show all rows",
                                          tooltip="every row, runs of alike rows unfolded")
         # Born with its table: one comm_open carrying the HTML, not an empty model and
         # then an update of the same size.
-        self.table = w.HTML(value=html if html is not None else render_html(payload))
+        self.table = w.HTML(value=html if html is not None else
+                            render_html(payload, static_extras=False))
         controls: list[w.Widget] = [self.filter_box]
-        if two_sided(payload):  # a one-sided view (changes) has no "same" rows to hide
+        if self.diff_toggle is not None:
             controls.append(self.diff_toggle)
         controls.append(self.all_toggle)
         children: list[w.Widget] = [w.HBox(controls)]
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
+        self.step_buttons: tuple[w.Button, w.Button] | None = None
+        self.nav: w.HBox | None = None
         if navigable(payload):
             # Navigation models exist only where they are shown.
             self.crumbs = w.HBox()
             self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
-            children.append(w.HBox([self.crumbs, self.subdir]))
+            self.nav = w.HBox([self.crumbs, self.subdir])
+            children.append(self.nav)
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
         super().__init__(children=children + [self.table], **kwargs)
 
         self.filter_box.observe(self._refresh, names="value")
-        self.diff_toggle.observe(self._refresh, names="value")
+        if self.diff_toggle is not None:
+            self.diff_toggle.observe(self._refresh, names="value")
         self.all_toggle.observe(self._refresh, names="value")
         self._new_path(initial=True)
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
     def state(self) -> State:
-        return State(tuple(self.path), self.filter_box.value, self.diff_toggle.value,
+        return State(tuple(self.path), self.filter_box.value,
+                     self.diff_toggle is not None and self.diff_toggle.value,
                      self.all_toggle.value)
 
     def table_html(self) -> str:
         st = self.state()
+        # (the static copy's folded list of each step's changes: here, open the step)
         return render_html(self.payload, path=st.path, query=st.query,
-                           differences_only=st.differences_only, expanded=st.expanded)
+                           differences_only=st.differences_only, expanded=st.expanded,
+                           static_extras=False)
 
     def openable(self) -> list[str]:
         if self.subdir is None:
@@ -75,6 +87,28 @@ class CompareWidget(w.VBox):
         rows = [ln["row"] for ln in display(self.payload, self.state())["lines"]
                 if ln["kind"] == "row" and ln["first"]]
         return subdirectories(rows)
+
+    def _show_step_buttons(self) -> None:
+        """%show steps: buttons to the opened step's neighbours (made when first needed)."""
+        keys = neighbours(self.payload, self.path)
+        if self.step_buttons is None:
+            if not any(keys):
+                return
+            self.step_buttons = (w.Button(description="◀ previous step",
+                                          layout=w.Layout(width="auto")),
+                                 w.Button(description="next step ▶",
+                                          layout=w.Layout(width="auto")))
+            for b, side in zip(self.step_buttons, (0, 1), strict=True):
+                b.on_click(lambda _b, side=side: self._step(side))
+            self.nav.children = (*self.nav.children, *self.step_buttons)
+        for b, key in zip(self.step_buttons, keys, strict=True):
+            b.layout.display = None if key else "none"
+            b.tooltip = key or ""
+
+    def _step(self, side: int) -> None:
+        key = neighbours(self.payload, self.path)[side]
+        if key:
+            self.path = [key]
 
     def _show_all_button(self) -> None:
         footer = display(self.payload, State(tuple(self.path)), max_lines=0)["footer"]
@@ -117,6 +151,7 @@ class CompareWidget(w.VBox):
                 b.layout.close()
                 b.style.close()
                 b.close()
+        self._show_step_buttons()
         if initial:  # the table is already the unfiltered top level
             self._refresh_picker()
             self._show_all_button()

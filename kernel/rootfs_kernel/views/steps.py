@@ -1,0 +1,155 @@
+"""%show steps as a compare payload (kind "steps", compare.schema.json): one row per step
+of the container's setup, in the order the init took them, each opening onto what the
+step did to the mount table: the mounts it added, removed and changed against the step
+before (the whole table is %show mounts' business; a step's row says how many it holds).
+
+One-sided, as %show layers: a step's row is "same" (a step, not a difference); a changed
+mount also carries its values before the step (`host`), so its changed parts are
+highlighted, and its note says what they were.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+from ..inspect.mounts import Mount
+from ..inspect.steps import Change, counts
+from .payload import _columns, _envelope, _row, find_groups, summarize
+
+STEPS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
+                {"status": "differs", "mark": "~", "text": "changed"},
+                {"status": "only-host", "mark": "-", "text": "removed"},
+                {"status": "same", "mark": " ", "text": "steps"}]
+_STATUS = {"added": "only-cell", "changed": "differs", "removed": "only-host"}
+STEP_COLUMNS = [("process", "by"), ("calls", "system calls"), ("took", "took"),
+                ("mounts", "mount table")]
+TABLE_COLUMNS = [("fstype", "fs type"), ("source", "source"), ("options", "options"),
+                 ("propagation", "propagation")]
+_SPLIT = {"calls": "; ", "options": ",", "propagation": " "}
+_KEY = {"name": "mount_point", "label": "mount point"}
+_LABELS = {"mount_point": "mount point", "fstype": "fs type", "source": "source",
+           "options": "options", "super_options": "super options",
+           "propagation": "propagation", "root": "root"}
+
+
+def _values(m: Mount) -> dict:
+    return {"fstype": m.fstype, "source": m.source, "options": m.options,
+            "propagation": m.propagation}
+
+
+def ms(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds * 1e3:.3f} ms"
+
+
+def _before(c: Change, chroot: bool) -> str:
+    """What a changed mount was, in words (the text rendering shows no highlights)."""
+    parts = []
+    for name in c.differs:
+        old = getattr(c.before, name)
+        if name == "mount_point":
+            # chroot moves nothing: mountinfo names mounts from the reader's root.
+            parts.append(f"seen from the new root; at {old} from the old one" if chroot
+                         else f"moved from {old}")
+        else:
+            parts.append(f"{_LABELS[name]} was {old or '(none)'}")
+    return "; ".join(parts)
+
+
+def _table_rows(changes: Sequence[Change], chroot: bool = False) -> list[dict]:
+    rows = []
+    for c in changes:
+        shown = c.after if c.after is not None else c.before
+        before = _values(c.before) if c.status == "changed" else None
+        row = _row(c.point, _STATUS[c.status], _values(shown), before,
+                   [d for d in c.differs if d in dict(TABLE_COLUMNS)])
+        if c.status == "changed":
+            # A one-sided row keeps the other side only where it changed (the highlight).
+            row["host"] = before
+            row["note"] = _before(c, chroot)
+        elif c.status == "removed" and chroot:
+            row["note"] = "still mounted: outside the new root, so out of this process's sight"
+        rows.append(row)
+    return rows
+
+
+def _mounts_text(step) -> str:  # noqa: ANN001 - sandbox.steps.Step
+    """What the step did to the table, and how many mounts it holds after it."""
+    if step.mounts is None:
+        return "not recorded"
+    n = counts(step.changes)
+    parts = [f"{mark}{n[s]}" for mark, s in (("+", "added"), ("~", "changed"),
+                                             ("-", "removed")) if n[s]]
+    if step.copied:
+        parts.insert(0, "copied")
+    return " ".join([*parts, f"({len(step.mounts)})"])
+
+
+def steps_payload(host: list[Mount] | None, steps: Sequence, title: str | None = None) -> dict:
+    """Payload from sandbox.steps.describe(): the host's table and the steps."""
+    from ..sandbox.steps import PROCESSES
+
+    rows = []
+    totals = dict.fromkeys(("only-cell", "differs", "only-host"), 0)
+    columns = _columns(TABLE_COLUMNS, _SPLIT)
+    missing = []
+    for n, step in enumerate(steps, 1):
+        kids = _table_rows(step.changes, chroot=step.op == "chroot")
+        level = {"key": dict(_KEY), "columns": columns, "rows": kids,
+                 "summary": summarize(kids)}
+        groups = find_groups(kids, columns, [{"name": "cell", "label": "cell"}],
+                             parent=posixpath.dirname, alike=("fstype",), noun="mounts")
+        if groups:
+            level["groups"] = groups
+        for s in totals:
+            totals[s] += level["summary"][s]
+        row = _row(f"step {n}", "same", {
+            "process": PROCESSES[step.process], "calls": "; ".join(step.calls) or None,
+            "took": ms(step.took), "mounts": _mounts_text(step)}, None)
+        note = step.note
+        if step.missing:
+            note = f"{note}; {step.missing}" if note else step.missing
+            missing.append(f"step {n}")
+        if note:
+            row["note"] = note
+        row["children"] = level
+        rows.append(row)
+    p = _envelope("steps", title or "Steps: how this cell's container was built",
+                  ("step", "step"), _columns(STEP_COLUMNS, _SPLIT), rows,
+                  sides=[{"name": "cell", "label": "cell"}], legend=STEPS_LEGEND,
+                  truncated=bool(missing),
+                  note=f"{', '.join(missing)}: no mount table was kept" if missing else None)
+    # Steps are rows, not differences: the top level counts the mounts over every step
+    # (and, "same" being 0, is never folded away).
+    p["summary"] = {**totals, "same": 0, "total": len(rows)}
+    p["headline"] = headline(host, steps)
+    return p
+
+
+def headline(host: list[Mount] | None, steps: Sequence) -> str:
+    """How many steps, how long, and what became of the host's mounts, in one line."""
+    own = sum(s.took for s in steps if s.took is not None and s.kind not in ("wait", "exec"))
+    start = next((s for s in steps if s.kind == "exec"), None)
+    waited = next((s for s in steps if s.kind == "wait"), None)
+    text = f"{len(steps)} steps in {own * 1e3:.2f} ms"
+    if start is not None:
+        wall = start.started - steps[0].started - (waited.took if waited else 0.0)
+        text += f" ({wall * 1e3:.2f} ms with this recording)"
+    facts = []
+    if host is not None:
+        facts.append(f"a copy of the host's {len(host)} mounts")
+    made = [s for s in steps if not s.copied and s.op != "chroot"]
+    n = {s: sum(counts(step.changes)[s] for step in made) for s in ("added", "removed")}
+    if n["added"]:
+        facts.append(f"{n['added']} mounted")
+    if n["removed"]:
+        facts.append(f"{n['removed']} unmounted or detached")
+    hidden = sum(counts(s.changes)["removed"] for s in steps if s.op == "chroot")
+    if hidden:
+        facts.append(f"{hidden} out of the script's sight after chroot, still mounted")
+    final = next((s.mounts for s in reversed(steps) if s.mounts is not None), None)
+    if final is not None:
+        facts.append(f"the script starts with {len(final)}")
+    if waited is not None:
+        facts.append(f"prepared ahead, it waited {waited.took:.2f} s for its cell")
+    return text + (": " + "; ".join(facts) if facts else "")

@@ -1,0 +1,165 @@
+"""`%show steps` end to end, through jupyter_client: the real container's setup, step by
+step, as its init recorded it (its calls, times and mount tables), for the default
+container, a prepared one, `%root chroot` and `%unshare net`."""
+
+from __future__ import annotations
+
+import os
+
+import jsonschema
+import pytest
+
+from rootfs_kernel.ids import IdRange
+from rootfs_kernel.views import MIME_TYPE, WIDGET_MIME_TYPE
+from rootfs_kernel.views.payload import schema
+
+ROOT = os.geteuid() == 0
+
+
+def _steps(res) -> dict:
+    found = [d["data"] for d in res.displays if MIME_TYPE in d["data"]
+             and d["data"][MIME_TYPE]["kind"] == "steps"]
+    assert len(found) == 1, (res.stderr, [list(d["data"]) for d in res.displays])
+    assert WIDGET_MIME_TYPE in found[0] and "What each step did" in found[0]["text/html"]
+    p = found[0][MIME_TYPE]
+    jsonschema.validate(p, schema())
+    return p
+
+
+def _step(p: dict, start: str, by: str | None = None) -> dict:
+    """The first step whose calls start so (run by `by`: "init (host)", "init (PID 1)",
+    "script")."""
+    return next(r for r in p["rows"] if (r["cell"]["calls"] or "").startswith(start)
+                and by in (None, r["cell"]["process"]))
+
+
+def _init_clone(p: dict) -> dict:
+    return _step(p, "clone(", "init (PID 1)")
+
+
+def _script_clone(p: dict) -> dict:
+    return _step(p, "clone(", "script")
+
+
+def _changes(row: dict, status: str) -> dict[str, dict]:
+    return {k["key"]: k for k in row["children"]["rows"] if k["status"] == status}
+
+
+def _host_points() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def test_the_default_container_step_by_step(kernel):
+    p = _steps(kernel.ok("%show steps\ntrue"))
+    calls = [r["cell"]["calls"] or "" for r in p["rows"]]
+    # In the order the init took them: its namespaces, private propagation first, the
+    # image's layers, the overlay, the root switch, the script's namespace, the exec.
+    clone = _init_clone(p)
+    assert {"CLONE_NEWNS", "CLONE_NEWPID"} <= set(clone["cell"]["calls"].split("(")[1]
+                                                  .split(")")[0].split("|"))
+    first_op = calls.index(clone["cell"]["calls"]) + 1
+    assert calls[first_op] == 'mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)'
+    overlay = _step(p, 'mount("overlay"')
+    pivot = _step(p, "chdir(")
+    assert 'pivot_root(".", ".")' in pivot["cell"]["calls"]
+    assert 'umount2(".", MNT_DETACH)' in pivot["cell"]["calls"]
+    assert calls.index(overlay["cell"]["calls"]) < calls.index(pivot["cell"]["calls"])
+    # the shell, which reads the cell's text from the script pipe (fd 3)
+    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "-c", ". /proc/self/fd/3", '
+                                '"/bin/sh"]')
+    assert p["rows"][-1]["cell"]["process"] == "script"
+    # The overlay step adds what becomes the cell's /; pivot_root moves it there and
+    # takes the host's mounts away.
+    (root,) = _changes(overlay, "only-cell").values()
+    assert root["cell"]["fstype"] == "overlay" and root["key"].endswith("/cell/root")
+    gone = _changes(pivot, "only-host")
+    assert _host_points() - {"/"} <= set(gone), _host_points() - set(gone)
+    moved = [k for k in pivot["children"]["rows"] if k["key"] == "/" and
+             k["status"] == "differs"]
+    assert moved and moved[0]["cell"]["fstype"] == "overlay"
+    assert moved[0]["note"] == f"moved from {root['key']}"
+    # Each step timed, and the table's size after it.
+    for r in p["rows"]:
+        assert r["cell"]["took"].endswith(" ms") and float(r["cell"]["took"].split()[0]) >= 0
+    assert pivot["cell"]["mounts"].endswith(f"({len(_changes(pivot, 'differs'))})")
+    assert p["headline"].startswith(f"{len(p['rows'])} steps in ")
+
+
+def test_the_scripts_user_namespace_and_its_id_map(kernel):
+    p = _steps(kernel.ok("%show steps\nid -u"))
+    userns = _script_clone(p)
+    assert userns["cell"]["calls"].startswith("clone(CLONE_NEWUSER|CLONE_NEWNS|")
+    line = IdRange().map_line() if ROOT else "0 0 1"
+    assert f'write("/proc/SCRIPT/uid_map", "{line}")' in userns["cell"]["calls"]
+    assert "locked" in userns["note"]
+    if ROOT:   # the image's layers, idmapped
+        layer = _step(p, "open_tree(AT_FDCWD, ")
+        assert "MOUNT_ATTR_IDMAP" in layer["cell"]["calls"]
+        assert "move_mount(" in layer["cell"]["calls"]
+        (added,) = _changes(layer, "only-cell").values()
+        assert "idmapped" in added["cell"]["options"]
+        assert _step(p, "clone(CLONE_NEWUSER|SIGCHLD)", "init (host)")
+    else:      # an ordinary user's cell: its init maps the user as root
+        assert f'"0 {os.getuid()} 1"' in _init_clone(p)["cell"]["calls"]
+
+
+def test_a_prepared_container_records_its_steps_too(kernel):
+    kernel.ok("%show steps\ntrue")   # the next container is made ahead, recording
+    # ... unless the host's mount table changed meanwhile (another program mounted
+    # something): then it was thrown away, and the next one is made ahead again.
+    for _ in range(10):
+        p = _steps(kernel.ok("%show steps\ntrue"))
+        if any((r["cell"]["calls"] or "").startswith("read(3, ") for r in p["rows"]):
+            break
+    wait = _step(p, "read(3, ", "script")
+    assert "prepared ahead" in wait["note"] and "prepared ahead" in p["headline"]
+    keys = [r["key"] for r in p["rows"]]
+    # Set up before its cell came, the script's process and its shell included: the shell
+    # waited on the script pipe for the cell's text, the last step.
+    assert keys.index(_script_clone(p)["key"]) < keys.index(wait["key"])
+    assert keys.index(_step(p, "chdir(")["key"]) < keys.index(wait["key"])
+    assert keys[-1] == wait["key"]
+    kernel.ok("true")   # a plain cell after it runs as ever (its own container)
+
+
+def test_no_process_of_the_cell_holds_the_record_while_the_script_runs(kernel):
+    res = kernel.ok("%show steps\nfor f in /proc/self/fd/* /proc/1/fd/*; do "
+                    "readlink \"$f\"; done 2>/dev/null; true")
+    assert "rootfs-steps" not in res.stdout and "memfd" not in res.stdout
+    _steps(res)
+
+
+def test_chroot_keeps_the_host_mounts_only_out_of_sight(kernel):
+    p = _steps(kernel.ok("%root chroot\n%show steps\ntrue"))
+    chroot = _step(p, "chdir(")
+    assert 'chroot(".")' in chroot["cell"]["calls"] and "pivot_root" not in chroot["cell"]["calls"]
+    assert chroot["cell"]["process"] == "script"   # after the script's user namespace
+    hidden = _changes(chroot, "only-host")
+    assert _host_points() - {"/"} <= set(hidden)
+    assert {k["note"] for k in hidden.values()} == {
+        "still mounted: outside the new root, so out of this process's sight"}
+    assert "after chroot, still mounted" in p["headline"]
+
+
+def test_unshare_net_gives_the_script_a_network_namespace(kernel):
+    p = _steps(kernel.ok("%unshare net\n%show steps\ntrue"))
+    assert "CLONE_NEWNET" in _script_clone(p)["cell"]["calls"]
+    assert "CLONE_NEWNET" not in _init_clone(p)["cell"]["calls"]
+
+
+def test_root_none_has_no_root_switch(kernel):
+    p = _steps(kernel.ok("%root none\n%show steps\ntrue"))
+    calls = " ".join(r["cell"]["calls"] or "" for r in p["rows"])
+    assert "pivot_root" not in calls and "chroot" not in calls
+    proc = _step(p, 'mount("proc", "/proc"')
+    assert list(_changes(proc, "only-cell")) == ["/proc"]
+
+
+@pytest.mark.rootonly
+def test_a_bind_is_an_idmapped_mount_of_the_host_path(kernel, tmp_path):
+    p = _steps(kernel.ok(f"%bind {tmp_path} /mnt/host\n%show steps\ntrue"))
+    bind = next(r for r in p["rows"] if f'"{tmp_path}"' in (r["cell"]["calls"] or "")
+                and "open_tree" in r["cell"]["calls"])
+    assert "%bind, header line 1" in bind["note"]
+    assert list(_changes(bind, "only-cell"))[0].endswith("/cell/root/mnt/host")
