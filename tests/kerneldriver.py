@@ -199,7 +199,7 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
 def prepared_containers(kernel_pid: int) -> list[list[int]]:
     """Containers made ahead for the next cell (sandbox/prepared.py), idle: rootfs-init's
     process A, renamed rootfs-warm, with its one child B, also rootfs-warm until its cell
-    comes."""
+    has run (below B, the shell that waits for the cell)."""
     out = []
     for helper in children(kernel_pid):
         for a in children(helper):

@@ -17,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Every key run.py reports in --quick mode (views at 5,000 mounts is a full-run size).
 EXPECTED = {
-    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_on_demand", "stream_mb_s",
+    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_back_to_back", "roundtrip_on_demand",
+    "roundtrip_host_mounts", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
+    "scale_roundtrip", "stream_mb_s",
     "keep_last_vs_first", "setup", "setup_on_demand", "steps_cell", "plain_after_steps",
     "views_mounts_100", "views_mounts_1000", "views_listing", "image_import", "image_minimal",
 }

@@ -5,12 +5,11 @@ import os
 # The debugger is IPython's, not this kernel's: skip debugpy's start-up check and note.
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
-from ipykernel.kernelapp import IPKernelApp  # noqa: E402
-
+from .app import RootfsKernelApp  # noqa: E402
 from .kernel import RootfsKernel  # noqa: E402
 
 if __name__ == "__main__":
     # Cells never run Python in this process: its own stdout and stderr are the kernel's
     # log, not cell output. Without ipykernel's OutStream a cell also no longer waits,
     # twice, for the IOPub thread to flush streams that hold nothing.
-    IPKernelApp.launch_instance(kernel_class=RootfsKernel, outstream_class=None)
+    RootfsKernelApp.launch_instance(kernel_class=RootfsKernel, outstream_class=None)

@@ -12,8 +12,9 @@ import uuid
 
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
+from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from . import __version__, cell, completion
 from .display import Frame, FrameReader
@@ -21,8 +22,6 @@ from .display import bundle as display_frame
 from .ids import IdRange
 from .images import ImageError
 from .session import Session
-from .views import display_bundle, widget_view
-from .views.tree import NO_DOT
 
 
 class RootfsKernel(Kernel):
@@ -41,6 +40,10 @@ class RootfsKernel(Kernel):
     banner = ("rootfs-kernel: every cell is a shell script in a fresh container "
               "(mount + PID namespaces, overlay rootfs, pivot_root). %help lists the header lines.")
     help_links = [{"text": "rootfs-kernel", "url": "https://pypi.org/project/rootfs-kernel/"}]
+    # ipykernel sleeps 0.5 ms before every execute_reply so that output its IOPub thread
+    # still holds goes out first. Here every stream message of a cell is sent, on the
+    # main thread (app.py), before do_execute returns: nothing is left to wait for.
+    _execute_sleep = Float(0.0)
 
     default_limits = Unicode(
         os.environ.get("ROOTFS_KERNEL_LIMITS", ""), config=True,
@@ -85,14 +88,32 @@ class RootfsKernel(Kernel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_comms()
 
+    @property
+    def kernel_info(self) -> dict:
+        # ipykernel's own imports its debugger (debugpy, a third of a second: most of the
+        # kernel's start-up) to see whether to offer debugging, which a shell kernel does not.
+        return {"protocol_version": kernel_protocol_version,
+                "implementation": self.implementation,
+                "implementation_version": self.implementation_version,
+                "language_info": self.language_info, "banner": self.banner,
+                "help_links": self.help_links, "supported_features": []}
+
     def _setup_comms(self) -> None:
         # The plain Kernel has no comm handlers; widgets need them (and the target).
         self.comm_manager = comm.get_comm_manager()
-        for msg_type in ("comm_open", "comm_msg", "comm_close"):
+        for msg_type in ("comm_msg", "comm_close"):
             self.shell_handlers[msg_type] = getattr(self.comm_manager, msg_type)
-        from ipywidgets import register_comm_target
+        self.shell_handlers["comm_open"] = self._comm_open
 
-        register_comm_target()
+    def _comm_open(self, stream, ident, msg) -> None:
+        # ipywidgets' targets are registered when a front-end first opens one (JupyterLab
+        # does to restore a notebook's widgets): importing ipywidgets at start-up would add
+        # a tenth of a second to it. The kernel's own widgets open their comms themselves.
+        if msg["content"].get("target_name", "").startswith("jupyter.widget"):
+            from ipywidgets import register_comm_target
+
+            register_comm_target()
+        self.comm_manager.comm_open(stream, ident, msg)
 
     # -- interrupts: SIGINT reaches us (signal mode); the cell is in its own session ----------
     def pre_handler_hook(self):
@@ -138,7 +159,10 @@ class RootfsKernel(Kernel):
             self.send_response(self.iopub_socket, "display_data", {
                 "data": {"text/markdown": _help_markdown(outcome.help),
                          "text/plain": outcome.help}, "metadata": {}, "transient": {}})
-        if not silent:
+        if not silent and outcome.payloads:
+            from .views import display_bundle
+            from .views.tree import NO_DOT
+
             for payload in outcome.payloads:
                 if "error" in payload:
                     self._stream("stderr", f"rootfs-kernel: {payload['error']}\n", silent)
@@ -235,6 +259,8 @@ class _ProgressBar:
 
     def _show(self, fraction: float | None, message: str) -> None:
         import ipywidgets as w
+
+        from .views import widget_view
 
         self.message = message
         if self.bar is None:

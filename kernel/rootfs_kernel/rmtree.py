@@ -12,10 +12,9 @@ import os
 import shutil
 import stat
 import time
-from pathlib import Path
 
 
-def remove_tree(path: Path | str) -> None:
+def remove_tree(path: os.PathLike | str) -> None:
     """rmtree that also removes what its owner may not write or enter: an image's 0555
     directories, an overlayfs work dir (mode 000) a cell made in a user namespace. A
     mount a dying cell's namespace still holds (EBUSY) is waited for, up to 2 s. A path

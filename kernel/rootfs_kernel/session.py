@@ -16,17 +16,24 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from . import cell, compare
+from . import cell
 from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
+if TYPE_CHECKING:
+    from . import compare
+
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README):
 # processes and what it may write. Memory only on request (a cgroup to join per cell).
 DEFAULT_LIMITS = "pids=1024 disk=1g"
+# Parsed cells and their plans, kept for a cell run again as it is (both are pure
+# functions of what the keys hold): the same cell text, %env values and image.
+CACHED_CELLS = 64
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -87,6 +94,8 @@ class Session:
         self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
         self._said: set[str] = set()
+        self._specs: dict[tuple, cell.CellSpec] = {}
+        self._plans: dict[tuple, Plan] = {}
 
     def close(self) -> None:
         self.sandbox.close()
@@ -100,7 +109,7 @@ class Session:
 
         self._progress = progress
         try:
-            spec = cell.parse(code, host_access=self.host_access, env=self.user_env)
+            spec = self._parse(code)
             self._check_export(spec)
         except cell.HeaderError as err:
             return Outcome(error=Failure.of(err))
@@ -156,9 +165,12 @@ class Session:
         stack = None
         if plan.layers is not None and any(s.kind == "layers" for s in spec.show):
             stack = layer_stack(self.store, spec.image, list(plan.layers.lowers), spec)
-        out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack,
-                                          plan=plan)
-        out.payloads = [c.payload for c in out.comparisons]
+        if run.snapshots:   # the views' modules are loaded by the first cell that has one
+            from . import compare
+
+            out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack,
+                                              plan=plan)
+            out.payloads = [c.payload for c in out.comparisons]
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
@@ -204,6 +216,14 @@ class Session:
                 "list` shows the names taken)")
 
     # -- planning ---------------------------------------------------------------------------
+    def _parse(self, code: str) -> cell.CellSpec:
+        key = (code, tuple(self.user_env.items()))
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = _remember(self._specs, key, cell.parse(code, host_access=self.host_access,
+                                                           env=self.user_env))
+        return spec
+
     async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
                     c_program: str | None) -> Plan:
         env = {**self.user_env, **dict(spec.env)}
@@ -224,9 +244,19 @@ class Session:
                    f"from {spec.image} and drops them")
             self.drop_keep()
             keep_active = False
-        return plan_for(spec, image, self.sandbox.context(env=env, keep_active=keep_active,
-                                                         default_limits=self.default_limits),
-                        c_program=c_program)
+        # A plan is a pure function of these, unless the cell reads or writes kept layers
+        # or compiles C (its program is a new file each time).
+        stamp = self._images.get(spec.image, (None,))[0]   # the image as _image found it
+        key = None if keep_active or spec.keep or spec.export or c_program or stamp is None \
+            else (spec, stamp, tuple(env.items()), self.sandbox.places, os.getcwd())
+        plan = None if key is None else self._plans.get(key)
+        if plan is None:
+            plan = plan_for(spec, image, self.sandbox.context(
+                env=env, keep_active=keep_active, default_limits=self.default_limits),
+                c_program=c_program)
+            if key is not None:
+                _remember(self._plans, key, plan)
+        return plan
 
     async def _image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         # Most cells use the image the previous one used: skip the worker thread and the
@@ -341,6 +371,14 @@ class Session:
     def drop_keep(self) -> None:
         self.keep_image = None
         self.sandbox.drop("keep")
+
+
+def _remember(cache: dict, key: tuple, value: object) -> object:
+    """Put value in a small cache, dropping the oldest entry when it is full."""
+    if len(cache) >= CACHED_CELLS:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
 
 
 def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.CellSpec

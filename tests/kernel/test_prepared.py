@@ -142,7 +142,47 @@ def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
 
 @pytest.mark.parametrize("header", ["", "%root chroot\n", "%propagation shared\n", "%root none\n"])
 def test_the_script_inherits_only_stdin_stdout_and_stderr(kernel, header):
-    """No fd of the init (result and release pipes, the prepared container's socket, the
-    overlay layers) reaches the script, in a prepared container or one of its own."""
+    """No fd of the init (result and release pipes, the overlay layers) or of the kernel's
+    script pipe reaches a program the script runs, in a prepared container or one of its
+    own; the shell's own other fds (its script, as a shell holds a script file) are
+    close-on-exec."""
+    script = ("/bin/sh -c 'ls /proc/$$/fd'; echo --\n"
+              "for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2) ;; *)\n"
+              # (the glob's own directory fd is gone by now)
+              "  [ -e /proc/$$/fdinfo/$n ] || continue\n"
+              "  sed -n 's/^flags:[[:space:]]*//p' /proc/$$/fdinfo/$n;; esac; done\n")
     for _ in range(3):
-        assert kernel.ok(f"{header}ls /proc/$$/fd").stdout.split() == ["0", "1", "2"]
+        children, _, flags = kernel.ok(header + script).stdout.partition("--\n")
+        assert children.split() == ["0", "1", "2"]
+        for value in flags.split():   # octal open flags: O_CLOEXEC is 02000000
+            assert int(value, 8) & 0o2000000, flags
+
+
+def test_a_cell_of_any_length_runs_from_the_script_pipe(kernel):
+    """The shell reads the cell from a pipe, not from one argument of `sh -c` (128 KiB at
+    most): a 10 MB cell runs to its last line, in a prepared container or one of its
+    own; its stdin is still /dev/null and $0 still /bin/sh."""
+    filler = (": " + "x" * 97 + "\n") * 100_000   # 10 MB of the shell's no-op
+    for header in ("", "%mount tmpfs /mnt\n"):   # prepared for the first, then not
+        res = kernel.ok(header + "echo first\n" + filler + "echo last; echo $0; cat; "
+                        "read x || echo no-input", timeout=120)
+        assert res.stdout == "first\nlast\n/bin/sh\nno-input\n", res.stdout[-200:]
+
+
+def test_a_script_that_ends_early_does_not_wait_for_the_rest(kernel):
+    start = time.monotonic()
+    res = kernel.run("exit 3\n" + (": " + "x" * 97 + "\n") * 100_000, timeout=120)
+    assert res.reply["evalue"].startswith("the script exited with status 3"), res.reply
+    assert time.monotonic() - start < 60
+    assert kernel.ok("echo after").stdout == "after\n"
+
+
+def test_env_and_working_directory_are_the_cells_own_in_a_prepared_container(kernel):
+    """A prepared container was started with the environment of the cell before: a cell
+    whose %env differs gets one made with its own."""
+    kernel.ok("%env SPEED_X=1\ntrue")
+    assert kernel.ok("echo $SPEED_X").stdout == "1\n"
+    assert kernel.ok("%env SPEED_X=2\necho $SPEED_X").stdout == "2\n"
+    assert kernel.ok("echo $SPEED_X; pwd; echo ${OLDPWD-unset}").stdout == "2\n/\nunset\n"
+    res = kernel.run("foo-no-such-command")
+    assert "/bin/sh: 1: " in res.stderr and "foo-no-such-command: not found" in res.stderr

@@ -65,7 +65,9 @@ def test_the_default_container_step_by_step(kernel):
     assert 'pivot_root(".", ".")' in pivot["cell"]["calls"]
     assert 'umount2(".", MNT_DETACH)' in pivot["cell"]["calls"]
     assert calls.index(overlay["cell"]["calls"]) < calls.index(pivot["cell"]["calls"])
-    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "-c", "true"]')
+    # the shell, which reads the cell's text from the script pipe (fd 3)
+    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "-c", ". /proc/self/fd/3", '
+                                '"/bin/sh"]')
     assert p["rows"][-1]["cell"]["process"] == "script"
     # The overlay step adds what becomes the cell's /; pivot_root moves it there and
     # takes the host's mounts away.
@@ -108,14 +110,16 @@ def test_a_prepared_container_records_its_steps_too(kernel):
     # something): then it was thrown away, and the next one is made ahead again.
     for _ in range(10):
         p = _steps(kernel.ok("%show steps\ntrue"))
-        if any((r["cell"]["calls"] or "").startswith("recvmsg(") for r in p["rows"]):
+        if any((r["cell"]["calls"] or "").startswith("read(3, ") for r in p["rows"]):
             break
-    wait = _step(p, "recvmsg(")
+    wait = _step(p, "read(3, ", "script")
     assert "prepared ahead" in wait["note"] and "prepared ahead" in p["headline"]
     keys = [r["key"] for r in p["rows"]]
-    # Set up before its cell came; the script's steps after.
-    assert keys.index(wait["key"]) < keys.index(_script_clone(p)["key"])
+    # Set up before its cell came, the script's process and its shell included: the shell
+    # waited on the script pipe for the cell's text, the last step.
+    assert keys.index(_script_clone(p)["key"]) < keys.index(wait["key"])
     assert keys.index(_step(p, "chdir(")["key"]) < keys.index(wait["key"])
+    assert keys[-1] == wait["key"]
     kernel.ok("true")   # a plain cell after it runs as ever (its own container)
 
 

@@ -232,15 +232,16 @@ def test_09_how_a_container_is_built(notebook):
     assert "CLONE_NEWCGROUP" in _step(unshare, "clone(", "init (PID 1)")["cell"]["calls"]
     assert "CLONE_NEWNET" in _step(unshare, "clone(", "script")["cell"]["calls"]
     assert nb.stream("unshare").split() == ["lo"]
-    # made ahead (unless the host's mounts changed between the two cells): the wait for
-    # the cell comes after the setup, before the script's steps
+    # made ahead (unless the host's mounts changed between the two cells): the whole setup,
+    # the script's shell started, then the shell's wait on the script pipe for the cell
     prepared = nb.payload("prepared", "steps")
     calls = [r["cell"]["calls"] or "" for r in prepared["rows"]]
-    assert calls[-1].startswith('execve("/bin/sh"')
-    if any(c.startswith("recvmsg(") for c in calls):
-        wait = next(i for i, c in enumerate(calls) if c.startswith("recvmsg("))
-        assert "pivot_root" in " ".join(calls[:wait])
-        assert prepared["rows"][wait + 1]["cell"]["process"] != "init (host)"
+    if any(c.startswith("read(3, ") for c in calls):
+        assert calls[-1].startswith("read(3, ") and calls[-2].startswith('execve("/bin/sh"')
+        assert "pivot_root" in " ".join(calls[:-1])
+        assert prepared["rows"][-1]["cell"]["process"] == "script"
+    else:
+        assert calls[-1].startswith('execve("/bin/sh"')
     # display: the cell's own mount table, drawn by the cell
     (svg,) = [o.data["image/svg+xml"] for o in nb.cell("display").outputs
               if o.output_type == "display_data"]

@@ -118,7 +118,8 @@ def host_state(kernel_pid: int, *trees: str) -> HostState:
     helpers = [p for p in kids if comm(p) == "rootfs-helper"]
     ready = prepared_containers(kernel_pid)
     assert len(ready) <= 1, f"more than one prepared container: {ready}"
-    idle = {p for pair in ready for p in pair}
+    # the idle container's A and B, and below B its shell waiting for the next cell
+    idle = {p for pair in ready for p in (*pair, *descendants(pair[1]))}
     procs = [(p, comm(p)) for p in descendants(kernel_pid) if p not in helpers and p not in idle]
     return HostState(host_mounts(*trees), procs, helpers, fd_count(kernel_pid), rss_mb(kernel_pid),
                      runtime_entries(helpers), cgroup_dirs(helpers))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from rootfs_kernel import cell
@@ -30,19 +28,6 @@ def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None) -> Pl
     ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
                   host_env={"PATH": "/bin"}, ids=ids)
     return plan_for(cell.parse(text), Image, ctx)
-
-
-@pytest.mark.parametrize("text", [
-    "true", "%%host\nls", "%root none\n%show ns\ntrue", "%keep\n%show changes\ntrue",
-    "%mount tmpfs /tmp size=1m\n%bind /etc /mnt/etc ro\n%root chroot\n%unshare uts,net\n"
-    "%limit pids=10\n%show ls /etc\n%env X=1\necho 'a b'\n",
-    "%propagation shared\ntrue",
-])
-def test_a_plan_crosses_to_the_helper_and_back_unchanged(text):
-    plan = plan_of(text)
-    again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
-    assert again == plan
-    assert wire.encode(again, FACTS, parent=3) == wire.encode(plan, FACTS, parent=3)
 
 
 def test_the_standard_filesystems_and_masks_are_typed_operations():

@@ -86,8 +86,10 @@ def test_a_plan_of_another_schema_or_a_wrong_field_count_is_refused():
     plan = plan_of("%mount tmpfs /tmp\ntrue")
     tokens = wire.encode(plan, FACTS, parent=1)
     assert _dump(tokens).returncode == 0
-    prepared = wire.encode_prepared(wire.setup_tokens(plan, FACTS), parent=1)
-    assert _dump(prepared).returncode == 0 and "argv" not in prepared
+    prepared = wire.encode(plan, FACTS, parent=1, warm=True)
+    assert _dump(prepared).returncode == 0
+    no_argv = tokens[:tokens.index("argv")]   # every plan names its program
+    assert _dump(no_argv).returncode == ops.EXIT_SETUP_FAILED
     stale = ["rootfs-init-2/0000000000000000", *tokens[1:]]
     assert _dump(stale).returncode == ops.EXIT_SETUP_FAILED
     i = tokens.index("mkdir")
@@ -141,23 +143,28 @@ def test_every_operation_crosses_with_its_fields_in_order():
     assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "1"]
     overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
     assert "lowerdir=/img/b:/img/a" in overlay[6]
-    assert argv == list(plan.argv) and argv[-1] == "echo 'a b'\n"
+    # The shell reads the cell from the script pipe: its text is not an argument.
+    assert argv == list(plan.argv) == ["/bin/sh", "-c", ". /proc/self/fd/3", "/bin/sh"]
+    assert keys["script"] == ["1"] and plan.script.endswith("echo 'a b'\n")
     assert "A=1" in keys["env"] and keys["cwd"] == ["/"]
 
 
 def test_values_with_spaces_newlines_and_equals_signs_are_single_tokens():
-    plan = plan_of("%env X=a b\n%env Y=1=2\nprintf '%s\\n' \"$X\"\n")
+    plan = plan_of("%env X=a b\n%env Y=1=2\n%shell /bin/bash\nprintf '%s\\n' \"$X\"\n")
     keys, _, argv = decode(wire.encode(plan, FACTS, parent=1))
     assert "X=a b" in keys["env"] and "Y=1=2" in keys["env"]
-    assert len(argv) == 3
+    assert argv == ["/bin/bash", "-c", "printf '%s\\n' \"$X\"\n"] and keys["script"] == ["0"]
 
 
 def test_show_asks_for_what_the_snapshots_need():
     keys, _, _ = decode(wire.encode(plan_of("%show changes\n%show ns\ntrue"), FACTS, parent=1))
-    assert keys["nsids"] == ["1"]
+    assert keys["nsids"] == ["1"] and keys["look"] == ["0"]
     assert keys["snap"][0] == "/run/rk/cell/upper" and keys["snap"][1:] == ["/img/b", "/img/a"]
     keys, _, _ = decode(wire.encode(plan_of("true"), FACTS, parent=1))
     assert keys["nsids"] == ["0"] and keys["snap"][0] == "/run/rk/cell/upper"
+    for kind in ("mounts", "ls /etc", "tree"):   # read through /proc/<init>: it enters
+        keys, _, _ = decode(wire.encode(plan_of(f"%show {kind}\ntrue"), FACTS, parent=1))
+        assert keys["look"] == ["1"], kind
     keys, _, _ = decode(wire.encode(plan_of("%root none\ntrue"), FACTS, parent=1))
     assert "snap" not in keys
 
@@ -184,7 +191,7 @@ def test_the_profile_is_asked_for_by_the_run_not_the_plan():
     assert keys["profile"] == ["0"]
     keys, _, _ = decode(wire.encode(plan, FACTS, parent=1, profile=True))
     assert keys["profile"] == ["1"]
-    assert b"\0profile\x001\0" in wire.encode_cell(plan, profile=True)
+    assert wire.match_key(plan, 1) != wire.match_key(plan, 1, profile=True)
 
 
 def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
@@ -239,20 +246,27 @@ def test_owners_map_through_the_user_namespace():
     assert inside(0, root) == 0 and inside(1000, root) == 1000
 
 
-def test_a_prepared_containers_hand_over_takes_only_the_scripts_own_keys():
-    """The tokens a prepared container receives with its cell (wire.encode_cell) may say
-    what the script is, never how the container is made: a namespace, id map or
-    operation smuggled in there is refused, whatever the text of a cell."""
+def test_a_prepared_container_is_started_as_its_cell_would_be_and_takes_only_its_text():
+    """A prepared container's rootfs-init gets the same arguments as one made when the
+    cell comes (only named `warm`); the cell's text never is one of them: it goes down
+    the script pipe, to the shell alone. So two cells that differ only in their text share
+    a prepared container, and nothing a cell says can change how its container is made."""
     plan = plan_of("%env A=1\necho hi\n")
-    cell = wire.encode_cell(plan).split(b"\0")
-    tokens = [t.decode() for t in cell]
-    run = subprocess.run([str(initbin.path()), "--dump-cell", *tokens], capture_output=True,
+    cold, warm = wire.encode(plan, FACTS, parent=1), wire.encode(plan, FACTS, parent=1,
+                                                                 warm=True)
+    assert warm[:3] == cold[:3] and warm[3:5] == ["warm", "1"] and warm[5:] == cold[3:]
+    other = plan_of("%env A=1\nlock 0 ns 0 host 1 argv /bin/sh -c 'cat /root/x'\n")
+    assert wire.match_key(other, 1) == wire.match_key(plan, 1)
+    assert not any("echo hi" in t or "cat /root" in t for t in cold + wire.encode(other, FACTS,
+                                                                                  parent=1))
+    # what does change the container: its environment, limits, working directory
+    for changed in ("%env A=2\necho hi\n", "%limit pids=9\necho hi\n", "%root none\necho hi\n"):
+        assert wire.match_key(plan_of(changed), 1) != wire.match_key(plan, 1), changed
+    run = subprocess.run([str(initbin.path()), "--dump", *cold], capture_output=True,
                          text=True, timeout=30)
     assert run.returncode == 0, run.stderr
-    i = tokens.index("argv")
-    for smuggled in (["lock", "0"], ["ns", "0"], ["idmap", "0 0 4294967295"],
-                     ["host", "1"], ["op", "hostname", "2", "x", "y"], ["steps", "1"]):
-        bad = [*tokens[:i], *smuggled, *tokens[i:]]
-        run = subprocess.run([str(initbin.path()), "--dump-cell", *bad], capture_output=True,
-                             text=True, timeout=30)
-        assert run.returncode == ops.EXIT_SETUP_FAILED, smuggled
+    for bad in (["bogus", "1"], ["script"]):   # an unknown key, or a key without a value
+        i = cold.index("argv")
+        run = subprocess.run([str(initbin.path()), "--dump", *cold[:i], *bad, *cold[i:]],
+                             capture_output=True, text=True, timeout=30)
+        assert run.returncode == ops.EXIT_SETUP_FAILED, bad

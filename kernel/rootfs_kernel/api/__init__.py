@@ -5,9 +5,9 @@ script, so the kernel's own parser validates them; a Session (session.py) then r
 cell exactly as the rootfs kernel would. Header lines at the top of `script` are read
 too (after the generated ones, so they win where a later line overrides).
 
-Each Sandbox owns one Session living on a private event loop in a background thread:
-the sandbox helper dies with the thread that started it (PR_SET_PDEATHSIG), and the
-caller may be plain Python or sit inside a running event loop (IPython, ipykernel).
+Each Sandbox owns one Session living on a private event loop in a background thread,
+so the caller may be plain Python or sit inside a running event loop (IPython,
+ipykernel).
 """
 
 from __future__ import annotations

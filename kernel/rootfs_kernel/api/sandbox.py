@@ -1,8 +1,8 @@
 """Sandbox: a Session on a private event loop in a background thread.
 
-The sandbox helper dies with the thread that started it (PR_SET_PDEATHSIG), so the
-Session lives on a thread that lasts as long as the Sandbox; the caller may be plain
-Python or sit inside a running event loop (IPython, ipykernel). Output is relayed to
+The Session lives on a private event loop in a thread that lasts as long as the Sandbox
+(its helper ends when the Session's socket closes), so the caller may be plain Python or
+sit inside a running event loop (IPython, ipykernel). Output is relayed to
 the caller's thread, which also turns KeyboardInterrupt into a stop of the container.
 """
 

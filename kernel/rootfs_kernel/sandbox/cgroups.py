@@ -1,12 +1,12 @@
 """Per-cell resource limits through cgroups: v2 where a writable (delegated) hierarchy
 exists, else the v1 pids, memory and cpu controllers; a clear note where neither is.
 
-Runs in: the helper (it makes, reads and removes each cell's cgroup) and the kernel
-(verdict(): client.py words what the counters say).
+Runs in: the kernel (it makes each container's cgroup and words its counters; client.py);
+the helper reads the counters and removes the cgroup by the paths of watch().
 
-The helper makes one cgroup per cell, the cell's first process joins it before it
-creates the namespaces (so everything inside inherits it), and the helper reads the
-counters when the cell ends to say which limit, if any, ended it.
+The kernel makes one cgroup per container, the container's first process joins it before
+it creates the namespaces (so everything inside inherits it), and the counters say, when
+the cell ends, which limit, if any, ended it.
 """
 
 from __future__ import annotations
@@ -87,17 +87,17 @@ class CellCgroup:
     def procs_files(self) -> list[str]:
         return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
 
-    def pids_max_events(self) -> int:
-        """How often a fork failed because of pids.max (v1 and v2 both keep pids.events)."""
-        d = self.dirs.get("pids")
-        return _event(d / "pids.events", "max") if d else 0
-
-    def verdict(self) -> str | None:
-        """Which limit ended (part of) the cell, in words; None when no limit was hit."""
+    def watch(self) -> dict:
+        """What the helper needs (helper.Cgroup): the directories to remove once the
+        container's last process has left, its pids limit and the files that count
+        refused forks and OOM kills."""
         mem = self.dirs.get("memory")
-        oom = 0 if mem is None else _event(
-            mem / ("memory.events" if self.version == 2 else "memory.oom_control"), "oom_kill")
-        return verdict(self.limits, self.pids_max_events(), oom)
+        return {"dirs": sorted({str(d) for d in self.dirs.values()}),
+                "pids": int(self.limits["pids"]) if "pids" in self.dirs else None,
+                "forks": str(self.dirs["pids"] / "pids.events") if "pids" in self.dirs
+                else None,
+                "ooms": None if mem is None else
+                str(mem / ("memory.events" if self.version == 2 else "memory.oom_control"))}
 
     def remove(self) -> bool:
         """Remove the cell's cgroup(s); False while a process still leaves them (a cell's
@@ -174,17 +174,6 @@ def _v2_base() -> Path | None:
 
 def _write(path: Path, value: object) -> None:
     path.write_text(str(value))
-
-
-def _event(path: Path, key: str) -> int:
-    try:
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def _advice(err: OSError) -> str:

@@ -3,7 +3,8 @@
 Runs in: the kernel (its event loop).
 
 Output never passes through the helper: the kernel makes the pipes, hands their write
-ends over with the `run` frame and reads the other ends itself.
+ends over with the `run` (or `prepare`) frame and reads the other ends itself. The cell's
+text goes the same way, down the script pipe to the container's shell.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import contextvars
 import functools
 import itertools
 import os
+import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ids import IdRange
-from . import cgroups, initbin, protocol, report, snapshots, wire
+from . import cgroups, helper, initbin, protocol, report, snapshots, wire
 from .plan import Context, Places, Plan
 from .prepared import preparable
 
@@ -59,13 +60,45 @@ class CellRun:
     stages: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)   # what the setup did otherwise (words)
     disk_full: bool = False           # the cell filled its writable layer (%limit disk)
+    # A prepared container's: when (time.monotonic) the kernel wrote the cell down the
+    # pipe its shell waited on (the `wait` of %show steps).
+    handed_over: float | None = None
+
+
+class _Channels:
+    """A container's five channels to the kernel. The container gets `theirs` as its fds
+    1-5 (init.c): the write ends of the cell's stdout and stderr, its end of the result
+    socket, the read ends of the release and script pipes. The kernel keeps the others."""
+
+    def __init__(self) -> None:
+        out, err, release, script = (os.pipe() for _ in range(4))
+        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The shell opens its script as /proc/self/fd/3 (a new open of the pipe), as the
+        # cell's root, which is nobody to the kernel's pipe: let anyone read it, which only
+        # processes that may look into the shell's /proc can, and no one write it.
+        os.fchmod(script[0], 0o444)
+        self.stdout, self.stderr, self.result = out[0], err[0], result_ours.detach()
+        self.release, self.script = release[1], script[1]
+        self.theirs = [out[1], err[1], result_theirs.detach(), release[0], script[0]]
+
+    def close_theirs(self) -> None:
+        while self.theirs:
+            os.close(self.theirs.pop())
+
+    def close(self) -> None:
+        """Not needed after all: the shell reads an empty script, and the init exits."""
+        self.close_theirs()
+        for fd in (self.stdout, self.stderr, self.result, self.release, self.script):
+            os.close(fd)
 
 
 @dataclass
 class _Prepared:
-    pid: int                  # its rootfs-init (process A), the helper's child
-    sock: socket.socket       # init.c's fd 5: B waits there for its cell
-    setup: list[str]          # wire.setup_tokens of the plan it was made from
+    key: int                  # the helper's name for it
+    plan: Plan                # the plan it was made from (a cell run again has this one)
+    profile: bool
+    match: list[str]          # wire.match_key of that plan
+    chan: _Channels           # the next cell's channels, which it holds already
 
 
 class SandboxClient:
@@ -76,48 +109,69 @@ class SandboxClient:
         # that user already.
         self.ids = ids or IdRange()
         self._prepared: _Prepared | None = None
-        self._epoch = 0   # counts %%host cells (see "prepared" in _on_event)
+        self._keys = itertools.count(1)   # names prepared containers for the helper
+        self._next: tuple[Plan, bool] | None = None   # what to prepare once a cell is over
+        self._mounts = _MountWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
         self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
-        self.places: Places | None = None
-        self.rootless = os.geteuid() != 0
+        self._places: Places | None = None   # from the helper's "ready" (see places)
+        self.rootless = os.geteuid() != 0   # the helper runs as this process's user
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
         self._notices: dict[int, Callable[[bytes], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone: str | None = None   # how the helper went away, once it has
+        self._said_rlimits = False      # the setrlimit fallback is said once
         self._display: str | None = None   # the `display` program (initbin.py)
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the helper (call from the main thread: it dies with the thread that made it)."""
+        """Start the helper. Its "ready" is read when it is first needed (places): the
+        kernel answers kernel_info meanwhile, and the helper's start-up overlaps the
+        kernel's. What helpers killed before left (their directories, their containers'
+        cgroups) is removed first."""
         try:
             init = initbin.path()
             self._display = str(initbin.display_path())   # every cell's `display`
         except initbin.InitMissing as err:
             raise SandboxError(str(err)) from None
+        base = helper.runtime_base()
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        helper.sweep_stale(base)
+        cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno()),
-             str(init)],
+            # -S: no site-packages (the helper needs only the standard library and this
+            # package, found through PYTHONPATH): it starts sooner and stays smaller.
+            [sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
+             str(theirs.fileno()), str(init), base],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
-            # follows the kernel through PR_SET_PDEATHSIG and EOF instead.
+            # follows the kernel through EOF on this socket instead.
             start_new_session=True,
             env={**os.environ, "PYTHONPATH": _package_path()},
         )
         theirs.close()
         self.sock = ours
-        try:
-            ready, _ = protocol.recv(ours)
-        except protocol.Closed:
-            raise SandboxError("the sandbox helper exited at start; see the kernel log") from None
-        self.places = Places.from_json(ready["places"])
-        self.rootless = ready["rootless"]
+        self._places = None
         self._gone = None
+
+    @property
+    def places(self) -> Places:
+        """The helper's directories: waits for its "ready", the first time."""
+        if self._places is None:
+            if self.sock is None:
+                raise SandboxError("the sandbox helper is not running")
+            try:
+                ready, _ = protocol.recv(self.sock)
+            except protocol.Closed:
+                raise SandboxError("the sandbox helper exited at start; see the kernel "
+                                   "log") from None
+            self._places = Places.under(ready["dir"])
+        return self._places
 
     def gone(self) -> str | None:
         """None while the helper runs; else how it ended (e.g. "killed by SIGKILL")."""
@@ -165,6 +219,7 @@ class SandboxClient:
 
     # -- events from the helper -------------------------------------------------------------
     def _attach(self) -> None:
+        self.places   # noqa: B018 - the helper's first frame is "ready": read it first
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
@@ -189,25 +244,12 @@ class SandboxClient:
                     fut.set_exception(SandboxError(
                         f"the sandbox helper went away ({self._gone})"))
             return
-        if msg["event"] == "prepared":
-            # The next cell's container (prepared.py): ours to use or to close. One asked
-            # for before a %%host cell ran is closed: that cell may have changed what it
-            # bound.
-            ready = _Prepared(msg["pid"], socket.socket(fileno=fds[0]), msg["setup"])
-            self._drop_prepared()
-            if msg.get("epoch") == self._epoch:
-                self._prepared = ready
-            else:
-                ready.sock.close()
-            return
         for fd in fds:
             os.close(fd)
-        if msg["event"] == "stale":  # the host's mounts changed since it was made
-            if self._prepared is not None and self._prepared.pid == msg["pid"]:
+        # The prepared container could not be made: the next cell gets one of its own.
+        if msg["event"] == "unprepared":
+            if self._prepared is not None and self._prepared.key == msg["key"]:
                 self._drop_prepared()
-            return
-        if msg["event"] == "notice" and msg.get("id") in self._notices:
-            self._notices[msg["id"]](f"rootfs-kernel: {msg['message']}\n".encode())
             return
         fut = self._waiters.get(msg.get("id"))
         if fut is None or fut.done():
@@ -218,36 +260,102 @@ class SandboxClient:
             fut.set_exception(SandboxError(msg["message"], msg.get("errno")))
 
     def _drop_prepared(self) -> None:
-        """Close our end: the prepared container's init sees EOF and exits."""
+        """Close our ends: the prepared container's shell reads an empty script."""
         if self._prepared is not None:
-            self._prepared.sock.close()
+            self._prepared.chan.close()
             self._prepared = None
 
-    def _hand_over(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> int | None:
-        """Give the cell to the prepared container when it was made for this setup:
-        straight to its init (no helper in between), then tell the helper. Returns the
-        init's pid, or None when the cell needs a container of its own."""
-        if plan.host:
-            self._epoch += 1
+    def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
+                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None]:
+        """The container's cgroup (made now, joined by its first process) or, where no
+        cgroup can be made, the setrlimit fallback, said once per kernel.
+
+        The default pids bound of a cell whose root is unprivileged (root mode's id range,
+        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
+        cgroup costs its first process a grace period of the kernel's RCU, which a cell
+        that asked for nothing should not wait for. A cell's own %limit pids gets the
+        cgroup, whose counters say when the limit was hit."""
+        limits = {k: v for k, v in plan.limits.items() if k in cgroups.CGROUP_LIMITS}
+        nproc = {}
+        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
+            nproc = {"nproc": int(limits.pop("pids"))}
+        mnt_ns = self._facts.mnt_ns
+        if not limits:
+            return wire.HostFacts(mnt_ns, rlimits=nproc), None
+        try:
+            group = cgroups.CellCgroup.create(name, limits)
+            return wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
+                                  rlimits=nproc), group
+        except cgroups.LimitsUnavailable as err:
+            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
+            # process for memory); cpu shares need a cgroup.
+            facts = wire.HostFacts(mnt_ns, rlimits=cgroups.rlimits_for(limits))
+            # Said once per kernel (the host will not change), and only to a cell that
+            # asked for limits itself: the default bounds are the README's, not news.
+            if plan.limits_asked and not self._said_rlimits and notice is not None:
+                self._said_rlimits = True
+                notice(f"rootfs-kernel: {err}; using setrlimit instead "
+                       f"({cgroups.describe_rlimits(facts.rlimits)}"
+                       f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
+                       "later cells\n".encode())
+            return facts, None
+
+    def _start(self, request: dict, plan: Plan, name: str, chan: _Channels, *,
+               profile: bool, warm: bool = False,
+               notice: Callable[[bytes], None] | None = None) -> None:
+        """Ask the helper to start a container for `plan` with these channels: its bounds
+        made here, rootfs-init's argv encoded here (the helper only starts it)."""
+        facts, group = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
+        request.update(argv=wire.encode(plan, facts, parent=self.proc.pid, profile=profile,
+                                        warm=warm),
+                       cgroup=None if group is None else group.watch())
+        try:
+            self.send(request, chan.theirs)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+
+    def _prepare_next(self) -> None:
+        """Have the helper make the next cell's container now, as the last one was made,
+        with the next cell's channels (prepared.py). Called from the loop once the cell is
+        over: in the kernel, after its reply and idle status have gone out."""
+        if self._next is None or self.sock is None:
+            return
+        (plan, profile), self._next = self._next, None
+        self._drop_prepared()
+        self._mounts.changed()   # from now on, a change makes this container stale
+        chan, key = _Channels(), next(self._keys)
+        try:
+            self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
+                        profile=profile, warm=True)
+        except SandboxError:   # a dead helper: the next cell says so
+            chan.close()
+            return
+        finally:
+            chan.close_theirs()
+        self._prepared = _Prepared(key, plan, profile, wire.match_key(
+            plan, self._facts.mnt_ns, profile=profile), chan)
+
+    def _hand_over(self, plan: Plan, profile: bool) -> tuple[_Channels, int] | None:
+        """The prepared container's channels and key when it was made for this cell's
+        plan; None when the cell needs a container of its own."""
         ready, self._prepared = self._prepared, None
         if ready is None:
             return None
-        # Limits, kept layers and shared propagation need a container made for the cell
-        # (the helper adds their cgroups and paths); the rest must match token for token.
-        if not preparable(plan) or ready.setup != wire.match_key(plan, self._facts.mnt_ns):
-            ready.sock.close()
+        if self._mounts.changed():   # it may hold a view of the host the cell must not get
+            ready.chan.close()
             return None
-        try:
-            with ready.sock:
-                ready.sock.settimeout(5)  # A writes B's pid right after its clone
-                (init,) = protocol.U32.unpack(ready.sock.recv(4, socket.MSG_WAITALL))
-                cell = wire.encode_cell(plan, profile=profile)
-                socket.send_fds(ready.sock, [protocol.U32.pack(len(cell))], fds)
-                ready.sock.sendall(cell)
-        except (OSError, struct.error):  # it died (a setup that failed): make our own
+        # A %%host cell may change what the prepared container bound; limits, kept
+        # layers, shared propagation and a script passed as an argument need a container
+        # made for the cell; the rest must match token for token.
+        same = ready.plan is plan and ready.profile == profile   # Session keeps plans
+        if not same and (plan.host or not preparable(plan) or
+                         ready.match != wire.match_key(plan, self._facts.mnt_ns,
+                                                       profile=profile)):
+            ready.chan.close()
             return None
-        self.send({"op": "adopt", "id": cid, "pid": ready.pid})
-        return init
+        return ready.chan, ready.key
 
     # -- requests -----------------------------------------------------------------------------
     def send(self, message: dict, fds: list[int] = ()) -> None:
@@ -279,62 +387,77 @@ class SandboxClient:
         # Helper events arrive in the socket reader's context, not this cell's: deliver
         # the notice in this cell's (a front-end may keep per-cell state in contextvars).
         self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
-        pipes = [os.pipe() for _ in range(2)]
-        # The init's report, and the overlay's layer fds it hands over (SCM_RIGHTS).
-        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pipes.append((result_ours.detach(), result_theirs.detach()))
-        release_r, release_w = os.pipe()
-        # Closing it lets the cell's init exit (init.c): after the snapshots, or when the
-        # run ends any other way.
-        release = _Once(release_w)
-        result_chunks: list[bytes] = []
-        readers = [
-            _PipeReader(loop, pipes[0][0], on_stdout),
-            _PipeReader(loop, pipes[1][0], on_stderr),
-            _ResultReader(loop, pipes[2][0], result_chunks.append),
-        ]
         run = CellRun()
-        reported = None
-        plan_json = plan.to_json()   # for the helper: this cell's run, the next one's prepare
+        reported = script = release = None
+        readers: list[_PipeReader] = []
         try:
-            try:
-                given = [*(w for _, w in pipes), release_r]
-                init = self._hand_over(cid, plan, given, profile)
-                if init is None:
-                    self.send({"op": "run", "id": cid, "plan": plan_json, "profile": profile},
-                              given)
-                else:  # what the helper's rootfs-init would have said first (report.py)
-                    result_chunks.append(b'{"init": %d}\n' % init)
-            finally:
-                for _, w in pipes:
-                    os.close(w)
-                os.close(release_r)
+            prepared = self._hand_over(plan, profile)
+            if prepared is not None:
+                chan, key = prepared
+            else:
+                chan, key = _Channels(), None
+                try:
+                    self._start({"op": "run", "id": cid, "host": plan.host,
+                                 "shell": plan.argv[0]}, plan, str(cid), chan,
+                                profile=profile, notice=self._notices[cid])
+                except BaseException:
+                    chan.close()
+                    raise
+                finally:
+                    chan.close_theirs()
+            # The cell's text, to the shell that waits for it (plan.SCRIPT_BOOT): first,
+            # so that the shell runs while the kernel gets ready to read what it says.
+            run.handed_over = None if key is None else time.monotonic()
+            script = _ScriptWriter(loop, chan.script,
+                                   (plan.script or "").encode("utf-8", "surrogateescape"))
+            # Closing it lets the cell's init exit (init.c): after the snapshots, or when
+            # the run ends any other way.
+            release = _Once(chan.release)
+            result_chunks: list[bytes] = []
+            readers = [
+                _PipeReader(loop, chan.stdout, on_stdout),
+                _PipeReader(loop, chan.stderr, on_stderr),
+                _ResultReader(loop, chan.result, result_chunks.append),
+            ]
+            if key is not None:   # the helper supervises it from now on (told while it runs)
+                loop.call_soon(self._adopt, cid, key)
             finished = loop.create_future()
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
-                readers, result_chunks, release, plan, plan_json, run,
+                readers, result_chunks, release, plan, run, profile,
                 None if wait_exit else finished))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
-            try:
-                await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
-                                       DRAIN_SECONDS)
-            except TimeoutError:
-                pass
+            if not all(r.eof.done() for r in readers):
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
+                                           DRAIN_SECONDS)
+                except TimeoutError:
+                    pass
         finally:
             if reported is not None and not reported.done():
                 reported.cancel()
-            release.close()
-            for r in readers:
-                r.close()
+            for closing in (script, release, *readers):
+                if closing is not None:
+                    closing.close()
             self._waiters.pop(cid, None)
             self._notices.pop(cid, None)
         if run.status is None or run.signal is None and exited.get("signal"):
             run.status, run.signal = exited["status"], exited["signal"]
-        run.limit = exited.get("limit") or run.limit
+        # The helper's word (a fork bomb it ended), or what its cgroup counted when the
+        # container ended, or what the init read when the script did.
+        run.limit = exited.get("limit") or cgroups.verdict(
+            plan.limits, exited.get("forks", 0), exited.get("ooms", 0)) or run.limit
+        # The next container is made once the loop is free: the kernel's reply and idle
+        # status first (nothing between here and them waits on the loop), then this.
+        loop.call_soon(self._prepare_next)
         return run
 
+    def _adopt(self, cid: int, key: int) -> None:
+        with contextlib.suppress(SandboxError):   # a dead helper: the cell says so (done)
+            self.send({"op": "adopt", "id": cid, "key": key})
+
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
-                       plan: Plan, plan_json: dict, run: CellRun,
+                       plan: Plan, run: CellRun, profile: bool,
                        finished: asyncio.Future | None) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
@@ -357,9 +480,12 @@ class SandboxClient:
                 fds = readers[2].fds
                 layer_fds = fds[:data["snaps"]] if data.get("snaps", 0) > 0 else None
                 steps_fd = fds[-1] if data.get("steps") and fds else None
+                if run.handed_over is not None:
+                    data["handed_over"] = run.handed_over
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap, steps_fd=steps_fd)
+                                                   plan.idmap, _store_layers(plan),
+                                                   steps_fd=steps_fd)
                 run.notes = report.notes(plan, data.get("notes") or [])
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
@@ -368,11 +494,10 @@ class SandboxClient:
                     run.disk_full = _full(layer_fds[0])
         finally:
             release.close()
-        if self.prepare and not plan.host and run.error is None and self.sock is not None:
-            # The next cell's container is made now: its script is over, so it never
-            # competes with this cell's run, and the kernel is still answering.
-            with contextlib.suppress(SandboxError):  # a dead helper: the cell says so
-                self.send({"op": "prepare", "plan": plan_json, "epoch": self._epoch})
+        if self.prepare and run.error is None and preparable(plan):
+            # The next cell's container, made as this one (run() starts it): its script is
+            # over, so it never competes with this cell's run.
+            self._next = (plan, profile)
         if finished is not None:
             await asyncio.gather(readers[0].eof, readers[1].eof)
             if run.status is not None and not finished.done():
@@ -426,6 +551,53 @@ def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
         target.set_result(source.result())
 
 
+class _MountWatch:
+    """Has the host's mount table changed since the last call? The kernel shares the
+    helper's mount namespace, so its /proc/self/mountinfo is the one a container starts
+    from; poll() reports POLLPRI on it once per change, and asking is one system call."""
+
+    def __init__(self) -> None:
+        self.file = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
+        self.poll = select.poll()
+        self.poll.register(self.file.fileno(), select.POLLPRI | select.POLLERR)
+        self.changed()
+
+    def changed(self) -> bool:
+        return bool(self.poll.poll(0))
+
+
+class _ScriptWriter:
+    """Writes the cell into the script pipe as the shell reads it, without blocking the
+    loop, then closes the pipe: the shell sees the end of its script. A shell that has
+    gone (it exited early, or its container failed) ends the writing (EPIPE)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes):
+        self.loop, self.fd, self.data = loop, fd, memoryview(data)
+        self.waiting = False
+        os.set_blocking(fd, False)
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            while self.data:
+                self.data = self.data[os.write(self.fd, self.data):]
+        except BlockingIOError:   # the pipe is full: the shell has not read that far
+            if not self.waiting:
+                self.waiting = True
+                self.loop.add_writer(self.fd, self._write)
+            return
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            if self.waiting:
+                self.loop.remove_writer(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+
 class _Once:
     """An fd closed at most once (its number may be reused right after)."""
 
@@ -436,6 +608,15 @@ class _Once:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _store_layers(plan: Plan) -> tuple[str, ...] | None:
+    """The image store's layers below the overlay, top first (an idmapped one by its
+    source), or None when one of them is a %keep layer, which cells change."""
+    if plan.layers is None or plan.own_layers:
+        return None
+    sources = {op.target: op.source for op in plan.ops if op.KIND == "layer"}
+    return tuple(sources.get(lower, lower) for lower in plan.layers.lowers)
 
 
 def _full(fd: int) -> bool:
@@ -483,20 +664,21 @@ class _ResultReader(_PipeReader):
         super().__init__(loop, fd, sink)
 
     def _readable(self) -> None:
-        try:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
-                                                       socket.MSG_CMSG_CLOEXEC)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data, fds = b"", []
-        self.fds += fds
-        if data:
+        while True:   # the report and its end come together: both in one wake-up
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
+                                                           socket.MSG_CMSG_CLOEXEC)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, fds = b"", []
+            self.fds += fds
+            if not data:
+                break
             self.sink(data)
-        else:
-            self.loop.remove_reader(self.fd)
-            if not self.eof.done():
-                self.eof.set_result(None)
+        self.loop.remove_reader(self.fd)
+        if not self.eof.done():
+            self.eof.set_result(None)
 
     def close(self) -> None:
         if self.fd >= 0:

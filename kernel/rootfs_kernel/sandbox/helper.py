@@ -2,21 +2,30 @@
 
 Runs in: the helper process (python -m rootfs_kernel.sandbox.helper, started by client.py).
 
-The kernel process has threads (ipykernel), so it must not fork; starting a Python
-interpreter per cell would cost tens of milliseconds. The kernel starts this helper
-once and sends it one `run` frame per cell (protocol.py); the helper posix_spawns the
-cell's rootfs-init (init.c) with the plan as its argv (wire.py), and never forks itself.
+The kernel process has threads (ipykernel), so it leaves starting processes to this
+helper, started once per kernel; starting a Python interpreter per cell would cost tens
+of milliseconds. The kernel plans each container and encodes rootfs-init's argv (wire.py)
+with its bounds (its cgroup, made by the kernel, or rlimits); the helper posix_spawns
+rootfs-init (init.c) with it and the cell's channels as fds, never forks itself, and
+watches the container: the signals the kernel asks for, a fork bomb its pids limit
+holds, and the end. It imports the standard library's basics only, so it costs the
+machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, plan, profile} + fds [stdout, stderr, result, release]
-           | adopt {id, pid} (the kernel gave the cell to prepared container pid)
-           | prepare {plan, epoch} (a container for the next cell, if it may: prepared.py)
-           | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
-Events:    ready {places, rootless, pid} | started {id, pid} | notice {id, message}
-           | prepared {pid, epoch, setup} + fd | stale {pid}
-           | exited {id, status, signal, limit} | error {id, message}
+Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, release,
+             script] | prepare {key, argv, cgroup} + the same fds (the next cell's
+             container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
+             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
+Events:    ready {dir, pid} | started {id, pid} | unprepared {key, message}
+           | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
 
-When the kernel goes away (EOF on the socket, or SIGKILL via PR_SET_PDEATHSIG), every
-container is killed and the helper's directory removed: nothing is left on the host.
+`cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
+directories, which the helper removes once its last process has left, its pids limit,
+and the files that count refused forks and OOM kills (read again when it ends).
+
+When the kernel goes away (EOF on the socket: the kernel's end is open nowhere else),
+every container is killed and the helper's directory removed: nothing is left on the
+host. A helper that is killed itself takes its containers along (their inits die with
+their parent), and the next helper's start removes what it left (client.py).
 """
 
 from __future__ import annotations
@@ -24,29 +33,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import select
 import selectors
 import signal
 import socket
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from ..rmtree import remove_tree
-from . import ops, protocol, wire
-from . import syscalls as sc
-from .cgroups import (
-    CGROUP_LIMITS,
-    CellCgroup,
-    LimitsUnavailable,
-    describe_rlimits,
-    rlimits_for,
-    sweep_stale_cgroups,
-)
-from .plan import Places, Plan
-from .prepared import Prepared, preparable
+from . import protocol
 
 # Ending a cell: first its script's processes (SIGUSR1 asks the cell's init to SIGKILL
 # them, so the init can still take the %show snapshots), then, if the init is not gone
@@ -63,86 +56,126 @@ _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                  signal.SIGUSR1, signal.SIGPIPE, signal.SIGCHLD)
 
 
-def runtime_base() -> Path:
+def runtime_base() -> str:
     """Where helpers keep their per-kernel directories ($XDG_RUNTIME_DIR, else /tmp)."""
+    import tempfile
+
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(xdg) if xdg and os.access(xdg, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"rootfs-kernel-{os.getuid()}"
+    base = xdg if xdg and os.access(xdg, os.W_OK) else tempfile.gettempdir()
+    return os.path.join(base, f"rootfs-kernel-{os.getuid()}")
 
 
-def sweep_stale(base: Path) -> None:
+def sweep_stale(base: str) -> None:
     """Remove directories of helpers that died without cleaning up (SIGKILL)."""
-    if not base.is_dir():
+    if not os.path.isdir(base):
         return
-    for entry in base.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+    for name in os.listdir(base):
+        pid = name.split("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             try:
-                remove_tree(entry)
+                remove_tree(os.path.join(base, name))
             except OSError:   # left for the next sweep: never a reason not to start
                 pass
 
 
-@dataclass
+def remove_tree(path: str) -> None:
+    """rmtree.remove_tree, imported when first needed: shutil is no idle helper's import."""
+    from ..rmtree import remove_tree as remove
+
+    remove(path)
+
+
+class Cgroup:
+    """A container's cgroup as the kernel made it (CellCgroup.watch): what to read and
+    what to remove."""
+
+    __slots__ = ("dirs", "pids", "forks", "ooms")
+
+    def __init__(self, dirs: list[str], pids: int | None, forks: str | None,
+                 ooms: str | None) -> None:
+        self.dirs, self.pids, self.forks, self.ooms = dirs, pids, forks, ooms
+
+    @classmethod
+    def of(cls, data: dict | None) -> Cgroup | None:
+        return None if data is None else cls(data["dirs"], data.get("pids"),
+                                             data.get("forks"), data.get("ooms"))
+
+    def count(self, path: str | None, key: str) -> int:
+        """The counter `key` of an events file (pids.events max, memory oom_kill)."""
+        if path is None:
+            return 0
+        try:
+            with open(path) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def remove(self) -> bool:
+        """False while a process still leaves it: try again then."""
+        gone = True
+        for d in self.dirs:
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                gone = gone and err.errno != errno.EBUSY
+        return gone
+
+
 class Cell:
     """A running cell's container, as the helper supervises it."""
 
-    pid: int                          # its rootfs-init (process A)
-    pidfd: int
-    host: bool                        # %%host: the script itself, in its own session
-    cgroup: CellCgroup | None
-    kill_at: float | None = None      # when to escalate (interrupt grace, snapshot grace)
-    ending: bool = False              # asked to end: the next escalation is SIGKILL
-    fork_fails: int = 0               # pids.max events seen so far
-    strikes: int = 0                  # polls in a row with new refused forks
-    ended_by: str | None = None       # the limit that ended it, in words
+    __slots__ = ("pid", "pidfd", "host", "cgroup", "kill_at", "ending", "fork_fails",
+                 "strikes", "ended_by")
+
+    def __init__(self, pid: int, pidfd: int, host: bool, cgroup: Cgroup | None) -> None:
+        self.pid = pid                    # its rootfs-init (process A)
+        self.pidfd = pidfd
+        self.host = host                  # %%host: the script itself, in its own session
+        self.cgroup = cgroup
+        self.kill_at: float | None = None  # when to escalate (interrupt, snapshot grace)
+        self.ending = False               # asked to end: the next escalation is SIGKILL
+        self.fork_fails = 0               # pids.max events seen so far
+        self.strikes = 0                  # polls in a row with new refused forks
+        self.ended_by: str | None = None  # the limit that ended it, in words
 
 
 class Helper:
-    def __init__(self, sock: socket.socket, init: str):
+    def __init__(self, sock: socket.socket, init: str, base: str):
         self.sock = sock
         self.init = init  # the rootfs-init binary (initbin.py)
         self.sel = selectors.DefaultSelector()
         self.cells: dict[int, Cell] = {}
-        base = runtime_base()
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sweep_stale(base)
-        sweep_stale_cgroups()
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
+        # Its own directory: the places of plan.Places (the kernel named the base and
+        # swept what dead helpers left there).
+        self.dir = os.path.join(base, f"{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(self.dir, 0o700)
         if os.geteuid() == 0:
             # A cell's root is an unprivileged id (ids.py) that must walk to its root by
             # path (%root chroot; and the chroot escape reaches the host's / as it does
             # anywhere): search, not list. The kept layers' own directories stay 0700.
             for d in (base, self.dir):
                 os.chmod(d, 0o711)
-        self.places = Places.under(str(self.dir))
-        (self.dir / "cell").mkdir()
-        # Where no container may be set up (init.c checks): the host's mount namespace.
-        self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
-        self.said_rlimits = False                 # the setrlimit fallback is said once
-        self.prepared: dict[int, Prepared] = {}   # pid -> started, not yet adopted
-        self.warm_count = 0                       # names the prepared containers' cgroups
-        self.retiring: list[CellCgroup] = []      # cgroups whose last process is leaving
-        self.said_rlimits = False                 # the setrlimit fallback is said once
-        self.ended_prepared: dict[int, int] = {}  # pid -> exit status, reaped before adopt
-        # Told when the host's mount table changes (poll's POLLPRI on mountinfo): a
-        # prepared container may then hold a view the next cell must not get.
-        self.mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
-        self.mount_watch = select.epoll()
-        self.mount_watch.register(self.mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
+        os.mkdir(os.path.join(self.dir, "cell"))
+        self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
+        self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
+        # key -> what adopt answers for a container that is gone already: its exit
+        # status (reaped before the adopt came), or why it could not be made.
+        self.ended_prepared: dict[int, int | str] = {}
 
     def serve(self) -> None:
-        protocol.send(self.sock, {"event": "ready", "places": self.places.to_json(),
-                                  "rootless": os.geteuid() != 0, "pid": os.getpid()})
+        protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
         self.sel.register(self.sock, selectors.EVENT_READ, None)
-        self.sel.register(self.mount_watch, selectors.EVENT_READ, "mounts")
         try:
             while True:
                 for key, _ in self.sel.select(self._timeout()):
                     if key.data is None:
                         self._request()
-                    elif key.data == "mounts":
-                        self._stale()
                     elif isinstance(key.data, tuple):
                         self._reap_prepared(*key.data)
                     else:
@@ -158,24 +191,22 @@ class Helper:
         op, cid = msg.get("op"), msg.get("id")
         try:
             if op == "run":
-                self._run(cid, Plan.from_json(msg["plan"]), fds, msg.get("profile", False))
+                self._run(cid, msg, fds)
             elif op == "signal" and cid in self.cells:
                 self._signal(cid, msg["signum"])
                 if msg.get("grace") is not None:
                     self.cells[cid].kill_at = time.monotonic() + msg["grace"]
             elif op == "prepare":
-                plan = Plan.from_json(msg["plan"])
-                if preparable(plan):
-                    self._prepare(plan, msg.get("epoch"))
+                self._prepare(msg["key"], msg, fds)
             elif op == "adopt":
-                self._adopt(cid, msg["pid"])
+                self._adopt(cid, msg["key"])
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
             elif op == "drop":
                 # Kept or exported layers: written by cells (as root in a user namespace
                 # when rootless), so the helper, their owner, removes them.
-                what = self.dir / {"keep": "keep", "export": "export"}[msg["what"]]
-                if what.exists():
+                what = os.path.join(self.dir, {"keep": "keep", "export": "export"}[msg["what"]])
+                if os.path.exists(what):
                     remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving
             protocol.send(self.sock, {"event": "error", "id": cid, "message": str(err),
@@ -184,61 +215,29 @@ class Helper:
             for fd in fds:
                 os.close(fd)
 
-    def _bounds(self, name: str, plan: Plan, cid: int | None) -> tuple[wire.HostFacts,
-                                                                         CellCgroup | None]:
-        """The container's cgroup (made now, joined by its first process) or, where no
-        cgroup can be made, the setrlimit fallback, said once per kernel.
-
-        The default pids bound of a cell whose root is unprivileged (root mode's id range,
-        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
-        cgroup costs its first process a grace period of the kernel's RCU, which a cell
-        that asked for nothing should not wait for. A cell's own %limit pids gets the
-        cgroup, whose counters say when the limit was hit."""
-        limits = {k: v for k, v in plan.limits.items() if k in CGROUP_LIMITS}
-        nproc = {}
-        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
-            nproc = {"nproc": int(limits.pop("pids"))}
-        if not limits:
-            return wire.HostFacts(self.mnt_ns, rlimits=nproc), None
+    def _run(self, cid: int, msg: dict, fds: list[int]) -> None:
+        group = Cgroup.of(msg.get("cgroup"))
         try:
-            group = CellCgroup.create(name, limits)
-            return wire.HostFacts(self.mnt_ns, cgroup_procs=tuple(group.procs_files()),
-                                  rlimits=nproc), group
-        except LimitsUnavailable as err:
-            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
-            # process for memory); cpu shares need a cgroup.
-            facts = wire.HostFacts(self.mnt_ns, rlimits=rlimits_for(limits))
-            # Said once per kernel (the host will not change), and only to a cell that
-            # asked for limits itself: the default bounds are the README's, not news.
-            if plan.limits_asked and not self.said_rlimits:
-                self.said_rlimits = True
-                protocol.send(self.sock, {"event": "notice", "id": cid, "message": (
-                    f"{err}; using setrlimit instead ({describe_rlimits(facts.rlimits)}"
-                    f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
-                    "later cells")})
-            return facts, None
-
-    def _run(self, cid: int, plan: Plan, fds: list[int], profile: bool) -> None:
-        me = os.getpid()
-        facts, group = self._bounds(f"{me}-{cid}", plan, cid)
-        try:
-            pid = self._spawn_init(wire.encode(plan, facts, parent=me, profile=profile), fds)
+            pid = self._spawn_init(msg["argv"], fds)
         except OSError as err:
             if group is not None:
                 self._retire(group)
             if err.errno != errno.E2BIG:
                 raise
-            # The script is one argv string of `sh -c`: the kernel's limit for one is 128 KiB.
-            os.write(fds[1], b"rootfs-kernel: the cell is too long for `sh -c` "
-                             b"(128 KiB at most)\n")
+            from .ops import EXIT_CANNOT_RUN  # (not at the top: the helper stays small)
+
+            # %shell's script is one argv string of `-c`: Linux takes 128 KiB at most.
+            os.write(fds[1], f"rootfs-kernel: the cell is too long for `{msg['shell']} -c` "
+                             "(128 KiB at most; the default /bin/sh takes cells of any "
+                             "length)\n".encode())
             protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": ops.EXIT_CANNOT_RUN, "signal": None})
+                                      "status": EXIT_CANNOT_RUN, "signal": None})
             return
         except BaseException:
             if group is not None:
                 self._retire(group)
             raise
-        self._started(cid, Cell(pid, os.pidfd_open(pid), plan.host, group))
+        self._started(cid, Cell(pid, os.pidfd_open(pid), msg["host"], group))
 
     def _started(self, cid: int, cell: Cell) -> None:
         self.cells[cid] = cell
@@ -246,69 +245,61 @@ class Helper:
         protocol.send(self.sock, {"event": "started", "id": cid, "pid": cell.pid})
 
     # -- prepared containers (prepared.py) ----------------------------------------------
-    def _prepare(self, plan: Plan, epoch: object) -> None:
-        """Start the next cell's container and give the kernel its socket: the kernel
-        hands the cell over itself (client.py), or closes the socket, and B exits."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        self.warm_count += 1
-        # Its own cgroup, made now: the cell it gets is bounded like any other.
-        facts, group = self._bounds(f"{os.getpid()}-w{self.warm_count}", plan, None)
+    def _prepare(self, key: int, msg: dict, fds: list[int]) -> None:
+        """Start the next cell's container now, with the kernel's channels for that cell:
+        it sets up, starts its shell, and the shell waits on the script pipe, where the
+        kernel writes the cell when it comes (client.py), then says "adopt"."""
+        group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(
-                wire.encode_prepared(wire.setup_tokens(plan, facts), parent=os.getpid()),
-                [null, null, null, null, theirs.fileno()])
-        except BaseException:
+            pid = self._spawn_init(msg["argv"], fds)
+        except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
             if group is not None:
                 self._retire(group)
-            raise
-        finally:
-            os.close(null)
-            theirs.close()
+            self._remember(key, str(err))
+            protocol.send(self.sock, {"event": "unprepared", "key": key, "message": str(err)})
+            return
         pidfd = os.pidfd_open(pid)
-        self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", pid))
-        self.prepared[pid] = Prepared(pid, pidfd, group)
-        with ours:
-            protocol.send(self.sock, {"event": "prepared", "pid": pid, "epoch": epoch,
-                                      "setup": wire.match_key(plan, self.mnt_ns)},
-                          [ours.fileno()])
+        self.sel.register(pidfd, selectors.EVENT_READ, ("prepared", key))
+        self.prepared[key] = Cell(pid, pidfd, False, group)
 
-    def _adopt(self, cid: int, pid: int) -> None:
-        """The kernel gave cell `cid` to the prepared container `pid`: supervise it."""
-        ready = self.prepared.pop(pid, None)
+    def _adopt(self, cid: int, key: int) -> None:
+        """The kernel gave cell `cid` to the prepared container `key`: supervise it."""
+        ready = self.prepared.pop(key, None)
         if ready is None:  # it has ended already (a script that short, or a failure)
-            status = self.ended_prepared.pop(pid, ops.EXIT_SETUP_FAILED)
-            protocol.send(self.sock, {"event": "exited", "id": cid, "status": status,
-                                      "signal": None})
+            from .ops import EXIT_SETUP_FAILED  # (not at the top: the helper stays small)
+
+            ended = self.ended_prepared.pop(key, EXIT_SETUP_FAILED)
+            if isinstance(ended, str):
+                protocol.send(self.sock, {"event": "error", "id": cid, "message": ended})
+            else:
+                protocol.send(self.sock, {"event": "exited", "id": cid, "status": ended,
+                                          "signal": None})
             return
         self.sel.unregister(ready.pidfd)
-        self._started(cid, Cell(pid, ready.pidfd, host=False, cgroup=ready.cgroup))
+        self._started(cid, ready)
 
-    def _stale(self) -> None:
-        """The host's mounts changed: no prepared container may run a cell now."""
-        self.mount_watch.poll(0)
-        for pid in self.prepared:
-            protocol.send(self.sock, {"event": "stale", "pid": pid})
-
-    def _reap_prepared(self, _tag: str, pid: int) -> None:
+    def _reap_prepared(self, _tag: str, key: int) -> None:
         """A prepared container ended before the helper heard it was adopted: closed by
         the kernel, its setup failed, or its cell was that quick (see _adopt)."""
-        ready = self.prepared.pop(pid, None)
+        ready = self.prepared.pop(key, None)
         if ready is None:  # adopted in the same round of events: a cell's now (_reap)
             return
         self.sel.unregister(ready.pidfd)
         os.close(ready.pidfd)
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(ready.pid, 0)
         if ready.cgroup is not None:
             self._retire(ready.cgroup)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        self.ended_prepared[pid] = 128 + sig if sig else os.WEXITSTATUS(status)
+        self._remember(key, 128 + sig if sig else os.WEXITSTATUS(status))
+
+    def _remember(self, key: int, ended: int | str) -> None:
+        self.ended_prepared[key] = ended
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
     def _spawn_init(self, args: list[str], fds: list[int]) -> int:
-        """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's pipes
-        as 1-4, or a prepared container's socket as 5)."""
+        """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
+        pipes, result socket, release and script pipes)."""
         # Move the fds above the numbers they are to become, so no dup2 overwrites another.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
         try:
@@ -352,14 +343,15 @@ class Helper:
                 pass
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         code = 128 + sig if sig else os.WEXITSTATUS(status)
-        limit = cell.ended_by
-        if cell.cgroup is not None:
-            limit = limit or cell.cgroup.verdict()
+        event = {"event": "exited", "id": cid, "status": code, "signal": sig,
+                 "limit": cell.ended_by}
+        if cell.cgroup is not None:   # the kernel words them (cgroups.verdict)
+            event.update(forks=cell.cgroup.count(cell.cgroup.forks, "max"),
+                         ooms=cell.cgroup.count(cell.cgroup.ooms, "oom_kill"))
             self._retire(cell.cgroup)
-        protocol.send(self.sock, {"event": "exited", "id": cid, "status": code, "signal": sig,
-                                  "limit": limit})
+        protocol.send(self.sock, event)
 
-    def _retire(self, group: CellCgroup) -> None:
+    def _retire(self, group: Cgroup) -> None:
         """Remove a container's cgroup now, or as soon as its last process has left."""
         if not group.remove():
             self.retiring.append(group)
@@ -370,8 +362,7 @@ class Helper:
         if self.retiring:
             self.retiring = [g for g in self.retiring if not g.remove()]
             wait = RETIRE_SECONDS if wait is None else min(wait, RETIRE_SECONDS)
-        if any(c.cgroup is not None and "pids" in c.cgroup.limits
-               for c in self.cells.values()):
+        if any(c.cgroup is not None and c.cgroup.pids for c in self.cells.values()):
             wait = POLL_SECONDS if wait is None else min(wait, POLL_SECONDS)
         return wait
 
@@ -379,12 +370,12 @@ class Helper:
         now = time.monotonic()
         for cid, cell in self.cells.items():
             group = cell.cgroup
-            if group is not None and "pids" in group.limits and not cell.ended_by:
-                fails = group.pids_max_events()
+            if group is not None and group.pids and not cell.ended_by:
+                fails = group.count(group.forks, "max")
                 cell.strikes = cell.strikes + 1 if fails > cell.fork_fails else 0
                 cell.fork_fails = fails
                 if cell.strikes >= FORK_BOMB_POLLS:
-                    cell.ended_by = (f"the pids limit ({group.limits['pids']}) ended the "
+                    cell.ended_by = (f"the pids limit ({group.pids}) ended the "
                                      f"cell: it kept trying to create processes "
                                      f"({fails} forks refused)")
                     self._end(cid)
@@ -398,7 +389,7 @@ class Helper:
     def shutdown(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for ready in self.prepared.values():
-            # Its B waits on a socket the kernel holds; A's death takes it (PDEATHSIG).
+            # Its B waits for a script the kernel no longer writes; A's death takes it.
             os.kill(ready.pid, signal.SIGKILL)
             os.waitpid(ready.pid, 0)
             if ready.cgroup is not None:
@@ -420,21 +411,21 @@ class Helper:
 
 
 def _terminate(*_args: object) -> None:
-    # Leave through the serve loop's cleanup; a second SIGTERM (the parent's death signal
-    # and a front-end's own) must not cut that cleanup short.
+    # Leave through the serve loop's cleanup; a second SIGTERM (a front-end's own) must
+    # not cut that cleanup short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(0)
 
 
 def main() -> None:
-    fd, init = int(sys.argv[1]), sys.argv[2]
+    fd, init, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     os.set_inheritable(fd, False)  # no cell process may hold the kernel's channel
-    sc.set_parent_death_signal(signal.SIGTERM)
-    sc.set_process_name("rootfs-helper")
-    Helper(socket.socket(fileno=fd), init).serve()
+    with open("/proc/self/comm", "w") as f:   # what ps shows
+        f.write("rootfs-helper")
+    Helper(socket.socket(fileno=fd), init, base).serve()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
  *   helper ──posix_spawn──▶ A: joins the cell's cgroups, clone(namespaces) ─▶ B, forwards
  *                              the helper's signals to B, exits with B's status
  *   B (PID 1 of the cell):  runs the setup operations, then clone(CLONE_NEWUSER|NEWNS)
- *                           ─▶ C: the script, its mounts locked; exec /bin/sh -c SCRIPT
+ *                           ─▶ C: the script, its mounts locked; exec /bin/sh, which
+ *                              reads the cell from the script pipe (or `sh -c SCRIPT`)
  *   B waits for C, kills what C left, enters C's mount namespace and reports; the kernel
  *   then reads the snapshots through /proc/<B> (its mountinfo, root and fds) and closes
  *   the release pipe, and B exits: the namespace and every mount in it go away.
@@ -20,19 +21,22 @@
  * op_bind, ...), dispatched by run_op()'s switch, as bubblewrap's setup_newroot and
  * runc's rootfs_linux.go do it.
  *
- * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result pipe (JSON
- * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken).
+ * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result socket (JSON
+ * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken), 5 the
+ * script pipe (read end): with `script 1` the shell gets it as fd 3 and reads the cell
+ * from it (plan.py's SCRIPT_BOOT), so no cell is too long and the shell can be started
+ * before its cell exists; only the shell holds it.
  *
  * Prepared ("warm") containers: the helper may start the next cell's container before
- * the cell exists, from the previous cell's plan without its script.  Then fds 1-4 are
- * /dev/null and fd 5 is a socket: A writes B's pid on it, and B, set up, waits there for
- * the cell: its four pipes (SCM_RIGHTS) and the script's tokens (cwd, env, argv).
- * Numbers on that socket are 32 bits in network byte order, as in protocol.py.
+ * the cell exists, with the kernel's pipes for that cell and the previous cell's plan.
+ * It is set up, its shell started, and the shell waits on the script pipe: the kernel
+ * hands the cell over by writing it there, which only the shell reads (as a shell reads
+ * a script file).  Nothing else crosses, and this program never reads the cell.  `warm`
+ * names A and B rootfs-warm until the script has ended.
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests); --dump-cell
- * parses the tokens of a prepared container's hand-over (only the script's keys pass).
+ * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,7 +59,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,14 +92,15 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 #define RESULT_FD 3
 #define RELEASE_FD 4
-#define GO_FD 5
+#define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
+#define SCRIPT_SHELL_FD 3
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS 256
 #define MAX_LIST 64
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, steps;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps;
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -191,24 +195,11 @@ static int parse_op(int argc, char **argv, int *i, struct op *op) {
     return 0;
 }
 
-/* The keys a prepared container takes from its cell's hand-over: what only the script
- * decides.  Anything that shapes the container (namespaces, ids, operations) was fixed
- * when it was made; a hand-over that names one is refused, whatever it says. */
-static int script_key(const char *key) {
-    static const char *const keys[] = {"profile", "nsids", "cwd", "env", "argv"};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
-        if (!strcmp(key, keys[k])) return 1;
-    return 0;
-}
-
-static int handover;   /* parse() reads a prepared container's cell, not argv */
-
 static void parse(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], RK_VERSION)) fail("plan", -1, EINVAL, 0);
     int i = 2;
     while (i < argc) {
         const char *key = argv[i++];
-        if (handover && !script_key(key)) { i = -1; break; }
         if (!strcmp(key, "argv")) { P.argv = &argv[i]; return; }
         if (!strcmp(key, "op") || !strcmp(key, "sop")) {
             int script = key[0] == 's';
@@ -243,10 +234,12 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "snap") && P.nsnap < MAX_LIST) P.snap[P.nsnap++] = val;
         else if (!strcmp(key, "env") && P.nenv < 4095) P.env[P.nenv++] = (char *)val;
         else if (!strcmp(key, "warm")) P.warm = atoi(val);
+        else if (!strcmp(key, "script")) P.script = atoi(val);
+        else if (!strcmp(key, "look")) P.look = atoi(val);
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
-        else { i = -1; break; }
+        else break;
     }
-    if (i != argc || !P.warm) fail("plan", -1, EINVAL, 0);  /* only a prepared one waits */
+    fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
 }
 
 /* -- small helpers -------------------------------------------------------------------- */
@@ -823,10 +816,13 @@ static _Noreturn void exec_script(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();  /* the kernel's SIGINT to its process group must miss the script */
     if (!P.cwd || chdir(P.cwd) < 0) (void)chdir("/");
+    if (P.script && dup2(SCRIPT_FD, SCRIPT_SHELL_FD) < 0) fail("errno", -1, errno, 0);
+    close(SCRIPT_FD);
     P.env[P.nenv] = NULL;
     execve(P.argv[0], P.argv, P.env);
     if (errno == E2BIG)
-        dprintf(2, "rootfs-kernel: the cell is too long for `sh -c` (128 KiB at most)\n");
+        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most; the "
+                "default /bin/sh takes cells of any length)\n", P.argv[0]);
     else
         dprintf(2, "rootfs-kernel: cannot run %s: %s\n", P.argv[0], strerror(errno));
     _exit(RK_EXIT_CANNOT_RUN);
@@ -856,6 +852,25 @@ static void read_nsids(const char *proc) {
         ssize_t n = readlink(path, nsids[i], sizeof nsids[i] - 1);
         nsids[i][n > 0 ? n : 0] = 0;
     }
+}
+
+/* The script's namespaces, held open by the init until it exits: their teardown (a
+ * mount namespace's costs a grace period of the kernel's RCU) is then the init's exit's
+ * work, after the report, not the script's.  Returns the mount namespace's fd, which
+ * the init enters for the snapshots (P.look). */
+static int hold_namespaces(const char *proc) {
+    static const struct { unsigned long flag; const char *name; } held[] = {
+        {CLONE_NEWUTS, "uts"}, {CLONE_NEWIPC, "ipc"}, {CLONE_NEWNET, "net"}};
+    char path[4300];
+    for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
+        if (!(P.lock & held[i].flag)) continue;
+        snprintf(path, sizeof path, "%s/ns/%s", proc, held[i].name);
+        (void)open(path, O_RDONLY | O_CLOEXEC);   /* best effort: only a matter of time */
+    }
+    snprintf(path, sizeof path, "%s/ns/mnt", proc);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd);
+    return fd;
 }
 
 /* Start the script one user + mount namespace below this one: copying the mount
@@ -892,8 +907,7 @@ static pid_t start_locked(int *ns_fd) {
     char proc[4200], path[4300];
     snprintf(proc, sizeof proc, "%s/proc/%d", chrooting && strcmp(P.root, "/") ? P.root : "",
              (int)pid);
-    snprintf(path, sizeof path, "%s/ns/mnt", proc);
-    CHECK(*ns_fd = open(path, O_RDONLY | O_CLOEXEC));
+    *ns_fd = hold_namespaces(proc);
     /* Root mode: the plan's unprivileged range (or, for the host-access lines, every id
      * to itself); an ordinary user's cell has only its root. */
     const char *map = P.idmap ? P.idmap : P.rootless ? "0 0 1" : "0 0 4294967295";
@@ -905,58 +919,6 @@ static pid_t start_locked(int *ns_fd) {
     CHECK(write(ready[1], "1", 1));
     close(ready[1]);
     return pid;
-}
-
-/* -- a prepared container's cell arrives ------------------------------------------------ */
-static int read_full(int fd, char *buf, size_t len) {
-    while (len) {
-        ssize_t n = read(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        buf += n;
-        len -= n;
-    }
-    return 0;
-}
-
-/* Wait for the cell (or EOF: not needed after all), take its pipes as fds 1-4 and its
- * script's tokens into P. */
-static void wait_for_cell(void) {
-    uint32_t len;
-    int fds[4];
-    char control[CMSG_SPACE(sizeof fds)];
-    struct iovec iov = { .iov_base = &len, .iov_len = sizeof len };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                          .msg_controllen = sizeof control };
-    ssize_t n;
-    while ((n = recvmsg(GO_FD, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {}
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (n != sizeof len || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds))
-        _exit(0);
-    memcpy(fds, CMSG_DATA(c), sizeof fds);
-    len = ntohl(len);
-    char *buf = malloc(len + 1);
-    if (!buf || read_full(GO_FD, buf, len) < 0) _exit(SETUP_FAILED);
-    close(GO_FD);
-    for (int i = 0; i < 4; i++) {
-        dup2(fds[i], i + 1);
-        close(fds[i]);
-    }
-    fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
-    fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
-    /* NUL-separated tokens, parsed as argv[1:] would be */
-    buf[len] = 0;
-    int count = 1;
-    for (uint32_t i = 0; i < len; i++) count += !buf[i];
-    char **tokens = calloc(count + 2, sizeof *tokens);
-    if (!tokens) _exit(SETUP_FAILED);
-    int t = 0;
-    tokens[t++] = "go";
-    for (uint32_t i = 0; i <= len; i += strlen(buf + i) + 1) tokens[t++] = buf + i;
-    P.warm = 0;
-    handover = 1;
-    parse(t, tokens);
-    prctl(PR_SET_NAME, "rootfs-init");
 }
 
 /* The overlay's layers (opened before the root switch, for %show changes and ls) go to
@@ -1027,12 +989,7 @@ static _Noreturn void cell_init(void) {
     before_switch();  /* the script may do the root switch itself (chroot) */
     /* Points in time (CLOCK_MONOTONIC, as Python's time.monotonic), for profiles. */
     double stages[4];
-    stages[0] = now();  /* setup done; for a prepared container, when its cell came */
-    if (P.warm) {
-        wait_for_cell();
-        record("wait", -1, stages[0], NULL);
-        stages[0] = now();
-    }
+    stages[0] = now();  /* setup done (for a prepared container, before its cell came) */
     double limited = now();
     apply_rlimits();
     record_rlimits(limited);
@@ -1057,10 +1014,11 @@ static _Noreturn void cell_init(void) {
     }
     hand_over_steps();  /* the script's process has its copy: B needs none */
     stages[1] = now();  /* the script's process exists */
-    /* Only the script holds the output pipes now: the kernel sees their end as soon as
-     * the script's processes are gone. */
+    /* Only the script holds the output and script pipes now: the kernel sees their end as
+     * soon as the script's processes are gone. */
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
+    close(SCRIPT_FD);
     struct sigaction sa = { .sa_flags = SA_RESTART };
     sa.sa_handler = forward;
     for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
@@ -1073,6 +1031,7 @@ static _Noreturn void cell_init(void) {
         if (done < 0 && errno == ECHILD) { status = 0; break; }
     }
     stages[2] = now();  /* the script has ended */
+    if (P.warm) prctl(PR_SET_NAME, "rootfs-init");   /* no longer waiting for a cell */
     /* Stop what the script left running (the snapshots are of files, not processes).
      * Orphans of the namespace become this process's children: none, nothing to stop
      * (kill(-1) would look at every process on the host). */
@@ -1083,7 +1042,7 @@ static _Noreturn void cell_init(void) {
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     }
     signal(SIGUSR1, SIG_IGN);
-    if (ns_fd >= 0) {
+    if (ns_fd >= 0 && P.look) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */
         CHECK(setns(ns_fd, CLONE_NEWNS));
         close(ns_fd);
@@ -1205,10 +1164,6 @@ static int dump(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
-    if (argc > 1 && !strcmp(argv[1], "--dump-cell")) {  /* a hand-over, parsed as B would */
-        handover = 1;
-        return dump(argc - 1, argv + 1);
-    }
     if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
         dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
                 "in a cell (did %%shell name it? name a shell that exists in the image)\n",
@@ -1218,7 +1173,10 @@ int main(int argc, char **argv) {
     parse(argc, argv);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
-    if (P.warm) fcntl(GO_FD, F_SETFD, FD_CLOEXEC);  /* never the script's */
+    fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */
+    /* A kernel that closed its end (a prepared container it did not need) must not kill
+     * the init with SIGPIPE before it has reaped its script (exec_script restores it). */
+    signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (P.parent && getppid() != P.parent) _exit(SETUP_FAILED);
     record_host();   /* %show steps: the host's table, then the cgroups joined */
@@ -1256,18 +1214,11 @@ int main(int argc, char **argv) {
     /* The cell's output must end when its processes do, not when this one does. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
-    if (P.warm) {  /* the helper tells the kernel, once the cell has come */
-        uint32_t host_pid = htonl((uint32_t)pid);
-        /* The kernel may have closed its end already (it did not need this one): no
-         * SIGPIPE, A stays to wait for B, which sees the same EOF and exits. */
-        (void)!send(GO_FD, &host_pid, sizeof host_pid, MSG_NOSIGNAL);
-        close(GO_FD);
-    } else {
-        out("{\"init\": %d}\n", (int)pid);
-        flush();
-    }
+    out("{\"init\": %d}\n", (int)pid);
+    flush();
     close(RESULT_FD);
     close(RELEASE_FD);
+    close(SCRIPT_FD);
     if (steps_fd >= 0) close(steps_fd);   /* B has its copy */
     struct sigaction sa = { .sa_handler = relay, .sa_flags = SA_RESTART };
     for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);

@@ -18,7 +18,6 @@ mount namespace sees them before the root switch.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
@@ -209,23 +208,6 @@ class Hostname(Op):
 
     name: str
     domain: str = "(none)"
-
-
-# Every cell's plan repeats most of the previous one's operations: the conversions are
-# cached (operations are frozen, so equal ones share one result; callers do not mutate).
-@functools.lru_cache(maxsize=1024)
-def to_json(op: Op) -> list:
-    """[KIND, every field's value in order]: compact, and rebuilt without field names."""
-    return [op.KIND, *(getattr(op, f) for f in op.FIELDS)]
-
-
-def from_json(data: list) -> Op:
-    return _from_tuple(tuple(data))
-
-
-@functools.lru_cache(maxsize=1024)
-def _from_tuple(data: tuple) -> Op:
-    return OPS[data[0]](*data[1:])
 
 
 def schema() -> str:

@@ -1,6 +1,6 @@
 """CellSpec + image + what the session knows -> the plan of one container (pure).
 
-Runs in: the kernel (plan_for); the helper rebuilds the plan from its JSON (Plan.from_json).
+Runs in: the kernel (plan_for; wire.py encodes a plan as rootfs-init's argv).
 
 The plan holds the ordered setup operations (ops.py), which rootfs-init runs in one loop
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
@@ -12,15 +12,15 @@ plan: the helper passes it to the encoder as wire.HostFacts.
 from __future__ import annotations
 
 import functools
+import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
 from .. import cell
 from ..ids import IdRange
-from . import ops
 from .ops import (
     NAMESPACES,
     Bind,
@@ -58,6 +58,14 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
+# The default shell reads the cell from a pipe (init.c: the script pipe is its fd 3), not
+# from `-c`: a cell may be any length, and the shell can be started before its cell
+# exists (prepared.py). `.` keeps `$0` and the messages' "/bin/sh: LINE:" of `sh -c`; the
+# cell's first words close fd 3 (on the cell's own first line, so line numbers stay), so
+# no process of the cell inherits the pipe; the shell's own copy is close-on-exec.
+SHELL = "/bin/sh"
+SCRIPT_BOOT = ". /proc/self/fd/3"
+SCRIPT_HEAD = "exec 3<&-;"
 # The `display` command (display.c) in every container: in its own /dev (a tmpfs, so
 # neither the image, %show changes nor %export see it), first on the cell's PATH.
 DISPLAY_DIR = "/dev/.rootfs-kernel"
@@ -78,13 +86,6 @@ class Places:
     def under(cls, base: str) -> Places:
         return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
                    f"{base}/export/upper", f"{base}/export/work")
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Places:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Plan:
     argv: tuple[str, ...]
     env: dict[str, str]
     cwd: str = "/"
+    script: str | None = None     # what the shell reads from the script pipe (SCRIPT_BOOT)
     host: bool = False            # %%host: no namespaces, the kernel's own user
     namespaces: int = 0           # CLONE_NEW* of the cell's init
     # The script runs one user + mount namespace further down, so the setup's mounts are
@@ -145,36 +147,6 @@ class Plan:
     # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
     idmap: str = ""
     limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
-
-    def to_json(self) -> dict:
-        """For the helper (it crosses a socket); from_json is its inverse."""
-        return {"argv": self.argv, "env": self.env, "cwd": self.cwd, "host": self.host,
-                "namespaces": self.namespaces, "script_namespaces": self.script_namespaces,
-                "rootless": self.rootless, "uid": self.uid, "gid": self.gid,
-                "pidns": self.pidns, "root": self.root,
-                "ops": [ops.to_json(op) for op in self.ops],
-                "script_ops": [ops.to_json(op) for op in self.script_ops],
-                "show": [[s.kind, s.path, s.host_path] for s in self.show],
-                "layers": None if self.layers is None else
-                [self.layers.upper, self.layers.lowers],
-                "limits": self.limits, "propagation": self.propagation,
-                "own_layers": self.own_layers, "idmap": self.idmap,
-                "limits_asked": self.limits_asked}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Plan:
-        layers = data["layers"]
-        return cls(argv=tuple(data["argv"]), env=data["env"], cwd=data["cwd"],
-                   host=data["host"], namespaces=data["namespaces"],
-                   script_namespaces=data["script_namespaces"], rootless=data["rootless"],
-                   uid=data["uid"], gid=data["gid"], pidns=data["pidns"], root=data["root"],
-                   ops=tuple(map(ops.from_json, data["ops"])),
-                   script_ops=tuple(map(ops.from_json, data["script_ops"])),
-                   show=tuple(cell.Show(*s) for s in data["show"]),
-                   layers=None if layers is None else Layers(layers[0], tuple(layers[1])),
-                   limits=data["limits"], propagation=data["propagation"],
-                   own_layers=data["own_layers"], idmap=data["idmap"],
-                   limits_asked=data["limits_asked"])
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -319,7 +291,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         own = lock and isinstance(m, cell.Mount) and (
             m.fstype == "mqueue" or (m.fstype == "sysfs" and "net" in names))
         (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
-    argv = (spec.shell, "-c", spec.script)
+    argv, script = (spec.shell, "-c", spec.script), None
+    if spec.shell == SHELL and c_program is None and _proc_stays(spec):
+        argv, script = (SHELL, "-c", SCRIPT_BOOT, SHELL), SCRIPT_HEAD + spec.script
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
         # before the root switch hides the host's path.
@@ -347,8 +321,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     env = _with_display(env, display, DISPLAY_DIR if isolated_root else None)
     env.update(user_env)
     env.update(spec.env)
-    return Plan(argv=argv, env=env, cwd=cwd, namespaces=flags, script_namespaces=script_flags,
-                rootless=rootless, uid=uid, gid=gid, pidns=True, root=root,
+    return Plan(argv=argv, env=env, cwd=cwd, script=script, namespaces=flags,
+                script_namespaces=script_flags, rootless=rootless, uid=uid, gid=gid,
+                pidns=True, root=root,
                 ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
                 layers=layers_, limits=limits, propagation=spec.propagation,
                 own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits))
@@ -487,6 +462,16 @@ def _user_ops(m: cell.Mount | cell.Bind, *, idmap: bool) -> list[Op]:
     if m.fstype == "proc":
         out += _masks(m.target, proc=True, sys=False)
     return out
+
+
+def _proc_stays(spec: cell.CellSpec) -> bool:
+    """Does the shell find /proc/self/fd (SCRIPT_BOOT)? Not when a cell's own mount
+    covers / or /proc with something else; such a cell's script is `sh -c`'s argument."""
+    for m in spec.mounts:
+        target = posixpath.normpath("/" + m.target)
+        if target in ("/", "/proc", "/proc/self") and getattr(m, "fstype", "") != "proc":
+            return False
+    return True
 
 
 def _escape_layer(path: str) -> str:

@@ -32,12 +32,21 @@ from ..inspect import changes, layers, listing
 from . import steps
 from . import syscalls as sc
 
+# The image side of `%show ls PATH` is the same for every cell of an image: the store's
+# layers never change once written (a layer directory is named by its digest). The last
+# few are kept, keyed by the layers, the path and the id map (the owners shown).
+_IMAGE_LISTINGS: dict[tuple, dict | None] = {}
+IMAGE_LISTINGS_KEPT = 8
+
 
 def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int] | None,
-         idmap: str = "", *, steps_fd: int | None = None) -> list[dict]:
+         idmap: str = "", image_key: tuple | None = None, *,
+         steps_fd: int | None = None) -> list[dict]:
     """`layer_fds`: the overlay's upper then lower layers, as the init handed them over
     (None: no layers, or they could not be opened); `idmap`: the plan's (owners as the
-    cell sees them); `steps_fd`: the init's record of the setup (%show steps)."""
+    cell sees them); `image_key`: the store's layers below the overlay, when none of them
+    can change (no %keep layer), so the image's listings may be kept; `steps_fd`: the
+    init's record of the setup (%show steps)."""
     proc = f"/proc/{init_pid}"
     ids = IdRange(*map(int, idmap.split()[1:])).inside if idmap else None
     out = []
@@ -50,7 +59,8 @@ def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int
             owners = ids or cell_ids(proc)
             snap = {**show, "data": _read(show, proc, report, layer_fds, owners)}
             if show["kind"] == "ls" and not show.get("host_path"):
-                snap["image"] = _image_listing(show["path"], report, layer_fds, owners)
+                snap["image"] = _kept_image_listing(image_key, idmap, show["path"], report,
+                                                    layer_fds, owners)
             out.append(snap)
         except Exception as err:  # noqa: BLE001 - a snapshot never changes the cell's result
             out.append({**show, "error": _describe(err)})
@@ -88,7 +98,14 @@ def _steps(report: dict, fd: int | None) -> dict:
         if not more:
             break
         data += more
-    return {"records": steps.read(data), "ended": report.get("steps_ended"),
+    records = steps.read(data)
+    if report.get("handed_over") and records:
+        # A prepared container's shell was running before its cell came, waiting on the
+        # script pipe: its wait ends when the kernel wrote the cell there (client.py).
+        last = records[-1]
+        records.append(steps.Record("wait", -1, last.ended, report["handed_over"],
+                                    last.table, ""))
+    return {"records": records, "ended": report.get("steps_ended"),
             "notes": report.get("notes") or []}
 
 
@@ -111,6 +128,19 @@ def _listing(path: str, proc: str, owners: listing.IdMap) -> dict:
         return listing.snapshot(path, at=at, ids=owners)
     finally:
         os.close(parent)
+
+
+def _kept_image_listing(image_key: tuple | None, idmap: str, path: str, report: dict,
+                        layer_fds: list[int] | None, owners: listing.IdMap) -> dict | None:
+    """_image_listing, kept for the next cell of the same image (treat it as read-only)."""
+    if image_key is None or report.get("snaps", 0) < 0:
+        return _image_listing(path, report, layer_fds, owners)
+    key = (image_key, idmap, path)
+    if key not in _IMAGE_LISTINGS:
+        if len(_IMAGE_LISTINGS) >= IMAGE_LISTINGS_KEPT:
+            _IMAGE_LISTINGS.pop(next(iter(_IMAGE_LISTINGS)))
+        _IMAGE_LISTINGS[key] = _image_listing(path, report, layer_fds, owners)
+    return _IMAGE_LISTINGS[key]
 
 
 def _image_listing(path: str, report: dict, layer_fds: list[int] | None,

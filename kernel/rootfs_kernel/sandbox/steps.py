@@ -46,7 +46,7 @@ from .syscalls import (
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
-_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "clone": "B", "op": "B", "wait": "B",
+_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "clone": "B", "op": "B", "wait": "C",
         "rlimit": "B", "userns": "C", "sop": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
             "the record's budget (16 MiB) was spent"}
@@ -133,6 +133,9 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
     parsed: dict[int, list[Mount]] = {}    # tables are shared between records: parse once
     tables = diff.Tables()
     steps: list[Step] = []
+    # A prepared container's script began when its cell came down the pipe (the `wait`
+    # the kernel adds after the exec: snapshots.py), not at the exec of its shell.
+    handed = next((r.ended for r in records if r.kind == "wait"), None)
     for rec in records:
         mounts = None
         if rec.table is not None:
@@ -149,7 +152,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
         calls, note = _words(plan, rec, op, changes, noted, mounts)
         took = rec.ended - rec.started
         if rec.kind == "exec":
-            took = None if ended is None else max(0.0, ended - rec.started)
+            took = None if ended is None else max(0.0, ended - (handed or rec.started))
         steps.append(Step(rec.kind, op and op.KIND, _WHO.get(rec.kind, "B"), calls,
                           rec.started, took, mounts, changes, copied, note, rec.missing))
         if mounts is not None:
@@ -242,9 +245,10 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
                        f"host's {n} mounts")
     if kind == "wait":
-        return (["recvmsg(5, ...)"],
-                "prepared ahead while the kernel was idle, this container waited for its "
-                "cell: the script, its pipes and environment")
+        return (["read(3, ...)"],
+                "prepared ahead while the kernel was idle, this container's shell was "
+                "already running and waited for its cell: the kernel wrote the cell's text "
+                "down the script pipe")
     if kind == "rlimit":
         values = dict(kv.split("=") for kv in detail.split())
         calls = [f"setrlimit(RLIMIT_{name.upper()}, {{{v}, {v}}})"

@@ -72,8 +72,6 @@ RESOLVE_IN_ROOT = 0x10
 _SYS_OPENAT2 = 437
 
 # <linux/prctl.h>
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
 
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -108,15 +106,6 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
-
-
-def set_parent_death_signal(signum: int) -> None:
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-
-
-def set_process_name(name: str) -> None:
-    buf = ctypes.create_string_buffer(name.encode()[:15])
-    _libc.prctl(PR_SET_NAME, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0)
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:

@@ -1,14 +1,14 @@
 """A plan (plan.py) + what the host adds (HostFacts) -> the argv of rootfs-init. Pure.
 
-Runs in: the helper (encode, encode_prepared) and the kernel (setup_tokens to match a
-prepared container, encode_cell to hand it its cell).
+Runs in: the helper (encode) and the kernel (match_key, to hand a cell to a prepared
+container).
 
-Every value becomes one argv string, so paths and scripts cross without quoting: only
-a NUL byte cannot (execve refuses it, as it would refuse it in the script itself). The
-sequence is the wire version (ops.VERSION: rootfs-init refuses a plan of another
-schema), `key value` pairs, `op KIND NFIELDS VALUE...` / `sop ...` for the setup and
-script operations (ops.py; init.c parses them by the header generated from it), and
-`argv` last, followed by the script's own argv.
+Every value becomes one argv string, so paths cross without quoting: only a NUL byte
+cannot (execve refuses it). The sequence is the wire version (ops.VERSION: rootfs-init
+refuses a plan of another schema), `key value` pairs, `op KIND NFIELDS VALUE...` /
+`sop ...` for the setup and script operations (ops.py; init.c parses them by the header
+generated from it), and `argv` last, followed by the script's own argv. The cell's text
+is not among them when the shell reads it from the script pipe (plan.SCRIPT_BOOT).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "encode_cell", "encode_prepared", "match_key",
-           "setup_tokens", "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "encode", "match_key", "setup_tokens", "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -45,22 +44,12 @@ def _op(tag: str, op: Op) -> tuple[str, ...]:
     return (tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE))
 
 
-def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False) -> list[str]:
-    """argv[1:] for rootfs-init. `parent` is the helper's pid (the init dies with it)."""
-    return [VERSION, "parent", str(parent), *setup_tokens(plan, facts),
-            *script_tokens(plan, profile=profile)]
-
-
-def encode_prepared(setup: list[str], *, parent: int) -> list[str]:
-    """argv[1:] for a container prepared ahead of its cell (init.c, "warm"), from its
-    plan's setup_tokens (which the kernel gets too, to match the next cell against)."""
-    return [VERSION, "parent", str(parent), "warm", "1", *setup]
-
-
-def encode_cell(plan: Plan, *, profile: bool = False) -> bytes:
-    """What a prepared container receives when its cell comes: the script's tokens."""
-    return b"\0".join(t.encode("utf-8", "surrogateescape")
-                      for t in [VERSION, *script_tokens(plan, profile=profile)])
+def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False,
+           warm: bool = False) -> list[str]:
+    """argv[1:] for rootfs-init. `parent` is the helper's pid (the init dies with it);
+    `warm`: made before its cell exists (prepared.py), named so until its script ends."""
+    return [VERSION, "parent", str(parent), *(("warm", "1") if warm else ()),
+            *setup_tokens(plan, facts), *script_tokens(plan, profile=profile)]
 
 
 def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
@@ -96,18 +85,23 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     return t
 
 
-def match_key(plan: Plan, mnt_ns: int) -> list[str]:
+def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
     """What a prepared container and the next cell's plan must share for the cell to be
-    handed over: its setup without the host's facts (its own cgroup), and the limits
-    that cgroup was made with."""
-    return [*setup_tokens(plan, HostFacts(mnt_ns)),
+    handed over: everything rootfs-init was started with but the host's facts (its own
+    cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
+    that goes down the script pipe."""
+    return [*setup_tokens(plan, HostFacts(mnt_ns)), *script_tokens(plan, profile=profile),
             "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items()))]
 
 
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
-    """What only the cell itself decides: its script, environment and what to report."""
-    t = ["profile", _text(profile), "nsids", _text(any(s.kind == "ns" for s in plan.show)),
-         "cwd", plan.cwd]
+    """What the script's process is started with: its environment, working directory and
+    argv (the cell's text only when it is `-c`'s argument), and what to report."""
+    kinds = {s.kind for s in plan.show}
+    t = ["profile", _text(profile), "nsids", _text("ns" in kinds),
+         # the kernel reads the script's files through /proc/<init> (snapshots.py)
+         "look", _text(bool(kinds & {"mounts", "ls", "tree"})),
+         "script", _text(plan.script is not None), "cwd", plan.cwd]
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]

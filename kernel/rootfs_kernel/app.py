@@ -1,0 +1,99 @@
+"""The kernel process: ipykernel's application without two threads this kernel does not need.
+
+Runs in: the kernel (`python -m rootfs_kernel`, __main__.py).
+
+ipykernel hands every message across threads twice: a shell-channel thread receives
+each request and passes it to the main thread over an inproc socket (for "subshells",
+concurrent execution of Python code), and an IOPub thread sends every message the main
+thread publishes (so that Python code that blocks the main thread cannot hold output
+back). Cells here are shell scripts in containers, awaited on the main thread's event
+loop, which never blocks: requests are taken and messages sent on that thread. Each
+crossing costs a thread wake-up and the GIL's hand-over, about 0.1 ms on the machines
+we measured, several per cell (benchmarks/RESULTS.md). The control thread stays (an
+interrupt or shutdown request is answered while a cell runs); what it publishes is
+handed to the main loop.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zmq
+from ipykernel.kernelapp import IPKernelApp
+from tornado import ioloop
+from zmq.eventloop.zmqstream import ZMQStream
+
+
+class MainThreadIOPub:
+    """Stands in for ipykernel's IOPubThread and its BackgroundSocket: sends from the
+    main thread at once, from any other thread (the control thread) through the main
+    loop; answers IOPub subscriptions with the protocol's iopub_welcome."""
+
+    def __init__(self, socket: zmq.Socket, session) -> None:  # noqa: ANN001 - jupyter_client's
+        self.socket, self.session = socket, session
+        self.background_socket = self   # the name ipykernel's users take the socket by
+        self.closed = False
+        self._main = threading.main_thread()
+        self._loop: ioloop.IOLoop | None = None
+        self._stream: ZMQStream | None = None
+
+    def start(self) -> None:
+        """On the main thread, before its loop runs."""
+        self._loop = ioloop.IOLoop.current()
+        self._stream = ZMQStream(self.socket, self._loop)
+        self._stream.on_recv(self._subscribed)
+
+    def _subscribed(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            if frame[:1] != b"\x01":   # \x01 TOPIC subscribes, \x00 unsubscribes
+                continue
+            try:
+                topic = frame[1:].decode()
+            except UnicodeDecodeError:
+                continue
+            msg = self.session.serialize({
+                "header": self.session.msg_header("iopub_welcome"), "parent_header": {},
+                "metadata": {}, "content": {"subscription": topic}, "buffers": []})
+            self.socket.send_multipart([topic.encode(), *msg] if topic else msg)
+
+    def send_multipart(self, msg, *args, **kwargs) -> None:  # noqa: ANN001 - zmq's signature
+        if self.closed:
+            return
+        if self._loop is None or threading.current_thread() is self._main:
+            self.socket.send_multipart(msg, *args, **kwargs)
+        else:
+            self._loop.add_callback(self.send_multipart, msg, *args, **kwargs)
+
+    def send(self, msg, *args, **kwargs) -> None:  # noqa: ANN001
+        self.send_multipart([msg], *args, **kwargs)
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._stream is not None:
+                self._stream.close()
+            self.socket.close()
+
+
+class RootfsKernelApp(IPKernelApp):
+    def init_sockets(self) -> None:
+        super().init_sockets()
+        # No subshells: the shell socket is read by the main thread's loop.
+        thread, self.shell_channel_thread = self.shell_channel_thread, None
+        thread.io_loop.close()
+
+    def init_iopub(self, context: zmq.Context) -> None:
+        socket = context.socket(zmq.XPUB)
+        socket.linger = 1000
+        self._apply_curve_server_options(socket)
+        self.iopub_port = self._bind_socket(socket, self.iopub_port)
+        self.configure_tornado_logger()
+        self.iopub_thread = MainThreadIOPub(socket, self.session)
+        self.iopub_socket = self.iopub_thread
+
+    def start(self) -> None:
+        self.iopub_thread.start()
+        super().start()
