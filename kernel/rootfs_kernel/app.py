@@ -88,7 +88,10 @@ class RootfsKernelApp(IPKernelApp):
     def init_iopub(self, context: zmq.Context) -> None:
         socket = context.socket(zmq.XPUB)
         socket.linger = 1000
-        self._apply_curve_server_options(socket)
+        # CurveZMQ keys (ipykernel 7.1+) apply to this socket as to ipykernel's own.
+        curve = getattr(self, "_apply_curve_server_options", None)
+        if curve is not None:
+            curve(socket)
         self.iopub_port = self._bind_socket(socket, self.iopub_port)
         self.configure_tornado_logger()
         self.iopub_thread = MainThreadIOPub(socket, self.session)
