@@ -428,9 +428,12 @@ class ImageStore:
     # ----- locks and temp dirs -------------------------------------------------
 
     def _setup(self) -> None:
-        if not self.root.exists():
+        # Kernels started together race to make the store: whoever makes it sets its mode.
+        try:
             self.root.mkdir(parents=True)
             os.chmod(self.root, 0o700)  # layers keep the images' modes (1777 /tmp ...)
+        except FileExistsError:
+            pass
         for d in (self.images_dir, self.layers_dir, self.locks_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         if not self._cleaned:
