@@ -33,6 +33,22 @@ def test_the_helper_finds_this_package_without_site_packages_and_imports_little(
         sorted(NOT_IN_THE_HELPER & set(out[1].split()))
 
 
+def test_a_helper_whose_kernel_is_gone_before_its_ready_leaves_nothing(tmp_path):
+    import socket
+
+    ours, theirs = socket.socketpair()
+    ours.close()   # the kernel went away before the helper said it was ready
+    base = tmp_path / "runtime"
+    base.mkdir(mode=0o700)
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper", str(theirs.fileno()),
+         "/bin/false", str(base)], pass_fds=[theirs.fileno()], capture_output=True,
+        text=True, env={**os.environ, "PYTHONPATH": client._package_path()}, timeout=30)
+    theirs.close()
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert list(base.iterdir()) == []   # its directory removed, not left for a sweep
+
+
 def test_the_kernels_helper_runs_under_python_dash_s(kernel):
     (pid,) = [p for p in children(kernel.pid) if comm(p) == "rootfs-helper"]
     with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -169,9 +169,11 @@ class Helper:
         self.ended_prepared: dict[int, int | str] = {}
 
     def serve(self) -> None:
-        protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
-        self.sel.register(self.sock, selectors.EVENT_READ, None)
         try:
+            # Inside the try: a kernel gone before our ready still gets its directory
+            # removed, and the kernel's log no traceback.
+            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
+            self.sel.register(self.sock, selectors.EVENT_READ, None)
             while True:
                 for key, _ in self.sel.select(self._timeout()):
                     if key.data is None:
