@@ -95,8 +95,11 @@ def test_a_starting_kernel_removes_what_killed_helpers_left(tmp_path):
     stale_cgroup = f"/sys/fs/cgroup/pids/rootfs-kernel/{dead}-1"
     made_cgroup = False
     if os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids"):
-        os.makedirs(stale_cgroup)
-        made_cgroup = True
+        try:   # a read-only cgroup hierarchy (a container runtime's default) has none
+            os.makedirs(stale_cgroup)
+            made_cgroup = True
+        except OSError:
+            pass
     sandbox = SandboxClient(prepare=False)
     try:
         sandbox.start()
