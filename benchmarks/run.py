@@ -1095,6 +1095,19 @@ def render(meta: dict, rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def compile_bytecode(pythons: list[str]) -> None:
+    """Compile each rootfs_kernel's bytecode before any kernel starts, as pip does when it
+    installs a wheel (IPython's is compiled that way). A source checkout run with
+    PYTHONDONTWRITEBYTECODE (some machines set it) would otherwise compile every module of
+    the package again at each start-up: about 30 ms here, on one side of the comparison."""
+    code = ("import compileall, os, rootfs_kernel; "
+            "compileall.compile_dir(os.path.dirname(rootfs_kernel.__file__), quiet=1)")
+    for python in pythons:
+        subprocess.run([python, "-c", code], check=False, timeout=300,
+                       env={k: v for k, v in os.environ.items()
+                            if k != "PYTHONDONTWRITEBYTECODE"})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few repetitions")
@@ -1115,6 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    else argv)])
     meta["quick"] = args.quick
     specs = add_before(args.before, args.before_data) if args.before else {}
+    compile_bytecode([sys.executable] + ([args.before] if args.before else []))
     stack = contextlib.ExitStack()
     stack.enter_context(kernelspecs(specs))
     kernels = Kernels()
