@@ -165,8 +165,9 @@ class Helper:
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit
-        # status (reaped before the adopt came), or why it could not be made.
-        self.ended_prepared: dict[int, int | str] = {}
+        # status (reaped before the adopt came), or why it could not be made (the error's
+        # words and errno: EAGAIN tells the kernel to say "out of processes").
+        self.ended_prepared: dict[int, int | tuple[str, int | None]] = {}
 
     def serve(self) -> None:
         try:
@@ -257,7 +258,7 @@ class Helper:
         except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
             if group is not None:
                 self._retire(group)
-            self._remember(key, str(err))
+            self._remember(key, (str(err), getattr(err, "errno", None)))
             protocol.send(self.sock, {"event": "unprepared", "key": key, "message": str(err)})
             return
         pidfd = os.pidfd_open(pid)
@@ -271,8 +272,9 @@ class Helper:
             from .ops import EXIT_SETUP_FAILED  # (not at the top: the helper stays small)
 
             ended = self.ended_prepared.pop(key, EXIT_SETUP_FAILED)
-            if isinstance(ended, str):
-                protocol.send(self.sock, {"event": "error", "id": cid, "message": ended})
+            if isinstance(ended, tuple):
+                protocol.send(self.sock, {"event": "error", "id": cid, "message": ended[0],
+                                          "errno": ended[1]})
             else:
                 protocol.send(self.sock, {"event": "exited", "id": cid, "status": ended,
                                           "signal": None})
@@ -294,7 +296,7 @@ class Helper:
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         self._remember(key, 128 + sig if sig else os.WEXITSTATUS(status))
 
-    def _remember(self, key: int, ended: int | str) -> None:
+    def _remember(self, key: int, ended: int | tuple[str, int | None]) -> None:
         self.ended_prepared[key] = ended
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
