@@ -1,9 +1,16 @@
 """`python -m rootfs_kernel -f CONNECTION_FILE`: start the kernel (what kernel.json runs)."""
 
 import os
+import sys
 
 # The debugger is IPython's, not this kernel's: skip debugpy's start-up check and note.
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+if __name__ == "__main__":
+    # A client waiting to connect is connected while the rest is imported (ports.py).
+    from . import ports
+
+    ports.bind_early(sys.argv[1:])
 
 from .app import RootfsKernelApp  # noqa: E402
 from .kernel import RootfsKernel  # noqa: E402

@@ -16,12 +16,16 @@ handed to the main loop.
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 
 import zmq
 from ipykernel.kernelapp import IPKernelApp
 from tornado import ioloop
 from zmq.eventloop.zmqstream import ZMQStream
+
+from . import ports
 
 
 class MainThreadIOPub:
@@ -79,20 +83,44 @@ class MainThreadIOPub:
 
 
 class RootfsKernelApp(IPKernelApp):
+    _early_iopub: zmq.Socket | None = None
+
     def init_sockets(self) -> None:
-        super().init_sockets()
+        bound = ports.take(self.ip, self.transport,
+                           (self.shell_port, self.stdin_port, self.iopub_port),
+                           curve=getattr(self, "curve_secretkey", None) is not None)
+        if bound is None:
+            super().init_sockets()
+        else:
+            self._adopt(bound)
         # No subshells: the shell socket is read by the main thread's loop.
         thread, self.shell_channel_thread = self.shell_channel_thread, None
         thread.io_loop.close()
 
+    def _adopt(self, bound: ports.Bound) -> None:
+        """ipykernel's init_sockets with the sockets __main__ bound before the imports."""
+        self.log.info("Starting the kernel at pid: %i", os.getpid())
+        self.log.warning("Kernel is running over TCP without encryption: cells and their "
+                         "output travel in plain text to the ports of its connection file.")
+        self.context = bound.context
+        atexit.register(self.close)
+        self.shell_socket, self.stdin_socket = bound.shell, bound.stdin
+        if hasattr(zmq, "ROUTER_HANDOVER"):   # as ipykernel: zeromq/libzmq#2892
+            self.shell_socket.router_handover = self.stdin_socket.router_handover = 1
+        self._early_iopub = bound.iopub
+        self.init_control(self.context)
+        self.init_iopub(self.context)
+
     def init_iopub(self, context: zmq.Context) -> None:
-        socket = context.socket(zmq.XPUB)
-        socket.linger = 1000
-        # CurveZMQ keys (ipykernel 7.1+) apply to this socket as to ipykernel's own.
-        curve = getattr(self, "_apply_curve_server_options", None)
-        if curve is not None:
-            curve(socket)
-        self.iopub_port = self._bind_socket(socket, self.iopub_port)
+        socket, self._early_iopub = self._early_iopub, None
+        if socket is None:
+            socket = context.socket(zmq.XPUB)
+            socket.linger = 1000
+            # CurveZMQ keys (ipykernel 7.1+) apply to this socket as to ipykernel's own.
+            curve = getattr(self, "_apply_curve_server_options", None)
+            if curve is not None:
+                curve(socket)
+            self.iopub_port = self._bind_socket(socket, self.iopub_port)
         self.configure_tornado_logger()
         self.iopub_thread = MainThreadIOPub(socket, self.session)
         self.iopub_socket = self.iopub_thread
