@@ -104,3 +104,23 @@ def test_a_port_in_use_is_reported_by_the_application_as_ipykernel_does(tmp_path
     assert done.returncode != 0
     assert "Address already in use" in done.stderr, done.stderr[-2000:]
 
+
+
+def test_sockets_the_application_does_not_take_free_their_ports(connection):
+    """An address or key the application configures differently (a config file may): the
+    early sockets are closed and the ports can be bound again at once."""
+    path, info = connection
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import json, sys, zmq
+        from rootfs_kernel import ports
+        ports.bind_early(sys.argv[1:])
+        info = json.load(open(sys.argv[2]))
+        wanted = (info["shell_port"], info["stdin_port"], info["iopub_port"])
+        print(ports.take("127.0.0.2", "tcp", wanted, curve=False) is None)
+        context = zmq.Context()
+        for port in wanted:   # raises EADDRINUSE if an early socket still held it
+            context.socket(zmq.ROUTER).bind(f"tcp://127.0.0.1:{port}")
+        print("rebound")
+        context.destroy(linger=0)
+    """), "-f", path], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "rebound"], done.stderr[-2000:]
