@@ -236,11 +236,15 @@ class TreeWidget(w.VBox):
         options = [("pick a mount…", "")] + [
             (f"{s['label']} {n['mount_point']} ({n['propagation']})", n["id"])
             for s in payload["sides"] for n in s["nodes"]]
-        self.picker = w.Dropdown(options=options, value="", description="Mount")
-        self.details = w.HTML(value="")
-        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload))
+        box = shared("box")   # (shared layouts and styles: as CompareWidget's)
+        self.picker = w.Dropdown(options=options, value="", description="Mount", layout=box,
+                                 style=shared("picker"))
+        self.details = w.HTML(value="", layout=box, style=shared("html"))
+        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload),
+                              layout=box, style=shared("html"))
         self.picker.observe(self._pick, names="value")
-        super().__init__(children=[self.picker, self.details, self.picture], **kwargs)
+        super().__init__(children=[self.picker, self.details, self.picture], layout=box,
+                         **kwargs)
 
     def _pick(self, change: dict) -> None:
         from html import escape
@@ -250,10 +254,6 @@ class TreeWidget(w.VBox):
 
     def close_all(self) -> None:
         for widget in (self.picker, self.details, self.picture, self):
-            for part in ("layout", "style"):
-                sub = getattr(widget, part, None)
-                if isinstance(sub, w.Widget):
-                    sub.close()
             widget.close()
 
 
