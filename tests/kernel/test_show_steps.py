@@ -163,3 +163,83 @@ def test_a_bind_is_an_idmapped_mount_of_the_host_path(kernel, tmp_path):
                 and "open_tree" in r["cell"]["calls"])
     assert "%bind, header line 1" in bind["note"]
     assert list(_changes(bind, "only-cell"))[0].endswith("/cell/root/mnt/host")
+
+
+# --- the widget over comms ----------------------------------------------------------------
+
+
+def _iopub_until(kernel, done, timeout: float = 60) -> list[dict]:
+    """IOPub messages up to and including the first for which done(msg) holds."""
+    msgs = []
+    while True:
+        msg = kernel.kc.get_iopub_msg(timeout=timeout)
+        msgs.append(msg)
+        if done(msg):
+            return msgs
+
+
+def _cell(kernel, code: str) -> list[dict]:
+    """A cell's IOPub messages (its reply ok)."""
+    msg_id = kernel.kc.execute(code)
+    msgs = [m for m in _iopub_until(kernel, lambda m: m["parent_header"].get("msg_id") == msg_id
+                                    and m["msg_type"] == "status"
+                                    and m["content"]["execution_state"] == "idle")
+            if m["parent_header"].get("msg_id") == msg_id]
+    assert kernel.kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
+    return msgs
+
+
+def _opened(msgs: list[dict]) -> dict[str, dict]:
+    return {m["content"]["comm_id"]: m["content"]["data"]["state"] for m in msgs
+            if m["msg_type"] == "comm_open"}
+
+
+def _send(kernel, comm_id: str, data: dict) -> list[dict]:
+    """Send a front-end's comm message; the IOPub messages it caused, up to its idle."""
+    kc = kernel.kc
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+    kc.session.send(kc.shell_channel.socket, msg)
+    parent = msg["header"]["msg_id"]
+    return [m for m in _iopub_until(kernel, lambda m: m["parent_header"].get("msg_id") == parent
+                                    and m["msg_type"] == "status"
+                                    and m["content"]["execution_state"] == "idle")
+            if m["parent_header"].get("msg_id") == parent]
+
+
+def _table_update(msgs: list[dict], table_id: str) -> str:
+    (value,) = [m["content"]["data"]["state"]["value"] for m in msgs
+                if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == table_id
+                and "value" in m["content"]["data"].get("state", {})]
+    return value
+
+
+def test_the_widget_is_a_few_models_however_many_steps_and_steps_through(kernel):
+    """Each widget model is a comm_open message sent with every `%show steps` cell: a
+    handful, born in their first state (no update after), the same for more steps; the
+    view still opens a step and steps to the next over comms."""
+    _cell(kernel, "%show steps\ntrue")   # (the first view also makes the shared layouts)
+    few = _cell(kernel, "%show steps\ntrue")
+    more = _cell(kernel, "%mount tmpfs /tmp\n%mount tmpfs /mnt\n%show steps\ntrue")
+    counts = []
+    for msgs in (few, more):
+        (display,) = [m["content"]["data"] for m in msgs if m["msg_type"] == "display_data"]
+        counts.append((len(display[MIME_TYPE]["rows"]), len(_opened(msgs))))
+        assert not [m for m in msgs if m["msg_type"] == "comm_msg"]
+    (steps, opens), (more_steps, more_opens) = counts
+    assert more_steps > steps and opens == more_opens <= 8, counts
+
+    # Open the pivot_root step in the picker, then the step after it.
+    models = _opened(more)
+    (display,) = [m["content"]["data"] for m in more if m["msg_type"] == "display_data"]
+    top = models[display[WIDGET_MIME_TYPE]["model_id"]]
+    table_id = top["children"][-1].removeprefix("IPY_MODEL_")
+    (picker_id,) = [i for i, s in models.items() if s["_model_name"] == "DropdownModel"]
+    key = _step(display[MIME_TYPE], "chdir(")["key"]
+    index = models[picker_id]["_options_labels"].index(f"{key}/")
+    msgs = _send(kernel, picker_id, {"method": "update", "state": {"index": index},
+                                     "buffer_paths": []})
+    opened = _table_update(msgs, table_id)
+    assert f"in {key}/" in opened and 'data-status="only-host"' in opened
+    (ahead,) = [i for i, s in _opened(msgs).items() if s.get("description") == "next step ▶"]
+    msgs = _send(kernel, ahead, {"method": "custom", "content": {"event": "click"}})
+    assert f"in step {int(key.split()[1]) + 1}/" in _table_update(msgs, table_id)

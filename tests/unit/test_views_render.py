@@ -201,7 +201,8 @@ def test_the_changes_widget_has_no_differences_toggle() -> None:
     p = changes_payload({"changes": [{"path": "/a", "kind": "A", "type": "file", "size": 1}],
                          "truncated": False, "note": None})
     controls = build_widget(p).children[0].children
-    assert [c.description for c in controls[1:]] == ["show all rows"]
+    # (nor "show all rows" while nothing is folded: it is made when a table first is)
+    assert [c.description for c in controls[1:]] == []
 
 
 def test_widget_opens_subdirectories(listing: dict) -> None:
@@ -215,6 +216,24 @@ def test_widget_opens_subdirectories(listing: dict) -> None:
     assert [b.description for b in w.crumbs.children][1:] == ["etc/", "ssl/"]
     w.crumbs.children[0].click()  # back to the top
     assert w.path == [] and "etc/" in w.table.value and "added" not in w.table.value
+
+
+def test_views_share_layouts_and_styles_and_close_only_their_own(mounts: dict,
+                                                                 listing: dict) -> None:
+    """Each model is a message to the front-end with every %show cell: the views' layouts
+    and styles, which none of them changes, are made once and outlive the views."""
+    a, b = build_widget(mounts), build_widget(listing)
+    assert a.layout is b.layout and a.filter_box.style is b.filter_box.style
+    assert a.subdir is None and b.subdir.layout is a.layout   # (navigation: listings only)
+    own = [a, a.filter_box, a.diff_toggle, a.all_toggle, a.table, a.controls]
+    a.close_all()
+    assert all(x.comm is None for x in own)
+    assert b.layout.comm is not None and b.filter_box.style.comm is not None
+    b.layout.close()   # a shared part that was closed is made again for the next view
+    c = build_widget(listing)
+    assert c.layout is not b.layout and c.layout.comm is not None
+    for x in (b, c):
+        x.close_all()
 
 
 def test_display_bundle(mounts: dict) -> None:

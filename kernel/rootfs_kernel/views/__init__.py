@@ -7,7 +7,7 @@ client picks the richest it can show: the widget, else the HTML table, else plai
 
 from __future__ import annotations
 
-from .html import MAX_STATIC_LINES, render_html
+from .html import MAX_STATIC_LINES, render_html, with_step_tables
 from .model import display
 from .payload import (
     MIME_TYPE,
@@ -40,20 +40,23 @@ def display_bundle(payload: dict, *, widget: bool = True,
     """
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
         data = tree_bundle(payload)
+        html = data["text/html"]
     else:
-        # The default view, drawn once for both static copies (bounded: MAX_STATIC_LINES).
+        # The default view, drawn once for the static copies and the widget (bounded:
+        # MAX_STATIC_LINES); %show steps' static copy adds each step's changes, folded
+        # below its table (the widget opens a step instead).
         view = display(payload, max_lines=MAX_STATIC_LINES)
+        html = render_html(payload, view=view, static_extras=False)
         data = {
             "text/plain": render_text(payload, view=view),
-            "text/html": render_html(payload, view=view),
+            "text/html": with_step_tables(html, payload) if payload["kind"] == "steps"
+            else html,
             MIME_TYPE: payload,
         }
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        # Rendered once, shown twice (but %show steps: the widget opens a step instead of
-        # folding every step's changes below its table).
-        w = build_widget(payload, data["text/html"] if payload.get("kind") != "steps" else None)
+        w = build_widget(payload, html)
         if keep is not None:
             keep(w)
         data.update(widget_view(w))

@@ -143,10 +143,18 @@ def render_html(payload: dict, *, path: Sequence[str] = (), query: str = "",
     if view["note"]:
         out.append(f'<div class="rfk-note" style="padding:2px 0;color:{MUTED};'
                    f'font-style:italic;white-space:normal">{escape(view["note"])}</div>')
-    if payload["kind"] == "steps" and not path and not query and static_extras:
-        out.append(_step_tables(payload, max_lines))
     out.append("</div>")
-    return "".join(out)
+    html = "".join(out)
+    if payload["kind"] == "steps" and not path and not query and static_extras:
+        return with_step_tables(html, payload, max_lines)
+    return html
+
+
+def with_step_tables(table: str, payload: dict,
+                     max_lines: int | None = MAX_STATIC_LINES) -> str:
+    """%show steps' static copy from its top-level table (render_html without the static
+    extras), so the widget's table and the copy are drawn once."""
+    return table[:-len("</div>")] + _step_tables(payload, max_lines) + "</div>"
 
 
 def _step_tables(payload: dict, max_lines: int | None) -> str:

@@ -18,9 +18,37 @@ from .payload import subdirectories
 
 _PICK = "open…"
 
+# Layouts and styles that no view ever changes, made once for all the views of a process:
+# every model is a comm_open message, and these would be the same in every %show cell.
+_SHARED: dict[str, w.Widget] = {}
+
+
+def _style(of: type) -> type:
+    """The style model class widgets of class `of` take (not all are exported)."""
+    return of.class_traits()["style"].klass
+
+
+_PARTS = {"box": w.Layout, "auto": lambda: w.Layout(width="auto"), "text": _style(w.Text),
+          "html": _style(w.HTML), "picker": _style(w.Dropdown), "button": w.ButtonStyle,
+          "toggle": _style(w.ToggleButton)}
+
+
+def shared(name: str) -> w.Widget:
+    """The shared layout or style `name` (_PARTS), made again if it was closed."""
+    part = _SHARED.get(name)
+    if part is None or part.comm is None:
+        part = _SHARED[name] = _PARTS[name]()
+    return part
+
 
 class CompareWidget(w.VBox):
-    """A VBox (same front-end model) holding the controls and the table."""
+    """A VBox (same front-end model) holding the controls and the table.
+
+    Every model is a comm_open message to the front-end, built for each %show cell: the
+    parts use the shared layouts and styles (shared()), what only some states need (the
+    step buttons, "show all rows") is made when first needed, and each model is born
+    with its first state (no update right after its open).
+    """
 
     # Path of opened directory names below the listing's top; widget state, not synced.
     path = List(Unicode())
@@ -28,51 +56,61 @@ class CompareWidget(w.VBox):
     def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
         """`html`: the payload's unfiltered table when the caller rendered it already."""
         self.payload = payload
-        self.filter_box = w.Text(placeholder="filter rows (substring)", description="Filter",
-                                 continuous_update=True)
-        # A one-sided view (changes, layers, steps) has no "same" rows to hide: no toggle
-        # (every model is a message to the front-end).
-        self.diff_toggle = w.ToggleButton(
-            value=False, description="differences only",
-            tooltip="hide rows that are the same on both sides") if two_sided(payload) else None
-        # "show all N rows" unfolds a collapsed table (model.display's footer).
-        self.all_toggle = w.ToggleButton(value=False, description="show all rows",
-                                         tooltip="every row, runs of alike rows unfolded")
-        # Born with its table: one comm_open carrying the HTML, not an empty model and
-        # then an update of the same size.
-        self.table = w.HTML(value=html if html is not None else
-                            render_html(payload, static_extras=False))
-        controls: list[w.Widget] = [self.filter_box]
-        if self.diff_toggle is not None:
-            controls.append(self.diff_toggle)
-        controls.append(self.all_toggle)
-        children: list[w.Widget] = [w.HBox(controls)]
+        box = shared("box")
+        # The first state's lines (its picker; its footer, which any max_lines gives).
+        first = display(payload, State(), None if navigable(payload) else 0)
+        self._made: list[w.Widget] = []   # the models of this view, closed with it
+        self.filter_box = self._make(w.Text, placeholder="filter rows (substring)",
+                                     description="Filter", continuous_update=True,
+                                     layout=box, style=shared("text"))
+        # A one-sided view (changes, layers, steps) has no "same" rows to hide: no toggle.
+        self.diff_toggle = self._make(
+            w.ToggleButton, value=False, description="differences only",
+            tooltip="hide rows that are the same on both sides", layout=box,
+            style=shared("toggle")) if two_sided(payload) else None
+        # "show all N rows" unfolds a collapsed table (model.display's footer): made when
+        # a table first has one.
+        self.all_toggle: w.ToggleButton | None = None
+        self.controls = self._make(w.HBox, [c for c in (self.filter_box, self.diff_toggle) if c],
+                                   layout=box)
+        # Born with its table: one comm_open carrying the HTML.
+        self.table = self._make(w.HTML, value=html if html is not None else
+                                render_html(payload, static_extras=False), layout=box,
+                                style=shared("html"))
+        self.crumb_buttons: list[w.Button] = []
         self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
         self.step_buttons: tuple[w.Button, w.Button] | None = None
         self.nav: w.HBox | None = None
+        children: list[w.Widget] = [self.controls]
         if navigable(payload):
             # Navigation models exist only where they are shown.
-            self.crumbs = w.HBox()
-            self.subdir = w.Dropdown(options=[(_PICK, "")], value="")
-            self.nav = w.HBox([self.crumbs, self.subdir])
+            self.crumbs = self._make(w.HBox, self._crumbs(), layout=box)
+            self.subdir = self._make(w.Dropdown, options=self._picker_options(first), value="",
+                                     layout=box, style=shared("picker"))
+            self.nav = self._make(w.HBox, [self.crumbs, self.subdir], layout=box)
             children.append(self.nav)
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
-        super().__init__(children=children + [self.table], **kwargs)
+        super().__init__(children=[*children, self.table], layout=box, **kwargs)
+        self._show_all_button(first)
 
         self.filter_box.observe(self._refresh, names="value")
         if self.diff_toggle is not None:
             self.diff_toggle.observe(self._refresh, names="value")
-        self.all_toggle.observe(self._refresh, names="value")
-        self._new_path(initial=True)
+
+    def _make(self, cls: type, *args, **kwargs) -> w.Widget:
+        """A model of this view, remembered to close with it."""
+        widget = cls(*args, **kwargs)
+        self._made.append(widget)
+        return widget
 
     # --- pure derivations of (payload, widget state) -----------------------------------
 
     def state(self) -> State:
         return State(tuple(self.path), self.filter_box.value,
                      self.diff_toggle is not None and self.diff_toggle.value,
-                     self.all_toggle.value)
+                     self.all_toggle is not None and self.all_toggle.value)
 
     def table_html(self) -> str:
         st = self.state()
@@ -81,12 +119,32 @@ class CompareWidget(w.VBox):
                            differences_only=st.differences_only, expanded=st.expanded,
                            static_extras=False)
 
-    def openable(self) -> list[str]:
-        if self.subdir is None:
+    def openable(self, view: dict | None = None) -> list[str]:
+        """What the picker opens: `view`, display() of the current state if drawn already."""
+        if not navigable(self.payload):
             return []
-        rows = [ln["row"] for ln in display(self.payload, self.state())["lines"]
-                if ln["kind"] == "row" and ln["first"]]
-        return subdirectories(rows)
+        view = view or display(self.payload, self.state())
+        return subdirectories([ln["row"] for ln in view["lines"]
+                               if ln["kind"] == "row" and ln["first"]])
+
+    def _picker_options(self, view: dict | None = None) -> list[tuple[str, str]]:
+        return [(_PICK, ""), *((f"{n}/", n) for n in self.openable(view))]
+
+    def _crumbs(self) -> list[w.Button]:
+        """The breadcrumb of the path, its buttons kept for the next path (a path change
+        relabels them instead of opening new models)."""
+        names = [top_label(self.payload), *self.path]
+        for depth, name in enumerate(names):
+            look = {"description": name if depth == 0 else f"{name}/",
+                    "disabled": depth == len(names) - 1}
+            if depth < len(self.crumb_buttons):
+                b = self.crumb_buttons[depth]
+                b.description, b.disabled = look["description"], look["disabled"]
+                continue
+            b = self._make(w.Button, layout=shared("auto"), style=shared("button"), **look)
+            b.on_click(lambda _b, d=depth: self._go_up(d))
+            self.crumb_buttons.append(b)
+        return self.crumb_buttons[:len(names)]
 
     def _show_step_buttons(self) -> None:
         """%show steps: buttons to the opened step's neighbours (made when first needed)."""
@@ -94,12 +152,13 @@ class CompareWidget(w.VBox):
         if self.step_buttons is None:
             if not any(keys):
                 return
-            self.step_buttons = (w.Button(description="◀ previous step",
-                                          layout=w.Layout(width="auto")),
-                                 w.Button(description="next step ▶",
-                                          layout=w.Layout(width="auto")))
+            self.step_buttons = tuple(
+                self._make(w.Button, description=label, style=shared("button"),
+                           layout=w.Layout(width="auto"))   # its own: hidden at the ends
+                for label in ("◀ previous step", "next step ▶"))
             for b, side in zip(self.step_buttons, (0, 1), strict=True):
                 b.on_click(lambda _b, side=side: self._step(side))
+            self._made += [b.layout for b in self.step_buttons]
             self.nav.children = (*self.nav.children, *self.step_buttons)
         for b, key in zip(self.step_buttons, keys, strict=True):
             b.layout.display = None if key else "none"
@@ -110,8 +169,19 @@ class CompareWidget(w.VBox):
         if key:
             self.path = [key]
 
-    def _show_all_button(self) -> None:
-        footer = display(self.payload, State(tuple(self.path)), max_lines=0)["footer"]
+    def _show_all_button(self, view: dict | None = None) -> None:
+        """`view`: display() of the path's unfiltered, folded state if drawn already."""
+        footer = (view or display(self.payload, State(tuple(self.path)), max_lines=0))["footer"]
+        if self.all_toggle is None:
+            if not footer:
+                return
+            self.all_toggle = self._make(
+                w.ToggleButton, value=False, description=footer["action"],
+                tooltip="every row, runs of alike rows unfolded", layout=w.Layout(),
+                style=shared("toggle"))
+            self._made.append(self.all_toggle.layout)
+            self.all_toggle.observe(self._refresh, names="value")
+            self.controls.children = (*self.controls.children, self.all_toggle)
         self.all_toggle.layout.display = None if footer else "none"
         if footer:
             self.all_toggle.description = ("collapse to the differences"
@@ -129,47 +199,22 @@ class CompareWidget(w.VBox):
             return
         # Reset the picker without re-entering _open_subdir.
         self.subdir.unobserve(self._open_subdir, names="value")
-        self.subdir.options = [(_PICK, ""), *((f"{n}/", n) for n in self.openable())]
+        self.subdir.options = self._picker_options()
         self.subdir.value = ""
         self.subdir.observe(self._open_subdir, names="value")
 
-    def _new_path(self, _change: object = None, initial: bool = False) -> None:
-        """Rebuild the breadcrumb (only when the path changes: a filter keystroke must
-        not create widget models), closing the old buttons' models, then the table."""
-        if self.crumbs is not None:
-            old = self.crumbs.children
-            names = [top_label(self.payload), *self.path]
-            buttons = []
-            for depth, name in enumerate(names):
-                b = w.Button(description=name if depth == 0 else f"{name}/",
-                             layout=w.Layout(width="auto"),
-                             disabled=depth == len(names) - 1)
-                b.on_click(lambda _b, d=depth: self._go_up(d))
-                buttons.append(b)
-            self.crumbs.children = buttons
-            for b in old:
-                b.layout.close()
-                b.style.close()
-                b.close()
+    def _new_path(self, _change: object = None) -> None:
+        """Relabel the breadcrumb (only when the path changes: a filter keystroke must
+        not touch it), then the table."""
+        self.crumbs.children = self._crumbs()
         self._show_step_buttons()
-        if initial:  # the table is already the unfiltered top level
-            self._refresh_picker()
-            self._show_all_button()
-        else:
-            self._refresh()
+        self._refresh()
 
     def close_all(self) -> None:
-        """Close this view and every widget model inside it (frees the kernel side)."""
-        def close(widget: w.Widget) -> None:
-            for child in getattr(widget, "children", ()):
-                close(child)
-            for part in ("layout", "style"):
-                sub = getattr(widget, part, None)
-                if isinstance(sub, w.Widget):
-                    sub.close()
+        """Close this view and every widget model it made (frees the kernel side); the
+        shared layouts and styles stay for the other views."""
+        for widget in (*self._made, self):
             widget.close()
-
-        close(self)
 
     def _open_subdir(self, change: dict) -> None:
         if change["new"]:
@@ -191,11 +236,15 @@ class TreeWidget(w.VBox):
         options = [("pick a mount…", "")] + [
             (f"{s['label']} {n['mount_point']} ({n['propagation']})", n["id"])
             for s in payload["sides"] for n in s["nodes"]]
-        self.picker = w.Dropdown(options=options, value="", description="Mount")
-        self.details = w.HTML(value="")
-        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload))
+        box = shared("box")   # (shared layouts and styles: as CompareWidget's)
+        self.picker = w.Dropdown(options=options, value="", description="Mount", layout=box,
+                                 style=shared("picker"))
+        self.details = w.HTML(value="", layout=box, style=shared("html"))
+        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload),
+                              layout=box, style=shared("html"))
         self.picker.observe(self._pick, names="value")
-        super().__init__(children=[self.picker, self.details, self.picture], **kwargs)
+        super().__init__(children=[self.picker, self.details, self.picture], layout=box,
+                         **kwargs)
 
     def _pick(self, change: dict) -> None:
         from html import escape
@@ -205,10 +254,6 @@ class TreeWidget(w.VBox):
 
     def close_all(self) -> None:
         for widget in (self.picker, self.details, self.picture, self):
-            for part in ("layout", "style"):
-                sub = getattr(widget, part, None)
-                if isinstance(sub, w.Widget):
-                    sub.close()
             widget.close()
 
 
