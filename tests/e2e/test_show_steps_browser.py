@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from jupyter_e2e import (
     built_renderer,
-    jupyter_server,
-    launch,
+    lab_page,
     missing_requirements,
     open_notebook,
     outputs,
@@ -64,34 +63,28 @@ def test_the_widget_opens_a_step_and_steps_through(ready, tmp_path: Path) -> Non
     root = tmp_path / "root"
     root.mkdir()
     write_notebook(root / "steps.ipynb", [STEPS_CELL])
-    with jupyter_server("lab", root, tmp_path, renderer=False) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            open_notebook(page, server, "steps.ipynb")
-            cell = run_cell(page, 0)
-            widget = outputs(cell).locator(".widget-vbox").first
-            widget.wait_for(timeout=30_000)
-            expect(widget.locator(".rfk-title")).to_contain_text("Steps")
-            key = _pivot_key(widget)
-            n = int(key.split()[1].rstrip("/"))
-            widget.locator(".widget-dropdown select").select_option(label=key)
-            expect(widget.locator(".rfk-title")).to_contain_text(f"in {key}")
-            # The host's mounts are gone (-), the new root's moved to / (~).
-            expect(widget.locator('tr[data-status="only-host"]').first).to_be_visible()
-            moved = widget.locator('tr[data-status="differs"]', has_text="moved from")
-            expect(moved.first).to_be_visible()
-            shoot(widget, artifacts() / "steps-widget.png")
-            widget.locator("button", has_text="next step").click()
-            expect(widget.locator(".rfk-title")).to_contain_text(f"in step {n + 1}/")
-            widget.locator("button", has_text="previous step").click()
-            expect(widget.locator(".rfk-title")).to_contain_text(f"in {key}")
-            widget.locator("button", has_text="steps").first.click()
-            expect(widget.locator(".rfk-title")).not_to_contain_text(" in step")
-            expect(widget.locator("button", has_text="next step")).to_be_hidden()
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path, renderer=False, width=1400) as (server, page):
+        open_notebook(page, server, "steps.ipynb")
+        cell = run_cell(page, 0)
+        widget = outputs(cell).locator(".widget-vbox").first
+        widget.wait_for(timeout=30_000)
+        expect(widget.locator(".rfk-title")).to_contain_text("Steps")
+        key = _pivot_key(widget)
+        n = int(key.split()[1].rstrip("/"))
+        widget.locator(".widget-dropdown select").select_option(label=key)
+        expect(widget.locator(".rfk-title")).to_contain_text(f"in {key}")
+        # The host's mounts are gone (-), the new root's moved to / (~).
+        expect(widget.locator('tr[data-status="only-host"]').first).to_be_visible()
+        moved = widget.locator('tr[data-status="differs"]', has_text="moved from")
+        expect(moved.first).to_be_visible()
+        shoot(widget, artifacts() / "steps-widget.png")
+        widget.locator("button", has_text="next step").click()
+        expect(widget.locator(".rfk-title")).to_contain_text(f"in step {n + 1}/")
+        widget.locator("button", has_text="previous step").click()
+        expect(widget.locator(".rfk-title")).to_contain_text(f"in {key}")
+        widget.locator("button", has_text="steps").first.click()
+        expect(widget.locator(".rfk-title")).not_to_contain_text(" in step")
+        expect(widget.locator("button", has_text="next step")).to_be_hidden()
 
 
 def _payload() -> dict:
@@ -112,84 +105,72 @@ def test_the_renderer_steps_through_a_saved_notebook_in_the_theme(ready, tmp_pat
     saved_notebook(root / "static.ipynb", [payload], html_only=True)
     if theme == "dark":
         dark_theme(tmp_path)
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            open_saved(page, server, "saved.ipynb")
-            view = page.locator(".rfk-compare").first
-            view.wait_for(timeout=30_000)
-            expect(view.locator(".rfk-headline")).to_contain_text("steps in")
-            key = _pivot_key(view)
-            n = int(key.split()[1].rstrip("/"))
-            view.locator("button.rfk-open", has_text=key.rstrip("/")).first.click()
-            expect(view.locator(".rfk-title")).to_contain_text(f"in {key}")
-            expect(view.locator(".rfk-crumbs button.rfk-crumb")).to_have_count(2)
-            gone = view.locator("tr.rfk-row.rfk-only-host")
-            expect(gone.first).to_be_visible()
-            expect(gone.first.locator("td.rfk-mark")).to_have_text("-")
-            # A removed mount's row is tinted with the theme's error colour, and every text
-            # of the view reads on what it is drawn on, in either theme.
-            tint = gone.first.evaluate("""row => {
-                const ctx = document.createElement('canvas').getContext('2d');
-                ctx.fillStyle = getComputedStyle(row).backgroundColor;
-                ctx.fillRect(0, 0, 1, 1);
-                return Array.from(ctx.getImageData(0, 0, 1, 1).data);
-            }""")
-            assert tint[0] > tint[1] and tint[3] > 0, tint
-            expect(page.locator("body")).to_have_attribute(
-                "data-jp-theme-light", "false" if theme == "dark" else "true")
-            low = [m for m in view.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
-            assert not low, low[:5]
-            shoot(view, artifacts() / f"steps-renderer-{theme}.png")
-            view.locator("button.rfk-step-next").click()
-            expect(view.locator(".rfk-title")).to_contain_text(f"in step {n + 1}/")
-            view.locator("button.rfk-step-prev").click()
-            expect(view.locator(".rfk-title")).to_contain_text(f"in {key}")
+    with lab_page(root, tmp_path, width=1400) as (server, page):
+        open_saved(page, server, "saved.ipynb")
+        view = page.locator(".rfk-compare").first
+        view.wait_for(timeout=30_000)
+        expect(view.locator(".rfk-headline")).to_contain_text("steps in")
+        key = _pivot_key(view)
+        n = int(key.split()[1].rstrip("/"))
+        view.locator("button.rfk-open", has_text=key.rstrip("/")).first.click()
+        expect(view.locator(".rfk-title")).to_contain_text(f"in {key}")
+        expect(view.locator(".rfk-crumbs button.rfk-crumb")).to_have_count(2)
+        gone = view.locator("tr.rfk-row.rfk-only-host")
+        expect(gone.first).to_be_visible()
+        expect(gone.first.locator("td.rfk-mark")).to_have_text("-")
+        # A removed mount's row is tinted with the theme's error colour, and every text
+        # of the view reads on what it is drawn on, in either theme.
+        tint = gone.first.evaluate("""row => {
+            const ctx = document.createElement('canvas').getContext('2d');
+            ctx.fillStyle = getComputedStyle(row).backgroundColor;
+            ctx.fillRect(0, 0, 1, 1);
+            return Array.from(ctx.getImageData(0, 0, 1, 1).data);
+        }""")
+        assert tint[0] > tint[1] and tint[3] > 0, tint
+        expect(page.locator("body")).to_have_attribute(
+            "data-jp-theme-light", "false" if theme == "dark" else "true")
+        low = [m for m in view.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
+        assert not low, low[:5]
+        shoot(view, artifacts() / f"steps-renderer-{theme}.png")
+        view.locator("button.rfk-step-next").click()
+        expect(view.locator(".rfk-title")).to_contain_text(f"in step {n + 1}/")
+        view.locator("button.rfk-step-prev").click()
+        expect(view.locator(".rfk-title")).to_contain_text(f"in {key}")
 
-            # The static HTML (GitHub, nbconvert, the book): the pivot step folded open.
-            open_saved(page, server, "static.ipynb")
-            static = page.locator(".rfk-static").first
-            static.wait_for(timeout=30_000)
-            step = static.locator("details.rfk-step", has_text=f"{key.rstrip('/')}:")
-            step.locator("summary").click()
-            # (an untrusted notebook's HTML loses its data- attributes: read the marks)
-            expect(step.locator("tr", has_text="moved from").first).to_be_visible()
-            marks = step.locator("tr td:first-child").all_inner_texts()
-            assert "-" in marks and "~" in marks, marks
-            low = [m for m in static.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
-            assert not low, low[:5]
-            shoot(static, artifacts() / f"steps-static-{theme}.png")
-        finally:
-            browser.close()
+        # The static HTML (GitHub, nbconvert, the book): the pivot step folded open.
+        open_saved(page, server, "static.ipynb")
+        static = page.locator(".rfk-static").first
+        static.wait_for(timeout=30_000)
+        step = static.locator("details.rfk-step", has_text=f"{key.rstrip('/')}:")
+        step.locator("summary").click()
+        # (an untrusted notebook's HTML loses its data- attributes: read the marks)
+        expect(step.locator("tr", has_text="moved from").first).to_be_visible()
+        marks = step.locator("tr td:first-child").all_inner_texts()
+        assert "-" in marks and "~" in marks, marks
+        low = [m for m in static.evaluate(CONTRAST_JS) if m["ratio"] < 4.5]
+        assert not low, low[:5]
+        shoot(static, artifacts() / f"steps-static-{theme}.png")
 
 
 def test_display_shows_images_and_runs_nothing_the_cell_sent(ready, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     write_notebook(root / "display.ipynb", [DISPLAY_CELL])
-    with jupyter_server("lab", root, tmp_path, renderer=True) as server, \
-            sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            open_notebook(page, server, "display.ipynb")
-            cell = run_cell(page, 0)
-            out = outputs(cell)   # (the first cell of a new image store says it built one)
-            images = out.locator("img")
-            expect(images).to_have_count(2)   # the PNG and the SVG; none from the Markdown
-            sizes = images.evaluate_all("a => a.map(i => i.complete && i.naturalWidth)")
-            assert sizes == [1, 30], sizes
-            assert images.nth(1).get_attribute("src").startswith("data:image/svg+xml")
-            frame = out.locator("iframe")
-            expect(frame).to_have_count(1)
-            expect(frame).to_have_attribute("sandbox", "")
-            expect(page.frame_locator("iframe[sandbox]").first.locator("#made")).to_have_text(
-                "made in a cell")
-            expect(out.locator("h1")).to_have_text("Markdown from a cell")
-            page.wait_for_timeout(500)   # time for anything that would run to have run
-            assert page.evaluate("() => [window.rfkPwned, window.rfkMd]") == [None, None]
-            shoot(cell, artifacts() / "display-cell.png")
-        finally:
-            browser.close()
+    with lab_page(root, tmp_path, width=1200) as (server, page):
+        open_notebook(page, server, "display.ipynb")
+        cell = run_cell(page, 0)
+        out = outputs(cell)   # (the first cell of a new image store says it built one)
+        images = out.locator("img")
+        expect(images).to_have_count(2)   # the PNG and the SVG; none from the Markdown
+        sizes = images.evaluate_all("a => a.map(i => i.complete && i.naturalWidth)")
+        assert sizes == [1, 30], sizes
+        assert images.nth(1).get_attribute("src").startswith("data:image/svg+xml")
+        frame = out.locator("iframe")
+        expect(frame).to_have_count(1)
+        expect(frame).to_have_attribute("sandbox", "")
+        expect(page.frame_locator("iframe[sandbox]").first.locator("#made")).to_have_text(
+            "made in a cell")
+        expect(out.locator("h1")).to_have_text("Markdown from a cell")
+        page.wait_for_timeout(500)   # time for anything that would run to have run
+        assert page.evaluate("() => [window.rfkPwned, window.rfkMd]") == [None, None]
+        shoot(cell, artifacts() / "display-cell.png")
