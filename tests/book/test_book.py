@@ -39,6 +39,9 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           env={**os.environ, "JUPYTER_BOOK": str(jb)}, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Every cell highlighted by the kernel's own lexer (lexer.py): a %%c cell lexed as
+    # shell, or an error output as a Python traceback, is a "Lexing ..." warning.
+    assert "Lexing literal_block" not in done.stdout + done.stderr, done.stderr[-3000:]
     html = src / "book" / "_build" / "html"
     assert (html / "index.html").is_file()
     return html
