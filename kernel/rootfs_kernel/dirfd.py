@@ -142,8 +142,10 @@ def private_dir(path: str, mode: int) -> int:
         try:
             fd = os.open(name, DIR_FLAGS, dir_fd=pfd)
         except OSError as err:
-            why = {errno.ELOOP: "is a symbolic link", errno.ENOTDIR: "is not a directory"}
-            raise NotPrivate(err.errno, f"{path} {why.get(err.errno, err.strerror)}") from None
+            st = lstat_at(pfd, name)
+            why = ("is a symbolic link" if st is not None and stat.S_ISLNK(st.st_mode) else
+                   "is not a directory" if err.errno == errno.ENOTDIR else err.strerror)
+            raise NotPrivate(err.errno, f"{path} {why}") from None
     finally:
         os.close(pfd)
     st = os.fstat(fd)

@@ -160,9 +160,9 @@ def fs_of(path: str, mounts: list[Mount]) -> str:
 
 def _default_dirs() -> tuple[str, str]:
     from .images.store import default_root
-    from .sandbox.helper import runtime_base
+    from .sandbox import rundir
 
-    return str(runtime_base()), str(default_root())
+    return rundir.base(), str(default_root())
 
 
 def read_facts(root: str | Path = "/", euid: int | None = None,

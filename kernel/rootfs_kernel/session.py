@@ -85,7 +85,10 @@ class Session:
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
             sandbox = SandboxClient(prepare=prepare, ids=ids)
-            sandbox.start()
+            # Refused (e.g. a runtime directory someone else made): the kernel still
+            # starts, and each cell says why and tries again (execute).
+            with contextlib.suppress(SandboxError):
+                sandbox.start()
         self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -123,6 +126,11 @@ class Session:
                 replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
             self.user_env.update(spec.env)
             return out
+        if self.sandbox.refused is not None:   # at the kernel's start: again, or say why
+            try:
+                self.sandbox.start()
+            except SandboxError as err:
+                return replace(out, error=Failure.of(err))
         c_files: list[str] = []
         c_source = self._c_source() if spec.c_flags is not None else None
         try:
