@@ -166,38 +166,57 @@ def test_a_link_planted_at_the_runtime_path_is_never_followed(shared, scripts, v
 
 SWAP = r"""
 import os, sys, time
-base, victim_file, flag = sys.argv[1:4]
+base, attack, victim_file, flag = sys.argv[1:5]
 deadline = time.time() + 90
 while time.time() < deadline:
     for name in os.listdir(base):
         real = os.path.join(base, name)
         if name[0].isdigit():
             # The helper's directory (0700: the helper has made its cell/ by now): away
-            # with it, and one of ours in its place whose %%c sources are links to the
-            # victim's file.
+            # with it, and one of the attacker's in its place.
             time.sleep(0.2)
             os.rename(real, os.path.join(base, ".stolen-" + name))
-            os.mkdir(real)
-            for d in ("", "cell", "c", "keep", "export"):
+            for d in ("", "cell", "c", "keep/upper/usr/bin", "keep/work"):
                 os.makedirs(os.path.join(real, d), exist_ok=True)
                 os.chmod(os.path.join(real, d), 0o777)
-            for n in range(1, 6):
-                os.symlink(victim_file, os.path.join(real, "c", f"cell{n}.c"))
+            if attack == "source":   # the %%c source is written through these
+                for n in range(1, 6):
+                    os.symlink(victim_file, os.path.join(real, "c", f"cell{n}.c"))
+            elif attack == "keep":   # the %keep layer: the victim's next cell runs this
+                with open(os.path.join(real, "keep/upper/usr/bin/id"), "w") as f:
+                    f.write("#!/bin/sh\necho PLANTED\n")
+                os.chmod(os.path.join(real, "keep/upper/usr/bin/id"), 0o755)
             open(flag, "w").close()
+            if attack == "program":  # once linked, the program becomes a link to the file
+                program = os.path.join(real, "c", "cell1")
+                while time.time() < deadline:
+                    if os.path.isfile(program) and not os.path.islink(program):
+                        os.rename(program, program + ".gcc")
+                        os.symlink(victim_file, program)
+                        sys.exit(0)
+                    time.sleep(0.0005)
             sys.exit(0)
     time.sleep(0.002)
 """
 
-C_CELL = "%%c\nint main(void) { return 0; }\n"
+ATTACKS = {   # what the victim runs once the attacker swapped the helper's directory
+    "source": "%%c\nint main(void) { return 0; }\n",
+    "program": "%%c\nint main(void) { return 0; }\n",
+    "keep": "%keep\nid\n",
+}
 
 
 @pytest.mark.rootonly
 @two_users
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
 @pytest.mark.parametrize("victim", ["root", VICTIM])
-def test_a_planted_directory_cannot_take_the_kernels_files_over(shared, scripts, victim):
+def test_a_planted_directory_cannot_take_the_kernels_files_over(shared, scripts, victim,
+                                                                attack):
     """A directory of the attacker's at the runtime path: the attacker swapped the
-    helper's directory for one of its own, and the %%c source (open(..., "w")) then
-    overwrote the victim's file through the attacker's link."""
+    helper's directory for one of its own; then the %%c source (open(..., "w")) overwrote
+    the victim's file through the attacker's link, the program's chmod 0755 made a 0600
+    file of the victim's readable by all, or the victim's %keep cell ran the attacker's
+    program."""
     attacker = VICTIM if victim == "root" else NOBODY
     home = private_dir(Path("/root") if victim == "root" else shared, victim)
     bashrc = private_file(home, victim)
@@ -205,13 +224,14 @@ def test_a_planted_directory_cannot_take_the_kernels_files_over(shared, scripts,
     as_user(attacker, "mkdir", "-m", "0777", str(planted))
     flag = shared / "swapped"
     swap = subprocess.Popen([*setpriv(attacker), sys.executable, "-I", "-c", SWAP,
-                             str(planted), str(bashrc.path), str(flag)])
+                             str(planted), attack, str(bashrc.path), str(flag)])
     try:
         results = victim_cells(victim, scripts, [{"code": "true"},
-                                                 {"code": C_CELL, "wait": str(flag)}],
+                                                 {"code": ATTACKS[attack], "wait": str(flag)}],
                                TMPDIR=str(shared))
         bashrc.assert_unchanged()
         assert bashrc.path.read_text().startswith(bashrc.public)
+        assert "PLANTED" not in results[1]["stdout"], "the attacker's program ran"
         made = [p for p in glob.glob(f"{planted}/**", recursive=True)
                 if os.lstat(p).st_uid == uid_of(victim)]
         assert made == [], f"the victim's kernel wrote into the planted directory: {made}"
