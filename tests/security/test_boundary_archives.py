@@ -126,16 +126,20 @@ def shapes(m: Path) -> dict[str, tuple[list[Entry], str]]:
     }
 
 
-SHAPES = sorted(shapes(Path("/x")))
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_a_crafted_layer_is_refused_and_writes_nothing_outside(tmp_path, outside, shape):
-    entries, why = shapes(outside)[shape]
+def import_layer(tmp_path: Path, outside: Path, entries: list[Entry]):
+    """One layer of these entries in a `docker save` tarball, imported through the CLI;
+    asserts that `outside` stayed as it was."""
     archive = docker_save(tmp_path / "save.tar", [layer_tar(entries)]).path
     before = snapshot(outside)
     done = import_cli(tmp_path, archive)
-    assert snapshot(outside) == before, f"{shape}: the import changed {outside}"
+    assert snapshot(outside) == before, f"the import changed {outside}"
+    return done
+
+
+@pytest.mark.parametrize("shape", sorted(shapes(Path("/x"))))
+def test_a_crafted_layer_is_refused_and_writes_nothing_outside(tmp_path, outside, shape):
+    entries, why = shapes(outside)[shape]
+    done = import_layer(tmp_path, outside, entries)
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "refusing entry" in done.stderr and why in done.stderr, done.stderr
     assert "nothing was stored" in done.stderr
@@ -174,10 +178,7 @@ def replaced(m: Path) -> dict[str, tuple[list[Entry], dict[str, str]]]:
 @pytest.mark.parametrize("shape", sorted(replaced(Path("/x"))))
 def test_a_replacing_entry_replaces_in_the_layer_only(tmp_path, outside, shape):
     entries, expect = replaced(outside)[shape]
-    archive = docker_save(tmp_path / "save.tar", [layer_tar(entries)]).path
-    before = snapshot(outside)
-    done = import_cli(tmp_path, archive)
-    assert snapshot(outside) == before, f"{shape}: the import changed {outside}"
+    done = import_layer(tmp_path, outside, entries)
     assert done.returncode == 0, done.stderr
     (layer,) = store(tmp_path).load("evil").layers
     for rel, what in expect.items():

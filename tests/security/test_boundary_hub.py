@@ -57,18 +57,6 @@ def public_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def scripts(public_tmp):
-    here = Path(__file__).resolve().parent
-    d = public_tmp / "scripts"
-    d.mkdir()
-    for src in (here / "victim.py", here.parent / "kerneldriver.py"):
-        shutil.copy(src, d / src.name)
-        os.chmod(d / src.name, 0o644)
-    os.chmod(d, 0o755)
-    return d
-
-
 def test_each_student_gets_a_runtime_directory_of_their_own(public_tmp, scripts):
     """The hub's spawner passes no XDG_RUNTIME_DIR: the recipe makes one per student
     before the server starts, and the student's kernel keeps its directories there."""

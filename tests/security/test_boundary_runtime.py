@@ -89,19 +89,6 @@ def shared(tmp_path_factory):
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def scripts(tmp_path_factory):
-    """victim.py and kerneldriver.py where any user may read them (the checkout may be
-    under /root)."""
-    d = Path(tempfile.mkdtemp(prefix="rk-victim-", dir="/tmp"))
-    for src in (HERE / "victim.py", HERE.parent / "kerneldriver.py"):
-        shutil.copy(src, d / src.name)
-    for p in (d, *d.iterdir()):
-        os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def victim_cells(user: str, scripts: Path, cells: list[dict], **env: str) -> list[dict]:
     """The cells in a kernel of `user` (through jupyter_client: victim.py)."""
     done = as_user(user, sys.executable, str(scripts / "victim.py"), json.dumps(cells),
