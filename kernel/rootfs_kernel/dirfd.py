@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import stat
 
@@ -23,7 +24,6 @@ RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
 # Beneath the fd, on its filesystem, crossing no link of any kind: what an archive's
 # entries and the kernel's own directories are resolved with.
 STRICTLY_BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | \
@@ -33,8 +33,13 @@ _SYS_OPENAT2 = 437   # the same on every architecture (added in Linux 5.6)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Loaded when first needed: the kernel's start-up does not pay for it."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
 
 
 class _OpenHow(ctypes.Structure):
@@ -45,8 +50,8 @@ class _OpenHow(ctypes.Structure):
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2); OSError as os.open raises it."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how),
-                       ctypes.sizeof(how))
+    fd = _libc().syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how),
+                         ctypes.sizeof(how))
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
@@ -83,14 +88,32 @@ def replace_file(dirfd: int, name: str, mode: int, flags: int = os.O_WRONLY) -> 
 
 # -- directories only their owner may write ----------------------------------------------
 class NotPrivate(OSError):
-    """A directory someone else could have planted or can still change; str says which
-    and why, for a message that ends with what to do."""
+    """A directory someone else could have planted or can still change; its strerror
+    says which and why, for a message that goes on with what to do."""
+
+
+@functools.cache
+def _unmapped_owner() -> int | None:
+    """The owner files show when this user namespace does not map theirs (overflowuid),
+    if that id is no user of its own: Jupyter in a namespace of its user's alone sees
+    root's / and /tmp so. None in a namespace that maps every id (the host's)."""
+    try:
+        with open("/proc/sys/kernel/overflowuid") as f:
+            overflow = int(f.read())
+        with open("/proc/self/uid_map") as f:
+            ranges = [line.split() for line in f]
+    except (OSError, ValueError):
+        return None
+    if any(int(first) <= overflow < int(first) + int(count) for first, _, count in ranges):
+        return None   # a user of this namespace, e.g. the host's nobody
+    return overflow
 
 
 def _trusted(st: os.stat_result, euid: int) -> str | None:
-    """Why a directory on the way is not safe to build in, or None. Root's or ours, and
-    nobody else may rename its entries: not writable by others, or sticky like /tmp."""
-    if st.st_uid not in (0, euid):
+    """Why a directory on the way is not safe to build in, or None. Root's or ours (or
+    an owner this namespace cannot tell from root's), and nobody else may rename its
+    entries: not writable by others, or sticky like /tmp."""
+    if st.st_uid not in (0, euid, _unmapped_owner()):
         return f"is owned by uid {st.st_uid}"
     if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
         return "is writable by others and not sticky"

@@ -14,13 +14,12 @@ user's own through an O_NOFOLLOW fd (dirfd.private_dir), else refused with what 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import stat
 import tempfile
 
 from .. import dirfd
+from .syscalls import fs_magic
 
 ROOT_BASE = "/run/rootfs-kernel"
 OVERLAYFS_MAGIC = 0x794C7630   # <linux/magic.h>
@@ -46,13 +45,9 @@ def _login_runtime_dir() -> str | None:
 
 
 def _on_overlayfs(path: str) -> bool:
-    """statfs(2)'s f_type (the struct's first field) says overlayfs: a container's root,
-    where overlayfs takes no upper layer (%keep, %export); its /tmp is a volume (deploy/)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    buf = ctypes.create_string_buffer(256)   # struct statfs, large enough
-    if libc.statfs(os.fsencode(path), buf) != 0:
-        return False
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF == OVERLAYFS_MAGIC
+    """A container's root, where overlayfs takes no upper layer (%keep, %export); its
+    /tmp is a volume (deploy/)."""
+    return fs_magic(path) == OVERLAYFS_MAGIC
 
 
 def base() -> str:
