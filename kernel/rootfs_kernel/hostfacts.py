@@ -283,7 +283,8 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
             "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
-            "at /tmp; Kubernetes: an emptyDir at /tmp), or set XDG_RUNTIME_DIR to a tmpfs",
+            "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
+            "XDG_RUNTIME_DIR (for other users) to a tmpfs",
             optional=True)
     if f.store_fs == "overlay":
         out["store-overlay"] = Finding(
