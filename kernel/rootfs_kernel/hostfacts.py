@@ -160,9 +160,9 @@ def fs_of(path: str, mounts: list[Mount]) -> str:
 
 def _default_dirs() -> tuple[str, str]:
     from .images.store import default_root
-    from .sandbox.helper import runtime_base
+    from .sandbox import rundir
 
-    return str(runtime_base()), str(default_root())
+    return rundir.base(), str(default_root())
 
 
 def read_facts(root: str | Path = "/", euid: int | None = None,
@@ -283,7 +283,8 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
             "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
-            "at /tmp; Kubernetes: an emptyDir at /tmp), or set XDG_RUNTIME_DIR to a tmpfs",
+            "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
+            "XDG_RUNTIME_DIR (for other users) to a tmpfs",
             optional=True)
     if f.store_fs == "overlay":
         out["store-overlay"] = Finding(

@@ -11,7 +11,7 @@ import sys
 import pytest
 from kerneldriver import children, comm, needs_cgroups, wait_for
 
-from rootfs_kernel.sandbox import cgroups, client, helper
+from rootfs_kernel.sandbox import cgroups, client, helper, rundir
 from rootfs_kernel.sandbox.client import SandboxClient
 
 # What an idle helper must not carry: the kernel's planning and encoding, and the
@@ -84,8 +84,7 @@ def _dead_pid() -> int:
 
 
 def test_a_starting_kernel_removes_what_killed_helpers_left(tmp_path):
-    base = helper.runtime_base()
-    os.makedirs(base, mode=0o700, exist_ok=True)
+    base = rundir.make()
     dead = _dead_pid()
     stale = os.path.join(base, f"{dead}-stale")
     os.makedirs(os.path.join(stale, "cell", "work", "work"))

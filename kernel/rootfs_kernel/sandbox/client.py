@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ids import IdRange
-from . import cgroups, helper, initbin, protocol, report, snapshots, wire
+from . import cgroups, helper, initbin, protocol, report, rundir, snapshots, wire
 from .plan import Context, Places, Plan
 from .prepared import preparable
 
@@ -125,6 +125,9 @@ class SandboxClient:
         self._gone: str | None = None   # how the helper went away, once it has
         self._said_rlimits = False      # the setrlimit fallback is said once
         self._display: str | None = None   # the `display` program (initbin.py)
+        # Why the last start() started no helper (no init, a runtime directory that is not
+        # ours): a session says it for each cell and tries again.
+        self.refused: SandboxError | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -135,10 +138,11 @@ class SandboxClient:
         try:
             init = initbin.path()
             self._display = str(initbin.display_path())   # every cell's `display`
-        except initbin.InitMissing as err:
-            raise SandboxError(str(err)) from None
-        base = helper.runtime_base()
-        os.makedirs(base, mode=0o700, exist_ok=True)
+            base = rundir.make()
+        except (initbin.InitMissing, rundir.RuntimeDirError) as err:
+            self.refused = SandboxError(str(err))
+            raise self.refused from None
+        self.refused = None
         helper.sweep_stale(base)
         cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -56,15 +56,6 @@ _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                  signal.SIGUSR1, signal.SIGPIPE, signal.SIGCHLD)
 
 
-def runtime_base() -> str:
-    """Where helpers keep their per-kernel directories ($XDG_RUNTIME_DIR, else /tmp)."""
-    import tempfile
-
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    base = xdg if xdg and os.access(xdg, os.W_OK) else tempfile.gettempdir()
-    return os.path.join(base, f"rootfs-kernel-{os.getuid()}")
-
-
 def sweep_stale(base: str) -> None:
     """Remove directories of helpers that died without cleaning up (SIGKILL)."""
     if not os.path.isdir(base):
@@ -152,15 +143,16 @@ class Helper:
         self.sel = selectors.DefaultSelector()
         self.cells: dict[int, Cell] = {}
         # Its own directory: the places of plan.Places (the kernel named the base and
-        # swept what dead helpers left there).
+        # swept what dead helpers left there; rundir.py: only this user can write there).
         self.dir = os.path.join(base, f"{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(self.dir, 0o700)
         if os.geteuid() == 0:
             # A cell's root is an unprivileged id (ids.py) that must walk to its root by
             # path (%root chroot; and the chroot escape reaches the host's / as it does
             # anywhere): search, not list. The kept layers' own directories stay 0700.
-            for d in (base, self.dir):
-                os.chmod(d, 0o711)
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            os.fchmod(fd, 0o711)
+            os.close(fd)
         os.mkdir(os.path.join(self.dir, "cell"))
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving

@@ -593,21 +593,44 @@ static void op_unbindable(const struct op_unbindable *o) {
 }
 
 static void op_mkdir(const struct op_mkdir *o) {
-    /* mkdir -p of the helper's directories: parents 0700 (the kept layers are nobody
-     * else's), the last one with its mode, owned by the cell's root when asked. */
+    /* mkdir -p of the helper's directories, one component at a time from "/" through
+     * O_NOFOLLOW fds: a symlink anywhere on the way is refused, not followed. Parents it
+     * makes are 0700 (the kept layers are nobody else's), the last one gets its mode and,
+     * when asked, the cell's root as owner (fchownat on its fd). What was there already
+     * must be no one else's to change: not writable by others unless sticky (/tmp), and
+     * the last one owned by whom it is made for. The kernel proved the runtime directory
+     * its own (rundir.py); this refuses what it did not make (kind "not-ours"). */
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", o->path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, c ? 0700 : (mode_t)o->mode) < 0 && errno != EEXIST)
-                fail("errno", current_op, errno, 0);
-            *p = c;
-            if (!c) break;
+    if (snprintf(buf, sizeof buf, "%s", o->path) >= (int)sizeof buf)
+        fail("errno", current_op, ENAMETOOLONG, 0);
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), depth = 0, made = 0;
+    CHECK(fd);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, "/", &save); part; ) {
+        char *next = strtok_r(NULL, "/", &save);
+        depth++;
+        made = mkdirat(fd, part, next ? 0700 : (mode_t)o->mode) == 0;
+        if (!made && errno != EEXIST) fail("errno", current_op, errno, depth);
+        int sub = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {   /* a symlink is ENOTDIR here: say which it is */
+            struct stat link;
+            int err = errno;
+            if (fstatat(fd, part, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode))
+                err = ELOOP;
+            fail("not-ours", current_op, err, depth);
         }
+        close(fd);
+        fd = sub;
+        struct stat st;
+        CHECK(fstat(fd, &st));
+        uid_t owner = o->uid >= 0 ? (uid_t)o->uid : geteuid();
+        if (!made && (((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+                      || (!next && st.st_uid != owner)))
+            fail("not-ours", current_op, EPERM, depth);
+        part = next;
     }
-    if (o->uid >= 0) CHECK(lchown(o->path, (uid_t)o->uid, (gid_t)o->gid));
+    if (o->uid >= 0) CHECK(fchownat(fd, "", (uid_t)o->uid, (gid_t)o->gid, AT_EMPTY_PATH));
+    close(fd);
 }
 
 static void op_layer(const struct op_layer *o) {
