@@ -44,6 +44,7 @@ PACKAGES = [
     "systemd", "systemd-sysv", "udev", "dbus", "libpam-systemd", "systemd-container",
     "linux-image-amd64", "initramfs-tools", "zstd", "kmod", "apparmor",
     "python3", "python3-venv", "procps", "mount", "util-linux", "sudo",
+    "gcc", "libc6-dev",   # %%c cells (notebook 08)
 ]
 # What the smoke suite needs besides the project's own dependencies.
 GUEST_EXTRAS = ["nbclient>=0.10", "nbformat>=5"]
