@@ -41,7 +41,8 @@ HERE = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("ROOTFS_VM_CACHE", "/var/cache/rootfs-kernel/vm"))
 SUITE = "bookworm"
 PACKAGES = [
-    "systemd", "systemd-sysv", "udev", "dbus", "libpam-systemd", "systemd-container",
+    "systemd", "systemd-sysv", "udev", "dbus", "dbus-user-session", "libpam-systemd",
+    "systemd-container",
     "linux-image-amd64", "initramfs-tools", "zstd", "kmod", "apparmor",
     "python3", "python3-venv", "procps", "mount", "util-linux", "sudo",
     "gcc", "libc6-dev",   # %%c cells (notebook 08)

@@ -254,7 +254,7 @@ def delegating(argv: list[str]) -> list[str]:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if (os.geteuid() == 0 or not (ROOT / "cgroup.controllers").exists() or not runtime
             or not os.path.exists(os.path.join(runtime, "systemd", "private"))):
-        return argv
+        return argv   # systemd-run --user talks to the manager on this socket
     run = shutil.which("systemd-run")
     if run is None:
         return argv

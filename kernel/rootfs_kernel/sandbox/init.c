@@ -1095,7 +1095,7 @@ static void relay(int sig) {
 /* The cell's cgroup counters, opened by A next to the cgroup.procs files it joins and
  * read by B when the script has ended: how many forks pids.max refused, how many
  * processes the memory limit killed (cgroups.py words them). */
-static int counter_fds[MAX_LIST * 3], ncounters;
+static int counter_fds[MAX_LIST * 3], counter_kinds[MAX_LIST * 3], ncounters;
 /* What the cell used at most (%show limits): its cgroup's memory and pids peaks (v2's
  * memory.peak, v1's memory.max_usage_in_bytes; pids.peak) and CPU time (v2's cpu.stat). */
 enum { USE_MEMORY, USE_PIDS, USE_CPU, NUSAGE };
@@ -1115,7 +1115,10 @@ static void join_cgroups(void) {
         for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
             snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], names[n]);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) counter_fds[ncounters++] = fd;
+            if (fd >= 0) {
+                counter_kinds[ncounters] = (int)n;
+                counter_fds[ncounters++] = fd;
+            }
         }
         for (int u = 0; u < NUSAGE; u++)
             for (int k = 0; k < 2 && usage_fds[u] < 0 && usage_files[u][k]; k++) {
@@ -1149,11 +1152,15 @@ static void report_usage(void) {
         cpu, ru.ru_maxrss);
 }
 
-/* Sum of the counter named `key` ("max", "oom_kill") over the cell's cgroup files. */
+/* Sum of the counter named `key` over the cell's cgroup files: "max" of pids.events (v2's
+ * memory.events has a "max" too: how often memory.max was reached, not a refused fork),
+ * "oom_kill" of memory.events or memory.oom_control. */
 static long long cgroup_counter(const char *key) {
     long long sum = 0;
     size_t len = strlen(key);
+    int pids = !strcmp(key, "max");
     for (int i = 0; i < ncounters; i++) {
+        if (pids != (counter_kinds[i] == 0)) continue;
         char buf[4096];
         ssize_t n = pread(counter_fds[i], buf, sizeof buf - 1, 0);
         if (n <= 0) continue;
