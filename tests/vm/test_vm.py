@@ -73,6 +73,12 @@ def guest(tmp_path_factory) -> dict:
         results[mode] = json.loads(path.read_text()) if path.exists() else None
     results["status"] = done.returncode
     results["console"] = (share / "console.log").read_text(errors="replace")
+    for mode in MODES:   # what the guest said, for the test command's log
+        if results[mode]:
+            r = results[mode]
+            print(f"-- guest, {mode}: {r['seconds']} s (kernel start "
+                  f"{r['kernel_start_seconds']} s, notebook 08 {r['notebook']['seconds']} s); "
+                  f"rootfs-kernel doctor:\n{r['doctor']['stdout']}")
     return results
 
 
