@@ -57,7 +57,7 @@ class CellCgroup:
                 group._create_v1(name, count)
         except OSError as err:
             group.remove()
-            raise LimitsUnavailable(_advice(err, home.version)) from None
+            raise LimitsUnavailable(_advice(_reason(err), home.version)) from None
         return group
 
     def _create_v1(self, name: str, count: bool) -> None:
@@ -219,11 +219,13 @@ class Home:
         if not (ROOT / "cgroup.controllers").exists():
             return cls(1, ROOT)   # v1 or hybrid: the controllers' own hierarchies
         if os.geteuid() != 0:
-            return cls(2, None if delegated is None else Path(delegated), why)
+            if delegated is None:
+                return cls(2, None, _advice(why or "no cgroup was delegated", 2))
+            return cls(2, Path(delegated))
         try:
             return cls(2, root_home())
         except OSError as err:
-            return cls(2, None, _advice(err, 2))
+            return cls(2, None, _advice(_reason(err), 2))
 
 
 def root_home() -> Path:
@@ -266,8 +268,14 @@ def _write(path: Path, value: object) -> None:
     path.write_text(str(value))
 
 
-def _advice(err: OSError, version: int) -> str:
-    where = f"({err.strerror}: {err.filename})" if err.filename else f"({err.strerror})"
+def _reason(err: OSError) -> str:
+    return f"{err.strerror}: {err.filename}" if err.filename else str(err.strerror)
+
+
+def _advice(reason: str, version: int) -> str:
+    """Why there is no cgroup for the cell, and what would give it one: root's and an
+    ordinary user's remedies differ."""
+    where = f"({reason})"
     if os.geteuid() == 0:
         home = (f"in {ROOT / V2_HOME} (cgroup v2)" if version == 2 else
                 "in the cgroup v1 pids, memory and cpu hierarchies")
