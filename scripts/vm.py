@@ -94,7 +94,7 @@ def image_key() -> str:
     requirements. A change to any of them builds a new image."""
     h = hashlib.sha256()
     h.update("\n".join([SUITE, *PACKAGES, *dependencies(), RUNNER, SERVICE,
-                        inspect.getsource(_hooks), inspect.getsource(build)]).encode())
+                        inspect.getsource(_hooks), inspect.getsource(_mmdebstrap)]).encode())
     return h.hexdigest()[:16]
 
 
@@ -146,6 +146,15 @@ def _hooks(wheels: Path, setup: Path) -> list[str]:
     return hooks
 
 
+def _mmdebstrap(root: Path, hooks: list[str]) -> list[str]:
+    """The root's command line (part of the image's key)."""
+    return ["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root",
+            "--include=" + ",".join(PACKAGES),
+            "--dpkgopt=path-exclude=/usr/share/{doc,man,info,locale}/*",
+            "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+            *[f"--customize-hook={h}" for h in hooks], SUITE, str(root)]
+
+
 def build() -> Path:
     """The cached image's directory (root.img, vmlinuz, initrd.img), built when missing."""
     ensure_host_packages()
@@ -169,13 +178,7 @@ def build() -> Path:
         print(f"vm: mmdebstrap {SUITE} with {len(PACKAGES)} packages", flush=True)
         setup = work / "files"
         hooks = _hooks(wheels, setup)
-        subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root",
-             "--include=" + ",".join(PACKAGES),
-             "--dpkgopt=path-exclude=/usr/share/{doc,man,info,locale}/*",
-             "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-             *[f"--customize-hook={h}" for h in hooks],
-             SUITE, str(root)], check=True)
+        subprocess.run(_mmdebstrap(root, hooks), check=True)
         boot = root / "boot"
         kernel = sorted(boot.glob("vmlinuz-*"))[-1]
         initrd = sorted(boot.glob("initrd.img-*"))[-1]
@@ -193,8 +196,10 @@ def build() -> Path:
         os.replace(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for old in CACHE.iterdir():   # earlier builds: one image is kept
-        if old != out and old.is_dir() and not old.name.startswith(".build-"):
+    for old in CACHE.iterdir():   # earlier images (one is kept), builds that were killed
+        building = old.name.removeprefix(".build-")
+        if old != out and old.is_dir() and not (
+                building.isdigit() and Path(f"/proc/{building}").exists()):
             shutil.rmtree(old, ignore_errors=True)
     print(f"vm: image built in {time.monotonic() - started:.0f} s: {out}", flush=True)
     return out
