@@ -159,7 +159,7 @@ def limits_widget(payload: dict):
     for r in payload["rows"]:
         bar = w.FloatProgress(value=r["fraction"] or 0.0, min=0.0, max=1.0,
                               bar_style="danger" if (r["fraction"] or 0) >= 0.95 else "",
-                              layout=w.Layout(width="8em",
+                              layout=w.Layout(width="8em", min_width="8em",
                                               visibility="visible" if r["fraction"] is not None
                                               else "hidden"))
         text = (f"<code>{escape(r['key'])}: {escape(r['limit_text'])} ({escape(r['by'])}); "
