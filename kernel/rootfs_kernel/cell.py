@@ -19,7 +19,7 @@ PROPAGATIONS = ("private", "slave", "shared")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
-SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps")
+SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps", "limits")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -380,12 +380,13 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps",
+              "| steps | limits",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
-              "own on top, both mount trees as a picture, or how its container was built, "
-              "step by step.", _p_show),
+              "own on top, both mount trees as a picture, how its container was built, "
+              "step by step, or what bounded it (cgroup or rlimit) and what it used at "
+              "most.", _p_show),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),

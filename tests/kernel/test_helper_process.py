@@ -60,7 +60,8 @@ def test_the_kernels_helper_runs_under_python_dash_s(kernel):
 @pytest.mark.rootonly
 @needs_cgroups
 def test_a_cgroup_the_kernel_makes_is_counted_and_removed_by_the_helper():
-    group = cgroups.CellCgroup.create(f"{os.getpid()}-test", {"pids": 3})
+    group = cgroups.CellCgroup.create(f"{os.getpid()}-test", {"pids": 3},
+                                      cgroups.Home.find(None, None))
     watch = helper.Cgroup.of(group.watch())
     try:
         assert watch.dirs and all(os.path.isdir(d) for d in watch.dirs)

@@ -15,12 +15,16 @@ Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, re
              script] | prepare {key, argv, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
              id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
-Events:    ready {dir, pid} | started {id, pid} | unprepared {key, message}
+Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
 
 `cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
 directories, which the helper removes once its last process has left, its pids limit,
 and the files that count refused forks and OOM kills (read again when it ends).
+
+`cgroup` in ready: an ordinary user's cgroup v2 subtree for the cells (delegated_home),
+or None with `cgroup_why` saying why there is none (None for root and on cgroup v1: the
+kernel finds its own, cgroups.Home).
 
 When the kernel goes away (EOF on the socket: the kernel's end is open nowhere else),
 every container is killed and the helper's directory removed: nothing is left on the
@@ -74,6 +78,45 @@ def remove_tree(path: str) -> None:
     from ..rmtree import remove_tree as remove
 
     remove(path)
+
+
+CGROUP_V2 = "/sys/fs/cgroup"
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def delegated_home() -> tuple[str | None, str | None]:
+    """An ordinary user's helper on cgroup v2: its own cgroup, when the user may manage it
+    and no other process is in it (the scope cgroups.delegating starts it in, or a unit
+    with Delegate=yes of its own): the helper moves into a leaf of it (`helper`) and
+    enables the controllers it has for its children, the cells' cgroups, which go next to
+    that leaf. (the cgroup, None) or (None, why not); (None, None) for root and cgroup v1.
+    """
+    if os.geteuid() == 0 or not os.path.exists(f"{CGROUP_V2}/cgroup.controllers"):
+        return None, None
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next(ln[3:].strip() for ln in f if ln.startswith("0::"))
+        home = CGROUP_V2 + own.rstrip("/")
+        if not os.access(f"{home}/cgroup.procs", os.W_OK):
+            return None, (f"the kernel's cgroup {own} is not delegated to this user and "
+                          "systemd's user manager could not give it one")
+        with open(f"{home}/cgroup.procs") as f:
+            others = [p for p in f.read().split() if int(p) != os.getpid()]
+        if others:
+            return None, (f"the kernel's cgroup {own} holds other processes "
+                          f"({len(others)}), so v2 enables no controller below it")
+        os.makedirs(f"{home}/helper", exist_ok=True)
+        with open(f"{home}/helper/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        with open(f"{home}/cgroup.controllers") as f:
+            have = f.read().split()
+        wanted = [c for c in V2_CONTROLLERS if c in have]
+        if wanted:
+            with open(f"{home}/cgroup.subtree_control", "w") as f:
+                f.write(" ".join(f"+{c}" for c in wanted))
+        return home, None
+    except (OSError, StopIteration, ValueError) as err:
+        return None, f"the kernel's cgroup could not be delegated to its cells ({err})"
 
 
 class Cgroup:
@@ -165,7 +208,9 @@ class Helper:
         try:
             # Inside the try: a kernel gone before our ready still gets its directory
             # removed, and the kernel's log no traceback.
-            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
+            home, why = delegated_home()
+            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid(),
+                                      "cgroup": home, "cgroup_why": why})
             self.sel.register(self.sock, selectors.EVENT_READ, None)
             while True:
                 for key, _ in self.sel.select(self._timeout()):
