@@ -15,12 +15,16 @@ Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, re
              script] | prepare {key, argv, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
              id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
-Events:    ready {dir, pid} | started {id, pid} | unprepared {key, message}
+Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
 
 `cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
 directories, which the helper removes once its last process has left, its pids limit,
 and the files that count refused forks and OOM kills (read again when it ends).
+
+`cgroup` in ready: an ordinary user's cgroup v2 subtree for the cells (delegated_home),
+or None with `cgroup_why` saying why there is none (None for root and on cgroup v1: the
+kernel finds its own, cgroups.Home).
 
 When the kernel goes away (EOF on the socket: the kernel's end is open nowhere else),
 every container is killed and the helper's directory removed: nothing is left on the
@@ -56,15 +60,6 @@ _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                  signal.SIGUSR1, signal.SIGPIPE, signal.SIGCHLD)
 
 
-def runtime_base() -> str:
-    """Where helpers keep their per-kernel directories ($XDG_RUNTIME_DIR, else /tmp)."""
-    import tempfile
-
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    base = xdg if xdg and os.access(xdg, os.W_OK) else tempfile.gettempdir()
-    return os.path.join(base, f"rootfs-kernel-{os.getuid()}")
-
-
 def sweep_stale(base: str) -> None:
     """Remove directories of helpers that died without cleaning up (SIGKILL)."""
     if not os.path.isdir(base):
@@ -83,6 +78,45 @@ def remove_tree(path: str) -> None:
     from ..rmtree import remove_tree as remove
 
     remove(path)
+
+
+CGROUP_V2 = "/sys/fs/cgroup"
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def delegated_home() -> tuple[str | None, str | None]:
+    """An ordinary user's helper on cgroup v2: its own cgroup, when the user may manage it
+    and no other process is in it (the scope cgroups.delegating starts it in, or a unit
+    with Delegate=yes of its own): the helper moves into a leaf of it (`helper`) and
+    enables the controllers it has for its children, the cells' cgroups, which go next to
+    that leaf. (the cgroup, None) or (None, why not); (None, None) for root and cgroup v1.
+    """
+    if os.geteuid() == 0 or not os.path.exists(f"{CGROUP_V2}/cgroup.controllers"):
+        return None, None
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next(ln[3:].strip() for ln in f if ln.startswith("0::"))
+        home = CGROUP_V2 + own.rstrip("/")
+        if not os.access(f"{home}/cgroup.procs", os.W_OK):
+            return None, (f"the kernel's cgroup {own} is not delegated to this user and "
+                          "systemd's user manager could not give it one")
+        with open(f"{home}/cgroup.procs") as f:
+            others = [p for p in f.read().split() if int(p) != os.getpid()]
+        if others:
+            return None, (f"the kernel's cgroup {own} holds other processes "
+                          f"({len(others)}), so v2 enables no controller below it")
+        os.makedirs(f"{home}/helper", exist_ok=True)
+        with open(f"{home}/helper/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        with open(f"{home}/cgroup.controllers") as f:
+            have = f.read().split()
+        wanted = [c for c in V2_CONTROLLERS if c in have]
+        if wanted:
+            with open(f"{home}/cgroup.subtree_control", "w") as f:
+                f.write(" ".join(f"+{c}" for c in wanted))
+        return home, None
+    except (OSError, StopIteration, ValueError) as err:
+        return None, f"the kernel's cgroup could not be delegated to its cells ({err})"
 
 
 class Cgroup:
@@ -152,15 +186,16 @@ class Helper:
         self.sel = selectors.DefaultSelector()
         self.cells: dict[int, Cell] = {}
         # Its own directory: the places of plan.Places (the kernel named the base and
-        # swept what dead helpers left there).
+        # swept what dead helpers left there; rundir.py: only this user can write there).
         self.dir = os.path.join(base, f"{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(self.dir, 0o700)
         if os.geteuid() == 0:
             # A cell's root is an unprivileged id (ids.py) that must walk to its root by
             # path (%root chroot; and the chroot escape reaches the host's / as it does
             # anywhere): search, not list. The kept layers' own directories stay 0700.
-            for d in (base, self.dir):
-                os.chmod(d, 0o711)
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            os.fchmod(fd, 0o711)
+            os.close(fd)
         os.mkdir(os.path.join(self.dir, "cell"))
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
@@ -173,7 +208,9 @@ class Helper:
         try:
             # Inside the try: a kernel gone before our ready still gets its directory
             # removed, and the kernel's log no traceback.
-            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
+            home, why = delegated_home()
+            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid(),
+                                      "cgroup": home, "cgroup_why": why})
             self.sel.register(self.sock, selectors.EVENT_READ, None)
             while True:
                 for key, _ in self.sel.select(self._timeout()):

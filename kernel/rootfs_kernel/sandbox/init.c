@@ -116,6 +116,7 @@ static struct {
 } P = { .nproc = -1, .as = -1 };
 
 static long long cgroup_counter(const char *key);
+static void report_usage(void);
 
 /* -- reporting ------------------------------------------------------------------------ */
 /* A line is collected here and written with one write(2): the kernel reads whole lines. */
@@ -593,21 +594,44 @@ static void op_unbindable(const struct op_unbindable *o) {
 }
 
 static void op_mkdir(const struct op_mkdir *o) {
-    /* mkdir -p of the helper's directories: parents 0700 (the kept layers are nobody
-     * else's), the last one with its mode, owned by the cell's root when asked. */
+    /* mkdir -p of the helper's directories, one component at a time from "/" through
+     * O_NOFOLLOW fds: a symlink anywhere on the way is refused, not followed. Parents it
+     * makes are 0700 (the kept layers are nobody else's), the last one gets its mode and,
+     * when asked, the cell's root as owner (fchownat on its fd). What was there already
+     * must be no one else's to change: not writable by others unless sticky (/tmp), and
+     * the last one owned by whom it is made for. The kernel proved the runtime directory
+     * its own (rundir.py); this refuses what it did not make (kind "not-ours"). */
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", o->path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, c ? 0700 : (mode_t)o->mode) < 0 && errno != EEXIST)
-                fail("errno", current_op, errno, 0);
-            *p = c;
-            if (!c) break;
+    if (snprintf(buf, sizeof buf, "%s", o->path) >= (int)sizeof buf)
+        fail("errno", current_op, ENAMETOOLONG, 0);
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), depth = 0, made = 0;
+    CHECK(fd);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, "/", &save); part; ) {
+        char *next = strtok_r(NULL, "/", &save);
+        depth++;
+        made = mkdirat(fd, part, next ? 0700 : (mode_t)o->mode) == 0;
+        if (!made && errno != EEXIST) fail("errno", current_op, errno, depth);
+        int sub = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {   /* a symlink is ENOTDIR here: say which it is */
+            struct stat link;
+            int err = errno;
+            if (fstatat(fd, part, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode))
+                err = ELOOP;
+            fail("not-ours", current_op, err, depth);
         }
+        close(fd);
+        fd = sub;
+        struct stat st;
+        CHECK(fstat(fd, &st));
+        uid_t owner = o->uid >= 0 ? (uid_t)o->uid : geteuid();
+        if (!made && (((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+                      || (!next && st.st_uid != owner)))
+            fail("not-ours", current_op, EPERM, depth);
+        part = next;
     }
-    if (o->uid >= 0) CHECK(lchown(o->path, (uid_t)o->uid, (gid_t)o->gid));
+    if (o->uid >= 0) CHECK(fchownat(fd, "", (uid_t)o->uid, (gid_t)o->gid, AT_EMPTY_PATH));
+    close(fd);
 }
 
 static void op_layer(const struct op_layer *o) {
@@ -1058,7 +1082,9 @@ static _Noreturn void cell_init(void) {
         code, signame, setup);
     for (int i = 0; i < nnotes; i++)
         out("%s[%d, \"%s\"]", i ? ", " : "", notes[i].index, notes[i].what);
-    out("], \"cgroup\": [%lld, %lld], \"ns\": ", cgroup_counter("max"), cgroup_counter("oom_kill"));
+    out("], \"cgroup\": [%lld, %lld]", cgroup_counter("max"), cgroup_counter("oom_kill"));
+    report_usage();
+    out(", \"ns\": ");
     if (P.nsids) {
         out("{");
         for (int i = 0; i < RK_NAMESPACES; i++)
@@ -1092,7 +1118,14 @@ static void relay(int sig) {
 /* The cell's cgroup counters, opened by A next to the cgroup.procs files it joins and
  * read by B when the script has ended: how many forks pids.max refused, how many
  * processes the memory limit killed (cgroups.py words them). */
-static int counter_fds[MAX_LIST * 3], ncounters;
+static int counter_fds[MAX_LIST * 3], counter_kinds[MAX_LIST * 3], ncounters;
+/* What the cell used at most (%show limits): its cgroup's memory and pids peaks (v2's
+ * memory.peak, v1's memory.max_usage_in_bytes; pids.peak) and CPU time (v2's cpu.stat). */
+enum { USE_MEMORY, USE_PIDS, USE_CPU, NUSAGE };
+static int usage_fds[NUSAGE] = {-1, -1, -1};
+static const char *const usage_files[][2] = {
+    [USE_MEMORY] = {"memory.peak", "memory.max_usage_in_bytes"},
+    [USE_PIDS] = {"pids.peak", NULL}, [USE_CPU] = {"cpu.stat", NULL}};
 
 static void join_cgroups(void) {
     for (int i = 0; i < P.ncgroups; i++) {
@@ -1105,16 +1138,52 @@ static void join_cgroups(void) {
         for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
             snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], names[n]);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) counter_fds[ncounters++] = fd;
+            if (fd >= 0) {
+                counter_kinds[ncounters] = (int)n;
+                counter_fds[ncounters++] = fd;
+            }
         }
+        for (int u = 0; u < NUSAGE; u++)
+            for (int k = 0; k < 2 && usage_fds[u] < 0 && usage_files[u][k]; k++) {
+                snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], usage_files[u][k]);
+                usage_fds[u] = open(path, O_RDONLY | O_CLOEXEC);
+            }
     }
 }
 
-/* Sum of the counter named `key` ("max", "oom_kill") over the cell's cgroup files. */
+/* The number in a cgroup file: its first (a peak) or the one after `key` (cpu.stat's
+ * usage_usec); -1 when there is no such file. */
+static long long cgroup_number(int fd, const char *key) {
+    char buf[1024];
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    if (!key) return atoll(buf);
+    char *at = strstr(buf, key);
+    return at ? atoll(at + strlen(key) + 1) : -1;
+}
+
+/* "usage": [memory peak, pids peak, cgroup CPU usec, CPU usec and largest RSS (KiB) of
+ * every process this init reaped]: all of the cell's, once the script has ended. */
+static void report_usage(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) < 0) memset(&ru, 0, sizeof ru);
+    long long cpu = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+                    ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    out(", \"usage\": [%lld, %lld, %lld, %lld, %ld]", cgroup_number(usage_fds[USE_MEMORY], NULL),
+        cgroup_number(usage_fds[USE_PIDS], NULL), cgroup_number(usage_fds[USE_CPU], "usage_usec"),
+        cpu, ru.ru_maxrss);
+}
+
+/* Sum of the counter named `key` over the cell's cgroup files: "max" of pids.events (v2's
+ * memory.events has a "max" too: how often memory.max was reached, not a refused fork),
+ * "oom_kill" of memory.events or memory.oom_control. */
 static long long cgroup_counter(const char *key) {
     long long sum = 0;
     size_t len = strlen(key);
+    int pids = !strcmp(key, "max");
     for (int i = 0; i < ncounters; i++) {
+        if (pids != (counter_kinds[i] == 0)) continue;
         char buf[4096];
         ssize_t n = pread(counter_fds[i], buf, sizeof buf - 1, 0);
         if (n <= 0) continue;

@@ -302,7 +302,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
     if isinstance(op, ops.Mkdir):
         calls = [f"mkdir({q(op.path)}, 0{op.mode:o})"]
         if op.uid >= 0:
-            calls.append(f"lchown({q(op.path)}, {op.uid}, {op.gid})")
+            calls.append(f"fchownat(FD, \"\", {op.uid}, {op.gid}, AT_EMPTY_PATH)")
         return calls, ""
     if isinstance(op, ops.Layer):
         return ([f"open_tree(AT_FDCWD, {q(op.source)}, OPEN_TREE_CLONE)",

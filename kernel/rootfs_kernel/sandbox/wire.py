@@ -91,7 +91,9 @@ def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
     cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
     that goes down the script pipe."""
     return [*setup_tokens(plan, HostFacts(mnt_ns)), *script_tokens(plan, profile=profile),
-            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items()))]
+            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items())),
+            # %show limits: a cgroup that counts, even with nothing to limit
+            "count", _text(any(s.kind == "limits" for s in plan.show))]
 
 
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
