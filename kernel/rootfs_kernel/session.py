@@ -315,7 +315,11 @@ class Session:
         with open(source, "w") as f:
             f.write(spec.script)
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
-        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
+        # Named relative to the compile's working directory: the helper's directory names
+        # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
+        # to read.
+        name = os.path.basename(binary)
+        cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
         messages: list[bytes] = []
         workdir = os.path.dirname(source)
         plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
@@ -324,7 +328,7 @@ class Session:
                                      interrupt=interrupt)
         if run.error:
             raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+        text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)

@@ -61,8 +61,9 @@ def _example(cls: type[ops.Op], salt: int) -> ops.Op:
 
 
 def _dump(tokens: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(initbin.path()), "--dump", *tokens], capture_output=True,
-                          text=True, timeout=30)
+    """rootfs-init --dump reads a plan as the memfd holds it (wire.pack) on its stdin."""
+    return subprocess.run([str(initbin.path()), "--dump"], input=wire.pack(tokens),
+                          capture_output=True, timeout=30)
 
 
 def test_every_operation_reaches_rootfs_init_field_by_field():
@@ -74,7 +75,7 @@ def test_every_operation_reaches_rootfs_init_field_by_field():
     plan = replace(plan_of("true"), ops=setup, script_ops=script)
     done = _dump(wire.encode(plan, FACTS, parent=1))
     assert done.returncode == 0, done.stderr
-    got = [json.loads(line) for line in done.stdout.splitlines()]
+    got = [json.loads(line) for line in done.stdout.decode().splitlines()]
     want = [{"list": tag, "kind": op.KIND, "fields": {f: getattr(op, f) for f in op.WIRE}}
             for tag, group in (("op", setup), ("sop", script)) for op in group]
     assert got == want
@@ -92,6 +93,9 @@ def test_a_plan_of_another_schema_or_a_wrong_field_count_is_refused():
     assert _dump(no_argv).returncode == ops.EXIT_SETUP_FAILED
     stale = ["rootfs-init-2/0000000000000000", *tokens[1:]]
     assert _dump(stale).returncode == ops.EXIT_SETUP_FAILED
+    torn = subprocess.run([str(initbin.path()), "--dump"], input=wire.pack(tokens)[:-1],
+                          capture_output=True, timeout=30)   # the last token unterminated
+    assert torn.returncode == ops.EXIT_SETUP_FAILED
     i = tokens.index("mkdir")
     short = [*tokens[:i + 1], "1", tokens[i + 2], *tokens[i + 4:]]   # mkdir without mode
     assert _dump(short).returncode == ops.EXIT_SETUP_FAILED
@@ -262,11 +266,8 @@ def test_a_prepared_container_is_started_as_its_cell_would_be_and_takes_only_its
     # what does change the container: its environment, limits, working directory
     for changed in ("%env A=2\necho hi\n", "%limit pids=9\necho hi\n", "%root none\necho hi\n"):
         assert wire.match_key(plan_of(changed), 1) != wire.match_key(plan, 1), changed
-    run = subprocess.run([str(initbin.path()), "--dump", *cold], capture_output=True,
-                         text=True, timeout=30)
+    run = _dump(cold)
     assert run.returncode == 0, run.stderr
     for bad in (["bogus", "1"], ["script"]):   # an unknown key, or a key without a value
         i = cold.index("argv")
-        run = subprocess.run([str(initbin.path()), "--dump", *cold[:i], *bad, *cold[i:]],
-                             capture_output=True, text=True, timeout=30)
-        assert run.returncode == ops.EXIT_SETUP_FAILED, bad
+        assert _dump([*cold[:i], *bad, *cold[i:]]).returncode == ops.EXIT_SETUP_FAILED, bad

@@ -2,7 +2,8 @@
  *
  * Runs in: A, the helper's child (posix_spawn); B, PID 1 of the cell; C, the script.
  * The helper (helper.py) starts this small program for every cell, its plan encoded as
- * argv tokens by wire.py.  Why C: on the machines we measured, copying a Python process
+ * NUL-terminated tokens by wire.py in a memfd (fd 6), never on the command line, which
+ * any local user reads in /proc/PID/cmdline: argv is the program's name alone.  Why C: on the machines we measured, copying a Python process
  * (fork/clone) costs about 1.5 ms and the copy-on-write faults of running Python in the
  * child as much again; this process is a few pages.
  *
@@ -24,8 +25,8 @@
  * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result socket (JSON
  * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken), 5 the
  * script pipe (read end): with `script 1` the shell gets it as fd 3 and reads the cell
- * from it (plan.py's SCRIPT_BOOT), so no cell is too long and the shell can be started
- * before its cell exists; only the shell holds it.
+ * from it (plan.py), so no cell is too long and the shell can be started before its
+ * cell exists; only the shell holds it.  6: the plan, read whole and closed first.
  *
  * Prepared ("warm") containers: the helper may start the next cell's container before
  * the cell exists, with the kernel's pipes for that cell and the previous cell's plan.
@@ -36,7 +37,8 @@
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
+ * `rootfs-init --dump < PLAN` parses a plan (as the memfd holds it) and prints it (for
+ * the tests).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +96,8 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define RELEASE_FD 4
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
+#define PLAN_FD 6
+#define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS 256
 #define MAX_LIST 64
@@ -193,6 +197,39 @@ static int parse_op(int argc, char **argv, int *i, struct op *op) {
         }
     }
     return 0;
+}
+
+/* The plan's tokens from fd (each NUL-terminated, wire.pack), as an argv-like array:
+ * tokens[0] is `name`, the rest the plan's, NULL last; returns their count.  The strings
+ * stay in one buffer for the process's life (the operations and the script's argv and
+ * environment point into it). */
+static int read_plan(int fd, char *name, char ***tokens) {
+    size_t len = 0, cap = 1 << 14;
+    char *buf = malloc(cap);
+    if (!buf) fail("plan", -1, ENOMEM, 0);
+    for (;;) {
+        if (len == cap) {
+            char *more = cap < MAX_PLAN ? realloc(buf, cap * 2) : NULL;
+            if (!more) fail("plan", -1, E2BIG, 0);
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("plan", -1, errno, 0);
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len && buf[len - 1]) fail("plan", -1, EINVAL, 0);   /* a torn last token */
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += !buf[i];
+    char **out = malloc(sizeof *out * ((size_t)n + 2));
+    if (!out) fail("plan", -1, ENOMEM, 0);
+    out[0] = name;
+    for (size_t i = 0, k = 1; i < len; i += strlen(buf + i) + 1) out[k++] = buf + i;
+    out[n + 1] = NULL;
+    *tokens = out;
+    return n + 1;
 }
 
 static void parse(int argc, char **argv) {
@@ -1149,8 +1186,10 @@ static void dump_field(const char *name, enum field_kind kind, const void *value
 }
 
 /* One JSON line per operation: {"list": "op"|"sop", "kind": K, "fields": {NAME: VALUE}}. */
-static int dump(int argc, char **argv) {
-    parse(argc, argv);
+static int dump(char *name) {
+    char **tokens;
+    int n = read_plan(0, name, &tokens);
+    parse(n, tokens);
     for (int i = 0; i < P.nops + P.nsops; i++) {
         const struct op *op = i < P.nops ? &P.ops[i] : &P.sops[i - P.nops];
         printf("{\"list\": \"%s\", \"kind\": \"%s\", \"fields\": {", i < P.nops ? "op" : "sop",
@@ -1163,14 +1202,18 @@ static int dump(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
-    if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
+    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argv[0]);
+    if (fcntl(RESULT_FD, F_GETFD) < 0 || fcntl(PLAN_FD, F_GETFD) < 0) {
+        /* not started by the helper: nobody reads fd 3, no plan on fd 6 */
         dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
                 "in a cell (did %%shell name it? name a shell that exists in the image)\n",
                 argv[0]);
         return RK_EXIT_CANNOT_RUN;
     }
-    parse(argc, argv);
+    char **tokens;
+    int ntokens = read_plan(PLAN_FD, argv[0], &tokens);
+    close(PLAN_FD);
+    parse(ntokens, tokens);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
     fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */

@@ -1,6 +1,6 @@
 """CellSpec + image + what the session knows -> the plan of one container (pure).
 
-Runs in: the kernel (plan_for; wire.py encodes a plan as rootfs-init's argv).
+Runs in: the kernel (plan_for; wire.py encodes a plan for rootfs-init).
 
 The plan holds the ordered setup operations (ops.py), which rootfs-init runs in one loop
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
