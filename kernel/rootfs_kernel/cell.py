@@ -94,6 +94,7 @@ class Show:
 @dataclass(frozen=True)
 class CellSpec:
     script: str
+    script_line: int = 1          # the cell's line the script starts on (after the header)
     host: bool = False
     image: str = DEFAULT_IMAGE
     image_lineno: int = 0
@@ -447,7 +448,7 @@ def parse(code: str, *, host_access: bool = True,
     if bad is not None:  # one search over the script, then find its line
         n = i + script.count("\n", 0, bad.start())
         _check_text(lines[n], n + 1, header=False)
-    spec = replace(spec, script=script)
+    spec = replace(spec, script=script, script_line=i + 1)
     _check_combinations(spec, lines[start:i], start)
     return spec
 

@@ -120,7 +120,8 @@ class Session:
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
         if not spec.script.strip() and \
-                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
+                replace(spec, env=(), help=False, limits=()) == \
+                cell.CellSpec(script=spec.script, script_line=spec.script_line):
             self.user_env.update(spec.env)
             return out
         c_files: list[str] = []

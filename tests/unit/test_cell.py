@@ -70,7 +70,7 @@ def test_each_header_line_sets_its_field(line, expected):
     spec = parse(f"{line}\necho done")
     for name, value in expected.items():
         assert getattr(spec, name) == value, name
-    assert spec.script == "echo done"
+    assert spec.script == "echo done" and spec.script_line == 2
 
 
 def test_lines_add_up_in_order_and_a_later_limit_overrides():

@@ -8,7 +8,7 @@ from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
 from rootfs_kernel.sandbox import ops, wire
 from rootfs_kernel.sandbox.ops import NAMESPACES
-from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for
+from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for, script_head
 from rootfs_kernel.sandbox.syscalls import MS_RDONLY
 
 PLACES = Places.under("/run/rk")
@@ -74,8 +74,12 @@ def test_a_host_cell_has_the_kernels_environment_under_the_cells_env():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/srv", env={"A": "1"},
                   host_env={"PATH": "/bin", "A": "0"})
     plan = plan_for(cell.parse("%%host\nls"), None, ctx)
-    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"} and plan.cwd == "/srv"
+    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"}
     assert plan.ops == () and plan.layers is None
+    # The host's shell reads the cell from the script pipe too, starting where `cell` is
+    # that pipe; the cell's first words go to the kernel's working directory.
+    assert plan.argv == ("/bin/sh", "cell") and plan.cwd == PLACES.script_dir
+    assert plan.script == script_head("/srv", plan.env, 2) + "ls"
 
 
 def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():

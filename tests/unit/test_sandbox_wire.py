@@ -147,17 +147,21 @@ def test_every_operation_crosses_with_its_fields_in_order():
     assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "1"]
     overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
     assert "lowerdir=/img/b:/img/a" in overlay[6]
-    # The shell reads the cell from the script pipe: its text is not an argument.
-    assert argv == list(plan.argv) == ["/bin/sh", "-c", ". /proc/self/fd/3", "/bin/sh"]
-    assert keys["script"] == ["1"] and plan.script.endswith("echo 'a b'\n")
-    assert "A=1" in keys["env"] and keys["cwd"] == ["/"]
+    # The shell reads the cell from the script pipe as its script `cell`, which it finds
+    # in the container's /dev: its text is not an argument.
+    assert argv == list(plan.argv) == ["/bin/sh", "cell"]
+    assert keys["script"] == ["1"] and plan.script.endswith("\n" * 4 + "echo 'a b'\n")
+    assert "A=1" in keys["env"] and keys["cwd"] == ["/dev/.rootfs-kernel"]
+    assert ["op", "symlink", "/proc/self/fd/3", "/dev/.rootfs-kernel/cell"] in found
 
 
 def test_values_with_spaces_newlines_and_equals_signs_are_single_tokens():
     plan = plan_of("%env X=a b\n%env Y=1=2\n%shell /bin/bash\nprintf '%s\\n' \"$X\"\n")
     keys, _, argv = decode(wire.encode(plan, FACTS, parent=1))
     assert "X=a b" in keys["env"] and "Y=1=2" in keys["env"]
-    assert argv == ["/bin/bash", "-c", "printf '%s\\n' \"$X\"\n"] and keys["script"] == ["0"]
+    # %shell's program reads the script pipe as its script file (the header's lines empty)
+    assert argv == ["/bin/bash", "/proc/self/fd/3"] and keys["script"] == ["1"]
+    assert plan.script == "\n\n\nprintf '%s\\n' \"$X\"\n"
 
 
 def test_show_asks_for_what_the_snapshots_need():
@@ -176,7 +180,7 @@ def test_show_asks_for_what_the_snapshots_need():
 def test_a_host_cell_carries_no_namespaces_or_operations():
     keys, found, argv = decode(wire.encode(plan_of("%%host\nls"), FACTS, parent=7))
     assert keys["host"] == ["1"] and "ns" not in keys and found == []
-    assert keys["cwd"] == ["/home"] and argv[-1] == "ls"
+    assert keys["cwd"] == [PLACES.script_dir] and argv == ["/bin/sh", "cell"]
 
 
 def test_limits_cross_as_cgroup_files_or_rlimits_the_helper_adds():

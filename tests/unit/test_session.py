@@ -13,7 +13,7 @@ from rootfs_kernel.images import ImageStore
 from rootfs_kernel.images.store import BuildContext, BuildOutput
 from rootfs_kernel.sandbox.client import CellRun, SandboxClient
 from rootfs_kernel.sandbox.ops import Layer
-from rootfs_kernel.sandbox.plan import SCRIPT_HEAD, Places
+from rootfs_kernel.sandbox.plan import Places, script_head
 from rootfs_kernel.session import Session
 
 
@@ -73,7 +73,8 @@ def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store)
     assert sandbox.plans == []
     assert execute(s, "%env OTHER=1\necho $GREETING").error is None
     (plan,) = sandbox.plans
-    assert plan.script == SCRIPT_HEAD + "echo $GREETING"   # read by the shell from its pipe
+    # read by the shell from its pipe, line 2 of the cell
+    assert plan.script == script_head("/", plan.env, 2) + "echo $GREETING"
     assert plan.env["GREETING"] == "hello" and plan.env["OTHER"] == "1"
     assert plan.env["PATH"] == cell.DEFAULT_PATH                  # the image's PATH
     # The overlay's lower layers, top first, are the image's (through an idmapped mount

@@ -165,6 +165,10 @@ class Helper:
             for d in (base, self.dir):
                 os.chmod(d, 0o711)
         os.mkdir(os.path.join(self.dir, "cell"))
+        # plan.Places.script_dir: the default shell of a cell on the host's tree starts
+        # here, and runs `cell`, the script pipe it holds as fd 3 (plan.SCRIPT_NAME).
+        os.mkdir(os.path.join(self.dir, "script"), 0o711)
+        os.symlink("/proc/self/fd/3", os.path.join(self.dir, "script", "cell"))
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit

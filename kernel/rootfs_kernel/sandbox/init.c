@@ -760,7 +760,8 @@ static void op_readonly(const struct op_readonly *o) {
 }
 
 static void op_symlink(const struct op_symlink *o) {
-    /* The /dev links (fd, stdin, ptmx, ...), made in the root's own /dev. */
+    /* The /dev links (fd, stdin, ptmx, ...) and the script's name (plan.py's SCRIPT_NAME),
+     * made in the root's own /dev, its directories made when missing. */
     char head[4096];
     open_root();
     snprintf(head, sizeof head, "%s", o->path);
@@ -769,7 +770,7 @@ static void op_symlink(const struct op_symlink *o) {
     char *slash = strrchr(head, '/');
     const char *name = slash ? slash + 1 : head;
     if (slash) *slash = 0;
-    int dir = open_in_root(slash && *head ? head : "/", O_PATH | O_DIRECTORY);
+    int dir = slash && *head ? resolve(head, "dir") : open_in_root("/", O_PATH | O_DIRECTORY);
     CHECK(dir);
     if (symlinkat(o->target, dir, name) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
     close(dir);
@@ -857,9 +858,10 @@ static _Noreturn void exec_script(void) {
     close(SCRIPT_FD);
     P.env[P.nenv] = NULL;
     execve(P.argv[0], P.argv, P.env);
-    if (errno == E2BIG)
-        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most; the "
-                "default /bin/sh takes cells of any length)\n", P.argv[0]);
+    if (errno == E2BIG)   /* plan.py: only a cell whose mounts hide the pipe uses -c */
+        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most): a "
+                "cell whose own mounts hide /proc or /dev is handed to -c; any other "
+                "takes any length\n", P.argv[0]);
     else
         dprintf(2, "rootfs-kernel: cannot run %s: %s\n", P.argv[0], strerror(errno));
     _exit(RK_EXIT_CANNOT_RUN);
