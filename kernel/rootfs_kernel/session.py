@@ -253,8 +253,8 @@ class Session:
         plan = None if key is None else self._plans.get(key)
         if plan is None:
             plan = plan_for(spec, image, self.sandbox.context(
-                env=env, keep_active=keep_active, default_limits=self.default_limits),
-                c_program=c_program)
+                env=env, keep_active=keep_active, default_limits=self.default_limits,
+                host_access=self.host_access), c_program=c_program)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan

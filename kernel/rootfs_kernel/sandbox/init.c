@@ -802,9 +802,10 @@ static void op_pivot_root(const struct op_pivot_root *o) {
 }
 
 static void op_chroot(const struct op_chroot *o) {
-    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose).
-     * A chrooted process may not create a user namespace, so when the script is locked
-     * C does this one (plan.py puts it among the script's operations). */
+    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose;
+     * in a locked kernel B has pivoted into the container first, and the escape ends
+     * there).  A chrooted process may not create a user namespace, so when the script is
+     * locked C does this one (plan.py puts it among the script's operations). */
     before_switch();
     CHECK(chdir(o->root));
     CHECK(chroot("."));
@@ -912,6 +913,14 @@ static int hold_namespaces(const char *proc) {
     return fd;
 }
 
+/* Where the script chroots (plan.py: first of its operations), or NULL: a locked kernel's
+ * %root chroot has pivoted already and chroots within "/". */
+static const char *chroot_of_script(void) {
+    for (int i = 0; i < P.nsops; i++)
+        if (P.sops[i].kind == OP_CHROOT) return P.sops[i].chroot.root;
+    return NULL;
+}
+
 /* Start the script one user + mount namespace below this one: copying the mount
  * namespace into a less privileged user namespace locks every mount made so far. */
 static pid_t start_locked(int *ns_fd) {
@@ -941,11 +950,9 @@ static pid_t start_locked(int *ns_fd) {
     close(ready[0]);
     /* pid is a pid of the cell's PID namespace: look it up in the cell's own /proc (not
      * at /proc yet when the script is still to chroot). */
-    int chrooting = 0;
-    for (int i = 0; i < P.nsops; i++) chrooting |= P.sops[i].kind == OP_CHROOT;
+    const char *into = chroot_of_script();
     char proc[4200], path[4300];
-    snprintf(proc, sizeof proc, "%s/proc/%d", chrooting && strcmp(P.root, "/") ? P.root : "",
-             (int)pid);
+    snprintf(proc, sizeof proc, "%s/proc/%d", into && strcmp(into, "/") ? into : "", (int)pid);
     *ns_fd = hold_namespaces(proc);
     /* Root mode: the plan's unprivileged range (or, for the host-access lines, every id
      * to itself); an ordinary user's cell has only its root. */
@@ -1040,8 +1047,8 @@ static _Noreturn void cell_init(void) {
         script = start_locked(&ns_fd);
         /* The script chroots itself (locked); the init follows, so that nothing of the
          * host's tree is reachable through /proc/1/root either. */
-        if (P.nsops && P.sops[0].kind == OP_CHROOT) {
-            CHECK(chdir(P.root));
+        if (chroot_of_script()) {
+            CHECK(chdir(chroot_of_script()));
             CHECK(chroot("."));
             CHECK(chdir("/"));
         }
@@ -1085,8 +1092,7 @@ static _Noreturn void cell_init(void) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */
         CHECK(setns(ns_fd, CLONE_NEWNS));
         close(ns_fd);
-        for (int i = 0; i < P.nsops; i++)
-            if (P.sops[i].kind == OP_CHROOT) CHECK(chroot(P.root));
+        if (chroot_of_script()) CHECK(chroot(chroot_of_script()));
         CHECK(chdir("/"));
     }
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

@@ -113,6 +113,7 @@ class Context:
     # Every cell's bounds unless its own %limit says otherwise (KEY: None lifts one).
     default_limits: Mapping[str, float | None] = field(default_factory=dict)
     display: str | None = None   # the host path of the `display` program (initbin.py)
+    host_access: bool = True     # False: a locked kernel (its %root chroot is contained)
 
 
 class ImageLike(Protocol):
@@ -170,7 +171,8 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
                           image_workdir=image.workdir, user_env=env, places=ctx.places,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
                           gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
-                          default_limits=ctx.default_limits, display=ctx.display)
+                          default_limits=ctx.default_limits, display=ctx.display,
+                          host_access=ctx.host_access)
 
 
 def _with_display(env: Mapping[str, str], display: str | None, where: str | None = None
@@ -257,7 +259,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
                    ids: IdRange | None = None, c_program: str | None = None,
                    default_limits: Mapping[str, float | None] = MappingProxyType({}),
-                   display: str | None = None) -> Plan:
+                   display: str | None = None, host_access: bool = True) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked, and is
     # host root (a host-access line, like %%host).
@@ -368,6 +370,12 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
 
     if spec.root == "pivot":
         ops_.append(PivotRoot(root))
+    elif spec.root == "chroot" and not host_access:
+        # A locked kernel reaches the host through no line: the root is switched with
+        # pivot_root first (the old root detached), then the script chroots within it, so
+        # the seed's escape climbs back to the image's root, not the host's.
+        ops_.append(PivotRoot(root))
+        script_ops.insert(0, Chroot("/"))
     elif spec.root == "chroot":
         # A chrooted process may not create a user namespace: when locked, the script
         # (already in its own) does the chroot, first of its own operations.

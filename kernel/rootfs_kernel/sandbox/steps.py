@@ -371,6 +371,11 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
                 f"top, is detached with the {n['removed']} mounts outside the new root (the "
                 "host's, and the scratch it was built in): the cell cannot reach them")
     if isinstance(op, ops.Chroot):
+        if op.root == "/":   # a locked kernel's: pivot_root came first
+            return ([f"chdir({q(op.root)})", "chroot(\".\")", "chdir(\"/\")"],
+                     "%root chroot in a locked kernel: the root was switched with pivot_root "
+                     "first, so the seed's escape climbs back to the image's root, never "
+                     "the host's")
         return ([f"chdir({q(op.root)})", "chroot(\".\")", "chdir(\"/\")"],
                 "%root chroot: / is the new root for this process only; the host's mounts "
                 "stay in the namespace, reachable (the seed's escape)")
