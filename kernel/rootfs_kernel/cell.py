@@ -114,6 +114,7 @@ class CellSpec:
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
+    seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
 
 
 @dataclass(frozen=True)
@@ -346,6 +347,11 @@ def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     return replace(spec, limits=tuple({**dict(spec.limits), **dict(parse_limits(args))}.items()))
 
 
+def _p_seccomp(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, seccomp=_one_of(mode, ("on", "off"), "seccomp mode") == "on")
+
+
 def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if args:
         raise TypeError
@@ -393,6 +399,10 @@ MAGICS: dict[str, Magic] = {
               "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
               "write (disk); every cell has pids=1024 disk=1g unless the kernel "
               "says otherwise; KEY=none lifts one.", _p_limit),
+        Magic("seccomp", "%seccomp on|off", "The cell's seccomp filter (default on, "
+              "modelled on Docker's default profile: bpf, keyctl, perf_event_open, "
+              "userfaultfd, io_uring, module loading, ... answer EPERM); off lifts it.",
+              _p_seccomp),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
@@ -499,6 +509,11 @@ HOST_ACCESS_LINES = {
     # of any host directory. `%show ls PATH` alone compares with the image: no host read.
     "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
                                "kernel's user",
+    # Not a path to the host, but the defence that keeps the host kernel's rarely needed
+    # calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) from the cell.
+    "%seccomp off": "lifts the cell's seccomp filter: the host kernel's rarely needed "
+                    "calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) are "
+                    "open to it",
 }
 
 
@@ -511,6 +526,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%propagation shared"
     if name == "show" and args[:1] == ["ls"] and len(args) > 2:
         return "%show ls PATH HOST_PATH"
+    if name == "seccomp" and args == ["off"]:
+        return "%seccomp off"
     return None
 
 

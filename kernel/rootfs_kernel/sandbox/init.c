@@ -64,7 +64,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/seccomp.h>
+
 #include "rootfs-ops.h"
+#include "seccomp-filter.h"   /* every cell's filter, made by libseccomp (seccomp.py) */
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
@@ -104,7 +107,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, script, look, steps;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp;
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -274,6 +277,7 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "script")) P.script = atoi(val);
         else if (!strcmp(key, "look")) P.look = atoi(val);
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
+        else if (!strcmp(key, "seccomp")) P.seccomp = atoi(val);
         else break;
     }
     fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
@@ -325,7 +329,8 @@ static void write_all(int fd, const char *buf, size_t len) {
 
 /* Steps that cannot change the mount table: their record says "as before" unread. */
 static int keeps_table(const char *kind, int index) {
-    if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec")) return 1;
+    if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec") ||
+        !strcmp(kind, "seccomp")) return 1;
     const struct op *op = !strcmp(kind, "op") && index < P.nops ? &P.ops[index]
                         : !strcmp(kind, "sop") && index < P.nsops ? &P.sops[index] : NULL;
     return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME);
@@ -847,7 +852,29 @@ static void run_op(const struct op *op) {
 /* -- the script ----------------------------------------------------------------------- */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+/* The cell's seccomp filter (seccomp.py: Docker's default profile, adapted; refused
+ * calls answer EPERM), installed last before the exec so that nothing of the setup meets
+ * it.  Without no_new_privs: the script's process is root of its own user namespace, and
+ * CAP_SYS_ADMIN there is what the kernel asks for (set-uid programs keep working). */
+static void install_seccomp(void) {
+#ifndef RK_SECCOMP_NONE
+    if (!P.seccomp) return;
+    double t = now();
+    struct sock_fprog prog = { .len = sizeof rk_seccomp_filter / sizeof *rk_seccomp_filter,
+                               .filter = (struct sock_filter *)rk_seccomp_filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        dprintf(2, "rootfs-kernel: the cell's seccomp filter could not be installed (%s); "
+                "`%%seccomp off` runs a cell without it\n", strerror(errno));
+        _exit(SETUP_FAILED);
+    }
+    char detail[24];
+    snprintf(detail, sizeof detail, "%u", (unsigned)prog.len);
+    record("seccomp", -1, t, detail);
+#endif
+}
+
 static _Noreturn void exec_script(void) {
+    install_seccomp();
     record("exec", -1, now(), P.argv[0]);   /* the last step; its copy of the record closes */
     sigset_t none;
     sigemptyset(&none);

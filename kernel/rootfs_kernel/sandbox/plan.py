@@ -157,6 +157,9 @@ class Plan:
     # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
     idmap: str = ""
     limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
+    # The script's process installs the cells' seccomp filter before its exec (init.c,
+    # seccomp.py); `%seccomp off` and %%host cells run without it.
+    seccomp: bool = False
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -399,7 +402,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 pidns=True, root=root,
                 ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
                 layers=layers_, limits=limits, propagation=spec.propagation,
-                own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits))
+                own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits),
+                seccomp=spec.seccomp)
 
 
 # What a %%c compile sees of the host: the compiler, its libraries and headers, and how
@@ -449,7 +453,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
                 script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),
-                idmap=ctx.ids.map_line() if unprivileged else "")
+                idmap=ctx.ids.map_line() if unprivileged else "", seccomp=True)
 
 
 @functools.cache   # the same few variants for every cell; operations are immutable

@@ -111,7 +111,8 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     t = ["profile", _text(profile), "nsids", _text("ns" in kinds),
          # the kernel reads the script's files through /proc/<init> (snapshots.py)
          "look", _text(bool(kinds & {"mounts", "ls", "tree"})),
-         "script", _text(plan.script is not None), "cwd", plan.cwd]
+         "script", _text(plan.script is not None), "seccomp", _text(plan.seccomp),
+         "cwd", plan.cwd]
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]
