@@ -139,7 +139,8 @@ class Session:
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
         if not spec.script.strip() and \
-                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
+                replace(spec, env=(), help=False, limits=()) == \
+                cell.CellSpec(script=spec.script, script_line=spec.script_line):
             self.user_env.update(spec.env)
             return out
         if self.sandbox.refused is not None:   # at the kernel's start: again, or say why
@@ -278,8 +279,8 @@ class Session:
         plan = None if key is None else self._plans.get(key)
         if plan is None:
             plan = plan_for(spec, image, self.sandbox.context(
-                env=env, keep_active=keep_active, default_limits=self.default_limits),
-                c_program=c_program)
+                env=env, keep_active=keep_active, default_limits=self.default_limits,
+                host_access=self.host_access), c_program=c_program)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan
@@ -354,7 +355,11 @@ class Session:
         finally:
             os.close(cdir)
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
-        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
+        # Named relative to the compile's working directory: the helper's directory names
+        # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
+        # to read.
+        name = os.path.basename(binary)
+        cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
         messages: list[bytes] = []
         # umask 077: what gcc writes (the program while it is linked) is its owner's alone.
         plan = compile_plan(self.sandbox.context(), workdir,
@@ -364,7 +369,7 @@ class Session:
                                      interrupt=interrupt)
         if run.error:
             raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+        text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)

@@ -148,12 +148,15 @@ class SandboxClient:
         helper.sweep_stale(base)
         cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Where rootfs-init is and where the helper keeps its directories name this user:
+        # they go over the socket, not on the helper's command line (any user reads it).
+        protocol.send(ours, {"init": str(init), "base": base})
         self.proc = subprocess.Popen(
             # -S: no site-packages (the helper needs only the standard library and this
             # package, found through PYTHONPATH): it starts sooner and stays smaller. An
             # ordinary user's on cgroup v2 starts in a scope systemd delegates to it.
             cgroups.delegating([sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
-                                str(theirs.fileno()), str(init), base]),
+                                str(theirs.fileno())]),
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
@@ -319,17 +322,21 @@ class SandboxClient:
                profile: bool, warm: bool = False,
                notice: Callable[[bytes], None] | None = None) -> None:
         """Ask the helper to start a container for `plan` with these channels: its bounds
-        made here, rootfs-init's argv encoded here (the helper only starts it)."""
+        made here, rootfs-init's plan encoded here into a memfd the helper hands it as
+        its fd 6 (wire.py: never on a command line); the helper only starts it. Returns
+        what bounds the container (%show limits)."""
         facts, group, bounds = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
-        request.update(argv=wire.encode(plan, facts, parent=self.proc.pid, profile=profile,
-                                        warm=warm),
-                       cgroup=None if group is None else group.watch())
+        request.update(cgroup=None if group is None else group.watch())
+        plan_fd = _memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
+                                               profile=profile, warm=warm)))
         try:
-            self.send(request, chan.theirs)
+            self.send(request, [*chan.theirs, plan_fd])
         except BaseException:
             if group is not None:
                 group.remove()
             raise
+        finally:
+            os.close(plan_fd)
         return bounds
 
     def _prepare_next(self) -> None:
@@ -413,9 +420,9 @@ class SandboxClient:
             else:
                 chan, key = _Channels(), None
                 try:
-                    bounds = self._start({"op": "run", "id": cid, "host": plan.host,
-                                 "shell": plan.argv[0]}, plan, str(cid), chan,
-                                profile=profile, notice=self._notices[cid])
+                    bounds = self._start({"op": "run", "id": cid, "host": plan.host}, plan,
+                                         str(cid), chan, profile=profile,
+                                         notice=self._notices[cid])
                 except BaseException:
                     chan.close()
                     raise
@@ -551,6 +558,20 @@ class SandboxClient:
                 run.timed_out = True
                 self.send({"op": "kill", "id": cid})
                 deadline = None
+
+
+def _memfd(data: bytes) -> int:
+    """A memory file holding `data`, read from its start."""
+    fd = os.memfd_create("rootfs-plan", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _how_it_ended(returncode: int) -> str:
