@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import cell
 from .ids import IdRange
 from .images import ImageError, ImageStore
+from .sandbox import wire
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
@@ -34,6 +35,10 @@ DEFAULT_LIMITS = "pids=1024 disk=1g"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
+# What a container's init may be handed (its plan is its argv): what Linux hands a
+# starting program here (a quarter of the stack limit), less room for the init's path,
+# the host's facts and the helper's own.
+ARGV_BUDGET = os.sysconf("SC_ARG_MAX") - (64 << 10)
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -254,6 +259,7 @@ class Session:
             plan = plan_for(spec, image, self.sandbox.context(
                 env=env, keep_active=keep_active, default_limits=self.default_limits),
                 c_program=c_program)
+            _check_argv(spec, plan)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan
@@ -371,6 +377,25 @@ class Session:
     def drop_keep(self) -> None:
         self.keep_image = None
         self.sandbox.drop("keep")
+
+
+def _check_argv(spec: cell.CellSpec, plan: Plan) -> None:
+    """A plan the container's init can be handed, or a HeaderError at the cell's last
+    %mount or %bind line: each line fits (cell.py), a few dozen long ones with the %env
+    values may not (a proc mount repeats its path in each of runc's masks)."""
+    size = wire.setup_size(plan)
+    if size <= ARGV_BUDGET:
+        return
+    problem = (f"with this line the cell's setup takes {size} bytes ({cell.format_size(size)}, "
+               "its %mount and %bind lines with the %env values), more than Linux hands a "
+               f"starting program here ({cell.format_size(ARGV_BUDGET)}, ARG_MAX): use "
+               "fewer or shorter %mount and %bind lines, or keep long values in a file")
+    m = spec.mounts[-1] if spec.mounts else None
+    if m is None:
+        raise cell.HeaderError(0, "%env", problem)
+    text = (f"%mount {m.fstype} {m.target} {m.options}" if isinstance(m, cell.Mount) else
+            f"%bind {m.source} {m.target}{' ro' if m.readonly else ''}")
+    raise cell.HeaderError(m.lineno, text.strip(), problem)
 
 
 def _remember(cache: dict, key: tuple, value: object) -> object:

@@ -398,7 +398,8 @@ class SandboxClient:
                 chan, key = _Channels(), None
                 try:
                     self._start({"op": "run", "id": cid, "host": plan.host,
-                                 "shell": plan.argv[0]}, plan, str(cid), chan,
+                                 "shell": plan.argv[0], "argv_script": plan.script is None},
+                                plan, str(cid), chan,
                                 profile=profile, notice=self._notices[cid])
                 except BaseException:
                     chan.close()

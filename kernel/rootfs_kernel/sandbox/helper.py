@@ -11,7 +11,7 @@ watches the container: the signals the kernel asks for, a fork bomb its pids lim
 holds, and the end. It imports the standard library's basics only, so it costs the
 machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, release,
+Requests:  run {id, argv, host, shell, argv_script, cgroup} + fds [stdout, stderr, result, release,
              script] | prepare {key, argv, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
              id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
@@ -230,9 +230,13 @@ class Helper:
             from .ops import EXIT_CANNOT_RUN  # (not at the top: the helper stays small)
 
             # %shell's script is one argv string of `-c`: Linux takes 128 KiB at most.
-            os.write(fds[1], f"rootfs-kernel: the cell is too long for `{msg['shell']} -c` "
-                             "(128 KiB at most; the default /bin/sh takes cells of any "
-                             "length)\n".encode())
+            # The default shell reads its script from a pipe: then the setup was too large.
+            os.write(fds[1], (f"rootfs-kernel: the cell is too long for `{msg['shell']} -c` "
+                              "(128 KiB at most; the default /bin/sh takes cells of any "
+                              "length)\n" if msg.get("argv_script") else
+                              "rootfs-kernel: the cell's setup (its %mount, %bind and %env "
+                              "lines) is more than Linux hands a starting program (ARG_MAX): "
+                              "use fewer or shorter lines\n").encode())
             protocol.send(self.sock, {"event": "exited", "id": cid,
                                       "status": EXIT_CANNOT_RUN, "signal": None})
             return

@@ -95,7 +95,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
-#define MAX_OPS 256
+#define MAX_OPS RK_MAX_OPS
 #define MAX_LIST 64
 
 static struct {

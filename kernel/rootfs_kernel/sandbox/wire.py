@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "match_key", "setup_tokens", "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "setup_size", "encode", "match_key", "setup_tokens",
+           "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -105,3 +106,12 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]
+
+
+def setup_size(plan: Plan) -> int:
+    """The bytes of rootfs-init's argv for this plan but its program's own arguments
+    (`%shell`'s script, a %%host cell's), each string with its NUL: what Linux must hand
+    the starting init (ARG_MAX) for the setup and environment."""
+    tokens = [VERSION, *setup_tokens(plan, HostFacts(mnt_ns=1)), *script_tokens(plan)]
+    tokens = tokens[:len(tokens) - len(plan.argv)]
+    return sum(len(t.encode("utf-8", "surrogateescape")) + 1 for t in tokens)
