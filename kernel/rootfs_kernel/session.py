@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import cell
 from .ids import IdRange
-from .images import ImageError, ImageStore
+from .images import ImageError, ImageStore, upper
 from .sandbox import wire
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
@@ -95,6 +95,7 @@ class Session:
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
+        self.kept_size = 0                      # what its kept layer takes (upper.cost)
         self._progress: Progress | None = None
         self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
@@ -141,30 +142,37 @@ class Session:
         except SandboxError as err:   # the helper died under the compile or a drop
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         self.user_env.update(spec.env)
+        # %keep and %export copy the cell's upper layer out of its tmpfs once every
+        # process of the cell is gone (its init reports the cgroup's counters itself).
+        copies = spec.keep or bool(spec.export)
         try:
-            # A %keep or %export layer needs the container gone first (its init reports
-            # the cgroup's counters itself).
-            wait_exit = spec.host or spec.keep or bool(spec.export) \
-                or self.keep_image is not None
+            wait_exit = spec.host or copies or self.keep_image is not None
             run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
-                                         wait_exit=wait_exit)
+                                         wait_exit=wait_exit, upper=copies)
         except SandboxError as err:
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         finally:
             for path in c_files:  # a %%c cell's source and program live for one cell
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-        if not spec.host:
-            self._after_keep(spec)
-        out = replace(out, run=run)
+        try:
+            return await self._after(spec, plan, run, replace(out, run=run), notice)
+        finally:
+            if run.upper is not None:   # the last reference to the cell's tmpfs
+                os.close(run.upper)
+                run.upper = None
+
+    async def _after(self, spec: cell.CellSpec, plan: Plan, run: CellRun, out: Outcome,
+                     notice: Callable[[str], None]) -> Outcome:
+        """What follows a cell's run: notes, %keep, the views, %export."""
+        kept = None if spec.host else await self._keep(spec, plan, run)
         for note in run.notes:   # how this host's containers differ: said once a kernel
             if note not in self._said:
                 self._said.add(note)
                 notice(note)
-        if run.disk_full:
-            notice(f"the cell's writable layer is full (%limit disk="
-                   f"{cell.format_size(plan.limits['disk'])}): raise it with %limit disk=SIZE")
+        if run.disk_full and "disk" in plan.limits:
+            notice(_disk_full(plan.limits["disk"], "raise it with %limit disk=SIZE"))
         if run.error:
             return replace(out, error=Failure("ContainerError", run.error))
         stack = None
@@ -179,9 +187,16 @@ class Session:
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
+        if kept is not None and failure is not None:
+            notice(kept.message)   # the script's own failure is the cell's
+        failure = failure or kept
         if spec.export:
             try:
-                await self._export(spec, failure is None, notice)
+                await self._export(spec, plan, run, failure is None, notice)
+            except upper.TooLarge as err:
+                failure = failure or Failure("LimitExceeded", _disk_full(
+                    err.bound, f"its changes would take {cell.format_size(err.size)} on the "
+                    f"host, so %export {spec.export} saved nothing"))
             except (ImageError, OSError) as err:   # OSError: the layer changed under it
                 failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
@@ -191,7 +206,7 @@ class Session:
         """A new sandbox helper for one that went away (killed by anything): returns how
         the old one ended, and what went with it (the %keep chain lives in its dir)."""
         how = self.sandbox.restart()
-        had_keep, self.keep_image = self.keep_image is not None, None
+        had_keep, self.keep_image, self.kept_size = self.keep_image is not None, None, 0
         return how, (" (the changes kept by %keep went with the old one)" if had_keep else "")
 
     def _sandbox_failure(self, err: SandboxError) -> str:
@@ -344,38 +359,63 @@ class Session:
         os.chmod(binary, 0o755)
         return [source, binary]
 
-    async def _export(self, spec: cell.CellSpec, succeeded: bool,
+    async def _export(self, spec: cell.CellSpec, plan: Plan, run: CellRun, succeeded: bool,
                       notice: Callable[[str], None]) -> None:
-        """%export: the cell's upper layer on top of its image becomes a new image."""
+        """%export: the cell's changes on top of its image become a new image: the kept
+        layer they were merged onto (%keep), else the upper on the cell's tmpfs, whose
+        copy is bounded by the cell's disk= like the cell's own writes."""
         from .images.oci_export import commit_layer
 
-        places = self.sandbox.places
-        upper = places.keep_upper if spec.keep else places.export_upper
-        try:
-            if not succeeded:
-                notice(f"the cell failed, so %export {spec.export} saved nothing")
-                return
-            # The cell wrote as its own ids (an unprivileged range in root mode): the
-            # image stores the image's ids.
-            image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
-                                            spec.export, replace=spec.export_replace,
-                                            ids=self.sandbox.context().ids,
-                                            progress=self._progress or (lambda _f, _m: None))
-            notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
-                   f"({len(image.layers)} layers); use it with %image {image.name}")
-        finally:
-            if not spec.keep:
-                self.sandbox.drop("export")
+        if not succeeded:
+            notice(f"the cell failed, so %export {spec.export} saved nothing")
+            return
+        source = self.sandbox.places.kept if spec.keep else run.upper
+        if source is None:
+            raise ImageError("the cell's changes could not be read, so nothing was saved")
+        # The cell wrote as its own ids (an unprivileged range in root mode): the image
+        # stores the image's ids.
+        image = await asyncio.to_thread(commit_layer, self.store, spec.image, source,
+                                        spec.export, replace=spec.export_replace,
+                                        ids=self.sandbox.context().ids,
+                                        progress=self._progress or (lambda _f, _m: None),
+                                        bound=None if spec.keep else plan.limits.get("disk"))
+        notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
+               f"({len(image.layers)} layers); use it with %image {image.name}")
 
     # -- %keep --------------------------------------------------------------------------------
-    def _after_keep(self, spec: cell.CellSpec) -> None:
-        if spec.keep:
-            self.keep_image = spec.image
-        elif self.keep_image is not None:
+    async def _keep(self, spec: cell.CellSpec, plan: Plan, run: CellRun) -> Failure | None:
+        """%keep: the cell's changes merged onto the kept layer, the chain's total within
+        the cell's disk=; a cell without %keep ends the chain."""
+        if not spec.keep:
+            if self.keep_image is not None:
+                self.drop_keep()
+            return None
+        if run.upper is None:   # no container, or its layers could not be opened
+            return None if run.error else Failure(
+                "ImageError", "%keep: the cell's changes could not be read, so none were kept")
+        bound = plan.limits.get("disk")
+        chained = self.keep_image is not None
+        try:
+            self.kept_size = await asyncio.to_thread(
+                upper.merge, run.upper, self.sandbox.places.kept,
+                self.kept_size if chained else 0, bound)
+        except upper.TooLarge as err:
+            return Failure("LimitExceeded", _disk_full(bound, (
+                f"with this cell's changes, what %keep keeps would take "
+                f"{cell.format_size(err.size)}, so they were not kept"
+                f"{' (what earlier cells kept still is)' if chained else ''}: raise it "
+                "with %limit disk=SIZE, or delete kept files in a %keep cell")))
+        except (ImageError, OSError) as err:
             self.drop_keep()
+            return Failure("ImageError", f"%keep could not keep this cell's changes ({err}); "
+                           f"the changes earlier cells kept went too: the next cell starts "
+                           f"from image {spec.image}")
+        self.keep_image = spec.image
+        return None
 
     def drop_keep(self) -> None:
         self.keep_image = None
+        self.kept_size = 0
         self.sandbox.drop("keep")
 
 
@@ -396,6 +436,11 @@ def _check_argv(spec: cell.CellSpec, plan: Plan) -> None:
     text = (f"%mount {m.fstype} {m.target} {m.options}" if isinstance(m, cell.Mount) else
             f"%bind {m.source} {m.target}{' ro' if m.readonly else ''}")
     raise cell.HeaderError(m.lineno, text.strip(), problem)
+
+
+def _disk_full(bound: float, then: str) -> str:
+    """What a cell hears when what it writes, keeps or exports passes its disk=."""
+    return f"the cell's writable layer is full (%limit disk={cell.format_size(bound)}): {then}"
 
 
 def _remember(cache: dict, key: tuple, value: object) -> object:

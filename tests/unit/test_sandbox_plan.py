@@ -80,11 +80,26 @@ def test_a_host_cell_has_the_kernels_environment_under_the_cells_env():
 
 def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():
     ctx = Context(places=PLACES, rootless=True, uid=1000, gid=1000, cwd="/", keep_active=True)
-    plan = plan_for(cell.parse("true"), Image, ctx)
-    assert plan.layers.lowers == (PLACES.keep_upper, "/img/b", "/img/a")
+    for code in ("true", "%keep\ntrue", "%keep\n%export x\ntrue"):
+        plan = plan_for(cell.parse(code), Image, ctx)
+        assert plan.layers.lowers == (PLACES.kept, "/img/b", "/img/a")
+        assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
+        overlay = next(op for op in plan.ops
+                       if isinstance(op, ops.Mount) and op.fstype == "overlay")
+        assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.kept}:" in overlay.data
+
+
+@pytest.mark.parametrize("code", ["%keep\ntrue", "%export x\ntrue", "%keep\n%export x\ntrue"])
+def test_kept_and_exported_changes_are_written_on_the_cells_own_tmpfs(code):
+    """Its size is the cell's disk=, whatever the cell keeps or exports: the kernel copies
+    them out of it once the cell is gone (images/upper.py)."""
+    plan = plan_of(f"%limit disk=20m\n{code}", ids=IDS)
     assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
-    overlay = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.fstype == "overlay")
-    assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.keep_upper}:" in overlay.data
+    tmpfs = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.target == PLACES.scratch)
+    assert tmpfs.fstype == "tmpfs" and f"size={20 << 20}" in tmpfs.data
+    assert PLACES.kept not in plan.layers.lowers and not any(
+        PLACES.dir in getattr(op, "path", "") and "keep" in getattr(op, "path", "")
+        for op in plan.ops)
 
 
 def test_root_mode_cells_see_the_image_through_idmapped_layers_as_an_unprivileged_root():

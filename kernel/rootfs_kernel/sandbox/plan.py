@@ -77,15 +77,13 @@ class Places:
 
     dir: str                # the helper's own directory (the %%c programs live in dir/c)
     scratch: str            # empty dir; each cell mounts its own tmpfs over it
-    keep_upper: str         # %keep chain: the overlay upper layer kept between cells
-    keep_work: str
-    export_upper: str       # %export without %keep: an upper layer that outlives the cell
-    export_work: str
+    # %keep chain: the changes kept cells made, merged onto one layer by the kernel
+    # (images/upper.py) once each cell is gone; the next cells' top lower layer.
+    kept: str
 
     @classmethod
     def under(cls, base: str) -> Places:
-        return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
-                   f"{base}/export/upper", f"{base}/export/work")
+        return cls(base, f"{base}/cell", f"{base}/keep/layer")
 
 
 @dataclass(frozen=True)
@@ -238,7 +236,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         root = f"{scratch}/root"
         if shared:
             ops_.append(PrivateParent(scratch))
-        # The cell's tmpfs: its writable layer lives here, so `disk` bounds what it writes.
+        # The cell's tmpfs: its writable layer lives here, so `disk` bounds what it writes,
+        # kept or exported too (the kernel copies them out of it once the cell is gone).
         size = f",size={int(limits['disk'])}" if "disk" in limits else ""
         ops_.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755" + size))
         ops_.append(Mkdir(f"{scratch}/root", 0o755))
@@ -249,17 +248,12 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 ops_.append(Layer(layer, lowers[-1]))
             else:
                 lowers.append(layer)
-        if spec.keep or spec.export:
-            upper, work = ((places.keep_upper, places.keep_work) if spec.keep else
-                           (places.export_upper, places.export_work))
-            if not spec.keep and keep_active:
-                lowers.insert(0, places.keep_upper)
-            own_layers = True
-        else:
-            upper, work = f"{scratch}/upper", f"{scratch}/work"
-            if keep_active:
-                lowers.insert(0, places.keep_upper)   # written by a cell: in its range
-                own_layers = True
+        upper, work = f"{scratch}/upper", f"{scratch}/work"
+        if keep_active:
+            lowers.insert(0, places.kept)   # written as the cells wrote it: in their range
+        # Its upper is read by the kernel after the cell (%keep, %export), or it reads the
+        # kept layer, which later cells change: a container of its own, made when it comes.
+        own_layers = keep_active or spec.keep or bool(spec.export)
         ops_.append(Mkdir(upper, 0o755, owner, owner))
         ops_.append(Mkdir(work, 0o755, owner, owner))
         data = f"lowerdir={':'.join(_escape_layer(p) for p in lowers)},upperdir={upper}," \
