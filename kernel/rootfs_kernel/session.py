@@ -330,33 +330,45 @@ class Session:
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
                          interrupt: asyncio.Event | None) -> list[str]:
         """%%c: compile with the host's gcc in a container of its own (plan.compile_plan:
-        read-only host tree, only the work directory writable, unprivileged); the cell's
-        plan runs the program."""
+        read-only host tree, only its work directory writable, unprivileged, what it writes
+        within the cell's disk=); the program is copied out of it, the cell's plan runs
+        it."""
         binary = source[:-2]
         with open(source, "w") as f:
             f.write(spec.script)
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
         cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
         messages: list[bytes] = []
-        workdir = os.path.dirname(source)
-        plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
-                            bounds((), self.default_limits), _compiler_paths())
+        limits = bounds(tuple(kv for kv in spec.limits if kv[0] == "disk"), self.default_limits)
+        plan = compile_plan(self.sandbox.context(), source, ("/bin/sh", "-c", shlex.join(cmd)),
+                            limits, _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
-                                     interrupt=interrupt)
-        if run.error:
-            raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
-        if run.status:
+                                     interrupt=interrupt, upper=True)
+        try:
+            if run.error:
+                raise _CompileError(f"the compiler's container could not be made: {run.error}")
+            text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+            if run.status:
+                hint = "" if run.status != 127 else " (is gcc installed on the host?)"
+                if "disk" in limits and (run.disk_full or "No space left" in text):
+                    text += "\n" + _disk_full(limits["disk"], "what gcc writes is bounded by "
+                                               "it too: raise it with %limit disk=SIZE")
+                raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
+            if text:
+                stderr(text.encode())
+            try:
+                await asyncio.to_thread(upper.copy_file, run.upper, os.path.basename(binary),
+                                        binary, 0o755)
+            except (FileNotFoundError, TypeError):   # TypeError: no work directory fd
+                raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped "
+                                    "it before linking; drop it") from None
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)
-            hint = "" if run.status != 127 else " (is gcc installed on the host?)"
-            raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
-        if text:
-            stderr(text.encode())
-        if not os.path.exists(binary):
-            raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped it "
-                                "before linking; drop it")
-        os.chmod(binary, 0o755)
+            raise
+        finally:
+            if run.upper is not None:
+                os.close(run.upper)
         return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, plan: Plan, run: CellRun, succeeded: bool,

@@ -203,3 +203,33 @@ def test_the_store_bound_refuses_an_export_from_a_cell(tmp_path):
         assert k.ok("%export small\necho hi > /y").ok and store.exists("small")
     finally:
         k.shutdown()
+
+
+# -- %%c: what the compiler writes -------------------------------------------------------------
+def test_a_c_cells_compile_writes_within_its_disk_bound(fresh_kernel):
+    """gcc wrote its program (100 MiB of initialized data here) into the helper's
+    directory on the host, whatever disk= said; now it writes on tmpfs of that size and
+    the kernel copies the program out."""
+    k = fresh_kernel
+    where = helper_dir(k)
+    peak, done = [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], du(where))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        res = k.run(f"%%c\n{LIMIT}\nchar big[100 << 20] = {{1}};\n"
+                    "int main(void) { return big[7]; }", timeout=300)
+    finally:
+        done.set()
+        watcher.join()
+    assert res.reply["ename"] == "CompileError", res.reply
+    assert SAID in res.reply["evalue"] and "No space left" in res.reply["evalue"]
+    assert peak[0] <= 20 * MiB + SLACK, peak[0]
+    big = k.ok("%%c\n%limit disk=64m\n#include <stdio.h>\nchar big[30 << 20] = {1};\n"
+               'int main(void) { printf("%d\\n", big[0] + big[7]); return 0; }', timeout=300)
+    assert big.stdout == "1\n"

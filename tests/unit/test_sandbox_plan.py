@@ -206,7 +206,8 @@ def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks()
 
 def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_work_dir():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
-    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64},
+    plan = compile_plan(ctx, "/run/rk/c/cell1.c", ("/bin/sh", "-c", "gcc ..."),
+                        {"pids": 64, "disk": 20 << 20},
                         [("/usr", "dir", None), ("/bin", "link", "usr/bin"),
                          ("/etc/ld.so.cache", "file", None)])
     binds = {op.source: op for op in plan.ops if isinstance(op, ops.Bind)}
@@ -218,7 +219,13 @@ def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_wor
     writable = [op for op in plan.ops if isinstance(op, ops.Bind) and not op.readonly
                 and op.source not in {f"/dev/{d}" for d in ("null", "zero", "full", "random",
                                                               "urandom", "tty")}]
-    assert [(op.source, op.target, op.idmap) for op in writable] == [
-        ("/run/rk/c", "/run/rk/c", True)]
+    assert writable == []   # the source is bound read-only, the work directory is a tmpfs
+    assert (binds["/run/rk/c/cell1.c"].readonly, binds["/run/rk/c/cell1.c"].idmap) == (True, True)
+    # Each tmpfs gcc may write is the cell's disk= in size; the kernel reads the work
+    # directory's after the compile, as a cell's upper layer.
+    tmpfs = {op.target: op.data for op in plan.ops if isinstance(op, ops.Mount)
+             and op.fstype == "tmpfs" and op.target in (plan.root, "/tmp", "/run/rk/c")}
+    assert len(tmpfs) == 3 and all(f"size={20 << 20}" in data for data in tmpfs.values())
+    assert plan.layers.upper == f"{plan.root}/run/rk/c" and plan.layers.lowers == ()
     assert isinstance(plan.ops[-1], ops.PivotRoot) and plan.idmap == "0 300000 65536"
-    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64}
+    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64, "disk": 20 << 20}

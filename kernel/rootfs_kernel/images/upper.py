@@ -380,6 +380,28 @@ def _beneath(top: int, parts: list[str]) -> Iterator[int]:
             os.close(fd)
 
 
+# -- %%c, %export and %keep ----------------------------------------------------------------------
+def copy_file(dfd: int, name: str, dest: str, mode: int) -> None:
+    """%%c: the regular file `name` under `dfd` (a compile's work directory on its tmpfs),
+    never through a link, into the new file `dest`. FileNotFoundError when there is no
+    such regular file."""
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if not stat.S_ISREG(st.st_mode):
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", name)
+    with _entered(dfd, name, st, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                  | os.O_CLOEXEC) as fi:
+        fo = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            _copy_data(fi, fo, st.st_size, lambda _n: None)   # at most what it held
+            os.fchmod(fo, mode)
+        except BaseException:
+            os.unlink(dest)
+            raise
+        finally:
+            os.close(fo)
+
+
 # -- %export and %keep -------------------------------------------------------------------------
 def copy_tree(upper: int, dest: Path, *, owner: Callable[[int, int], tuple[int, int]] | None,
               budget: int | None) -> list[str]:

@@ -329,17 +329,23 @@ COMPILER_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"
                   "/etc/ld.so.cache", "/etc/alternatives")
 
 
-def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping,
+def compile_plan(ctx: Context, source: str, argv: Sequence[str], limits: Mapping,
                  host_paths: Sequence[tuple[str, str, str | None]]) -> Plan:
     """%%c's compile: the host's compiler and headers, read-only, in a container of its
     own (pivot_root, PID/IPC/UTS namespaces, runc's masks, the unprivileged ids in root
-    mode), where only `workdir` (the source and the program) and a fresh /tmp are
-    writable: gcc's flags can name any path, but can change nothing and read only the
-    compiler's own files. `host_paths`: COMPILER_PATHS as the host has them, (path,
-    "dir" | "file" | "link", link target)."""
+    mode), where only its work directory (`source`'s, a tmpfs there) and /tmp are
+    writable: gcc's flags can name any path, but can change nothing of the host's and
+    read only the compiler's own files and `source` (bound read-only). What gcc writes
+    stays within the cell's `disk` (each tmpfs's size); the kernel copies the program out
+    of the work directory's tmpfs (Plan.layers.upper, handed over as a cell's upper
+    layer) once the compile is over. `host_paths`: COMPILER_PATHS as the host has them,
+    (path, "dir" | "file" | "link", link target)."""
     root = f"{ctx.places.scratch}/root"
+    workdir = posixpath.dirname(source)
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
+    ids = f",uid={owner},gid={owner}" if unprivileged else ""
+    size = f",size={int(limits['disk'])}" if "disk" in limits else ""
     names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
     flags = sum(NAMESPACES[n] for n in names - {"uts", "ipc"})
     script_flags = sum(NAMESPACES[n] for n in ("user", "mnt", "uts", "ipc"))
@@ -347,7 +353,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),
         Mkdir(root, 0o755),
-        _mount("tmpfs", "rootfs-cc", root, "mode=0755"),   # pivot_root wants a mount
+        _mount("tmpfs", "rootfs-cc", root, "mode=0755" + size),   # pivot_root wants a mount
     ]
     for path, kind, target in host_paths:
         if kind == "link":   # merged /usr: /bin -> usr/bin, as on the host
@@ -358,10 +364,11 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
     ops_ += [
         *_standard_filesystems(True, ctx.rootless, netns=False, mask_firmware=True,
                                owner=owner),
-        _mount("tmpfs", "tmp", "/tmp", "mode=1777" + (f",uid={owner},gid={owner}"
-                                                       if unprivileged else ""),
-               in_root=True, flags_extra=MS_NOSUID | MS_NODEV),
-        Bind(workdir, workdir, rec=False, readonly=False, create="dir", optional=False,
+        _mount("tmpfs", "tmp", "/tmp", "mode=1777" + ids + size, in_root=True,
+               flags_extra=MS_NOSUID | MS_NODEV),
+        _mount("tmpfs", "rootfs-cc-work", workdir, "mode=0755" + ids + size, in_root=True,
+               flags_extra=MS_NOSUID | MS_NODEV),
+        Bind(source, source, rec=False, readonly=True, create="file", optional=False,
              idmap=unprivileged),
         PivotRoot(root),
     ]
@@ -370,6 +377,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
                 script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),
+                layers=Layers(f"{root}{workdir}", ()),
                 idmap=ctx.ids.map_line() if unprivileged else "")
 
 
