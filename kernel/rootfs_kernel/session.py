@@ -417,6 +417,9 @@ class Session:
                 f"{cell.format_size(err.size)}, so they were not kept"
                 f"{' (what earlier cells kept still is)' if chained else ''}: raise it "
                 "with %limit disk=SIZE, or delete kept files in a %keep cell")))
+        except upper.NotKept as err:
+            return Failure("ImageError", f"%keep: {err}; this cell's changes were not kept"
+                           f"{' (what earlier cells kept still is)' if chained else ''}")
         except (ImageError, OSError) as err:
             self.drop_keep()
             return Failure("ImageError", f"%keep could not keep this cell's changes ({err}); "

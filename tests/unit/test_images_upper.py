@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,30 @@ def test_a_copy_never_writes_past_its_budget(tmp_path):
     finally:
         os.close(fd)
     assert os.stat(dest / "f").st_size <= 50_000
+
+
+@pytest.mark.skipif(not ROOT, reason="mounts an overlayfs to keep on")
+def test_a_kept_layer_on_overlayfs_refuses_deletions_before_anything_changes(tmp_path):
+    """Inside a container whose root is overlayfs the kept layer cannot hold a whiteout
+    (mknod is refused there): the merge says so and changes nothing."""
+    for d in ("l", "u", "w", "m"):
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/l,upperdir={tmp_path}/u,workdir={tmp_path}/w",
+                    str(tmp_path / "m")], check=True)
+    try:
+        kept = tmp_path / "m/keep/layer"
+        first = tmp_path / "u1"
+        first.mkdir()
+        (first / "a").write_text("a")
+        size = merge(first, kept)
+        before = snapshot(kept)
+        second = tmp_path / "u2"
+        second.mkdir()
+        (second / "b").write_text("b")
+        assert make_whiteout(second / "a")
+        with pytest.raises(upper.NotKept, match="takes no whiteouts .* overlayfs"):
+            merge(second, kept, size)
+        assert snapshot(kept) == before
+    finally:
+        subprocess.run(["umount", str(tmp_path / "m")], check=True)

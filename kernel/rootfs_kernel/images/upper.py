@@ -55,6 +55,10 @@ class TooLarge(Exception):
         self.size, self.bound = size, bound
 
 
+class NotKept(ImageError):
+    """The kept layer cannot take this upper (the message says why); nothing changed."""
+
+
 class Changed(ImageError):
     """The upper changed while it was copied (only another holder of the tmpfs can)."""
 
@@ -71,10 +75,12 @@ class Size:
 
     cost: int = 0
     tar: int = 0
+    whiteouts: int = 0
     _seen: set[tuple[int, int]] = field(default_factory=set, repr=False)
 
     def add(self, st: os.stat_result) -> None:
         self.tar += ENTRY
+        self.whiteouts += is_whiteout(st)
         if stat.S_ISREG(st.st_mode):
             first = st.st_nlink < 2 or (st.st_dev, st.st_ino) not in self._seen
             self._seen.add((st.st_dev, st.st_ino))
@@ -418,23 +424,40 @@ def copy_tree(upper: int, dest: Path, *, owner: Callable[[int, int], tuple[int, 
 
 def merge(upper: int, kept: str, kept_size: int, bound: int | None) -> int:
     """%keep: merge the upper under `upper` onto the kept layer at `kept` (made if
-    missing), whose cost is `kept_size`; returns its new cost. TooLarge, with nothing
-    changed, when that would pass `bound`; Changed or OSError when the merge failed
+    missing), whose cost is `kept_size`; returns its new cost. TooLarge (it would pass
+    `bound`) or NotKept, with nothing changed; Changed or OSError when the merge failed
     part way (the kept layer is then to be dropped)."""
     os.makedirs(os.path.dirname(kept), mode=0o700, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(kept, 0o700)
     out = os.open(kept, _DIR)
     try:
-        size = kept_size + _delta(upper, out, Size(), 1)
+        fresh = Size()
+        size = kept_size + _delta(upper, out, fresh, 1)
         if bound is not None and size > bound:
             raise TooLarge(size, bound)
+        if fresh.whiteouts:
+            _take_whiteouts(out, kept)
         removed = _clear(upper, out, 1)
         Copier(image=False, budget=None if bound is None else bound - (kept_size - removed)
                ).apply(upper, out)
     finally:
         os.close(out)
     return size
+
+
+def _take_whiteouts(fd: int, where: str) -> None:
+    """NotKept when the kept layer's filesystem refuses whiteouts (overlayfs does)."""
+    probe = ".rootfs-kernel-whiteout"
+    try:
+        os.mknod(probe, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
+    except PermissionError:
+        raise NotKept(
+            f"{where} takes no whiteouts (is it on overlayfs, a container's root?), and "
+            "this cell deletes what is kept: give the kernel's runtime directory a "
+            "filesystem of its own (podman/docker run --tmpfs /tmp; Kubernetes: an emptyDir "
+            "at /tmp; `rootfs-kernel doctor` says where it is)") from None
+    os.unlink(probe, dir_fd=fd)
 
 
 def _merges(sub: int, old: os.stat_result | None) -> bool:
