@@ -6,16 +6,16 @@ user. On main, `%limit disk=100m` + `%keep` wrote 1.3 GB there and `%export` lef
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from images.ocifixtures import directory, file, layer_tar, oci_layout
 from kerneldriver import KernelDriver, helper_of
 
@@ -54,13 +54,23 @@ def said(res, text: str = SAID) -> bool:
     return text in res.stderr or text in res.reply.get("evalue", "")
 
 
-@pytest.fixture
-def image_name():
-    name = f"rk-disk-{uuid.uuid4().hex[:8]}"
-    yield name
-    store = ImageStore()
-    if store.exists(name):
-        store.remove(name)
+@contextlib.contextmanager
+def peak_of(path: str | Path) -> Iterator[list[int]]:
+    """The most the tree took while the block ran (polled every few milliseconds)."""
+    peak, done = [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], du(path))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        watcher.join()
 
 
 def test_keep_writing_past_its_disk_bound_is_cut_and_keeps_nothing_over_it(fresh_kernel):
@@ -167,20 +177,8 @@ def test_the_store_bound_stops_a_layer_that_unpacks_past_it_while_it_is_written(
     del layer
     data = tmp_path / "data"
     env = {**os.environ, "XDG_DATA_HOME": str(data), "ROOTFS_KERNEL_STORE_SIZE": "20m"}
-    peak, done = [0], threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], du(data))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with peak_of(data) as peak:
         out = _cli("image", "import", str(archive), "bomb", env=env)
-    finally:
-        done.set()
-        watcher.join()
     assert out.returncode == 1 and "the image store is full" in out.stderr, out.stderr
     assert peak[0] <= 21 * MiB, peak[0]
     _empty(data / "rootfs-kernel")
@@ -211,22 +209,9 @@ def test_a_c_cells_compile_writes_within_its_disk_bound(fresh_kernel):
     directory on the host, whatever disk= said; now it writes on tmpfs of that size and
     the kernel copies the program out."""
     k = fresh_kernel
-    where = helper_dir(k)
-    peak, done = [0], threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], du(where))
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with peak_of(helper_dir(k)) as peak:
         res = k.run(f"%%c\n{LIMIT}\nchar big[100 << 20] = {{1}};\n"
                     "int main(void) { return big[7]; }", timeout=300)
-    finally:
-        done.set()
-        watcher.join()
     assert res.reply["ename"] == "CompileError", res.reply
     assert SAID in res.reply["evalue"] and "No space left" in res.reply["evalue"]
     assert peak[0] <= 20 * MiB + SLACK, peak[0]
