@@ -195,8 +195,8 @@ class Session:
                 await self._export(spec, plan, run, failure is None, notice)
             except upper.TooLarge as err:
                 failure = failure or Failure("LimitExceeded", _disk_full(
-                    err.bound, f"its changes would take {cell.format_size(err.size)} on the "
-                    f"host, so %export {spec.export} saved nothing"))
+                    err.bound, f"its changes would take {_over(err)} on the host, so "
+                    f"%export {spec.export} saved nothing"))
             except (ImageError, OSError) as err:   # OSError: the layer changed under it
                 failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
@@ -356,10 +356,12 @@ class Session:
                 raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
             if text:
                 stderr(text.encode())
+            if run.upper is None:
+                raise _CompileError("the compiler's work directory could not be read")
             try:
                 await asyncio.to_thread(upper.copy_file, run.upper, os.path.basename(binary),
                                         binary, 0o755)
-            except (FileNotFoundError, TypeError):   # TypeError: no work directory fd
+            except FileNotFoundError:
                 raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped "
                                     "it before linking; drop it") from None
         except BaseException:
@@ -413,8 +415,8 @@ class Session:
                 self.kept_size if chained else 0, bound)
         except upper.TooLarge as err:
             return Failure("LimitExceeded", _disk_full(bound, (
-                f"with this cell's changes, what %keep keeps would take "
-                f"{cell.format_size(err.size)}, so they were not kept"
+                f"with this cell's changes, what %keep keeps would take {_over(err)}, so "
+                "they were not kept"
                 f"{' (what earlier cells kept still is)' if chained else ''}: raise it "
                 "with %limit disk=SIZE, or delete kept files in a %keep cell")))
         except upper.NotKept as err:
@@ -451,6 +453,12 @@ def _check_argv(spec: cell.CellSpec, plan: Plan) -> None:
     text = (f"%mount {m.fstype} {m.target} {m.options}" if isinstance(m, cell.Mount) else
             f"%bind {m.source} {m.target}{' ro' if m.readonly else ''}")
     raise cell.HeaderError(m.lineno, text.strip(), problem)
+
+
+def _over(err: upper.TooLarge) -> str:
+    """"20.0 MiB, 4.5 KiB more than it": sizes near the bound, told apart."""
+    return (f"{cell.format_size(err.size, decimals=1)}, "
+            f"{cell.format_size(err.size - err.bound, decimals=1)} more than it")
 
 
 def _disk_full(bound: float, then: str) -> str:
