@@ -1,7 +1,7 @@
 """A cell's overlay upper layer, read once every process of the cell is gone: measured,
 copied into a new layer (%export), or merged onto the layer %keep keeps for later cells.
 
-Runs in: the kernel (a worker thread, session.py) and the CLI's tests.
+Runs in: the kernel, in a worker thread (session.py, oci_export.py).
 
 The upper lives on the cell's own tmpfs (its size is the cell's `disk=`); the kernel holds
 a descriptor of it (init.c hands it over with the overlay's layers), which keeps that
@@ -122,8 +122,13 @@ def _entered(dfd: int, name: str, seen: os.stat_result, flags: int = _DIR) -> It
     except PermissionError:
         if _ROOT:
             raise
-        lent = _lend(dfd, name, seen)
-        fd = os.open(name, flags, dir_fd=dfd)
+        lent = stat.S_IMODE(seen.st_mode)
+        _chmod_at(dfd, name, seen, lent | stat.S_IRWXU)
+        try:
+            fd = os.open(name, flags, dir_fd=dfd)
+        except BaseException:
+            _chmod_at(dfd, name, seen, lent)
+            raise
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
@@ -135,16 +140,15 @@ def _entered(dfd: int, name: str, seen: os.stat_result, flags: int = _DIR) -> It
         os.close(fd)
 
 
-def _lend(dfd: int, name: str, seen: os.stat_result) -> int:
-    """Give the owner u+rwx on `name` (not a link: an O_PATH fd of it); returns the mode
-    to give back."""
+def _chmod_at(dfd: int, name: str, seen: os.stat_result, mode: int) -> None:
+    """chmod `name` under `dfd`, the inode the walk saw and not a link (through an O_PATH
+    fd of it: its /proc/self/fd link names that very inode)."""
     path = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     try:
         st = os.fstat(path)
         if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino) or stat.S_ISLNK(st.st_mode):
             raise Changed(f"{name} changed while it was being read; run the cell again")
-        os.chmod(f"/proc/self/fd/{path}", stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-        return stat.S_IMODE(st.st_mode)
+        os.chmod(f"/proc/self/fd/{path}", mode)
     finally:
         os.close(path)
 
