@@ -185,9 +185,9 @@ def test_the_store_bound_stops_a_layer_that_unpacks_past_it_while_it_is_written(
 
 
 def test_the_store_bound_refuses_an_export_from_a_cell(tmp_path):
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"),
-           "ROOTFS_KERNEL_STORE_SIZE": "40m"}
-    k = KernelDriver(env=env)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("ROOTFS_KERNEL_STORE_SIZE", None)
+    k = KernelDriver(env=env, extra_arguments=["--RootfsKernel.store_size=40m"])
     try:
         k.ok("true", timeout=120)   # the default image, about 15 MiB of the 40
         store = ImageStore(root=tmp_path / "data/rootfs-kernel")
