@@ -121,7 +121,7 @@ class CellSpec:
     show: tuple[Show, ...] = ()
     help: bool = False
     c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
-    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory (bytes), cpu (cores)
+    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory, cpu, disk, output
     build: str | None = None      # %image NAME --build [KIND]: build NAME from KIND if missing
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
@@ -361,44 +361,46 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-LIMIT_KEYS = ("pids", "memory", "cpu", "disk")
+LIMIT_KEYS = ("pids", "memory", "cpu", "disk", "output")
+SIZE_KEYS = ("memory", "disk", "output")
 # What each limit can be: what the kernel's interfaces take (pids.max and PID_MAX_LIMIT,
 # cpu.cfs_quota_us of 1 ms per CPU_PERIOD to one per CPU Linux runs on), and sizes in
-# which a shell still starts.
+# which a shell still starts (output, what the kernel shows of the cell, may be 0).
 PIDS_RANGE = (2, 4_194_304)
 CPU_RANGE = (0.01, 8192.0)
 SIZE_MIN = 1 << 20
 
 
 def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
-    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE` -> (("pids", N), ...); shared with the
-    kernel-wide defaults. KEY=none lifts a default (None)."""
+    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE` -> (("pids", N), ...); shared
+    with the kernel-wide defaults. KEY=none lifts a default (None). output is what the
+    kernel shows of the cell (output.py), not a bound of the container."""
     out: dict[str, float | None] = {}
     for word in words:
         key, eq, value = word.partition("=")
         if not eq or key not in LIMIT_KEYS:
-            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION or disk=SIZE (or "
-                             f"KEY=none), got {word!r}")
+            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION, disk=SIZE or "
+                             f"output=SIZE (or KEY=none), got {word!r}")
         if value == "none":
             out[key] = None
             continue
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key in ("memory", "disk"):
+            elif key in SIZE_KEYS:
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key in ("memory", "disk") else
+            raise ValueError(f"{key}: {err}" if key in SIZE_KEYS else
                              f"{key} must be a number, got {visible(value, 40)!r}") from None
         _in_range(key, out[key], visible(word, 60))
     return tuple(out.items())
 
 
 def _in_range(key: str, value: float, word: str) -> None:
-    if key in ("memory", "disk"):   # parse_size bounded them from above
-        if value < SIZE_MIN:
+    if key in SIZE_KEYS:   # parse_size bounded them from above
+        if key != "output" and value < SIZE_MIN:
             raise ValueError(f"{word} is too small for a shell to start ({key} >= 1m)")
         return
     low, high = PIDS_RANGE if key == "pids" else CPU_RANGE
@@ -464,10 +466,11 @@ MAGICS: dict[str, Magic] = {
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
-        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
-              "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
-              "write (disk); every cell has pids=1024 disk=1g unless the kernel "
-              "says otherwise; KEY=none lifts one.", _p_limit),
+        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE",
+              "Bound the cell: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a "
+              "core), what it may write (disk), what the notebook is sent of its output; "
+              "every cell has pids=1024 disk=1g output=64m unless the kernel says "
+              "otherwise; KEY=none lifts one.", _p_limit),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
