@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell
+from . import cell, dirfd
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
-from .sandbox import wire
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
@@ -36,10 +35,6 @@ DEFAULT_LIMITS = "pids=1024 disk=1g output=64m"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
-# What a container's init may be handed (its plan is its argv): what Linux hands a
-# starting program here (a quarter of the stack limit), less room for the init's path,
-# the host's facts and the helper's own.
-ARGV_BUDGET = os.sysconf("SC_ARG_MAX") - (64 << 10)
 
 Sink = Callable[[bytes], None]
 Progress = Callable[[float | None, str], None]   # (fraction or None, message)
@@ -93,7 +88,10 @@ class Session:
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
             sandbox = SandboxClient(prepare=prepare, ids=ids)
-            sandbox.start()
+            # Refused (e.g. a runtime directory someone else made): the kernel still
+            # starts, and each cell says why and tries again (execute).
+            with contextlib.suppress(SandboxError):
+                sandbox.start()
         self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -141,9 +139,15 @@ class Session:
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
         if not spec.script.strip() and \
-                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
+                replace(spec, env=(), help=False, limits=()) == \
+                cell.CellSpec(script=spec.script, script_line=spec.script_line):
             self.user_env.update(spec.env)
             return out
+        if self.sandbox.refused is not None:   # at the kernel's start: again, or say why
+            try:
+                self.sandbox.start()
+            except SandboxError as err:
+                return replace(out, error=Failure.of(err))
         c_files: list[str] = []
         c_source = self._c_source() if spec.c_flags is not None else None
         try:
@@ -289,9 +293,8 @@ class Session:
         plan = None if key is None else self._plans.get(key)
         if plan is None:
             plan = plan_for(spec, image, self.sandbox.context(
-                env=env, keep_active=keep_active, default_limits=self.default_limits),
-                c_program=c_program)
-            _check_argv(spec, plan)
+                env=env, keep_active=keep_active, default_limits=self.default_limits,
+                host_access=self.host_access), c_program=c_program)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan
@@ -338,10 +341,18 @@ class Session:
             raise
 
     def _c_source(self) -> str:
-        """Where this %%c cell's source goes; its program is the same path without .c."""
+        """Where this %%c cell's source goes; its program is the same path without .c.
+        Its directory is 0711 in root mode (a cell's unprivileged root runs the program of a
+        `%root none` cell by path), so what it holds is no one else's to read."""
         self._c_count += 1
         workdir = os.path.join(self.sandbox.places.dir, "c")
-        os.makedirs(workdir, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(workdir, 0o700)
+        fd = os.open(workdir, dirfd.DIR_FLAGS)
+        try:
+            os.fchmod(fd, 0o711 if os.geteuid() == 0 else 0o700)
+        finally:
+            os.close(fd)
         return os.path.join(workdir, f"cell{self._c_count}.c")
 
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
@@ -351,20 +362,32 @@ class Session:
         within the cell's disk=); the program is copied out of it, the cell's plan runs
         it."""
         binary = source[:-2]
-        with open(source, "w") as f:
-            f.write(spec.script)
+        workdir = os.path.dirname(source)
+        cdir = os.open(workdir, dirfd.DIR_FLAGS)
+        try:   # a new file, never one that was there: 0600, the compiler reads it as owner
+            with os.fdopen(dirfd.replace_file(cdir, os.path.basename(source), 0o600), "w") as f:
+                f.write(spec.script)
+        finally:
+            os.close(cdir)
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
-        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
+        # Named relative to the compile's working directory: the helper's directory names
+        # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
+        # to read.
+        name = os.path.basename(binary)
+        cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
         messages: list[bytes] = []
+        # The compile writes within the cell's disk= (its tmpfs); umask 077: what gcc
+        # writes (the program while it is linked) is its owner's alone.
         limits = bounds(tuple(kv for kv in spec.limits if kv[0] == "disk"), self.default_limits)
-        plan = compile_plan(self.sandbox.context(), source, ("/bin/sh", "-c", shlex.join(cmd)),
+        plan = compile_plan(self.sandbox.context(), source,
+                            ("/bin/sh", "-c", "umask 077 && exec " + shlex.join(cmd)),
                             limits, _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt, upper=True)
         try:
             if run.error:
                 raise _CompileError(f"the compiler's container could not be made: {run.error}")
-            text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+            text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
             if run.status:
                 hint = "" if run.status != 127 else " (is gcc installed on the host?)"
                 if "disk" in limits and (run.disk_full or "No space left" in text):
@@ -375,9 +398,8 @@ class Session:
                 stderr(text.encode())
             if run.upper is None:
                 raise _CompileError("the compiler's work directory could not be read")
-            try:
-                await asyncio.to_thread(upper.copy_file, run.upper, os.path.basename(binary),
-                                        binary, 0o755)
+            try:   # the program gcc made, no link: run by anyone's id, read by no one else
+                await asyncio.to_thread(upper.copy_file, run.upper, name, binary, 0o711)
             except FileNotFoundError:
                 raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped "
                                     "it before linking; drop it") from None
@@ -451,25 +473,6 @@ class Session:
         self.keep_image = None
         self.kept_size = 0
         self.sandbox.drop("keep")
-
-
-def _check_argv(spec: cell.CellSpec, plan: Plan) -> None:
-    """A plan the container's init can be handed, or a HeaderError at the cell's last
-    %mount or %bind line: each line fits (cell.py), a few dozen long ones with the %env
-    values may not (a proc mount repeats its path in each of runc's masks)."""
-    size = wire.setup_size(plan)
-    if size <= ARGV_BUDGET:
-        return
-    problem = (f"with this line the cell's setup takes {size} bytes ({cell.format_size(size)}, "
-               "its %mount and %bind lines with the %env values), more than Linux hands a "
-               f"starting program here ({cell.format_size(ARGV_BUDGET)}, ARG_MAX): use "
-               "fewer or shorter %mount and %bind lines, or keep long values in a file")
-    m = spec.mounts[-1] if spec.mounts else None
-    if m is None:
-        raise cell.HeaderError(0, "%env", problem)
-    text = (f"%mount {m.fstype} {m.target} {m.options}" if isinstance(m, cell.Mount) else
-            f"%bind {m.source} {m.target}{' ro' if m.readonly else ''}")
-    raise cell.HeaderError(m.lineno, text.strip(), problem)
 
 
 def _over(err: upper.TooLarge) -> str:

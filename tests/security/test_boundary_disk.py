@@ -20,7 +20,7 @@ from images.ocifixtures import directory, file, layer_tar, oci_layout
 from kerneldriver import KernelDriver, helper_of
 
 from rootfs_kernel.images import ImageStore
-from rootfs_kernel.sandbox.helper import runtime_base
+from rootfs_kernel.sandbox import rundir
 
 MiB = 1 << 20
 LIMIT = "%limit disk=20m"
@@ -46,7 +46,7 @@ def du(path: str | Path) -> int:
 
 
 def helper_dir(k: KernelDriver) -> str:
-    (found,) = glob.glob(f"{runtime_base()}/{helper_of(k)}-*")
+    (found,) = glob.glob(f"{rundir.base()}/{helper_of(k)}-*")
     return found
 
 

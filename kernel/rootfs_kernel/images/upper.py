@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import dirfd
 from .errors import ImageError
 from .layerfs import is_opaque, is_whiteout, opaque_xattr
 
@@ -393,23 +394,27 @@ def _beneath(top: int, parts: list[str]) -> Iterator[int]:
 # -- %%c, %export and %keep ----------------------------------------------------------------------
 def copy_file(dfd: int, name: str, dest: str, mode: int) -> None:
     """%%c: the regular file `name` under `dfd` (a compile's work directory on its tmpfs),
-    never through a link, into the new file `dest`. FileNotFoundError when there is no
-    such regular file."""
+    never through a link, into `dest`, made new through its directory's fd (what was
+    there is removed first, a link not followed). FileNotFoundError when there is no such
+    regular file."""
     st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     if not stat.S_ISREG(st.st_mode):
         raise FileNotFoundError(errno.ENOENT, "not a regular file", name)
     with _entered(dfd, name, st, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
                   | os.O_CLOEXEC) as fi:
-        fo = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
+        out = os.open(os.path.dirname(dest), dirfd.DIR_FLAGS)
         try:
-            _copy_data(fi, fo, st.st_size, lambda _n: None)   # at most what it held
-            os.fchmod(fo, mode)
-        except BaseException:
-            os.unlink(dest)
-            raise
+            fo = dirfd.replace_file(out, os.path.basename(dest), 0o600)
+            try:
+                _copy_data(fi, fo, st.st_size, lambda _n: None)   # at most what it held
+                os.fchmod(fo, mode)
+            except BaseException:
+                os.unlink(os.path.basename(dest), dir_fd=out)
+                raise
+            finally:
+                os.close(fo)
         finally:
-            os.close(fo)
+            os.close(out)
 
 
 # -- %export and %keep -------------------------------------------------------------------------
