@@ -97,7 +97,8 @@ def main() -> None:
     students = make_students([f"rkstudent{i}" for i in range(1, max(sizes) + 1)],
                              "rkstudents")
     with tempfile.TemporaryDirectory(prefix="rk-hub-class-") as work:
-        hub = Hub(Path(work), "rkstudents", env={"ROOTFS_HUB_CGROUP": "rootfs-hub-bench"})
+        hub = Hub(Path(work), "rkstudents", env={"ROOTFS_HUB_CGROUP": "rootfs-hub-bench"},
+                  args=("--Spawner.http_timeout=600", "--Spawner.start_timeout=600"))
         hub.start()
         try:
             rows = asyncio.run(measure(hub, students, sizes, args.rounds))

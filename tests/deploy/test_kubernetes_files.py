@@ -10,6 +10,9 @@
 - a wrong key fails at every layer: the chart's schema, KubeSpawner's traits, its pod
   builder and the Kubernetes API schema.
 
+- and, as far as this host can give them, the container's settings hold for cells: an
+  ordinary user with no capability at all and no_new_privs (setpriv) runs them.
+
 What this cannot prove (the feature gates, the runtime, the nodes' AppArmor) is said in
 deploy/README.md, and the podman test proves the same settings on a real runtime.
 """
@@ -18,6 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -181,6 +190,51 @@ def test_blocking_the_metadata_server_with_iptables_adds_a_privileged_container(
     assert init["securityContext"]["privileged"] is True
     assert init["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
     assert "169.254.169.254" in init["command"]
+
+
+ORDINARY = os.environ.get("ROOTFS_TEST_USER", "rkuser")   # scripts/test.sh's ordinary user
+CELL = """
+import rootfs_kernel
+r = rootfs_kernel.run("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; id -u; "
+                      "mount -t tmpfs none /mnt && echo mounted")
+print(r.status, r.stdout, r.stderr, sep="|")
+"""
+
+
+def _no_ordinary_user() -> str | None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return "needs root and setpriv(1) to drop every capability"
+    try:
+        pwd.getpwnam(ORDINARY)
+    except KeyError:
+        return f"no user {ORDINARY} (scripts/test.sh makes it)"
+    return None
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(bool(_no_ordinary_user()), reason=_no_ordinary_user() or "")
+def test_cells_run_as_the_pods_container_settings_leave_the_server():
+    """runAsUser 1000, capabilities drop [ALL] (an empty bounding set), allowPrivilegeEscalation
+    false (no_new_privs), given by setpriv(1): cells still run, as root of their own user
+    namespace, and may mount."""
+    user = pwd.getpwnam(ORDINARY)
+    home = tempfile.mkdtemp(prefix="rk-capless-")
+    try:
+        os.chown(home, user.pw_uid, user.pw_gid)
+        done = subprocess.run(
+            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+             "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
+             "env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"XDG_DATA_HOME={home}/data",
+             f"XDG_CACHE_HOME={home}/cache", sys.executable, "-c", CELL],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    status, stdout, stderr = done.stdout.strip().split("|")
+    assert done.returncode == 0 and status == "0", done
+    # the cell: root with every capability of its own user namespace, no_new_privs kept
+    caps, nnp, uid, mounted = stdout.splitlines()
+    assert caps.startswith("CapEff:") and int(caps.split()[1], 16) != 0, done
+    assert (nnp, uid, mounted) == ("NoNewPrivs:\t1", "0", "mounted"), done
 
 
 # -- a wrong key fails, whichever layer it is in ------------------------------------------
