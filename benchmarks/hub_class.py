@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -61,16 +62,19 @@ async def measure(hub: Hub, students, sizes: list[int], rounds: int) -> list[dic
             rows.append(row)
             print(f"{size:3d} students  {label:8s} p50 {row['p50_ms']:7.1f} ms  "
                   f"p95 {row['p95_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms  "
-                  f"PSS {row['pss_mb_per_student']:6.1f} MB/student  "
-                  f"failures {row['failures']}", flush=True)
+                  f"PSS {row['pss_mb_per_student']:6.1f} MB/student "
+                  f"(kernel side {row['kernel_pss_mb_per_student']:5.1f})  "
+                  f"failures {row['failures']}, reconnects {row['reconnects']}", flush=True)
+            print("      p50 by cell: " + ", ".join(
+                f"{k} {v:.0f}" for k, v in row["p50_ms_by_cell"].items()), flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     by = {(r["students"], r["kernel"]): r for r in rows}
     lines = ["| students | cells | p50 rootfs / IPython | p95 rootfs / IPython | memory per "
-             "student (PSS) rootfs / IPython | failures |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "student (PSS) rootfs / IPython | kernel side only | failures |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for size in sorted({r["students"] for r in rows}):
         a, b = by[(size, "rootfs")], by[(size, "ipython")]
 
@@ -80,6 +84,7 @@ def table(rows: list[dict]) -> str:
 
         lines.append(f"| {size} | {a['cells']} + {b['cells']} | {pair('p50_ms', 'ms')} | "
                      f"{pair('p95_ms', 'ms')} | {pair('pss_mb_per_student', 'MB')} | "
+                     f"{pair('kernel_pss_mb_per_student', 'MB')} | "
                      f"{a['failures']} + {b['failures']} |")
     return "\n".join(lines)
 
@@ -96,14 +101,18 @@ def main() -> None:
     sizes = [int(n) for n in args.sizes.split(",")]
     students = make_students([f"rkstudent{i}" for i in range(1, max(sizes) + 1)],
                              "rkstudents")
-    with tempfile.TemporaryDirectory(prefix="rk-hub-class-") as work:
-        hub = Hub(Path(work), "rkstudents", env={"ROOTFS_HUB_CGROUP": "rootfs-hub-bench"},
-                  args=("--Spawner.http_timeout=600", "--Spawner.start_timeout=600"))
-        hub.start()
-        try:
-            rows = asyncio.run(measure(hub, students, sizes, args.rounds))
-        finally:
-            hub.stop()
+    work = Path(tempfile.mkdtemp(prefix="rk-hub-class-"))
+    hub = Hub(work, "rkstudents", env={"ROOTFS_HUB_CGROUP": "rootfs-hub-bench"},
+              args=("--Spawner.http_timeout=600", "--Spawner.start_timeout=600"))
+    hub.start()
+    try:
+        rows = asyncio.run(measure(hub, students, sizes, args.rounds))
+    except BaseException:
+        print(f"hub_class: the hub's log is kept in {hub.log}", file=sys.stderr)
+        raise
+    finally:
+        hub.stop()
+    shutil.rmtree(work, ignore_errors=True)
     print()
     print(table(rows))
     if args.json:

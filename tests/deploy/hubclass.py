@@ -124,19 +124,24 @@ def processes_of(uids: set[int]) -> list[tuple[int, int, str]]:
 
 def memory_of(uid: int) -> dict[str, float]:
     """What one user's processes take: PSS (shared pages divided among their sharers: what
-    they cost together) and RSS, in MB, and how many processes."""
-    pss = rss = 0
+    they cost together) and RSS, in MB; `kernel_pss_mb` leaves the Jupyter server out
+    (what the kernels and, for rootfs, their helpers and prepared containers take)."""
+    pss = rss = kernel = 0
     count = 0
     for pid, _, _ in processes_of({uid}):
         try:
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            server = b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
-        pss += int(fields.get("Pss", "0 kB").split()[0])
+        own = int(fields.get("Pss", "0 kB").split()[0])
+        pss += own
+        kernel += 0 if server else own
         rss += int(fields.get("Rss", "0 kB").split()[0])
         count += 1
-    return {"pss_mb": pss / 1024, "rss_mb": rss / 1024, "processes": count}
+    return {"pss_mb": pss / 1024, "rss_mb": rss / 1024, "kernel_pss_mb": kernel / 1024,
+            "processes": count}
 
 
 # -- the hub ------------------------------------------------------------------------------
@@ -212,6 +217,7 @@ class Seat:
     ws: object = None
     session: object = None
     started: float = 0.0     # seconds the server took to start
+    reconnects: int = 0      # WebSockets the server closed while its kernel started
 
     @property
     def base(self) -> str:
@@ -258,17 +264,28 @@ class Seat:
 
     async def start_kernel(self, kernel: str) -> None:
         from jupyter_client.session import Session
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
 
         self.kernel_id = (await self._request("POST", f"{self.base}/api/kernels",
                                               {"name": kernel}))["id"]
         self.session = Session(username=self.student.name)
+        for attempt in range(3):   # as JupyterLab does, connect again if the server hangs up
+            await self.connect()
+            try:
+                await self.run("", timeout=120)   # the kernel answers: it is up
+                return
+            except ConnectionError:
+                if attempt == 2:
+                    raise
+                self.reconnects += 1
+
+    async def connect(self) -> None:
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
         url = (f"{self.base.replace('http', 'ws', 1)}/api/kernels/{self.kernel_id}/channels"
                f"?session_id={self.session.session}")
         self.ws = await websocket_connect(HTTPRequest(url, headers=self._headers(),
                                                       request_timeout=120))
-        await self.run("", timeout=120)   # the kernel answers: it is up
 
     async def run(self, code: str, timeout: float = 180) -> Ran:
         """Execute one cell; its reply and its stdout (and an error's text)."""
@@ -350,20 +367,31 @@ class ClassRun:
     ran: dict[str, dict[str, Ran]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    reconnects: int = 0
 
     def latencies(self) -> list[float]:
         return [r.seconds for by_student in self.ran.values() for r in by_student.values()]
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict:
         times = sorted(self.latencies())
-        pss = [m["pss_mb"] for m in self.memory.values()]
-        rss = [m["rss_mb"] for m in self.memory.values()]
+
+        def mean(key: str) -> float:
+            values = [m[key] for m in self.memory.values()]
+            return statistics.mean(values) if values else 0.0
+
+        by_cell: dict[str, list[float]] = {}
+        for key, by_student in self.ran.items():
+            by_cell.setdefault(key.split("#")[0], []).extend(
+                r.seconds for r in by_student.values())
         return {"cells": len(times), "failures": len(self.failures),
+                "reconnects": self.reconnects,
                 "p50_ms": 1000 * statistics.median(times),
                 "p95_ms": 1000 * times[min(len(times) - 1, int(0.95 * len(times)))],
                 "max_ms": 1000 * times[-1],
-                "pss_mb_per_student": statistics.mean(pss) if pss else 0.0,
-                "rss_mb_per_student": statistics.mean(rss) if rss else 0.0}
+                "pss_mb_per_student": mean("pss_mb"), "rss_mb_per_student": mean("rss_mb"),
+                "kernel_pss_mb_per_student": mean("kernel_pss_mb"),
+                "p50_ms_by_cell": {k: round(1000 * statistics.median(v), 1)
+                                   for k, v in by_cell.items()}}
 
 
 async def start_servers(seats: list[Seat]) -> None:
@@ -392,5 +420,6 @@ async def run_class(seats: list[Seat], kernel: str,
                 else:
                     out.ran[key][seat.student.name] = result
     out.memory = {s.student.name: memory_of(s.student.uid) for s in seats}
+    out.reconnects = sum(s.reconnects for s in seats)
     await asyncio.gather(*(s.stop_kernel() for s in seats), return_exceptions=True)
     return out

@@ -154,9 +154,11 @@ def ramfs_root(argv: list[str]) -> int:
                         os.rmdir(path)
 
 
-def chroot_root(argv: list[str]) -> int:
-    """A directory on a ramfs that is not a mount point as the root (--chroot)."""
-    _check(libc.unshare(CLONE_NEWNS), "unshare")
+@contextlib.contextmanager
+def _directory_root(flags: int = CLONE_NEWNS):
+    """A directory on a ramfs that is not a mount point, with the host's top-level
+    directories attached, in a mount namespace (and the namespaces of flags) of its own."""
+    _check(libc.unshare(flags), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     top = tempfile.mkdtemp(prefix="rk-ramfs-")
     try:
@@ -164,13 +166,7 @@ def chroot_root(argv: list[str]) -> int:
         root = os.path.join(top, "root")
         os.mkdir(root, 0o755)
         _populate(root, *_host_tree())
-        pid = os.fork()
-        if pid == 0:
-            os.chroot(root)
-            os.chdir("/")
-            os.execvp(argv[0], argv)
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
+        yield root
     finally:   # the ramfs goes with the namespace; its mount point is the host's
         libc.umount2(top.encode(), MNT_DETACH)
         os.rmdir(top)
@@ -190,16 +186,15 @@ def _run_chrooted(root: str, argv: list[str]) -> int:
             return os.waitstatus_to_exitcode(status)
 
 
+def chroot_root(argv: list[str]) -> int:
+    """A directory on a ramfs that is not a mount point as the root (--chroot)."""
+    with _directory_root() as root:
+        return _run_chrooted(root, argv)
+
+
 def bound_chroot(argv: list[str]) -> int:
     """The --chroot directory made a mount point, then chrooted into (--bound-chroot)."""
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    top = tempfile.mkdtemp(prefix="rk-chroot-")
-    try:
-        _mount("rk-chroot", top, "ramfs", 0, "mode=0755")
-        root = os.path.join(top, "root")
-        os.mkdir(root, 0o755)
-        _populate(root, *_host_tree())
+    with _directory_root(CLONE_NEWNS | CLONE_NEWPID) as root:
         _mount(root, root, None, MS_BIND | MS_REC)          # mount --rbind DIR DIR
         pid = os.fork()
         if pid == 0:   # PID 1 of the new PID namespace: the system's init, outside the chroot
@@ -207,28 +202,15 @@ def bound_chroot(argv: list[str]) -> int:
             os._exit(_run_chrooted(root, argv))
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
-    finally:   # the mounts go with the namespace; the directory is the host's
-        libc.umount2(top.encode(), MNT_DETACH)
-        os.rmdir(top)
 
 
 def pivot_root(argv: list[str]) -> int:
     """The --chroot directory entered with doctor's command (--pivot-root)."""
     from rootfs_kernel.hostfacts import PIVOT_INTO
 
-    _check(libc.unshare(CLONE_NEWNS), "unshare")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    top = tempfile.mkdtemp(prefix="rk-pivot-")
-    try:
-        _mount("rk-pivot", top, "ramfs", 0, "mode=0755")
-        root = os.path.join(top, "root")
-        os.mkdir(root, 0o755)
-        _populate(root, *_host_tree())
+    with _directory_root() as root:
         line = PIVOT_INTO.replace("DIR", root).replace("exec jupyter lab", 'exec "$@"')
         return subprocess.run(["sh", "-c", f"{line} sh {shlex.join(argv)}"]).returncode
-    finally:
-        libc.umount2(top.encode(), MNT_DETACH)
-        os.rmdir(top)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def test_in_a_chroot_cells_fail_with_the_fix_and_host_cells_run():
     assert answer["doctor"]["ok"] is False
 
 
-CHROOT_WORDS = ("this process is in a chroot (PID 1 sees this root at /tmp/rk-chroot-",
+CHROOT_WORDS = ("this process is in a chroot (PID 1 sees this root at /tmp/rk-ramfs-",
                 "the kernel refuses a chrooted process new user namespaces (EPERM)",
                 "making the directory a mount point does not change that",
                 "enter the directory with pivot_root instead of chroot")
@@ -273,7 +273,7 @@ def test_in_a_chroot_of_a_mount_point_cells_fail_naming_the_chroot(user):
     assert answer["host"] == {"ok": True, "stdout": "on-host\n", "stderr": ""}
     found = checks(answer)
     assert not found["root-chroot"]["ok"] and CHROOT_WORDS[0] in found["root-chroot"]["detail"]
-    assert "mount --rbind /tmp/rk-chroot-" in found["root-chroot"]["advice"]
+    assert "mount --rbind /tmp/rk-ramfs-" in found["root-chroot"]["advice"]
     assert not found["cell"]["ok"] and answer["doctor"]["ok"] is False
     if user == "root":   # the id-map probe blames the chroot, not Linux or the filesystem
         assert "root directory (above)" in found["idmap"]["advice"], found["idmap"]
