@@ -54,6 +54,13 @@ c.StudentSpawner.pids_limit = int(os.environ.get("ROOTFS_HUB_PIDS", "1024"))
 c.StudentSpawner.cgroup_parent = os.environ.get("ROOTFS_HUB_CGROUP", "rootfs-hub")
 c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
+# Kernels speak to the student's server over Unix sockets in the student's own runtime
+# directory (~/.local/share/jupyter/runtime, 0700), not over TCP ports of 127.0.0.1: any
+# local user may subscribe to a TCP kernel's IOPub port and read its cells and outputs
+# (the messages are signed, not encrypted), and servers picking free ports at once may
+# pick the same one (the second kernel fails to start). The socket paths must fit in 107
+# bytes: a home of up to about 30 characters, or JUPYTER_RUNTIME_DIR somewhere shorter.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
 c.Spawner.notebook_dir = "~"
 # A class that logs in at once starts every server at once: on a 2-core machine 20 servers
 # take a minute or two to answer (each imports JupyterLab's server, ~2 s of CPU).

@@ -400,10 +400,11 @@ async def start_servers(seats: list[Seat]) -> None:
 
 async def run_class(seats: list[Seat], kernel: str,
                     notebook: Callable[[Student], list[tuple[str, str]]],
-                    rounds: int = 1) -> ClassRun:
+                    rounds: int = 1, stop: bool = True) -> ClassRun:
     """Every seat starts a `kernel`, then the class runs the notebook's cells together, the
     whole class on one cell at a time (as when the teacher says "run the next cell"),
-    `rounds` times; the memory of each student is read with the kernels still up."""
+    `rounds` times; the memory of each student is read with the kernels still up, which
+    are stopped at the end unless `stop` is false."""
     out = ClassRun()
     await asyncio.gather(*(s.start_kernel(kernel) for s in seats))
     cells = {s.student.name: notebook(s.student) for s in seats}
@@ -421,5 +422,11 @@ async def run_class(seats: list[Seat], kernel: str,
                     out.ran[key][seat.student.name] = result
     out.memory = {s.student.name: memory_of(s.student.uid) for s in seats}
     out.reconnects = sum(s.reconnects for s in seats)
-    await asyncio.gather(*(s.stop_kernel() for s in seats), return_exceptions=True)
+    if stop:
+        await stop_kernels(seats)
     return out
+
+
+async def stop_kernels(seats: list[Seat]) -> None:
+    await asyncio.gather(*(s.stop_kernel() for s in seats if s.kernel_id),
+                         return_exceptions=True)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from pathlib import Path
@@ -158,17 +159,35 @@ def test_a_class_of_20_runs_a_notebook_at_once_and_stays_apart(hub, students):
     seats = _seats(hub, students)
     neighbour = {s.name: students[(i + 1) % len(students)] for i, s in enumerate(students)}
 
+    def kernel_files() -> dict[str, dict]:
+        """Each class kernel's connection file (in its student's runtime directory)."""
+        out = {}
+        for seat in seats:
+            runtime = seat.student.home / ".local/share/jupyter/runtime"
+            assert runtime.stat().st_uid == seat.student.uid, runtime
+            assert runtime.stat().st_mode & 0o077 == 0, oct(runtime.stat().st_mode)
+            out[seat.student.name] = json.loads(
+                (runtime / f"kernel-{seat.kernel_id}.json").read_text())
+        return out
+
     async def go():
-        from hubclass import start_servers
+        from hubclass import start_servers, stop_kernels
 
         await start_servers(seats)
-        return await run_class(seats, "rootfs",
-                               lambda s: notebook("rootfs", s, neighbour[s.name]))
+        run = await run_class(seats, "rootfs",
+                              lambda s: notebook("rootfs", s, neighbour[s.name]), stop=False)
+        files = kernel_files()   # while the kernels are up
+        await stop_kernels(seats)
+        return run, files
 
     start = time.monotonic()
-    run = asyncio.run(go())
+    run, files = asyncio.run(go())
     took = time.monotonic() - start
     assert run.failures == [], run.failures   # every cell of every student replied
+    # every kernel on Unix sockets in its student's private runtime directory: no
+    # classmate can subscribe to its IOPub and read its cells, as on a TCP port
+    for name, info in files.items():
+        assert info["transport"] == "ipc" and info["ip"].startswith("/home/"), (name, info)
     assert len(run.latencies()) == 20 * 7
     for s in students:
         got = {name: by[s.name] for name, by in run.ran.items()}
