@@ -162,6 +162,20 @@ def test_the_user_pod_kubespawner_builds_is_a_valid_1_33_pod_confined_as_cells_n
     assert pod["spec"]["automountServiceAccountToken"] is False
 
 
+def test_the_ubuntu_nodes_variant_is_a_valid_pod_too():
+    """On Ubuntu 23.10+/24.04 nodes deploy/README.md replaces the Unconfined AppArmor
+    profile with doctor's, loaded on the nodes (values.yaml's comment)."""
+    v = values()
+    ctx = v["hub"]["config"]["KubeSpawner"]["container_security_context"]
+    ctx["appArmorProfile"] = {"type": "Localhost", "localhostProfile": "rootfs-kernel-init"}
+    pod = user_pod(v)
+    kubernetes_validate.validate(pod, K8S, strict=True)
+    assert pod["spec"]["containers"][0]["securityContext"]["appArmorProfile"] == \
+        ctx["appArmorProfile"]
+    text = (DEPLOY / "kubernetes/values.yaml").read_text()
+    assert "appArmorProfile: {type: Localhost, localhostProfile: rootfs-kernel-init}" in text
+
+
 def test_pod_yaml_is_a_valid_1_33_pod_confined_as_cells_need():
     assert_confined_as_cells_need(pod_yaml(), "lab")
 
