@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import shutil
@@ -112,6 +113,9 @@ def main() -> None:
         raise
     finally:
         hub.stop()
+        for controller in ("memory", "pids", "cpu"):   # the students' cgroups went with them
+            with contextlib.suppress(OSError):
+                (Path("/sys/fs/cgroup") / controller / "rootfs-hub-bench").rmdir()
     shutil.rmtree(work, ignore_errors=True)
     print()
     print(table(rows))

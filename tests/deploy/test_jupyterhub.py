@@ -285,3 +285,5 @@ def test_when_the_hub_stops_nothing_of_any_student_is_left(hub, students):
     for s in students:
         for controller in ("memory", "pids", "cpu"):
             assert not _cgroup(controller, s.name).exists(), (controller, s.name)
+    for controller in ("memory", "pids", "cpu"):   # the test's parent cgroups, now empty
+        _cgroup(controller, "").rmdir()
