@@ -18,7 +18,13 @@ const GOLDEN = resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'payloa
 const files = readdirSync(GOLDEN).filter(f => f.endsWith('.json')).sort();
 
 interface GoldenView {
-  state: { path: string[]; query: string; differences_only: boolean; expanded: boolean };
+  state: {
+    path: string[];
+    query: string;
+    differences_only: boolean;
+    expanded: boolean;
+    more_columns: boolean;
+  };
   title: string;
   headline: string | null;
   summary: string;
@@ -42,7 +48,8 @@ for (const file of files) {
         path: v.state.path,
         query: v.state.query,
         differencesOnly: v.state.differences_only,
-        expanded: v.state.expanded
+        expanded: v.state.expanded,
+        moreColumns: v.state.more_columns
       });
       const got = {
         title: d.title,
@@ -77,7 +84,7 @@ test('an unknown version is refused with a message that says what to do', () => 
 test('sorting keeps the two lines of a differing row together', () => {
   const golden = JSON.parse(readFileSync(join(GOLDEN, 'ns.json'), 'utf8'));
   const p = checkPayload(golden.payload);
-  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false });
+  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false, moreColumns: false });
   const sorted = sortLines(d.lines, { column: { kind: 'key' }, descending: true });
   const keys = sorted.filter(ln => ln.kind === 'row' && ln.first).map(ln => ln.kind === 'row' ? ln.row.key : '');
   assert.deepEqual(keys, [...keys].sort().reverse());

@@ -9,6 +9,7 @@ here once: the kernel shows its payload, the Python API hands out the same rows.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 
 from .inspect import listing, mounts, ns
@@ -119,7 +120,9 @@ def _compare(snap: dict, image: str | None) -> Comparison:
     if kind == "steps":
         host, steps_ = describe_steps(data["plan"], data["records"], ended=data.get("ended"),
                                       notes=data.get("notes"))
-        payload = steps_payload(host, steps_)
+        root = data["plan"].root if data["plan"] is not None else "/"
+        payload = steps_payload(host, steps_, cell_dir=posixpath.dirname(root.rstrip("/"))
+                                if root != "/" else None)
         return Comparison(kind, steps_, host, payload["rows"], payload)
     if kind == "tree":
         cell = mounts.parse_mountinfo(data)

@@ -41,6 +41,9 @@ _MOUNT_LABELS = {
     "root": "root",
 }
 _MOUNT_SPLIT = {"options": ",", "super_options": ",", "propagation": " "}
+# What a reader needs second: the superblock's options and the mount's root in its
+# filesystem, behind the "more columns" switch.
+_MOUNT_MORE = ("super_options", "root")
 _LISTING_COLUMNS = [("type", "type"), ("mode", "mode"), ("owner", "owner"),
                     ("size", "size"), ("target", "link target")]
 
@@ -50,13 +53,17 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _columns(pairs: Iterable[tuple[str, str]], split: dict[str, str] | None = None
-             ) -> list[dict[str, str]]:
+def _columns(pairs: Iterable[tuple[str, str]], split: dict[str, str] | None = None,
+             more: Iterable[str] = ()) -> list[dict]:
+    """Value columns; those in `more` are shown behind the "more columns" switch."""
     out = []
+    more = set(more)
     for name, label in pairs:
-        col = {"name": name, "label": label}
+        col: dict = {"name": name, "label": label}
         if split and name in split:
             col["split"] = split[name]
+        if name in more:
+            col["more"] = True
         out.append(col)
     return out
 
@@ -138,7 +145,7 @@ def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host"
         if r.covered:
             row["note"] = "covered by the mount above it (hidden, still mounted)"
         out.append(row)
-    columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT)
+    columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT, _MOUNT_MORE)
     p = _envelope("mounts", title, ("mount_point", "mount point"), columns, out)
     p["headline"] = mounts_headline(rows, image)
     groups = find_groups(out, columns, p["sides"], parent=posixpath.dirname,
@@ -424,7 +431,16 @@ def ns_payload(rows: Sequence[NsRow], title: str = "Namespaces: cell vs host") -
                 None if r.host is None else {"id": r.host},
                 ["id"] if r.status == "differs" else [])
            for r in rows]
-    return _envelope("ns", title, ("ns", "namespace"), _columns([("id", "id")]), out)
+    p = _envelope("ns", title, ("ns", "namespace"), _columns([("id", "id")]), out)
+    own = [r.name for r in rows if r.status == "differs"]
+    shared = [r.name for r in rows if r.status == "same"]
+    facts = []
+    if own:
+        facts.append(f"the cell's own {', '.join(own)} namespace{'' if len(own) == 1 else 's'}")
+    if shared:
+        facts.append(f"the host's {', '.join(shared)}")
+    p["headline"] = "; ".join(facts)
+    return p
 
 
 # --- navigation shared by every renderer ----------------------------------------------------
@@ -452,14 +468,16 @@ def subdirectories(rows: Sequence[dict]) -> list[str]:
 
 # --- layers ----------------------------------------------------------------------------------
 
-LAYERS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
-                 {"status": "differs", "mark": "~", "text": "changed"},
-                 {"status": "only-host", "mark": "-", "text": "removed"},
-                 {"status": "same", "mark": " ", "text": "layers"}]
+# The top level lists the layers; a layer opens onto what it added, changed and removed.
+LAYERS_LEGEND = [{"status": "same", "mark": " ", "text": "layers"}]
+ENTRIES_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
+                  {"status": "differs", "mark": "~", "text": "changed"},
+                  {"status": "only-host", "mark": "-", "text": "removed"}]
 _LAYER_COLUMNS = [("digest", "digest"), ("size", "size"), ("created_by", "created by"),
                   ("changes", "changes"), ("role", "in the overlay")]
 _ENTRY_COLUMNS = [("change", "change"), ("type", "type"), ("size", "size"),
                   ("opaque", "replaced dir"), ("shadows", "shadows"), ("hidden_by", "hidden by")]
+_ENTRY_MORE = ("change", "type")   # the mark and a directory's '/' say them already
 _OVERLAY_LABEL = "overlay"
 _PATH_KEY = {"name": "path", "label": "path"}
 OVERLAY_COLUMNS = [("from", "seen from"), ("shadows", "shadows"), ("seen", "visible")]
@@ -490,26 +508,24 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
     labels = [s["label"] for s in stack]
     rows, cut = [], []
     holders: dict[str, list[tuple[int, dict]]] = {}
-    totals = dict.fromkeys(STATUSES, 0)
     for i, (layer, meta) in enumerate(zip(scan, stack, strict=True)):
         kids = []
         for e in layer["entries"]:
             holders.setdefault(e["path"], []).append((i, e))
             values = {"change": e["change"], "type": e["type"],
-                      "size": e["size"] if e["type"] == "file" else None,
+                      "size": _size(e["size"]) if e["type"] == "file" else None,
                       "opaque": "opaque" if e["opaque"] else None,
                       "shadows": ", ".join(labels[j] for j in reversed(e["below"])) or None,
                       "hidden_by": ", ".join(f"{_HOW[how]} {labels[k]}"
                                              for k, how in e["above"]) or None}
             kids.append(_row(e["path"], _CHANGE_STATUS[e["change"]], values, None))
-        level_ = {"key": dict(_PATH_KEY), "columns": _columns(_ENTRY_COLUMNS), "rows": kids,
-                  "summary": summarize(kids)}
-        groups = find_groups(kids, _columns(_ENTRY_COLUMNS), [{"name": "cell", "label": "cell"}],
+        entry_columns = _columns(_ENTRY_COLUMNS, more=_ENTRY_MORE)
+        level_ = {"key": dict(_PATH_KEY), "columns": entry_columns, "legend": ENTRIES_LEGEND,
+                  "tree": True, "rows": kids, "summary": summarize(kids)}
+        groups = find_groups(kids, entry_columns, [{"name": "cell", "label": "cell"}],
                              parent=posixpath.dirname, alike=("change", "type"))
         if groups:
             level_["groups"] = groups
-        for s in ("only-cell", "differs", "only-host"):
-            totals[s] += level_["summary"][s]
         size = meta.get("size")
         row = _row(meta["label"], "same", {
             "digest": short_digest(meta.get("digest")),
@@ -542,6 +558,7 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
                           "role": "mounted on /"},
                  "note": "open it to see where each such path comes from",
                  "children": {"key": dict(_PATH_KEY), "columns": _columns(OVERLAY_COLUMNS),
+                              "legend": ENTRIES_LEGEND, "tree": True,
                               "rows": over, "summary": summarize(over)}})
     n = len(scan) - 1
     if title is None:
@@ -552,7 +569,8 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
                   truncated=bool(cut),
                   note=(f"{', '.join(cut)}: only the first entries are kept (every entry is "
                         "counted)") if cut else None)
-    p["summary"] = {**totals, "same": len(rows), "total": len(rows)}
+    # dive's way: the top layer (the cell's own writes) is the one shown first.
+    p["selected"] = stack[-1]["label"]
     top = stack[-1]
     if top.get("role") == "upperdir":
         p["headline"] = (f"{n} lower layer{'' if n == 1 else 's'} (lowerdir, top first: "
