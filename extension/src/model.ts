@@ -404,7 +404,9 @@ export function display(p: Payload, state: State): Display {
   const groups: Group[] = node.groups ?? [];
   const legend = levelLegend(p, node);
   const query = state.query.trim().toLowerCase();
-  const collapsible = rows.length > COLLAPSE_OVER && (summary.same > 0 || groups.length > 0);
+  // Only a comparison hides its "same" rows (in a one-sided view they are the content).
+  const collapsible =
+    rows.length > COLLAPSE_OVER && ((summary.same > 0 && twoSided(p)) || groups.length > 0);
   const collapsed = collapsible && !state.expanded && !query;
   const hideSame = state.differencesOnly || collapsed;
   const folds = new Map<number, Group>();

@@ -64,7 +64,7 @@ export type ComparePayload = {
     host?: string | null;
   };
 };
-export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps';
+export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps' | 'steps-vs';
 export type Status = 'same' | 'only-cell' | 'only-host' | 'differs';
 export type Value = string | number | null;
 

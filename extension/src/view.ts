@@ -53,11 +53,13 @@ function button(cls: string, text: string, onClick: () => void): HTMLButtonEleme
  * breaks between its directories, not mid-name. */
 export function breakable(text: string): Node[] {
   const out: Node[] = [];
-  for (const piece of text.split(/(?<=[/,|-])/)) {
-    if (out.length) {
-      out.push(document.createElement('wbr'));
+  for (const piece of text.match(/[^/,|-]*(?:[/,|-]|$)/g) ?? []) {
+    if (piece) {
+      out.push(document.createTextNode(piece));
+      if (/[/,|-]$/.test(piece)) {
+        out.push(document.createElement('wbr'));
+      }
     }
-    out.push(document.createTextNode(piece));
   }
   return out;
 }
@@ -282,6 +284,11 @@ export class CompareView {
     if (p.kind === 'steps') {
       cls += ' rfk-notes-under';
     }
+    // Keys that are names, not paths ("step 12", "mnt", "layer 1"): never wrapped.
+    const names = ['steps', 'steps-vs', 'ns'];
+    if (names.includes(p.kind) || (p.kind === 'layers' && !this.state.path.length)) {
+      cls += ' rfk-whole-keys';
+    }
     const table = el('table', cls);
 
     const head = el('tr');
@@ -352,10 +359,11 @@ export class CompareView {
     const tr = el('tr', `rfk-row rfk-group-row rfk-${ln.status}`);
     tr.dataset.status = ln.status;
     const key = el('td', 'rfk-key');
-    const unfold = button('rfk-unfold', ln.key, () => {
+    const unfold = button('rfk-unfold', '', () => {
       this.state = { ...this.state, expanded: true };
       this.redraw();
     });
+    unfold.append(...breakable(ln.key));
     unfold.title = `show these ${ln.count} rows`;
     key.append(unfold);
     const text = el('td', 'rfk-group', ln.text);

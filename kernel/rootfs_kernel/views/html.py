@@ -97,7 +97,8 @@ def table_html(payload: dict, view: dict) -> str:
     marked, notes = view["marks"], view["notes"]
     ncols = int(marked) + 1 + int(notes) + int(both) + len(columns)
     classes = "rfk-table" + (" rfk-marked" if marked else "") + \
-        (" rfk-notes-under" if payload["kind"] == "steps" else "")
+        (" rfk-notes-under" if payload["kind"] == "steps" else "") + \
+        (" rfk-whole-keys" if whole_keys(payload, view) else "")
     out = [f'<div class="rfk-scroll"><table class="{classes}"><thead><tr>']
     if marked:
         out.append('<th class="rfk-mark"></th>')
@@ -151,6 +152,13 @@ def table_html(payload: dict, view: dict) -> str:
                    "</td></tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def whole_keys(payload: dict, view: dict) -> bool:
+    """Keys that are names, not paths ("step 12", "mnt", "layer 1"): never wrapped."""
+    return payload["kind"] in ("steps", "steps-vs", "ns") or (payload["kind"] == "layers"
+                                                   and not view["choices"]
+                                                   and view["key"]["name"] == "layer")
 
 
 def _more(col: dict) -> str:

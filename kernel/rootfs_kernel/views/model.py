@@ -5,9 +5,10 @@ functions in TypeScript (extension/src/model.ts). The golden fixtures in
 tests/fixtures/payloads/ hold the expected lines of each, as written by line_text(), and
 both test suites compare against them, so the two cannot disagree.
 
-A long table (more than COLLAPSE_OVER rows at its level, with "same" rows to hide or
-runs of alike rows to fold) starts collapsed: its differences only, each run folded into
-one line, and "show all N rows" to unfold. A filter searches every row, unfolded.
+A long table (more than COLLAPSE_OVER rows at its level, with "same" rows of a
+comparison to hide or runs of alike rows to fold) starts collapsed: its differences
+only, each run folded into one line, and "show all N rows" to unfold. A filter searches
+every row, unfolded.
 """
 
 from __future__ import annotations
@@ -259,7 +260,9 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
     groups = node.get("groups") or []
     legend = level_legend(payload, node)
     query = state.query.strip().lower()
-    collapsible = len(rows) > COLLAPSE_OVER and (summary["same"] > 0 or bool(groups))
+    # Only a comparison hides its "same" rows (in a one-sided view they are the content).
+    collapsible = len(rows) > COLLAPSE_OVER and (
+        (summary["same"] > 0 and two_sided(payload)) or bool(groups))
     collapsed = collapsible and not state.expanded and not query
     hide_same = state.differences_only or collapsed
     folds = {g["start"]: g for g in groups} if collapsed else {}

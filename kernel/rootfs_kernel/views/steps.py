@@ -216,3 +216,91 @@ def headline(host: list[Mount] | None, steps: Sequence) -> str:
     if waited is not None:
         facts.append(f"prepared ahead, it waited {waited.took:.2f} s for its cell")
     return text + (": " + "; ".join(facts) if facts else "")
+
+
+# --- %show steps vs NAME --------------------------------------------------------------------
+
+VS_COLUMNS = [("calls", "system calls"), ("took", "took"), ("mounts", "mount table")]
+
+
+def _signature(step, cell_dir: str | None) -> tuple[str, str]:  # noqa: ANN001 - a Step
+    """What a step is, wherever its container was built: who took it, and its calls."""
+    return step.process, short("; ".join(step.calls), cell_dir) or ""
+
+
+_ROUTINE = ("chdir", "write", "open", "mkdir", "lchown", "setresgid", "setgroups")
+
+
+def _first_call(step) -> str:  # noqa: ANN001 - a Step
+    return (step.calls[0].split("(", 1)[0] if step.calls else step.kind) or step.kind
+
+
+def gist(calls: str | None) -> str:
+    """The call that says what a step is (pivot_root, not the chdir before it)."""
+    names = [c.strip().split("(", 1)[0] for c in (calls or "").split("; ") if c.strip()]
+    return next((n for n in names if n not in _ROUTINE), names[0] if names else "")
+
+
+def steps_vs_payload(mine: Sequence, my_dir: str | None, theirs: Sequence,
+                     their_dir: str | None, other: str) -> dict:
+    """This cell's setup next to the cell labelled `other`'s, step by step: aligned by
+    what each step calls (the container's directory written $CELL on both sides), so
+    the steps that differ are where the two setups part (pivot_root against chroot)."""
+    import difflib
+
+    from ..sandbox.steps import PROCESSES
+    from .payload import THIS, compare_legend
+
+    a = [_signature(s, my_dir) for s in mine]
+    b = [_signature(s, their_dir) for s in theirs]
+
+    def values(step, where: str | None) -> dict:  # noqa: ANN001 - a Step
+        return {"process": PROCESSES[step.process],
+                "calls": short("; ".join(step.calls), where) or None,
+                "took": ms(step.took), "mounts": _mounts_text(step)}
+
+    rows: list[dict] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [_row(f"step {i + 1}", "same", values(mine[i], my_dir), None)
+                     for i in range(i1, i2)]
+            continue
+        pairs = list(zip(range(i1, i2), range(j1, j2), strict=False)) if op == "replace" \
+            else []
+        paired = [(i, j) for i, j in pairs if a[i][0] == b[j][0]
+                  and _first_call(mine[i]) == _first_call(theirs[j])]
+        done_i = {i for i, _ in paired}
+        done_j = {j for _, j in paired}
+        for i, j in paired:
+            mine_v, theirs_v = values(mine[i], my_dir), values(theirs[j], their_dir)
+            differs = [n for n in ("calls", "mounts") if mine_v[n] != theirs_v[n]]
+            rows.append(_row(f"step {i + 1}", "differs", mine_v, theirs_v, differs))
+        rows += [_row(f"step {i + 1}", "only-cell", values(mine[i], my_dir), None)
+                 for i in range(i1, i2) if i not in done_i]
+        rows += [_row(f"{other}: step {j + 1}", "only-host", None,
+                      values(theirs[j], their_dir)) for j in range(j1, j2) if j not in done_j]
+    from .payload import _envelope
+
+    p = _envelope("steps-vs", f"Steps: this cell's container vs cell {other}'s",
+                  ("step", "step"), _columns(VS_COLUMNS, _SPLIT), rows,
+                  sides=[{"name": "cell", "label": THIS}, {"name": "host", "label": other}],
+                  legend=compare_legend(other, "in", THIS))
+    if my_dir or their_dir:
+        where = my_dir if my_dir == their_dir or not their_dir else \
+            f"{my_dir or '/'} here, {their_dir} in cell {other}"
+        p["names"] = {CELL: where}
+    odd = {s: [r for r in rows if r["status"] == s] for s in ("only-cell", "only-host", "differs")}
+    if not any(odd.values()):
+        p["headline"] = f"the same {len(mine)} steps as cell {other}'s"
+    else:
+        def calls(rs: list[dict], side: str) -> str:
+            return ", ".join(f"{gist(r[side]['calls'])} ({r['key']})"
+                             for r in rs[:4]) + (" …" if len(rs) > 4 else "")
+        parts = [f"only here: {calls(odd['only-cell'], 'cell')}" if odd["only-cell"] else "",
+                 f"only in {other}: {calls(odd['only-host'], 'host')}" if odd["only-host"]
+                 else "",
+                 f"different: {calls(odd['differs'], 'cell')}" if odd["differs"] else ""]
+        n = sum(len(v) for v in odd.values())
+        p["headline"] = (f"{n} step{'' if n == 1 else 's'} differ from cell {other}'s: "
+                         + "; ".join(x for x in parts if x))
+    return p
