@@ -106,6 +106,26 @@ export interface Display {
   collapsed: boolean;
 }
 
+/** `text` cut where it may wrap, as html.py's pieces(): after '/', '-', ',' and '|', and
+ * a long run without any (a digest) every few characters. */
+export function pieces(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.match(/[^/,|-]*(?:[/,|-]|$)/g) ?? []) {
+    let at = 0;
+    for (const run of part.matchAll(/\S{16,}/g)) {
+      // in pieces of about equal length
+      const start = run.index ?? 0;
+      const size = Math.ceil(run[0].length / Math.ceil(run[0].length / 10));
+      for (let cut = start + size; cut < start + run[0].length; cut += size) {
+        out.push(part.slice(at, cut));
+        at = cut;
+      }
+    }
+    out.push(part.slice(at));
+  }
+  return out.filter(p => p);
+}
+
 export function fmt(value: unknown): string {
   return value === null || value === undefined ? '' : String(value);
 }

@@ -21,6 +21,7 @@ import {
   initialState,
   navigable,
   neighbours,
+  pieces,
   sortLines,
   topLabel,
   twoSided
@@ -49,17 +50,18 @@ function button(cls: string, text: string, onClick: () => void): HTMLButtonEleme
   return b;
 }
 
-/** Text that may wrap after '/', '-', ',' and '|', as html.py's breakable(): a path
- * breaks between its directories, not mid-name. */
+/** Text nodes with a <wbr> where pieces() cuts: a path breaks between its directories,
+ * not mid-name. */
 export function breakable(text: string): Node[] {
   const out: Node[] = [];
-  for (const piece of text.match(/[^/,|-]*(?:[/,|-]|$)/g) ?? []) {
-    if (piece) {
-      out.push(document.createTextNode(piece));
-      if (/[/,|-]$/.test(piece)) {
-        out.push(document.createElement('wbr'));
-      }
+  for (const piece of pieces(text)) {
+    if (out.length) {
+      out.push(document.createElement('wbr'));
     }
+    out.push(document.createTextNode(piece));
+  }
+  if (/[/,|-]$/.test(text)) {
+    out.push(document.createElement('wbr')); // a list's parts come one by one
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-import { display, lineText, neighbours, sortLines, twoSided } from '../src/model';
+import { display, lineText, neighbours, pieces, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
 import { checkTree, mountDetails } from '../src/tree-model';
 
@@ -119,4 +119,11 @@ test('%show steps: step through the opened step, as the kernel widget does', () 
   assert.deepEqual(neighbours(p, [keys[keys.length - 1]]), [keys[keys.length - 2], null]);
   const layers = checkPayload(JSON.parse(readFileSync(join(GOLDEN, 'layers.json'), 'utf8')).payload);
   assert.deepEqual(neighbours(layers, ['layer 1']), [null, null]);
+});
+
+test('values are cut where they may wrap as the kernel cuts them (tests/fixtures/pieces.json)', () => {
+  const golden = JSON.parse(readFileSync(resolve(GOLDEN, '..', 'pieces.json'), 'utf8'));
+  golden.texts.forEach((text: string, i: number) => {
+    assert.deepEqual(pieces(text), golden.pieces[i], text);
+  });
 });

@@ -5,6 +5,7 @@ these are the model and the markup the renderers share."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -13,7 +14,7 @@ from fixtures.payloads import make
 from rootfs_kernel.inspect import tree as tree_graph
 from rootfs_kernel.inspect.mounts import parse_mountinfo
 from rootfs_kernel.views import display_bundle, render_html, render_text
-from rootfs_kernel.views.html import stylesheet
+from rootfs_kernel.views.html import pieces, stylesheet
 from rootfs_kernel.views.model import State, display, initial_state
 from rootfs_kernel.views.tree import dot_program, fit_width, mount_details, tree_payload
 
@@ -68,6 +69,11 @@ def test_long_values_break_after_slashes_and_dashes(built):
     html = render_html(built["steps"])
     assert "$CELL/<wbr>root" in html and "MS_REC|<wbr>MS_PRIVATE" in html
     assert "rootfs-<wbr>kernel" in html
+    # A digest breaks too (every 10 characters), a word does not; the renderer cuts
+    # alike (tests/fixtures/pieces.json, extension/test/golden.test.ts).
+    digest = "f55abc145b8ba253176dafe6436fc2319df1add7378317a1c4652f4fbc299358"
+    assert max(len(p) for p in pieces(digest)) <= 14 and pieces("relatime") == ["relatime"]
+    assert json.loads(make.PIECES.read_text()) == make.build_pieces()
 
 
 # --- %show steps as a story -------------------------------------------------------------------
@@ -203,5 +209,6 @@ def test_the_static_copy_is_small_styled_by_class_from_one_sheet(built):
     html = render_html(p)
     assert html.count("<style>") == 1 and ' style="' not in html
     # A row costs its text and a few class names (the sheet once per view).
-    body = html[len(stylesheet()):]
+    body = html.replace(stylesheet("mounts"), "")
+    assert len(body) < len(html) - 4000
     assert len(body) < 14_000, len(body)

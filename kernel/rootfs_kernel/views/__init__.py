@@ -25,7 +25,7 @@ from .payload import (
 )
 from .steps import steps_payload
 from .text import render_text
-from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
+from .tree import TREE_MIME_TYPE, tree_bundle, tree_parts, tree_payload
 
 WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 
@@ -44,10 +44,9 @@ def display_bundle(payload: dict, *, widget: bool = True,
     (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
     with it, so a caller can bound how many stay alive.
     """
-    parts: dict | str
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
-        data = tree_bundle(payload)
-        parts = data["text/html"]
+        parts = tree_parts(payload)
+        data = tree_bundle(payload, parts)
     else:
         # Where the view opens, drawn once for the static copies and the widget (bounded:
         # MAX_STATIC_LINES); %show steps' static copy adds each step's changes, folded

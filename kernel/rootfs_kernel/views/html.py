@@ -23,25 +23,53 @@ from .model import State, display, initial_state, two_sided
 # the live widget show every line.
 MAX_STATIC_LINES = 400
 STYLESHEET = Path(__file__).with_name("static.css")
-# Values may break after these (a path after "/", a name after "-", a list after "," or "|"):
-# the table then fits the width of the output area it is drawn in.
-_BREAKS = re.compile(r"([/,|-])")
+# Values may break after these (a path after "/", a name after "-", a list after "," or
+# "|"), and a long run without any (a digest) every few characters: the table then fits
+# the width of the output area it is drawn in.
+_AFTER = re.compile(r"(?<=[/,|-])")
+_RUN = re.compile(r"\S{16,}")
+_CHUNK = 10
+
+
+# The parts of static.css ("@part KIND") each kind of view takes besides the rest.
+_PARTS = {"steps": ("steps",), "layers": ("layers",), "tree": ("tree",)}
 
 
 @functools.cache
-def stylesheet() -> str:
-    """static.css without its comments and spaces (it goes into every view)."""
-    css = re.sub(r"/\*.*?\*/", "", STYLESHEET.read_text(), flags=re.S)
+def stylesheet(kind: str | None = None) -> str:
+    """static.css without its comments and spaces (it goes into every view): the parts
+    every view needs, and `kind`'s own (None: all of it)."""
+    base, *rest = re.split(r"/\* @part (\w+) \*/", STYLESHEET.read_text())
+    parts = dict(zip(rest[::2], rest[1::2], strict=True))
+    wanted = parts if kind is None else _PARTS.get(kind, ())
+    css = base + "".join(parts[name] for name in wanted)
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
     css = re.sub(r"\s+", " ", css)
     css = re.sub(r"\s*([{};,>])\s*", r"\1", css)
     css = re.sub(r":\s+", ":", css)
     return f"<style>{css.replace(';}', '}').strip()}</style>"
 
 
+def pieces(text: str) -> list[str]:
+    """`text` cut where it may wrap (no character is lost or added)."""
+    out = []
+    for part in _AFTER.split(text):
+        at = 0
+        for run in _RUN.finditer(part):   # in pieces of about equal length
+            n = -(-len(run[0]) // _CHUNK)
+            size = -(-len(run[0]) // n)
+            for cut in range(run.start() + size, run.end(), size):
+                out.append(part[at:cut])
+                at = cut
+        out.append(part[at:])
+    return [p for p in out if p]
+
+
 def breakable(text: str) -> str:
-    """Escaped text that may wrap after '/', '-' and ',' (and nowhere else it would
-    not anyway)."""
-    return _BREAKS.sub(r"\1<wbr>", escape(text))
+    """Escaped text that may wrap where pieces() cuts it (and where it would anyway),
+    also after a separator it ends with (a list's parts come one by one)."""
+    out = "<wbr>".join(escape(p) for p in pieces(text))
+    return out + "<wbr>" if text[-1:] in ("/", ",", "|", "-") else out
 
 
 def _value(parts: list[list]) -> str:
@@ -218,7 +246,7 @@ def view_parts(payload: dict, view: dict, *, more_on: bool = False) -> dict[str,
     """The view as the widget shows it, in two pieces around its controls: "heading"
     (with the stylesheet) and "body"; "switch" is what a copy without a kernel has in
     their place."""
-    return {"heading": _root() + stylesheet() + heading_html(view) + "</div>",
+    return {"heading": _root() + stylesheet(payload["kind"]) + heading_html(view) + "</div>",
             "switch": switch_html(view),
             "body": _root(more_on) + body_html(payload, view) + "</div>"}
 

@@ -287,13 +287,15 @@ def fit_width(svg: str) -> tuple[str, str]:
     return svg[:m.start()] + head + svg[m.end():], f"{float(m.group(1)) * 4 / 3:.0f}px"
 
 
-def render_tree_html(payload: dict) -> str:
+def tree_parts(payload: dict) -> dict[str, str]:
     """The picture fit to the width, the cell's tree on top, zoomed by three radio
-    buttons the stylesheet reads (no script); the text below it, folded."""
+    buttons the stylesheet reads (no script); the text below it, folded. In two pieces
+    around the widget's mount picker: "heading" (with the stylesheet) and "body"."""
     from .html import stylesheet
 
-    head = (f'<div class="rfk-static rfk-tree">{stylesheet()}<div class="rfk-heading">'
-            f'<div class="rfk-title">{escape(payload["title"])}</div></div>')
+    root = '<div class="rfk-static rfk-tree">'
+    heading = (f'{root}{stylesheet("tree")}<div class="rfk-heading"><div class="rfk-title">'
+               f'{escape(payload["title"])}</div></div></div>')
     body = ""
     if payload.get("svg"):
         svg, width = fit_width(themed_svg(payload["svg"]))
@@ -309,11 +311,17 @@ def render_tree_html(payload: dict) -> str:
             "</pre></details>")
     note = (f'<div class="rfk-note">note: {escape(payload["note"])}</div>'
             if payload.get("note") else "")
-    return head + body + text + note + "</div>"
+    return {"heading": heading, "body": root + body + text + note + "</div>"}
 
 
-def tree_bundle(payload: dict) -> dict:
-    data = {"text/plain": payload["text"], "text/html": render_tree_html(payload),
+def render_tree_html(payload: dict, parts: dict | None = None) -> str:
+    parts = parts or tree_parts(payload)
+    return parts["heading"][:-len("</div>")] + parts["body"][len('<div class="rfk-static '
+                                                                 'rfk-tree">'):]
+
+
+def tree_bundle(payload: dict, parts: dict | None = None) -> dict:
+    data = {"text/plain": payload["text"], "text/html": render_tree_html(payload, parts),
             TREE_MIME_TYPE: payload}
     if payload.get("svg"):
         data["image/svg+xml"] = payload["svg"]

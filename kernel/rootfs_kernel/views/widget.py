@@ -39,8 +39,11 @@ def _style(of: type) -> type:
     return of.class_traits()["style"].klass
 
 
-_PARTS = {"box": w.Layout, "auto": lambda: w.Layout(width="auto"),
-          "filter": lambda: w.Layout(width="16em"), "text": _style(w.Text),
+# The buttons keep their labels whole; the filter box gives way first, so the controls
+# stay on one line in a narrow output area (466 px: JupyterLab at 900 px).
+_PARTS = {"box": w.Layout, "auto": lambda: w.Layout(width="auto", flex="0 0 auto"),
+          "filter": lambda: w.Layout(width="auto", max_width="16em", flex="1 1 5em"),
+          "row": lambda: w.Layout(flex_flow="row wrap"), "text": _style(w.Text),
           "html": _style(w.HTML), "picker": _style(w.Dropdown), "button": w.ButtonStyle,
           "toggle": _style(w.ToggleButton)}
 
@@ -97,7 +100,7 @@ class CompareWidget(w.VBox):
         self.all_toggle: w.ToggleButton | None = None
         self.controls = self._make(w.HBox, [c for c in (self.filter_box, self.diff_toggle,
                                                         self.more_toggle) if c],
-                                   layout=box)
+                                   layout=shared("row"))
         # Born with its table: one comm_open carrying the HTML.
         self.table = self._make(w.HTML, value=parts["body"], layout=box,
                                 style=shared("html"))
@@ -112,11 +115,13 @@ class CompareWidget(w.VBox):
             self.path = list(start.path)
             self.subdir = self._make(w.Dropdown, options=self._picker_options(first), value="",
                                      layout=shared("auto"), style=shared("picker"))
-            self.nav = self._make(w.HBox, [*self._crumbs(), self.subdir], layout=box)
+            self.nav = self._make(w.HBox, [*self._crumbs(), self.subdir], layout=shared("row"))
             children.append(self.nav)
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
-        super().__init__(children=[*children, self.table], layout=box, **kwargs)
+        # (its class: its controls are styled by the views' stylesheet too)
+        super().__init__(children=[*children, self.table], layout=box,
+                         _dom_classes=("rfk-widget",), **kwargs)
         self._show_all_button(first)
 
         self.filter_box.observe(self._refresh, names="value")
@@ -210,7 +215,8 @@ class CompareWidget(w.VBox):
                 return
             self.all_toggle = self._make(
                 w.ToggleButton, value=False, description=footer["action"],
-                tooltip="every row, runs of alike rows unfolded", layout=w.Layout(),
+                tooltip="every row, runs of alike rows unfolded",
+                layout=w.Layout(width="auto", flex="0 0 auto"),
                 style=shared("toggle"))
             self._made.append(self.all_toggle.layout)
             self.all_toggle.observe(self._refresh, names="value")
@@ -263,26 +269,28 @@ class CompareWidget(w.VBox):
 
 
 class TreeWidget(w.VBox):
-    """The mount-tree picture and a mount picker: the picked mount in words, with its
-    peers and masters across the two namespaces."""
+    """The mount-tree picture under its title and a mount picker: the picked mount in
+    words, with its peers and masters across the two namespaces."""
 
-    def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
-        from .tree import mount_details, render_tree_html
+    def __init__(self, payload: dict, parts: dict | None = None, **kwargs) -> None:
+        """`parts`: tree.tree_parts(), when the caller drew them already."""
+        from .tree import mount_details, tree_parts
 
         self.payload = payload
         self._details = mount_details
+        parts = parts or tree_parts(payload)
         options = [("pick a mount…", "")] + [
             (f"{s['label']} {n['mount_point']} ({n['propagation']})", n["id"])
             for s in payload["sides"] for n in s["nodes"]]
         box = shared("box")   # (shared layouts and styles: as CompareWidget's)
+        self.heading = w.HTML(value=parts["heading"], layout=box, style=shared("html"))
         self.picker = w.Dropdown(options=options, value="", description="Mount", layout=box,
                                  style=shared("picker"))
         self.details = w.HTML(value="", layout=box, style=shared("html"))
-        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload),
-                              layout=box, style=shared("html"))
+        self.picture = w.HTML(value=parts["body"], layout=box, style=shared("html"))
         self.picker.observe(self._pick, names="value")
-        super().__init__(children=[self.picker, self.details, self.picture], layout=box,
-                         **kwargs)
+        super().__init__(children=[self.heading, self.picker, self.details, self.picture],
+                         layout=box, **kwargs)
 
     def _pick(self, change: dict) -> None:
         from html import escape
@@ -291,12 +299,13 @@ class TreeWidget(w.VBox):
         self.details.value = f"<code>{escape(text)}</code>" if text else ""
 
     def close_all(self) -> None:
-        for widget in (self.picker, self.details, self.picture, self):
+        for widget in (self.heading, self.picker, self.details, self.picture, self):
             widget.close()
 
 
-def build_widget(payload: dict, html: str | None = None) -> CompareWidget | TreeWidget:
-    """The interactive view of one payload (needs a comm implementation to exist)."""
+def build_widget(payload: dict, parts: dict | None = None) -> CompareWidget | TreeWidget:
+    """The interactive view of one payload (needs a comm implementation to exist);
+    `parts`: its HTML in the widget's pieces, when the caller drew them already."""
     if payload.get("kind") == "tree":
-        return TreeWidget(payload, html)
-    return CompareWidget(payload, html)
+        return TreeWidget(payload, parts)
+    return CompareWidget(payload, parts)
