@@ -44,6 +44,7 @@ def display_bundle(payload: dict, *, widget: bool = True,
     (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
     with it, so a caller can bound how many stay alive.
     """
+    view = None
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
         parts = tree_parts(payload)
         data = tree_bundle(payload, parts)
@@ -63,7 +64,7 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        w = build_widget(payload, parts)
+        w = build_widget(payload, parts, view)
         if keep is not None:
             keep(w)
         data.update(widget_view(w))

@@ -28,6 +28,7 @@ STYLESHEET = Path(__file__).with_name("static.css")
 # the width of the output area it is drawn in.
 _AFTER = re.compile(r"(?<=[/,|-])")
 _RUN = re.compile(r"\S{16,}")
+_CUT = re.compile(r"[/,|-]|\S{16}")   # where pieces() has anything to cut
 _CHUNK = 10
 
 
@@ -65,9 +66,12 @@ def pieces(text: str) -> list[str]:
     return [p for p in out if p]
 
 
+@functools.lru_cache(maxsize=4096)   # a table repeats its values (private, rw,relatime)
 def breakable(text: str) -> str:
     """Escaped text that may wrap where pieces() cuts it (and where it would anyway),
     also after a separator it ends with (a list's parts come one by one)."""
+    if not _CUT.search(text):
+        return escape(text)
     out = "<wbr>".join(escape(p) for p in pieces(text))
     return out + "<wbr>" if text[-1:] in ("/", ",", "|", "-") else out
 

@@ -68,15 +68,17 @@ class CompareWidget(w.VBox):
     # Path of opened directory names below the listing's top; widget state, not synced.
     path = List(Unicode())
 
-    def __init__(self, payload: dict, parts: dict | None = None, **kwargs) -> None:
-        """`parts`: html.view_parts() of where the view opens, when the caller drew it
-        already (the static copy is made of the same pieces)."""
+    def __init__(self, payload: dict, parts: dict | None = None, view: dict | None = None,
+                 **kwargs) -> None:
+        """`parts`: html.view_parts() of where the view opens, and `view` its display(),
+        when the caller drew them already (the static copy is made of the same pieces)."""
         self.payload = payload
         box = shared("box")
         start = initial_state(payload)
         # The first state's lines (its picker; its footer, which any max_lines gives).
-        first = display(payload, replace(start, more_columns=True),
-                        None if navigable(payload) else 0)
+        first = view if view is not None and len(view["lines"]) == view["total_lines"] \
+            else display(payload, replace(start, more_columns=True),
+                         None if navigable(payload) else 0)
         if parts is None:
             parts = view_parts(payload, display(payload, replace(start, more_columns=True)))
         self._made: list[w.Widget] = []   # the models of this view, closed with it
@@ -303,9 +305,11 @@ class TreeWidget(w.VBox):
             widget.close()
 
 
-def build_widget(payload: dict, parts: dict | None = None) -> CompareWidget | TreeWidget:
+def build_widget(payload: dict, parts: dict | None = None,
+                 view: dict | None = None) -> CompareWidget | TreeWidget:
     """The interactive view of one payload (needs a comm implementation to exist);
-    `parts`: its HTML in the widget's pieces, when the caller drew them already."""
+    `parts` (its HTML in the widget's pieces) and `view` (their display()), when the
+    caller drew them already."""
     if payload.get("kind") == "tree":
         return TreeWidget(payload, parts)
-    return CompareWidget(payload, parts)
+    return CompareWidget(payload, parts, view)
