@@ -530,7 +530,8 @@ export function display(p: Payload, state: State): Display {
     more,
     marks: legend.some(e => summary[e.status] > 0 && e.mark.trim() !== ''),
     notes: rows.some(r => !!r.note),
-    headline: state.path.length ? null : p.headline || null,
+    // (the stack's headline stays beside its opened layer)
+    headline: state.path.length && !p.selected ? null : p.headline || null,
     names: namesText(p),
     detail: openedDetail(p, state.path),
     choices: choices(p, state.path),

@@ -345,7 +345,9 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
         "more": more,
         "marks": any(summary[e["status"]] and e["mark"].strip() for e in legend),
         "notes": any(r.get("note") for r in rows),
-        "headline": None if state.path else payload.get("headline") or None,
+        # (the stack's headline stays beside its opened layer)
+        "headline": None if state.path and not payload.get("selected")
+        else payload.get("headline") or None,
         "names": names_text(payload),
         "detail": opened_detail(payload, state.path),
         "choices": choices(payload, state.path),
