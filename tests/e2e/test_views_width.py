@@ -17,19 +17,17 @@ import pytest
 from fixtures.payloads import make
 from jupyter_e2e import (
     artifacts,
-    built_renderer,
     lab_page,
     launch,
-    missing_requirements,
     open_notebook,
     outputs,
     run_cell,
     write_notebook,
 )
+from test_show_layers_tree_browser import ready  # noqa: F401 - a fixture: what the run needs
 from test_views_browser import CONTRAST_JS, dark_theme, open_saved, saved_notebook
 
 from rootfs_kernel.views import display_bundle
-from rootfs_kernel.views.tree import dot_program
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -41,15 +39,6 @@ pytestmark = pytest.mark.timeout(420)
 AREAS = {1280: 848, 900: 466}
 VS_CELLS = ["%label pivot\ntrue",
             "%root chroot\n%show steps vs pivot\n%show mounts vs pivot\ntrue"]
-
-
-@pytest.fixture(scope="module")
-def ready() -> None:
-    why = missing_requirements("lab") or (
-        None if built_renderer() else "the renderer is not built (pip install .)") or (
-        None if dot_program() else "Graphviz is not installed (apt-get install graphviz)")
-    if why:
-        pytest.skip(why)
 
 
 def real_views() -> list[dict]:
@@ -72,7 +61,7 @@ def real_views() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def views(ready) -> list[dict]:
+def views(ready) -> list[dict]:  # noqa: F811 - the fixture imported above
     """Every kind of view: the recorded default mount table (covered mounts on any host),
     the recorded tree, and this machine's real cells."""
     return [make.build()["mounts-pivot-stacked-host"]["payload"], make.recorded_tree(),
@@ -175,8 +164,16 @@ def zoom_and_pan(page, view, label: str) -> None:  # noqa: ANN001
     assert box.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), label
 
 
-def named_cell(payload: dict) -> str:
-    return payload["names"]["$CELL"]
+def check_payloads_view(view, payload: dict, label: str, area: int, first: bool) -> None:  # noqa: ANN001
+    """What every rendering of a saved view is measured for: its width, and where the
+    view has them, the covered mount's note, the tree's first screen, the steps' $CELL."""
+    check_view(view, label, area)
+    if first:   # the recorded default cell: covered mounts on any host
+        check_note(view, label)
+    if payload["kind"] == "tree":
+        check_tree(view, label)
+    if payload["kind"] == "steps":
+        check_steps(view, label, payload["names"]["$CELL"])
 
 
 # --- the renderer, in JupyterLab ------------------------------------------------------------
@@ -205,15 +202,10 @@ def test_the_renderer_fits_the_output_area(views, tmp_path: Path, width: int,
             view = rendered.nth(i)
             kind = payload["kind"]
             label = f"renderer {theme} {width} #{i} {kind}"
-            check_view(view, label, area)
-            if i == 0:
-                check_note(view, label)
-            if kind == "steps":
-                check_steps(view, label, named_cell(payload))
+            check_payloads_view(view, payload, label, area, i == 0)
             low = [c for c in view.evaluate(CONTRAST_JS) if c["ratio"] < 4.5]
             assert not low, (label, low[:5])
             if kind == "tree":
-                check_tree(view, label)
                 zoom_and_pan(page, view, label)
             view.screenshot(path=str(artifacts() / f"width-renderer-{theme}-{width}-{i}-"
                                                     f"{kind}.png"))
@@ -223,7 +215,8 @@ def test_the_renderer_fits_the_output_area(views, tmp_path: Path, width: int,
 
 
 @pytest.mark.parametrize("width", [1280, 900])
-def test_the_widget_fits_the_output_area(ready, tmp_path: Path, width: int) -> None:
+def test_the_widget_fits_the_output_area(ready, tmp_path: Path,  # noqa: F811
+                                        width: int) -> None:
     root = tmp_path / "root"
     root.mkdir()
     cells = ["%show mounts\ntrue", "%show steps\ntrue", "%show tree\ntrue",
@@ -293,14 +286,7 @@ def test_the_static_html_fits_a_book_column(views, tmp_path: Path, width: int) -
             for i, payload in enumerate(views):
                 view = statics.nth(i)
                 kind = payload["kind"]
-                label = f"static {width} #{i} {kind}"
-                check_view(view, label, width)
-                if i == 0:
-                    check_note(view, label)
-                if kind == "tree":
-                    check_tree(view, label)
-                if kind == "steps":
-                    check_steps(view, label, named_cell(payload))
+                check_payloads_view(view, payload, f"static {width} #{i} {kind}", width, i == 0)
                 view.screenshot(path=str(artifacts() / f"width-static-{width}-{i}-{kind}.png"))
             # More columns (a checkbox the stylesheet reads): where the table then
             # scrolls, a shadow on its edge says so.
