@@ -20,7 +20,7 @@ PROPAGATIONS = ("private", "slave", "shared")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
-SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps")
+SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps", "limits")
 # The views `%show KIND ... vs NAME` takes: an earlier cell's side is kept by `%label`.
 VS_KINDS = ("mounts", "ls", "tree", "steps")
 # A `%label`: what names an earlier cell's container for `vs`.
@@ -102,6 +102,7 @@ class Show:
 @dataclass(frozen=True)
 class CellSpec:
     script: str
+    script_line: int = 1          # the cell's line the script starts on (after the header)
     host: bool = False
     image: str = DEFAULT_IMAGE
     image_lineno: int = 0
@@ -116,11 +117,12 @@ class CellSpec:
     show: tuple[Show, ...] = ()
     help: bool = False
     c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
-    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory (bytes), cpu (cores)
+    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory, cpu, disk, output
     build: str | None = None      # %image NAME --build [KIND]: build NAME from KIND if missing
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
+    seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
     label: str | None = None      # %label NAME: kept for `%show ... vs NAME` in later cells
 
 
@@ -343,32 +345,33 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-LIMIT_KEYS = ("pids", "memory", "cpu", "disk")
+LIMIT_KEYS = ("pids", "memory", "cpu", "disk", "output")
 
 
 def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
-    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE` -> (("pids", N), ...); shared with the
-    kernel-wide defaults. KEY=none lifts a default (None)."""
+    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE` -> (("pids", N), ...); shared
+    with the kernel-wide defaults. KEY=none lifts a default (None). output is what the
+    kernel shows of the cell (output.py), not a bound of the container."""
     out: dict[str, float | None] = {}
     for word in words:
         key, eq, value = word.partition("=")
         if not eq or key not in LIMIT_KEYS:
-            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION or disk=SIZE (or "
-                             f"KEY=none), got {word!r}")
+            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION, disk=SIZE or "
+                             f"output=SIZE (or KEY=none), got {word!r}")
         if value == "none":
             out[key] = None
             continue
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key in ("memory", "disk"):
+            elif key in ("memory", "disk", "output"):
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key in ("memory", "disk") else
+            raise ValueError(f"{key}: {err}" if key in ("memory", "disk", "output") else
                              f"{key} must be a number, got {value!r}") from None
-        if out[key] <= 0 or (key == "pids" and out[key] < 2) or \
+        if key != "output" and out[key] <= 0 or (key == "pids" and out[key] < 2) or \
                 (key in ("memory", "disk") and out[key] < 1 << 20):
             raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
                              "memory >= 1m, disk >= 1m, cpu > 0)")
@@ -379,6 +382,11 @@ def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if not args:
         raise TypeError
     return replace(spec, limits=tuple({**dict(spec.limits), **dict(parse_limits(args))}.items()))
+
+
+def _p_seccomp(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, seccomp=_one_of(mode, ("on", "off"), "seccomp mode") == "on")
 
 
 def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -415,23 +423,29 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps [vs NAME]",
+              "| steps | limits [vs NAME]",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
-              "own on top, both mount trees as a picture, or how its container was built, "
-              "step by step; `vs NAME` (mounts, ls, tree, steps): next to the cell labelled "
-              "NAME instead.", _p_show),
+              "own on top, both mount trees as a picture, how its container was built, "
+              "step by step, or what bounded it (cgroup or rlimit) and what it used at "
+              "most; `vs NAME` (mounts, ls, tree, steps): next to the cell labelled NAME "
+              "instead.", _p_show),
         Magic("label", "%label NAME", "Name this cell's container: a later `%show mounts "
               "vs NAME` (or ls, tree, steps) compares with it, e.g. pivot_root against "
               "chroot.", _p_label),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
-        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
-              "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
-              "write (disk); every cell has pids=1024 disk=1g unless the kernel "
-              "says otherwise; KEY=none lifts one.", _p_limit),
+        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE",
+              "Bound the cell: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a "
+              "core), what it may write (disk), what the notebook is sent of its output; "
+              "every cell has pids=1024 disk=1g output=64m unless the kernel says "
+              "otherwise; KEY=none lifts one.", _p_limit),
+        Magic("seccomp", "%seccomp on|off", "The cell's seccomp filter (default on, "
+              "modelled on Docker's default profile: bpf, keyctl, perf_event_open, "
+              "userfaultfd, io_uring, module loading, ... answer EPERM); off lifts it.",
+              _p_seccomp),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
@@ -490,7 +504,7 @@ def parse(code: str, *, host_access: bool = True,
     if bad is not None:  # one search over the script, then find its line
         n = i + script.count("\n", 0, bad.start())
         _check_text(lines[n], n + 1, header=False)
-    spec = replace(spec, script=script)
+    spec = replace(spec, script=script, script_line=i + 1)
     _check_combinations(spec, lines[start:i], start)
     return spec
 
@@ -541,6 +555,11 @@ HOST_ACCESS_LINES = {
     # of any host directory. `%show ls PATH` alone compares with the image: no host read.
     "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
                                "kernel's user",
+    # Not a path to the host, but the defence that keeps the host kernel's rarely needed
+    # calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) from the cell.
+    "%seccomp off": "lifts the cell's seccomp filter: the host kernel's rarely needed "
+                    "calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) are "
+                    "open to it",
 }
 
 
@@ -553,6 +572,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%propagation shared"
     if name == "show" and args[:1] == ["ls"] and len(args) > 2:
         return "%show ls PATH HOST_PATH"
+    if name == "seccomp" and args == ["off"]:
+        return "%seccomp off"
     return None
 
 

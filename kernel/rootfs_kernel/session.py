@@ -13,12 +13,13 @@ import errno
 import os
 import shlex
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell, labels
+from . import cell, dirfd, labels
 from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README):
-# processes and what it may write. Memory only on request (a cgroup to join per cell).
-DEFAULT_LIMITS = "pids=1024 disk=1g"
+# processes, what it may write, and what the kernel sends the notebook of its output
+# (output.py). Memory only on request (a cgroup to join per cell).
+DEFAULT_LIMITS = "pids=1024 disk=1g output=64m"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
@@ -76,16 +78,21 @@ class Session:
                  prepare: bool = True, ids: IdRange | None = None,
                  host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
-        # (`pids=512 memory=2g`), then each cell's own %limit line.
+        # (`pids=512 memory=2g`), then each cell's own %limit line. The output budget is
+        # the kernel's to keep (output_budget), not the container's.
         self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
                                **dict(cell.parse_limits(default_limits.split()))}
+        self.default_output = self.default_limits.pop("output", None)
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
         # A started helper's client, unless the caller hands its own (the unit tests' has
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
             sandbox = SandboxClient(prepare=prepare, ids=ids)
-            sandbox.start()
+            # Refused (e.g. a runtime directory someone else made): the kernel still
+            # starts, and each cell says why and tries again (execute).
+            with contextlib.suppress(SandboxError):
+                sandbox.start()
         self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -102,12 +109,24 @@ class Session:
     def close(self) -> None:
         self.sandbox.close()
 
+    def output_budget(self, code: str) -> float | None:
+        """How many bytes of output the kernel may show of this cell (None: no bound): its
+        own %limit output=, else the kernel's. A cell whose header is wrong shows none
+        of its own (execute says why)."""
+        try:
+            spec = self._parse(code)
+        except cell.HeaderError:
+            return self.default_output
+        return dict(spec.limits).get("output", self.default_output)
+
     async def execute(self, code: str, stdout: Sink, stderr: Sink, *,
                       interrupt: asyncio.Event | None = None,
-                      progress: Progress | None = None) -> Outcome:
-        """Run one cell. `progress` reports image builds (called from a worker thread)."""
+                      progress: Progress | None = None, notices: Sink | None = None
+                      ) -> Outcome:
+        """Run one cell. `progress` reports image builds (called from a worker thread);
+        `notices` takes what the kernel says about the cell (default: stderr)."""
         def notice(text: str) -> None:
-            stderr(f"rootfs-kernel: {text}\n".encode())
+            (notices or stderr)(f"rootfs-kernel: {text}\n".encode())
 
         self._progress = progress
         try:
@@ -123,9 +142,15 @@ class Session:
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
         if not spec.script.strip() and \
-                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
+                replace(spec, env=(), help=False, limits=()) == \
+                cell.CellSpec(script=spec.script, script_line=spec.script_line):
             self.user_env.update(spec.env)
             return out
+        if self.sandbox.refused is not None:   # at the kernel's start: again, or say why
+            try:
+                self.sandbox.start()
+            except SandboxError as err:
+                return replace(out, error=Failure.of(err))
         c_files: list[str] = []
         c_source = self._c_source() if spec.c_flags is not None else None
         try:
@@ -235,6 +260,8 @@ class Session:
     async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
                     c_program: str | None) -> Plan:
         env = {**self.user_env, **dict(spec.env)}
+        if any(key == "output" for key, _ in spec.limits):   # the kernel's, not the sandbox's
+            spec = replace(spec, limits=tuple(kv for kv in spec.limits if kv[0] != "output"))
         if spec.host:
             return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
         for m in spec.mounts:
@@ -260,8 +287,8 @@ class Session:
         plan = None if key is None else self._plans.get(key)
         if plan is None:
             plan = plan_for(spec, image, self.sandbox.context(
-                env=env, keep_active=keep_active, default_limits=self.default_limits),
-                c_program=c_program)
+                env=env, keep_active=keep_active, default_limits=self.default_limits,
+                host_access=self.host_access), c_program=c_program)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan
@@ -318,10 +345,18 @@ class Session:
             raise
 
     def _c_source(self) -> str:
-        """Where this %%c cell's source goes; its program is the same path without .c."""
+        """Where this %%c cell's source goes; its program is the same path without .c.
+        Its directory is 0711 in root mode (a cell's unprivileged root runs the program of a
+        `%root none` cell by path), so what it holds is no one else's to read."""
         self._c_count += 1
         workdir = os.path.join(self.sandbox.places.dir, "c")
-        os.makedirs(workdir, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(workdir, 0o700)
+        fd = os.open(workdir, dirfd.DIR_FLAGS)
+        try:
+            os.fchmod(fd, 0o711 if os.geteuid() == 0 else 0o700)
+        finally:
+            os.close(fd)
         return os.path.join(workdir, f"cell{self._c_count}.c")
 
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
@@ -330,19 +365,29 @@ class Session:
         read-only host tree, only the work directory writable, unprivileged); the cell's
         plan runs the program."""
         binary = source[:-2]
-        with open(source, "w") as f:
-            f.write(spec.script)
-        flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
-        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
-        messages: list[bytes] = []
         workdir = os.path.dirname(source)
-        plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
+        cdir = os.open(workdir, dirfd.DIR_FLAGS)
+        try:   # a new file, never one that was there: 0600, the compiler reads it as owner
+            with os.fdopen(dirfd.replace_file(cdir, os.path.basename(source), 0o600), "w") as f:
+                f.write(spec.script)
+        finally:
+            os.close(cdir)
+        flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
+        # Named relative to the compile's working directory: the helper's directory names
+        # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
+        # to read.
+        name = os.path.basename(binary)
+        cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
+        messages: list[bytes] = []
+        # umask 077: what gcc writes (the program while it is linked) is its owner's alone.
+        plan = compile_plan(self.sandbox.context(), workdir,
+                            ("/bin/sh", "-c", "umask 077 && exec " + shlex.join(cmd)),
                             bounds((), self.default_limits), _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt)
         if run.error:
             raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+        text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)
@@ -350,10 +395,17 @@ class Session:
             raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
         if text:
             stderr(text.encode())
-        if not os.path.exists(binary):
+        try:   # the program gcc made, no link: run by anyone's id, read by no one else
+            fd = os.open(binary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
             raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped it "
-                                "before linking; drop it")
-        os.chmod(binary, 0o755)
+                                "before linking; drop it") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _CompileError("gcc's output is not a program file: check the flags")
+            os.fchmod(fd, 0o711)
+        finally:
+            os.close(fd)
         return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, succeeded: bool,

@@ -15,6 +15,7 @@ from .html import (
     view_parts,
     with_step_tables,
 )
+from .limits import LIMITS_MIME_TYPE, limits_bundle, limits_payload
 from .payload import (
     MIME_TYPE,
     changes_payload,
@@ -48,6 +49,9 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
         parts = tree_parts(payload)
         data = tree_bundle(payload, parts)
+    elif payload.get("kind") == "limits":  # figures, not a diff (limits.schema.json)
+        data = limits_bundle(payload)
+        parts = None
     else:
         # Where the view opens, drawn once for the static copies and the widget (bounded:
         # MAX_STATIC_LINES); %show steps' static copy adds each step's changes, folded
@@ -72,12 +76,14 @@ def display_bundle(payload: dict, *, widget: bool = True,
 
 
 __all__ = [
+    "LIMITS_MIME_TYPE",
     "MIME_TYPE",
     "TREE_MIME_TYPE",
     "WIDGET_MIME_TYPE",
     "changes_payload",
     "display_bundle",
     "layers_payload",
+    "limits_payload",
     "listing_payload",
     "mounts_payload",
     "ns_payload",

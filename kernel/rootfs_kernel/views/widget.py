@@ -312,4 +312,8 @@ def build_widget(payload: dict, parts: dict | None = None,
     caller drew them already."""
     if payload.get("kind") == "tree":
         return TreeWidget(payload, parts)
+    if payload.get("kind") == "limits":
+        from .limits import limits_widget
+
+        return limits_widget(payload)
     return CompareWidget(payload, parts, view)
