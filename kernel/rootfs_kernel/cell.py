@@ -6,6 +6,7 @@ container the script runs in; `%%host` as the very first line runs it on the hos
 
 from __future__ import annotations
 
+import difflib
 import math
 import posixpath
 import re
@@ -21,6 +22,10 @@ PROPAGATIONS = ("private", "slave", "shared")
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
 SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps", "limits")
+# The views `%show KIND ... vs NAME` takes: an earlier cell's side is kept by `%label`.
+VS_KINDS = ("mounts", "ls", "tree", "steps")
+# A `%label`: what names an earlier cell's container for `vs`.
+LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -97,11 +102,14 @@ class Bind:
 
 @dataclass(frozen=True)
 class Show:
-    """`%show KIND [ARGS]`: a comparison view taken when the script ends."""
+    """`%show KIND [ARGS] [vs NAME]`: a comparison view taken when the script ends; with
+    `against`, next to the same view of the cell labelled NAME instead of the host."""
 
     kind: str
     path: str | None = None
     host_path: str | None = None
+    against: str | None = None
+    lineno: int = field(default=0, compare=False)   # for messages: not what the view is
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class CellSpec:
     export_lineno: int = 0
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
     seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
+    label: str | None = None      # %label NAME: kept for `%show ... vs NAME` in later cells
 
 
 @dataclass(frozen=True)
@@ -311,23 +320,50 @@ def _p_shell(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     return replace(spec, shell=_absolute(path, "PATH"))
 
 
+def _label_name(name: str) -> str:
+    if not LABEL_NAME.match(name):
+        raise ValueError(f"{visible(name)!r} is not a label (letters, digits, . _ -, at "
+                         "most 64)")
+    return name
+
+
 def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if not args:
         raise TypeError
     kind, *rest = args
     _one_of(kind, SHOW_KINDS, "view")
+    against = None
+    if "vs" in rest:
+        at = rest.index("vs")
+        if at != len(rest) - 2:
+            raise ValueError("`vs` ends the line with the label of an earlier cell: "
+                             f"`%show {kind}{' PATH' if kind == 'ls' else ''} vs NAME`")
+        if kind not in VS_KINDS:
+            raise ValueError(f"`%show {kind}` has no `vs`: {', '.join(VS_KINDS)} compare "
+                             "with an earlier cell labelled by `%label NAME`")
+        against = _label_name(rest[-1])
+        rest = rest[:at]
     if kind == "ls":
         if len(rest) not in (1, 2):
             raise ValueError("`%show ls` takes PATH and an optional HOST_PATH")
+        if against and len(rest) == 2:
+            raise ValueError("`%show ls PATH vs NAME` compares with cell NAME's PATH, not a "
+                             "host path: drop HOST_PATH or `vs NAME`")
         path = _absolute(rest[0], "PATH")
         # Without HOST_PATH the cell is compared with its image (or, %root none, the host).
         host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else None
-        view = Show("ls", path, host)
+        view = Show("ls", path, host, against, lineno)
     elif rest:
-        raise ValueError(f"`%show {kind}` takes no arguments")
+        raise ValueError(f"`%show {kind}` takes no arguments"
+                         + (" but `vs NAME`" if kind in VS_KINDS else ""))
     else:
-        view = Show(kind)
+        view = Show(kind, against=against, lineno=lineno)
     return replace(spec, show=spec.show + (view,))
+
+
+def _p_label(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (name,) = args
+    return replace(spec, label=_label_name(name))
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
@@ -464,13 +500,17 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps | limits",
+              "| steps | limits [vs NAME]",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
               "own on top, both mount trees as a picture, how its container was built, "
               "step by step, or what bounded it (cgroup or rlimit) and what it used at "
-              "most.", _p_show),
+              "most; `vs NAME` (mounts, ls, tree, steps): next to the cell labelled NAME "
+              "instead.", _p_show),
+        Magic("label", "%label NAME", "Name this cell's container: a later `%show mounts "
+              "vs NAME` (or ls, tree, steps) compares with it, e.g. pivot_root against "
+              "chroot.", _p_label),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
@@ -497,6 +537,9 @@ def help_text() -> str:
                  "(first line only).")
     lines.append(f"{'%%c [GCC_FLAGS]':<{width}}  The cell is C: compiled with the host's gcc, "
                  "run in the container (first line only).")
+    lines.append(f"{'display FILE':<{width}}  A command in every cell's script: show a PNG, "
+                 "JPEG, GIF, SVG, HTML or Markdown file below the cell (--html, --markdown, "
+                 "... pick the kind).")
     return "Header lines (at the top of a cell; the rest is a shell script):\n" + "\n".join(
         "  " + line for line in lines
     )
@@ -657,8 +700,10 @@ def _parse_line(spec: CellSpec, line: str, lineno: int, host_access: bool = True
     magic = MAGICS.get(name)
     if magic is None:
         known = ", ".join("%" + n for n in MAGICS)
-        raise HeaderError(lineno, line, f"unknown header line %{visible(name)}; known: "
-                          f"{known}, %%host, %%c")
+        close = difflib.get_close_matches(name, MAGICS, n=1, cutoff=0.6)
+        hint = f"did you mean `%{close[0]}`? " if close else ""
+        raise HeaderError(lineno, line, f"unknown header line %{visible(name)}; {hint}"
+                          f"known: {known}, %%host, %%c")
     _check_host_access(host_access, lineno, line, _host_access_line(name, args))
     try:
         return magic.parse(spec, args, lineno)  # type: ignore[operator]

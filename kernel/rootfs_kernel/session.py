@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell, dirfd
+from . import cell, dirfd, labels
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
 from .sandbox.client import CellRun, SandboxClient, SandboxError
@@ -103,6 +103,8 @@ class Session:
         self._said: set[str] = set()
         self._specs: dict[tuple, cell.CellSpec] = {}
         self._plans: dict[tuple, Plan] = {}
+        # %label NAME: what a later `%show ... vs NAME` compares with, by name.
+        self.labels: dict[str, labels.Labelled] = {}
 
     def close(self) -> None:
         self.sandbox.close()
@@ -130,6 +132,7 @@ class Session:
         try:
             spec = self._parse(code)
             self._check_export(spec)
+            labels.check(spec, self.labels)
         except cell.HeaderError as err:
             return Outcome(error=Failure.of(err))
         if self.sandbox.gone():   # it died between cells: this cell gets a new one
@@ -151,7 +154,9 @@ class Session:
         c_files: list[str] = []
         c_source = self._c_source() if spec.c_flags is not None else None
         try:
-            plan = await self._plan(spec, notice, None if c_source is None else c_source[:-2])
+            # A labelled cell also takes what a later `vs` reads (labels.shows_for).
+            plan = await self._plan(replace(spec, show=labels.shows_for(spec)), notice,
+                                    None if c_source is None else c_source[:-2])
             if c_source is not None:
                 c_files = await self._compile_c(spec, c_source, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
@@ -200,9 +205,12 @@ class Session:
         if run.snapshots:   # the views' modules are loaded by the first cell that has one
             from . import compare
 
-            out.comparisons = compare.compare(run.snapshots, image=spec.image, stack=stack,
-                                              plan=plan)
+            out.comparisons = compare.compare(run.snapshots[:len(spec.show)],
+                                              image=spec.image, stack=stack, plan=plan,
+                                              labels=self.labels)
             out.payloads = [c.payload for c in out.comparisons]
+            if spec.label:   # after its own views: its `vs NAME` meant the earlier NAME
+                labels.remember(self.labels, labels.keep(spec.label, plan, run.snapshots))
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
@@ -318,6 +326,16 @@ class Session:
     async def _load_image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
         progress = self._progress or (lambda _f, _m: None)
         fresh = not self.store.exists(spec.image)
+        if fresh and not spec.build and spec.image not in (known := self.store.available()):
+            # Said before anything is prepared, in the cell's own words.
+            err = ImageError(
+                f"unknown image {spec.image!r}: `%image {spec.image} --build` makes it "
+                f"(from minimal; `--build busybox` or `--build debian` from those), or a "
+                f"cell with `%export {spec.image}` saves its root filesystem as it; images "
+                f"here: {', '.join(known) or 'none'} (`rootfs-kernel image list`)")
+            if spec.image_lineno:
+                raise cell.HeaderError(spec.image_lineno, f"%image {spec.image}", str(err))
+            raise err
         if fresh:
             # Information, not a failure: on the progress line, in order with the build's.
             progress(0.0, f"preparing image {spec.image} ...")
