@@ -599,7 +599,54 @@ def bench_keep(cfg: Config, kernels: Kernels) -> list[Row]:
                         f"first {n} (median of {cfg.keep_chains} chains)",
                 key="keep_last_vs_first", unit="ms", value=last, baselines={"first cells": first},
                 ratio=r, ratio_base="first cells", target="must not grow (<= 1.25x)",
-                met=None if r is None else r <= 1.25)]
+                met=None if r is None else r <= 1.25), *_keep_cells(cfg, kernels)]
+
+
+def _keep_cells(cfg: Config, kernels: Kernels) -> list[Row]:
+    """What a %keep cell costs next to a plain one: chains of ten %keep cells (each
+    cell's changes copied out of its tmpfs and merged onto the kept layer) that append a
+    line to a kept file, or write 8 MiB, then ten plain `true` cells, the kernels (this
+    version, --before) taking turns cell by cell, each first every other turn."""
+    sessions = {label: kernels.get(label) for label in ("rootfs", *_before({}))}
+    sessions = {label: s for label, s in sessions.items() if s is not None}
+    cells = {"line": "%keep\necho {i} >> /f", "8m": "%keep\nhead -c 8M /dev/zero > /f{i}"}
+    times: dict[str, dict[str, list[float]]] = {
+        what: {label: [] for label in sessions} for what in (*cells, "plain")}
+    order = list(sessions.items())
+
+    def turns(code: str, into: dict[str, list[float]] | None) -> None:
+        # The kernel that goes second would pay for the namespace teardown the other's
+        # cell leaves behind: each goes first every other turn.
+        order.reverse()
+        for label, s in order:
+            t, _, status = s.run(code)
+            if status != "ok":
+                raise RuntimeError(f"{label}: {code!r} failed")
+            if into is not None:
+                into[label].append(t * 1e3)
+
+    for block in range(cfg.keep_chains + 1):   # the first block warms up
+        for what, code in cells.items():
+            for i in range(10):
+                turns(code.format(i=i), times[what] if block else None)
+            turns("true", None)   # ends each chain
+        for _ in range(10):
+            turns("true", times["plain"] if block else None)
+    med = {what: {label: median(v) for label, v in by.items()} for what, by in times.items()}
+    log(f"keep cells: {med}")
+    plain = med["plain"]
+    rows = []
+    for what, key, words in (("line", "keep_cell_vs_plain", "`echo N >> /f`"),
+                             ("8m", "keep_8m_vs_plain", "`head -c 8M /dev/zero > /fN`")):
+        k = med[what]
+        before = {"before": k.get("before"), "before, plain": plain.get("before")} \
+            if "before" in k else {}
+        rows.append(Row(f"a %keep cell ({words} in a chain) next to a plain `true`", key,
+                        "ms", k.get("rootfs"), {"plain cell": plain.get("rootfs"), **before},
+                        ratio(k.get("rootfs"), plain.get("rootfs")), "plain cell",
+                        note="" if "before" not in k else
+                        f"before: {ratio(k['before'], plain['before']):.2f}x its plain cell"))
+    return rows
 
 
 # -- 2. fresh-container setup ------------------------------------------------------------------
@@ -702,56 +749,79 @@ def bench_setup(cfg: Config, kernels: Kernels) -> list[Row]:
                 note="the cost a prepared container hides (bwrap as above)")]
 
 
-# -- %show steps ---------------------------------------------------------------------------------
+# -- %show steps and %show mounts: a view cell next to a plain one -----------------------------
 STEPS_CELL = "%show steps\ntrue"
+MOUNTS_CELL = "%show mounts\ntrue"
 
 
 def bench_steps(cfg: Config, kernels: Kernels) -> list[Row]:
-    """What `%show steps` costs a cell: its container records every step's mount table
-    (init.c), the kernel words and diffs them and sends the view. Cells run in blocks of
-    the same kind, as a notebook runs them (each gets a container made ahead with its own
-    setup), the blocks taking turns so drift falls on both; then the plain cell right
-    after a `%show steps` one, whose container is made when it comes (the one made ahead
-    recorded, and only a `%show steps` cell takes it)."""
+    """What a view costs a cell. `%show steps`: its container records every step's mount
+    table (init.c), the kernel words and diffs them and sends the view; `%show mounts`:
+    the kernel diffs the cell's table with the host's and sends the view. Cells run in
+    blocks of the same kind, as a notebook runs them (each gets a container made ahead
+    with its own setup), the blocks taking turns so drift falls on all, an earlier
+    version's kernel (--before) taking its turns too; then the plain cell right after a
+    `%show steps` one, whose container is made when it comes (the one made ahead recorded,
+    and only a `%show steps` cell takes it)."""
     s = kernels.get("rootfs")
     if s is None:
         note = f"n/a: {kernels.missing.get('rootfs', 'the rootfs kernel did not start')}"
         return [Row("a `%show steps` cell next to a plain one", "steps_cell", "ms", None,
                     note=note),
+                Row("a `%show mounts` cell next to a plain one", "mounts_cell", "ms", None,
+                    note=note),
                 Row("a plain cell right after a `%show steps` cell", "plain_after_steps",
                     "ms", None, note=note)]
+    sessions = {"rootfs": s}
+    old = kernels.get("before") if "before" in KERNELS else None
+    if old is not None:
+        sessions["before"] = old
+    codes = {"plain": "true", "steps": STEPS_CELL, "mounts": MOUNTS_CELL}
     block = max(2, cfg.reps // 20)
-    plain: list[float] = []
-    steps: list[float] = []
+    times: dict[tuple[str, str], list[float]] = {(k, c): [] for k in sessions for c in codes}
     after: list[float] = []
     for round_ in range(max(2, cfg.reps // block // 2) + 1):
         warm = round_ == 0   # the first round warms up
-        for code, into in (("true", plain), (STEPS_CELL, steps)):
-            for i in range(block + 1):   # the block's first cell: its container on demand
-                t, _, status = s.run(code)
-                if status != "ok":
-                    raise RuntimeError(f"{code!r} failed ({status})")
-                if i and not warm:
-                    into.append(t * 1e3)
+        for label, session in sessions.items():
+            for kind, code in codes.items():
+                for i in range(block + 1):   # the block's first cell: its container on demand
+                    t, _, status = session.run(code)
+                    if status != "ok":
+                        raise RuntimeError(f"{label}: {code!r} failed ({status})")
+                    if i and not warm:
+                        times[label, kind].append(t * 1e3)
         s.run(STEPS_CELL)
         t, _, _ = s.run("true")
         if not warm:
             after.append(t * 1e3)
-    p, st, af = median(plain), median(steps), median(after)
-    log(f"steps: plain p50 {p:.2f} ms, %show steps p50 {st:.2f} ms, plain after steps "
-        f"p50 {af:.2f} ms (n={len(plain)}/{len(steps)}/{len(after)})")
-    r = ratio(st, p)
-    return [Row(measure="a `%show steps` cell next to a plain one (`true`), round trip p50",
-                key="steps_cell", unit="ms", value=st, baselines={"plain `true`": p},
-                ratio=r, ratio_base="plain `true`", target="<= 4x (a few times)",
-                met=None if r is None else r <= 4.0,
-                note="the same kernel, blocks of each kind taking turns; the view's "
-                     "display_data (text, HTML, payload, widget) is part of the round trip"),
-            Row(measure="a plain cell right after a `%show steps` cell, round trip p50",
-                key="plain_after_steps", unit="ms", value=af, baselines={"plain `true`": p},
-                ratio=ratio(af, p), ratio_base="plain `true`", target="-", met=None,
-                note="the container made ahead recorded its steps, so this one is made "
-                     "when the cell comes (once, after each `%show steps` cell)")]
+    p50 = {key: median(v) for key, v in times.items()}
+    p, af = p50["rootfs", "plain"], median(after)
+    for label in sessions:
+        log(f"views {label}: plain p50 {p50[label, 'plain']:.2f} ms, %show steps p50 "
+            f"{p50[label, 'steps']:.2f} ms, %show mounts p50 {p50[label, 'mounts']:.2f} ms")
+    log(f"steps: plain after steps p50 {af:.2f} ms (n={len(after)})")
+    rows = []
+    for kind, key, target in (("steps", "steps_cell", 4.0), ("mounts", "mounts_cell", None)):
+        r = ratio(p50["rootfs", kind], p)
+        bases = {"plain `true`": p}
+        note = ("the same kernel, blocks of each kind taking turns; the view's display_data "
+                "(text, HTML, payload, widget) is part of the round trip")
+        if "before" in sessions:
+            before = ratio(p50["before", kind], p50["before", "plain"])
+            bases.update({"before": p50["before", kind],
+                          "before's plain `true`": p50["before", "plain"]})
+            note += f"; before: {before:.2f}x its plain cell" if before else ""
+        rows.append(Row(measure=f"a `%show {kind}` cell next to a plain one (`true`), round "
+                                "trip p50", key=key, unit="ms", value=p50["rootfs", kind],
+                        baselines=bases, ratio=r, ratio_base="plain `true`",
+                        target=f"<= {target:g}x (a few times)" if target else "",
+                        met=None if r is None or target is None else r <= target, note=note))
+    rows.append(Row(measure="a plain cell right after a `%show steps` cell, round trip p50",
+                    key="plain_after_steps", unit="ms", value=af, baselines={"plain `true`": p},
+                    ratio=ratio(af, p), ratio_base="plain `true`", target="-", met=None,
+                    note="the container made ahead recorded its steps, so this one is made "
+                         "when the cell comes (once, after each `%show steps` cell)"))
+    return rows
 
 
 # -- 5. comparison views -----------------------------------------------------------------------

@@ -25,7 +25,6 @@ imported in the guest, which has no network.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pwd
 import shutil

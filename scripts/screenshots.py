@@ -6,13 +6,15 @@
 Starts `jupyter lab` on loopback with the rootfs kernel and the extension's renderer
 (temporary root, token and Jupyter directories: tests/e2e/jupyter_e2e.py), runs cells
 in Debian's chromium (Playwright for Python, no browser download) and saves, cropped to
-the cell: the default (pivot_root) mount table, the `%root none` one, the listing
-comparison with a subdirectory opened, `%show steps` with its pivot_root step opened,
-`%show layers` with its overlay opened, a cell's `display` of an SVG it drew, the pivot
-mount table and `%show tree` in JupyterLab Dark, and the top of
-notebooks/02-tmpfs-over-tmp.ipynb as saved (outputs already executed). The views of a
-host's mounts (mounts, steps, tree) are drawn from recorded tables (tests/fixtures), not
-from this machine's.
+the cell, the views as a reader sees them: JupyterLab at 1280 px with its file browser
+open (an 848 px output area, what tests/e2e/test_views_width.py measures), one at 900 px
+(466 px): the default (pivot_root) mount table, the `%root none` one, the listing with a
+subdirectory opened, `%show steps` as a story and with its pivot_root step opened,
+`%show steps vs pivot` of a chroot cell, `%show layers` on the cell's own layer, a
+cell's `display` of an SVG it drew, the pivot mount table and `%show tree` in JupyterLab
+Dark, and the top of notebooks/02-tmpfs-over-tmp.ipynb as saved. The views of a host's
+mounts (mounts, steps, tree) are drawn from recorded tables (tests/fixtures), not from
+this machine's.
 Needs what the e2e test needs: chromium, playwright, jupyterlab, the built renderer.
 """
 
@@ -32,14 +34,15 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import jupyter_e2e as e2e  # noqa: E402
 
-# Wide enough for the mount table's columns; the listing and the notebook need less.
-WIDE = {"width": 1600, "height": 1000}
-NARROW = {"width": 1100, "height": 900}
+# JupyterLab at 1280 px with its file browser open: an 848 px output area; at 900 px, 466.
 PAGE = {"width": 1280, "height": 900}
+NARROW = {"width": 900, "height": 900}
 # A fixed working directory, so the host path shown in the listing's title is the same
 # on every run (the pictures change only when the views do).
 WORK = Path(tempfile.gettempdir()) / "rootfs-kernel-pictures"
 TALL = {"width": 1280, "height": 1300}
+# %show steps vs NAME: the default container (pivot_root) labelled, then a chroot one.
+VS = ["%label pivot\ntrue", "%root chroot\n%show steps vs pivot\ntrue"]
 # The cell's /etc next to the image's before the cell: what the cell changed.
 LISTING = ("%show ls /etc\n"
            "mkdir -p /etc/app/conf.d\n"
@@ -78,16 +81,12 @@ def saved_view(path: Path, source: str, payload: dict) -> None:
 
 def steps_and_tree(root: Path) -> None:
     """%show steps of the golden payload (a small host, a whole container), and %show
-    tree of the recorded default cell on the recorded host with stacked mounts."""
+    tree of the recorded default cell on the recorded host with stacked mounts (the
+    views tests/e2e/test_views_width.py measures)."""
     from fixtures.payloads import make
 
-    from rootfs_kernel.inspect.mounts import parse_mountinfo
-    from rootfs_kernel.views import tree_payload
-
     saved_view(root / "steps.ipynb", STEPS, make.build()["steps"]["payload"])
-    cell = parse_mountinfo((make.MOUNTINFO / "pivot_cell.txt").read_text())
-    host = parse_mountinfo((make.MOUNTINFO / "stacked_host.txt").read_text())
-    saved_view(root / "tree.ipynb", TREE, tree_payload(cell, host))
+    saved_view(root / "tree.ipynb", TREE, make.recorded_tree())
 
 
 def mount_views(path: Path) -> None:
@@ -115,22 +114,19 @@ def mount_views(path: Path) -> None:
         "name": "rootfs", "display_name": "Rootfs (sh)", "language": "shell"}}), str(path))
 
 
+def fresh(server, name: str) -> str:
+    """The notebook's URL in a workspace of its own (not every notebook opened so far)."""
+    return server.url(name) + "&reset"
+
+
 def shoot_saved(page, server, name: str, index: int, out: Path) -> Path:
-    page.goto(server.url(name))
+    """A saved view as a reader sees it: the file browser open beside the notebook."""
+    page.goto(fresh(server, name))
     cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").nth(index)
     cell.locator(".rfk-compare").wait_for(timeout=60_000)
-    collapse_left_sidebar(page)
     deselect(page)
-    time.sleep(0.5)  # let the layout settle after the sidebar closed
+    time.sleep(0.5)  # let the layout settle
     return e2e.shoot(cell, out)
-
-
-def collapse_left_sidebar(page) -> None:
-    """Give the notebook the whole width: close JupyterLab's file browser panel."""
-    current = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-    if current.count():
-        current.first.click()
-        page.locator("#jp-left-stack").wait_for(state="hidden", timeout=5000)
 
 
 def deselect(page) -> None:
@@ -167,7 +163,8 @@ def main() -> int:
         root = work / "root"
         root.mkdir()
         # A first cell builds the default image, so its progress bar is not pictured.
-        e2e.write_notebook(root / "pictures.ipynb", ["true", LISTING, LAYERS, display_cell(), ""])
+        e2e.write_notebook(root / "pictures.ipynb",
+                           ["true", LISTING, LAYERS, display_cell(), *VS, ""])
         e2e.copy_notebook(NOTEBOOK, root)
         mount_views(root / "mounts.ipynb")
         steps_and_tree(root)
@@ -175,12 +172,10 @@ def main() -> int:
                 sync_playwright() as pw:
             browser = e2e.launch(pw)
             try:
-                page = browser.new_page(viewport=WIDE)
+                page = browser.new_page(viewport=PAGE)
                 e2e.open_notebook(page, server, "pictures.ipynb")
-                collapse_left_sidebar(page)
                 e2e.run_cell(page, 0)
                 # The listing: the cell's /etc vs the image's, then app/ opened.
-                page.set_viewport_size(NARROW)
                 cell = e2e.run_cell(page, 1)
                 view = e2e.View.find(page, cell)
                 expect(view.row("app/")).to_be_visible()
@@ -191,14 +186,11 @@ def main() -> int:
                 deselect(page)
                 saved.append(e2e.shoot(cell, args.out / "listing-opened.png"))
 
-                # %show layers, the overlay opened: which layer each path is seen from.
-                page.set_viewport_size(NARROW)
+                # %show layers: the stack beside the cell's own layer, as dive shows them.
                 cell = e2e.run_cell(page, 2)
                 view = cell.locator(".rfk-compare").first
                 view.wait_for(timeout=30_000)
-                view.locator("button.rfk-open", has_text="overlay").click()
-                expect(view.locator("tr.rfk-row", has_text="/etc/hostname")).to_contain_text(
-                    "removed by cell")
+                expect(view.locator("tr.rfk-row", has_text="hostname")).to_be_visible()
                 deselect(page)
                 saved.append(e2e.shoot(cell, args.out / "layers.png"))
 
@@ -208,38 +200,49 @@ def main() -> int:
                 deselect(page)
                 saved.append(e2e.shoot(e2e.outputs(cell).last, args.out / "display.png"))
 
+                # The star: a chroot cell's setup next to the default one's.
+                e2e.run_cell(page, 4)
+                cell = e2e.run_cell(page, 5)
+                cell.locator(".rfk-compare").first.wait_for(timeout=30_000)
+                deselect(page)
+                saved.append(e2e.shoot(cell, args.out / "steps-vs.png"))
+
                 # A notebook from notebooks/, as saved: its top, no cell selected.
-                page.set_viewport_size(PAGE)
-                page.goto(server.url(NOTEBOOK.name))
+                page.goto(fresh(server, NOTEBOOK.name))
                 panel = page.locator(".jp-NotebookPanel:visible").first
                 panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
                 panel.locator(".rfk-compare").first.wait_for(timeout=30_000)
-                collapse_left_sidebar(page)
                 deselect(page)
                 panel.locator(".jp-Cell").first.scroll_into_view_if_needed()
-                time.sleep(0.5)  # let the layout settle after the sidebar closed
+                time.sleep(0.5)  # let the layout settle
                 saved.append(e2e.shoot(panel, args.out / "notebook-02.png"))
 
-                # The default cell's mount table: headline, differences, folded runs; and
-                # the %root none one: /tmp marked "+", the rest the host's (collapsed).
+                # The default cell's mount table: headline, differences, folded runs, the
+                # covered mount's note; the %root none one: /tmp marked "+", the rest the
+                # host's (collapsed); the first again in a 466 px output area.
                 page.set_viewport_size(TALL)
                 saved.append(shoot_saved(page, server, "mounts.ipynb", 0,
                                          args.out / "mounts-pivot.png"))
                 saved.append(shoot_saved(page, server, "mounts.ipynb", 1,
                                          args.out / "mounts.png"))
+                page.set_viewport_size({"width": NARROW["width"], "height": 1300})
+                saved.append(shoot_saved(page, server, "mounts.ipynb", 0,
+                                         args.out / "mounts-narrow.png"))
 
-                # %show steps, its pivot_root step opened: the host's mounts gone (-), the
-                # new root's moved to / (~); the buttons step to its neighbours.
-                page.set_viewport_size(WIDE)
-                page.goto(server.url("steps.ipynb"))
-                view = page.locator(".jp-NotebookPanel:visible .rfk-compare").first
+                # %show steps: the story (sections, the waterfall), then its pivot_root
+                # step opened: the host's mounts gone (-), the new root's moved to / (~).
+                page.set_viewport_size(TALL)
+                page.goto(fresh(server, "steps.ipynb"))
+                cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
+                view = cell.locator(".rfk-compare").first
                 view.wait_for(timeout=60_000)
-                collapse_left_sidebar(page)
-                row = view.locator("tr", has_text='pivot_root(".", ".")').first
+                deselect(page)
+                saved.append(e2e.shoot(view, args.out / "steps.png"))
+                row = view.locator("tr", has_text='pivot_root(".",').first
                 row.locator("button.rfk-open").click()
                 expect(view.locator(".rfk-step-next")).to_be_visible()
                 deselect(page)
-                saved.append(e2e.shoot(view, args.out / "steps.png"))
+                saved.append(e2e.shoot(view, args.out / "steps-opened.png"))
             finally:
                 browser.close()
 
@@ -256,14 +259,14 @@ def main() -> int:
                 page = browser.new_page(viewport=TALL)
                 saved.append(shoot_saved(page, server, "mounts.ipynb", 0,
                                          args.out / "mounts-dark.png"))
-                page.goto(server.url("tree.ipynb"))
+                page.goto(fresh(server, "tree.ipynb"))
                 cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
                 tree = cell.locator(".rfk-tree")
                 tree.wait_for(timeout=60_000)
-                collapse_left_sidebar(page)
                 deselect(page)
-                tree.locator("svg g.node", has_text="/dev/pts").first.click()   # in words
-                # ... and the picture from its top again (the click scrolled to the node)
+                tree.locator("svg g.node", has_text="/dev/pts").last.click()   # in words
+                # ... and the picture from its top again (the click scrolled to the node):
+                # the cell's namespace first.
                 tree.evaluate("t => t.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
                 time.sleep(0.5)
                 saved.append(e2e.shoot(cell, args.out / "tree-dark.png"))

@@ -20,7 +20,8 @@ EXPECTED = {
     "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_back_to_back", "roundtrip_on_demand",
     "roundtrip_host_mounts", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
     "scale_roundtrip", "stream_mb_s",
-    "keep_last_vs_first", "setup", "setup_on_demand", "steps_cell", "plain_after_steps",
+    "keep_last_vs_first", "keep_cell_vs_plain", "keep_8m_vs_plain", "setup", "setup_on_demand",
+    "steps_cell", "mounts_cell", "plain_after_steps",
     "views_mounts_100", "views_mounts_1000", "views_listing", "image_import", "image_minimal",
 }
 

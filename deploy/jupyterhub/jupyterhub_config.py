@@ -5,6 +5,9 @@ and cell, runs as that student: the kernel's rootless mode, in which a cell's ro
 student's own uid in a user namespace and Unix permissions between students hold inside
 cells as they do outside. The hub itself runs as root (it starts servers as other users).
 
+Each student's server, kernels and cells together are bounded in memory, CPU and processes
+(studentspawner.py: a cgroup per student, made by the hub).
+
 Settings (environment variables, all optional):
   ROOTFS_HUB_URL     where the hub listens             (default http://127.0.0.1:8000)
   ROOTFS_HUB_GROUP   the Unix group that may log in    (default students)
@@ -13,11 +16,18 @@ Settings (environment variables, all optional):
   ROOTFS_HUB_RUNTIME each student's XDG_RUNTIME_DIR is a directory in it
                                                        (default /run/rootfs-kernel-hub)
   ROOTFS_HUB_LOCKED  1: students get the locked kernel only, and no terminal (README.md)
+  ROOTFS_HUB_MEMORY  memory of one student, all kernels and cells together (default 2G)
+  ROOTFS_HUB_CPU     CPUs of one student                                   (default 1)
+  ROOTFS_HUB_PIDS    processes and threads of one student                  (default 1024)
+  ROOTFS_HUB_CGROUP  the cgroup that holds the students' (default rootfs-hub)
 """
 
 import os
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # studentspawner.py, beside this
+from studentspawner import StudentSpawner  # noqa: E402
 
 c = get_config()  # noqa: F821 - JupyterHub's config loader provides it
 
@@ -37,13 +47,28 @@ c.Authenticator.allowed_groups = {os.environ.get("ROOTFS_HUB_GROUP", "students")
 c.PAMAuthenticator.open_sessions = False
 
 # Each server: JupyterLab from this environment (the one with rootfs-kernel and its
-# kernelspec), started as the student in the student's home.
-c.JupyterHub.spawner_class = "localprocess"
+# kernelspec), started as the student in the student's home, in cgroups of the student's
+# own that bound the server, its kernels and their cells together (JupyterHub's mem_limit
+# and cpu_limit, which LocalProcessSpawner alone does not enforce, and a process count).
+c.JupyterHub.spawner_class = StudentSpawner
+c.Spawner.mem_limit = os.environ.get("ROOTFS_HUB_MEMORY", "2G")
+c.Spawner.cpu_limit = float(os.environ.get("ROOTFS_HUB_CPU", "1"))
+c.StudentSpawner.pids_limit = int(os.environ.get("ROOTFS_HUB_PIDS", "1024"))
+c.StudentSpawner.cgroup_parent = os.environ.get("ROOTFS_HUB_CGROUP", "rootfs-hub")
 c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
+# Kernels speak to the student's server over Unix sockets in the student's own runtime
+# directory (~/.local/share/jupyter/runtime, 0700), not over TCP ports of 127.0.0.1: any
+# local user may subscribe to a TCP kernel's IOPub port and read its cells and outputs
+# (the messages are signed, not encrypted), and servers picking free ports at once may
+# pick the same one (the second kernel fails to start). The socket paths must fit in 107
+# bytes: a home of up to about 30 characters, or JUPYTER_RUNTIME_DIR somewhere shorter.
+args = ["--KernelManager.transport=ipc"]
 c.Spawner.notebook_dir = "~"
-c.Spawner.http_timeout = 60
-c.Spawner.start_timeout = 90
+# A class that logs in at once starts every server at once: on a 2-core machine 20 servers
+# take a minute or two to answer (each imports JupyterLab's server, ~2 s of CPU).
+c.Spawner.http_timeout = 180
+c.Spawner.start_timeout = 240
 
 # Each student's runtime directory, made before their server starts as systemd-logind
 # makes /run/user/UID for a login (the hub's spawner passes no XDG_RUNTIME_DIR): the
@@ -91,7 +116,8 @@ c.Spawner.pre_spawn_hook = make_runtime_dir
 # the server's Python (user site-packages). Command-line options outrank any config file
 # a student could write.
 if os.environ.get("ROOTFS_HUB_LOCKED", "0") == "1":
-    c.Spawner.args = ["--KernelSpecManager.allowed_kernelspecs=rootfs-locked",
-                      "--ServerApp.terminals_enabled=False",
-                      "--ContentsManager.allow_hidden=False"]
+    args += ["--KernelSpecManager.allowed_kernelspecs=rootfs-locked",
+             "--ServerApp.terminals_enabled=False",
+             "--ContentsManager.allow_hidden=False"]
     c.Spawner.environment = {"JUPYTER_PREFER_ENV_PATH": "1", "PYTHONNOUSERSITE": "1"}
+c.Spawner.args = args

@@ -15,7 +15,8 @@ export class LimitsView {
 
   constructor(payload: LimitsPayload) {
     this.node = document.createElement('div');
-    this.node.className = 'rfk-compare rfk-limits';
+    // (drawn with the views' one stylesheet, views/static.css: it fits the output area)
+    this.node.className = 'rfk-compare rfk-static rfk-limits';
     const title = document.createElement('div');
     title.className = 'rfk-title';
     title.textContent = payload.title;
@@ -46,7 +47,10 @@ export class LimitsView {
         }
       });
     }
-    this.node.append(title, table);
+    const scroll = document.createElement('div');
+    scroll.className = 'rfk-scroll';
+    scroll.append(table);
+    this.node.append(title, scroll);
     for (const line of endings(payload)) {
       const div = document.createElement('div');
       div.className = 'rfk-limits-ending';

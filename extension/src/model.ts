@@ -5,7 +5,7 @@
  * renderer draws what the kernel's HTML, text and widget draw. No DOM here.
  */
 
-import type { Column, ComparePayload, Group, Level, Row, Status } from './schema';
+import type { Column, ComparePayload, Group, LegendEntry, Level, Row, Section, Status } from './schema';
 
 export type Payload = ComparePayload;
 export const COLLAPSE_OVER = 20;
@@ -22,13 +22,17 @@ export interface State {
   query: string;
   differencesOnly: boolean;
   expanded: boolean;
+  moreColumns: boolean;
 }
 
-export const initialState = (): State => ({
-  path: [],
+/** Where a view opens: %show layers on its selected layer (the cell's own), the rest at
+ * the top. model.initial_state(). */
+export const initialState = (p?: Payload): State => ({
+  path: p?.selected ? [p.selected] : [],
   query: '',
   differencesOnly: false,
-  expanded: false
+  expanded: false,
+  moreColumns: false
 });
 
 /** A value as [text, highlighted] parts. */
@@ -39,8 +43,10 @@ export interface RowLine {
   status: Status;
   mark: string;
   key: string;
+  depth: number;
   side: string;
   values: Segment[][];
+  bar: [number, number] | null;
   note: string;
   first: boolean;
   span: number;
@@ -56,18 +62,41 @@ export interface GroupLine {
   count: number;
 }
 
-export type Line = RowLine | GroupLine;
+export interface SectionLine {
+  kind: 'section';
+  text: string;
+}
+
+export type Line = RowLine | GroupLine | SectionLine;
 
 export interface Footer {
   text: string;
   action: string;
 }
 
+export interface Detail {
+  key: string;
+  fields: [string, string][];
+  note: string;
+}
+
+export interface Choice {
+  key: string;
+  current: boolean;
+  lines: string[];
+}
+
 export interface Display {
   title: string;
   key: Column;
   columns: Column[];
+  more: string[];
+  marks: boolean;
+  notes: boolean;
   headline: string | null;
+  names: string[];
+  detail: Detail | null;
+  choices: Choice[];
   summary: string;
   legend: string;
   note: string | null;
@@ -75,6 +104,26 @@ export interface Display {
   empty: string | null;
   footer: Footer | null;
   collapsed: boolean;
+}
+
+/** `text` cut where it may wrap, as html.py's pieces(): after '/', '-', ',' and '|', and
+ * a long run without any (a digest) every few characters. */
+export function pieces(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.match(/[^/,|-]*(?:[/,|-]|$)/g) ?? []) {
+    let at = 0;
+    for (const run of part.matchAll(/\S{16,}/g)) {
+      // in pieces of about equal length
+      const start = run.index ?? 0;
+      const size = Math.ceil(run[0].length / Math.ceil(run[0].length / 10));
+      for (let cut = start + size; cut < start + run[0].length; cut += size) {
+        out.push(part.slice(at, cut));
+        at = cut;
+      }
+    }
+    out.push(part.slice(at));
+  }
+  return out.filter(p => p);
 }
 
 export function fmt(value: unknown): string {
@@ -101,9 +150,15 @@ export function sideValues(row: Row, side: 'cell' | 'host'): Row['cell'] | undef
   return row[side];
 }
 
-function marks(p: Payload): Record<string, string> {
+/** A level's legend: its own (a step's mount changes, a layer's entries), else the
+ * payload's. */
+export function levelLegend(p: Payload, node: Level): LegendEntry[] {
+  return node.legend && node.legend.length ? node.legend : p.legend;
+}
+
+function marks(legend: LegendEntry[]): Record<string, string> {
   const out: Record<string, string> = { ...MARKS };
-  for (const e of p.legend) {
+  for (const e of legend) {
     out[e.status] = e.mark;
   }
   return out;
@@ -118,6 +173,12 @@ export function navigable(p: Payload): boolean {
 /** The first breadcrumb: the listed directory, or what a stack's top level holds. */
 export function topLabel(p: Payload): string {
   return p.kind === 'layers' || p.kind === 'steps' ? p.kind : fmt(p.paths?.cell) || '/';
+}
+
+/** An opened row in the breadcrumb: a directory ends with '/', a layer or a step does
+ * not. model.crumb_label(). */
+export function crumbLabel(p: Payload, name: string): string {
+  return p.kind === 'listing' ? `${name}/` : name;
 }
 
 /** The steps before and after the opened one (%show steps), to step through them:
@@ -139,8 +200,33 @@ export function levelColumns(p: Payload, node: Level): Column[] {
   return node.columns && node.columns.length ? node.columns : p.columns;
 }
 
-export function keyLabel(row: Row): string {
-  return row.children ? `${fmt(row.key)}/` : fmt(row.key);
+/** Key as displayed: directories that can be opened end with '/' (a listing's). */
+export function keyLabel(p: Payload, row: Row): string {
+  return row.children && p.kind === 'listing' ? `${fmt(row.key)}/` : fmt(row.key);
+}
+
+/** A level of absolute paths as a file tree: each key -> [its name below the nearest
+ * listed ancestor, how many listed ancestors it has]. model.tree_keys(). */
+export function treeKeys(rows: Row[]): Map<string, [string, number]> {
+  const present = new Set(rows.map(r => r.key));
+  const out = new Map<string, [string, number]>();
+  for (const r of rows) {
+    const parts = r.key.replace(/^\/+|\/+$/g, '').split('/');
+    let depth = 0;
+    let cut = 0;
+    for (let i = 1; i < parts.length; i++) {
+      if (present.has('/' + parts.slice(0, i).join('/'))) {
+        depth += 1;
+        cut = i;
+      }
+    }
+    let name = cut ? parts.slice(cut).join('/') : r.key;
+    if (r.cell && r.cell.type === 'dir') {
+      name += '/';
+    }
+    out.set(r.key, [name, depth]);
+  }
+  return out;
 }
 
 export function lineSides(row: Row, both: boolean): ('both' | 'cell' | 'host')[] {
@@ -209,23 +295,79 @@ export function rowText(p: Payload, row: Row): string {
   return parts.join('\0').toLowerCase();
 }
 
-export function summaryText(p: Payload, summary: Level['summary']): string {
-  // A one-sided view counts its "same" rows (a stack's layers) only where it has some.
-  return p.legend
+export function summaryText(
+  p: Payload,
+  summary: Level['summary'],
+  legend: LegendEntry[] = p.legend
+): string {
+  // A one-sided view counts its "same" rows (a stack's layers, the steps) only where it
+  // has some.
+  return legend
     .filter(e => e.status !== 'same' || summary.same > 0 || twoSided(p))
     .map(e => `${summary[e.status]} ${e.text}`)
     .join(', ');
 }
 
-export function legendText(p: Payload): string {
+/** The marks in words; '' where no entry has a mark (the steps, the layers). */
+export function legendText(p: Payload, legend: LegendEntry[] = p.legend): string {
+  if (!legend.some(e => e.mark.trim())) {
+    return '';
+  }
   return (
-    'legend: ' +
-    p.legend.map(e => `${e.mark.trim() ? e.mark : '(blank)'} ${e.text}`).join('   ')
+    'legend: ' + legend.map(e => `${e.mark.trim() ? e.mark : '(blank)'} ${e.text}`).join('   ')
   );
 }
 
+/** The payload's title, plus the opened row: model.level_title(). */
 export function levelTitle(p: Payload, path: string[]): string {
-  return path.length ? `${p.title}, in ${path.join('/')}/` : p.title;
+  if (!path.length) {
+    return p.title;
+  }
+  if (p.kind === 'listing') {
+    return `${p.title}, in ${path.join('/')}/`;
+  }
+  return `${p.title}: ${path.join(' / ')}`;
+}
+
+/** The names the rows use for long paths, said once: "$CELL = /tmp/...". */
+export function namesText(p: Payload): string[] {
+  return Object.entries(p.names ?? {}).map(([name, value]) => `${name} = ${value}`);
+}
+
+/** The opened step, repeated above its table: model.opened_detail(). */
+export function openedDetail(p: Payload, path: string[]): Detail | null {
+  if (!path.length || p.kind !== 'steps') {
+    return null;
+  }
+  const row = p.rows.find(r => r.key === path[0]);
+  if (!row) {
+    return null;
+  }
+  const values = row.cell ?? {};
+  const fields: [string, string][] = p.columns
+    .filter(c => fmt(values[c.name]))
+    .map(c => [c.label, fmt(values[c.name])]);
+  return { key: row.key, fields, note: fmt(row.note) };
+}
+
+/** %show layers: the stack beside the opened layer, as dive lists it: model.choices(). */
+export function choices(p: Payload, path: string[]): Choice[] {
+  if (!p.selected || !path.length) {
+    return [];
+  }
+  return p.rows.map(row => {
+    const v = row.cell ?? {};
+    const join = (names: string[]): string =>
+      names
+        .filter(n => v[n])
+        .map(n => fmt(v[n]))
+        .join(' · ');
+    return {
+      key: row.key,
+      current: row.key === path[0],
+      lines: [join(['changes', 'size', 'digest']), join(['created_by', 'role'])]
+    };
+  });
 }
 
 export function noteText(p: Payload): string | null {
@@ -248,16 +390,25 @@ export function level(p: Payload, path: string[]): Level {
   return node;
 }
 
-function rowLines(p: Payload, row: Row, mark: string, columns: Column[]): RowLine[] {
+function rowLines(
+  p: Payload,
+  row: Row,
+  mark: string,
+  columns: Column[],
+  tree: Map<string, [string, number]> | null
+): RowLine[] {
   const both = twoSided(p);
   const sides = lineSides(row, both);
+  const [key, depth] = tree?.get(row.key) ?? [keyLabel(p, row), 0];
   return sides.map((side, i) => ({
     kind: 'row',
     status: row.status,
     mark,
-    key: keyLabel(row),
+    key,
+    depth,
     side: both ? sideLabel(p, side) : '',
     values: columns.map(c => segments(row, c, side)),
+    bar: i === 0 && row.bar ? row.bar : null,
     note: i === 0 ? fmt(row.note) : '',
     first: i === 0,
     span: sides.length,
@@ -271,8 +422,11 @@ export function display(p: Payload, state: State): Display {
   const rows = node.rows;
   const summary = node.summary;
   const groups: Group[] = node.groups ?? [];
+  const legend = levelLegend(p, node);
   const query = state.query.trim().toLowerCase();
-  const collapsible = rows.length > COLLAPSE_OVER && (summary.same > 0 || groups.length > 0);
+  // Only a comparison hides its "same" rows (in a one-sided view they are the content).
+  const collapsible =
+    rows.length > COLLAPSE_OVER && ((summary.same > 0 && twoSided(p)) || groups.length > 0);
   const collapsed = collapsible && !state.expanded && !query;
   const hideSame = state.differencesOnly || collapsed;
   const folds = new Map<number, Group>();
@@ -281,15 +435,30 @@ export function display(p: Payload, state: State): Display {
       folds.set(g.start, g);
     }
   }
-  const mark = marks(p);
-  const columns = levelColumns(p, node);
+  const sections = new Map<number, Section>();
+  if (!state.path.length) {
+    for (const sec of p.sections ?? []) {
+      sections.set(sec.start, sec);
+    }
+  }
+  const mark = marks(legend);
+  const every = levelColumns(p, node);
+  const more = every.filter(c => c.more).map(c => c.label);
+  // The columns a reader needs first, then (switched on) the rest.
+  const columns = [
+    ...every.filter(c => !c.more),
+    ...(state.moreColumns ? every.filter(c => c.more) : [])
+  ];
+  const tree = node.tree ? treeKeys(rows) : null;
 
   const lines: Line[] = [];
   let shown = 0;
   let folded = 0;
+  let section: Section | null = null; // the section whose heading is still to be drawn
   let i = 0;
   while (i < rows.length) {
     const row = rows[i];
+    section = sections.get(i) ?? section;
     const g = folds.get(i);
     if (g) {
       lines.push({
@@ -309,12 +478,16 @@ export function display(p: Payload, state: State): Display {
     if ((hideSame && row.status === 'same') || (query && !rowText(p, row).includes(query))) {
       continue;
     }
+    if (section) {
+      lines.push({ kind: 'section', text: section.text });
+      section = null;
+    }
     shown += 1;
-    lines.push(...rowLines(p, row, mark[row.status], columns));
+    lines.push(...rowLines(p, row, mark[row.status], columns, tree));
   }
 
   let empty: string | null = null;
-  if (!lines.length) {
+  if (!shown) {
     if (query || state.differencesOnly) {
       empty = 'no matching rows';
     } else if (collapsed) {
@@ -354,9 +527,16 @@ export function display(p: Payload, state: State): Display {
     title: levelTitle(p, state.path),
     key: node.key ?? p.key,
     columns,
-    headline: state.path.length ? null : p.headline || null,
-    summary: summaryText(p, summary),
-    legend: legendText(p),
+    more,
+    marks: legend.some(e => summary[e.status] > 0 && e.mark.trim() !== ''),
+    notes: rows.some(r => !!r.note),
+    // (the stack's headline stays beside its opened layer)
+    headline: state.path.length && !p.selected ? null : p.headline || null,
+    names: namesText(p),
+    detail: openedDetail(p, state.path),
+    choices: choices(p, state.path),
+    summary: summaryText(p, summary, legend),
+    legend: legendText(p, legend),
     note: noteText(p),
     lines,
     empty,
@@ -370,7 +550,11 @@ export function lineText(line: Line, both: boolean): string {
   if (line.kind === 'group') {
     return `group: ${line.mark} | ${line.key} | ${line.text}`;
   }
-  const cells = [line.first ? line.mark : '', line.first ? line.key : ''];
+  if (line.kind === 'section') {
+    return `section: ${line.text}`;
+  }
+  const key = '.'.repeat(line.depth) + line.key;
+  const cells = [line.first ? line.mark : '', line.first ? key : ''];
   if (both) {
     cells.push(line.side);
   }

@@ -18,6 +18,20 @@ export type ComparePayload = {
    */
   headline?: string | null;
   /**
+   * Short names the rows use for long paths, said once in the heading as 'NAME = value' (%show steps: $CELL, the container's directory).
+   */
+  names?: {
+    [k: string]: string;
+  };
+  /**
+   * Runs of top-level rows under a heading of their own (%show steps: the process that took them).
+   */
+  sections?: Section[];
+  /**
+   * The key of the top-level row the view opens on (%show layers: the cell's own layer, as dive shows it).
+   */
+  selected?: string;
+  /**
    * The cell first; the second is what it is compared with (the host, or the image before the cell). One side: a one-sided view (changes).
    *
    * @minItems 1
@@ -50,10 +64,19 @@ export type ComparePayload = {
     host?: string | null;
   };
 };
-export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps';
+export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps' | 'steps-vs';
 export type Status = 'same' | 'only-cell' | 'only-host' | 'differs';
 export type Value = string | number | null;
 
+/**
+ * rows[start : start + count] under the heading 'text'.
+ */
+export interface Section {
+  start: number;
+  count: number;
+  label: string;
+  text: string;
+}
 export interface Side {
   name: 'cell' | 'host';
   label: string;
@@ -65,6 +88,14 @@ export interface Column {
    * The value is a list joined by this separator: only the parts that differ are highlighted, and long values wrap after it.
    */
   split?: string;
+  /**
+   * Shown behind the 'more columns' switch (a reader needs it second: a mount's super options and root).
+   */
+  more?: true;
+  /**
+   * Each row's 'bar' is drawn in this column (%show steps: the step's time on the setup's timeline).
+   */
+  bar?: true;
 }
 export interface LegendEntry {
   status: Status;
@@ -85,6 +116,13 @@ export interface Row {
    */
   note?: string;
   contents_differ?: true;
+  /**
+   * [start, length] in thousandths of a timeline, drawn in the column marked 'bar' (%show steps: the setup's time).
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  bar?: [number, number];
   children?: Level;
 }
 /**
@@ -94,6 +132,16 @@ export interface Values {
   [k: string]: Value;
 }
 export interface Level {
+  /**
+   * This level's legend when it is not the payload's (a step's mount changes, a layer's entries).
+   *
+   * @minItems 1
+   */
+  legend?: [LegendEntry, ...LegendEntry[]];
+  /**
+   * The keys are absolute paths, drawn as a file tree: each by its name below the nearest listed ancestor, indented.
+   */
+  tree?: true;
   key?: Column1;
   /**
    * This level's value columns when they are not the payload's.
@@ -113,6 +161,14 @@ export interface Column1 {
    * The value is a list joined by this separator: only the parts that differ are highlighted, and long values wrap after it.
    */
   split?: string;
+  /**
+   * Shown behind the 'more columns' switch (a reader needs it second: a mount's super options and root).
+   */
+  more?: true;
+  /**
+   * Each row's 'bar' is drawn in this column (%show steps: the step's time on the setup's timeline).
+   */
+  bar?: true;
 }
 export interface Summary {
   same: number;

@@ -49,12 +49,20 @@ function labels(p: TreePayload): Map<string, string> {
       out.set(n.id, `${side.label} ${n.mount_point}`);
     }
   }
+  const sides = new Map(p.sides.map(s => [s.name, s.label]));
+  for (const f of p.folds ?? []) {
+    out.set(f.id, `${sides.get(f.side) ?? f.side} ${f.label}`);
+  }
   return out;
 }
 
 /** One mount in words: views/tree.py mount_details(). */
 export function mountDetails(p: TreePayload, id: string): string {
   const names = labels(p);
+  const fold = (p.folds ?? []).find(f => f.id === id);
+  if (fold) {
+    return `${names.get(id)}: ${fold.text}`; // a folded run of alike mounts: one node
+  }
   const node: Node | undefined = p.sides.flatMap(s => s.nodes).find(n => n.id === id);
   if (!node) {
     return '';

@@ -19,6 +19,10 @@ export interface TreePayload {
    */
   hidden_groups: number[];
   /**
+   * Runs of alike sibling leaves (the cgroup fan-out) drawn as one node 'fold:SIDE:N', as the tables fold them; absent in payloads of older kernels.
+   */
+  folds?: Fold[];
+  /**
    * Graphviz's picture (null without Graphviz). Its fill and stroke colours are the fixed values of views/tree.py COLOURS, which renderers map to theme colours; nodes and edges carry the classes rfk-mount, rfk-shared, rfk-slave, rfk-parent, rfk-peer, rfk-master.
    */
   svg: string | null;
@@ -72,4 +76,18 @@ export interface Link {
   group: number;
   from: string;
   to: string;
+}
+export interface Fold {
+  id: string;
+  side: 'cell' | 'host';
+  /**
+   * The id of the mount they sit on.
+   */
+  parent: string;
+  /**
+   * @minItems 2
+   */
+  members: [string, string, ...string[]];
+  label: string;
+  text: string;
 }

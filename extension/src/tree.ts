@@ -58,17 +58,41 @@ export function safeSvg(markup: string): SVGSVGElement | null {
   return copy(root, null) as SVGSVGElement | null;
 }
 
+/** The picture's own width in CSS pixels (Graphviz writes points), from its viewBox. */
+function naturalWidth(svg: SVGSVGElement): number {
+  const box = (svg.getAttribute('viewBox') ?? '').split(/[\s,]+/).map(Number);
+  const pt = box.length === 4 && box[2] > 0 ? box[2] : parseFloat(svg.getAttribute('width') ?? '');
+  return pt > 0 ? (pt * 4) / 3 : 0;
+}
+
+const ZOOM_STEP = 1.25;
+
+/**
+ * The picture fits the output area's width at first (the cell's tree on top), then
+ * zooms with the buttons (fit width, 100 %, - and +) and pans by dragging or scrolling.
+ */
 export class TreeView {
   readonly node: HTMLDivElement;
   private readonly details: HTMLDivElement;
   private readonly picker: HTMLSelectElement;
+  private readonly box: HTMLDivElement | null = null;
+  private readonly svg: SVGSVGElement | null = null;
+  private readonly scaleLabel: HTMLSpanElement;
+  private natural = 0;
+  private scale = 1;
+  private fit = true;
 
   constructor(private readonly payload: TreePayload) {
     this.node = document.createElement('div');
-    this.node.className = 'rfk-compare rfk-tree';
+    this.node.className = 'rfk-compare rfk-static rfk-tree';
+    const heading = document.createElement('div');
+    heading.className = 'rfk-heading';
     const title = document.createElement('div');
     title.className = 'rfk-title';
     title.textContent = payload.title;
+    heading.append(title);
+    const tools = document.createElement('div');
+    tools.className = 'rfk-tree-tools';
     this.picker = document.createElement('select');
     this.picker.className = 'jp-mod-styled rfk-tree-picker';
     this.picker.setAttribute('aria-label', 'Pick a mount');
@@ -79,22 +103,53 @@ export class TreeView {
       }
     }
     this.picker.addEventListener('change', () => this.pick(this.picker.value));
+    tools.append(this.picker);
+    this.scaleLabel = document.createElement('span');
+    this.scaleLabel.className = 'rfk-zoom-scale';
     this.details = document.createElement('div');
     this.details.className = 'rfk-tree-details';
-    this.node.append(title, this.picker, this.details);
+    this.node.append(heading, tools, this.details);
     const svg = payload.svg ? safeSvg(payload.svg) : null;
     if (svg) {
+      this.svg = svg;
+      this.natural = naturalWidth(svg);
+      svg.removeAttribute('height');
+      svg.style.height = 'auto';
+      const zoom = (label: string, title: string, act: () => void): HTMLButtonElement => {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'jp-mod-styled rfk-zoom';
+        b.textContent = label;
+        b.title = title;
+        b.addEventListener('click', act);
+        tools.append(b);
+        return b;
+      };
+      zoom('fit width', 'the whole width of the picture in view', () => this.zoomTo(null));
+      zoom('100%', 'the picture at its own size', () => this.zoomTo(1));
+      zoom('−', 'zoom out', () => this.zoomTo(this.scale / ZOOM_STEP));
+      zoom('+', 'zoom in', () => this.zoomTo(this.scale * ZOOM_STEP));
+      tools.append(this.scaleLabel);
       const box = document.createElement('div');
-      box.className = 'rfk-scroll rfk-tree-picture';
+      box.className = 'rfk-scroll rfk-picture';
       box.append(svg);
+      this.box = box;
+      this.pannable(box);
       svg.addEventListener('click', event => {
         const g = (event.target as Element).closest('g.node');
         const id = g?.querySelector('title')?.textContent ?? '';
-        if (id && !id.startsWith('group:')) {
+        if (id && !id.startsWith('group:') && !box.classList.contains('rfk-dragged')) {
           this.pick(id);
         }
       });
+      // Fit to the width the output area has, and again when it changes.
+      new ResizeObserver(() => {
+        if (this.fit) {
+          this.zoomTo(null);
+        }
+      }).observe(box);
       this.node.append(box);
+      this.zoomTo(null);
     }
     const text = document.createElement('details');
     text.open = !svg;
@@ -113,8 +168,53 @@ export class TreeView {
     }
   }
 
+  /** scale null: fit the width of the box (never larger than the picture's own size). */
+  zoomTo(scale: number | null): void {
+    if (!this.svg || !this.box || !this.natural) {
+      return;
+    }
+    this.fit = scale === null;
+    if (scale === null) {
+      const room = this.box.clientWidth;
+      scale = room > 0 ? Math.min(1, room / this.natural) : 1;
+    }
+    this.scale = Math.min(4, Math.max(0.1, scale));
+    this.svg.style.width = `${Math.round(this.natural * this.scale)}px`;
+    this.scaleLabel.textContent = `${Math.round(this.scale * 100)}%`;
+  }
+
+  /** Drag the picture to pan it (a click without a drag still picks a mount). */
+  private pannable(box: HTMLDivElement): void {
+    let start: { x: number; y: number; left: number; top: number } | null = null;
+    box.addEventListener('pointerdown', event => {
+      if (event.button !== 0) {
+        return;
+      }
+      start = { x: event.clientX, y: event.clientY, left: box.scrollLeft, top: box.scrollTop };
+      box.classList.remove('rfk-dragged');
+    });
+    box.addEventListener('pointermove', event => {
+      if (!start) {
+        return;
+      }
+      const dx = event.clientX - start.x;
+      const dy = event.clientY - start.y;
+      if (Math.abs(dx) + Math.abs(dy) > 4) {
+        box.classList.add('rfk-panning', 'rfk-dragged');
+        box.scrollLeft = start.left - dx;
+        box.scrollTop = start.top - dy;
+      }
+    });
+    const stop = (): void => {
+      start = null;
+      box.classList.remove('rfk-panning');
+    };
+    box.addEventListener('pointerup', stop);
+    box.addEventListener('pointerleave', stop);
+  }
+
   pick(id: string): void {
-    this.picker.value = id;
+    this.picker.value = this.picker.querySelector(`option[value="${CSS.escape(id)}"]`) ? id : '';
     this.details.textContent = id ? mountDetails(this.payload, id) : '';
     this.node.querySelectorAll('g.node.rfk-picked').forEach(g => g.classList.remove('rfk-picked'));
     this.node.querySelectorAll('g.node').forEach(g => {

@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-import { display, lineText, neighbours, sortLines, twoSided } from '../src/model';
+import { display, lineText, neighbours, pieces, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
 import { checkLimits, limitsLines } from '../src/limits-model';
 import { checkTree, mountDetails } from '../src/tree-model';
@@ -19,7 +19,13 @@ const GOLDEN = resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'payloa
 const files = readdirSync(GOLDEN).filter(f => f.endsWith('.json')).sort();
 
 interface GoldenView {
-  state: { path: string[]; query: string; differences_only: boolean; expanded: boolean };
+  state: {
+    path: string[];
+    query: string;
+    differences_only: boolean;
+    expanded: boolean;
+    more_columns: boolean;
+  };
   title: string;
   headline: string | null;
   summary: string;
@@ -43,7 +49,8 @@ for (const file of files) {
         path: v.state.path,
         query: v.state.query,
         differencesOnly: v.state.differences_only,
-        expanded: v.state.expanded
+        expanded: v.state.expanded,
+        moreColumns: v.state.more_columns
       });
       const got = {
         title: d.title,
@@ -78,7 +85,7 @@ test('an unknown version is refused with a message that says what to do', () => 
 test('sorting keeps the two lines of a differing row together', () => {
   const golden = JSON.parse(readFileSync(join(GOLDEN, 'ns.json'), 'utf8'));
   const p = checkPayload(golden.payload);
-  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false });
+  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false, moreColumns: false });
   const sorted = sortLines(d.lines, { column: { kind: 'key' }, descending: true });
   const keys = sorted.filter(ln => ln.kind === 'row' && ln.first).map(ln => ln.kind === 'row' ? ln.row.key : '');
   assert.deepEqual(keys, [...keys].sort().reverse());
@@ -126,4 +133,11 @@ test('%show steps: step through the opened step, as the kernel widget does', () 
   assert.deepEqual(neighbours(p, [keys[keys.length - 1]]), [keys[keys.length - 2], null]);
   const layers = checkPayload(JSON.parse(readFileSync(join(GOLDEN, 'layers.json'), 'utf8')).payload);
   assert.deepEqual(neighbours(layers, ['layer 1']), [null, null]);
+});
+
+test('values are cut where they may wrap as the kernel cuts them (tests/fixtures/pieces.json)', () => {
+  const golden = JSON.parse(readFileSync(resolve(GOLDEN, '..', 'pieces.json'), 'utf8'));
+  golden.texts.forEach((text: string, i: number) => {
+    assert.deepEqual(pieces(text), golden.pieces[i], text);
+  });
 });

@@ -6,6 +6,8 @@ container the script runs in; `%%host` as the very first line runs it on the hos
 
 from __future__ import annotations
 
+import difflib
+import math
 import posixpath
 import re
 import shlex
@@ -20,6 +22,10 @@ PROPAGATIONS = ("private", "slave", "shared")
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
 SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps", "limits")
+# The views `%show KIND ... vs NAME` takes: an earlier cell's side is kept by `%label`.
+VS_KINDS = ("mounts", "ls", "tree", "steps")
+# A `%label`: what names an earlier cell's container for `vs`.
+LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -45,6 +51,18 @@ _INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # for all of them together: the script, the setup and the environment share that.
 MAX_ARG_STRLEN = 128 * 1024
 MAX_ENV_TOTAL = 1 << 20
+# What the system calls a header line's words end up in take: a path of at most PATH_MAX
+# bytes (its NUL included) made of names of at most NAME_MAX bytes, and mount(2) options
+# of at most one page (the kernel copies one page of them). Longer text is refused at its
+# line, not by the container's init with an errno.
+PATH_MAX = 4096
+NAME_MAX = 255
+MOUNT_OPTIONS_MAX = 4096
+# Each %mount or %bind line is a few of rootfs-init's setup operations (a proc mount and
+# its masks, fifteen): this many of them always fit its plan (ops.MAX_OPS).
+MAX_MOUNT_LINES = 32
+# %%c's flags are part of the compiler's `sh -c` command line, one argument string.
+MAX_C_FLAGS = 64 * 1024
 
 
 def visible(text: str, limit: int = 160) -> str:
@@ -84,16 +102,20 @@ class Bind:
 
 @dataclass(frozen=True)
 class Show:
-    """`%show KIND [ARGS]`: a comparison view taken when the script ends."""
+    """`%show KIND [ARGS] [vs NAME]`: a comparison view taken when the script ends; with
+    `against`, next to the same view of the cell labelled NAME instead of the host."""
 
     kind: str
     path: str | None = None
     host_path: str | None = None
+    against: str | None = None
+    lineno: int = field(default=0, compare=False)   # for messages: not what the view is
 
 
 @dataclass(frozen=True)
 class CellSpec:
     script: str
+    script_line: int = 1          # the cell's line the script starts on (after the header)
     host: bool = False
     image: str = DEFAULT_IMAGE
     image_lineno: int = 0
@@ -113,6 +135,8 @@ class CellSpec:
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
+    seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
+    label: str | None = None      # %label NAME: kept for `%show ... vs NAME` in later cells
 
 
 @dataclass(frozen=True)
@@ -131,10 +155,29 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 
 def _absolute(path: str, what: str) -> str:
     if not path.startswith("/"):
-        raise ValueError(f"{what} must be an absolute path, got {path!r}")
+        raise ValueError(f"{what} must be an absolute path, got {visible(path)!r}")
     if any(part == ".." for part in path.split("/")):
-        raise ValueError(f"{what} {path!r} contains '..'; name the directory directly")
+        raise ValueError(f"{what} {visible(path)!r} contains '..'; name the directory "
+                         "directly")
+    _fits_path(path, what)
     return posixpath.normpath(path)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _fits_path(path: str, what: str) -> None:
+    """A path Linux can take: PATH_MAX bytes with its NUL, names of NAME_MAX bytes."""
+    size = _bytes(path)
+    if size >= PATH_MAX:
+        raise ValueError(f"{what} is {size} bytes long, and Linux takes a path of at most "
+                         f"{PATH_MAX - 1} bytes (PATH_MAX); name a shorter path")
+    for name in path.split("/"):
+        if _bytes(name) > NAME_MAX:
+            raise ValueError(f"{what} has a name of {_bytes(name)} bytes "
+                             f"({visible(name, 40)!r}), and Linux takes names of at most "
+                             f"{NAME_MAX} bytes (NAME_MAX); name a shorter path")
 
 
 def _image_name(name: str) -> str:
@@ -181,7 +224,20 @@ def _p_mount(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
         raise TypeError
     fstype, target, *opts = args
     _one_of(fstype, FSTYPES, "filesystem type")
-    m = Mount(fstype, _absolute(target, "TARGET"), opts[0] if opts else "", lineno)
+    options = opts[0] if opts else ""
+    if _bytes(options) >= MOUNT_OPTIONS_MAX:
+        raise ValueError(f"OPTIONS are {_bytes(options)} bytes, and mount(2) takes at most "
+                         f"one page of them ({MOUNT_OPTIONS_MAX - 1} bytes); leave out what "
+                         "the filesystem does not need")
+    m = Mount(fstype, _absolute(target, "TARGET"), options, lineno)
+    return _with_mount(spec, m)
+
+
+def _with_mount(spec: CellSpec, m: Mount | Bind) -> CellSpec:
+    if len(spec.mounts) >= MAX_MOUNT_LINES:
+        raise ValueError(f"a cell takes at most {MAX_MOUNT_LINES} %mount and %bind lines; "
+                         "mount more from the script itself (`mount -t tmpfs none /mnt` "
+                         "works in every cell)")
     return replace(spec, mounts=spec.mounts + (m,))
 
 
@@ -192,7 +248,7 @@ def _p_bind(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if mode and mode[0] not in ("ro", "rw"):
         raise ValueError(f"the third word must be 'ro' or 'rw', got {mode[0]!r}")
     b = Bind(_absolute(source, "HOST_PATH"), _absolute(target, "TARGET"), mode == ["ro"], lineno)
-    return replace(spec, mounts=spec.mounts + (b,))
+    return _with_mount(spec, b)
 
 
 def _p_propagation(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -264,23 +320,50 @@ def _p_shell(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     return replace(spec, shell=_absolute(path, "PATH"))
 
 
+def _label_name(name: str) -> str:
+    if not LABEL_NAME.match(name):
+        raise ValueError(f"{visible(name)!r} is not a label (letters, digits, . _ -, at "
+                         "most 64)")
+    return name
+
+
 def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if not args:
         raise TypeError
     kind, *rest = args
     _one_of(kind, SHOW_KINDS, "view")
+    against = None
+    if "vs" in rest:
+        at = rest.index("vs")
+        if at != len(rest) - 2:
+            raise ValueError("`vs` ends the line with the label of an earlier cell: "
+                             f"`%show {kind}{' PATH' if kind == 'ls' else ''} vs NAME`")
+        if kind not in VS_KINDS:
+            raise ValueError(f"`%show {kind}` has no `vs`: {', '.join(VS_KINDS)} compare "
+                             "with an earlier cell labelled by `%label NAME`")
+        against = _label_name(rest[-1])
+        rest = rest[:at]
     if kind == "ls":
         if len(rest) not in (1, 2):
             raise ValueError("`%show ls` takes PATH and an optional HOST_PATH")
+        if against and len(rest) == 2:
+            raise ValueError("`%show ls PATH vs NAME` compares with cell NAME's PATH, not a "
+                             "host path: drop HOST_PATH or `vs NAME`")
         path = _absolute(rest[0], "PATH")
         # Without HOST_PATH the cell is compared with its image (or, %root none, the host).
         host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else None
-        view = Show("ls", path, host)
+        view = Show("ls", path, host, against, lineno)
     elif rest:
-        raise ValueError(f"`%show {kind}` takes no arguments")
+        raise ValueError(f"`%show {kind}` takes no arguments"
+                         + (" but `vs NAME`" if kind in VS_KINDS else ""))
     else:
-        view = Show(kind)
+        view = Show(kind, against=against, lineno=lineno)
     return replace(spec, show=spec.show + (view,))
+
+
+def _p_label(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (name,) = args
+    return replace(spec, label=_label_name(name))
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)i?b?$", re.IGNORECASE)
@@ -290,8 +373,8 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 def format_size(n: float, decimals: int | None = None) -> str:
     """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough);
     with `decimals`, that many digits after the point (`120.6 KiB`; bytes whole)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
             break
         n /= 1024
     if decimals is None:
@@ -299,15 +382,31 @@ def format_size(n: float, decimals: int | None = None) -> str:
     return f"{n:.0f} B" if unit == "B" else f"{n:.{decimals}f} {unit}"
 
 
+# The largest size anything takes (a limit, the image store's bound): more than any
+# host has, and far from where the kernel's counters (u64 bytes, pages) overflow.
+MAX_SIZE = 1 << 50
+
+
 def parse_size(text: str) -> int:
-    """`64m`, `1.5G`, `512MiB`, `100000` -> bytes."""
+    """`64m`, `1.5G`, `512MiB`, `100000` -> bytes (at most MAX_SIZE)."""
     m = _SIZE.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a size; write e.g. 64m, 1g or 100000")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not value <= MAX_SIZE:   # also inf: a number of 309 digits
+        raise ValueError(f"{visible(text, 40)!r} is more than any host has; sizes go up "
+                         f"to {MAX_SIZE >> 40}t (1 PiB)")
+    return int(value)
 
 
 LIMIT_KEYS = ("pids", "memory", "cpu", "disk", "output")
+SIZE_KEYS = ("memory", "disk", "output")
+# What each limit can be: what the kernel's interfaces take (pids.max and PID_MAX_LIMIT,
+# cpu.cfs_quota_us of 1 ms per CPU_PERIOD to one per CPU Linux runs on), and sizes in
+# which a shell still starts (output, what the kernel shows of the cell, may be 0).
+PIDS_RANGE = (2, 4_194_304)
+CPU_RANGE = (0.01, 8192.0)
+SIZE_MIN = 1 << 20
 
 
 def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
@@ -326,24 +425,45 @@ def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key in ("memory", "disk", "output"):
+            elif key in SIZE_KEYS:
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key in ("memory", "disk", "output") else
-                             f"{key} must be a number, got {value!r}") from None
-        if key != "output" and out[key] <= 0 or (key == "pids" and out[key] < 2) or \
-                (key in ("memory", "disk") and out[key] < 1 << 20):
-            raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
-                             "memory >= 1m, disk >= 1m, cpu > 0)")
+            raise ValueError(f"{key}: {err}" if key in SIZE_KEYS else
+                             f"{key} must be a number, got {visible(value, 40)!r}") from None
+        _in_range(key, out[key], visible(word, 60))
     return tuple(out.items())
+
+
+def _in_range(key: str, value: float, word: str) -> None:
+    if key in SIZE_KEYS:   # parse_size bounded them from above
+        if key != "output" and value < SIZE_MIN:
+            raise ValueError(f"{word} is too small for a shell to start ({key} >= 1m)")
+        return
+    low, high = PIDS_RANGE if key == "pids" else CPU_RANGE
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{key} must be a number, got {word}")
+    if value < low:
+        raise ValueError(f"{word} is too small: " + (
+            "pids >= 2 (a shell needs a process besides the cell's init)" if key == "pids"
+            else "cpu >= 0.01 (1 ms in every 100 ms, the least the kernel schedules)"))
+    if value > high:
+        raise ValueError(f"{word} is more than Linux has: " + (
+            f"pids <= {high} (PID_MAX_LIMIT)" if key == "pids" else
+            f"cpu <= {high:g} (the most CPUs Linux runs on)")
+            + f"; to lift the limit write {key}=none")
 
 
 def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if not args:
         raise TypeError
     return replace(spec, limits=tuple({**dict(spec.limits), **dict(parse_limits(args))}.items()))
+
+
+def _p_seccomp(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, seccomp=_one_of(mode, ("on", "off"), "seccomp mode") == "on")
 
 
 def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -380,13 +500,17 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps | limits",
+              "| steps | limits [vs NAME]",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
               "own on top, both mount trees as a picture, how its container was built, "
               "step by step, or what bounded it (cgroup or rlimit) and what it used at "
-              "most.", _p_show),
+              "most; `vs NAME` (mounts, ls, tree, steps): next to the cell labelled NAME "
+              "instead.", _p_show),
+        Magic("label", "%label NAME", "Name this cell's container: a later `%show mounts "
+              "vs NAME` (or ls, tree, steps) compares with it, e.g. pivot_root against "
+              "chroot.", _p_label),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
@@ -395,6 +519,10 @@ MAGICS: dict[str, Magic] = {
               "core), what it may write (disk), what the notebook is sent of its output; "
               "every cell has pids=1024 disk=1g output=64m unless the kernel says "
               "otherwise; KEY=none lifts one.", _p_limit),
+        Magic("seccomp", "%seccomp on|off", "The cell's seccomp filter (default on, "
+              "modelled on Docker's default profile: bpf, keyctl, perf_event_open, "
+              "userfaultfd, io_uring, module loading, ... answer EPERM); off lifts it.",
+              _p_seccomp),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
@@ -409,6 +537,9 @@ def help_text() -> str:
                  "(first line only).")
     lines.append(f"{'%%c [GCC_FLAGS]':<{width}}  The cell is C: compiled with the host's gcc, "
                  "run in the container (first line only).")
+    lines.append(f"{'display FILE':<{width}}  A command in every cell's script: show a PNG, "
+                 "JPEG, GIF, SVG, HTML or Markdown file below the cell (--html, --markdown, "
+                 "... pick the kind).")
     return "Header lines (at the top of a cell; the rest is a shell script):\n" + "\n".join(
         "  " + line for line in lines
     )
@@ -450,7 +581,7 @@ def parse(code: str, *, host_access: bool = True,
     if bad is not None:  # one search over the script, then find its line
         n = i + script.count("\n", 0, bad.start())
         _check_text(lines[n], n + 1, header=False)
-    spec = replace(spec, script=script)
+    spec = replace(spec, script=script, script_line=i + 1)
     _check_combinations(spec, lines[start:i], start)
     return spec
 
@@ -483,6 +614,11 @@ def _c_flags(line: str) -> str:
     except ValueError as err:
         raise HeaderError(1, line, f"cannot split the gcc flags into words ({err})",
                           HOST_USAGE) from None
+    size = _bytes(shlex.join(words))
+    if size > MAX_C_FLAGS:
+        raise HeaderError(1, line, f"the gcc flags take {size} bytes on the compiler's "
+                          f"command line; at most {MAX_C_FLAGS} (64 KiB): put long "
+                          "definitions in the source (#define) instead", HOST_USAGE)
     for word in words:
         if word.startswith(("-o", "--output")):
             raise HeaderError(1, line, f"{word}: the kernel names the compiled program "
@@ -501,6 +637,11 @@ HOST_ACCESS_LINES = {
     # of any host directory. `%show ls PATH` alone compares with the image: no host read.
     "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
                                "kernel's user",
+    # Not a path to the host, but the defence that keeps the host kernel's rarely needed
+    # calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) from the cell.
+    "%seccomp off": "lifts the cell's seccomp filter: the host kernel's rarely needed "
+                    "calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) are "
+                    "open to it",
 }
 
 
@@ -513,6 +654,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%propagation shared"
     if name == "show" and args[:1] == ["ls"] and len(args) > 2:
         return "%show ls PATH HOST_PATH"
+    if name == "seccomp" and args == ["off"]:
+        return "%seccomp off"
     return None
 
 
@@ -557,8 +700,10 @@ def _parse_line(spec: CellSpec, line: str, lineno: int, host_access: bool = True
     magic = MAGICS.get(name)
     if magic is None:
         known = ", ".join("%" + n for n in MAGICS)
-        raise HeaderError(lineno, line, f"unknown header line %{visible(name)}; known: "
-                          f"{known}, %%host, %%c")
+        close = difflib.get_close_matches(name, MAGICS, n=1, cutoff=0.6)
+        hint = f"did you mean `%{close[0]}`? " if close else ""
+        raise HeaderError(lineno, line, f"unknown header line %{visible(name)}; {hint}"
+                          f"known: {known}, %%host, %%c")
     _check_host_access(host_access, lineno, line, _host_access_line(name, args))
     try:
         return magic.parse(spec, args, lineno)  # type: ignore[operator]

@@ -3,14 +3,17 @@
 The cell's side is what its init kept when the script ended (sandbox/snapshots.py). The
 other side is the host's, read here in the kernel process when the cell ends, or for a
 `%show ls PATH` of a cell with an image, the image as it was before the cell (its layers,
-read by snapshots.py while the cell's init still held them). Each comparison is computed
-here once: the kernel shows its payload, the Python API hands out the same rows.
+read by snapshots.py while the cell's init still held them), or for `%show KIND vs NAME`
+what the cell labelled NAME kept (labels.py). Each comparison is computed here once: the
+kernel shows its payload, the Python API hands out the same rows.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 
+from . import labels as labelled
 from .inspect import listing, mounts, ns
 from .sandbox.plan import Plan
 from .sandbox.steps import describe as describe_steps
@@ -66,11 +69,13 @@ def _status(row: object) -> str | None:
 
 
 def compare(snapshots: list[dict], *, image: str | None = None,
-            stack: list[dict] | None = None, plan: Plan | None = None) -> list[Comparison]:
+            stack: list[dict] | None = None, plan: Plan | None = None,
+            labels: dict[str, labelled.Labelled] | None = None) -> list[Comparison]:
     """One comparison per `%show` line, in header order; a failed snapshot becomes one
     whose error says why. `image`: the cell's image name, for the headings. `stack`: what
     %show layers labels the overlay's layers with (session.layer_stack), bottom first.
-    `plan`: the cell's, whose operations %show steps names."""
+    `plan`: the cell's, whose operations %show steps names. `labels`: the cells a
+    `vs NAME` may name (labels.check said before the cell ran that each is there)."""
     out = []
     for snap in snapshots:
         if "error" in snap:
@@ -78,12 +83,44 @@ def compare(snapshots: list[dict], *, image: str | None = None,
             out.append(Comparison(snap["kind"], None, None, [], {"error": why}, why,
                                   snap.get("path")))
             continue
+        if snap.get("against"):
+            out.append(_versus(snap, labels[snap["against"]], plan, image))
+            continue
         if snap["kind"] == "layers":
             snap = {**snap, "data": {**snap["data"], "stack": stack or []}}
         if snap["kind"] == "steps":
             snap = {**snap, "data": {**snap["data"], "plan": plan}}
         out.append(_compare(snap, image))
     return out
+
+
+def _versus(snap: dict, other: labelled.Labelled, plan: Plan | None,
+            image: str | None) -> Comparison:
+    """This cell's view next to the same view of the cell labelled `other.name`."""
+    from .views.steps import steps_vs_payload
+
+    kind, data, name = snap["kind"], snap["data"], other.name
+    where = labelled.cell_dir(plan) if plan is not None else None
+    if kind in ("mounts", "tree"):
+        cell = mounts.renamed(mounts.parse_mountinfo(data), where, labelled.CELL)
+        if kind == "tree":
+            return Comparison(kind, cell, other.mounts, [],
+                              tree_payload(cell, other.mounts, other=name))
+        rows = mounts.diff_mounts(cell, other.mounts)
+        roots = (labelled.root_mode(plan), other.root) if plan is not None else None
+        return Comparison(kind, cell, other.mounts, rows,
+                          mounts_payload(rows, image=image, other=name, roots=roots))
+    if kind == "ls":
+        base = other.listings[snap["path"]]
+        diff = listing.diff_listings(data, base)
+        return Comparison(kind, data, base, diff["rows"], listing_payload(diff, against=name),
+                          path=snap["path"])
+    if kind == "steps":
+        _, steps_ = describe_steps(plan, data["records"], ended=data.get("ended"),
+                                   notes=data.get("notes"))
+        payload = steps_vs_payload(steps_, where, other.steps, other.cell_dir, name)
+        return Comparison(kind, steps_, other.steps, payload["rows"], payload)
+    raise ValueError(f"%show {kind} has no vs")
 
 
 def _host_mountinfo() -> str:
@@ -120,7 +157,9 @@ def _compare(snap: dict, image: str | None) -> Comparison:
     if kind == "steps":
         host, steps_ = describe_steps(data["plan"], data["records"], ended=data.get("ended"),
                                       notes=data.get("notes"))
-        payload = steps_payload(host, steps_)
+        root = data["plan"].root if data["plan"] is not None else "/"
+        payload = steps_payload(host, steps_, cell_dir=posixpath.dirname(root.rstrip("/"))
+                                if root != "/" else None)
         return Comparison(kind, steps_, host, payload["rows"], payload)
     if kind == "limits":
         payload = limits_payload(data)

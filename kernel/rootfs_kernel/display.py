@@ -172,14 +172,47 @@ def bundle(frame: Frame) -> dict:
         return {"image/svg+xml": text, "text/plain": label}
     if frame.mime == "text/html":
         # srcdoc in a sandbox without allow-scripts: its own origin, no script, no form,
-        # no navigation of the notebook; a reader can make it taller.
+        # no navigation of the notebook; as tall as its text looks (no script in it may
+        # say), and a reader can make it taller.
         return {"text/html": '<iframe sandbox="" title="' + html.escape(frame.name) +
-                '" style="width:100%;height:24em;resize:vertical;border:1px solid '
-                'var(--jp-border-color2,#d0d7de);background:#fff" srcdoc="' +
-                html.escape(text, quote=True) + '"></iframe>', "text/plain": label}
+                f'" style="width:100%;height:{frame_height(text):g}em;resize:vertical;'
+                'border:1px solid var(--jp-border-color2,#d0d7de);background:#fff" srcdoc="'
+                + html.escape(text, quote=True) + '"></iframe>', "text/plain": label}
     if frame.mime == "text/markdown":
         return {"text/html": markdown_html(text), "text/plain": text}
     return {"text/plain": text}
+
+
+FRAME_EM = (4.0, 24.0)   # the frame's height: at least, at most (a reader may resize it)
+
+
+def frame_height(page: str) -> float:
+    """About how tall `page` is, in em of the frame: its block elements and lines (a
+    heading counts more, an image a screenful), between FRAME_EM's bounds."""
+    from html.parser import HTMLParser
+
+    class Lines(HTMLParser):
+        blocks = {"p", "div", "li", "tr", "pre", "br", "hr", "dt", "dd", "blockquote",
+                  "section", "article", "header", "footer", "table", "ul", "ol", "form"}
+        em = 0.0
+        chars = 0
+
+        def handle_starttag(self, tag, attrs):  # noqa: ANN001
+            if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                self.em += 2.2
+            elif tag in ("img", "svg", "video", "canvas"):
+                self.em += 12
+            elif tag in self.blocks:
+                self.em += 1.4
+
+        def handle_data(self, data):  # noqa: ANN001
+            self.chars += len(data.strip())
+            self.em += 1.4 * data.strip().count("\n")
+
+    lines = Lines()
+    lines.feed(page)
+    em = 2 + max(lines.em, 1.4 * (lines.chars > 0)) + 1.4 * (lines.chars // 100)
+    return round(min(FRAME_EM[1], max(FRAME_EM[0], em)), 1)
 
 
 def markdown_html(text: str) -> str:

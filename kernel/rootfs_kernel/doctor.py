@@ -61,9 +61,9 @@ def run_checks(cell: bool = True) -> list[Check]:
     """Every check; with cell=False the real cell (and the image it needs) is skipped."""
     facts = hostfacts.read_facts()
     checks = [_check(f) for f in hostfacts.diagnose(facts)]
-    checks.append(_namespaces_check())
+    checks.append(_namespaces_check(facts))
     if not facts.rootless and not facts.userns_root:
-        checks.append(_idmap_check())
+        checks.append(_idmap_check(facts))
     if cell:
         unavailable = None
         try:
@@ -86,17 +86,28 @@ def run_checks(cell: bool = True) -> list[Check]:
     return checks
 
 
-def _namespaces_check() -> Check:
-    """New IPC and UTS namespaces (a cell's own SysV IPC, message queues and host name)."""
+def _refused(facts: hostfacts.Facts, answer: dict, otherwise: str) -> str:
+    """The fix for a probe's refused clone(2): the host condition that explains it, as a
+    cell's message names it (hostfacts.explain), else `otherwise`."""
+    if "errno" not in answer:
+        return otherwise
+    found = hostfacts.explain(facts, "clone", answer["errno"])
+    return f"{found.name} (above): {found.fix}" if found else otherwise
+
+
+def _namespaces_check(facts: hostfacts.Facts) -> Check:
+    """New IPC and UTS namespaces (a cell's own SysV IPC, message queues and host name),
+    made with clone(2) as a cell's are."""
     from .sandbox.probes import probe
 
     answer = probe("namespaces", "ipc,uts")
     return Check("ipc and uts namespaces", bool(answer.get("ok")), answer.get("detail", ""),
-                 "the same causes as above (seccomp, capabilities, user namespaces)",
+                 _refused(facts, answer, "the same causes as above (seccomp, capabilities, "
+                                         "user namespaces)"),
                  optional=True, key="ipc-uts")
 
 
-def _idmap_check() -> Check:
+def _idmap_check(facts: hostfacts.Facts) -> Check:
     """Whether root's cells could own their image files by an unprivileged id range
     (idmapped mounts of the image store, with overlayfs on top)."""
     from .images.store import default_root
@@ -107,9 +118,14 @@ def _idmap_check() -> Check:
     while not where.is_dir():
         where = where.parent
     answer = probe("idmap", str(where))
-    return Check("idmapped mounts", bool(answer.get("ok")), answer.get("detail", ""),
-                 "Linux 5.19+ and a filesystem that supports idmapped mounts (ext4, xfs, "
-                 "btrfs, tmpfs from 6.3) for the image store", optional=True, key="idmap")
+    if answer.get("userns") is False:   # then neither the kernel nor the filesystem is to blame
+        advice = _refused(facts, answer, "whatever refuses this user namespace refuses the "
+                                         "cells' too: see the container check")
+    else:
+        advice = ("Linux 5.19+ and a filesystem that supports idmapped mounts (ext4, xfs, "
+                  "btrfs, tmpfs from 6.3) for the image store")
+    return Check("idmapped mounts", bool(answer.get("ok")), answer.get("detail", ""), advice,
+                 optional=True, key="idmap")
 
 
 def as_json(checks: list[Check]) -> list[dict]:

@@ -24,6 +24,11 @@ APPARMOR_PROFILE = "rootfs-kernel-init"
 # The flags that give a container what the cells need (Docker and Podman spell them alike).
 CONTAINER_FLAGS = ("--cap-add SYS_ADMIN --security-opt seccomp=unconfined "
                    "--security-opt apparmor=unconfined --security-opt systempaths=unconfined")
+# How to make a directory the root without chroot(2), which the kernel answers with EPERM
+# to every new user namespace (each cell's script runs in one): pivot_root(8) from a mount
+# namespace of its own, the directory made a mount point first (tests/doctor runs this).
+PIVOT_INTO = ("unshare --mount sh -c 'mount --make-rprivate / && mount --rbind DIR DIR && "
+              "cd DIR && pivot_root . . && umount -l . && exec jupyter lab'")
 # The paths runc, crun and Docker mount over in a container's /proc.
 PROC_MASKS = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/acpi", "/proc/scsi",
               "/proc/sched_debug", "/proc/latency_stats", "/proc/asound", "/proc/timer_stats")
@@ -58,10 +63,11 @@ class Facts:
     filesystems: frozenset[str] = frozenset()
     overlay_module: str | None = None  # overlayfs as a loadable module (Debian's): its file
     root_mount: str | None = "ext4"   # fstype of the mount at /; None: / is not a mount point
+    chroot_dir: str | None = None     # where PID 1 sees this process's root: in a chroot
     root_absolute: bool = False       # / is the namespace's own root mount (initramfs)
     root_shared: bool = True
     proc_masked: tuple[str, ...] = ()  # paths mounted over in /proc
-    runtime_dir: str = ""             # where the helper keeps kept/exported upper layers
+    runtime_dir: str = ""             # where the helper keeps the layer %keep keeps
     runtime_fs: str = "tmpfs"         # ... and the filesystem it is on
     store_dir: str = ""               # the image store
     store_fs: str = "ext4"
@@ -174,6 +180,21 @@ def fs_of(path: str, mounts: list[Mount]) -> str:
     return best.fstype if best else "unknown"
 
 
+def _chroot_dir(root: Path, top: Mount | None) -> str | None:
+    """The directory PID 1 sees as this process's root, when that is not its own /: this
+    process is in a chroot (the mount at its / is one PID 1 of the same mount namespace has
+    elsewhere; mount ids are unique among live mounts). None when not, or unknown (PID 1
+    in another mount namespace)."""
+    if top is None:
+        return None
+    try:
+        init = parse_mountinfo(_text(root, "/proc/1/mountinfo") or "")
+    except ValueError:
+        return None
+    seen = next((m.mount_point for m in init if m.mount_id == top.mount_id), "/")
+    return None if seen == "/" else seen
+
+
 def _default_dirs() -> tuple[str, str]:
     from .images.store import default_root
     from .sandbox import rundir
@@ -215,6 +236,7 @@ def read_facts(root: str | Path = "/", euid: int | None = None,
                               (_text(root, "/proc/filesystems") or "").splitlines() if line),
         overlay_module=_module(root, release, "kernel/fs/overlayfs/overlay"),
         root_mount=top.fstype if top else None if mounts else "unknown",
+        chroot_dir=_chroot_dir(root, top),
         root_absolute=bool(top and top.fstype == "rootfs"
                            or top and top.parent_id == top.mount_id),
         root_shared=bool(top and top.shared is not None),
@@ -264,8 +286,9 @@ def _fixes(f: Facts) -> dict[str, Finding]:
     if f.seccomp == 2:
         out["seccomp"] = Finding(
             "seccomp", "seccomp", False,
-            "a seccomp filter is active (Docker's and Podman's default profiles refuse "
-            "unshare, clone with new namespaces and mount without CAP_SYS_ADMIN)",
+            "a seccomp filter is active (Docker's and containerd's default profiles refuse "
+            "clone(2) with namespace flags, unshare(2) and mount(2) to a process without "
+            "CAP_SYS_ADMIN)",
             f"start {_in_container(f)} with `--security-opt seccomp=unconfined` (or "
             f"`{CONTAINER_FLAGS}`, or --privileged); Kubernetes: seccompProfile: Unconfined",
             optional=True)
@@ -297,8 +320,9 @@ def _fixes(f: Facts) -> dict[str, Finding]:
     if f.runtime_fs == "overlay":
         out["runtime-overlay"] = Finding(
             "runtime-overlay", "runtime directory", False,
-            f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
-            "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
+            f"{f.runtime_dir} is on overlayfs (a container's root): it takes no whiteouts, so "
+            "a `%keep` cell that deletes or replaces a kept file fails, keeping nothing (other "
+            "cells are not affected)",
             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
             "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
             "XDG_RUNTIME_DIR (for other users) to a tmpfs",
@@ -311,13 +335,19 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             "back",
             f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)",
             optional=True)
-    if f.root_mount is None:
+    if f.root_mount is None or f.chroot_dir:
+        where = (f"PID 1 sees this root at {f.chroot_dir}" if f.chroot_dir
+                 else "/ is not even a mount point, so pivot_root and a change of its "
+                      "propagation are refused too (EINVAL)")
+        d = f.chroot_dir or "DIR"
         out["root-chroot"] = Finding(
             "root-chroot", "root directory", False,
-            "/ is not a mount point (a chroot): the kernel refuses to change its propagation "
-            "and pivot_root refuses it (EINVAL)",
-            "make the chroot a mount point before entering it: mount --bind DIR DIR; or run "
-            "Jupyter outside the chroot")
+            f"this process is in a chroot ({where}): the kernel refuses a chrooted process "
+            "new user namespaces (EPERM), and every cell's script runs in one; making the "
+            "directory a mount point does not change that",
+            "enter the directory with pivot_root instead of chroot: "
+            f"{PIVOT_INTO.replace('DIR', d)} (as root, from outside the chroot); or run "
+            f"Jupyter under systemd-nspawn -D {d}, bwrap --bind {d} / or a container")
     elif f.root_absolute:
         out["root-ramfs"] = Finding(
             "root-ramfs", "root directory", True,
@@ -455,8 +485,8 @@ def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
         return first("userns-limit")
     if kind == "clone" or (kind == "errno" and name is None):
         # Creating the namespaces, mapping ids, or the script's own user namespace.
-        if err == E.EPERM:   # root without CAP_SYS_ADMIN is refused whatever else holds
-            return first("caps", "seccomp", "userns-clone", "apparmor", "root-chroot")
+        if err == E.EPERM:   # a chroot, or root without CAP_SYS_ADMIN, whatever else holds
+            return first("root-chroot", "caps", "seccomp", "userns-clone", "apparmor")
         if err == E.EACCES:
             return first("apparmor")
         return first("userns-clone", "seccomp")
@@ -464,13 +494,7 @@ def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
         return first("root-chroot")
     if name == "pivot_root" and err == E.EINVAL:
         return first("root-ramfs", "root-chroot")
-    if name == "mount" and fstype == "overlay":
-        upper = str(_field(op, "data") or "").partition("upperdir=")[2].split(",")[0]
-        # A %keep or %export upper layer lives in the runtime directory itself; a plain
-        # cell's lives in the tmpfs each cell mounts over its cell/ directory there.
-        if f.runtime_fs == "overlay" and upper.startswith(f.runtime_dir + "/") \
-                and "/cell/" not in upper:
-            return first("runtime-overlay")
+    if name == "mount" and fstype == "overlay":   # every upper is on the cell's tmpfs
         return first("overlay", "overlay-userns", "apparmor")
     if name == "mount" and fstype in ("proc", "sysfs") and err == E.EPERM:
         return first("proc-masks", "seccomp", "caps")

@@ -2,8 +2,10 @@
 
 With the runtime's defaults JupyterLab and the kernel start, a cell fails with the
 doctor's cause and fix, `%%host` cells run, and doctor says the same; an ordinary user in
-the container needs only the unmasked /proc; with the flags deploy/README.md documents,
-the kernel's own tests pass inside the container.
+the container needs only the unmasked /proc; with the Kubernetes pod's settings in
+Podman's words (a user namespace whose root is an unprivileged range of the host, uid 1000,
+no capability, no_new_privs) cells run, `%keep` included; with the flags deploy/README.md
+documents, the kernel's own tests pass inside the container.
 """
 
 from __future__ import annotations
@@ -52,6 +54,28 @@ def test_an_ordinary_user_needs_only_an_unmasked_proc():
     (cell,) = cells("echo inside; mount -t tmpfs none /mnt && echo mounted",
                     options=[*user, "--security-opt", "systempaths=unconfined"])
     assert cell["status"] == "ok" and cell["stdout"] == "inside\nmounted\n", cell
+
+
+# deploy/kubernetes's securityContext in Podman's words: hostUsers: false (the container's
+# ids an unprivileged range of the host), runAsUser/runAsGroup 1000, capabilities drop
+# [ALL], allowPrivilegeEscalation: false, seccompProfile and appArmorProfile Unconfined,
+# procMount: Unmasked; /tmp is a volume of the image, as the emptyDir is the pod's.
+POD = ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536", "--user", "1000:1000",
+       "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+       "--security-opt", "systempaths=unconfined"]
+
+
+def test_the_kubernetes_pods_settings_run_cells():
+    cell, keep, kept, host = cells(
+        "id -u; grep '^NoNewPrivs' /proc/self/status; mount -t tmpfs none /mnt && echo mounted",
+        "%keep\necho kept > /etc/kept", "cat /etc/kept", "%%host\ncat /proc/self/uid_map; id -u",
+        options=POD)
+    assert cell["status"] == "ok", cell
+    assert cell["stdout"] == "0\nNoNewPrivs:\t1\nmounted\n", cell
+    assert keep["status"] == "ok" and kept["stdout"] == "kept\n", (keep, kept)
+    # the server: uid 1000 of a user namespace whose root is uid 200000 of the host
+    assert host["stdout"].split() == ["0", "200000", "65536", "1000"], host
 
 
 def test_with_the_documented_flags_doctor_passes_and_the_kernel_tests_pass_inside():

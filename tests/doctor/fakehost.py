@@ -43,9 +43,11 @@ def host(root: Path, *, release: str = "6.8.0-45-generic", max_userns: int | Non
          cgroup: str = "0::/user.slice/user-1000.slice/session-2.scope",
          pid1_cgroup: str = "0::/init.scope", dockerenv: bool = False,
          containerenv: bool = False,
-         cgroup_dirs: dict[str, tuple[str, str]] | None = None) -> Path:
+         cgroup_dirs: dict[str, tuple[str, str]] | None = None,
+         pid1_mounts: list[str] | None = None) -> Path:
     """cgroup_dirs: {path below /sys/fs/cgroup: (controllers, subtree_control)}, each
-    directory and its cgroup.procs owned by USER (as systemd's Delegate=yes leaves them)."""
+    directory and its cgroup.procs owned by USER (as systemd's Delegate=yes leaves them);
+    pid1_mounts: PID 1's mount table (default: this process's, as in one namespace)."""
     write(root, "/proc/sys/kernel/osrelease", release + "\n")
     if max_userns is not None:
         write(root, "/proc/sys/user/max_user_namespaces", f"{max_userns}\n")
@@ -63,8 +65,10 @@ def host(root: Path, *, release: str = "6.8.0-45-generic", max_userns: int | Non
           f"CapPrm:\t{caps}\nCapEff:\t{caps}\nNoNewPrivs:\t{int(seccomp == 2)}\n"
           f"Seccomp:\t{seccomp}\nSeccomp_filters:\t{int(seccomp == 2)}\n")
     write(root, "/proc/self/uid_map", f"{uid_map}\n")
-    write(root, "/proc/self/mountinfo", "\n".join(HEALTHY_MOUNTS if mounts is None
-                                                    else mounts) + "\n")
+    own = HEALTHY_MOUNTS if mounts is None else mounts
+    write(root, "/proc/self/mountinfo", "\n".join(own) + "\n")
+    write(root, "/proc/1/mountinfo", "\n".join(own if pid1_mounts is None
+                                                 else pid1_mounts) + "\n")
     write(root, "/proc/filesystems", "\n".join(filesystems or FILESYSTEMS) + "\n")
     write(root, "/proc/self/cgroup", cgroup + "\n")
     write(root, "/proc/1/cgroup", pid1_cgroup + "\n")

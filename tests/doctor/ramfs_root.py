@@ -1,6 +1,6 @@
 """Run a command whose root is the initial ramfs, as on a system that never left its initramfs.
 
-    python ramfs_root.py [--chroot] COMMAND [ARGS...]        (as root)
+    python ramfs_root.py [--chroot | --bound-chroot | --pivot-root] COMMAND [ARGS...]  (root)
 
 pivot_root(2) refuses such a root with EINVAL ("the current root is on the rootfs
 (initial ramfs) mount"), and so do the systems that boot from an initramfs and stay there
@@ -18,6 +18,16 @@ rootfs is the host's, hidden under its root filesystem); the mounts die with the
 
 With --chroot, the root is instead a directory on a ramfs that is not a mount point, as in
 a build chroot: there even making the namespace's mounts private fails with EINVAL.
+
+With --bound-chroot, that directory is made a mount point first (`mount --rbind DIR DIR`)
+and then entered with chroot, from a system whose init stays outside it, as on any host: a
+PID namespace of its own whose PID 1 sits at the mount namespace's root and mounts the
+namespace's /proc in the chroot. The kernel refuses user namespaces to a chrooted process
+(EPERM), however its root is mounted.
+
+With --pivot-root, the same directory is entered as `rootfs-kernel doctor` advises instead:
+its command (hostfacts.PIVOT_INTO, pivot_root(8) in a mount namespace of its own) runs
+with COMMAND in place of `jupyter lab`.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import shlex
+import subprocess
 import sys
 import tempfile
 
-CLONE_NEWNS = 0x00020000
-MS_REC, MS_PRIVATE = 0x4000, 0x40000
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 MNT_DETACH = 2
 SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429    # the same numbers on x86_64 and aarch64
 OPEN_TREE_CLONE, AT_RECURSIVE, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x8000, 0x4
@@ -142,9 +154,11 @@ def ramfs_root(argv: list[str]) -> int:
                         os.rmdir(path)
 
 
-def chroot_root(argv: list[str]) -> int:
-    """A directory on a ramfs that is not a mount point as the root (--chroot)."""
-    _check(libc.unshare(CLONE_NEWNS), "unshare")
+@contextlib.contextmanager
+def _directory_root(flags: int = CLONE_NEWNS):
+    """A directory on a ramfs that is not a mount point, with the host's top-level
+    directories attached, in a mount namespace (and the namespaces of flags) of its own."""
+    _check(libc.unshare(flags), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     top = tempfile.mkdtemp(prefix="rk-ramfs-")
     try:
@@ -152,22 +166,61 @@ def chroot_root(argv: list[str]) -> int:
         root = os.path.join(top, "root")
         os.mkdir(root, 0o755)
         _populate(root, *_host_tree())
-        pid = os.fork()
-        if pid == 0:
-            os.chroot(root)
-            os.chdir("/")
-            os.execvp(argv[0], argv)
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
+        yield root
     finally:   # the ramfs goes with the namespace; its mount point is the host's
         libc.umount2(top.encode(), MNT_DETACH)
         os.rmdir(top)
+
+
+def _run_chrooted(root: str, argv: list[str]) -> int:
+    """argv chrooted into root, in a child; its exit code (other children are reaped too,
+    as an init reaps them)."""
+    pid = os.fork()
+    if pid == 0:
+        os.chroot(root)
+        os.chdir("/")
+        os.execvp(argv[0], argv)
+    while True:
+        done, status = os.waitpid(-1, 0)
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+
+
+def chroot_root(argv: list[str]) -> int:
+    """A directory on a ramfs that is not a mount point as the root (--chroot)."""
+    with _directory_root() as root:
+        return _run_chrooted(root, argv)
+
+
+def bound_chroot(argv: list[str]) -> int:
+    """The --chroot directory made a mount point, then chrooted into (--bound-chroot)."""
+    with _directory_root(CLONE_NEWNS | CLONE_NEWPID) as root:
+        _mount(root, root, None, MS_BIND | MS_REC)          # mount --rbind DIR DIR
+        pid = os.fork()
+        if pid == 0:   # PID 1 of the new PID namespace: the system's init, outside the chroot
+            _mount("proc", os.path.join(root, "proc"), "proc", 0)
+            os._exit(_run_chrooted(root, argv))
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def pivot_root(argv: list[str]) -> int:
+    """The --chroot directory entered with doctor's command (--pivot-root)."""
+    from rootfs_kernel.hostfacts import PIVOT_INTO
+
+    with _directory_root() as root:
+        line = PIVOT_INTO.replace("DIR", root).replace("exec jupyter lab", 'exec "$@"')
+        return subprocess.run(["sh", "-c", f"{line} sh {shlex.join(argv)}"]).returncode
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--chroot"] and args[1:]:
         sys.exit(chroot_root(args[1:]))
-    if not args or args[0] == "--chroot":
+    if args[:1] == ["--bound-chroot"] and args[1:]:
+        sys.exit(bound_chroot(args[1:]))
+    if args[:1] == ["--pivot-root"] and args[1:]:
+        sys.exit(pivot_root(args[1:]))
+    if not args or args[0] in ("--chroot", "--bound-chroot", "--pivot-root"):
         raise SystemExit(__doc__)
     sys.exit(ramfs_root(args))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakehost import CAPS_DOCKER, USER, host, mountinfo_with
+from fakehost import CAPS_DOCKER, HEALTHY_MOUNTS, USER, host, mountinfo_with
 
 from rootfs_kernel import cell, hostfacts
 from rootfs_kernel.sandbox import report
@@ -130,7 +130,9 @@ def test_docker_default_root_no_sys_admin_and_seccomp(tmp_path):
     assert "systempaths=unconfined" in finding(f, "proc-masks").fix
     assert "procMount: Unmasked" in finding(f, "proc-masks").fix
     text = message(f, plan(False), "clone", EPERM)
-    assert "unshare failed (Operation not permitted)" in text
+    # the call rootfs-init made: a filter may refuse clone(2) and allow unshare(2)
+    assert "clone(CLONE_NEWNS|CLONE_NEWPID|SIGCHLD) failed (Operation not permitted)" in text
+    assert "unshare" not in text.split(" — ")[0], text
     assert "seccomp=unconfined" in text and "the docker container" in text, text
 
 
@@ -147,7 +149,7 @@ def test_masked_proc_explains_a_refused_proc_mount(tmp_path):
     assert f.proc_masked == ("/proc/keys", "/proc/kcore")
     p = plan(True)
     text = message(f, p, "errno", EPERM, index=op_index(p, "mount", "proc"))
-    assert "systempaths=unconfined" in text and "'fstype': 'proc'" in text, text
+    assert "systempaths=unconfined" in text and "the mount of proc on /proc" in text, text
 
 
 def test_a_vm_made_from_a_container_image_is_not_called_a_container(tmp_path):
@@ -183,15 +185,14 @@ def test_a_containers_overlay_root_under_keep_and_export(tmp_path):
     assert f.runtime_fs == "overlay" and f.store_fs == "overlay"
     runtime, store = finding(f, "runtime-overlay"), finding(f, "store-overlay")
     assert "--tmpfs /tmp" in runtime.fix and "emptyDir" in runtime.fix
-    assert "%keep" in runtime.detail and f"a volume at {STORE}" in store.fix
-    # a %keep cell's overlay (its upper layer in the runtime directory) is refused ...
-    p = plan(False, "%keep\ntrue")
-    text = message(f, p, "errno", EINVAL, index=op_index(p, "mount", "overlay"))
-    assert "--tmpfs /tmp" in text, text
-    # ... a plain cell's upper is on the tmpfs of its own: another cause
-    p = plan(False)
-    text = message(f, p, "errno", EINVAL, index=op_index(p, "mount", "overlay"))
-    assert "--tmpfs" not in text, text
+    assert "%keep" in runtime.detail and "whiteouts" in runtime.detail
+    assert f"a volume at {STORE}" in store.fix
+    # every cell's upper is on the tmpfs of its own, a %keep cell's too: an overlay the
+    # kernel refuses has another cause
+    for code in ("true", "%keep\ntrue", "%export x\ntrue"):
+        p = plan(False, code)
+        text = message(f, p, "errno", EINVAL, index=op_index(p, "mount", "overlay"))
+        assert "--tmpfs" not in text, text
     # with a tmpfs at /tmp only the store is left
     g = facts(tmp_path, mounts=mountinfo_with(
         "510 500 0:46 / /tmp rw - tmpfs tmpfs rw", root_line=CONTAINER_ROOT))
@@ -212,10 +213,38 @@ def test_initramfs_root(tmp_path):
 def test_chroot_root(tmp_path):
     f = facts(tmp_path, mounts=mountinfo_with(root_line=None))
     found = finding(f, "root-chroot")
-    assert not found.ok and "mount --bind DIR DIR" in found.fix
+    assert not found.ok and "in a chroot" in found.detail and "EPERM" in found.detail
+    assert "pivot_root . ." in found.fix and "mount --bind DIR DIR" not in found.fix
     p = plan(False)
     text = message(f, p, "errno", EINVAL, index=op_index(p, "propagation"))
-    assert "not a mount point" in text and "mount --bind" in text, text
+    assert "not even a mount point" in text and "pivot_root" in text, text
+    # root mode: the id map's user namespace is refused first
+    assert "in a chroot" in message(f, p, "clone", EPERM)
+
+
+CHROOT_ROOT = "700 28 254:1 /srv/chroot / rw,relatime - ext4 /dev/vda1 rw"
+
+
+def test_a_chroot_whose_directory_is_a_mount_point(tmp_path):
+    """mount --bind DIR DIR; chroot DIR: / is a mount point, and PID 1 (in the same mount
+    namespace) has that mount at DIR: the kernel refuses new user namespaces all the same."""
+    seen_by_init = [*HEALTHY_MOUNTS, CHROOT_ROOT.replace(" / rw", " /srv/chroot rw")]
+    for euid in (0, USER):
+        f = facts(tmp_path, euid=euid, mounts=mountinfo_with(root_line=CHROOT_ROOT),
+                  pid1_mounts=seen_by_init)
+        assert f.chroot_dir == "/srv/chroot" and f.root_mount == "ext4"
+        found = finding(f, "root-chroot")
+        assert not found.ok and "PID 1 sees this root at /srv/chroot" in found.detail
+        assert "mount --rbind /srv/chroot /srv/chroot && cd /srv/chroot && pivot_root . ." \
+            in found.fix, found.fix
+        text = message(f, plan(euid != 0), "clone", EPERM)
+        assert "in a chroot" in text and "pivot_root" in text, text
+        assert "max_user_namespaces" not in text and "seccomp" not in text, text
+    # PID 1 sees the same mount as its own /: no chroot; in another mount namespace
+    # (no such mount id there): not known, nothing said
+    for init in (mountinfo_with(root_line=CHROOT_ROOT), HEALTHY_MOUNTS):
+        f = facts(tmp_path, mounts=mountinfo_with(root_line=CHROOT_ROOT), pid1_mounts=init)
+        assert f.chroot_dir is None and "root-chroot" not in failed(f)
 
 
 def test_wsl2(tmp_path):
@@ -282,3 +311,5 @@ def test_no_known_cause_keeps_the_generic_message(tmp_path):
     f = facts(tmp_path)
     text = message(f, plan(False), "clone", EPERM)
     assert "user namespaces may be disabled" in text and "rootfs-kernel doctor" in text
+    assert "refuse clone(2) with namespace flags" in text
+    assert "chroot" in text and "pivot_root" in text

@@ -4,8 +4,12 @@
   namespace of the test's own (limited_userns.py), as root and as an ordinary user;
 - Docker's default seccomp profile, built with libseccomp from the published profile
   (docker_seccomp.py), without CAP_SYS_ADMIN as Docker gives it;
-- a root on the initial ramfs, where pivot_root fails with EINVAL, and a chroot
-  (ramfs_root.py; root only).
+- a seccomp filter that refuses clone(2) with namespace flags and allows unshare(2)
+  (clone_seccomp.py): the cell, doctor's namespace and id-map probes name clone;
+- a root on the initial ramfs, where pivot_root fails with EINVAL, a chroot, a chroot
+  whose directory was made a mount point first (`mount --bind DIR DIR`, which changes
+  nothing: the kernel refuses a chrooted process user namespaces), and the same directory
+  entered with pivot_root as doctor advises, where cells run (ramfs_root.py; root only).
 
 Each time: the cell fails with the cause and the fix in one line, `%%host` cells still
 run, and `rootfs-kernel doctor` exits non-zero naming the same cause.
@@ -21,6 +25,7 @@ import sys
 import pytest
 from launched import (
     HERE,
+    SYSTEM_PYTHON,
     LaunchedKernel,
     can_load_docker_profile,
     docker_seccomp,
@@ -29,6 +34,7 @@ from launched import (
 )
 
 ROOT = os.geteuid() == 0
+ORDINARY = os.environ.get("ROOTFS_TEST_USER", "rkuser")   # scripts/test.sh's ordinary user
 
 
 def assert_fails_with(kernel: LaunchedKernel, *words: str) -> str:
@@ -88,7 +94,8 @@ def test_the_docker_profile_refuses_namespaces_and_allows_the_rest():
 @docker
 def test_docker_default_seccomp_in_a_cell(tmp_path):
     with LaunchedKernel(docker_seccomp(), tmp_path) as k:
-        evalue = assert_fails_with(k, "unshare failed (Operation not permitted)",
+        evalue = assert_fails_with(k, "failed (Operation not permitted)",
+                                   "cannot create the cell's namespaces: clone(CLONE_NEW",
                                    "a seccomp filter is active",
                                    "--security-opt seccomp=unconfined")
         assert "--cap-add SYS_ADMIN" in evalue and "--privileged" in evalue
@@ -102,6 +109,60 @@ def test_docker_default_seccomp_in_doctor():
     assert "[warn] seccomp: a seccomp filter is active" in out, out
     assert any(line.startswith("[FAIL] container:") and "seccomp" in line
                for line in out.splitlines()), out
+
+
+# -- a filter that refuses clone(2) with namespace flags, not unshare(2) -------------------
+def clone_seccomp() -> list[str]:
+    return [SYSTEM_PYTHON, str(HERE / "clone_seccomp.py")]
+
+
+seccomp_bindings = pytest.mark.skipif(
+    subprocess.run([SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True).returncode != 0,
+    reason="python3-seccomp is not installed: run scripts/setup.sh")
+
+
+@seccomp_bindings
+def test_the_clone_filter_refuses_clone_and_allows_unshare():
+    """The premise: unshare(1) (unshare(2)) still makes namespaces, a clone(2) does not."""
+    done = subprocess.run([*clone_seccomp(), "sh", "-c",
+                           "unshare --user --mount true && echo unshare-ok; "
+                           "grep '^Seccomp:' /proc/self/status; "
+                           f"{sys.executable} -m rootfs_kernel.sandbox.probes namespaces uts"],
+                          capture_output=True, text=True, timeout=60)
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["unshare-ok", "Seccomp:\t2"], done
+    probe = json.loads(lines[2])
+    assert probe["ok"] is False and "refused: Operation not permitted" in probe["detail"]
+    assert "unshare(2) with the same flags is allowed" in probe["detail"], probe
+
+
+@seccomp_bindings
+def test_clone_filter_in_a_cell_names_clone_not_unshare(tmp_path):
+    with LaunchedKernel(clone_seccomp(), tmp_path) as k:
+        evalue = assert_fails_with(k, "cannot create the cell's namespaces: clone(CLONE_NEW",
+                                   "failed (Operation not permitted)",
+                                   "a seccomp filter is active",
+                                   "--security-opt seccomp=unconfined")
+        assert "unshare failed" not in evalue
+        assert_host_cells_run(k)
+
+
+@seccomp_bindings
+def test_clone_filter_in_doctor_names_seccomp_not_the_kernel():
+    code, out = doctor(clone_seccomp())
+    assert code == 1, out
+    assert "[warn] seccomp: a seccomp filter is active" in out, out
+    lines = out.splitlines()
+    probe = next(i for i, line in enumerate(lines) if "ipc and uts namespaces" in line)
+    assert lines[probe].startswith("[warn]") and "clone(CLONE_NEW" in lines[probe], out
+    assert "unshare(2) with the same flags is allowed" in lines[probe], out
+    assert "seccomp (above)" in lines[probe + 1], out
+    if ROOT:   # the id map's user namespace: seccomp's doing, not Linux's nor the store's
+        idmap = next(i for i, line in enumerate(lines) if "idmapped mounts" in line)
+        assert "no user namespace for the id map" in lines[idmap], out
+        assert "seccomp (above)" in lines[idmap + 1] and "5.19" not in lines[idmap + 1], out
+    assert any(line.startswith("[FAIL] container:") and "clone(" in line
+               and "unshare failed" not in line for line in lines), out
 
 
 # -- a ramfs root -------------------------------------------------------------------------
@@ -179,8 +240,53 @@ def test_in_a_chroot_cells_fail_with_the_fix_and_host_cells_run():
     assert not answer["cell"]["ok"], answer
     error = answer["cell"]["error"]
     # (root mode: refused when the cell's user namespace is made, before any mount)
-    assert "not a mount point (a chroot)" in error, error
-    assert "mount --bind DIR DIR" in error
+    assert "this process is in a chroot (/ is not even a mount point" in error, error
+    assert "pivot_root . ." in error and "mount --bind DIR DIR" not in error, error
     assert answer["host"]["ok"] and answer["host"]["stdout"] == "on-host\n"
     assert not checks(answer)["root-chroot"]["ok"]
     assert answer["doctor"]["ok"] is False
+
+
+CHROOT_WORDS = ("this process is in a chroot (PID 1 sees this root at /tmp/rk-ramfs-",
+                "the kernel refuses a chrooted process new user namespaces (EPERM)",
+                "making the directory a mount point does not change that",
+                "enter the directory with pivot_root instead of chroot")
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="making a ramfs the root needs root")
+@pytest.mark.parametrize("user", ["root", "ordinary"])
+def test_in_a_chroot_of_a_mount_point_cells_fail_naming_the_chroot(user):
+    """`mount --bind DIR DIR` before chroot (the old advice): / is a mount point, cells
+    still fail with EPERM, and the message and doctor name the chroot, not the sysctls,
+    AppArmor or seccomp."""
+    if user != "root" and subprocess.run(["id", "-u", ORDINARY], capture_output=True).returncode:
+        pytest.skip(f"no user {ORDINARY} (scripts/test.sh makes it)")
+    as_user = [] if user == "root" else ["runuser", "-u", ORDINARY, "--", "env", "HOME=/tmp"]
+    answer = run_inside([*RAMFS, "--bound-chroot", *as_user])
+    error = answer["cell"]["error"]
+    assert not answer["cell"]["ok"] and "clone(CLONE_NEWUSER" in error, answer
+    for words in CHROOT_WORDS:
+        assert words in error, (words, error)
+    for blamed in ("max_user_namespaces", "apparmor", "seccomp"):
+        assert blamed not in error, (blamed, error)
+    assert answer["host"] == {"ok": True, "stdout": "on-host\n", "stderr": ""}
+    found = checks(answer)
+    assert not found["root-chroot"]["ok"] and CHROOT_WORDS[0] in found["root-chroot"]["detail"]
+    assert "mount --rbind /tmp/rk-ramfs-" in found["root-chroot"]["advice"]
+    assert not found["cell"]["ok"] and answer["doctor"]["ok"] is False
+    if user == "root":   # the id-map probe blames the chroot, not Linux or the filesystem
+        assert "root directory (above)" in found["idmap"]["advice"], found["idmap"]
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="making a ramfs the root needs root")
+def test_the_same_directory_entered_with_pivot_root_as_advised_runs_cells():
+    """doctor's fix (hostfacts.PIVOT_INTO), run as written: cells run, doctor passes."""
+    answer = run_inside([*RAMFS, "--pivot-root"])
+    assert answer["cell"]["ok"], answer["cell"]
+    lines = answer["cell"]["stdout"].splitlines()
+    assert lines[0] == "in-cell" and " / / " in lines[1] and " overlay " in lines[1]
+    found = checks(answer)
+    assert found["root-chroot"]["ok"] and found["cell"]["ok"], found
+    assert answer["doctor"]["ok"] is True, answer["doctor"]

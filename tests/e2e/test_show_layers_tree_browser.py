@@ -50,22 +50,20 @@ def test_the_widgets_open_a_layer_and_name_a_mounts_peers(ready, tmp_path: Path)
         layers = run_cell(page, 0)
         widget = outputs(layers).locator(".widget-vbox").first
         widget.wait_for(timeout=30_000)
+        # It opens on the cell's own layer, beside the stack (as dive shows them): the
+        # whiteout and the new file, marked, under their directory.
         expect(widget.locator(".rfk-title")).to_contain_text("Layers of image minimal")
-        expect(widget.locator("td.rfk-key", has_text="cell/")).to_be_visible()
-        # Open the cell's own layer: the whiteout and the new file, marked.
-        widget.locator(".widget-dropdown select").select_option(label="cell/")
-        expect(widget.locator(".rfk-title")).to_contain_text("in cell/")
-        gone = widget.locator('tr[data-status="only-host"]', has_text="/etc/hostname")
+        expect(widget.locator(".rfk-title")).to_contain_text(": cell")
+        expect(widget.locator("li.rfk-current")).to_contain_text("cell")
+        gone = widget.locator('tr[data-status="only-host"]', has_text="hostname")
         expect(gone).to_have_count(1)
         expect(gone.locator("td.rfk-mark")).to_have_text("-")
-        expect(widget.locator('tr[data-status="only-cell"]', has_text="/etc/motd")
-               ).to_have_count(1)
+        expect(widget.locator('tr[data-status="only-cell"]', has_text="motd")).to_have_count(1)
         shoot(widget, artifacts() / "layers-widget.png")
-        # Back up by the breadcrumb, then the overlay: who shadows /etc/hostname.
-        widget.locator("button", has_text="layers").click()
-        widget.locator(".widget-dropdown select").select_option(label="overlay/")
-        expect(widget.locator("tr", has_text="/etc/hostname")).to_contain_text(
-            "removed by cell")
+        # Another layer from the picker: the overlay, who shadows /etc/hostname.
+        widget.locator(".widget-dropdown select").select_option(label="overlay")
+        expect(widget.locator(".rfk-title")).to_contain_text(": overlay")
+        expect(widget.locator("tr", has_text="hostname")).to_contain_text("removed by cell")
 
         tree = run_cell(page, 1)
         widget = outputs(tree).locator(".widget-vbox").first
@@ -107,8 +105,10 @@ def test_the_renderer_draws_layers_and_trees_in_the_theme(ready, tmp_path: Path,
         layers = page.locator(".rfk-compare:not(.rfk-tree)").first
         layers.wait_for(timeout=30_000)
         expect(layers.locator(".rfk-headline")).to_contain_text("upperdir")
-        layers.locator("button.rfk-open", has_text="overlay").click()
-        row = layers.locator("tr.rfk-row", has_text="/etc/hostname")
+        # Opened on the cell's own layer; the stack beside it opens another.
+        expect(layers.locator(".rfk-choices button[aria-current='true']")).to_have_text("cell")
+        layers.locator(".rfk-choices button.rfk-open", has_text="overlay").click()
+        row = layers.locator("tr.rfk-row", has_text="hostname")
         expect(row).to_contain_text("removed by cell")
         expect(layers.locator(".rfk-crumbs button")).to_have_count(2)
         shoot(layers, artifacts() / f"layers-renderer-{theme}.png")

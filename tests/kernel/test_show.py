@@ -87,7 +87,10 @@ def html_lines(html: str, payload: dict) -> list[dict]:
     (the columns with a highlighted part)."""
     parser = _Table()
     parser.feed(html)
-    names = [c["name"] for c in payload["columns"]]
+    # As the table draws them: the columns a reader needs first, then the "more" ones.
+    cols = payload["columns"]
+    names = [c["name"] for c in cols if not c.get("more")] + \
+        [c["name"] for c in cols if c.get("more")]
     two_sided = len(payload["sides"]) == 2
     out: list[dict] = []
     for status, tds in parser.trs:
@@ -99,6 +102,9 @@ def html_lines(html: str, payload: dict) -> list[dict]:
         if classes[:2] == ["rfk-mark", "rfk-key"]:   # first line of a row
             mark, key = tds[0][1], tds[1][1]
             rest = tds[2:]
+        elif classes[:1] == ["rfk-key"]:             # (no mark column: nothing differs)
+            mark, key = MARKS[status], tds[0][1]
+            rest = tds[1:]
         else:                                        # second line of a "differs" row
             mark, key = out[-1]["mark"], out[-1]["key"]
             rest = tds
@@ -578,7 +584,9 @@ def filter_and_table(display: dict, models: dict[str, dict]) -> tuple[str, str]:
     """Comm ids of the filter Text and the table HTML, found from the displayed model."""
     top = models[display[WIDGET_MIME_TYPE]["model_id"]]
     assert top["_model_name"] == "VBoxModel"
-    controls = models[ref(top["children"][0])]
+    # The heading, then the controls, then the table.
+    assert models[ref(top["children"][0])]["_model_name"] == "HTMLModel"
+    controls = models[ref(top["children"][1])]
     text_id = ref(controls["children"][0])
     table_id = ref(top["children"][-1])
     assert models[text_id]["_model_name"] == "TextModel"
@@ -632,8 +640,9 @@ def test_widget_filter_over_comms_updates_the_table(kernel):
     display, models = widget_parts(msgs)
     payload = display[MIME_TYPE]
     text_id, table_id = filter_and_table(display, models)
-    # The table model is born with the full table (its comm_open carries it).
-    assert widget_parts(msgs, opened_only=True)[1][table_id]["value"] == display["text/html"]
+    # The table model is born with the static copy's table (its comm_open carries it).
+    born = widget_parts(msgs, opened_only=True)[1][table_id]["value"]
+    assert born.removeprefix('<div class="rfk-static">') in display["text/html"]
 
     parent = send_filter(kernel, text_id, "tmp")
     state, _ = wait_for_update(kernel, table_id, parent)
@@ -644,7 +653,7 @@ def test_widget_filter_over_comms_updates_the_table(kernel):
 
     parent = send_filter(kernel, text_id, "")
     state, _ = wait_for_update(kernel, table_id, parent)
-    assert state["value"] == display["text/html"]
+    assert state["value"] == born
 
 
 def test_widget_messages_are_answered_while_a_cell_runs(kernel):
@@ -717,11 +726,11 @@ def test_widget_opens_a_subdirectory_over_comms(kernel):
     display, models = widget_parts(msgs)
     payload = display[MIME_TYPE]
     top = models[display[WIDGET_MIME_TYPE]["model_id"]]
-    nav = models[ref(top["children"][1])]
-    picker_id = ref(nav["children"][1])
-    table_id = ref(top["children"][-1])
+    heading_id, table_id = ref(top["children"][0]), ref(top["children"][-1])
+    nav = models[ref(top["children"][2])]
+    (picker_id,) = [ref(c) for c in nav["children"]
+                    if models[ref(c)]["_model_name"] == "DropdownModel"]
     picker = models[picker_id]
-    assert picker["_model_name"] == "DropdownModel"
     # ipywidgets 8 selection widgets sync the index into _options_labels.
     index = picker["_options_labels"].index("etc/")
 
@@ -729,10 +738,16 @@ def test_widget_opens_a_subdirectory_over_comms(kernel):
     msg = kc.session.msg("comm_msg", {"comm_id": picker_id, "data": {
         "method": "update", "state": {"index": index}, "buffer_paths": []}})
     kc.session.send(kc.shell_channel.socket, msg)
-    state, _ = wait_for_update(kernel, table_id, msg["header"]["msg_id"])
-    assert "in etc/" in state["value"]
+    updates = {}
+    while heading_id not in updates or table_id not in updates:
+        m = kc.get_iopub_msg(timeout=20)
+        c = m["content"]
+        if m["msg_type"] == "comm_msg" and "value" in c["data"].get("state", {}) and \
+                m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            updates[c["comm_id"]] = c["data"]["state"]["value"]
+    assert "in etc/" in updates[heading_id]
     etc = by_key(payload["rows"])["etc"]["children"]["rows"]
-    keys = [ln["key"] for ln in html_lines(state["value"], payload)]
+    keys = [ln["key"] for ln in html_lines(updates[table_id], payload)]
     assert keys and sorted(set(keys)) == sorted(r["key"] for r in etc)
 
 

@@ -54,7 +54,9 @@ def test_layers_show_the_image_then_what_the_cell_did(kernel):
     assert overlay["/etc/hostname"]["status"] == "only-host"
     assert overlay["/etc"]["cell"] == {"from": "cell", "shadows": "layer 1", "seen": "yes"}
     assert "+2 ~2 -1" in p["headline"] and "upperdir" in p["headline"]
-    assert "removed" in data["text/plain"] and "layer 1/" in data["text/html"]
+    # Opened on the cell's own layer, the stack beside it (as dive shows them).
+    assert "removed" in data["text/plain"] and ">layer 1<" in data["text/html"]
+    assert '<li class="rfk-current"><span class="rfk-choice-key">cell<' in data["text/html"]
 
 
 def test_an_exported_layer_and_a_kept_one_are_layers_of_their_own(kernel):

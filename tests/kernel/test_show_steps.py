@@ -65,14 +65,18 @@ def test_the_default_container_step_by_step(kernel):
     assert 'pivot_root(".", ".")' in pivot["cell"]["calls"]
     assert 'umount2(".", MNT_DETACH)' in pivot["cell"]["calls"]
     assert calls.index(overlay["cell"]["calls"]) < calls.index(pivot["cell"]["calls"])
-    # the shell, which reads the cell's text from the script pipe (fd 3)
-    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "-c", ". /proc/self/fd/3", '
-                                '"/bin/sh"]')
-    assert p["rows"][-1]["cell"]["process"] == "script"
+    # the cell's seccomp filter, then the shell, which reads the cell's text from the
+    # script pipe (fd 3) as its script `cell`
+    assert calls[-2].startswith("seccomp(SECCOMP_SET_MODE_FILTER, 0, {")
+    assert calls[-2].endswith(" instructions})") and "EPERM" in p["rows"][-2]["note"]
+    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "cell"]')
+    assert [r["cell"]["process"] for r in p["rows"][-2:]] == ["script", "script"]
     # The overlay step adds what becomes the cell's /; pivot_root moves it there and
     # takes the host's mounts away.
     (root,) = _changes(overlay, "only-cell").values()
-    assert root["cell"]["fstype"] == "overlay" and root["key"].endswith("/cell/root")
+    # The container's directory is named once, in the heading: the rows say $CELL.
+    assert root["cell"]["fstype"] == "overlay" and root["key"] == "$CELL/root"
+    assert p["names"]["$CELL"].endswith("/cell")
     gone = _changes(pivot, "only-host")
     assert _host_points() - {"/"} <= set(gone), _host_points() - set(gone)
     moved = [k for k in pivot["children"]["rows"] if k["key"] == "/" and
@@ -162,7 +166,7 @@ def test_a_bind_is_an_idmapped_mount_of_the_host_path(kernel, tmp_path):
     bind = next(r for r in p["rows"] if f'"{tmp_path}"' in (r["cell"]["calls"] or "")
                 and "open_tree" in r["cell"]["calls"])
     assert "%bind, header line 1" in bind["note"]
-    assert list(_changes(bind, "only-cell"))[0].endswith("/cell/root/mnt/host")
+    assert list(_changes(bind, "only-cell"))[0] == "$CELL/root/mnt/host"
 
 
 # --- the widget over comms ----------------------------------------------------------------
@@ -232,14 +236,17 @@ def test_the_widget_is_a_few_models_however_many_steps_and_steps_through(kernel)
     models = _opened(more)
     (display,) = [m["content"]["data"] for m in more if m["msg_type"] == "display_data"]
     top = models[display[WIDGET_MIME_TYPE]["model_id"]]
-    table_id = top["children"][-1].removeprefix("IPY_MODEL_")
+    heading_id = top["children"][0].removeprefix("IPY_MODEL_")
     (picker_id,) = [i for i, s in models.items() if s["_model_name"] == "DropdownModel"]
     key = _step(display[MIME_TYPE], "chdir(")["key"]
-    index = models[picker_id]["_options_labels"].index(f"{key}/")
+    index = models[picker_id]["_options_labels"].index(key)
     msgs = _send(kernel, picker_id, {"method": "update", "state": {"index": index},
                                      "buffer_paths": []})
-    opened = _table_update(msgs, table_id)
-    assert f"in {key}/" in opened and 'data-status="only-host"' in opened
+    table_id = top["children"][-1].removeprefix("IPY_MODEL_")
+    assert 'data-status="only-host"' in _table_update(msgs, table_id)
+    # Its heading names the step and repeats its calls.
+    opened = _table_update(msgs, heading_id)
+    assert f": {key}<" in opened and "pivot_root(" in opened
     (ahead,) = [i for i, s in _opened(msgs).items() if s.get("description") == "next step ▶"]
     msgs = _send(kernel, ahead, {"method": "custom", "content": {"event": "click"}})
-    assert f"in step {int(key.split()[1]) + 1}/" in _table_update(msgs, table_id)
+    assert f": step {int(key.split()[1]) + 1}<" in _table_update(msgs, heading_id)

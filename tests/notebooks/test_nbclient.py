@@ -55,8 +55,13 @@ def test_views_and_widget_state_are_stored_in_the_notebook():
                 refs += [v[len("IPY_MODEL_"):] for v in items
                          if isinstance(v, str) and v.startswith("IPY_MODEL_")]
             todo += [r for r in refs if r not in seen]  # KeyError above if one is missing
-        tables = [state[m]["state"] for m in seen if state[m]["model_name"] == "HTMLModel"]
-        assert [t["value"] for t in tables] == [data["text/html"]]
+        # The heading (with the stylesheet) and the table: the static copy's two halves.
+        html = [state[m]["state"]["value"] for m in seen
+                if state[m]["model_name"] == "HTMLModel"]
+        (heading,) = [h for h in html if "<style>" in h]
+        (table,) = [h for h in html if h is not heading]
+        assert data["text/html"].startswith(heading.removesuffix("</div>"))
+        assert table.removeprefix('<div class="rfk-static">') in data["text/html"]
 
 
 def test_a_failing_cell_stops_the_run_with_cell_execution_error():

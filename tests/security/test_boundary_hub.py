@@ -41,7 +41,8 @@ def hub_config(tmp: Path, **env: str):
     saved = dict(os.environ)
     os.environ.update({"ROOTFS_HUB_STATE": str(tmp / "state"), **env})
     try:
-        exec(compile(RECIPE.read_text(), str(RECIPE), "exec"), {"get_config": lambda: config})
+        exec(compile(RECIPE.read_text(), str(RECIPE), "exec"),
+             {"get_config": lambda: config, "__file__": str(RECIPE)})   # as traitlets gives
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -65,12 +65,14 @@ def test_a_cell_without_header_lines_is_all_script_with_the_defaults():
     ("%limit pids=40 memory=64m", {"limits": (("pids", 40), ("memory", 64 << 20))}),
     ("%limit memory=none", {"limits": (("memory", None),)}),
     ("%help", {"help": True}),
+    ("%seccomp off", {"seccomp": False}),
+    ("%seccomp on", {"seccomp": True}),
 ])
 def test_each_header_line_sets_its_field(line, expected):
     spec = parse(f"{line}\necho done")
     for name, value in expected.items():
         assert getattr(spec, name) == value, name
-    assert spec.script == "echo done"
+    assert spec.script == "echo done" and spec.script_line == 2
 
 
 def test_lines_add_up_in_order_and_a_later_limit_overrides():
@@ -101,12 +103,21 @@ def test_cell_magics_on_the_first_line():
     ("%show ls", 1, "`%show ls` takes PATH"),
     ("%show ns /x", 1, "`%show ns` takes no arguments"),
     ("%limit pids=1", 1, "too small"),
+    ("%seccomp maybe", 1, "unknown seccomp mode 'maybe'; choose one of: on, off"),
     ("%nosuch", 1, "unknown header line %nosuch"),
     ("%", 1, "a lone '%'"),
     ("%keep\n%%host", 2, "must be the first line"),
     ("%%host\n%keep", 2, "takes no header lines"),
     ("%root none\n%keep", 2, "`%root none` has no root filesystem"),
     ("%show changes\n%root none", 1, "reads the cell's overlay"),
+    ("%shwo mounts", 1, "did you mean `%show`?"),
+    ("%lable pivot", 1, "did you mean `%label`?"),
+    ("%show changes vs pivot", 1, "`%show changes` has no `vs`"),
+    ("%show mounts vs", 1, "`%show mounts vs NAME`"),
+    ("%show mounts vs a b", 1, "`vs` ends the line"),
+    ("%show ls /etc /srv vs a", 1, "drop HOST_PATH or `vs NAME`"),
+    ("%show tree vs ../x", 1, "is not a label"),
+    ("%label", 1, "wrong number of arguments (0 given)"),
 ])
 def test_a_wrong_line_is_named_with_what_was_expected(code, lineno, problem):
     with pytest.raises(HeaderError) as info:
@@ -128,6 +139,22 @@ def test_help_lists_every_header_line():
     for magic in MAGICS.values():
         assert magic.usage in text
     assert "%%host" in text and "%%c [GCC_FLAGS]" in text
+    # ... and the command every cell's script has.
+    assert "display FILE" in text and "SVG, HTML or Markdown" in text
+
+
+def test_label_and_vs_name_an_earlier_cell():
+    spec = parse("%label pivot\n%show mounts vs chroot\n%show ls /etc vs chroot\n"
+                 "%show steps\ntrue")
+    assert spec.label == "pivot"
+    assert [(s.kind, s.path, s.against, s.lineno) for s in spec.show] == [
+        ("mounts", None, "chroot", 2), ("ls", "/etc", "chroot", 3), ("steps", None, None, 4)]
+    # Where a view's line is does not change what it is (plans are cached by views).
+    assert parse("%show tree vs a\ntrue").show == parse("%keep\n%show tree vs a\ntrue").show
+    # A typo far from every line gets no guess.
+    with pytest.raises(HeaderError) as info:
+        parse("%zzzzzz\ntrue")
+    assert "did you mean" not in info.value.problem
 
 
 def test_limits_parse_sizes_and_lift_defaults():

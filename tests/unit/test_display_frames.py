@@ -13,7 +13,16 @@ import subprocess
 import pytest
 
 from rootfs_kernel import cell
-from rootfs_kernel.display import END, START, Frame, FrameReader, bundle, parse, svg_image
+from rootfs_kernel.display import (
+    END,
+    START,
+    Frame,
+    FrameReader,
+    bundle,
+    frame_height,
+    parse,
+    svg_image,
+)
 from rootfs_kernel.sandbox import initbin, ops
 from rootfs_kernel.sandbox.plan import DISPLAY_DIR, Context, Places, plan_for
 
@@ -107,6 +116,11 @@ def test_html_is_shown_in_a_sandboxed_frame_where_no_script_runs():
     page = b'<p onclick="x()">hi</p><script>parent.x = 1</script>"\'&'
     html = bundle(Frame("text/html", 'r"e<p>.html', page))["text/html"]
     assert html.startswith('<iframe sandbox="" title="r&quot;e&lt;p&gt;.html"')
+    # As tall as its text looks: one heading is a small frame, a long page the most.
+    assert frame_height("<h2>Report</h2>") <= 5 and frame_height("ok") == 4
+    long = "".join(f"<p>line {i}</p>" for i in range(40))
+    assert frame_height(long) == 24 and 5 < frame_height(long[:200]) < 24
+    assert f"height:{frame_height(page.decode()):g}em" in html
     assert html.endswith('"></iframe>')
     srcdoc = html.split('srcdoc="', 1)[1][:-len('"></iframe>')]
     assert "<" not in srcdoc and '"' not in srcdoc   # one attribute, whatever the page

@@ -8,7 +8,7 @@ from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
 from rootfs_kernel.sandbox import ops, wire
 from rootfs_kernel.sandbox.ops import NAMESPACES
-from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for
+from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for, script_head
 from rootfs_kernel.sandbox.syscalls import MS_RDONLY
 
 PLACES = Places.under("/run/rk")
@@ -24,9 +24,10 @@ class Image:
 IDS = IdRange(first=300000, count=65536)
 
 
-def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None) -> Plan:
+def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None,
+            host_access: bool = True) -> Plan:
     ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
-                  host_env={"PATH": "/bin"}, ids=ids)
+                  host_env={"PATH": "/bin"}, ids=ids, host_access=host_access)
     return plan_for(cell.parse(text), Image, ctx)
 
 
@@ -74,17 +75,36 @@ def test_a_host_cell_has_the_kernels_environment_under_the_cells_env():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/srv", env={"A": "1"},
                   host_env={"PATH": "/bin", "A": "0"})
     plan = plan_for(cell.parse("%%host\nls"), None, ctx)
-    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"} and plan.cwd == "/srv"
+    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"}
     assert plan.ops == () and plan.layers is None
+    # The host's shell reads the cell from the script pipe too, starting where `cell` is
+    # that pipe; the cell's first words go to the kernel's working directory.
+    assert plan.argv == ("/bin/sh", "cell") and plan.cwd == PLACES.script_dir
+    assert plan.script == script_head("/srv", plan.env, 2) + "ls"
 
 
 def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():
     ctx = Context(places=PLACES, rootless=True, uid=1000, gid=1000, cwd="/", keep_active=True)
-    plan = plan_for(cell.parse("true"), Image, ctx)
-    assert plan.layers.lowers == (PLACES.keep_upper, "/img/b", "/img/a")
+    for code in ("true", "%keep\ntrue", "%keep\n%export x\ntrue"):
+        plan = plan_for(cell.parse(code), Image, ctx)
+        assert plan.layers.lowers == (PLACES.kept, "/img/b", "/img/a")
+        assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
+        overlay = next(op for op in plan.ops
+                       if isinstance(op, ops.Mount) and op.fstype == "overlay")
+        assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.kept}:" in overlay.data
+
+
+@pytest.mark.parametrize("code", ["%keep\ntrue", "%export x\ntrue", "%keep\n%export x\ntrue"])
+def test_kept_and_exported_changes_are_written_on_the_cells_own_tmpfs(code):
+    """Its size is the cell's disk=, whatever the cell keeps or exports: the kernel copies
+    them out of it once the cell is gone (images/upper.py)."""
+    plan = plan_of(f"%limit disk=20m\n{code}", ids=IDS)
     assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
-    overlay = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.fstype == "overlay")
-    assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.keep_upper}:" in overlay.data
+    tmpfs = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.target == PLACES.scratch)
+    assert tmpfs.fstype == "tmpfs" and f"size={20 << 20}" in tmpfs.data
+    assert PLACES.kept not in plan.layers.lowers and not any(
+        PLACES.dir in getattr(op, "path", "") and "keep" in getattr(op, "path", "")
+        for op in plan.ops)
 
 
 def test_root_mode_cells_see_the_image_through_idmapped_layers_as_an_unprivileged_root():
@@ -168,6 +188,19 @@ def test_the_chroot_comes_first_among_the_scripts_own_operations():
     assert any(isinstance(op, ops.Mount) and op.fstype == "sysfs" for op in plan.script_ops[1:])
 
 
+def test_a_locked_kernels_chroot_is_made_inside_the_pivoted_root():
+    """Unlocked, the script chroots into the new root on the host's tree (the seed's
+    escape reaches the host); locked, the root is pivoted first and the script chroots
+    within it, so the escape climbs back to the image's root only."""
+    free = plan_of("%root chroot\ntrue", ids=IDS)
+    assert not any(isinstance(op, ops.PivotRoot) for op in free.ops)
+    assert free.script_ops[0] == ops.Chroot(free.root)
+    locked = plan_of("%root chroot\ntrue", ids=IDS, host_access=False)
+    assert locked.ops[-1] == ops.PivotRoot(locked.root)
+    assert locked.script_ops[0] == ops.Chroot("/")
+    assert plan_of("true", ids=IDS, host_access=False).ops == plan_of("true", ids=IDS).ops
+
+
 def test_disk_bounds_the_cells_tmpfs_and_shm_is_bounded_too():
     plan = plan_of("%limit disk=64m\ntrue", ids=IDS)
     scratch = next(op for op in plan.ops if isinstance(op, ops.Mount) and
@@ -191,7 +224,8 @@ def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks()
 
 def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_work_dir():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
-    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64},
+    plan = compile_plan(ctx, "/run/rk/c/cell1.c", ("/bin/sh", "-c", "gcc ..."),
+                        {"pids": 64, "disk": 20 << 20},
                         [("/usr", "dir", None), ("/bin", "link", "usr/bin"),
                          ("/etc/ld.so.cache", "file", None)])
     binds = {op.source: op for op in plan.ops if isinstance(op, ops.Bind)}
@@ -203,7 +237,13 @@ def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_wor
     writable = [op for op in plan.ops if isinstance(op, ops.Bind) and not op.readonly
                 and op.source not in {f"/dev/{d}" for d in ("null", "zero", "full", "random",
                                                               "urandom", "tty")}]
-    assert [(op.source, op.target, op.idmap) for op in writable] == [
-        ("/run/rk/c", "/run/rk/c", True)]
+    assert writable == []   # the source is bound read-only, the work directory is a tmpfs
+    assert (binds["/run/rk/c/cell1.c"].readonly, binds["/run/rk/c/cell1.c"].idmap) == (True, True)
+    # Each tmpfs gcc may write is the cell's disk= in size; the kernel reads the work
+    # directory's after the compile, as a cell's upper layer.
+    tmpfs = {op.target: op.data for op in plan.ops if isinstance(op, ops.Mount)
+             and op.fstype == "tmpfs" and op.target in (plan.root, "/tmp", "/run/rk/c")}
+    assert len(tmpfs) == 3 and all(f"size={20 << 20}" in data for data in tmpfs.values())
+    assert plan.layers.upper == f"{plan.root}/run/rk/c" and plan.layers.lowers == ()
     assert isinstance(plan.ops[-1], ops.PivotRoot) and plan.idmap == "0 300000 65536"
-    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64}
+    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64, "disk": 20 << 20}

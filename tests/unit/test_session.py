@@ -4,6 +4,8 @@ run's result becomes a failure, with a sandbox client that has no helper behind 
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from rootfs_kernel.images import ImageStore
 from rootfs_kernel.images.store import BuildContext, BuildOutput
 from rootfs_kernel.sandbox.client import CellRun, SandboxClient
 from rootfs_kernel.sandbox.ops import Layer
-from rootfs_kernel.sandbox.plan import SCRIPT_HEAD, Places
+from rootfs_kernel.sandbox.plan import Places, script_head
 from rootfs_kernel.session import Session
 
 
@@ -21,16 +23,21 @@ class NoHelper(SandboxClient):
     """The sandbox client as Session uses it, with no helper started: run() keeps the plan
     it is given and answers with the next CellRun of `runs` (status 0 when none is left)."""
 
-    def __init__(self, *runs: CellRun) -> None:
+    def __init__(self, *runs: CellRun, base: str = "/run/rootfs-kernel-unit",
+                 uppers: list[Path] = ()) -> None:
         super().__init__(prepare=False)
-        self._places = Places.under("/run/rootfs-kernel-unit")   # as if the helper said ready
+        self._places = Places.under(str(base))   # as if the helper said ready
         self.plans: list = []
         self.runs = list(runs)
+        self.uppers = list(uppers)   # what the cells asked for with upper=True wrote
         self.dropped: list[str] = []
 
-    async def run(self, plan, on_stdout, on_stderr, **kwargs) -> CellRun:
+    async def run(self, plan, on_stdout, on_stderr, upper: bool = False, **kwargs) -> CellRun:
         self.plans.append(plan)
-        return self.runs.pop(0) if self.runs else CellRun(status=0)
+        run = self.runs.pop(0) if self.runs else CellRun(status=0)
+        if upper and self.uppers:
+            run.upper = os.open(self.uppers.pop(0), os.O_RDONLY | os.O_DIRECTORY)
+        return run
 
     def drop(self, what: str) -> None:
         self.dropped.append(what)
@@ -50,9 +57,18 @@ def store(tmp_path_factory) -> ImageStore:
     return store
 
 
-def session(store: ImageStore, *runs: CellRun, **kwargs) -> tuple[Session, NoHelper]:
-    sandbox = NoHelper(*runs)
+def session(store: ImageStore, *runs: CellRun, base: str = "/run/rootfs-kernel-unit",
+            uppers: list[Path] = (), **kwargs) -> tuple[Session, NoHelper]:
+    sandbox = NoHelper(*runs, base=base, uppers=uppers)
     return Session(store=store, sandbox=sandbox, **kwargs), sandbox
+
+
+def an_upper(where: Path, **files: bytes) -> Path:
+    """A directory standing for a cell's upper layer, with these files."""
+    where.mkdir()
+    for name, data in files.items():
+        (where / name).write_bytes(data)
+    return where
 
 
 def execute(s: Session, code: str):
@@ -73,7 +89,8 @@ def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store)
     assert sandbox.plans == []
     assert execute(s, "%env OTHER=1\necho $GREETING").error is None
     (plan,) = sandbox.plans
-    assert plan.script == SCRIPT_HEAD + "echo $GREETING"   # read by the shell from its pipe
+    # read by the shell from its pipe, line 2 of the cell
+    assert plan.script == script_head("/", plan.env, 2) + "echo $GREETING"
     assert plan.env["GREETING"] == "hello" and plan.env["OTHER"] == "1"
     assert plan.env["PATH"] == cell.DEFAULT_PATH                  # the image's PATH
     # The overlay's lower layers, top first, are the image's (through an idmapped mount
@@ -83,17 +100,36 @@ def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store)
         list(reversed(store.load("minimal").layers))
 
 
-def test_keep_reads_the_kept_layer_next_and_a_cell_without_it_drops_it(store):
-    s, sandbox = session(store)
-    execute(s, "%keep\ntouch /kept")
+def test_keep_reads_the_kept_layer_next_and_a_cell_without_it_drops_it(store, tmp_path):
+    upper = an_upper(tmp_path / "upper", kept=b"x")
+    s, sandbox = session(store, base=str(tmp_path / "helper"), uppers=[upper])
+    assert execute(s, "%keep\ntouch /kept").error is None
     execute(s, "ls /kept")
     execute(s, "true")
     first, second, third = sandbox.plans
-    kept = sandbox.places.keep_upper
-    assert first.layers.upper == kept and kept not in first.layers.lowers
+    kept = sandbox.places.kept
+    # Every cell writes on its own tmpfs; the kernel merged the first one's changes.
+    assert first.layers.upper == second.layers.upper == f"{sandbox.places.scratch}/upper"
+    assert kept not in first.layers.lowers and (Path(kept) / "kept").read_bytes() == b"x"
     assert second.layers.lowers[0] == kept             # the kept changes, on top
     assert kept not in third.layers.lowers
-    assert sandbox.dropped == ["keep"] and s.keep_image is None
+    assert sandbox.dropped == ["keep"] and s.keep_image is None and s.kept_size == 0
+
+
+def test_keep_past_the_cells_disk_bound_keeps_nothing_and_says_so(store, tmp_path):
+    uppers = [an_upper(tmp_path / "u1", a=b"a" * (600 << 10)),
+              an_upper(tmp_path / "u2", b=b"b" * (600 << 10))]
+    s, sandbox = session(store, base=str(tmp_path / "helper"), uppers=uppers)
+    assert execute(s, "%limit disk=1m\n%keep\ntrue").error is None
+    size = s.kept_size
+    assert 600 << 10 < size < 700 << 10
+    out = execute(s, "%limit disk=1m\n%keep\ntrue")
+    assert out.error.name == "LimitExceeded"
+    assert out.error.message.startswith("the cell's writable layer is full (%limit disk=1 "
+                                        "MiB): with this cell's changes, what %keep keeps")
+    assert "(what earlier cells kept still is)" in out.error.message
+    assert s.keep_image == "minimal" and s.kept_size == size
+    assert sorted(os.listdir(sandbox.places.kept)) == ["a"]
 
 
 def test_export_to_an_existing_image_needs_replace_before_anything_runs(store):
@@ -142,7 +178,10 @@ def test_the_output_budget_is_the_kernels_not_the_containers(store):
     assert s.output_budget("%limit output=none\ntrue") is None
     assert s.output_budget("%mount\ntrue") == 1 << 20     # a wrong header: the default
     assert execute(s, "%limit output=2k\ntrue").error is None
-    # The container's plan is the same as without the line: it bounds nothing in there.
+    # The container's plan is the same as without the line: it bounds nothing in there
+    # (the script's text differs by a newline: the shell counts the header's line).
     assert execute(s, "true").error is None
     with_line, without = sandbox.plans
-    assert "output" not in with_line.limits and with_line == without
+    assert "output" not in with_line.limits
+    assert replace(with_line, script=None) == replace(without, script=None)
+    assert with_line.script == script_head("/", with_line.env, 2) + "true"

@@ -180,7 +180,8 @@ def test_the_payload_opens_each_step_onto_its_mount_table():
     root = next(k for k in kids if k["key"] == "/" and k["status"] == "differs")
     assert root["cell"]["fstype"] == "overlay" and root["note"].startswith("moved from ")
     assert pivot["cell"]["mounts"] == "~3 -7 (3)"
-    assert p["summary"]["same"] == 0 and p["summary"]["total"] == len(p["rows"])
+    # The legend counts steps (the mounts each changed are counted when it is opened).
+    assert p["summary"]["same"] == p["summary"]["total"] == len(p["rows"]) == 14
     assert p["headline"].startswith("14 steps in 1.38 ms")
 
 
@@ -197,14 +198,15 @@ def test_text_and_html_show_each_steps_calls_and_what_it_did_to_the_table():
     p = make._steps()
     text, html = render_text(p), render_html(p)
     assert 'pivot_root(".", ".")' in text and "~3 -7 (3)" in text
-    assert "pivot_root(&quot;.&quot;, &quot;.&quot;)" in html
+    assert "pivot_root(&quot;.&quot;,<wbr> &quot;.&quot;)" in html
     assert "<script" not in html
-    # Without a kernel or the renderer (GitHub, the book): each step's changes, folded.
+    # Without a kernel or the renderer (GitHub, the book): each step's call, note and
+    # changes, folded.
     pivot = html[html.index("<summary") :]
     pivot = pivot[pivot.index("step 11: ~3 -7 (3)"):]
-    pivot = pivot[:pivot.index("</details>")]
+    pivot = pivot[:pivot.index("</details>")].replace("<wbr>", "")
     assert 'data-status="only-host"' in pivot and ">/home<" in pivot
-    assert "moved from /run/rootfs-kernel/1-abc/cell/root" in pivot
+    assert "moved from $CELL/root" in pivot and "the old root, stacked on top" in pivot
     assert "step 11  - /home  ext4 /dev/sda2" in text
     data, _ = display_bundle(p, widget=False)
     assert set(data) == {"text/plain", "text/html", "application/vnd.rootfs-kernel.compare+json"}
@@ -217,11 +219,16 @@ def test_the_widget_opens_a_step_and_steps_to_its_neighbours():
     assert w.step_buttons is None                          # nothing to step from yet
     assert "What each step did" not in w.table.value       # the widget opens steps instead
     w.subdir.value = "step 3"
-    assert "in step 3/" in w.table.value and w.step_buttons is not None
+    assert "built: step 3<" in w.heading.value and w.step_buttons is not None
+    # The opened step repeats its call and its note above its table.
+    assert "MS_REC|<wbr>MS_PRIVATE" in w.heading.value and "before anything is mounted" in \
+        w.heading.value
     back, ahead = w.step_buttons
     assert (back.tooltip, ahead.tooltip) == ("step 2", "step 4")
+    assert [b.description for b in w.nav.children] == ["steps", "step 3", "", "◀ previous step",
+                                                       "next step ▶"]
     ahead.click()
-    assert list(w.path) == ["step 4"] and "in step 4/" in w.table.value
+    assert list(w.path) == ["step 4"] and "built: step 4<" in w.heading.value
     back.click()
     back.click()
     assert list(w.path) == ["step 2"]

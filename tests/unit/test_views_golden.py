@@ -53,7 +53,8 @@ def test_golden_views(path: Path) -> None:
         return
     for view in data["views"]:
         s = view["state"]
-        state = State(tuple(s["path"]), s["query"], s["differences_only"], s["expanded"])
+        state = State(tuple(s["path"]), s["query"], s["differences_only"], s["expanded"],
+                      s["more_columns"])
         assert make.expected(payload, state) == view
 
 

@@ -129,7 +129,7 @@ def test_the_cli_prints_an_image_s_layers(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Layers of image minimal (bottom to top)")
     assert "host programs (minimal)" in out.stdout
-    assert "in layer 1/" in out.stdout and "/usr/bin" in out.stdout
+    assert "(bottom to top): layer 1" in out.stdout and "usr/" in out.stdout
 
 
 # --- tree --------------------------------------------------------------------------------------

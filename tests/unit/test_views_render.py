@@ -27,6 +27,7 @@ from rootfs_kernel.views import (
     render_html,
     render_text,
 )
+from rootfs_kernel.views.html import MAX_STATIC_LINES, stylesheet
 from rootfs_kernel.views.model import segments
 from rootfs_kernel.views.payload import level, side_values
 from rootfs_kernel.views.widget import build_widget
@@ -153,19 +154,24 @@ def test_html_is_self_contained_and_escaped(mounts: dict) -> None:
     assert "&lt;script&gt;" in html and "a&amp;b" in html
     full = render_html(mounts)
     assert full.startswith('<div class="rfk-static"') and full.endswith("</div>")
-    assert "<script" not in full.lower() and "<link" not in full and "<style" not in full
+    assert "<script" not in full.lower() and "<link" not in full
     s = mounts["summary"]
     assert f"{s['only-cell']} only in cell" in full and f"{s['differs']} differs" in full
+    # One stylesheet, once; the markup is styled by class (no style on any row or cell).
+    assert full.count("<style>") == 1 and full.startswith('<div class="rfk-static"><style>')
+    assert " style=" not in full
+    sheet = stylesheet()
     # JupyterLab's theme colours, with light fallbacks for nbconvert; left-aligned cells.
     for var in ("--jp-content-font-color1", "--jp-layout-color0", "--jp-success-color1",
                 "--jp-error-color1", "--jp-warn-color1"):
-        assert var in full, var
-    assert "#1f2328" in full and "text-align:left" in full
-    assert "position:sticky" in full and "max-height" in full
+        assert var in sheet, var
+    assert "#1f2328" in sheet and "text-align:left" in sheet
+    assert "position:sticky" in sheet and "max-height" in sheet and "@container" in sheet
 
 
 def keys(html: str) -> list[str]:
-    return re.findall(r'class="rfk-key"[^>]*>([^<]*)<', html)
+    return [k.replace("<wbr>", "") for k in
+            re.findall(r'<td class="rfk-key"[^>]*>((?:[^<]|<wbr>)*)<', html)]
 
 
 def test_html_filter_and_differences_only(mounts: dict) -> None:
@@ -185,7 +191,7 @@ def test_widget_controls_change_the_table(mounts: dict) -> None:
     w.all_toggle.value = True   # the whole table, as "show all N rows" gives it
     before = w.table.value
     w.filter_box.value = "cgroup"
-    filtered = w.table.value
+    filtered = w.table.value.replace("<wbr>", "")
     assert filtered != before and "/sys/fs/cgroup" in filtered and "/dev/pts" not in filtered
     w.filter_box.value = ""
     w.diff_toggle.value = True
@@ -195,12 +201,17 @@ def test_widget_controls_change_the_table(mounts: dict) -> None:
     w.all_toggle.value = False
     assert 'data-status="same"' not in w.table.value  # collapsed to the differences
     assert w.all_toggle.description == f"show all {len(mounts['rows'])} rows"
+    # More columns: the same table, shown with the columns the stylesheet hides until then.
+    assert w.more_toggle.tooltip == "super options, root"
+    assert '<div class="rfk-static">' in w.table.value and '<th class="rfk-more">' in before
+    w.more_toggle.value = True
+    assert w.table.value.startswith('<div class="rfk-static rfk-more-on">')
 
 
 def test_the_changes_widget_has_no_differences_toggle() -> None:
     p = changes_payload({"changes": [{"path": "/a", "kind": "A", "type": "file", "size": 1}],
                          "truncated": False, "note": None})
-    controls = build_widget(p).children[0].children
+    controls = build_widget(p).controls.children
     # (nor "show all rows" while nothing is folded: it is made when a table first is)
     assert [c.description for c in controls[1:]] == []
 
@@ -213,8 +224,8 @@ def test_widget_opens_subdirectories(listing: dict) -> None:
     assert [v for _, v in w.subdir.options] == ["", "ssl"]
     w.subdir.value = "ssl"
     assert "extra.pem" in w.table.value
-    assert [b.description for b in w.crumbs.children][1:] == ["etc/", "ssl/"]
-    w.crumbs.children[0].click()  # back to the top
+    assert [b.description for b in w.crumb_buttons][1:] == ["etc/", "ssl/"]
+    w.crumb_buttons[0].click()  # back to the top
     assert w.path == [] and "etc/" in w.table.value and "added" not in w.table.value
 
 
@@ -224,8 +235,10 @@ def test_views_share_layouts_and_styles_and_close_only_their_own(mounts: dict,
     and styles, which none of them changes, are made once and outlive the views."""
     a, b = build_widget(mounts), build_widget(listing)
     assert a.layout is b.layout and a.filter_box.style is b.filter_box.style
-    assert a.subdir is None and b.subdir.layout is a.layout   # (navigation: listings only)
-    own = [a, a.filter_box, a.diff_toggle, a.all_toggle, a.table, a.controls]
+    assert a.filter_box.layout is b.filter_box.layout
+    assert a.subdir is None and b.subdir.layout is a.diff_toggle.layout  # (listings only)
+    own = [a, a.heading, a.filter_box, a.diff_toggle, a.more_toggle, a.all_toggle, a.table,
+           a.controls]
     a.close_all()
     assert all(x.comm is None for x in own)
     assert b.layout.comm is not None and b.filter_box.style.comm is not None
@@ -262,5 +275,6 @@ def test_5000_mounts_end_to_end_budget() -> None:
     print(f"\n5000 mounts: parse+diff+payload {1000 * (t1 - t0):.0f} ms, "
           f"html {1000 * (t2 - t1):.0f} ms, full bundle with widget {1000 * (t3 - t2):.0f} ms, "
           f"total {1000 * (t3 - t0):.0f} ms")
-    assert payload["summary"]["total"] == 5000 and len(html) > 5000 * 100
+    assert payload["summary"]["total"] == 5000
+    assert f"the first {MAX_STATIC_LINES} of " in html and html.count("<tr") > MAX_STATIC_LINES
     assert t3 - t0 < 3

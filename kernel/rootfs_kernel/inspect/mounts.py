@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
@@ -121,6 +121,20 @@ def _parse_line(line: str, lineno: int) -> Mount:
         propagate_from=peer.get("propagate_from"),
         unbindable=unbindable,
     )
+
+
+def renamed(mounts: list[Mount], path: str | None, name: str) -> list[Mount]:
+    """The table with `path` (a cell's own directory) written `name` wherever a field
+    holds it, so two cells' tables compare by what they are, not where each was built."""
+    if not path:
+        return mounts
+    fields = ("root", "mount_point", "options", "fstype", "source", "super_options")
+    out = []
+    for m in mounts:
+        changed = {f: getattr(m, f).replace(path, name) for f in fields
+                   if path in getattr(m, f)}
+        out.append(replace(m, **changed) if changed else m)
+    return out
 
 
 def parse_mountinfo(text: str) -> list[Mount]:

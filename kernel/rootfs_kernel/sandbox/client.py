@@ -63,6 +63,9 @@ class CellRun:
     # A prepared container's: when (time.monotonic) the kernel wrote the cell down the
     # pipe its shell waited on (the `wait` of %show steps).
     handed_over: float | None = None
+    # run(upper=True): the overlay's upper directory on the cell's tmpfs, an fd the caller
+    # closes; it keeps that tmpfs after the cell's namespace has gone (%keep, %export).
+    upper: int | None = None
 
 
 class _Channels:
@@ -148,12 +151,15 @@ class SandboxClient:
         helper.sweep_stale(base)
         cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Where rootfs-init is and where the helper keeps its directories name this user:
+        # they go over the socket, not on the helper's command line (any user reads it).
+        protocol.send(ours, {"init": str(init), "base": base})
         self.proc = subprocess.Popen(
             # -S: no site-packages (the helper needs only the standard library and this
             # package, found through PYTHONPATH): it starts sooner and stays smaller. An
             # ordinary user's on cgroup v2 starts in a scope systemd delegates to it.
             cgroups.delegating([sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
-                                str(theirs.fileno()), str(init), base]),
+                                str(theirs.fileno())]),
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
@@ -319,17 +325,21 @@ class SandboxClient:
                profile: bool, warm: bool = False,
                notice: Callable[[bytes], None] | None = None) -> None:
         """Ask the helper to start a container for `plan` with these channels: its bounds
-        made here, rootfs-init's argv encoded here (the helper only starts it)."""
+        made here, rootfs-init's plan encoded here into a memfd the helper hands it as
+        its fd 6 (wire.py: never on a command line); the helper only starts it. Returns
+        what bounds the container (%show limits)."""
         facts, group, bounds = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
-        request.update(argv=wire.encode(plan, facts, parent=self.proc.pid, profile=profile,
-                                        warm=warm),
-                       cgroup=None if group is None else group.watch())
+        request.update(cgroup=None if group is None else group.watch())
+        plan_fd = _memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
+                                               profile=profile, warm=warm)))
         try:
-            self.send(request, chan.theirs)
+            self.send(request, [*chan.theirs, plan_fd])
         except BaseException:
             if group is not None:
                 group.remove()
             raise
+        finally:
+            os.close(plan_fd)
         return bounds
 
     def _prepare_next(self) -> None:
@@ -384,17 +394,19 @@ class SandboxClient:
             raise SandboxError(f"the sandbox helper went away ({how})") from None
 
     def drop(self, what: str) -> None:
-        """Remove the kept ("keep") or exported ("export") upper layer."""
+        """Remove the kept layer ("keep"), in order with the cells the helper starts."""
         self.send({"op": "drop", "what": what})
 
     async def run(self, plan: Plan, on_stdout: Callable[[bytes], None],
                   on_stderr: Callable[[bytes], None], *, timeout: float | None = None,
                   interrupt: asyncio.Event | None = None, grace: float = 1.0,
-                  wait_exit: bool = True, profile: bool = False) -> CellRun:
+                  wait_exit: bool = True, profile: bool = False,
+                  upper: bool = False) -> CellRun:
         """Run one plan. With wait_exit=False the cell counts as finished once its report
         and output are complete, while the namespace teardown goes on in the background
         (the next cell does not need it gone unless it reuses a %keep layer). profile:
-        the init times each setup operation and the cell's stages (CellRun.profile)."""
+        the init times each setup operation and the cell's stages (CellRun.profile).
+        upper: hand the overlay's upper directory over (CellRun.upper)."""
         self._attach()
         loop = asyncio.get_running_loop()
         cid = next(self._ids)
@@ -413,9 +425,9 @@ class SandboxClient:
             else:
                 chan, key = _Channels(), None
                 try:
-                    bounds = self._start({"op": "run", "id": cid, "host": plan.host,
-                                 "shell": plan.argv[0]}, plan, str(cid), chan,
-                                profile=profile, notice=self._notices[cid])
+                    bounds = self._start({"op": "run", "id": cid, "host": plan.host}, plan,
+                                         str(cid), chan, profile=profile,
+                                         notice=self._notices[cid])
                 except BaseException:
                     chan.close()
                     raise
@@ -441,7 +453,7 @@ class SandboxClient:
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
                 readers, result_chunks, release, plan, run, profile,
-                None if wait_exit else finished, bounds))
+                None if wait_exit else finished, bounds, upper))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             if not all(r.eof.done() for r in readers):
                 try:
@@ -449,6 +461,11 @@ class SandboxClient:
                                            DRAIN_SECONDS)
                 except TimeoutError:
                     pass
+        except BaseException:
+            if run.upper is not None:   # nobody will read it
+                os.close(run.upper)
+                run.upper = None
+            raise
         finally:
             if reported is not None and not reported.done():
                 reported.cancel()
@@ -474,11 +491,13 @@ class SandboxClient:
 
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
                        plan: Plan, run: CellRun, profile: bool,
-                       finished: asyncio.Future | None, bounds: dict) -> None:
+                       finished: asyncio.Future | None, bounds: dict,
+                       upper: bool = False) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
         cell ends here, once its output is complete too, without waiting for the
-        namespace teardown. `bounds`: what bounded the cell (%show limits)."""
+        namespace teardown. `bounds`: what bounded the cell (%show limits); `upper`: hand
+        the overlay's upper directory over (CellRun.upper)."""
         try:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
@@ -500,10 +519,11 @@ class SandboxClient:
                     data["handed_over"] = run.handed_over
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
-                scratch_upper = f"{os.path.dirname(plan.root)}/upper"  # plan.py's layout
                 written = None
-                if layer_fds and plan.layers and plan.layers.upper == scratch_upper:
+                if layer_fds and plan.layers:   # the upper, on the cell's tmpfs
                     run.disk_full, written = _full(layer_fds[0]), _used(layer_fds[0])
+                    if upper:
+                        run.upper = os.dup(layer_fds[0])
                 data["limits"] = {"bounds": bounds, "usage": data.get("usage"),
                                   "events": data.get("cgroup"), "disk": written,
                                   "ended_by": run.limit}
@@ -551,6 +571,20 @@ class SandboxClient:
                 run.timed_out = True
                 self.send({"op": "kill", "id": cid})
                 deadline = None
+
+
+def _memfd(data: bytes) -> int:
+    """A memory file holding `data`, read from its start."""
+    fd = os.memfd_create("rootfs-plan", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _how_it_ended(returncode: int) -> str:

@@ -4,17 +4,20 @@ Runs in: the helper process (python -m rootfs_kernel.sandbox.helper, started by 
 
 The kernel process has threads (ipykernel), so it leaves starting processes to this
 helper, started once per kernel; starting a Python interpreter per cell would cost tens
-of milliseconds. The kernel plans each container and encodes rootfs-init's argv (wire.py)
-with its bounds (its cgroup, made by the kernel, or rlimits); the helper posix_spawns
-rootfs-init (init.c) with it and the cell's channels as fds, never forks itself, and
+of milliseconds. The kernel plans each container and encodes rootfs-init's plan (wire.py)
+with its bounds (its cgroup, made by the kernel, or rlimits) into a memfd; the helper
+posix_spawns rootfs-init (init.c) with it and the cell's channels as fds (its argv is its
+name alone: nothing on a command line, which any user may read), never forks itself, and
 watches the container: the signals the kernel asks for, a fork bomb its pids limit
 holds, and the end. It imports the standard library's basics only, so it costs the
 machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, release,
-             script] | prepare {key, argv, cgroup} + the same fds (the next cell's
+Requests:  run {id, host, cgroup} + fds [stdout, stderr, result, release, script,
+             plan] | prepare {key, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
-             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
+             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep}
+The kernel's first frame, before any request: {init, base} (rootfs-init's path and where
+helpers keep their directories).
 Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
 
@@ -197,6 +200,10 @@ class Helper:
             os.fchmod(fd, 0o711)
             os.close(fd)
         os.mkdir(os.path.join(self.dir, "cell"))
+        # plan.Places.script_dir: the default shell of a cell on the host's tree starts
+        # here, and runs `cell`, the script pipe it holds as fd 3 (plan.SCRIPT_NAME).
+        os.mkdir(os.path.join(self.dir, "script"), 0o711)
+        os.symlink("/proc/self/fd/3", os.path.join(self.dir, "script", "cell"))
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit
@@ -243,9 +250,9 @@ class Helper:
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
             elif op == "drop":
-                # Kept or exported layers: written by cells (as root in a user namespace
-                # when rootless), so the helper, their owner, removes them.
-                what = os.path.join(self.dir, {"keep": "keep", "export": "export"}[msg["what"]])
+                # The kept layer (the kernel writes it, images/upper.py): removed here, in
+                # order with the requests, so no later cell's container still reads it.
+                what = os.path.join(self.dir, {"keep": "keep"}[msg["what"]])
                 if os.path.exists(what):
                     remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving
@@ -258,21 +265,7 @@ class Helper:
     def _run(self, cid: int, msg: dict, fds: list[int]) -> None:
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(msg["argv"], fds)
-        except OSError as err:
-            if group is not None:
-                self._retire(group)
-            if err.errno != errno.E2BIG:
-                raise
-            from .ops import EXIT_CANNOT_RUN  # (not at the top: the helper stays small)
-
-            # %shell's script is one argv string of `-c`: Linux takes 128 KiB at most.
-            os.write(fds[1], f"rootfs-kernel: the cell is too long for `{msg['shell']} -c` "
-                             "(128 KiB at most; the default /bin/sh takes cells of any "
-                             "length)\n".encode())
-            protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": EXIT_CANNOT_RUN, "signal": None})
-            return
+            pid = self._spawn_init(fds)
         except BaseException:
             if group is not None:
                 self._retire(group)
@@ -291,7 +284,7 @@ class Helper:
         kernel writes the cell when it comes (client.py), then says "adopt"."""
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(msg["argv"], fds)
+            pid = self._spawn_init(fds)
         except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
             if group is not None:
                 self._retire(group)
@@ -338,15 +331,15 @@ class Helper:
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
-    def _spawn_init(self, args: list[str], fds: list[int]) -> int:
+    def _spawn_init(self, fds: list[int]) -> int:
         """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
-        pipes, result socket, release and script pipes)."""
+        pipes, result socket, release and script pipes, its plan), its name its argv."""
         # Move the fds above the numbers they are to become, so no dup2 overwrites another.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
         try:
             actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                        *((os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(high, 1))]
-            return os.posix_spawn(self.init, [self.init, *args], {}, file_actions=actions,
+            return os.posix_spawn(self.init, ["rootfs-init"], {}, file_actions=actions,
                                   setsigdef=_SPAWN_SIGDEF, setsigmask=())
         finally:
             for fd in high:
@@ -459,14 +452,19 @@ def _terminate(*_args: object) -> None:
 
 
 def main() -> None:
-    fd, init, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    fd = int(sys.argv[1])
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     os.set_inheritable(fd, False)  # no cell process may hold the kernel's channel
     with open("/proc/self/comm", "w") as f:   # what ps shows
         f.write("rootfs-helper")
-    Helper(socket.socket(fileno=fd), init, base).serve()
+    sock = socket.socket(fileno=fd)
+    try:
+        first, _ = protocol.recv(sock)   # {init, base}: not on our command line
+    except (protocol.Closed, ConnectionResetError):
+        return   # the kernel went away before it said
+    Helper(sock, first["init"], first["base"]).serve()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
  *
  * Runs in: A, the helper's child (posix_spawn); B, PID 1 of the cell; C, the script.
  * The helper (helper.py) starts this small program for every cell, its plan encoded as
- * argv tokens by wire.py.  Why C: on the machines we measured, copying a Python process
+ * NUL-terminated tokens by wire.py in a memfd (fd 6), never on the command line, which
+ * any local user reads in /proc/PID/cmdline: argv is the program's name alone.  Why C: on the machines we measured, copying a Python process
  * (fork/clone) costs about 1.5 ms and the copy-on-write faults of running Python in the
  * child as much again; this process is a few pages.
  *
@@ -24,8 +25,8 @@
  * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result socket (JSON
  * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken), 5 the
  * script pipe (read end): with `script 1` the shell gets it as fd 3 and reads the cell
- * from it (plan.py's SCRIPT_BOOT), so no cell is too long and the shell can be started
- * before its cell exists; only the shell holds it.
+ * from it (plan.py), so no cell is too long and the shell can be started before its
+ * cell exists; only the shell holds it.  6: the plan, read whole and closed first.
  *
  * Prepared ("warm") containers: the helper may start the next cell's container before
  * the cell exists, with the kernel's pipes for that cell and the previous cell's plan.
@@ -36,7 +37,8 @@
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
+ * `rootfs-init --dump < PLAN` parses a plan (as the memfd holds it) and prints it (for
+ * the tests).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,7 +64,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/seccomp.h>
+
 #include "rootfs-ops.h"
+#include "seccomp-filter.h"   /* every cell's filter, made by libseccomp (seccomp.py) */
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
@@ -94,13 +99,15 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define RELEASE_FD 4
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
+#define PLAN_FD 6
+#define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
-#define MAX_OPS 256
+#define MAX_OPS RK_MAX_OPS
 #define MAX_LIST 64
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, script, look, steps;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp;
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -196,6 +203,39 @@ static int parse_op(int argc, char **argv, int *i, struct op *op) {
     return 0;
 }
 
+/* The plan's tokens from fd (each NUL-terminated, wire.pack), as an argv-like array:
+ * tokens[0] is `name`, the rest the plan's, NULL last; returns their count.  The strings
+ * stay in one buffer for the process's life (the operations and the script's argv and
+ * environment point into it). */
+static int read_plan(int fd, char *name, char ***tokens) {
+    size_t len = 0, cap = 1 << 14;
+    char *buf = malloc(cap);
+    if (!buf) fail("plan", -1, ENOMEM, 0);
+    for (;;) {
+        if (len == cap) {
+            char *more = cap < MAX_PLAN ? realloc(buf, cap * 2) : NULL;
+            if (!more) fail("plan", -1, E2BIG, 0);
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("plan", -1, errno, 0);
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len && buf[len - 1]) fail("plan", -1, EINVAL, 0);   /* a torn last token */
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += !buf[i];
+    char **out = malloc(sizeof *out * ((size_t)n + 2));
+    if (!out) fail("plan", -1, ENOMEM, 0);
+    out[0] = name;
+    for (size_t i = 0, k = 1; i < len; i += strlen(buf + i) + 1) out[k++] = buf + i;
+    out[n + 1] = NULL;
+    *tokens = out;
+    return n + 1;
+}
+
 static void parse(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], RK_VERSION)) fail("plan", -1, EINVAL, 0);
     int i = 2;
@@ -238,6 +278,7 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "script")) P.script = atoi(val);
         else if (!strcmp(key, "look")) P.look = atoi(val);
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
+        else if (!strcmp(key, "seccomp")) P.seccomp = atoi(val);
         else break;
     }
     fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
@@ -289,7 +330,8 @@ static void write_all(int fd, const char *buf, size_t len) {
 
 /* Steps that cannot change the mount table: their record says "as before" unread. */
 static int keeps_table(const char *kind, int index) {
-    if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec")) return 1;
+    if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec") ||
+        !strcmp(kind, "seccomp")) return 1;
     const struct op *op = !strcmp(kind, "op") && index < P.nops ? &P.ops[index]
                         : !strcmp(kind, "sop") && index < P.nsops ? &P.sops[index] : NULL;
     return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME);
@@ -747,7 +789,8 @@ static void op_readonly(const struct op_readonly *o) {
 }
 
 static void op_symlink(const struct op_symlink *o) {
-    /* The /dev links (fd, stdin, ptmx, ...), made in the root's own /dev. */
+    /* The /dev links (fd, stdin, ptmx, ...) and the script's name (plan.py's SCRIPT_NAME),
+     * made in the root's own /dev, its directories made when missing. */
     char head[4096];
     open_root();
     snprintf(head, sizeof head, "%s", o->path);
@@ -756,7 +799,7 @@ static void op_symlink(const struct op_symlink *o) {
     char *slash = strrchr(head, '/');
     const char *name = slash ? slash + 1 : head;
     if (slash) *slash = 0;
-    int dir = open_in_root(slash && *head ? head : "/", O_PATH | O_DIRECTORY);
+    int dir = slash && *head ? resolve(head, "dir") : open_in_root("/", O_PATH | O_DIRECTORY);
     CHECK(dir);
     if (symlinkat(o->target, dir, name) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
     close(dir);
@@ -788,9 +831,10 @@ static void op_pivot_root(const struct op_pivot_root *o) {
 }
 
 static void op_chroot(const struct op_chroot *o) {
-    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose).
-     * A chrooted process may not create a user namespace, so when the script is locked
-     * C does this one (plan.py puts it among the script's operations). */
+    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose;
+     * in a locked kernel B has pivoted into the container first, and the escape ends
+     * there).  A chrooted process may not create a user namespace, so when the script is
+     * locked C does this one (plan.py puts it among the script's operations). */
     before_switch();
     CHECK(chdir(o->root));
     CHECK(chroot("."));
@@ -832,7 +876,29 @@ static void run_op(const struct op *op) {
 /* -- the script ----------------------------------------------------------------------- */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+/* The cell's seccomp filter (seccomp.py: Docker's default profile, adapted; refused
+ * calls answer EPERM), installed last before the exec so that nothing of the setup meets
+ * it.  Without no_new_privs: the script's process is root of its own user namespace, and
+ * CAP_SYS_ADMIN there is what the kernel asks for (set-uid programs keep working). */
+static void install_seccomp(void) {
+#ifndef RK_SECCOMP_NONE
+    if (!P.seccomp) return;
+    double t = now();
+    struct sock_fprog prog = { .len = sizeof rk_seccomp_filter / sizeof *rk_seccomp_filter,
+                               .filter = (struct sock_filter *)rk_seccomp_filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        dprintf(2, "rootfs-kernel: the cell's seccomp filter could not be installed (%s); "
+                "`%%seccomp off` runs a cell without it\n", strerror(errno));
+        _exit(SETUP_FAILED);
+    }
+    char detail[24];
+    snprintf(detail, sizeof detail, "%u", (unsigned)prog.len);
+    record("seccomp", -1, t, detail);
+#endif
+}
+
 static _Noreturn void exec_script(void) {
+    install_seccomp();
     record("exec", -1, now(), P.argv[0]);   /* the last step; its copy of the record closes */
     sigset_t none;
     sigemptyset(&none);
@@ -844,9 +910,10 @@ static _Noreturn void exec_script(void) {
     close(SCRIPT_FD);
     P.env[P.nenv] = NULL;
     execve(P.argv[0], P.argv, P.env);
-    if (errno == E2BIG)
-        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most; the "
-                "default /bin/sh takes cells of any length)\n", P.argv[0]);
+    if (errno == E2BIG)   /* plan.py: only a cell whose mounts hide the pipe uses -c */
+        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most): a "
+                "cell whose own mounts hide /proc or /dev is handed to -c; any other "
+                "takes any length\n", P.argv[0]);
     else
         dprintf(2, "rootfs-kernel: cannot run %s: %s\n", P.argv[0], strerror(errno));
     _exit(RK_EXIT_CANNOT_RUN);
@@ -897,6 +964,14 @@ static int hold_namespaces(const char *proc) {
     return fd;
 }
 
+/* Where the script chroots (plan.py: first of its operations), or NULL: a locked kernel's
+ * %root chroot has pivoted already and chroots within "/". */
+static const char *chroot_of_script(void) {
+    for (int i = 0; i < P.nsops; i++)
+        if (P.sops[i].kind == OP_CHROOT) return P.sops[i].chroot.root;
+    return NULL;
+}
+
 /* Start the script one user + mount namespace below this one: copying the mount
  * namespace into a less privileged user namespace locks every mount made so far. */
 static pid_t start_locked(int *ns_fd) {
@@ -926,11 +1001,9 @@ static pid_t start_locked(int *ns_fd) {
     close(ready[0]);
     /* pid is a pid of the cell's PID namespace: look it up in the cell's own /proc (not
      * at /proc yet when the script is still to chroot). */
-    int chrooting = 0;
-    for (int i = 0; i < P.nsops; i++) chrooting |= P.sops[i].kind == OP_CHROOT;
+    const char *into = chroot_of_script();
     char proc[4200], path[4300];
-    snprintf(proc, sizeof proc, "%s/proc/%d", chrooting && strcmp(P.root, "/") ? P.root : "",
-             (int)pid);
+    snprintf(proc, sizeof proc, "%s/proc/%d", into && strcmp(into, "/") ? into : "", (int)pid);
     *ns_fd = hold_namespaces(proc);
     /* Root mode: the plan's unprivileged range (or, for the host-access lines, every id
      * to itself); an ordinary user's cell has only its root. */
@@ -1025,8 +1098,8 @@ static _Noreturn void cell_init(void) {
         script = start_locked(&ns_fd);
         /* The script chroots itself (locked); the init follows, so that nothing of the
          * host's tree is reachable through /proc/1/root either. */
-        if (P.nsops && P.sops[0].kind == OP_CHROOT) {
-            CHECK(chdir(P.root));
+        if (chroot_of_script()) {
+            CHECK(chdir(chroot_of_script()));
             CHECK(chroot("."));
             CHECK(chdir("/"));
         }
@@ -1070,8 +1143,7 @@ static _Noreturn void cell_init(void) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */
         CHECK(setns(ns_fd, CLONE_NEWNS));
         close(ns_fd);
-        for (int i = 0; i < P.nsops; i++)
-            if (P.sops[i].kind == OP_CHROOT) CHECK(chroot(P.root));
+        if (chroot_of_script()) CHECK(chroot(chroot_of_script()));
         CHECK(chdir("/"));
     }
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -1218,8 +1290,10 @@ static void dump_field(const char *name, enum field_kind kind, const void *value
 }
 
 /* One JSON line per operation: {"list": "op"|"sop", "kind": K, "fields": {NAME: VALUE}}. */
-static int dump(int argc, char **argv) {
-    parse(argc, argv);
+static int dump(char *name) {
+    char **tokens;
+    int n = read_plan(0, name, &tokens);
+    parse(n, tokens);
     for (int i = 0; i < P.nops + P.nsops; i++) {
         const struct op *op = i < P.nops ? &P.ops[i] : &P.sops[i - P.nops];
         printf("{\"list\": \"%s\", \"kind\": \"%s\", \"fields\": {", i < P.nops ? "op" : "sop",
@@ -1232,14 +1306,18 @@ static int dump(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
-    if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
+    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argv[0]);
+    if (fcntl(RESULT_FD, F_GETFD) < 0 || fcntl(PLAN_FD, F_GETFD) < 0) {
+        /* not started by the helper: nobody reads fd 3, no plan on fd 6 */
         dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
                 "in a cell (did %%shell name it? name a shell that exists in the image)\n",
                 argv[0]);
         return RK_EXIT_CANNOT_RUN;
     }
-    parse(argc, argv);
+    char **tokens;
+    int ntokens = read_plan(PLAN_FD, argv[0], &tokens);
+    close(PLAN_FD);
+    parse(ntokens, tokens);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
     fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */

@@ -9,6 +9,9 @@ Runs in: a subprocess of its own (the functions below); probe() in its caller,
     python -m rootfs_kernel.sandbox.probes namespaces ipc,uts,...   can this user get
         these namespaces (with a user namespace of its own when not root)?
 
+Namespaces are made as rootfs-init makes a cell's, with clone(2), not unshare(2): a
+seccomp filter may refuse one and allow the other, and a cell meets clone's answer.
+
 Each prints one JSON object: {"ok": bool, "detail": str, ...}. `probe()` runs one in a
 subprocess, so that the caller (a threaded kernel, doctor) never unshares or forks
 itself; the probe's mounts live in its own mount namespace and go with it.
@@ -17,8 +20,10 @@ itself; the probe's mounts live in its own mount namespace and go with it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -27,6 +32,7 @@ import tempfile
 
 from . import syscalls as sc
 from .ops import NAMESPACES
+from .steps import clone_flags
 
 # The probe's id range: any unprivileged one does (no file is written through it).
 PROBE_BASE, PROBE_COUNT = 100000, 65536
@@ -47,34 +53,42 @@ def probe(name: str, *args: str, timeout: float = 20) -> dict:
                 f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}"}
 
 
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "ppc64le": 120, "s390x": 120}
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class CloneRefused(OSError):
+    """clone(2) refused new namespaces (the errno, and the call in the system's words)."""
+
+
+def _clone(flags: int) -> int:
+    """clone(2) with these namespaces, as init.c calls it (no new stack: the child goes on
+    as after fork); 0 in the child. For this single-threaded probe process only."""
+    pid = _libc.syscall(_SYS_CLONE[platform.machine()], flags | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise CloneRefused(err, f"clone({clone_flags(flags)}) refused: {os.strerror(err)}")
+    return pid
+
+
 def _userns_fd(base: int, count: int) -> int:
-    """A user namespace mapping 0..count-1 to base..: a child creates it, we map it."""
-    made_r, made_w = os.pipe()
+    """A user namespace mapping 0..count-1 to base..: a child made in it waits while we
+    map it (init.c makes the id map's namespace the same way)."""
     hold_r, hold_w = os.pipe()
-    pid = os.fork()
+    pid = _clone(sc.CLONE_NEWUSER)
     if pid == 0:
-        os.close(made_r)
         os.close(hold_w)
-        try:
-            sc.unshare(sc.CLONE_NEWUSER)
-            ok = True
-        except OSError:
-            ok = False
-        os.write(made_w, b"y" if ok else b"n")
         os.read(hold_r, 1)   # until the parent has opened the namespace
         os._exit(0)
-    os.close(made_w)
     os.close(hold_r)
     try:
-        if os.read(made_r, 1) != b"y":
-            raise OSError(1, "unshare(CLONE_NEWUSER) failed")
         for name in ("uid_map", "gid_map"):
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(f"0 {base} {count}")
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(hold_w)
-        os.close(made_r)
         os.waitpid(pid, 0)
 
 
@@ -84,7 +98,11 @@ def idmap(directory: str) -> dict:
         return {"ok": False, "idmap": False, "overlay": False,
                 "detail": "only root can idmap a mount (rootless cells map this user's uid)"}
     owner = os.stat(directory).st_uid
-    userns = _userns_fd(PROBE_BASE, PROBE_COUNT)
+    try:
+        userns = _userns_fd(PROBE_BASE, PROBE_COUNT)
+    except CloneRefused as err:   # not the kernel's or the filesystem's doing: doctor says whose
+        return {"ok": False, "userns": False, "errno": err.errno, "idmap": False,
+                "overlay": False, "detail": f"no user namespace for the id map: {err.strerror}"}
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     scratch = tempfile.mkdtemp(prefix="rootfs-kernel-probe-")
@@ -122,17 +140,28 @@ def idmap(directory: str) -> dict:
 
 
 def namespaces(names: str) -> dict:
-    """unshare(2) the named namespaces (plus a user namespace when not root)."""
+    """clone(2) a child into the named namespaces (plus a user namespace when not root);
+    when refused, whether unshare(2) would have been allowed (a seccomp filter that checks
+    clone's flags only)."""
     flags = 0
     for name in filter(None, names.split(",")):
         flags |= NAMESPACES[name]
     if os.geteuid() != 0:
         flags |= sc.CLONE_NEWUSER
     try:
-        sc.unshare(flags)
-    except OSError as err:
-        return {"ok": False, "detail": f"unshare({names}): {err.strerror}"}
-    return {"ok": True, "detail": f"unshare({names}) works"}
+        pid = _clone(flags)
+    except CloneRefused as err:
+        detail = err.strerror
+        try:
+            sc.unshare(flags)   # this throwaway process's own
+            detail += "; unshare(2) with the same flags is allowed"
+        except OSError:
+            pass
+        return {"ok": False, "errno": err.errno, "detail": detail}
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return {"ok": True, "detail": f"clone({clone_flags(flags)}) works"}
 
 
 def _fstype(path: str) -> str:

@@ -17,12 +17,15 @@ import json
 import os
 
 from .. import hostfacts
+from ..cell import visible
 from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
 from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
+from .ops import NAMESPACES
 from .plan import Plan
+from .steps import clone_flags
 
-__all__ = ["CANNOT_RUN", "SETUP_FAILED", "describe_error", "host_cause", "notes", "parse",
-           "profile", "unshare_advice"]
+__all__ = ["CANNOT_RUN", "SETUP_FAILED", "clone_advice", "describe_error", "host_cause",
+           "notes", "parse", "profile", "step_words"]
 
 DOCTOR_HINT = " Run `rootfs-kernel doctor` for the details; %%host cells still run."
 # Said once when rootfs-init reports "no_pivot" (init.c's fallback on an initramfs root).
@@ -62,7 +65,7 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                     "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
                     "...); other containers hold them. Wait for some to end, or raise the "
                     "limit, then run the cell again")
-        return unshare_advice(os.strerror(err), cause)
+        return clone_advice(plan, os.strerror(err), cause)
     if kind == "host-mnt-ns":
         return "refusing to set up a container in the host's mount namespace"
     if kind == "bind-source":
@@ -103,9 +106,8 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                 "same filesystem (e.g. a %mount tmpfs); paths are the cell's own")
     lineno = getattr(op, "lineno", 0)
     where = f" (header line {lineno})" if lineno else ""
-    what = {} if op is None else {"op": op.KIND, **{
-        k: getattr(op, k) for k in ("source", "target", "fstype", "path") if k in op.FIELDS}}
-    step = f"at {what}" if op else "in its user namespace (mapping ids, or the script's own)"
+    step = f"at {step_words(op)}" if op else \
+        "in its user namespace (mapping ids, or the script's own)"
     cause = host_cause(kind, err, op, facts)
     if cause:
         return f"container setup failed {step}{where}: {os.strerror(err)}{cause}{DOCTOR_HINT}"
@@ -113,6 +115,17 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
     if err == errno.EPERM and plan.rootless and op is not None and op.KIND == "mount":
         hint = rootless_mount_hint(op.fstype)
     return f"container setup failed {step}{where}: {os.strerror(err)}{hint}"
+
+
+def step_words(op: object) -> str:
+    """A setup operation as a message names it: "the mount of tmpfs on /mnt"."""
+    kind = op.KIND
+    if kind == "mount":
+        return f"the mount of {op.fstype} on {visible(op.target, 80)}"
+    if kind == "bind":
+        return f"the bind of {visible(op.source, 80)} on {visible(op.target, 80)}"
+    place = next((getattr(op, k) for k in ("target", "path", "root") if k in op.FIELDS), "")
+    return f"the {kind} step" + (f" at {visible(place, 80)}" if place else "")
 
 
 def host_cause(kind: str, err: int, op: object | None,
@@ -145,15 +158,20 @@ def rootless_mount_hint(fstype: str) -> str:
             "in a user namespace here (run Jupyter as root for it)")
 
 
-def unshare_advice(reason: str, cause: str = "") -> str:
+def clone_advice(plan: Plan, reason: str, cause: str = "") -> str:
+    """The cell's namespaces refused: rootfs-init makes them with clone(2) (init.c; first a
+    user namespace of its own for the id map, when the plan has one), not unshare(2),
+    which a seccomp filter may treat otherwise."""
+    flags = clone_flags(plan.namespaces | (NAMESPACES["user"] if plan.idmap else 0))
+    head = f"cannot create the cell's namespaces: clone({flags}) failed ({reason})"
     if cause:
-        return (f"cannot create the cell's namespaces: unshare failed ({reason}){cause}"
-                f"{DOCTOR_HINT}")
-    return (f"cannot create the cell's namespaces: unshare failed ({reason}). "
-            "The host forbids it: user namespaces may be disabled "
+        return f"{head}{cause}{DOCTOR_HINT}"
+    return (f"{head}. The host forbids it: user namespaces may be disabled "
             "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or "
-            "AppArmor's kernel.apparmor_restrict_unprivileged_userns=1), or a container's "
-            "seccomp profile refuses unshare." + DOCTOR_HINT)
+            "AppArmor's kernel.apparmor_restrict_unprivileged_userns=1), a container's "
+            "seccomp profile may refuse clone(2) with namespace flags, or this process is in "
+            "a chroot (the kernel refuses a chrooted process new user namespaces: enter the "
+            "directory with pivot_root instead)." + DOCTOR_HINT)
 
 
 def profile(plan: Plan, seconds: list[float] | None) -> list[tuple[str, str, float]] | None:

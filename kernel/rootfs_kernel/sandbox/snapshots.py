@@ -52,7 +52,8 @@ def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int
     ids = IdRange(*map(int, idmap.split()[1:])).inside if idmap else None
     out = []
     for view in shows:
-        show = {"kind": view.kind, "path": view.path, "host_path": view.host_path}
+        show = {"kind": view.kind, "path": view.path, "host_path": view.host_path,
+                "against": view.against}
         try:
             if view.kind == "steps":   # the setup's record: nothing of the cell to read
                 out.append({**show, "data": _steps(report, steps_fd)})

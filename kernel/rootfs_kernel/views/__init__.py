@@ -7,9 +7,15 @@ client picks the richest it can show: the widget, else the HTML table, else plai
 
 from __future__ import annotations
 
-from .html import MAX_STATIC_LINES, render_html, with_step_tables
+from .html import (
+    MAX_STATIC_LINES,
+    compose,
+    render_html,
+    static_view,
+    view_parts,
+    with_step_tables,
+)
 from .limits import LIMITS_MIME_TYPE, limits_bundle, limits_payload
-from .model import display
 from .payload import (
     MIME_TYPE,
     changes_payload,
@@ -20,7 +26,7 @@ from .payload import (
 )
 from .steps import steps_payload
 from .text import render_text
-from .tree import TREE_MIME_TYPE, tree_bundle, tree_payload
+from .tree import TREE_MIME_TYPE, tree_bundle, tree_parts, tree_payload
 
 WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 
@@ -39,18 +45,20 @@ def display_bundle(payload: dict, *, widget: bool = True,
     (the kernel's, or the comm package's DummyComm outside a kernel); `keep` is called
     with it, so a caller can bound how many stay alive.
     """
+    view = None
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
-        data = tree_bundle(payload)
-        html = data["text/html"]
+        parts = tree_parts(payload)
+        data = tree_bundle(payload, parts)
     elif payload.get("kind") == "limits":  # figures, not a diff (limits.schema.json)
         data = limits_bundle(payload)
-        html = data["text/html"]
+        parts = None
     else:
-        # The default view, drawn once for the static copies and the widget (bounded:
+        # Where the view opens, drawn once for the static copies and the widget (bounded:
         # MAX_STATIC_LINES); %show steps' static copy adds each step's changes, folded
         # below its table (the widget opens a step instead).
-        view = display(payload, max_lines=MAX_STATIC_LINES)
-        html = render_html(payload, view=view, static_extras=False)
+        view = static_view(payload, MAX_STATIC_LINES)
+        parts = view_parts(payload, view)
+        html = compose(parts)
         data = {
             "text/plain": render_text(payload, view=view),
             "text/html": with_step_tables(html, payload) if payload["kind"] == "steps"
@@ -60,7 +68,7 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if widget:
         from .widget import build_widget  # ipywidgets only when a widget is asked for
 
-        w = build_widget(payload, html)
+        w = build_widget(payload, parts, view)
         if keep is not None:
             keep(w)
         data.update(widget_view(w))

@@ -120,8 +120,11 @@ def render_limits_text(payload: dict) -> str:
 
 
 def render_limits_html(payload: dict) -> str:
-    """A table in JupyterLab's theme colours, each peak with a bar against its limit."""
-    head = "".join(f'<th style="text-align:left;padding:2px 8px">{h}</th>' for h in HEADINGS)
+    """A table in JupyterLab's theme colours, each peak with a bar against its limit,
+    drawn with the views' one stylesheet (html.py: it fits the output area)."""
+    from .html import stylesheet
+
+    head = "".join(f"<th>{h}</th>" for h in HEADINGS)
     body = ""
     for r in payload["rows"]:
         bar = ""
@@ -132,16 +135,15 @@ def render_limits_html(payload: dict) -> str:
                    f'background:var(--jp-layout-color3,#d0d7de)"><div style="height:4px;'
                    f'width:{r["fraction"] * 100:.1f}%;background:{colour}"></div></div>')
         cells = [r["key"], r["limit_text"], r["by"], r["used_text"], r["used_by"]]
-        tds = "".join(f'<td style="padding:2px 8px">{escape(c)}{bar if i == 3 else ""}</td>'
+        tds = "".join(f'<td>{escape(c)}{bar if i == 3 else ""}</td>'
                       for i, c in enumerate(cells))
         body += f'<tr data-key="{r["key"]}">{tds}</tr>'
-    endings = "".join(f'<div style="padding:2px 0">{escape(line)}</div>'
+    endings = "".join(f'<div class="rfk-footer">{escape(line)}</div>'
                       for line in _endings(payload))
-    return (f'<div class="rfk-limits" style="font-family:var(--jp-code-font-family,monospace);'
-            f'font-size:12px;color:var(--jp-content-font-color1,#1f2328)">'
-            f'<div style="padding:2px 0"><b>{escape(payload["title"])}</b></div>'
-            f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>{endings}</div>")
+    return (f'<div class="rfk-static rfk-limits">{stylesheet("limits")}<div class="rfk-heading">'
+            f'<div class="rfk-title">{escape(payload["title"])}</div></div>'
+            f'<div class="rfk-scroll"><table class="rfk-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>{endings}</div>")
 
 
 def limits_bundle(payload: dict) -> dict:

@@ -5,9 +5,10 @@ functions in TypeScript (extension/src/model.ts). The golden fixtures in
 tests/fixtures/payloads/ hold the expected lines of each, as written by line_text(), and
 both test suites compare against them, so the two cannot disagree.
 
-A long table (more than COLLAPSE_OVER rows at its level, with "same" rows to hide or
-runs of alike rows to fold) starts collapsed: its differences only, each run folded into
-one line, and "show all N rows" to unfold. A filter searches every row, unfolded.
+A long table (more than COLLAPSE_OVER rows at its level, with "same" rows of a
+comparison to hide or runs of alike rows to fold) starts collapsed: its differences
+only, each run folded into one line, and "show all N rows" to unfold. A filter searches
+every row, unfolded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ class State:
     query: str = ""
     differences_only: bool = False
     expanded: bool = False
+    more_columns: bool = False    # the columns marked "more" (mounts: super options, root)
+
+
+def initial_state(payload: dict) -> State:
+    """Where a view opens: %show layers on its selected layer (the cell's own), the
+    rest at the top."""
+    selected = payload.get("selected")
+    return State(path=(selected,)) if selected else State()
 
 
 def fmt(value: object) -> str:
@@ -42,8 +51,14 @@ def side_label(payload: dict, side: str) -> str:
     return next((s["label"] for s in payload["sides"] if s["name"] == side), side)
 
 
-def marks(payload: dict) -> dict[str, str]:
-    return {**MARKS, **{e["status"]: e["mark"] for e in payload["legend"]}}
+def level_legend(payload: dict, node: dict) -> list[dict]:
+    """A level's legend: its own (a step's mount changes, a layer's entries), else the
+    payload's."""
+    return node.get("legend") or payload["legend"]
+
+
+def marks(payload: dict, legend: list[dict] | None = None) -> dict[str, str]:
+    return {**MARKS, **{e["status"]: e["mark"] for e in legend or payload["legend"]}}
 
 
 def navigable(payload: dict) -> bool:
@@ -59,6 +74,12 @@ def top_label(payload: dict) -> str:
     return (payload.get("paths") or {}).get("cell") or "/"
 
 
+def crumb_label(payload: dict, name: str) -> str:
+    """An opened row in the breadcrumb: a directory ends with '/', a layer or a step
+    does not ("step 3", not a directory "step 3/")."""
+    return f"{name}/" if payload["kind"] == "listing" else name
+
+
 def neighbours(payload: dict, path: Sequence[str]) -> tuple[str | None, str | None]:
     """The steps before and after the opened one (%show steps), to step through them:
     (None, None) anywhere else."""
@@ -71,9 +92,31 @@ def neighbours(payload: dict, path: Sequence[str]) -> tuple[str | None, str | No
     return (keys[i - 1] if i > 0 else None), (keys[i + 1] if i + 1 < len(keys) else None)
 
 
-def key_label(row: dict) -> str:
-    """Key as displayed: directories that can be opened end with '/'."""
-    return f"{row['key']}/" if "children" in row else fmt(row["key"])
+def key_label(payload: dict, row: dict) -> str:
+    """Key as displayed: directories that can be opened end with '/' (a listing's)."""
+    return f"{row['key']}/" if "children" in row and payload["kind"] == "listing" \
+        else fmt(row["key"])
+
+
+def tree_keys(rows: Sequence[dict]) -> dict[str, tuple[str, int]]:
+    """A level of absolute paths drawn as a file tree (dive's): each key -> (its name
+    below the nearest listed ancestor, how many listed ancestors it has); a directory's
+    name ends with '/'."""
+    present = {r["key"] for r in rows}
+    out: dict[str, tuple[str, int]] = {}
+    for r in rows:
+        key = r["key"]
+        parts = key.strip("/").split("/")
+        depth, cut = 0, 0
+        for i in range(1, len(parts)):
+            if "/" + "/".join(parts[:i]) in present:
+                depth += 1
+                cut = i
+        name = "/".join(parts[cut:]) if cut else key
+        if (r.get("cell") or {}).get("type") == "dir":
+            name += "/"
+        out[key] = (name, depth)
+    return out
 
 
 def line_sides(row: dict, both: bool) -> list[str]:
@@ -117,20 +160,30 @@ def row_text(payload: dict, row: dict) -> str:
     return "\0".join(parts).lower()
 
 
-def summary_text(payload: dict, summary: dict) -> str:
-    # A one-sided view counts its "same" rows (a stack's layers) only where it has some.
-    return ", ".join(f"{summary[e['status']]} {e['text']}" for e in payload["legend"]
+def summary_text(payload: dict, summary: dict, legend: list[dict] | None = None) -> str:
+    # A one-sided view counts its "same" rows (a stack's layers, the steps) only where it
+    # has some.
+    return ", ".join(f"{summary[e['status']]} {e['text']}" for e in legend or payload["legend"]
                      if e["status"] != "same" or summary["same"] or two_sided(payload))
 
 
-def legend_text(payload: dict) -> str:
+def legend_text(payload: dict, legend: list[dict] | None = None) -> str:
+    """The marks in words; "" where no entry has a mark (the steps, the layers)."""
+    entries = legend or payload["legend"]
+    if not any(e["mark"].strip() for e in entries):
+        return ""
     return "legend: " + "   ".join(
-        f"{e['mark'] if e['mark'].strip() else '(blank)'} {e['text']}" for e in payload["legend"])
+        f"{e['mark'] if e['mark'].strip() else '(blank)'} {e['text']}" for e in entries)
 
 
 def level_title(payload: dict, path: Sequence[str]) -> str:
-    """The payload's title, plus the opened subdirectory when not at the top."""
-    return f"{payload['title']}, in {'/'.join(path)}/" if path else payload["title"]
+    """The payload's title, plus the opened row when not at the top ("in etc/ssl/" of a
+    listing, ": step 3" of the steps, ": cell" of the layers)."""
+    if not path:
+        return payload["title"]
+    if payload["kind"] == "listing":
+        return f"{payload['title']}, in {'/'.join(path)}/"
+    return f"{payload['title']}: {' / '.join(path)}"
 
 
 def note_text(payload: dict) -> str | None:
@@ -146,12 +199,51 @@ def level_columns(payload: dict, node: dict) -> list[dict]:
     return node.get("columns") or payload["columns"]
 
 
-def _row_lines(payload: dict, row: dict, mark: str, columns: list[dict]) -> list[dict]:
+def names_text(payload: dict) -> list[str]:
+    """The names the rows use for long paths, said once: "$CELL = /tmp/...". """
+    return [f"{name} = {value}" for name, value in (payload.get("names") or {}).items()]
+
+
+def opened_detail(payload: dict, path: Sequence[str]) -> dict | None:
+    """The opened step, repeated above its table: its calls, time and mount table, and
+    its note ({"key", "fields": [[label, text]], "note"}); None elsewhere (an opened
+    layer is shown in the stack beside it: choices())."""
+    if not path or payload["kind"] != "steps":
+        return None
+    row = next((r for r in payload["rows"] if r["key"] == path[0]), None)
+    if row is None:
+        return None
+    values = row.get("cell") or {}
+    fields = [[c["label"], fmt(values.get(c["name"]))] for c in payload["columns"]
+              if fmt(values.get(c["name"]))]
+    return {"key": row["key"], "fields": fields, "note": fmt(row.get("note"))}
+
+
+def choices(payload: dict, path: Sequence[str]) -> list[dict]:
+    """%show layers (a payload with "selected"): the stack beside the opened layer, as
+    dive lists it: each layer's key, a line of figures and what made it."""
+    if not payload.get("selected") or not path:
+        return []
+    out = []
+    for row in payload["rows"]:
+        v = row.get("cell") or {}
+        figures = " · ".join(fmt(v.get(n)) for n in ("changes", "size", "digest")
+                             if v.get(n))
+        made = " · ".join(fmt(v.get(n)) for n in ("created_by", "role") if v.get(n))
+        out.append({"key": row["key"], "current": row["key"] == path[0],
+                    "lines": [figures, made]})
+    return out
+
+
+def _row_lines(payload: dict, row: dict, mark: str, columns: list[dict],
+               tree: dict | None) -> list[dict]:
     both = two_sided(payload)
     sides = line_sides(row, both)
-    return [{"kind": "row", "status": row["status"], "mark": mark, "key": key_label(row),
-             "side": side_label(payload, side) if both else "",
+    key, depth = tree[row["key"]] if tree else (key_label(payload, row), 0)
+    return [{"kind": "row", "status": row["status"], "mark": mark, "key": key,
+             "depth": depth, "side": side_label(payload, side) if both else "",
              "values": [segments(row, c, side) for c in columns],
+             "bar": row.get("bar") if i == 0 else None,
              "note": fmt(row.get("note")) if i == 0 else "", "first": i == 0,
              "span": len(sides), "row": row}
             for i, side in enumerate(sides)]
@@ -166,20 +258,32 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
     rows = node["rows"]
     summary = node["summary"]
     groups = node.get("groups") or []
+    legend = level_legend(payload, node)
     query = state.query.strip().lower()
-    collapsible = len(rows) > COLLAPSE_OVER and (summary["same"] > 0 or bool(groups))
+    # Only a comparison hides its "same" rows (in a one-sided view they are the content).
+    collapsible = len(rows) > COLLAPSE_OVER and (
+        (summary["same"] > 0 and two_sided(payload)) or bool(groups))
     collapsed = collapsible and not state.expanded and not query
     hide_same = state.differences_only or collapsed
     folds = {g["start"]: g for g in groups} if collapsed else {}
-    mark = marks(payload)
-    columns = level_columns(payload, node)
-    room = len(rows) * 2 if max_lines is None else max_lines
+    sections = {s["start"]: s for s in payload.get("sections") or []} \
+        if not state.path else {}
+    mark = marks(payload, legend)
+    every = level_columns(payload, node)
+    more = [c["label"] for c in every if c.get("more")]
+    # The columns a reader needs first, then (switched on) the rest.
+    columns = [c for c in every if not c.get("more")] + \
+        ([c for c in every if c.get("more")] if state.more_columns else [])
+    tree = tree_keys(rows) if node.get("tree") else None
+    room = len(rows) * 3 if max_lines is None else max_lines
 
     lines: list[dict] = []
     total = shown = folded = n_groups = 0
+    section: dict | None = None   # the section whose heading is still to be drawn
     i = 0
     while i < len(rows):
         row = rows[i]
+        section = sections.get(i, section)
         g = folds.get(i)
         if g is not None:
             if total < room:
@@ -196,13 +300,18 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
         if (hide_same and row["status"] == "same") or (query and query not in
                                                         row_text(payload, row)):
             continue
+        if section is not None:
+            if total < room:
+                lines.append({"kind": "section", "text": section["text"]})
+            total += 1
+            section = None
         shown += 1
         if total < room:
-            lines.extend(_row_lines(payload, row, mark[row["status"]], columns))
+            lines.extend(_row_lines(payload, row, mark[row["status"]], columns, tree))
         total += 1 if row["status"] != "differs" or len(payload["sides"]) == 1 else 2
 
     empty = None
-    if not total:
+    if not shown:
         if query or state.differences_only:
             empty = "no matching rows"
         elif collapsed:
@@ -233,9 +342,17 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
         "title": level_title(payload, state.path),
         "key": node.get("key") or payload["key"],
         "columns": columns,
-        "headline": None if state.path else payload.get("headline") or None,
-        "summary": summary_text(payload, summary),
-        "legend": legend_text(payload),
+        "more": more,
+        "marks": any(summary[e["status"]] and e["mark"].strip() for e in legend),
+        "notes": any(r.get("note") for r in rows),
+        # (the stack's headline stays beside its opened layer)
+        "headline": None if state.path and not payload.get("selected")
+        else payload.get("headline") or None,
+        "names": names_text(payload),
+        "detail": opened_detail(payload, state.path),
+        "choices": choices(payload, state.path),
+        "summary": summary_text(payload, summary, legend),
+        "legend": legend_text(payload, legend),
         "note": note_text(payload),
         "lines": lines,
         "total_lines": total,
@@ -246,10 +363,14 @@ def display(payload: dict, state: State = State(), max_lines: int | None = None)
 
 
 def line_text(line: dict, both: bool) -> str:
-    """One line as a test reads it: cells joined by " | ", highlighted parts in «»."""
+    """One line as a test reads it: cells joined by " | ", highlighted parts in «», a
+    tree's depth as leading dots."""
     if line["kind"] == "group":
         return f"group: {line['mark']} | {line['key']} | {line['text']}"
-    cells = [line["mark"] if line["first"] else "", line["key"] if line["first"] else ""]
+    if line["kind"] == "section":
+        return f"section: {line['text']}"
+    key = "." * line["depth"] + line["key"]
+    cells = [line["mark"] if line["first"] else "", key if line["first"] else ""]
     if both:
         cells.append(line["side"])
     cells += ["".join(f"«{t}»" if hl else t for t, hl in v) for v in line["values"]]

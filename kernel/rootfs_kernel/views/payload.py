@@ -41,6 +41,9 @@ _MOUNT_LABELS = {
     "root": "root",
 }
 _MOUNT_SPLIT = {"options": ",", "super_options": ",", "propagation": " "}
+# What a reader needs second: the superblock's options and the mount's root in its
+# filesystem, behind the "more columns" switch.
+_MOUNT_MORE = ("super_options", "root")
 _LISTING_COLUMNS = [("type", "type"), ("mode", "mode"), ("owner", "owner"),
                     ("size", "size"), ("target", "link target")]
 
@@ -50,23 +53,28 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _columns(pairs: Iterable[tuple[str, str]], split: dict[str, str] | None = None
-             ) -> list[dict[str, str]]:
+def _columns(pairs: Iterable[tuple[str, str]], split: dict[str, str] | None = None,
+             more: Iterable[str] = ()) -> list[dict]:
+    """Value columns; those in `more` are shown behind the "more columns" switch."""
     out = []
+    more = set(more)
     for name, label in pairs:
-        col = {"name": name, "label": label}
+        col: dict = {"name": name, "label": label}
         if split and name in split:
             col["split"] = split[name]
+        if name in more:
+            col["more"] = True
         out.append(col)
     return out
 
 
-def _sides(other: str = "host") -> list[dict[str, str]]:
-    return [{"name": "cell", "label": "cell"}, {"name": "host", "label": other}]
+def _sides(other: str = "host", this: str = "cell") -> list[dict[str, str]]:
+    return [{"name": "cell", "label": this}, {"name": "host", "label": other}]
 
 
-def compare_legend(other: str = "host", on: str = "on") -> list[dict[str, str]]:
-    return [{"status": "only-cell", "mark": "+", "text": "only in cell"},
+def compare_legend(other: str = "host", on: str = "on", this: str = "cell"
+                   ) -> list[dict[str, str]]:
+    return [{"status": "only-cell", "mark": "+", "text": f"only in {this}"},
             {"status": "only-host", "mark": "-", "text": f"only {on} {other}"},
             {"status": "differs", "mark": "~", "text": "differs"},
             {"status": "same", "mark": " ", "text": "same"}]
@@ -127,9 +135,15 @@ def _mount_values(m) -> dict:
             "super_options": m.super_options, "propagation": m.propagation, "root": m.root}
 
 
-def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host", *,
-                   image: str | None = None) -> dict:
-    """Payload from diff_mounts() rows, with a headline and folded runs of alike rows."""
+THIS = "this cell"   # the cell's side next to an earlier cell's (`vs NAME`)
+
+
+def mounts_payload(rows: Sequence[MountRow], title: str | None = None, *,
+                   image: str | None = None, other: str | None = None,
+                   roots: tuple[str, str] | None = None) -> dict:
+    """Payload from diff_mounts() rows, with a headline and folded runs of alike rows.
+    `other`: the label of the earlier cell the rows compare with (`%show mounts vs NAME`)
+    instead of the host; `roots`: how this cell and that one switched their roots."""
     names = COMPARED_FIELDS
     out = []
     for r in rows:
@@ -138,14 +152,53 @@ def mounts_payload(rows: Sequence[MountRow], title: str = "Mounts: cell vs host"
         if r.covered:
             row["note"] = "covered by the mount above it (hidden, still mounted)"
         out.append(row)
-    columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT)
-    p = _envelope("mounts", title, ("mount_point", "mount point"), columns, out)
-    p["headline"] = mounts_headline(rows, image)
+    columns = _columns(((n, _MOUNT_LABELS[n]) for n in names), _MOUNT_SPLIT, _MOUNT_MORE)
+    if other is None:
+        p = _envelope("mounts", title or "Mounts: cell vs host",
+                      ("mount_point", "mount point"), columns, out)
+        p["headline"] = mounts_headline(rows, image)
+    else:
+        p = _envelope("mounts", title or f"Mounts: this cell vs cell {other}",
+                      ("mount_point", "mount point"), columns, out,
+                      sides=_sides(other, THIS), legend=compare_legend(other, "in", THIS))
+        p["headline"] = vs_headline(rows, other, "mounts", roots)
     groups = find_groups(out, columns, p["sides"], parent=posixpath.dirname,
                          alike=("fstype", "options"), noun="mounts")
     if groups:
         p["groups"] = groups
     return p
+
+
+_SWITCH = {"pivot": "pivot_root", "chroot": "chroot", "none": "no root switch"}
+
+
+def vs_headline(rows: Sequence, other: str, noun: str,
+                roots: tuple[str, str] | None = None) -> str:
+    """This cell against the cell labelled `other`, in one line: which rows differ (and,
+    where the two switched their roots differently, that the script saw them alike)."""
+    top = [r for r in rows if not getattr(r, "covered", False)]
+    odd = [r for r in top if r.status != "same"]
+    if not odd:
+        text = f"the same {len(top)} {noun} as cell {other}'s"
+        if roots and roots[0] != roots[1]:
+            text += (f", though its root was switched by {_SWITCH[roots[0]]} and cell "
+                     f"{other}'s by {_SWITCH[roots[1]]}: a script sees only the mounts "
+                     f"under its root (`%show steps vs {other}`: where the two part)")
+        return text
+    what = {"only-cell": "only here", "only-host": f"only in {other}", "differs": "differs"}
+    parts = []
+    for status in ("only-cell", "only-host", "differs"):
+        keys = [_key(r) for r in odd if r.status == status]
+        if keys:
+            parts.append(f"{what[status]}: {_some(keys, 4)}")
+    return (f"{len(odd)} of {len(top)} {noun} differ from cell {other}'s ("
+            + "; ".join(parts) + ")")
+
+
+def _key(row: object) -> str:
+    differs = ", ".join(getattr(row, "differs", ()) or ())
+    key = getattr(row, "mount_point", None) or getattr(row, "name", "")
+    return f"{key} ({differs})" if differs else key
 
 
 def _tokens(value: object, sep: str = ",") -> set[str]:
@@ -350,23 +403,26 @@ def _count_rows(rows: list[dict]) -> int:
 
 
 def listing_payload(diff: dict, title: str | None = None, *, image: str | None = None,
-                    budget: int = LISTING_ROWS) -> dict:
+                    budget: int = LISTING_ROWS, against: str | None = None) -> dict:
     """Payload from diff_listings(); directories carry their aligned children.
 
     With `image`, the other side is that image as it was before the cell (its layers),
-    not the host."""
+    not the host; with `against`, the same path of the cell labelled so (`vs NAME`)."""
     cell_path, host_path = diff.get("cell_path"), diff.get("host_path")
-    other = "image" if image else "host"
-    on = "in" if image else "on"
+    other = against or ("image" if image else "host")
+    on = "in" if image or against else "on"
+    this = THIS if against else "cell"
     if title is None:
-        if image:
+        if against:
+            title = f"Listing of {cell_path}: this cell vs cell {against}"
+        elif image:
             title = f"Listing of {cell_path}: the cell vs image {image} before the cell"
         elif cell_path == host_path:
             title = f"Listing of {cell_path}: the cell vs the host"
         else:
             title = f"{cell_path} in the cell vs {host_path} on the host"
-    legend = compare_legend(other, on)
-    labels = {"cell": "cell", "host": other}
+    legend = compare_legend(other, on, this)
+    labels = {"cell": this, "host": other}
     notes = {side: text for side, text in (diff.get("notes") or {}).items()}
     rows = _listing_rows(diff["rows"], _legend_text(legend), labels)
     dropped = _keep_budget(rows, budget)
@@ -376,10 +432,10 @@ def listing_payload(diff: dict, title: str | None = None, *, image: str | None =
                      "rows were read but not kept")
         title += f" (first {budget:,} rows)"
     p = _envelope("listing", title, ("name", "name"), _columns(_LISTING_COLUMNS), rows,
-                  sides=_sides(other), legend=legend,
+                  sides=_sides(other, this), legend=legend,
                   truncated=bool(diff.get("truncated")) or bool(dropped),
                   note="; ".join(parts) or None)
-    p["paths"] = {"cell": cell_path, "host": None if image else host_path}
+    p["paths"] = {"cell": cell_path, "host": None if image or against else host_path}
     if notes:
         p["notes"] = notes
     _add_groups(p, rows)
@@ -424,7 +480,16 @@ def ns_payload(rows: Sequence[NsRow], title: str = "Namespaces: cell vs host") -
                 None if r.host is None else {"id": r.host},
                 ["id"] if r.status == "differs" else [])
            for r in rows]
-    return _envelope("ns", title, ("ns", "namespace"), _columns([("id", "id")]), out)
+    p = _envelope("ns", title, ("ns", "namespace"), _columns([("id", "id")]), out)
+    own = [r.name for r in rows if r.status == "differs"]
+    shared = [r.name for r in rows if r.status == "same"]
+    facts = []
+    if own:
+        facts.append(f"the cell's own {', '.join(own)} namespace{'' if len(own) == 1 else 's'}")
+    if shared:
+        facts.append(f"the host's {', '.join(shared)}")
+    p["headline"] = "; ".join(facts)
+    return p
 
 
 # --- navigation shared by every renderer ----------------------------------------------------
@@ -452,14 +517,16 @@ def subdirectories(rows: Sequence[dict]) -> list[str]:
 
 # --- layers ----------------------------------------------------------------------------------
 
-LAYERS_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
-                 {"status": "differs", "mark": "~", "text": "changed"},
-                 {"status": "only-host", "mark": "-", "text": "removed"},
-                 {"status": "same", "mark": " ", "text": "layers"}]
+# The top level lists the layers; a layer opens onto what it added, changed and removed.
+LAYERS_LEGEND = [{"status": "same", "mark": " ", "text": "layers"}]
+ENTRIES_LEGEND = [{"status": "only-cell", "mark": "+", "text": "added"},
+                  {"status": "differs", "mark": "~", "text": "changed"},
+                  {"status": "only-host", "mark": "-", "text": "removed"}]
 _LAYER_COLUMNS = [("digest", "digest"), ("size", "size"), ("created_by", "created by"),
                   ("changes", "changes"), ("role", "in the overlay")]
 _ENTRY_COLUMNS = [("change", "change"), ("type", "type"), ("size", "size"),
                   ("opaque", "replaced dir"), ("shadows", "shadows"), ("hidden_by", "hidden by")]
+_ENTRY_MORE = ("change", "type")   # the mark and a directory's '/' say them already
 _OVERLAY_LABEL = "overlay"
 _PATH_KEY = {"name": "path", "label": "path"}
 OVERLAY_COLUMNS = [("from", "seen from"), ("shadows", "shadows"), ("seen", "visible")]
@@ -490,26 +557,24 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
     labels = [s["label"] for s in stack]
     rows, cut = [], []
     holders: dict[str, list[tuple[int, dict]]] = {}
-    totals = dict.fromkeys(STATUSES, 0)
     for i, (layer, meta) in enumerate(zip(scan, stack, strict=True)):
         kids = []
         for e in layer["entries"]:
             holders.setdefault(e["path"], []).append((i, e))
             values = {"change": e["change"], "type": e["type"],
-                      "size": e["size"] if e["type"] == "file" else None,
+                      "size": _size(e["size"]) if e["type"] == "file" else None,
                       "opaque": "opaque" if e["opaque"] else None,
                       "shadows": ", ".join(labels[j] for j in reversed(e["below"])) or None,
                       "hidden_by": ", ".join(f"{_HOW[how]} {labels[k]}"
                                              for k, how in e["above"]) or None}
             kids.append(_row(e["path"], _CHANGE_STATUS[e["change"]], values, None))
-        level_ = {"key": dict(_PATH_KEY), "columns": _columns(_ENTRY_COLUMNS), "rows": kids,
-                  "summary": summarize(kids)}
-        groups = find_groups(kids, _columns(_ENTRY_COLUMNS), [{"name": "cell", "label": "cell"}],
+        entry_columns = _columns(_ENTRY_COLUMNS, more=_ENTRY_MORE)
+        level_ = {"key": dict(_PATH_KEY), "columns": entry_columns, "legend": ENTRIES_LEGEND,
+                  "tree": True, "rows": kids, "summary": summarize(kids)}
+        groups = find_groups(kids, entry_columns, [{"name": "cell", "label": "cell"}],
                              parent=posixpath.dirname, alike=("change", "type"))
         if groups:
             level_["groups"] = groups
-        for s in ("only-cell", "differs", "only-host"):
-            totals[s] += level_["summary"][s]
         size = meta.get("size")
         row = _row(meta["label"], "same", {
             "digest": short_digest(meta.get("digest")),
@@ -542,6 +607,7 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
                           "role": "mounted on /"},
                  "note": "open it to see where each such path comes from",
                  "children": {"key": dict(_PATH_KEY), "columns": _columns(OVERLAY_COLUMNS),
+                              "legend": ENTRIES_LEGEND, "tree": True,
                               "rows": over, "summary": summarize(over)}})
     n = len(scan) - 1
     if title is None:
@@ -552,7 +618,8 @@ def layers_payload(data: dict, title: str | None = None, *, image: str | None = 
                   truncated=bool(cut),
                   note=(f"{', '.join(cut)}: only the first entries are kept (every entry is "
                         "counted)") if cut else None)
-    p["summary"] = {**totals, "same": len(rows), "total": len(rows)}
+    # dive's way: the top layer (the cell's own writes) is the one shown first.
+    p["selected"] = stack[-1]["label"]
     top = stack[-1]
     if top.get("role") == "upperdir":
         p["headline"] = (f"{n} lower layer{'' if n == 1 else 's'} (lowerdir, top first: "

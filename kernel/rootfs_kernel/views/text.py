@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .html import MAX_STATIC_LINES
-from .model import State, display, two_sided
+from .model import State, display, initial_state, two_sided
 
 
-def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
+def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str = "",
                 differences_only: bool = False, expanded: bool = False,
                 max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
-    """`view`: model.display() of the same state, when the caller has it already."""
+    """Every column (text has no switch); `path` None: where the view opens (%show
+    layers: its selected layer). `view`: model.display() of the same state, when the
+    caller has it already."""
+    if path is None:
+        path = initial_state(payload).path
     if view is None:
-        view = display(payload, State(tuple(path), query, differences_only, expanded),
+        view = display(payload, State(tuple(path), query, differences_only, expanded, True),
                        max_lines)
     both = two_sided(payload)
     header = ["", view["key"]["label"]] + (["side"] if both else [])
@@ -22,11 +26,16 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
     table: list[list[str]] = [header]
     groups: dict[int, str] = {}
     for ln in lines:
+        if ln["kind"] == "section":
+            groups[len(table)] = f"-- {ln['text']}"
+            table.append(["", ""])
+            continue
         if ln["kind"] == "group":
             groups[len(table)] = ln["text"]
             table.append([ln["mark"], ln["key"]])
             continue
-        cells = [ln["mark"] if ln["first"] else "", ln["key"] if ln["first"] else ""]
+        key = "  " * ln["depth"] + ln["key"]
+        cells = [ln["mark"] if ln["first"] else "", key if ln["first"] else ""]
         cells += [ln["side"]] if both else []
         cells += ["".join(t for t, _ in v) for v in ln["values"]]
         if ln["note"]:
@@ -38,7 +47,15 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
     out = [view["title"]]
     if view["headline"]:
         out.append(view["headline"])
+    out += view["names"]
+    if view["detail"]:
+        out += [f"{label}: {text}" for label, text in view["detail"]["fields"]]
+        if view["detail"]["note"]:
+            out.append(f"({view['detail']['note']})")
     for n, r in enumerate(table):
+        if n in groups and not r[1]:   # a section's heading
+            out.append(groups[n])
+            continue
         if n in groups:  # a folded run: its names and what they share, after the key
             out.append(f"{r[0].ljust(widths[0])}  {r[1]}  {groups[n]}".rstrip())
             continue
@@ -53,7 +70,8 @@ def render_text(payload: dict, *, path: Sequence[str] = (), query: str = "",
     out.append(view["summary"])
     if view["note"]:
         out.append(view["note"])
-    out.append(view["legend"])
+    if view["legend"]:
+        out.append(view["legend"])
     if payload["kind"] == "steps" and not path and not query:
         out += _step_changes(payload, max_lines)
     return "\n".join(out)
@@ -63,8 +81,9 @@ def _step_changes(payload: dict, max_lines: int | None) -> list[str]:
     """%show steps: what each step did to the mount table, one line a mount."""
     out = ["", "What each step did to the mount table:"]
     room = MAX_STATIC_LINES if max_lines is None else max_lines
-    marks = {e["status"]: e["mark"] for e in payload["legend"]}
     for row in payload["rows"]:
+        marks = {e["status"]: e["mark"] for e in row.get("children", {}).get("legend")
+                 or payload["legend"]}
         for kid in row.get("children", {}).get("rows", []):
             if kid["status"] == "same":
                 continue

@@ -15,6 +15,7 @@ map onto theme colours by the class names written on each node and edge.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import shutil
 import subprocess
@@ -43,23 +44,29 @@ _FILL, _TEXT, _EDGE, _PEER, _MASTER, _CLUSTER = COLOURS
 
 
 def tree_payload(cell: list[Mount], host: list[Mount], title: str | None = None, *,
-                 draw: bool = True) -> dict:
-    graph = tree_graph.build(cell, host)
-    notes = [f"{side['name']}: {side['left_out']} mounts past the first "
+                 draw: bool = True, other: str | None = None) -> dict:
+    """`other`: the name of the earlier cell whose tree `host` is (`%show tree vs NAME`):
+    labelled so, and not linked to this cell's (the two are not of one moment)."""
+    graph = tree_graph.build(cell, host, across=other is None)
+    labels = {"cell": "cell", "host": "host"} if other is None else \
+        {"cell": "this cell", "host": other}
+    notes = [f"{labels[side['name']]}: {side['left_out']} mounts past the first "
              f"{tree_graph.MAX_MOUNTS} (breadth first) are not drawn"
              for side in graph["sides"] if side["left_out"]]
     svg = None
     if draw:
-        svg = render_svg(to_dot(graph))
+        svg = render_svg(to_dot(graph, labels))
         if svg is None:
             notes.append(NO_DOT)
+    if title is None:
+        title = "Mount trees: the cell's and the host's, with propagation" if other is None \
+            else f"Mount trees: this cell's and cell {other}'s"
     payload = {
-        "version": TREE_VERSION, "kind": "tree",
-        "title": title or "Mount trees: the cell's and the host's, with propagation",
-        "sides": [{"name": s["name"], "label": s["name"], "nodes": s["nodes"],
+        "version": TREE_VERSION, "kind": "tree", "title": title,
+        "sides": [{"name": s["name"], "label": labels[s["name"]], "nodes": s["nodes"],
                    "left_out": s["left_out"]} for s in graph["sides"]],
         "links": graph["links"], "hidden_groups": graph["hidden_groups"],
-        "svg": svg, "note": "; ".join(notes) or None,
+        "folds": graph["folds"], "svg": svg, "note": "; ".join(notes) or None,
     }
     payload["text"] = render_tree_text(payload)
     return payload
@@ -132,6 +139,9 @@ def _labels(payload: dict) -> dict[str, str]:
     for side in payload["sides"]:
         for n in side["nodes"]:
             out[n["id"]] = f"{side['label']} {n['mount_point']}"
+    sides = {side["name"]: side["label"] for side in payload["sides"]}
+    for f in payload.get("folds", []):
+        out[f["id"]] = f"{sides[f['side']]} {f['label']}"
     return out
 
 
@@ -146,19 +156,27 @@ def _cut(text: str, n: int = 44) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def to_dot(graph: dict) -> str:
-    """The DOT source: one cluster per namespace, mounts under their parents, peer
-    groups and master links drawn across the two."""
+def to_dot(graph: dict, labels: dict[str, str] | None = None) -> str:
+    """The DOT source: one cluster per namespace, the cell's above the host's, mounts
+    under their parents, runs of alike sibling leaves folded into one node, peer groups
+    and master links drawn across the two."""
+    labels = labels or {"cell": "cell", "host": "host"}
+    folded = {m: f for f in graph.get("folds", []) for m in f["members"]}
     lines = ["digraph mounts {", "  rankdir=LR; newrank=true; nodesep=0.12; ranksep=0.35;",
              f'  graph [fontname="monospace" fontsize=11 fontcolor="{_TEXT}" bgcolor="{_FILL}"];',
              f'  node [shape=box style="rounded,filled" fillcolor="{_FILL}" color="{_TEXT}" '
              f'fontcolor="{_TEXT}" fontname="monospace" fontsize=9 margin="0.08,0.03"];',
              f'  edge [color="{_EDGE}" arrowsize=0.5 fontname="monospace"];']
-    for side in graph["sides"]:
+    # The cell's tree on top: in a left-to-right layout Graphviz stacks the clusters
+    # bottom-up in the order they are written, so the host's comes first.
+    for side in reversed(graph["sides"]):
         lines.append(f"  subgraph cluster_{side['name']} {{")
-        lines.append(f'    label={_q(side["name"] + " mount namespace")}; style="rounded,filled"; '
-                     f'fillcolor="{_CLUSTER}"; color="{_EDGE}"; class="rfk-cluster";')
+        lines.append(f'    label={_q(labels[side["name"]] + " mount namespace")}; '
+                     f'style="rounded,filled"; fillcolor="{_CLUSTER}"; color="{_EDGE}"; '
+                     'class="rfk-cluster";')
         for n in side["nodes"]:
+            if n["id"] in folded:
+                continue
             prop = n["propagation"]
             cls = "rfk-mount" + (" rfk-shared" if n["shared"] is not None else "") + \
                 (" rfk-slave" if n["master"] is not None else "")
@@ -169,8 +187,17 @@ def to_dot(graph: dict) -> str:
                      f"{escape(_cut(n['options']))}<br/><i>{escape(prop)}</i>>")
             lines.append(f"    {_q(n['id'])} [label={label} color=\"{colour}\" "
                          f'class="{cls}" tooltip={_q(n["mount_point"])}];')
+        for f in graph.get("folds", []):
+            if f["side"] != side["name"]:
+                continue
+            names, _, what = f["text"].partition(" — ")
+            label = (f"<<b>{escape(_cut(f['label']))}</b><br/>{escape(_cut(names))}<br/>"
+                     f"{escape(_cut(what))}>")
+            lines.append(f'    {_q(f["id"])} [label={label} class="rfk-mount rfk-fold" '
+                         f'style="rounded,filled,dashed" tooltip={_q(f["text"])}];')
+            lines.append(f'    {_q(f["parent"])} -> {_q(f["id"])} [class="rfk-parent"];')
         for n in side["nodes"]:
-            if n["parent"] is not None:
+            if n["parent"] is not None and n["id"] not in folded:
                 lines.append(f"    {_q(side['name'] + ':' + str(n['parent']))} -> "
                              f'{_q(n["id"])} [class="rfk-parent"];')
         lines.append("  }")
@@ -178,12 +205,14 @@ def to_dot(graph: dict) -> str:
         lines.append(f'  "group:{g}" [label="peer group {g}\\n(not visible here)" '
                      f'shape=ellipse style=dashed color="{_MASTER}" class="rfk-group"];')
     for link in graph["links"]:
+        a, b = folded.get(link["from"], {}).get("id", link["from"]), \
+            folded.get(link["to"], {}).get("id", link["to"])
         if link["kind"] == "peer":
-            lines.append(f"  {_q(link['from'])} -> {_q(link['to'])} [dir=both style=dashed "
+            lines.append(f"  {_q(a)} -> {_q(b)} [dir=both style=dashed "
                          f'color="{_PEER}" fontcolor="{_PEER}" constraint=false penwidth=1.4 '
                          f'label="shared:{link["group"]}" fontsize=8 class="rfk-peer"];')
         else:
-            lines.append(f"  {_q(link['from'])} -> {_q(link['to'])} [style=dotted "
+            lines.append(f"  {_q(a)} -> {_q(b)} [style=dotted "
                          f'color="{_MASTER}" fontcolor="{_MASTER}" constraint=false penwidth=1.4 '
                          f'label="master:{link["group"]}" fontsize=8 class="rfk-master"];')
     lines.append("}")
@@ -244,24 +273,55 @@ def themed_svg(svg: str) -> str:
 _ATTR = re.compile(r'\s\b(fill|stroke)="(#[0-9a-fA-F]{6})"')
 
 
-def render_tree_html(payload: dict) -> str:
-    head = (f'<div class="rfk-tree" style="font-family:var(--jp-code-font-family,monospace);'
-            f'font-size:12px;color:var(--jp-content-font-color1,#1f2328)">'
-            f'<div style="padding:2px 0"><b>{escape(payload["title"])}</b></div>')
+_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"')
+
+
+def fit_width(svg: str) -> tuple[str, str]:
+    """The picture scaled to its box's width (its viewBox keeps the proportions), and its
+    own width as CSS, for the zoom's 100%."""
+    m = _SIZE.search(svg)
+    if m is None:
+        return svg, "auto"
+    head = m.group(0).replace(f'width="{m.group(1)}pt"', 'width="100%"').replace(
+        f' height="{m.group(2)}pt"', "")
+    return svg[:m.start()] + head + svg[m.end():], f"{float(m.group(1)) * 4 / 3:.0f}px"
+
+
+def tree_parts(payload: dict) -> dict[str, str]:
+    """The picture fit to the width, the cell's tree on top, zoomed by three radio
+    buttons the stylesheet reads (no script); the text below it, folded. In two pieces
+    around the widget's mount picker: "heading" (with the stylesheet) and "body"."""
+    from .html import stylesheet
+
+    root = '<div class="rfk-static rfk-tree">'
+    heading = (f'{root}{stylesheet("tree")}<div class="rfk-heading"><div class="rfk-title">'
+               f'{escape(payload["title"])}</div></div></div>')
     body = ""
     if payload.get("svg"):
-        body = (f'<div style="overflow:auto;max-height:min(80vh,60em);max-width:100%">'
-                f"{themed_svg(payload['svg'])}</div>")
+        svg, width = fit_width(themed_svg(payload["svg"]))
+        name = "rfk-z" + hashlib.sha1(payload["svg"].encode()).hexdigest()[:10]
+        zoom = "".join(f'<label><input type="radio" name="{name}"{extra}> {text}</label>'
+                       for extra, text in ((" checked", "fit width"),
+                                           (' class="rfk-zoom-1"', "100%"),
+                                           (' class="rfk-zoom-2"', "200%")))
+        body = (f'<div class="rfk-zoom">zoom: {zoom}</div><div class="rfk-scroll rfk-picture"'
+                f' style="--rfk-w:{width}">{svg}</div>')
     text = (f'<details{"" if payload.get("svg") else " open"}><summary>as text '
             f'(findmnt --tree)</summary><pre style="margin:0">{escape(payload["text"])}'
             "</pre></details>")
-    note = (f'<div style="font-style:italic">note: {escape(payload["note"])}</div>'
+    note = (f'<div class="rfk-note">note: {escape(payload["note"])}</div>'
             if payload.get("note") else "")
-    return head + body + text + note + "</div>"
+    return {"heading": heading, "body": root + body + text + note + "</div>"}
 
 
-def tree_bundle(payload: dict) -> dict:
-    data = {"text/plain": payload["text"], "text/html": render_tree_html(payload),
+def render_tree_html(payload: dict, parts: dict | None = None) -> str:
+    parts = parts or tree_parts(payload)
+    return parts["heading"][:-len("</div>")] + parts["body"][len('<div class="rfk-static '
+                                                                 'rfk-tree">'):]
+
+
+def tree_bundle(payload: dict, parts: dict | None = None) -> dict:
+    data = {"text/plain": payload["text"], "text/html": render_tree_html(payload, parts),
             TREE_MIME_TYPE: payload}
     if payload.get("svg"):
         data["image/svg+xml"] = payload["svg"]
@@ -272,6 +332,9 @@ def mount_details(payload: dict, node_id: str) -> str:
     """One mount in words: where it is, what it is, and what it propagates to and from
     (the widget's and the renderer's detail line)."""
     labels = _labels(payload)
+    fold = next((f for f in payload.get("folds", []) if f["id"] == node_id), None)
+    if fold is not None:   # a folded run of alike mounts, drawn as one node
+        return f"{labels[node_id]}: {fold['text']}"
     node = next((n for s in payload["sides"] for n in s["nodes"] if n["id"] == node_id), None)
     if node is None:
         return ""

@@ -1,7 +1,7 @@
-"""Interactive view: filter box, "differences only" toggle, "show all N rows" for a
-collapsed table, the HTML table, and for listings a breadcrumb plus a subdirectory picker
-to open recorded children (a layer, a step of %show steps, with buttons to the step
-before and after).
+"""Interactive view: the heading (title, headline, counts), then the controls (filter
+box, "differences only", "more columns", "show all N rows" for a collapsed table), for
+listings a breadcrumb plus a picker to open recorded children (a layer, a step of %show
+steps, with buttons to the step before and after), then the HTML table.
 
 Every refresh recomputes the table from (payload, path, filter text, toggles): no state
 lives outside the widget, so the view can be rebuilt from the payload at any time.
@@ -9,11 +9,22 @@ lives outside the widget, so the view can be rebuilt from the payload at any tim
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ipywidgets as w
 from traitlets import List, Unicode
 
-from .html import render_html
-from .model import State, display, navigable, neighbours, top_label, two_sided
+from .html import view_parts
+from .model import (
+    State,
+    crumb_label,
+    display,
+    initial_state,
+    navigable,
+    neighbours,
+    top_label,
+    two_sided,
+)
 from .payload import subdirectories
 
 _PICK = "open…"
@@ -28,7 +39,11 @@ def _style(of: type) -> type:
     return of.class_traits()["style"].klass
 
 
-_PARTS = {"box": w.Layout, "auto": lambda: w.Layout(width="auto"), "text": _style(w.Text),
+# The buttons keep their labels whole; the filter box gives way first, so the controls
+# stay on one line in a narrow output area (466 px: JupyterLab at 900 px).
+_PARTS = {"box": w.Layout, "auto": lambda: w.Layout(width="auto", flex="0 0 auto"),
+          "filter": lambda: w.Layout(width="auto", max_width="16em", flex="1 1 5em"),
+          "row": lambda: w.Layout(flex_flow="row wrap"), "text": _style(w.Text),
           "html": _style(w.HTML), "picker": _style(w.Dropdown), "button": w.ButtonStyle,
           "toggle": _style(w.ToggleButton)}
 
@@ -53,51 +68,68 @@ class CompareWidget(w.VBox):
     # Path of opened directory names below the listing's top; widget state, not synced.
     path = List(Unicode())
 
-    def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
-        """`html`: the payload's unfiltered table when the caller rendered it already."""
+    def __init__(self, payload: dict, parts: dict | None = None, view: dict | None = None,
+                 **kwargs) -> None:
+        """`parts`: html.view_parts() of where the view opens, and `view` its display(),
+        when the caller drew them already (the static copy is made of the same pieces)."""
         self.payload = payload
         box = shared("box")
+        start = initial_state(payload)
         # The first state's lines (its picker; its footer, which any max_lines gives).
-        first = display(payload, State(), None if navigable(payload) else 0)
+        first = view if view is not None and len(view["lines"]) == view["total_lines"] \
+            else display(payload, replace(start, more_columns=True),
+                         None if navigable(payload) else 0)
+        if parts is None:
+            parts = view_parts(payload, display(payload, replace(start, more_columns=True)))
         self._made: list[w.Widget] = []   # the models of this view, closed with it
+        self.heading = self._make(w.HTML, value=parts["heading"], layout=box,
+                                  style=shared("html"))
         self.filter_box = self._make(w.Text, placeholder="filter rows (substring)",
-                                     description="Filter", continuous_update=True,
-                                     layout=box, style=shared("text"))
+                                     continuous_update=True, layout=shared("filter"),
+                                     style=shared("text"))
         # A one-sided view (changes, layers, steps) has no "same" rows to hide: no toggle.
         self.diff_toggle = self._make(
             w.ToggleButton, value=False, description="differences only",
-            tooltip="hide rows that are the same on both sides", layout=box,
+            tooltip="hide rows that are the same on both sides", layout=shared("auto"),
             style=shared("toggle")) if two_sided(payload) else None
+        # The columns a reader needs second (mounts: super options, root).
+        self.more_toggle = self._make(
+            w.ToggleButton, value=False, description="more columns",
+            tooltip=", ".join(first["more"]), layout=shared("auto"),
+            style=shared("toggle")) if first["more"] else None
         # "show all N rows" unfolds a collapsed table (model.display's footer): made when
         # a table first has one.
         self.all_toggle: w.ToggleButton | None = None
-        self.controls = self._make(w.HBox, [c for c in (self.filter_box, self.diff_toggle) if c],
-                                   layout=box)
+        self.controls = self._make(w.HBox, [c for c in (self.filter_box, self.diff_toggle,
+                                                        self.more_toggle) if c],
+                                   layout=shared("row"))
         # Born with its table: one comm_open carrying the HTML.
-        self.table = self._make(w.HTML, value=html if html is not None else
-                                render_html(payload, static_extras=False), layout=box,
+        self.table = self._make(w.HTML, value=parts["body"], layout=box,
                                 style=shared("html"))
         self.crumb_buttons: list[w.Button] = []
-        self.crumbs: w.HBox | None = None
         self.subdir: w.Dropdown | None = None
         self.step_buttons: tuple[w.Button, w.Button] | None = None
         self.nav: w.HBox | None = None
-        children: list[w.Widget] = [self.controls]
+        children: list[w.Widget] = [self.heading, self.controls]
         if navigable(payload):
-            # Navigation models exist only where they are shown.
-            self.crumbs = self._make(w.HBox, self._crumbs(), layout=box)
+            # Navigation models exist only where they are shown: the breadcrumb's buttons,
+            # the picker and the step buttons share one row.
+            self.path = list(start.path)
             self.subdir = self._make(w.Dropdown, options=self._picker_options(first), value="",
-                                     layout=box, style=shared("picker"))
-            self.nav = self._make(w.HBox, [self.crumbs, self.subdir], layout=box)
+                                     layout=shared("auto"), style=shared("picker"))
+            self.nav = self._make(w.HBox, [*self._crumbs(), self.subdir], layout=shared("row"))
             children.append(self.nav)
             self.subdir.observe(self._open_subdir, names="value")
             self.observe(self._new_path, names="path")
-        super().__init__(children=[*children, self.table], layout=box, **kwargs)
+        # (its class: its controls are styled by the views' stylesheet too)
+        super().__init__(children=[*children, self.table], layout=box,
+                         _dom_classes=("rfk-widget",), **kwargs)
         self._show_all_button(first)
 
         self.filter_box.observe(self._refresh, names="value")
-        if self.diff_toggle is not None:
-            self.diff_toggle.observe(self._refresh, names="value")
+        for toggle in (self.diff_toggle, self.more_toggle):
+            if toggle is not None:
+                toggle.observe(self._refresh, names="value")
 
     def _make(self, cls: type, *args, **kwargs) -> w.Widget:
         """A model of this view, remembered to close with it."""
@@ -110,32 +142,41 @@ class CompareWidget(w.VBox):
     def state(self) -> State:
         return State(tuple(self.path), self.filter_box.value,
                      self.diff_toggle is not None and self.diff_toggle.value,
-                     self.all_toggle is not None and self.all_toggle.value)
+                     self.all_toggle is not None and self.all_toggle.value,
+                     self.more_toggle is not None and self.more_toggle.value)
 
-    def table_html(self) -> str:
+    def parts(self) -> dict[str, str]:
+        """The heading and table of the current state (every column drawn: the "more"
+        ones are shown by the table's class, as the static copy's switch does)."""
         st = self.state()
         # (the static copy's folded list of each step's changes: here, open the step)
-        return render_html(self.payload, path=st.path, query=st.query,
-                           differences_only=st.differences_only, expanded=st.expanded,
-                           static_extras=False)
+        return view_parts(self.payload, display(self.payload, replace(st, more_columns=True)),
+                          more_on=st.more_columns)
+
+    def table_html(self) -> str:
+        return self.parts()["body"]
 
     def openable(self, view: dict | None = None) -> list[str]:
         """What the picker opens: `view`, display() of the current state if drawn already."""
         if not navigable(self.payload):
             return []
+        if self.payload.get("selected") and self.path:
+            # %show layers: from one layer to another, as dive's list does.
+            return [r["key"] for r in self.payload["rows"] if r["key"] != self.path[0]]
         view = view or display(self.payload, self.state())
         return subdirectories([ln["row"] for ln in view["lines"]
                                if ln["kind"] == "row" and ln["first"]])
 
     def _picker_options(self, view: dict | None = None) -> list[tuple[str, str]]:
-        return [(_PICK, ""), *((f"{n}/", n) for n in self.openable(view))]
+        return [(_PICK, ""), *((crumb_label(self.payload, n), n)
+                               for n in self.openable(view))]
 
     def _crumbs(self) -> list[w.Button]:
         """The breadcrumb of the path, its buttons kept for the next path (a path change
         relabels them instead of opening new models)."""
         names = [top_label(self.payload), *self.path]
         for depth, name in enumerate(names):
-            look = {"description": name if depth == 0 else f"{name}/",
+            look = {"description": name if depth == 0 else crumb_label(self.payload, name),
                     "disabled": depth == len(names) - 1}
             if depth < len(self.crumb_buttons):
                 b = self.crumb_buttons[depth]
@@ -159,7 +200,6 @@ class CompareWidget(w.VBox):
             for b, side in zip(self.step_buttons, (0, 1), strict=True):
                 b.on_click(lambda _b, side=side: self._step(side))
             self._made += [b.layout for b in self.step_buttons]
-            self.nav.children = (*self.nav.children, *self.step_buttons)
         for b, key in zip(self.step_buttons, keys, strict=True):
             b.layout.display = None if key else "none"
             b.tooltip = key or ""
@@ -177,7 +217,8 @@ class CompareWidget(w.VBox):
                 return
             self.all_toggle = self._make(
                 w.ToggleButton, value=False, description=footer["action"],
-                tooltip="every row, runs of alike rows unfolded", layout=w.Layout(),
+                tooltip="every row, runs of alike rows unfolded",
+                layout=w.Layout(width="auto", flex="0 0 auto"),
                 style=shared("toggle"))
             self._made.append(self.all_toggle.layout)
             self.all_toggle.observe(self._refresh, names="value")
@@ -189,8 +230,11 @@ class CompareWidget(w.VBox):
 
     # --- callbacks ------------------------------------------------------------------------
 
-    def _refresh(self, _change: object = None) -> None:
-        self.table.value = self.table_html()
+    def _refresh(self, _change: object = None, *, heading: bool = False) -> None:
+        parts = self.parts()
+        if heading:
+            self.heading.value = parts["heading"]
+        self.table.value = parts["body"]
         self._refresh_picker()
         self._show_all_button()
 
@@ -205,10 +249,11 @@ class CompareWidget(w.VBox):
 
     def _new_path(self, _change: object = None) -> None:
         """Relabel the breadcrumb (only when the path changes: a filter keystroke must
-        not touch it), then the table."""
-        self.crumbs.children = self._crumbs()
+        not touch it), then the heading and the table."""
         self._show_step_buttons()
-        self._refresh()
+        steps = self.step_buttons or ()
+        self.nav.children = (*self._crumbs(), self.subdir, *steps)
+        self._refresh(heading=True)
 
     def close_all(self) -> None:
         """Close this view and every widget model it made (frees the kernel side); the
@@ -218,33 +263,36 @@ class CompareWidget(w.VBox):
 
     def _open_subdir(self, change: dict) -> None:
         if change["new"]:
-            self.path = [*self.path, change["new"]]
+            switch = self.payload.get("selected") and self.path   # another layer
+            self.path = [change["new"]] if switch else [*self.path, change["new"]]
 
     def _go_up(self, depth: int) -> None:
         self.path = list(self.path[:depth])
 
 
 class TreeWidget(w.VBox):
-    """The mount-tree picture and a mount picker: the picked mount in words, with its
-    peers and masters across the two namespaces."""
+    """The mount-tree picture under its title and a mount picker: the picked mount in
+    words, with its peers and masters across the two namespaces."""
 
-    def __init__(self, payload: dict, html: str | None = None, **kwargs) -> None:
-        from .tree import mount_details, render_tree_html
+    def __init__(self, payload: dict, parts: dict | None = None, **kwargs) -> None:
+        """`parts`: tree.tree_parts(), when the caller drew them already."""
+        from .tree import mount_details, tree_parts
 
         self.payload = payload
         self._details = mount_details
+        parts = parts or tree_parts(payload)
         options = [("pick a mount…", "")] + [
             (f"{s['label']} {n['mount_point']} ({n['propagation']})", n["id"])
             for s in payload["sides"] for n in s["nodes"]]
         box = shared("box")   # (shared layouts and styles: as CompareWidget's)
+        self.heading = w.HTML(value=parts["heading"], layout=box, style=shared("html"))
         self.picker = w.Dropdown(options=options, value="", description="Mount", layout=box,
                                  style=shared("picker"))
         self.details = w.HTML(value="", layout=box, style=shared("html"))
-        self.picture = w.HTML(value=html if html is not None else render_tree_html(payload),
-                              layout=box, style=shared("html"))
+        self.picture = w.HTML(value=parts["body"], layout=box, style=shared("html"))
         self.picker.observe(self._pick, names="value")
-        super().__init__(children=[self.picker, self.details, self.picture], layout=box,
-                         **kwargs)
+        super().__init__(children=[self.heading, self.picker, self.details, self.picture],
+                         layout=box, **kwargs)
 
     def _pick(self, change: dict) -> None:
         from html import escape
@@ -253,16 +301,19 @@ class TreeWidget(w.VBox):
         self.details.value = f"<code>{escape(text)}</code>" if text else ""
 
     def close_all(self) -> None:
-        for widget in (self.picker, self.details, self.picture, self):
+        for widget in (self.heading, self.picker, self.details, self.picture, self):
             widget.close()
 
 
-def build_widget(payload: dict, html: str | None = None) -> CompareWidget | TreeWidget:
-    """The interactive view of one payload (needs a comm implementation to exist)."""
+def build_widget(payload: dict, parts: dict | None = None,
+                 view: dict | None = None) -> CompareWidget | TreeWidget:
+    """The interactive view of one payload (needs a comm implementation to exist);
+    `parts` (its HTML in the widget's pieces) and `view` (their display()), when the
+    caller drew them already."""
     if payload.get("kind") == "tree":
-        return TreeWidget(payload, html)
+        return TreeWidget(payload, parts)
     if payload.get("kind") == "limits":
         from .limits import limits_widget
 
         return limits_widget(payload)
-    return CompareWidget(payload, html)
+    return CompareWidget(payload, parts, view)
