@@ -147,6 +147,15 @@ def test_06_escape_works_under_chroot_not_pivot_root(notebook):
         assert host not in pivot
     root = rows(nb.payload("check-pivot-mounts", "mounts"), "/")
     assert [r["cell"]["fstype"] for r in root if r["cell"]] == ["overlay"]
+    # The two containers side by side (%label pivot, %show steps vs pivot): the steps that
+    # differ are exactly the root switch's, pivot_root there and chroot here.
+    vs = nb.payload("check-steps-vs-pivot", "steps-vs")
+    differ = [r for r in vs["rows"] if r["status"] != "same"]
+    assert [r["status"] for r in differ] == ["only-host", "only-cell"], differ
+    pivot, chroot = (r["host" if r["status"] == "only-host" else "cell"]["calls"]
+                     for r in differ)
+    assert 'pivot_root(".", ".")' in pivot and "chroot(" not in pivot
+    assert 'chroot(".")' in chroot and "pivot_root" not in chroot
 
 
 @needs_gcc
