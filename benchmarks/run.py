@@ -534,7 +534,10 @@ def _stream_code(label: str, size: int) -> str:
     if label == "ipython":  # a print loop: 10,000-byte lines
         return (f"import sys\nfor _ in range({size // 10000}):\n"
                 f"    print({'a' * 9999!r})\nsys.stdout.flush()")
-    return f"head -c {size} /dev/zero | tr '\\0' a"
+    # This version shows a cell 64 MiB of output unless the cell lifts the budget (an
+    # earlier version has no such line).
+    lift = "%limit output=none\n" if label == "rootfs" else ""
+    return f"{lift}head -c {size} /dev/zero | tr '\\0' a"
 
 
 # -- 4. kernel start-up ------------------------------------------------------------------------

@@ -26,15 +26,21 @@ from tornado import ioloop
 from zmq.eventloop.zmqstream import ZMQStream
 
 from . import ports
+from .backlog import Backlog
+from .cell import format_size
+from .output import MAX_MESSAGE
 
 
 class MainThreadIOPub:
     """Stands in for ipykernel's IOPubThread and its BackgroundSocket: sends from the
     main thread at once, from any other thread (the control thread) through the main
-    loop; answers IOPub subscriptions with the protocol's iopub_welcome."""
+    loop; answers IOPub subscriptions with the protocol's iopub_welcome. A message larger
+    than output.MAX_MESSAGE is not sent (a short error goes to its cell instead), and a
+    subscriber too far behind is disconnected (backlog.py): one that stops reading holds a
+    bounded number of bytes."""
 
-    def __init__(self, socket: zmq.Socket, session) -> None:  # noqa: ANN001 - jupyter_client's
-        self.socket, self.session = socket, session
+    def __init__(self, socket: zmq.Socket, session, backlog: Backlog) -> None:  # noqa: ANN001
+        self.socket, self.session, self.backlog = socket, session, backlog
         self.background_socket = self   # the name ipykernel's users take the socket by
         self.closed = False
         self._main = threading.main_thread()
@@ -64,9 +70,26 @@ class MainThreadIOPub:
         if self.closed:
             return
         if self._loop is None or threading.current_thread() is self._main:
+            size = sum(map(_wire_size, msg))
+            if size > MAX_MESSAGE:
+                self._too_large(msg, size)
+                return
             self.socket.send_multipart(msg, *args, **kwargs)
+            self.backlog.add(size)
         else:
             self._loop.add_callback(self.send_multipart, msg, *args, **kwargs)
+
+    def _too_large(self, msg: list, size: int) -> None:
+        """An stderr stream message to the parent of the one not sent (jupyter_client's
+        wire format: idents, <IDS|MSG>, signature, header, parent header, ...)."""
+        frames = [bytes(f) for f in msg]
+        at = frames.index(b"<IDS|MSG>")
+        kind = self.session.unpack(frames[at + 2]).get("msg_type", "message")
+        self.session.send(self, "stream", {"name": "stderr", "text": (
+            f"rootfs-kernel: an output ({kind}, {format_size(size)} as a message) was not "
+            f"sent: the kernel sends no message over {format_size(MAX_MESSAGE)}, so that a "
+            "front-end that stops reading costs it a bounded amount of memory; show less "
+            "at once\n")}, parent=self.session.unpack(frames[at + 3]), ident=frames[:at])
 
     def send(self, msg, *args, **kwargs) -> None:  # noqa: ANN001
         self.send_multipart([msg], *args, **kwargs)
@@ -79,11 +102,21 @@ class MainThreadIOPub:
             self.closed = True
             if self._stream is not None:
                 self._stream.close()
+            self.backlog.close()
             self.socket.close()
+
+
+def _wire_size(frame: bytes | memoryview | zmq.Frame) -> int:
+    """A frame's bytes on the connection (ZMTP 3: a flags byte, then a 1-byte size, or 8
+    past 255 bytes, then the body), so that backlog.py's count of what was sent matches
+    what a subscriber's TCP connection acknowledges, also after millions of messages."""
+    n = len(frame)
+    return n + (2 if n < 256 else 9)
 
 
 class RootfsKernelApp(IPKernelApp):
     _early_iopub: zmq.Socket | None = None
+    _early_monitor: zmq.Socket | None = None
 
     def init_sockets(self) -> None:
         bound = ports.take(self.ip, self.transport,
@@ -107,22 +140,24 @@ class RootfsKernelApp(IPKernelApp):
         self.shell_socket, self.stdin_socket = bound.shell, bound.stdin
         if hasattr(zmq, "ROUTER_HANDOVER"):   # as ipykernel: zeromq/libzmq#2892
             self.shell_socket.router_handover = self.stdin_socket.router_handover = 1
-        self._early_iopub = bound.iopub
+        self._early_iopub, self._early_monitor = bound.iopub, bound.monitor
         self.init_control(self.context)
         self.init_iopub(self.context)
 
     def init_iopub(self, context: zmq.Context) -> None:
         socket, self._early_iopub = self._early_iopub, None
+        monitor, self._early_monitor = self._early_monitor, None
         if socket is None:
             socket = context.socket(zmq.XPUB)
             socket.linger = 1000
+            monitor = socket.get_monitor_socket(ports.IOPUB_EVENTS)   # before the bind
             # CurveZMQ keys (ipykernel 7.1+) apply to this socket as to ipykernel's own.
             curve = getattr(self, "_apply_curve_server_options", None)
             if curve is not None:
                 curve(socket)
             self.iopub_port = self._bind_socket(socket, self.iopub_port)
         self.configure_tornado_logger()
-        self.iopub_thread = MainThreadIOPub(socket, self.session)
+        self.iopub_thread = MainThreadIOPub(socket, self.session, Backlog(monitor))
         self.iopub_socket = self.iopub_thread
 
     def start(self) -> None:

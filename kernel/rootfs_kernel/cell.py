@@ -112,7 +112,7 @@ class CellSpec:
     show: tuple[Show, ...] = ()
     help: bool = False
     c_flags: str | None = None    # %%c: the script is C source; these are extra gcc flags
-    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory (bytes), cpu (cores)
+    limits: tuple[tuple[str, float], ...] = ()   # %limit: pids, memory, cpu, disk, output
     build: str | None = None      # %image NAME --build [KIND]: build NAME from KIND if missing
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
@@ -318,32 +318,33 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-LIMIT_KEYS = ("pids", "memory", "cpu", "disk")
+LIMIT_KEYS = ("pids", "memory", "cpu", "disk", "output")
 
 
 def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
-    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE` -> (("pids", N), ...); shared with the
-    kernel-wide defaults. KEY=none lifts a default (None)."""
+    """`pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE` -> (("pids", N), ...); shared
+    with the kernel-wide defaults. KEY=none lifts a default (None). output is what the
+    kernel shows of the cell (output.py), not a bound of the container."""
     out: dict[str, float | None] = {}
     for word in words:
         key, eq, value = word.partition("=")
         if not eq or key not in LIMIT_KEYS:
-            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION or disk=SIZE (or "
-                             f"KEY=none), got {word!r}")
+            raise ValueError("expected pids=N, memory=SIZE, cpu=FRACTION, disk=SIZE or "
+                             f"output=SIZE (or KEY=none), got {word!r}")
         if value == "none":
             out[key] = None
             continue
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key in ("memory", "disk"):
+            elif key in ("memory", "disk", "output"):
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key in ("memory", "disk") else
+            raise ValueError(f"{key}: {err}" if key in ("memory", "disk", "output") else
                              f"{key} must be a number, got {value!r}") from None
-        if out[key] <= 0 or (key == "pids" and out[key] < 2) or \
+        if key != "output" and out[key] <= 0 or (key == "pids" and out[key] < 2) or \
                 (key in ("memory", "disk") and out[key] < 1 << 20):
             raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
                              "memory >= 1m, disk >= 1m, cpu > 0)")
@@ -404,10 +405,11 @@ MAGICS: dict[str, Magic] = {
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
-        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE", "Bound the cell: "
-              "processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a core), what it may "
-              "write (disk); every cell has pids=1024 disk=1g unless the kernel "
-              "says otherwise; KEY=none lifts one.", _p_limit),
+        Magic("limit", "%limit pids=N memory=SIZE cpu=FRACTION disk=SIZE output=SIZE",
+              "Bound the cell: processes, memory (e.g. 64m), CPU share (e.g. 0.5 of a "
+              "core), what it may write (disk), what the notebook is sent of its output; "
+              "every cell has pids=1024 disk=1g output=64m unless the kernel says "
+              "otherwise; KEY=none lifts one.", _p_limit),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }

@@ -10,8 +10,8 @@ on its shell's output. FrameReader splits a stream into its text and its frames,
 chunk (a frame may be cut anywhere between two reads); bundle() makes the output a
 notebook shows. A cell's stdout is anything its programs print, so a frame is data to
 check, never markup to trust: HTML is shown in a sandboxed frame where no script runs,
-Markdown is rendered with its raw HTML escaped, SVG goes as image/svg+xml (front-ends draw
-it as an image), and any other type is refused.
+Markdown is rendered with its raw HTML escaped, SVG is sanitized (svg_image) and goes as
+image/svg+xml, and any other type is refused.
 """
 
 from __future__ import annotations
@@ -126,7 +126,35 @@ def parse(fields: bytes) -> Frame:
     if mime not in KINDS:
         return Frame(mime, name, error=f"display: {mime} cannot be shown (only "
                                        f"{', '.join(KINDS)})")
+    if mime == "image/svg+xml":
+        try:
+            data = svg_image(data)
+        except ValueError as err:
+            return Frame(mime, name, error=f"display: {name} is not an SVG image ({err}): it "
+                         "must be well-formed XML whose root is <svg xmlns=\"http://www.w3."
+                         "org/2000/svg\">")
     return Frame(mime, name, data)
+
+
+# Pictures an SVG may embed as data: URLs; every other data: URL is dropped.
+SVG_DATA_IMAGES = {"image": ["png", "jpeg", "gif", "webp"]}
+
+
+def svg_image(svg: bytes) -> bytes:
+    """The SVG with only what draws a picture: Cloudflare's svg-hush keeps an allowlist of
+    SVG elements and attributes (no script, event handler, foreignObject or element of
+    another namespace), drops javascript: and data: URLs but SVG_DATA_IMAGES, and takes the
+    host off every other reference, in attributes and CSS alike, so that nothing is loaded
+    from another site. JupyterLab draws image/svg+xml as an image, where none of that runs
+    anyway; nbconvert, the book and other front-ends put it in the page. ValueError: not
+    an SVG document."""
+    from py_svg_hush import filter_svg
+
+    # Without the XML declaration it writes first: the SVG may be put into an HTML page.
+    return filter_svg(svg, SVG_DATA_IMAGES).removeprefix(_XML_DECLARATION)
+
+
+_XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 
 
 def _size(n: int) -> str:

@@ -21,6 +21,7 @@ from .display import Frame, FrameReader
 from .display import bundle as display_frame
 from .ids import IdRange
 from .images import ImageError
+from .output import Budget
 from .session import Session
 
 
@@ -47,8 +48,9 @@ class RootfsKernel(Kernel):
 
     default_limits = Unicode(
         os.environ.get("ROOTFS_KERNEL_LIMITS", ""), config=True,
-        help="Limits for every cell, e.g. 'pids=1024 memory=2g cpu=1' (a cell's %limit "
-             "line overrides them); also from $ROOTFS_KERNEL_LIMITS.")
+        help="Limits for every cell, e.g. 'pids=1024 memory=2g cpu=1 output=64m' (a cell's "
+             "%limit line overrides them; output: what the notebook is sent of a cell's "
+             "output); also from $ROOTFS_KERNEL_LIMITS.")
 
     max_live_views = Integer(
         50, config=True,
@@ -142,17 +144,28 @@ class RootfsKernel(Kernel):
     async def _execute(self, code: str, silent: bool) -> dict:
         self._loop = asyncio.get_running_loop()
         self._interrupt = asyncio.Event()
-        out = _Stream(self, "stdout", silent, frames=True)   # `display` writes there
-        err = _Stream(self, "stderr", silent)
+        # What the notebook is sent of the cell's output: both streams share one budget.
+        budget = Budget(self.cells.output_budget(code))
+        out = _Stream(self, "stdout", silent, budget, frames=True)   # `display` writes there
+        err = _Stream(self, "stderr", silent, budget)
         out.other, err.other = err, out
+
+        def notices(text: bytes) -> None:   # the kernel's own words, never cut
+            out.flush(final=False)
+            err.flush(final=False)
+            self._stream("stderr", text.decode(errors="replace"), silent)
+
         bar = _ProgressBar(self, self._loop, silent)
         try:
             outcome = await self.cells.execute(code, out.write, err.write,
-                                               interrupt=self._interrupt, progress=bar.update)
+                                               interrupt=self._interrupt, progress=bar.update,
+                                               notices=notices)
         finally:
             self._interrupt = None
             out.flush()
             err.flush()
+        if budget.cut:
+            self._stream("stderr", f"rootfs-kernel: {budget.summary()}\n", silent)
         bar.finish()
         if outcome.help and not silent:
             # Markdown wraps between words in any front-end; the plain text stays as is.
@@ -196,9 +209,7 @@ class RootfsKernel(Kernel):
 
     def _display(self, frame: Frame, silent: bool) -> None:
         """What a cell's `display` command sent (display.py)."""
-        if frame.error:
-            self._stream("stderr", f"rootfs-kernel: {frame.error}\n", silent)
-        elif not silent:
+        if not silent:
             self.send_response(self.iopub_socket, "display_data",
                                {"data": display_frame(frame), "metadata": {}, "transient": {}})
 
@@ -300,14 +311,18 @@ class _Stream:
 
     Pipes deliver output in small pieces; one message per piece would flood IOPub (and
     a front-end that lags behind loses messages past ZeroMQ's high-water mark). Output
-    is held for at most FLUSH_SECONDS or FLUSH_BYTES, so memory stays bounded too.
+    is held for at most FLUSH_SECONDS or FLUSH_BYTES, so memory stays bounded too, and
+    one message is never larger than output.MAX_MESSAGE. What passes the cell's output
+    budget is counted, not sent.
     """
 
     FLUSH_SECONDS = 0.05
     FLUSH_BYTES = 1 << 20
 
-    def __init__(self, kernel: RootfsKernel, name: str, silent: bool, frames: bool = False):
+    def __init__(self, kernel: RootfsKernel, name: str, silent: bool,
+                 budget: Budget | None = None, frames: bool = False):
         self.kernel, self.name, self.silent = kernel, name, silent
+        self.budget = budget or Budget()
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending: list[bytes] = []
         self.size = 0
@@ -326,31 +341,45 @@ class _Stream:
     def _take(self, piece: bytes | Frame) -> None:
         if isinstance(piece, bytes):
             self._add(piece)
-            return
-        if self.other is not None and self.other.pending:
-            self.other.flush(final=False)
-        self.flush(final=False)
-        self.kernel._display(piece, self.silent)
+        elif piece.error is not None:   # why a frame was not shown: on stderr, in its place
+            (self.other or self)._add(f"rootfs-kernel: {piece.error}\n".encode())
+        elif not self.budget.display(len(piece.data)):
+            self._cut()
+        else:
+            if self.other is not None and self.other.pending:
+                self.other.flush(final=False)
+            self.flush(final=False)
+            self.kernel._display(piece, self.silent)
+
+    def _cut(self) -> None:
+        """The budget is spent: say so where the output stops, once."""
+        if self.budget.cut and not self.budget.told:
+            self.budget.told = True
+            if self.other is not None:
+                self.other.flush(final=False)
+            self.flush(final=False)
+            self.kernel._stream("stderr", f"rootfs-kernel: {self.budget.reached()}\n",
+                                self.silent)
 
     def _add(self, data: bytes) -> None:
-        if self.other is not None and self.other.pending:
-            self.other.flush(final=False)
-        self.pending.append(data)
-        self.size += len(data)
-        if self.size >= self.FLUSH_BYTES:
-            self.flush(final=False)
-        elif self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(
-                self.FLUSH_SECONDS, self.flush, False)
+        room = self.budget.text(len(data))
+        if room:
+            if self.other is not None and self.other.pending:
+                self.other.flush(final=False)
+            self.pending.append(data[:room] if room < len(data) else data)
+            self.size += room
+            if self.size >= self.FLUSH_BYTES:
+                self.flush(final=False)
+            elif self.timer is None:
+                self.timer = asyncio.get_running_loop().call_later(
+                    self.FLUSH_SECONDS, self.flush, False)
+        if room < len(data):
+            self._cut()
 
     def flush(self, final: bool = True) -> None:
         if final and self.frames is not None:
             for piece in self.frames.close():   # held bytes are text after all
-                if isinstance(piece, bytes):
-                    self.pending.append(piece)
-                else:
-                    self.flush(final=False)
-                    self.kernel._display(piece, self.silent)
+                self._take(piece)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import zmq
 
+# The IOPub socket's monitor (backlog.py): its subscribers' connections come and go.
+IOPUB_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+
 
 @dataclass
 class Bound:
@@ -31,10 +34,12 @@ class Bound:
     stdin: zmq.Socket
     iopub: zmq.Socket
     ports: tuple[int, int, int]   # shell, stdin, iopub
+    monitor: zmq.Socket | None = None   # the IOPub socket's, made before it was bound
 
     def close(self) -> None:
-        for socket in (self.shell, self.stdin, self.iopub):
-            socket.close(linger=0)
+        for socket in (self.shell, self.stdin, self.iopub, self.monitor):
+            if socket is not None:
+                socket.close(linger=0)
 
 
 _bound: Bound | None = None
@@ -81,13 +86,16 @@ def bind_early(argv: list[str]) -> None:
             socket = context.socket(kind)
             socket.linger = 1000
             sockets.append(socket)
+            if kind == zmq.XPUB:   # before the bind: no subscriber goes unseen
+                sockets.append(socket.get_monitor_socket(IOPUB_EVENTS))
             socket.bind(f"tcp://{ip}:{port}")
     except zmq.ZMQError:
         for socket in sockets:
             socket.close(linger=0)
         context.term()
         return
-    _bound = Bound(context, ip, *sockets, ports=ports)
+    shell, stdin, iopub, monitor = sockets
+    _bound = Bound(context, ip, shell, stdin, iopub, ports=ports, monitor=monitor)
 
 
 def take(ip: str, transport: str, ports: tuple[int, int, int], curve: bool) -> Bound | None:

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 GRACE_SECONDS = 1.0
 # What every container cell gets unless the kernel or the cell says otherwise (README):
-# processes and what it may write. Memory only on request (a cgroup to join per cell).
-DEFAULT_LIMITS = "pids=1024 disk=1g"
+# processes, what it may write, and what the kernel sends the notebook of its output
+# (output.py). Memory only on request (a cgroup to join per cell).
+DEFAULT_LIMITS = "pids=1024 disk=1g output=64m"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
@@ -76,9 +77,11 @@ class Session:
                  prepare: bool = True, ids: IdRange | None = None,
                  host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
         # Every cell's bounds: the built-in defaults, then the kernel-wide ones
-        # (`pids=512 memory=2g`), then each cell's own %limit line.
+        # (`pids=512 memory=2g`), then each cell's own %limit line. The output budget is
+        # the kernel's to keep (output_budget), not the container's.
         self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
                                **dict(cell.parse_limits(default_limits.split()))}
+        self.default_output = self.default_limits.pop("output", None)
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
         # A started helper's client, unless the caller hands its own (the unit tests' has
@@ -100,12 +103,24 @@ class Session:
     def close(self) -> None:
         self.sandbox.close()
 
+    def output_budget(self, code: str) -> float | None:
+        """How many bytes of output the kernel may show of this cell (None: no bound): its
+        own %limit output=, else the kernel's. A cell whose header is wrong shows none
+        of its own (execute says why)."""
+        try:
+            spec = self._parse(code)
+        except cell.HeaderError:
+            return self.default_output
+        return dict(spec.limits).get("output", self.default_output)
+
     async def execute(self, code: str, stdout: Sink, stderr: Sink, *,
                       interrupt: asyncio.Event | None = None,
-                      progress: Progress | None = None) -> Outcome:
-        """Run one cell. `progress` reports image builds (called from a worker thread)."""
+                      progress: Progress | None = None, notices: Sink | None = None
+                      ) -> Outcome:
+        """Run one cell. `progress` reports image builds (called from a worker thread);
+        `notices` takes what the kernel says about the cell (default: stderr)."""
         def notice(text: str) -> None:
-            stderr(f"rootfs-kernel: {text}\n".encode())
+            (notices or stderr)(f"rootfs-kernel: {text}\n".encode())
 
         self._progress = progress
         try:
@@ -227,6 +242,8 @@ class Session:
     async def _plan(self, spec: cell.CellSpec, notice: Callable[[str], None],
                     c_program: str | None) -> Plan:
         env = {**self.user_env, **dict(spec.env)}
+        if any(key == "output" for key, _ in spec.limits):   # the kernel's, not the sandbox's
+            spec = replace(spec, limits=tuple(kv for kv in spec.limits if kv[0] != "output"))
         if spec.host:
             return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
         for m in spec.mounts:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 
+from rootfs_kernel.display import svg_image
+
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
                        "DwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 # The PNG as the cell writes it: printf with octal escapes, no base64 in the image.
@@ -54,7 +56,11 @@ def test_a_png_made_in_the_cell_is_shown_between_the_text_around_it(kernel):
 def test_an_svg_made_in_the_cell_is_an_svg_output(kernel):
     res = kernel.ok(f"cat > /tmp/bar.svg <<'EOF'\n{SVG}\nEOF\ndisplay /tmp/bar.svg")
     (data,) = [d["data"] for d in res.displays]
-    assert data["image/svg+xml"].strip() == SVG and res.stdout == ""
+    # The drawing as the sanitizer writes it back (display.svg_image): the same elements,
+    # attributes and text.
+    assert data["image/svg+xml"] == svg_image(SVG.encode()).decode() and res.stdout == ""
+    assert '<rect fill="#0969da" height="20" width="40"/>' in data["image/svg+xml"]
+    assert '<text x="4" y="15">cell</text>' in data["image/svg+xml"]
 
 
 def test_html_is_sandboxed_and_markdown_shows_its_html_as_text(kernel):

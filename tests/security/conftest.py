@@ -33,6 +33,16 @@ def secret():
 
 
 @pytest.fixture
+def public_file():
+    """A host file anyone may read, in a directory of /tmp (hostmarkers.make_public_file)."""
+    marker = hm.make_public_file(Path("/tmp"))
+    yield marker
+    marker.assert_unchanged()
+    marker.remove()
+    marker.path.parent.rmdir()
+
+
+@pytest.fixture
 def root_secret():
     """A 0600 file owned by root, also in the ordinary-user pass (placed by test.sh)."""
     marker = hm.root_secret()

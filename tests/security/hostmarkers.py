@@ -82,6 +82,21 @@ def make_secret(directory: Path, kind: str) -> SecretFile:
     return SecretFile(path, public, os.getuid())
 
 
+def make_public_file(parent: Path) -> SecretFile:
+    """A file anyone may read (0644, in a new 0755 directory of `parent`): what keeps a cell
+    from it is the boundary under test alone, not its permissions (root's cells are an
+    unprivileged id on the host, which would stop a 0600 file even where the boundary
+    failed)."""
+    d = parent / token("pubdir")
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    public = token("public")
+    path = d / f"rootfs-public-{secrets.token_hex(6)}"
+    path.write_text(f"{public}\n")
+    os.chmod(path, 0o644)
+    return SecretFile(path, public, os.getuid())
+
+
 def root_secret() -> SecretFile | None:
     """A 0600 file owned by root: made under /root as root; as an ordinary user, the one
     scripts/test.sh placed in this user's home (None when there is none)."""

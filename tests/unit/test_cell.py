@@ -141,3 +141,10 @@ def test_limits_parse_sizes_and_lift_defaults():
         parse_limits(["swap=1g"])
     with pytest.raises(ValueError, match="memory: '1q' is not a size"):
         parse_limits(["memory=1q"])
+
+
+def test_the_output_budget_is_a_size_and_may_be_lifted():
+    assert parse_limits(["output=16m", "output=none"]) == (("output", None),)
+    assert parse_limits(["output=0"]) == (("output", 0),)
+    with pytest.raises(ValueError, match="output: '1x' is not a size"):
+        parse_limits(["output=1x"])

@@ -133,3 +133,16 @@ def test_a_locked_session_refuses_host_access_lines(store):
     out = execute(s, "%%host\nid")
     assert out.error.name == "HeaderError" and "locked" in out.error.message
     assert sandbox.plans == []
+
+
+def test_the_output_budget_is_the_kernels_not_the_containers(store):
+    s, sandbox = session(store, default_limits="output=1m")
+    assert s.output_budget("true") == 1 << 20
+    assert s.output_budget("%limit output=2k\ntrue") == 2048
+    assert s.output_budget("%limit output=none\ntrue") is None
+    assert s.output_budget("%mount\ntrue") == 1 << 20     # a wrong header: the default
+    assert execute(s, "%limit output=2k\ntrue").error is None
+    # The container's plan is the same as without the line: it bounds nothing in there.
+    assert execute(s, "true").error is None
+    with_line, without = sandbox.plans
+    assert "output" not in with_line.limits and with_line == without
