@@ -240,8 +240,10 @@ def test_net_user_lets_apt_get_update_the_debian_image(kernel):
 def test_net_user_reaches_no_host_address_that_pasta_did_not_copy(kernel, servers):
     """pasta gives the cell the host's main address (so that one is the cell's own), and
     relays every other destination through the host's sockets: an address the host has
-    elsewhere (here one added to its lo) is made unreachable by the init's reject routes."""
+    elsewhere (here one added to its lo) is made unreachable by the init's reject routes,
+    also when it is added after the next container was prepared (which is then dropped)."""
     extra = "198.51.100.7"
+    kernel.ok("%net user\n%image busybox\ntrue")   # the next one is prepared like this
     subprocess.run(["ip", "addr", "add", f"{extra}/32", "dev", "lo"], check=True)
     try:
         with socket.create_connection((extra, servers.any_port), timeout=5) as s:
