@@ -1036,6 +1036,7 @@ def bench_net(cfg: Config, kernels: Kernels) -> list[Row]:
                       1, max(5, cfg.reps // 3), gap=cfg.gap_ms / 1e3)
         made |= _turns({"user made": on_demand}, {"user made": "%net user\ntrue"},
                        1, max(5, cfg.reps // 20), gap=cfg.gap_ms / 1e3)
+        idle = {"own": _idle_rss_mb(own, "true"), "user": _idle_rss_mb(user, "%net user\ntrue")}
     finally:
         for s in (host, user, on_demand):
             s.close()
@@ -1064,6 +1065,10 @@ def bench_net(cfg: Config, kernels: Kernels) -> list[Row]:
             "ms", p50["user made"], {"own (lo only)": p50["own made"]},
             ratio(p50["user made"], p50["own made"]), "own (lo only)"),
     ]
+    log(f"net: idle memory {idle}")
+    rows.append(Row("idle memory after a `%net user` cell (its prepared container's pasta)",
+                    "net_user_idle_memory", "MB", idle["user"], {"after a plain cell": idle["own"]},
+                    ratio(idle["user"], idle["own"]), "after a plain cell"))
     n = max(cfg.net_cells, 20)
     k = min(100, n // 5)
     before = netns_allocated()
