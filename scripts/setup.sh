@@ -10,7 +10,8 @@ extras=${ROOTFS_EXTRAS:-test}
 # python3-venv: a venv from the system Python, readable by the unprivileged test user
 # (root's pyenv under /root is not). busybox-static: the `busybox` image. debootstrap:
 # the `debian` image. bubblewrap: the benchmark's baseline. gcc: the %%c cells.
-# python3-seccomp: tests/doctor runs the kernel under Docker's default seccomp profile.
+# python3-seccomp: tests/doctor runs the kernel under Docker's default seccomp profile; its
+# libseccomp2 regenerates the cells' own filter (sandbox/seccomp.py, tests/unit).
 # graphviz: the `%show tree` picture (without it, the text tree alone). passt: pasta, the
 # outbound network of `%net user` cells (as rootless podman has it).
 debs=(python3 python3-venv python3-dev busybox-static debootstrap bubblewrap gcc libc6-dev

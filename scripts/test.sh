@@ -20,7 +20,7 @@ echo "== renderer: schema types, tsc, eslint, golden payloads"
   && npm test --silent)
 
 echo "== tests as root"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not deploy" "$@" tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not deploy and not vm" "$@" tests
 
 echo "== tests as the ordinary user $user"
 # The user cannot read a checkout under /root: run a readable copy of the tests.
@@ -36,7 +36,7 @@ home=$(getent passwd "$user" | cut -d: -f6)
 trap 'rm -rf "$copy"; rm -f "$home/.rootfs-root-marker" "$home/.rootfs-root-marker.id"' EXIT
 cd "$copy"
 runuser -u "$user" -- env -i HOME="$home" PATH="$venv/bin:/usr/bin:/bin" \
-  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly and not deploy" \
+  LANG=C.UTF-8 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not rootonly and not deploy and not vm" \
   "$@" tests/kernel tests/notebooks tests/api tests/reliability tests/security \
   tests/doctor
 
@@ -44,4 +44,9 @@ cd "$here"
 if [ "${ROOTFS_DEPLOY_TESTS:-1}" != 0 ]; then
   echo "== deploy tests (the slower target; ROOTFS_DEPLOY_TESTS=0 skips it)"
   bash "$here/scripts/test-deploy.sh" "$@"
+fi
+
+if [ "${ROOTFS_VM_TESTS:-1}" != 0 ]; then
+  echo "== VM tests (Debian 12 under qemu, as root and as a systemd user; ROOTFS_VM_TESTS=0 skips it)"
+  bash "$here/scripts/test-vm.sh" "$@"
 fi

@@ -108,9 +108,9 @@ def _container_points() -> frozenset[str]:
 
 def kernel_dirs() -> list[str]:
     from rootfs_kernel.images.store import default_root
-    from rootfs_kernel.sandbox.helper import runtime_base
+    from rootfs_kernel.sandbox import rundir
 
-    return [str(runtime_base()), str(default_root())]
+    return [rundir.base(), str(default_root())]
 
 
 def kernel_mounts(*trees: str | os.PathLike) -> Counter[str]:

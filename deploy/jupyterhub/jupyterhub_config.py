@@ -10,6 +10,9 @@ Settings (environment variables, all optional):
   ROOTFS_HUB_GROUP   the Unix group that may log in    (default students)
   ROOTFS_HUB_STATE   the hub's database, cookie secret (default /var/lib/rootfs-kernel-hub)
   ROOTFS_HUB_PROXY   configurable-http-proxy to run    (default: the one on PATH)
+  ROOTFS_HUB_RUNTIME each student's XDG_RUNTIME_DIR is a directory in it
+                                                       (default /run/rootfs-kernel-hub)
+  ROOTFS_HUB_LOCKED  1: students get the locked kernel only, and no terminal (README.md)
 """
 
 import os
@@ -41,3 +44,54 @@ c.Spawner.default_url = "/lab"
 c.Spawner.notebook_dir = "~"
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 90
+
+# Each student's runtime directory, made before their server starts as systemd-logind
+# makes /run/user/UID for a login (the hub's spawner passes no XDG_RUNTIME_DIR): the
+# kernel keeps its helpers' directories there. Without it, a kernel falls back to
+# /tmp/rootfs-kernel-UID, which another student could create first (the kernel then
+# refuses to run cells rather than use it).
+runtime = Path(os.environ.get("ROOTFS_HUB_RUNTIME", "/run/rootfs-kernel-hub"))
+
+
+def make_runtime_dir(spawner) -> None:
+    """runtime/UID, 0700 and the student's, made through fds (no link followed) in a
+    directory only root may write; the server gets it as XDG_RUNTIME_DIR."""
+    import pwd
+
+    student = pwd.getpwnam(spawner.user.name)
+    runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    top = os.open(runtime, flags)
+    try:
+        st = os.fstat(top)
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise RuntimeError(f"{runtime} must be root's and writable by root only")
+        name = str(student.pw_uid)
+        try:
+            os.mkdir(name, 0o700, dir_fd=top)
+        except FileExistsError:
+            pass
+        fd = os.open(name, flags, dir_fd=top)
+        try:
+            os.fchown(fd, student.pw_uid, student.pw_gid)
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(top)
+    spawner.environment = {**spawner.environment,
+                           "XDG_RUNTIME_DIR": str(runtime / name)}
+
+
+c.Spawner.pre_spawn_hook = make_runtime_dir
+
+# A class whose cells must not reach the host (README.md): the locked kernelspec only
+# (`rootfs-kernel install --locked --sys-prefix`), found in this environment before a
+# student's own kernelspecs of the same name; no terminal; no code of the student's in
+# the server's Python (user site-packages). Command-line options outrank any config file
+# a student could write.
+if os.environ.get("ROOTFS_HUB_LOCKED", "0") == "1":
+    c.Spawner.args = ["--KernelSpecManager.allowed_kernelspecs=rootfs-locked",
+                      "--ServerApp.terminals_enabled=False",
+                      "--ContentsManager.allow_hidden=False"]
+    c.Spawner.environment = {"JUPYTER_PREFER_ENV_PATH": "1", "PYTHONNOUSERSITE": "1"}

@@ -1,6 +1,7 @@
 // The TypeScript types of the payloads, generated from their schema files
 // (kernel/rootfs_kernel/views/compare.schema.json -> src/schema.ts,
-//  kernel/rootfs_kernel/views/tree.schema.json -> src/tree-schema.ts).
+//  kernel/rootfs_kernel/views/tree.schema.json -> src/tree-schema.ts,
+//  kernel/rootfs_kernel/views/limits.schema.json -> src/limits-schema.ts).
 //   node scripts/schema-types.mjs          write them
 //   node scripts/schema-types.mjs --check  fail if one is not what its schema gives
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,8 @@ import { compileFromFile } from 'json-schema-to-typescript';
 
 const pairs = [
   ['compare.schema.json', 'schema.ts'],
-  ['tree.schema.json', 'tree-schema.ts']
+  ['tree.schema.json', 'tree-schema.ts'],
+  ['limits.schema.json', 'limits-schema.ts']
 ];
 let stale = false;
 for (const [from, to] of pairs) {

@@ -8,6 +8,7 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { LIMITS_MIME_TYPE, LimitsView, checkLimits } from './limits';
 import { MIME_TYPE, checkPayload } from './payload';
 import { TREE_MIME_TYPE, TreeView, checkTree } from './tree';
 import { CompareView, errorView } from './view';
@@ -35,7 +36,9 @@ class CompareRenderer extends Widget implements IRenderMime.IRenderer {
       content =
         this.mimeType === TREE_MIME_TYPE
           ? new TreeView(checkTree(data)).node
-          : new CompareView(checkPayload(data)).node;
+          : this.mimeType === LIMITS_MIME_TYPE
+            ? new LimitsView(checkLimits(data)).node
+            : new CompareView(checkPayload(data)).node;
     } catch (error) {
       const text = model.data['text/plain'];
       content = errorView(error, typeof text === 'string' ? text : undefined);
@@ -49,7 +52,7 @@ class CompareRenderer extends Widget implements IRenderMime.IRenderer {
 
 export const rendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
-  mimeTypes: [MIME_TYPE, TREE_MIME_TYPE],
+  mimeTypes: [MIME_TYPE, TREE_MIME_TYPE, LIMITS_MIME_TYPE],
   defaultRank: RANK,
   createRenderer: options => new CompareRenderer(options)
 };

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 
 import { display, lineText, neighbours, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
+import { checkLimits, limitsLines } from '../src/limits-model';
 import { checkTree, mountDetails } from '../src/tree-model';
 
 const GOLDEN = resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'payloads');
@@ -100,6 +101,19 @@ test('the mount tree: every mount in words, as the kernel says it (tests/fixture
     assert.equal(mountDetails(p, id), text, id);
   }
   assert.throws(() => checkTree({ ...golden.payload, version: 2 }), PayloadError);
+});
+
+test('%show limits: the same lines as the kernel draws (tests/fixtures/limits/)', () => {
+  const golden = JSON.parse(
+    readFileSync(resolve(GOLDEN, '..', 'limits', 'limits.json'), 'utf8')
+  ) as Record<string, { payload: unknown; lines: string[] }>;
+  assert.ok(Object.keys(golden).length >= 3);
+  for (const [name, { payload, lines }] of Object.entries(golden)) {
+    assert.deepEqual(limitsLines(checkLimits(payload)), lines, name);
+  }
+  const any = Object.values(golden)[0].payload as object;
+  assert.throws(() => checkLimits({ ...any, version: 2 }), PayloadError);
+  assert.throws(() => checkLimits({ ...any, rows: 'x' }), PayloadError);
 });
 
 test('%show steps: step through the opened step, as the kernel widget does', () => {

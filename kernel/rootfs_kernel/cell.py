@@ -23,7 +23,7 @@ NET_MODES = ("none", "user", "host")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
-SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps")
+SHOW_KINDS = ("mounts", "ls", "changes", "ns", "layers", "tree", "steps", "limits")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # An image's name in the store, in `%image`, `%export` and `rootfs-kernel image`.
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -98,6 +98,7 @@ class Show:
 @dataclass(frozen=True)
 class CellSpec:
     script: str
+    script_line: int = 1          # the cell's line the script starts on (after the header)
     host: bool = False
     image: str = DEFAULT_IMAGE
     image_lineno: int = 0
@@ -119,6 +120,7 @@ class CellSpec:
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
     net: str = "none"             # %net none|user|host (NET_MODES)
     net_lineno: int = 0
+    seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,11 @@ def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     return replace(spec, limits=tuple({**dict(spec.limits), **dict(parse_limits(args))}.items()))
 
 
+def _p_seccomp(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, seccomp=_one_of(mode, ("on", "off"), "seccomp mode") == "on")
+
+
 def _p_help(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if args:
         raise TypeError
@@ -396,12 +403,13 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps",
+              "| steps | limits",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
-              "own on top, both mount trees as a picture, or how its container was built, "
-              "step by step.", _p_show),
+              "own on top, both mount trees as a picture, how its container was built, "
+              "step by step, or what bounded it (cgroup or rlimit) and what it used at "
+              "most.", _p_show),
         Magic("export", "%export NAME [--replace]", "Save the cell's resulting root "
               "filesystem (image plus this cell's changes) as image NAME, like docker "
               "commit; --replace overwrites an existing image NAME.", _p_export),
@@ -410,6 +418,10 @@ MAGICS: dict[str, Magic] = {
               "core), what it may write (disk), what the notebook is sent of its output; "
               "every cell has pids=1024 disk=1g output=64m unless the kernel says "
               "otherwise; KEY=none lifts one.", _p_limit),
+        Magic("seccomp", "%seccomp on|off", "The cell's seccomp filter (default on, "
+              "modelled on Docker's default profile: bpf, keyctl, perf_event_open, "
+              "userfaultfd, io_uring, module loading, ... answer EPERM); off lifts it.",
+              _p_seccomp),
         Magic("help", "%help", "List every header line with one sentence each.", _p_help),
     )
 }
@@ -465,7 +477,7 @@ def parse(code: str, *, host_access: bool = True,
     if bad is not None:  # one search over the script, then find its line
         n = i + script.count("\n", 0, bad.start())
         _check_text(lines[n], n + 1, header=False)
-    spec = replace(spec, script=script)
+    spec = replace(spec, script=script, script_line=i + 1)
     _check_combinations(spec, lines[start:i], start)
     return spec
 
@@ -519,6 +531,11 @@ HOST_ACCESS_LINES = {
     "%net host": "puts the cell on the host's network, where every service listening on "
                  "the host's loopback or addresses (the Jupyter server, other kernels' "
                  "ports, databases) answers it",
+    # Not a path to the host, but the defence that keeps the host kernel's rarely needed
+    # calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) from the cell.
+    "%seccomp off": "lifts the cell's seccomp filter: the host kernel's rarely needed "
+                    "calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) are "
+                    "open to it",
 }
 
 
@@ -533,6 +550,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%show ls PATH HOST_PATH"
     if name == "net" and args == ["host"]:
         return "%net host"
+    if name == "seccomp" and args == ["off"]:
+        return "%seccomp off"
     return None
 
 

@@ -17,6 +17,7 @@ from .sandbox.steps import describe as describe_steps
 from .views import (
     changes_payload,
     layers_payload,
+    limits_payload,
     listing_payload,
     mounts_payload,
     ns_payload,
@@ -33,10 +34,10 @@ class Comparison:
     host being the image's when it was compared with the image; ns: {kind: id}; changes:
     the overlay scan, host None; layers: the layer scans and their labels, host None;
     tree: both mount tables; steps: the setup's steps (sandbox.steps.Step), host the
-    host's mount table). rows: the diff rows (inspect.MountRow, listing row dicts,
-    inspect.NsRow, change dicts; layers: one row per layer; steps: one per step; tree:
-    none). payload: what
-    the views render, made from the same rows. error: why the view could not be taken
+    host's mount table; limits: the kernel's record of the bounds and peaks, host None).
+    rows: the diff rows (inspect.MountRow, listing row dicts, inspect.NsRow, change dicts;
+    layers: one row per layer; steps: one per step; limits: one per limit; tree: none).
+    payload: what the views render, made from the same rows. error: why the view could not be taken
     (then payload is {"error": ...}).
     """
 
@@ -121,6 +122,9 @@ def _compare(snap: dict, image: str | None) -> Comparison:
                                       notes=data.get("notes"))
         payload = steps_payload(host, steps_)
         return Comparison(kind, steps_, host, payload["rows"], payload)
+    if kind == "limits":
+        payload = limits_payload(data)
+        return Comparison(kind, data, None, payload["rows"], payload)
     if kind == "tree":
         cell = mounts.parse_mountinfo(data)
         host = mounts.parse_mountinfo(_host_mountinfo())

@@ -65,11 +65,18 @@ def run_checks(cell: bool = True) -> list[Check]:
     if not facts.rootless and not facts.userns_root:
         checks.append(_idmap_check())
     if cell:
+        unavailable = None
         try:
-            tried = _try_cell()
+            tried, unavailable = _try_cell()
         except OSError as err:   # an image store this user cannot read or write
             tried = Check("container", False, f"the image store: {err}",
                           "set XDG_DATA_HOME to a directory of this user's")
+        if tried.ok:   # the cell asked for a limit: what the host's facts said, proved
+            limits = next(c for c in checks if c.key == "limits")
+            if unavailable is None and limits.ok:
+                limits.detail += " (a cell ran in its own cgroup)"
+            elif unavailable is not None:
+                limits.ok, limits.detail = False, unavailable
         tried.key = "cell"
         tried.detail = tried.detail.replace(DOCTOR_HINT.strip(), "").strip()
         if not tried.ok:
@@ -109,8 +116,9 @@ def as_json(checks: list[Check]) -> list[dict]:
     return [asdict(c) for c in checks]
 
 
-def _try_cell() -> Check:
-    """Run `true` in a real container, exactly as a cell would."""
+def _try_cell() -> tuple[Check, str | None]:
+    """Run `true` in a real container, exactly as a cell would, with a pids limit: and
+    say why no cgroup could be made for it, if none could (None: it ran in one)."""
     from . import cell
     from .images import ImageError, ImageStore
     from .sandbox.client import SandboxClient, SandboxError
@@ -119,21 +127,25 @@ def _try_cell() -> Check:
     try:
         image = ImageStore().get("minimal")
     except ImageError as err:
-        return Check("container", False, f"the default image: {err}")
+        return Check("container", False, f"the default image: {err}"), None
     client = SandboxClient(prepare=False)  # one cell: nothing to prepare for
     try:
         client.start()
-        plan = plan_for(cell.parse("true"), image, client.context(cwd="/"))
+        plan = plan_for(cell.parse("%limit pids=64\ntrue"), image, client.context(cwd="/"))
         err: list[bytes] = []
         run = asyncio.run(client.run(plan, lambda b: None, err.append, timeout=30))
     except SandboxError as exc:
-        return Check("container", False, str(exc))
+        return Check("container", False, str(exc)), None
     finally:
         client.close()
+    said = b"".join(err).decode().strip()
     if run.error or run.status:
-        detail = run.error or b"".join(err).decode().strip() or f"status {run.status}"
+        detail = run.error or said or f"status {run.status}"
         return Check("container", False, detail.replace(
             " Run `rootfs-kernel doctor` for the details;", ""),
             "fix what the failing checks above name; if all passed, the message says "
-            "which part of the setup the host refused")
-    return Check("container", True, f"a cell ran `true` (setup {run.setup_seconds * 1000:.1f} ms)")
+            "which part of the setup the host refused"), None
+    unavailable = said.removeprefix("rootfs-kernel: ").split("; using setrlimit")[0] \
+        if "cgroup limits are unavailable" in said else None
+    return Check("container", True, f"a cell ran `true` (setup "
+                 f"{run.setup_seconds * 1000:.1f} ms)"), unavailable

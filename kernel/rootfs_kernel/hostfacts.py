@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno as E
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,8 @@ class Cgroups:
     v2_controllers: frozenset[str] = frozenset()   # available in it (cgroup.controllers)
     v2_subtree: frozenset[str] = frozenset()       # enabled for its children
     v2_delegated: bool = False                # it belongs to this user (root: always)
+    v2_top: frozenset[str] = frozenset()      # the hierarchy's root's controllers (root's)
+    user_manager: bool = False                # systemd's user manager can delegate a scope
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Facts:
     cap_sys_admin: bool = False
     container: str | None = None                     # which runtime, when it says so
     filesystems: frozenset[str] = frozenset()
+    overlay_module: str | None = None  # overlayfs as a loadable module (Debian's): its file
     root_mount: str | None = "ext4"   # fstype of the mount at /; None: / is not a mount point
     root_absolute: bool = False       # / is the namespace's own root mount (initramfs)
     root_shared: bool = True
@@ -146,8 +150,20 @@ def _cgroups(root: Path, euid: int, mounts: list[Mount]) -> Cgroups:
                 delegated = euid == 0 or (st.st_uid == euid and procs.st_uid == euid)
             except OSError:
                 delegated = False
+    top = _text(root, f"{v2}/cgroup.controllers") if v2 else None
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    manager = bool(v2 and euid != 0 and runtime and shutil.which("systemd-run") and
+                   (root / runtime.lstrip("/") / "systemd" / "private").exists())
     return Cgroups(v1, v1_writable, v2, own, frozenset((controllers or "").split()),
-                   frozenset((subtree or "").split()), delegated)
+                   frozenset((subtree or "").split()), delegated,
+                   frozenset((top or "").split()), manager)
+
+
+def _module(root: Path, release: str, path: str) -> str | None:
+    """The file of a loadable kernel module (e.g. kernel/fs/overlayfs/overlay), compressed
+    or not, for this kernel; None when there is none."""
+    found = sorted((root / "lib/modules" / release).glob(path + ".ko*")) if release else []
+    return "/" + str(found[0].relative_to(root)) if found else None
 
 
 def fs_of(path: str, mounts: list[Mount]) -> str:
@@ -160,9 +176,9 @@ def fs_of(path: str, mounts: list[Mount]) -> str:
 
 def _default_dirs() -> tuple[str, str]:
     from .images.store import default_root
-    from .sandbox.helper import runtime_base
+    from .sandbox import rundir
 
-    return str(runtime_base()), str(default_root())
+    return rundir.base(), str(default_root())
 
 
 def read_facts(root: str | Path = "/", euid: int | None = None,
@@ -197,6 +213,7 @@ def read_facts(root: str | Path = "/", euid: int | None = None,
         container=_container(root, top.fstype if top else None),
         filesystems=frozenset(line.split()[-1] for line in
                               (_text(root, "/proc/filesystems") or "").splitlines() if line),
+        overlay_module=_module(root, release, "kernel/fs/overlayfs/overlay"),
         root_mount=top.fstype if top else None if mounts else "unknown",
         root_absolute=bool(top and top.fstype == "rootfs"
                            or top and top.parent_id == top.mount_id),
@@ -267,7 +284,7 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"start {_in_container(f)} with `--security-opt systempaths=unconfined` "
             "(Kubernetes: procMount: Unmasked); root cells outside a user namespace are not "
             "affected", optional=True)
-    if "overlay" not in f.filesystems:
+    if "overlay" not in f.filesystems and not f.overlay_module:
         out["overlay"] = Finding(
             "overlay", "overlayfs", False, "not in /proc/filesystems",
             "modprobe overlay (on the host, for a container)")
@@ -283,7 +300,8 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
             "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
-            "at /tmp; Kubernetes: an emptyDir at /tmp), or set XDG_RUNTIME_DIR to a tmpfs",
+            "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
+            "XDG_RUNTIME_DIR (for other users) to a tmpfs",
             optional=True)
     if f.store_fs == "overlay":
         out["store-overlay"] = Finding(
@@ -323,10 +341,20 @@ def _limits(f: Facts) -> Finding:
     c = f.cgroups
     wanted = {"pids", "memory", "cpu"}
     if c.v2 == "/sys/fs/cgroup":
+        if f.euid == 0 and wanted & c.v2_top:
+            have = ", ".join(sorted(wanted & c.v2_top))
+            return Finding("limits", "limits", True,
+                           f"cgroup v2: cells in /sys/fs/cgroup/rootfs-kernel ({have})")
         if c.v2_delegated and wanted & c.v2_subtree:
             have = ", ".join(sorted(wanted & c.v2_subtree))
             return Finding("limits", "limits", True, f"cgroup v2 below {c.v2_own} ({have})")
-        if not c.v2_delegated:
+        if c.user_manager:
+            return Finding("limits", "limits", True,
+                           "cgroup v2: a scope systemd's user manager delegates to the "
+                           "kernel's helper (systemd-run --user --scope -p Delegate=yes)")
+        if f.euid == 0:
+            why = "cgroup v2: the hierarchy's root offers no pids, memory or cpu controller"
+        elif not c.v2_delegated:
             why = f"cgroup v2: {c.v2_own} belongs to root, not to this user"
         elif not wanted & c.v2_controllers:
             why = f"cgroup v2: no pids, memory or cpu controller is delegated to {c.v2_own}"
@@ -347,8 +375,10 @@ def _limits(f: Facts) -> Finding:
         f"{why}: %limit falls back to setrlimit (RLIMIT_NPROC and RLIMIT_AS per process; "
         "cpu is not limited)",
         "for cgroup limits run Jupyter where the kernel may create cgroups with the pids and "
-        "memory controllers: as root with cgroup v1, or in a cgroup v2 subtree delegated to "
-        "it whose own processes live in a child cgroup", optional=True)
+        "memory controllers: as root; as an ordinary user on cgroup v2, with systemd's user "
+        "manager running (log in, or `loginctl enable-linger USER`: the kernel asks it for a "
+        "delegated scope), or in a cgroup v2 subtree delegated to it whose own processes "
+        "live in a child cgroup", optional=True)
 
 
 def diagnose(f: Facts) -> list[Finding]:
@@ -371,7 +401,8 @@ def diagnose(f: Facts) -> list[Finding]:
                      if f.apparmor_restrict == 1 else "no AppArmor user namespace restriction"),
         "seccomp": "no seccomp filter",
         "caps": "CAP_SYS_ADMIN",
-        "overlay": "overlayfs is available",
+        "overlay": "overlayfs is available" if "overlay" in f.filesystems else
+                   f"a module ({f.overlay_module}), loaded by the first overlay mount",
         "root-chroot": f"/ is a mount point ({f.root_mount})",
     }
     for key in ("userns-limit", "userns-clone", "apparmor", "seccomp", "caps", "proc-masks",

@@ -13,12 +13,13 @@ import errno
 import os
 import shlex
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell
+from . import cell, dirfd
 from .ids import IdRange
 from .images import ImageError, ImageStore
 from .sandbox.client import CellRun, SandboxClient, SandboxError
@@ -88,7 +89,10 @@ class Session:
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
             sandbox = SandboxClient(prepare=prepare, ids=ids)
-            sandbox.start()
+            # Refused (e.g. a runtime directory someone else made): the kernel still
+            # starts, and each cell says why and tries again (execute).
+            with contextlib.suppress(SandboxError):
+                sandbox.start()
         self.sandbox = sandbox
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
@@ -135,9 +139,15 @@ class Session:
         # A cell of only %env / %help lines runs nothing; any other header line (an
         # image to build, a bind to check, a view) is carried out even without a script.
         if not spec.script.strip() and \
-                replace(spec, env=(), help=False, limits=()) == cell.CellSpec(script=spec.script):
+                replace(spec, env=(), help=False, limits=()) == \
+                cell.CellSpec(script=spec.script, script_line=spec.script_line):
             self.user_env.update(spec.env)
             return out
+        if self.sandbox.refused is not None:   # at the kernel's start: again, or say why
+            try:
+                self.sandbox.start()
+            except SandboxError as err:
+                return replace(out, error=Failure.of(err))
         c_files: list[str] = []
         c_source = self._c_source() if spec.c_flags is not None else None
         try:
@@ -269,8 +279,8 @@ class Session:
         plan = None if key is None else self._plans.get(key)
         if plan is None:
             plan = plan_for(spec, image, self.sandbox.context(
-                env=env, keep_active=keep_active, default_limits=self.default_limits),
-                c_program=c_program)
+                env=env, keep_active=keep_active, default_limits=self.default_limits,
+                host_access=self.host_access), c_program=c_program)
             if key is not None:
                 _remember(self._plans, key, plan)
         return plan
@@ -317,10 +327,18 @@ class Session:
             raise
 
     def _c_source(self) -> str:
-        """Where this %%c cell's source goes; its program is the same path without .c."""
+        """Where this %%c cell's source goes; its program is the same path without .c.
+        Its directory is 0711 in root mode (a cell's unprivileged root runs the program of a
+        `%root none` cell by path), so what it holds is no one else's to read."""
         self._c_count += 1
         workdir = os.path.join(self.sandbox.places.dir, "c")
-        os.makedirs(workdir, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(workdir, 0o700)
+        fd = os.open(workdir, dirfd.DIR_FLAGS)
+        try:
+            os.fchmod(fd, 0o711 if os.geteuid() == 0 else 0o700)
+        finally:
+            os.close(fd)
         return os.path.join(workdir, f"cell{self._c_count}.c")
 
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
@@ -329,19 +347,29 @@ class Session:
         read-only host tree, only the work directory writable, unprivileged); the cell's
         plan runs the program."""
         binary = source[:-2]
-        with open(source, "w") as f:
-            f.write(spec.script)
-        flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
-        cmd = ["gcc", "-O1", "-static", "-o", binary, source, *flags]
-        messages: list[bytes] = []
         workdir = os.path.dirname(source)
-        plan = compile_plan(self.sandbox.context(), workdir, ("/bin/sh", "-c", shlex.join(cmd)),
+        cdir = os.open(workdir, dirfd.DIR_FLAGS)
+        try:   # a new file, never one that was there: 0600, the compiler reads it as owner
+            with os.fdopen(dirfd.replace_file(cdir, os.path.basename(source), 0o600), "w") as f:
+                f.write(spec.script)
+        finally:
+            os.close(cdir)
+        flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
+        # Named relative to the compile's working directory: the helper's directory names
+        # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
+        # to read.
+        name = os.path.basename(binary)
+        cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
+        messages: list[bytes] = []
+        # umask 077: what gcc writes (the program while it is linked) is its owner's alone.
+        plan = compile_plan(self.sandbox.context(), workdir,
+                            ("/bin/sh", "-c", "umask 077 && exec " + shlex.join(cmd)),
                             bounds((), self.default_limits), _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt)
         if run.error:
             raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(source, "cell.c")
+        text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
         if run.status:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)
@@ -349,10 +377,17 @@ class Session:
             raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
         if text:
             stderr(text.encode())
-        if not os.path.exists(binary):
+        try:   # the program gcc made, no link: run by anyone's id, read by no one else
+            fd = os.open(binary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
             raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped it "
-                                "before linking; drop it")
-        os.chmod(binary, 0o755)
+                                "before linking; drop it") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _CompileError("gcc's output is not a program file: check the flags")
+            os.fchmod(fd, 0o711)
+        finally:
+            os.close(fd)
         return [source, binary]
 
     async def _export(self, spec: cell.CellSpec, succeeded: bool,

@@ -97,6 +97,16 @@ def test_other_views_as_python_objects(sandbox):
         res.views[0]
 
 
+def test_limits_and_tree_views_show_in_the_results_own_repr(sandbox):
+    res = sandbox.run("echo hi > /tmp/f", show=["limits", "tree"], limits={"pids": 64})
+    assert res.ok, res.stderr
+    rows = {r["key"]: r for r in res.limits.rows}
+    assert rows["pids"]["limit"] == 64 and rows["disk"]["used"] > 0
+    data = res._repr_mimebundle_()   # each view drawn by its own renderer
+    assert "What bounded this cell" in data["text/plain"]
+    assert "Mount trees" in data["text/plain"] and "rfk-limits" in data["text/html"]
+
+
 def test_keep_carries_to_the_next_call_on_the_default_sandbox():
     first = rootfs_kernel.run("echo kept-data > /kept-file", keep=True)
     assert first.ok, first.stderr

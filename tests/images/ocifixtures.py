@@ -16,10 +16,11 @@ from typing import Any
 class Entry:
     name: str
     data: bytes | None = b""  # regular file content
-    kind: str = "file"  # file | dir | symlink | hardlink | chardev | fifo
+    kind: str = "file"  # file | dir | symlink | hardlink | chardev | blockdev | fifo
     link: str = ""
     mode: int = 0o644
     mtime: int = 1_700_000_000
+    pax: dict[str, str] = field(default_factory=dict)  # PAX records: they win over the name
 
 
 def file(name: str, data: bytes | str = b"", mode: int = 0o644) -> Entry:
@@ -52,8 +53,11 @@ def layer_tar(entries: list[Entry]) -> bytes:
                 ti.type, ti.linkname = tarfile.LNKTYPE, e.link
             elif e.kind == "chardev":
                 ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+            elif e.kind == "blockdev":
+                ti.type, ti.devmajor, ti.devminor = tarfile.BLKTYPE, 8, 0
             elif e.kind == "fifo":
                 ti.type = tarfile.FIFOTYPE
+            ti.pax_headers = dict(e.pax)
             if e.kind == "file":
                 ti.size = len(e.data or b"")
                 tar.addfile(ti, io.BytesIO(e.data or b""))

@@ -193,12 +193,10 @@ def descendants_of(pids: list[int]) -> list[int]:
 
 def _runtime_dirs() -> set[str]:
     import glob
-    import tempfile
 
-    xdg = os.environ.get("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    pattern = f"rootfs-kernel-{os.getuid()}/*"
-    return set(glob.glob(os.path.join(xdg, pattern)) +
-               glob.glob(os.path.join(tempfile.gettempdir(), pattern)))
+    from rootfs_kernel.sandbox import rundir
+
+    return set(glob.glob(os.path.join(rundir.base(), "*")))
 
 
 C_HELLO = """#include <stdio.h>

@@ -11,7 +11,7 @@ import sys
 import pytest
 from kerneldriver import children, comm, needs_cgroups, wait_for
 
-from rootfs_kernel.sandbox import cgroups, client, helper
+from rootfs_kernel.sandbox import cgroups, client, helper, rundir
 from rootfs_kernel.sandbox.client import SandboxClient
 
 # What an idle helper must not carry: the kernel's planning and encoding, and the
@@ -60,7 +60,8 @@ def test_the_kernels_helper_runs_under_python_dash_s(kernel):
 @pytest.mark.rootonly
 @needs_cgroups
 def test_a_cgroup_the_kernel_makes_is_counted_and_removed_by_the_helper():
-    group = cgroups.CellCgroup.create(f"{os.getpid()}-test", {"pids": 3})
+    group = cgroups.CellCgroup.create(f"{os.getpid()}-test", {"pids": 3},
+                                      cgroups.Home.find(None, None))
     watch = helper.Cgroup.of(group.watch())
     try:
         assert watch.dirs and all(os.path.isdir(d) for d in watch.dirs)
@@ -84,8 +85,7 @@ def _dead_pid() -> int:
 
 
 def test_a_starting_kernel_removes_what_killed_helpers_left(tmp_path):
-    base = helper.runtime_base()
-    os.makedirs(base, mode=0o700, exist_ok=True)
+    base = rundir.make()
     dead = _dead_pid()
     stale = os.path.join(base, f"{dead}-stale")
     os.makedirs(os.path.join(stale, "cell", "work", "work"))

@@ -65,10 +65,12 @@ def test_the_default_container_step_by_step(kernel):
     assert 'pivot_root(".", ".")' in pivot["cell"]["calls"]
     assert 'umount2(".", MNT_DETACH)' in pivot["cell"]["calls"]
     assert calls.index(overlay["cell"]["calls"]) < calls.index(pivot["cell"]["calls"])
-    # the shell, which reads the cell's text from the script pipe (fd 3)
-    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "-c", ". /proc/self/fd/3", '
-                                '"/bin/sh"]')
-    assert p["rows"][-1]["cell"]["process"] == "script"
+    # the cell's seccomp filter, then the shell, which reads the cell's text from the
+    # script pipe (fd 3) as its script `cell`
+    assert calls[-2].startswith("seccomp(SECCOMP_SET_MODE_FILTER, 0, {")
+    assert calls[-2].endswith(" instructions})") and "EPERM" in p["rows"][-2]["note"]
+    assert calls[-1].startswith('execve("/bin/sh", ["/bin/sh", "cell"]')
+    assert [r["cell"]["process"] for r in p["rows"][-2:]] == ["script", "script"]
     # The overlay step adds what becomes the cell's /; pivot_root moves it there and
     # takes the host's mounts away.
     (root,) = _changes(overlay, "only-cell").values()

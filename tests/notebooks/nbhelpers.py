@@ -9,6 +9,7 @@ import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 MIME = "application/vnd.rootfs-kernel.compare+json"
+LIMITS_MIME = "application/vnd.rootfs-kernel.limits+json"
 ROOT = os.geteuid() == 0
 
 
@@ -34,6 +35,12 @@ class Executed:
         out = [o.data[MIME] for o in self.cell(tag).outputs
                if o.output_type == "display_data" and MIME in o.data]
         return [p for p in out if kind is None or p["kind"] == kind]
+
+    def limits(self, tag: str) -> dict:
+        """The cell's %show limits payload (a MIME type of its own)."""
+        [found] = [o.data[LIMITS_MIME] for o in self.cell(tag).outputs
+                   if o.output_type == "display_data" and LIMITS_MIME in o.data]
+        return found
 
     def payload(self, tag: str, kind: str) -> dict:
         found = self.payloads(tag, kind)

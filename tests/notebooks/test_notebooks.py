@@ -195,6 +195,14 @@ def test_08_docker_three_steps(notebook):
     assert err.ename == "LimitExceeded" and "pids limit (8)" in err.evalue
     [err] = nb.errors("check-memory-limit")
     assert err.ename == "LimitExceeded" and "memory limit (32 MiB)" in err.evalue
+    # %show limits: each limit held by a cgroup file, the peaks next to them
+    limits = nb.limits("check-show-limits")
+    held = {r["key"]: r for r in limits["rows"]}
+    assert limits["mechanism"].startswith("cgroup v"), limits
+    assert held["pids"]["limit"] == 32 and held["pids"]["by"].endswith("pids.max")
+    assert 7 <= held["pids"]["used"] <= 32, held["pids"]   # the shell and its 6 sleeps
+    assert held["memory"]["used"] >= 16 << 20, held["memory"]   # tail held 16 MiB
+    assert held["cpu"]["by"].endswith(("cpu.max", "cpu.cfs_quota_us"))
     assert nb.payload("check-change-root", "listing")
     changes = {r["key"]: r["status"] for r in nb.payload("check-all-three", "changes")["rows"]}
     assert changes.get("/etc/motd") in ("only-cell", "differs")   # added (or changed)

@@ -7,7 +7,6 @@ import glob
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,20 +43,17 @@ def host_mounts(*trees: str) -> list[str]:
 
 
 def runtime_entries(helpers: list[int] | None = None) -> set[str]:
-    """Every file under the helpers' runtime and temp dirs of this user; only under the
-    dirs of `helpers` when given (other kernels on the machine have theirs)."""
-    bases = {tempfile.gettempdir(), "/tmp"}
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        bases.add(os.environ["XDG_RUNTIME_DIR"])
+    """Every file under this user's runtime dir (sandbox/rundir.py); only under the dirs
+    of `helpers` when given (other kernels on the machine have theirs)."""
+    from rootfs_kernel.sandbox import rundir
+
+    top = rundir.base()
     out: set[str] = set()
-    for base in bases:
-        top = os.path.join(base, f"rootfs-kernel-{os.getuid()}")
-        for dirpath, dirnames, filenames in os.walk(top):
-            out.update(os.path.join(dirpath, n) for n in dirnames + filenames)
+    for dirpath, dirnames, filenames in os.walk(top):
+        out.update(os.path.join(dirpath, n) for n in dirnames + filenames)
     if helpers is not None:
         mine = {str(h) for h in helpers}
-        out = {p for p in out
-               if p.split(f"rootfs-kernel-{os.getuid()}/", 1)[1].split("-")[0] in mine}
+        out = {p for p in out if os.path.relpath(p, top).split("-")[0] in mine}
     return out
 
 

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import hostmarkers as hm
@@ -90,3 +92,17 @@ def locked_kernelspec(tmp_path_factory, monkeypatch):
     path = str(prefix / "share" / "jupyter")
     monkeypatch.setenv("JUPYTER_PATH", path + os.pathsep + os.environ.get("JUPYTER_PATH", ""))
     return "rootfs-locked"
+
+
+@pytest.fixture
+def scripts():
+    """victim.py and kerneldriver.py where any user may read them (a checkout may be under
+    /root): what another user's kernel is driven with (test_boundary_runtime.py)."""
+    d = Path(tempfile.mkdtemp(prefix="rk-victim-", dir="/tmp"))
+    here = Path(__file__).resolve().parent
+    for src in (here / "victim.py", here.parent / "kerneldriver.py"):
+        shutil.copy(src, d / src.name)
+        os.chmod(d / src.name, 0o644)
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -114,18 +114,25 @@ def root_secret() -> SecretFile | None:
 
 
 def place_root_marker(home: Path, uid: int) -> None:
-    """For scripts/test.sh (as root): the ordinary user's root-owned marker."""
+    """For scripts/test.sh (as root): the ordinary user's root-owned marker. The home is
+    that user's to change meanwhile, so both files are made through an fd of it, fresh
+    (O_EXCL | O_NOFOLLOW, after removing whatever had the name), and their owner and mode
+    set through their own fds: a link the user planted is replaced, never followed."""
+    from rootfs_kernel import dirfd
+
     public = token("root")
-    path = home / ROOT_MARKER
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{public}_{secrets.token_hex(16)}\n")
-    os.chown(path, 0, 0)
-    ident = home / (ROOT_MARKER + ".id")
-    ident.write_text(public + "\n")
-    os.chown(ident, uid, uid)
-    os.chmod(ident, 0o644)
+    where = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name, content, owner, mode in (
+                (ROOT_MARKER, f"{public}_{secrets.token_hex(16)}\n", 0, 0o600),
+                (ROOT_MARKER + ".id", public + "\n", uid, 0o644)):
+            fd = dirfd.replace_file(where, name, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(content)
+                os.fchown(fd, owner, owner)
+                os.fchmod(fd, mode)
+    finally:
+        os.close(where)
 
 
 @dataclass

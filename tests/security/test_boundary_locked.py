@@ -38,6 +38,7 @@ def _attacks(secret, empty_dir) -> list[tuple[str, str]]:
          "%root none"),
         (f"%show ls / {secret.path.parent}\ntrue", "%show ls PATH HOST_PATH"),
         ("%net host\n%image busybox\nnc -w 3 127.0.0.1 22", "%net host"),
+        ("%seccomp off\ntrue", "%seccomp off"),
     ]
 
 

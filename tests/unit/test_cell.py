@@ -67,12 +67,14 @@ def test_a_cell_without_header_lines_is_all_script_with_the_defaults():
     ("%limit pids=40 memory=64m", {"limits": (("pids", 40), ("memory", 64 << 20))}),
     ("%limit memory=none", {"limits": (("memory", None),)}),
     ("%help", {"help": True}),
+    ("%seccomp off", {"seccomp": False}),
+    ("%seccomp on", {"seccomp": True}),
 ])
 def test_each_header_line_sets_its_field(line, expected):
     spec = parse(f"{line}\necho done")
     for name, value in expected.items():
         assert getattr(spec, name) == value, name
-    assert spec.script == "echo done"
+    assert spec.script == "echo done" and spec.script_line == 2
 
 
 def test_lines_add_up_in_order_and_a_later_limit_overrides():
@@ -103,6 +105,7 @@ def test_cell_magics_on_the_first_line():
     ("%show ls", 1, "`%show ls` takes PATH"),
     ("%show ns /x", 1, "`%show ns` takes no arguments"),
     ("%limit pids=1", 1, "too small"),
+    ("%seccomp maybe", 1, "unknown seccomp mode 'maybe'; choose one of: on, off"),
     ("%nosuch", 1, "unknown header line %nosuch"),
     ("%", 1, "a lone '%'"),
     ("%keep\n%%host", 2, "must be the first line"),

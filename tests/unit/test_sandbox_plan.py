@@ -17,6 +17,7 @@ from rootfs_kernel.sandbox.plan import (
     Plan,
     compile_plan,
     plan_for,
+    script_head,
 )
 from rootfs_kernel.sandbox.syscalls import MS_RDONLY
 
@@ -34,9 +35,9 @@ IDS = IdRange(first=300000, count=65536)
 
 
 def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None,
-            pasta: str | None = "/usr/bin/pasta") -> Plan:
+            pasta: str | None = "/usr/bin/pasta", host_access: bool = True) -> Plan:
     ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
-                  host_env={"PATH": "/bin"}, ids=ids, pasta=pasta)
+                  host_env={"PATH": "/bin"}, ids=ids, pasta=pasta, host_access=host_access)
     return plan_for(cell.parse(text), Image, ctx)
 
 
@@ -87,8 +88,12 @@ def test_a_host_cell_has_the_kernels_environment_under_the_cells_env():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/srv", env={"A": "1"},
                   host_env={"PATH": "/bin", "A": "0"})
     plan = plan_for(cell.parse("%%host\nls"), None, ctx)
-    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"} and plan.cwd == "/srv"
+    assert plan.host and plan.env == {"PATH": "/bin", "A": "1"}
     assert plan.ops == () and plan.layers is None
+    # The host's shell reads the cell from the script pipe too, starting where `cell` is
+    # that pipe; the cell's first words go to the kernel's working directory.
+    assert plan.argv == ("/bin/sh", "cell") and plan.cwd == PLACES.script_dir
+    assert plan.script == script_head("/srv", plan.env, 2) + "ls"
 
 
 def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():
@@ -184,6 +189,19 @@ def test_the_chroot_comes_first_among_the_scripts_own_operations():
     plan = plan_of("%root chroot\n%unshare net\ntrue", ids=IDS)
     assert isinstance(plan.script_ops[0], ops.Chroot)
     assert any(isinstance(op, ops.Mount) and op.fstype == "sysfs" for op in plan.script_ops[1:])
+
+
+def test_a_locked_kernels_chroot_is_made_inside_the_pivoted_root():
+    """Unlocked, the script chroots into the new root on the host's tree (the seed's
+    escape reaches the host); locked, the root is pivoted first and the script chroots
+    within it, so the escape climbs back to the image's root only."""
+    free = plan_of("%root chroot\ntrue", ids=IDS)
+    assert not any(isinstance(op, ops.PivotRoot) for op in free.ops)
+    assert free.script_ops[0] == ops.Chroot(free.root)
+    locked = plan_of("%root chroot\ntrue", ids=IDS, host_access=False)
+    assert locked.ops[-1] == ops.PivotRoot(locked.root)
+    assert locked.script_ops[0] == ops.Chroot("/")
+    assert plan_of("true", ids=IDS, host_access=False).ops == plan_of("true", ids=IDS).ops
 
 
 def test_disk_bounds_the_cells_tmpfs_and_shm_is_bounded_too():

@@ -62,8 +62,9 @@ def _example(cls: type[ops.Op], salt: int) -> ops.Op:
 
 
 def _dump(tokens: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(initbin.path()), "--dump", *tokens], capture_output=True,
-                          text=True, timeout=30)
+    """rootfs-init --dump reads a plan as the memfd holds it (wire.pack) on its stdin."""
+    return subprocess.run([str(initbin.path()), "--dump"], input=wire.pack(tokens),
+                          capture_output=True, timeout=30)
 
 
 def test_every_operation_reaches_rootfs_init_field_by_field():
@@ -75,7 +76,7 @@ def test_every_operation_reaches_rootfs_init_field_by_field():
     plan = replace(plan_of("true"), ops=setup, script_ops=script)
     done = _dump(wire.encode(plan, FACTS, parent=1))
     assert done.returncode == 0, done.stderr
-    got = [json.loads(line) for line in done.stdout.splitlines()]
+    got = [json.loads(line) for line in done.stdout.decode().splitlines()]
     want = [{"list": tag, "kind": op.KIND, "fields": {f: getattr(op, f) for f in op.WIRE}}
             for tag, group in (("op", setup), ("sop", script)) for op in group]
     assert got == want
@@ -93,6 +94,9 @@ def test_a_plan_of_another_schema_or_a_wrong_field_count_is_refused():
     assert _dump(no_argv).returncode == ops.EXIT_SETUP_FAILED
     stale = ["rootfs-init-2/0000000000000000", *tokens[1:]]
     assert _dump(stale).returncode == ops.EXIT_SETUP_FAILED
+    torn = subprocess.run([str(initbin.path()), "--dump"], input=wire.pack(tokens)[:-1],
+                          capture_output=True, timeout=30)   # the last token unterminated
+    assert torn.returncode == ops.EXIT_SETUP_FAILED
     i = tokens.index("mkdir")
     short = [*tokens[:i + 1], "1", tokens[i + 2], *tokens[i + 4:]]   # mkdir without mode
     assert _dump(short).returncode == ops.EXIT_SETUP_FAILED
@@ -144,17 +148,21 @@ def test_every_operation_crosses_with_its_fields_in_order():
     assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "1"]
     overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
     assert "lowerdir=/img/b:/img/a" in overlay[6]
-    # The shell reads the cell from the script pipe: its text is not an argument.
-    assert argv == list(plan.argv) == ["/bin/sh", "-c", ". /proc/self/fd/3", "/bin/sh"]
-    assert keys["script"] == ["1"] and plan.script.endswith("echo 'a b'\n")
-    assert "A=1" in keys["env"] and keys["cwd"] == ["/"]
+    # The shell reads the cell from the script pipe as its script `cell`, which it finds
+    # in the container's /dev: its text is not an argument.
+    assert argv == list(plan.argv) == ["/bin/sh", "cell"]
+    assert keys["script"] == ["1"] and plan.script.endswith("\n" * 4 + "echo 'a b'\n")
+    assert "A=1" in keys["env"] and keys["cwd"] == ["/dev/.rootfs-kernel"]
+    assert ["op", "symlink", "/proc/self/fd/3", "/dev/.rootfs-kernel/cell"] in found
 
 
 def test_values_with_spaces_newlines_and_equals_signs_are_single_tokens():
     plan = plan_of("%env X=a b\n%env Y=1=2\n%shell /bin/bash\nprintf '%s\\n' \"$X\"\n")
     keys, _, argv = decode(wire.encode(plan, FACTS, parent=1))
     assert "X=a b" in keys["env"] and "Y=1=2" in keys["env"]
-    assert argv == ["/bin/bash", "-c", "printf '%s\\n' \"$X\"\n"] and keys["script"] == ["0"]
+    # %shell's program reads the script pipe as its script file (the header's lines empty)
+    assert argv == ["/bin/bash", "/proc/self/fd/3"] and keys["script"] == ["1"]
+    assert plan.script == "\n\n\nprintf '%s\\n' \"$X\"\n"
 
 
 def test_show_asks_for_what_the_snapshots_need():
@@ -173,7 +181,7 @@ def test_show_asks_for_what_the_snapshots_need():
 def test_a_host_cell_carries_no_namespaces_or_operations():
     keys, found, argv = decode(wire.encode(plan_of("%%host\nls"), FACTS, parent=7))
     assert keys["host"] == ["1"] and "ns" not in keys and found == []
-    assert keys["cwd"] == ["/home"] and argv[-1] == "ls"
+    assert keys["cwd"] == [PLACES.script_dir] and argv == ["/bin/sh", "cell"]
 
 
 def test_limits_cross_as_cgroup_files_or_rlimits_the_helper_adds():
@@ -263,14 +271,11 @@ def test_a_prepared_container_is_started_as_its_cell_would_be_and_takes_only_its
     # what does change the container: its environment, limits, working directory
     for changed in ("%env A=2\necho hi\n", "%limit pids=9\necho hi\n", "%root none\necho hi\n"):
         assert wire.match_key(plan_of(changed), 1) != wire.match_key(plan, 1), changed
-    run = subprocess.run([str(initbin.path()), "--dump", *cold], capture_output=True,
-                         text=True, timeout=30)
+    run = _dump(cold)
     assert run.returncode == 0, run.stderr
     for bad in (["bogus", "1"], ["script"]):   # an unknown key, or a key without a value
         i = cold.index("argv")
-        run = subprocess.run([str(initbin.path()), "--dump", *cold[:i], *bad, *cold[i:]],
-                             capture_output=True, text=True, timeout=30)
-        assert run.returncode == ops.EXIT_SETUP_FAILED, bad
+        assert _dump([*cold[:i], *bad, *cold[i:]]).returncode == ops.EXIT_SETUP_FAILED, bad
 
 
 def test_a_net_user_plan_reaches_rootfs_init():
@@ -280,6 +285,6 @@ def test_a_net_user_plan_reaches_rootfs_init():
     tokens = wire.encode(plan, FACTS, parent=1)
     done = _dump(tokens)
     assert done.returncode == 0, done.stderr
-    assert '"kind": "unreachable"' in done.stdout
+    assert b'"kind": "unreachable"' in done.stdout
     # pasta's options must not swallow the plan's own keys: `pasta X` is one argument
     assert tokens.count("pasta") == len(plan.pasta) and "netmap" in tokens

@@ -4,6 +4,7 @@ run's result becomes a failure, with a sandbox client that has no helper behind 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from rootfs_kernel.images import ImageStore
 from rootfs_kernel.images.store import BuildContext, BuildOutput
 from rootfs_kernel.sandbox.client import CellRun, SandboxClient
 from rootfs_kernel.sandbox.ops import Layer
-from rootfs_kernel.sandbox.plan import SCRIPT_HEAD, Places
+from rootfs_kernel.sandbox.plan import Places, script_head
 from rootfs_kernel.session import Session
 
 
@@ -73,7 +74,8 @@ def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store)
     assert sandbox.plans == []
     assert execute(s, "%env OTHER=1\necho $GREETING").error is None
     (plan,) = sandbox.plans
-    assert plan.script == SCRIPT_HEAD + "echo $GREETING"   # read by the shell from its pipe
+    # read by the shell from its pipe, line 2 of the cell
+    assert plan.script == script_head("/", plan.env, 2) + "echo $GREETING"
     assert plan.env["GREETING"] == "hello" and plan.env["OTHER"] == "1"
     assert plan.env["PATH"] == cell.DEFAULT_PATH                  # the image's PATH
     # The overlay's lower layers, top first, are the image's (through an idmapped mount
@@ -142,7 +144,10 @@ def test_the_output_budget_is_the_kernels_not_the_containers(store):
     assert s.output_budget("%limit output=none\ntrue") is None
     assert s.output_budget("%mount\ntrue") == 1 << 20     # a wrong header: the default
     assert execute(s, "%limit output=2k\ntrue").error is None
-    # The container's plan is the same as without the line: it bounds nothing in there.
+    # The container's plan is the same as without the line: it bounds nothing in there
+    # (the script's text differs by a newline: the shell counts the header's line).
     assert execute(s, "true").error is None
     with_line, without = sandbox.plans
-    assert "output" not in with_line.limits and with_line == without
+    assert "output" not in with_line.limits
+    assert replace(with_line, script=None) == replace(without, script=None)
+    assert with_line.script == script_head("/", with_line.env, 2) + "true"

@@ -89,7 +89,7 @@ class Result:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         from html import escape
 
-        from ..views import render_html, render_text, widget_view
+        from ..views import display_bundle, widget_view
 
         views = [v for v in self.views if "error" not in v]
         head = f"status {self.status}" + ("" if self.error is None else
@@ -100,8 +100,10 @@ class Result:
             if value:
                 text.append(f"{name}:\n{value.rstrip()}")
                 html.append(f"<p>{name}:</p><pre>{escape(value)}</pre>")
-        text += [render_text(v) for v in views]
-        html += [render_html(v) for v in views]
+        # Each view's own text and HTML: a comparison's table, a tree, the limits' figures.
+        bundles = [display_bundle(v, widget=False)[0] for v in views]
+        text += [b["text/plain"] for b in bundles]
+        html += [b["text/html"] for b in bundles]
         data = {"text/plain": "\n".join(text), "text/html": "\n".join(html)}
         if views and _in_kernel():
             import ipywidgets as w

@@ -51,22 +51,28 @@ def is_opaque(path: Path | str | int) -> bool:
     return False
 
 
-def make_whiteout(path: Path) -> bool:
-    """Record the deletion of ``path`` as an overlay whiteout; False if mknod is refused."""
+def make_whiteout(path: Path | str, dir_fd: int | None = None) -> bool:
+    """Record the deletion of ``path`` (in the directory ``dir_fd`` when given) as an
+    overlay whiteout; False if mknod is refused."""
     try:
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dir_fd)
     except PermissionError:
         return False
-    os.utime(path, (0, 0), follow_symlinks=False)
+    os.utime(path, (0, 0), dir_fd=dir_fd, follow_symlinks=False)
     return True
 
 
-def set_opaque(path: Path) -> None:
+def set_opaque(path: Path | int) -> None:
+    """Mark the directory (a path, never followed, or an open fd) opaque."""
     try:
-        os.setxattr(path, opaque_xattr(), b"y", follow_symlinks=False)
+        if isinstance(path, int):
+            os.setxattr(path, opaque_xattr(), b"y")
+        else:
+            os.setxattr(path, opaque_xattr(), b"y", follow_symlinks=False)
     except OSError as e:
+        where = "a directory" if isinstance(path, int) else str(path)
         raise ImageError(
-            f"cannot mark {path} as an opaque directory ({e.strerror}): the image store "
+            f"cannot mark {where} as an opaque directory ({e.strerror}): the image store "
             "needs a filesystem with extended attributes (ext4, xfs, btrfs, tmpfs)"
         ) from e
 

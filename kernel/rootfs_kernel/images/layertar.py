@@ -2,20 +2,28 @@
 
 The tar is read once, as a stream: the compressed blob and the uncompressed tar are
 hashed on the way through, then checked against the digests the manifest and config
-promise. Entries are checked with the standard library's extraction filters
-(``tarfile.data_filter``); the one thing an image needs that the ``data`` filter
-forbids, an absolute symlink target (``/etc/localtime -> /usr/share/zoneinfo/UTC``),
-is allowed because it is only ever resolved inside the container's root: the filters'
-realpath check still refuses any later entry that would be written through it.
+promise.
+
+No entry can reach outside the layer, whatever the entries before it made: every
+entry's directory is opened from the layer's root fd with openat2(RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS) (dirfd.py), and the entry is made in it with mkdirat, openat
+(O_CREAT | O_EXCL | O_NOFOLLOW), symlinkat, linkat or mknodat, its attributes set
+through its fd. A symlink is never followed while unpacking: its target, absolute or
+not, means something only inside the container's root. A name with `..`, an absolute
+one or one through a symlink is refused; a later entry replaces an earlier one at the
+same path (the tar rule), never what it links to. Whiteouts and opaque markers are
+applied once every entry is in, the same way.
 """
 
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import hashlib
 import lzma
 import os
+import shutil
 import stat
 import tarfile
 import zlib
@@ -24,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import dirfd
 from .errors import ImageError
 from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, make_whiteout, set_opaque
 
 if not hasattr(tarfile, "data_filter"):
-    # The extraction filters came in Python 3.11.4; Debian bookworm ships 3.11.2. The
-    # backport is the same module from CPython 3.12 (a dependency on those versions).
+    # Python before 3.11.4 (Debian bookworm ships 3.11.2): read archives with CPython
+    # 3.12's tarfile and its fixes (a dependency on those versions).
     from backports import tarfile  # type: ignore[no-redef]  # noqa: E402
 
 # What a damaged archive raises while being read (OSError without errno: zlib, gzip).
@@ -98,39 +107,249 @@ class ExtractResult:
     unrecorded_whiteouts: list[str] = field(default_factory=list)  # mknod was refused
 
 
-def _unsafe(label: str, name: str, why: str) -> ImageError:
-    return ImageError(
-        f"{label}: refusing entry {name!r}: {why}. The archive tries to write outside its "
-        "layer or to create a device; it is not safe to import (nothing was stored)"
-    )
+class _Refused(Exception):
+    """An entry that must not be unpacked: why, in words (ImageError names the entry)."""
 
 
-def _checked(member: tarfile.TarInfo, dest: str, label: str) -> tarfile.TarInfo:
-    """The member as we will extract it, or ImageError if it is unsafe."""
-    if member.islnk() and member.linkname.startswith("/"):
-        raise _unsafe(label, member.name, f"hard link to absolute path {member.linkname!r}")
-    if member.isdev():
-        raise _unsafe(label, member.name, "device nodes and fifos are not allowed in layers")
-    try:
-        if member.issym() and os.path.isabs(member.linkname):
-            tarfile.tar_filter(member, dest)  # path checks; the target stays in the image
+def _parts(name: str, what: str = "its path") -> list[str]:
+    """The components of an entry's name; the layer's root is []."""
+    if "\0" in name:
+        raise _Refused(f"NUL in {what}")
+    if name.startswith("/"):
+        raise _Refused(f"{what} is absolute")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _Refused(f"'..' in {what}")
+    return parts
+
+
+def _where(parts: list[str], err: OSError) -> str:
+    """Why the directory `parts` could not be opened below the root, in words."""
+    rel = "/".join(parts) or "."
+    if err.errno == errno.ELOOP:
+        return f"{rel!r} is a symbolic link, and nothing is unpacked through one"
+    if err.errno == errno.ENOTDIR:
+        return f"{rel!r} is not a directory"
+    if err.errno == errno.EXDEV:
+        return f"{rel!r} is outside the layer"
+    if err.errno == errno.ENOENT:
+        return f"{rel!r} is not in the layer"
+    raise err
+
+
+class _Layer:
+    """One layer being unpacked below the directory fd `root`."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.chown = os.geteuid() == 0   # numeric owners, as root only (tarfile's rule)
+        self.dirs: dict[str, tarfile.TarInfo] = {}     # explicit directories: attributes last
+        self.explicit: set[str] = set()                # every path an entry made
+        # Whiteouts and opaque markers, applied last: (path, entry name, opaque?).
+        self.marks: list[tuple[list[str], str, bool]] = []
+
+    def directory(self, parts: list[str], make: bool = True) -> int:
+        """An fd of the directory `parts`, made (0700 until finish) where missing."""
+        try:
+            return dirfd.open_beneath(self.root, "/".join(parts))
+        except OSError as err:
+            if err.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+                raise
+        # One part at a time: to make what is missing, and to name the part at fault.
+        fd = os.dup(self.root)
+        try:
+            for i, part in enumerate(parts):
+                if make:
+                    try:
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                try:
+                    sub = dirfd.open_beneath(fd, part)
+                except OSError as err:
+                    raise _Refused(_where(parts[:i + 1], err)) from None
+                os.close(fd)
+                fd = sub
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        parts = _parts(member.name)
+        base = parts[-1] if parts else ""
+        if base.startswith(WHITEOUT_PREFIX):
+            if base == OPAQUE_MARKER:
+                self.marks.append((parts[:-1], member.name, True))
+            elif not base.startswith(WHITEOUT_PREFIX * 2):   # aufs metadata: ignored
+                gone = base[len(WHITEOUT_PREFIX):]
+                if gone not in ("", ".", ".."):
+                    self.marks.append((parts[:-1] + [gone], member.name, False))
+            return
+        if member.isdev():
+            raise _Refused("device nodes and fifos are not allowed in layers")
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            raise _Refused(f"unsupported entry type {member.type!r}")
+        if not parts:
+            if not member.isdir():
+                raise _Refused("it would replace the layer's root directory")
+            self.dirs[""] = member
+            return
+        rel = "/".join(parts)
+        parent = self.directory(parts[:-1])
+        try:
+            self._make(tar, member, parent, parts[-1], rel)
+        finally:
+            os.close(parent)
+        self.explicit.add(rel)
+
+    def _make(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, name: str,
+              rel: str) -> None:
+        there = dirfd.lstat_at(parent, name)
+        if member.isdir():
+            if there is not None and not stat.S_ISDIR(there.st_mode):
+                os.unlink(name, dir_fd=parent)
+                there = None
+            if there is None:
+                os.mkdir(name, 0o700, dir_fd=parent)
+            self.dirs[rel] = member   # its attributes once it is filled (a 0555 one)
+            return
+        if there is not None:   # the tar rule: a later entry replaces an earlier one
+            self._remove(parent, name, rel, there)
+        # Our own attribute policy: the image's modes (a 1777 /tmp stays 1777) minus
+        # setuid and setgid, numeric owners.
+        mode = member.mode & ~(stat.S_ISUID | stat.S_ISGID) & 0o7777
+        if member.isreg():
+            fd = dirfd.create(parent, name, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                source = tar.extractfile(member)
+                if source is not None:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                out.flush()   # before the times: a later write would change them
+                if self.chown:
+                    os.fchown(fd, member.uid, member.gid)
+                os.fchmod(fd, mode)
+                os.utime(fd, (member.mtime, member.mtime))
+            return
+        if member.issym():
+            if "\0" in member.linkname:
+                raise _Refused("NUL in the symlink's target")
+            os.symlink(member.linkname, name, dir_fd=parent)
+        elif self._link(member, parent, name):
+            # A file (not a symlink): the shared inode takes this entry's attributes, as
+            # tar gives them. chmod by name: lstat said it is no link.
+            if self.chown:
+                os.chown(name, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+            os.chmod(name, mode, dir_fd=parent)
+        elif self.chown:
+            os.chown(name, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+        os.utime(name, (member.mtime, member.mtime), dir_fd=parent, follow_symlinks=False)
+
+    def _link(self, member: tarfile.TarInfo, parent: int, name: str) -> bool:
+        """A hard link to an entry the layer holds already; False if that is a symlink."""
+        target = _parts(member.linkname, "the hard link's target")
+        if not target:
+            raise _Refused("a hard link to the layer's root directory")
+        tparent = self.directory(target[:-1], make=False)
+        try:
+            st = dirfd.lstat_at(tparent, target[-1])
+            if st is None:
+                raise _Refused(f"a hard link to {member.linkname!r}, which no entry before "
+                               "it made")
+            if stat.S_ISDIR(st.st_mode):
+                raise _Refused(f"a hard link to the directory {member.linkname!r}")
+            # linkat without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink.
+            os.link(target[-1], name, src_dir_fd=tparent, dst_dir_fd=parent,
+                    follow_symlinks=False)
+        finally:
+            os.close(tparent)
+        return not stat.S_ISLNK(st.st_mode)
+
+    def _remove(self, parent: int, name: str, rel: str, there: os.stat_result) -> None:
+        if stat.S_ISDIR(there.st_mode):
+            shutil.rmtree(name, dir_fd=parent)   # through fds, links not followed
+            inside = rel + "/"
+            self.dirs = {k: v for k, v in self.dirs.items() if not k.startswith(inside)}
+            self.explicit = {k for k in self.explicit if not k.startswith(inside)}
         else:
-            tarfile.data_filter(member, dest)
-    except tarfile.FilterError as e:
-        raise _unsafe(label, member.name, str(e)) from None
-    # Our own attribute policy instead of the data filter's: keep the image's modes
-    # (a 1777 /tmp must stay 1777) minus setuid/setgid, and keep numeric owners.
-    mode = member.mode & ~(stat.S_ISUID | stat.S_ISGID)
-    return member.replace(mode=mode, uname="", gname="", deep=False)
+            os.unlink(name, dir_fd=parent)
+        self.dirs.pop(rel, None)
+
+    def finish(self) -> list[str]:
+        """Whiteouts and opaque markers, then the directories' attributes; returns the
+        deletions mknod was refused for (the store records them in layer.json)."""
+        unrecorded = []
+        for parts, entry, opaque in self.marks:
+            rel = "/".join(parts)
+            with _entry(entry):
+                fd = self.directory(parts if opaque else parts[:-1])
+                try:
+                    if opaque:
+                        set_opaque(fd)
+                    # A path the layer also adds: the whiteout only hides lower ones.
+                    elif rel not in self.explicit and dirfd.lstat_at(fd, parts[-1]) is None:
+                        if not make_whiteout(parts[-1], dir_fd=fd):
+                            unrecorded.append(rel)
+                finally:
+                    os.close(fd)
+        # Directories the tar only implies get fixed attributes, so the layer digest does
+        # not depend on when or by whom it was unpacked.
+        for top, subdirs, _files, topfd in os.fwalk(".", dir_fd=self.root):
+            for d in subdirs:
+                if os.path.normpath(os.path.join(top, d)) not in self.explicit:
+                    fd = os.open(d, dirfd.DIR_FLAGS, dir_fd=topfd)
+                    try:
+                        os.fchmod(fd, 0o755)
+                        os.utime(fd, (0, 0))
+                    finally:
+                        os.close(fd)
+        # Deepest first, the layer's root ("") last: a 0555 directory is filled by then.
+        depth = {rel: rel.count("/") + bool(rel) for rel in self.dirs}
+        for rel, member in sorted(self.dirs.items(), key=lambda d: -depth[d[0]]):
+            with _entry(member.name):
+                fd = dirfd.open_beneath(self.root, rel)
+                try:
+                    if self.chown:
+                        os.fchown(fd, member.uid, member.gid)
+                    os.fchmod(fd, member.mode & ~(stat.S_ISUID | stat.S_ISGID) & 0o7777)
+                    os.utime(fd, (member.mtime, member.mtime))
+                finally:
+                    os.close(fd)
+        return unrecorded
 
 
-def _normalized(member: tarfile.TarInfo, label: str) -> str:
-    if member.name.startswith("/"):
-        raise _unsafe(label, member.name, "absolute path")
-    name = os.path.normpath(member.name)
-    if name == ".." or name.startswith("../"):
-        raise _unsafe(label, member.name, "path outside the layer")
-    return name
+class _entry:
+    """Names the entry in what goes wrong while it is unpacked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, _tb) -> bool:  # noqa: ANN001
+        if isinstance(err, _Refused):
+            raise _Unsafe(self.name, str(err)) from None
+        if isinstance(err, OSError) and err.errno is not None:
+            # The archive's doing (a name too long, too many links) or the disk's.
+            full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise _Unsafe(self.name, f"{err.strerror}" + (
+                ": the disk is full; free space and import again" if full else ""),
+                unsafe=False) from None
+        return False
+
+
+class _Unsafe(Exception):
+    def __init__(self, name: str, why: str, unsafe: bool = True) -> None:
+        super().__init__(name, why)
+        self.name, self.why, self.unsafe = name, why, unsafe
+
+    def error(self, label: str) -> ImageError:
+        if self.unsafe:
+            return ImageError(f"{label}: refusing entry {self.name!r}: {self.why}; the "
+                              "archive is not safe to import (nothing was stored)")
+        return ImageError(f"{label}: cannot unpack entry {self.name!r} ({self.why}); "
+                          "nothing was stored")
 
 
 def extract_layer(
@@ -147,96 +366,25 @@ def extract_layer(
     """
     raw = HashingReader(blob, on_read)
     plain = HashingReader(decompressed(raw, label))
-    dest_s = os.path.realpath(dest)
-    whiteouts: list[str] = []
-    opaque: list[str] = []
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
-    explicit: set[str] = set()
+    root = os.open(dest, dirfd.DIR_FLAGS)
+    layer = _Layer(root)
     try:
         with tarfile.open(fileobj=plain, mode="r|") as tar:  # type: ignore[call-overload]
-            tar.errorlevel = 2  # an unresolvable hard link must fail, not be skipped
             for member in tar:
-                name = _normalized(member, label)
-                parent, base = os.path.split(name)
-                if base.startswith(WHITEOUT_PREFIX):
-                    _check_parent(parent, dest_s, label, member.name)
-                    if base == OPAQUE_MARKER:
-                        opaque.append(parent)
-                    elif not base.startswith(WHITEOUT_PREFIX * 2):  # aufs metadata: ignore
-                        whiteouts.append(os.path.join(parent, base[len(WHITEOUT_PREFIX):]))
-                    continue
-                member = member.replace(name=name, deep=False)
-                if member.islnk():
-                    link = os.path.normpath(member.linkname)
-                    member = member.replace(linkname=link, deep=False)
-                safe = _checked(member, dest_s, label)
-                explicit.add(name)
-                if safe.isdir():
-                    # Attributes last: a 0555 directory must stay writable while filling.
-                    os.makedirs(os.path.join(dest_s, name), 0o700, exist_ok=True)
-                    dirs.append((name, safe))
-                    continue
-                tar.extract(safe, dest_s, set_attrs=True, numeric_owner=True,
-                            filter="fully_trusted")
-                if safe.issym():
-                    os.utime(os.path.join(dest_s, name), (safe.mtime, safe.mtime),
-                             follow_symlinks=False)
+                with _entry(member.name):
+                    layer.add(tar, member)
         plain.drain()
         raw.drain()
-    except ImageError:
-        raise
-    except tarfile.ExtractError as e:
-        raise ImageError(f"{label}: {e}; the layer is inconsistent, nothing was stored") from e
+        unrecorded = layer.finish()
+    except _Unsafe as err:
+        raise err.error(label) from None
     except _CORRUPT as e:
         if type(e) is OSError or (isinstance(e, OSError) and e.errno is not None):
-            raise  # a real I/O problem on our side (e.g. disk full), not the archive's
+            raise  # a real I/O problem on our side, not the archive's
         raise ImageError(
             f"{label} is truncated or corrupt ({e}); get a fresh copy of the archive "
             "(e.g. run `docker save` again) and import it again"
         ) from e
-    unrecorded = _apply_whiteouts(dest_s, whiteouts, opaque, explicit)
-    _finish_dirs(dest_s, dirs, explicit)
+    finally:
+        os.close(root)
     return ExtractResult(raw.digest(), plain.digest(), unrecorded)
-
-
-def _check_parent(parent: str, dest: str, label: str, name: str) -> None:
-    real = os.path.realpath(os.path.join(dest, parent))
-    if os.path.commonpath([real, dest]) != dest:
-        raise _unsafe(label, name, "whiteout outside the layer")
-
-
-def _apply_whiteouts(
-    dest: str, whiteouts: list[str], opaque: list[str], explicit: set[str]
-) -> list[str]:
-    unrecorded = []
-    for rel in opaque:
-        path = Path(dest, rel)
-        path.mkdir(parents=True, exist_ok=True)
-        set_opaque(path)
-    for rel in whiteouts:
-        if os.path.basename(rel) in ("", ".", ".."):
-            continue
-        path = Path(dest, rel)
-        if rel in explicit or os.path.lexists(path):
-            continue  # the layer also adds this path: the whiteout only hides lower ones
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not make_whiteout(path):
-            unrecorded.append(rel)
-    return unrecorded
-
-
-def _finish_dirs(dest: str, dirs: list[tuple[str, tarfile.TarInfo]], explicit: set[str]) -> None:
-    # Directories the tar only implies get fixed attributes, so the layer digest does
-    # not depend on when or by whom it was unpacked.
-    for top, subdirs, _files in os.walk(dest):
-        for d in subdirs:
-            path = os.path.join(top, d)
-            if os.path.relpath(path, dest) not in explicit and not os.path.islink(path):
-                os.chmod(path, 0o755)
-                os.utime(path, (0, 0))
-    for name, member in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
-        path = os.path.join(dest, name)
-        if os.geteuid() == 0 and member.uid is not None and member.gid is not None:
-            os.lchown(path, member.uid, member.gid)
-        os.chmod(path, member.mode)
-        os.utime(path, (member.mtime, member.mtime))

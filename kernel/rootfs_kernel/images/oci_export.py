@@ -7,15 +7,18 @@ A docker-style ``manifest.json`` is written too, so ``docker load`` reads the fi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import platform
+import secrets
 import stat
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from .. import dirfd
 from ..ids import IdRange
 from .errors import ImageError
 from .layerfs import is_opaque, is_whiteout, make_whiteout, set_opaque, write_canonical_tar
@@ -56,10 +59,23 @@ def export_image(
     """Write image ``name`` to ``file`` as an OCI layout tar; returns the path written."""
     img = store.load(name)
     out = Path(file)
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    # Written next to `file` under a fresh name, then renamed over it: through an fd of
+    # that directory, which may be shared (/tmp), so never into a file or through a link
+    # another user put there first (O_EXCL | O_NOFOLLOW), and the rename replaces a link
+    # at `file` rather than write through it.
+    try:
+        where = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ImageError(f"cannot write {out}: {out.parent}: {err.strerror}") from None
+    partial = ""
     layer_descs: list[dict[str, Any]] = []
     try:
-        with open(partial, "wb") as f, tarfile.open(fileobj=f, mode="w",
+        fd = -1
+        while fd < 0:
+            partial = f".{out.name}.partial-{secrets.token_hex(8)}"
+            with contextlib.suppress(FileExistsError):
+                fd = dirfd.create(where, partial, 0o666)
+        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w",
                                                      format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, "oci-layout", _json_bytes({"imageLayoutVersion": "1.0.0"}))
             _add_dir(tar, "blobs")
@@ -92,10 +108,17 @@ def export_image(
             _add_bytes(tar, "manifest.json", _json_bytes(docker))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, out)
+        try:
+            os.replace(partial, out.name, src_dir_fd=where, dst_dir_fd=where)
+        except OSError as err:
+            raise ImageError(f"cannot write {out}: {err.strerror}") from None
     except BaseException:
-        partial.unlink(missing_ok=True)
+        if partial:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial, dir_fd=where)
         raise
+    finally:
+        os.close(where)
     progress(1.0, f"exported {name} to {out}")
     return out
 

@@ -1,18 +1,26 @@
-"""Per-cell resource limits through cgroups: v2 where a writable (delegated) hierarchy
-exists, else the v1 pids, memory and cpu controllers; a clear note where neither is.
+"""Per-cell resource limits through cgroups: v2 where the kernel may enable controllers
+(as root, a cgroup of its own at the top of the hierarchy; as an ordinary user, the
+subtree systemd delegates), else the v1 pids, memory and cpu controllers; a clear note
+where neither is.
 
 Runs in: the kernel (it makes each container's cgroup and words its counters; client.py);
-the helper reads the counters and removes the cgroup by the paths of watch().
+the helper reads the counters and removes the cgroup by the paths of watch(), and, as an
+ordinary user, moves itself into a leaf of its delegated cgroup (helper.delegated_home).
 
 The kernel makes one cgroup per container, the container's first process joins it before
 it creates the namespaces (so everything inside inherits it), and the counters say, when
-the cell ends, which limit, if any, ended it.
+the cell ends, which limit, if any, ended it, and how much the cell used at most
+(%show limits). cgroup v2 lets a cgroup enable controllers for its children only while no
+process is in it: root's cells go to /sys/fs/cgroup/rootfs-kernel (no process there),
+an ordinary user's into the helper's delegated scope, next to the leaf the helper moved
+itself into.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +29,8 @@ from ..cell import format_size
 ROOT = Path("/sys/fs/cgroup")
 CGROUP_LIMITS = ("pids", "memory", "cpu")   # %limit's keys a cgroup enforces (not disk)
 CPU_PERIOD_US = 100_000
+V2_HOME = "rootfs-kernel"   # root's cells: ROOT/V2_HOME/<helper pid>-<cell>
+V2_CONTROLLERS = ("cpu", "memory", "pids")
 
 
 class LimitsUnavailable(Exception):
@@ -34,23 +44,26 @@ class CellCgroup:
     version: int = 1
 
     @classmethod
-    def create(cls, name: str, limits: dict) -> CellCgroup:
-        v2 = _v2_base()
-        group = cls(limits, version=2 if v2 else 1)
+    def create(cls, name: str, limits: dict, home: Home, count: bool = False) -> CellCgroup:
+        """The cell's cgroup under `home` (Home.find) with `limits` written; with `count`,
+        also the controllers nothing limits, to read the cell's peaks (%show limits)."""
+        if home.path is None:
+            raise LimitsUnavailable(home.why)
+        group = cls(limits, version=home.version)
         try:
-            if v2:
-                group._create_v2(v2 / name)
+            if home.version == 2:
+                group._create_v2(home.path / name)
             else:
-                group._create_v1(name)
+                group._create_v1(name, count)
         except OSError as err:
             group.remove()
-            raise LimitsUnavailable(_advice(err)) from None
+            raise LimitsUnavailable(_advice(_reason(err), home.version)) from None
         return group
 
-    def _create_v1(self, name: str) -> None:
+    def _create_v1(self, name: str, count: bool) -> None:
         wanted = {"pids": "pids", "memory": "memory", "cpu": "cpu"}
         for key, controller in wanted.items():
-            if key not in self.limits:
+            if key not in self.limits and not (count and key != "cpu"):
                 continue
             base = ROOT / controller
             if not base.is_dir():
@@ -73,7 +86,7 @@ class CellCgroup:
 
     def _create_v2(self, d: Path) -> None:
         d.mkdir()
-        for key in self.limits:
+        for key in CGROUP_LIMITS:   # one directory counts them all
             self.dirs[key] = d
         if "pids" in self.limits:
             _write(d / "pids.max", self.limits["pids"])
@@ -93,7 +106,7 @@ class CellCgroup:
         refused forks and OOM kills."""
         mem = self.dirs.get("memory")
         return {"dirs": sorted({str(d) for d in self.dirs.values()}),
-                "pids": int(self.limits["pids"]) if "pids" in self.dirs else None,
+                "pids": int(self.limits["pids"]) if "pids" in self.limits else None,
                 "forks": str(self.dirs["pids"] / "pids.events") if "pids" in self.dirs
                 else None,
                 "ooms": None if mem is None else
@@ -125,6 +138,36 @@ def verdict(limits: dict, refused_forks: int, oom_kills: int) -> str | None:
     return "; ".join(notes) or None
 
 
+# The file each limit is written to, per cgroup version; the rlimit that stands in for it.
+LIMIT_FILES = {2: {"pids": "pids.max", "memory": "memory.max", "cpu": "cpu.max"},
+               1: {"pids": "pids.max", "memory": "memory.limit_in_bytes",
+                   "cpu": "cpu.cfs_quota_us"}}
+RLIMIT_NAMES = {"pids": ("nproc", "RLIMIT_NPROC"), "memory": ("as", "RLIMIT_AS")}
+
+
+def bounds(limits: dict, group: CellCgroup | None, rlimits: dict[str, int],
+           why: str | None = None) -> dict:
+    """What bounds a cell, limit by limit, as %show limits shows it: the value and what
+    holds it (a cgroup file, an rlimit, the tmpfs size, or nothing), the cell's cgroup
+    and, where there is none, why."""
+    rows = []
+    for key in ("memory", "pids", "cpu", "disk"):
+        value = limits.get(key)
+        rlimit = RLIMIT_NAMES.get(key, ("", ""))
+        if key == "disk":
+            by = "tmpfs size" if value is not None else None
+        elif group is not None and key in group.limits:
+            by = f"cgroup v{group.version} {LIMIT_FILES[group.version][key]}"
+        elif rlimit[0] in rlimits:
+            by = rlimit[1] + (" (per process)" if key == "memory" else "")
+        else:
+            by = None if value is None else "nothing: it needs a cgroup"
+        rows.append({"key": key, "limit": value, "by": by})
+    cgroup = None if group is None else {
+        "version": group.version, "dirs": sorted({str(d) for d in group.dirs.values()})}
+    return {"cgroup": cgroup, "rows": rows, "note": why}
+
+
 def rlimits_for(limits: dict) -> dict[str, int]:
     """The setrlimit fallback: processes (counted per user namespace since Linux 5.14,
     so a rootless cell's count is its own) and address space per process."""
@@ -147,7 +190,8 @@ def describe_rlimits(rlimits: dict[str, int]) -> str:
 
 def sweep_stale_cgroups() -> None:
     """Remove cell cgroups left by helpers that were killed (named PID-CELL)."""
-    for base in [ROOT / c / "rootfs-kernel" for c in ("pids", "memory", "cpu")]:
+    for base in [ROOT / c / "rootfs-kernel" for c in ("pids", "memory", "cpu")] + [
+            ROOT / V2_HOME]:
         if not base.is_dir():
             continue
         for d in base.iterdir():
@@ -159,25 +203,87 @@ def sweep_stale_cgroups() -> None:
                     pass
 
 
-def _v2_base() -> Path | None:
-    """Our own cgroup v2 directory when the v2 hierarchy is mounted and delegated to us."""
-    if not (ROOT / "cgroup.controllers").exists():
-        return None
-    try:
-        line = next(ln for ln in Path("/proc/self/cgroup").read_text().splitlines()
-                    if ln.startswith("0::"))
-    except (OSError, StopIteration):
-        return None
-    base = ROOT / line[3:].lstrip("/")
-    return base if os.access(base, os.W_OK) else None
+@dataclass(frozen=True)
+class Home:
+    """Where this kernel's cells' cgroups go: `path` (v2: their parent; v1: None, each
+    controller's hierarchy has its own rootfs-kernel/), or why they cannot be made."""
+
+    version: int
+    path: Path | None
+    why: str | None = None
+
+    @classmethod
+    def find(cls, delegated: str | None, why: str | None) -> Home:
+        """`delegated`/`why`: what the helper found (its ready event): the cgroup v2 subtree
+        delegated to it as an ordinary user, or why there is none."""
+        if not (ROOT / "cgroup.controllers").exists():
+            return cls(1, ROOT)   # v1 or hybrid: the controllers' own hierarchies
+        if os.geteuid() != 0:
+            if delegated is None:
+                return cls(2, None, _advice(why or "no cgroup was delegated", 2))
+            return cls(2, Path(delegated))
+        try:
+            return cls(2, root_home())
+        except OSError as err:
+            return cls(2, None, _advice(_reason(err), 2))
+
+
+def root_home() -> Path:
+    """Root's cgroup v2 home: /sys/fs/cgroup/rootfs-kernel, a cgroup no process is in,
+    below which cpu, memory and pids are enabled (and at the top too, if systemd had not).
+    """
+    home = ROOT / V2_HOME
+    home.mkdir(exist_ok=True)
+    for d in (ROOT, home):
+        enable_controllers(d)
+    return home
+
+
+def enable_controllers(d: Path) -> None:
+    """Enable for d's children the controllers of V2_CONTROLLERS that d has."""
+    have = set((d / "cgroup.controllers").read_text().split())
+    on = set((d / "cgroup.subtree_control").read_text().split())
+    missing = [c for c in V2_CONTROLLERS if c in have and c not in on]
+    if missing:
+        _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+
+
+def delegating(argv: list[str]) -> list[str]:
+    """The helper's command line for an ordinary user on a cgroup v2 host: inside a
+    transient scope of its own that systemd's user manager delegates to the user
+    (`systemd-run --user --scope -p Delegate=yes`), where the helper can make its cells'
+    cgroups (helper.delegated_home). Unchanged where there is no such manager."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if (os.geteuid() == 0 or not (ROOT / "cgroup.controllers").exists() or not runtime
+            or not os.path.exists(os.path.join(runtime, "systemd", "private"))):
+        return argv   # systemd-run --user talks to the manager on this socket
+    run = shutil.which("systemd-run")
+    if run is None:
+        return argv
+    return [run, "--user", "--scope", "--quiet", "--collect", "-p", "Delegate=yes",
+            "--", *argv]
 
 
 def _write(path: Path, value: object) -> None:
     path.write_text(str(value))
 
 
-def _advice(err: OSError) -> str:
-    return (f"cgroup limits are unavailable here ({err.strerror}: {err.filename}): the cell "
-            "needs a writable cgroup v2 hierarchy delegated to this user (systemd: "
-            "`systemd-run --user -p Delegate=yes ...`) or, as root, the v1 pids/memory/cpu "
-            "controllers")
+def _reason(err: OSError) -> str:
+    return f"{err.strerror}: {err.filename}" if err.filename else str(err.strerror)
+
+
+def _advice(reason: str, version: int) -> str:
+    """Why there is no cgroup for the cell, and what would give it one: root's and an
+    ordinary user's remedies differ."""
+    where = f"({reason})"
+    if os.geteuid() == 0:
+        home = (f"in {ROOT / V2_HOME} (cgroup v2)" if version == 2 else
+                "in the cgroup v1 pids, memory and cpu hierarchies")
+        return (f"cgroup limits are unavailable here {where}: as root the kernel makes its "
+                f"cells' cgroups {home}; in a container, give it a writable cgroup "
+                "hierarchy of its own (cgroup v2 with --cgroupns=private)")
+    return (f"cgroup limits are unavailable here {where}: the cell needs a cgroup v2 "
+            "subtree delegated to this user: systemd's user manager gives the kernel one "
+            "(`loginctl enable-linger USER`, or log in; the kernel then starts its helper "
+            "with `systemd-run --user --scope -p Delegate=yes`), as does a JupyterHub "
+            "spawner's unit with Delegate=yes")

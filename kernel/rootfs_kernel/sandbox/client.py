@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ids import IdRange
-from . import cgroups, helper, initbin, protocol, report, snapshots, wire
+from . import cgroups, helper, initbin, protocol, report, rundir, snapshots, wire
 from .plan import Context, Places, Plan
 from .prepared import preparable
 
@@ -100,6 +100,7 @@ class _Prepared:
     profile: bool
     match: list[str]          # wire.match_key of that plan
     chan: _Channels           # the next cell's channels, which it holds already
+    bounds: dict              # what bounds it (cgroups.bounds)
 
 
 class SandboxClient:
@@ -126,10 +127,14 @@ class SandboxClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone: str | None = None   # how the helper went away, once it has
         self._said_rlimits = False      # the setrlimit fallback is said once
+        self._home: cgroups.Home | None = None   # where cells' cgroups go (places)
         self._display: str | None = None   # the `display` program (initbin.py)
         # pasta, for %net user (plan.py): found once, where the kernel's PATH or Debian
         # puts it.
         self._pasta = shutil.which("pasta") or shutil.which("pasta", path="/usr/bin:/bin")
+        # Why the last start() started no helper (no init, a runtime directory that is not
+        # ours): a session says it for each cell and tries again.
+        self.refused: SandboxError | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -140,18 +145,23 @@ class SandboxClient:
         try:
             init = initbin.path()
             self._display = str(initbin.display_path())   # every cell's `display`
-        except initbin.InitMissing as err:
-            raise SandboxError(str(err)) from None
-        base = helper.runtime_base()
-        os.makedirs(base, mode=0o700, exist_ok=True)
+            base = rundir.make()
+        except (initbin.InitMissing, rundir.RuntimeDirError) as err:
+            self.refused = SandboxError(str(err))
+            raise self.refused from None
+        self.refused = None
         helper.sweep_stale(base)
         cgroups.sweep_stale_cgroups()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Where rootfs-init is and where the helper keeps its directories name this user:
+        # they go over the socket, not on the helper's command line (any user reads it).
+        protocol.send(ours, {"init": str(init), "base": base})
         self.proc = subprocess.Popen(
             # -S: no site-packages (the helper needs only the standard library and this
-            # package, found through PYTHONPATH): it starts sooner and stays smaller.
-            [sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
-             str(theirs.fileno()), str(init), base],
+            # package, found through PYTHONPATH): it starts sooner and stays smaller. An
+            # ordinary user's on cgroup v2 starts in a scope systemd delegates to it.
+            cgroups.delegating([sys.executable, "-S", "-m", "rootfs_kernel.sandbox.helper",
+                                str(theirs.fileno())]),
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             # Its own process group: a front-end that kills the kernel's group outright
             # (SIGKILL) must not take the helper down before it has cleaned up; the helper
@@ -176,6 +186,7 @@ class SandboxClient:
                 raise SandboxError("the sandbox helper exited at start; see the kernel "
                                    "log") from None
             self._places = Places.under(ready["dir"])
+            self._home = cgroups.Home.find(ready.get("cgroup"), ready.get("cgroup_why"))
         return self._places
 
     def gone(self) -> str | None:
@@ -271,55 +282,67 @@ class SandboxClient:
             self._prepared = None
 
     def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
-                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None]:
+                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None, dict]:
         """The container's cgroup (made now, joined by its first process) or, where no
-        cgroup can be made, the setrlimit fallback, said once per kernel.
+        cgroup can be made, the setrlimit fallback, said once per kernel; and what bounds
+        the cell, in words (cgroups.bounds: %show limits).
 
         The default pids bound of a cell whose root is unprivileged (root mode's id range,
         or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
         cgroup costs its first process a grace period of the kernel's RCU, which a cell
         that asked for nothing should not wait for. A cell's own %limit pids gets the
-        cgroup, whose counters say when the limit was hit."""
+        cgroup, whose counters say when the limit was hit; a `%show limits` cell gets one
+        too, to count what it used."""
         limits = {k: v for k, v in plan.limits.items() if k in cgroups.CGROUP_LIMITS}
+        count = any(s.kind == "limits" for s in plan.show)
         nproc = {}
         if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
             nproc = {"nproc": int(limits.pop("pids"))}
         mnt_ns = self._facts.mnt_ns
-        if not limits:
-            return wire.HostFacts(mnt_ns, rlimits=nproc), None
+        if not limits and not count:
+            return (wire.HostFacts(mnt_ns, rlimits=nproc), None,
+                    cgroups.bounds(plan.limits, None, nproc))
+        self.places   # noqa: B018 - the helper's ready says where cgroups go (_home)
         try:
-            group = cgroups.CellCgroup.create(name, limits)
-            return wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
-                                  rlimits=nproc), group
+            group = cgroups.CellCgroup.create(name, limits, self._home, count=count)
+            return (wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
+                                   rlimits=nproc), group,
+                    cgroups.bounds(plan.limits, group, nproc))
         except cgroups.LimitsUnavailable as err:
             # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
             # process for memory); cpu shares need a cgroup.
-            facts = wire.HostFacts(mnt_ns, rlimits=cgroups.rlimits_for(limits))
+            rlimits = {**nproc, **cgroups.rlimits_for(limits)}
+            facts = wire.HostFacts(mnt_ns, rlimits=rlimits)
             # Said once per kernel (the host will not change), and only to a cell that
             # asked for limits itself: the default bounds are the README's, not news.
-            if plan.limits_asked and not self._said_rlimits and notice is not None:
+            if limits and plan.limits_asked and not self._said_rlimits and notice is not None:
                 self._said_rlimits = True
                 notice(f"rootfs-kernel: {err}; using setrlimit instead "
-                       f"({cgroups.describe_rlimits(facts.rlimits)}"
+                       f"({cgroups.describe_rlimits(rlimits)}"
                        f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
                        "later cells\n".encode())
-            return facts, None
+            return facts, None, cgroups.bounds(plan.limits, None, rlimits, str(err))
 
     def _start(self, request: dict, plan: Plan, name: str, chan: _Channels, *,
                profile: bool, warm: bool = False,
                notice: Callable[[bytes], None] | None = None) -> None:
         """Ask the helper to start a container for `plan` with these channels: its bounds
-        made here, rootfs-init's argv encoded here (the helper only starts it)."""
-        facts, group = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
-        request.update(argv=wire.encode(plan, facts, parent=self.proc.pid, profile=profile,
-                                        warm=warm),
-                       cgroup=None if group is None else group.watch())
+        made here, rootfs-init's plan encoded here into a memfd the helper hands it as
+        its fd 6 (wire.py: never on a command line); the helper only starts it. Returns
+        what bounds the container (%show limits)."""
+        facts, group, bounds = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
+        request.update(cgroup=None if group is None else group.watch())
+        plan_fd = _memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
+                                               profile=profile, warm=warm)))
         try:
-            self.send(request, chan.theirs)
+            self.send(request, [*chan.theirs, plan_fd])
         except BaseException:
             if group is not None:
                 group.remove()
             raise
+        finally:
+            os.close(plan_fd)
+        return bounds
 
     def _prepare_next(self) -> None:
         """Have the helper make the next cell's container now, as the last one was made,
@@ -333,19 +356,19 @@ class SandboxClient:
         self._addresses.changed()
         chan, key = _Channels(), next(self._keys)
         try:
-            self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
-                        profile=profile, warm=True)
+            bounds = self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
+                                 profile=profile, warm=True)
         except SandboxError:   # a dead helper: the next cell says so
             chan.close()
             return
         finally:
             chan.close_theirs()
         self._prepared = _Prepared(key, plan, profile, wire.match_key(
-            plan, self._facts.mnt_ns, profile=profile), chan)
+            plan, self._facts.mnt_ns, profile=profile), chan, bounds)
 
-    def _hand_over(self, plan: Plan, profile: bool) -> tuple[_Channels, int] | None:
-        """The prepared container's channels and key when it was made for this cell's
-        plan; None when the cell needs a container of its own."""
+    def _hand_over(self, plan: Plan, profile: bool) -> tuple[_Channels, int, dict] | None:
+        """The prepared container's channels, key and bounds when it was made for this
+        cell's plan; None when the cell needs a container of its own."""
         ready, self._prepared = self._prepared, None
         if ready is None:
             return None
@@ -365,7 +388,7 @@ class SandboxClient:
                                                        profile=profile)):
             ready.chan.close()
             return None
-        return ready.chan, ready.key
+        return ready.chan, ready.key, ready.bounds
 
     # -- requests -----------------------------------------------------------------------------
     def send(self, message: dict, fds: list[int] = ()) -> None:
@@ -403,13 +426,13 @@ class SandboxClient:
         try:
             prepared = self._hand_over(plan, profile)
             if prepared is not None:
-                chan, key = prepared
+                chan, key, bounds = prepared
             else:
                 chan, key = _Channels(), None
                 try:
-                    self._start({"op": "run", "id": cid, "host": plan.host,
-                                 "shell": plan.argv[0]}, plan, str(cid), chan,
-                                profile=profile, notice=self._notices[cid])
+                    bounds = self._start({"op": "run", "id": cid, "host": plan.host}, plan,
+                                         str(cid), chan, profile=profile,
+                                         notice=self._notices[cid])
                 except BaseException:
                     chan.close()
                     raise
@@ -435,7 +458,7 @@ class SandboxClient:
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
                 readers, result_chunks, release, plan, run, profile,
-                None if wait_exit else finished))
+                None if wait_exit else finished, bounds))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             if not all(r.eof.done() for r in readers):
                 try:
@@ -468,11 +491,11 @@ class SandboxClient:
 
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
                        plan: Plan, run: CellRun, profile: bool,
-                       finished: asyncio.Future | None) -> None:
+                       finished: asyncio.Future | None, bounds: dict) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
         cell ends here, once its output is complete too, without waiting for the
-        namespace teardown."""
+        namespace teardown. `bounds`: what bounded the cell (%show limits)."""
         try:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
@@ -492,16 +515,20 @@ class SandboxClient:
                 steps_fd = fds[-1] if data.get("steps") and fds else None
                 if run.handed_over is not None:
                     data["handed_over"] = run.handed_over
+                # The cell's cgroup counters, read by its init when the script ended.
+                run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
+                scratch_upper = f"{os.path.dirname(plan.root)}/upper"  # plan.py's layout
+                written = None
+                if layer_fds and plan.layers and plan.layers.upper == scratch_upper:
+                    run.disk_full, written = _full(layer_fds[0]), _used(layer_fds[0])
+                data["limits"] = {"bounds": bounds, "usage": data.get("usage"),
+                                  "events": data.get("cgroup"), "disk": written,
+                                  "ended_by": run.limit}
                 if plan.show and "init" in data:
                     run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
                                                    plan.idmap, _store_layers(plan),
                                                    steps_fd=steps_fd)
                 run.notes = report.notes(plan, data.get("notes") or [])
-                # The cell's cgroup counters, read by its init when the script ended.
-                run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
-                scratch_upper = f"{os.path.dirname(plan.root)}/upper"  # plan.py's layout
-                if layer_fds and plan.layers and plan.layers.upper == scratch_upper:
-                    run.disk_full = _full(layer_fds[0])
         finally:
             release.close()
         if self.prepare and run.error is None and preparable(plan):
@@ -541,6 +568,20 @@ class SandboxClient:
                 run.timed_out = True
                 self.send({"op": "kill", "id": cid})
                 deadline = None
+
+
+def _memfd(data: bytes) -> int:
+    """A memory file holding `data`, read from its start."""
+    fd = os.memfd_create("rootfs-plan", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _how_it_ended(returncode: int) -> str:
@@ -662,6 +703,12 @@ def _full(fd: int) -> bool:
     """Did the cell fill the tmpfs that holds its writable layer (%limit disk)?"""
     st = os.fstatvfs(fd)
     return st.f_blocks > 0 and st.f_bavail * 100 < st.f_blocks   # less than 1% left
+
+
+def _used(fd: int) -> int:
+    """Bytes the cell wrote to the tmpfs that holds its writable layer."""
+    st = os.fstatvfs(fd)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
 class _PipeReader:

@@ -4,23 +4,30 @@ Runs in: the helper process (python -m rootfs_kernel.sandbox.helper, started by 
 
 The kernel process has threads (ipykernel), so it leaves starting processes to this
 helper, started once per kernel; starting a Python interpreter per cell would cost tens
-of milliseconds. The kernel plans each container and encodes rootfs-init's argv (wire.py)
-with its bounds (its cgroup, made by the kernel, or rlimits); the helper posix_spawns
-rootfs-init (init.c) with it and the cell's channels as fds, never forks itself, and
+of milliseconds. The kernel plans each container and encodes rootfs-init's plan (wire.py)
+with its bounds (its cgroup, made by the kernel, or rlimits) into a memfd; the helper
+posix_spawns rootfs-init (init.c) with it and the cell's channels as fds (its argv is its
+name alone: nothing on a command line, which any user may read), never forks itself, and
 watches the container: the signals the kernel asks for, a fork bomb its pids limit
 holds, and the end. It imports the standard library's basics only, so it costs the
 machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, argv, host, shell, cgroup} + fds [stdout, stderr, result, release,
-             script] | prepare {key, argv, cgroup} + the same fds (the next cell's
+Requests:  run {id, host, cgroup} + fds [stdout, stderr, result, release, script,
+             plan] | prepare {key, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
              id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
-Events:    ready {dir, pid} | started {id, pid} | unprepared {key, message}
+The kernel's first frame, before any request: {init, base} (rootfs-init's path and where
+helpers keep their directories).
+Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
 
 `cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
 directories, which the helper removes once its last process has left, its pids limit,
 and the files that count refused forks and OOM kills (read again when it ends).
+
+`cgroup` in ready: an ordinary user's cgroup v2 subtree for the cells (delegated_home),
+or None with `cgroup_why` saying why there is none (None for root and on cgroup v1: the
+kernel finds its own, cgroups.Home).
 
 When the kernel goes away (EOF on the socket: the kernel's end is open nowhere else),
 every container is killed and the helper's directory removed: nothing is left on the
@@ -56,15 +63,6 @@ _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                  signal.SIGUSR1, signal.SIGPIPE, signal.SIGCHLD)
 
 
-def runtime_base() -> str:
-    """Where helpers keep their per-kernel directories ($XDG_RUNTIME_DIR, else /tmp)."""
-    import tempfile
-
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    base = xdg if xdg and os.access(xdg, os.W_OK) else tempfile.gettempdir()
-    return os.path.join(base, f"rootfs-kernel-{os.getuid()}")
-
-
 def sweep_stale(base: str) -> None:
     """Remove directories of helpers that died without cleaning up (SIGKILL)."""
     if not os.path.isdir(base):
@@ -83,6 +81,45 @@ def remove_tree(path: str) -> None:
     from ..rmtree import remove_tree as remove
 
     remove(path)
+
+
+CGROUP_V2 = "/sys/fs/cgroup"
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def delegated_home() -> tuple[str | None, str | None]:
+    """An ordinary user's helper on cgroup v2: its own cgroup, when the user may manage it
+    and no other process is in it (the scope cgroups.delegating starts it in, or a unit
+    with Delegate=yes of its own): the helper moves into a leaf of it (`helper`) and
+    enables the controllers it has for its children, the cells' cgroups, which go next to
+    that leaf. (the cgroup, None) or (None, why not); (None, None) for root and cgroup v1.
+    """
+    if os.geteuid() == 0 or not os.path.exists(f"{CGROUP_V2}/cgroup.controllers"):
+        return None, None
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next(ln[3:].strip() for ln in f if ln.startswith("0::"))
+        home = CGROUP_V2 + own.rstrip("/")
+        if not os.access(f"{home}/cgroup.procs", os.W_OK):
+            return None, (f"the kernel's cgroup {own} is not delegated to this user and "
+                          "systemd's user manager could not give it one")
+        with open(f"{home}/cgroup.procs") as f:
+            others = [p for p in f.read().split() if int(p) != os.getpid()]
+        if others:
+            return None, (f"the kernel's cgroup {own} holds other processes "
+                          f"({len(others)}), so v2 enables no controller below it")
+        os.makedirs(f"{home}/helper", exist_ok=True)
+        with open(f"{home}/helper/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        with open(f"{home}/cgroup.controllers") as f:
+            have = f.read().split()
+        wanted = [c for c in V2_CONTROLLERS if c in have]
+        if wanted:
+            with open(f"{home}/cgroup.subtree_control", "w") as f:
+                f.write(" ".join(f"+{c}" for c in wanted))
+        return home, None
+    except (OSError, StopIteration, ValueError) as err:
+        return None, f"the kernel's cgroup could not be delegated to its cells ({err})"
 
 
 class Cgroup:
@@ -152,16 +189,21 @@ class Helper:
         self.sel = selectors.DefaultSelector()
         self.cells: dict[int, Cell] = {}
         # Its own directory: the places of plan.Places (the kernel named the base and
-        # swept what dead helpers left there).
+        # swept what dead helpers left there; rundir.py: only this user can write there).
         self.dir = os.path.join(base, f"{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(self.dir, 0o700)
         if os.geteuid() == 0:
             # A cell's root is an unprivileged id (ids.py) that must walk to its root by
             # path (%root chroot; and the chroot escape reaches the host's / as it does
             # anywhere): search, not list. The kept layers' own directories stay 0700.
-            for d in (base, self.dir):
-                os.chmod(d, 0o711)
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            os.fchmod(fd, 0o711)
+            os.close(fd)
         os.mkdir(os.path.join(self.dir, "cell"))
+        # plan.Places.script_dir: the default shell of a cell on the host's tree starts
+        # here, and runs `cell`, the script pipe it holds as fd 3 (plan.SCRIPT_NAME).
+        os.mkdir(os.path.join(self.dir, "script"), 0o711)
+        os.symlink("/proc/self/fd/3", os.path.join(self.dir, "script", "cell"))
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit
@@ -173,7 +215,9 @@ class Helper:
         try:
             # Inside the try: a kernel gone before our ready still gets its directory
             # removed, and the kernel's log no traceback.
-            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid()})
+            home, why = delegated_home()
+            protocol.send(self.sock, {"event": "ready", "dir": self.dir, "pid": os.getpid(),
+                                      "cgroup": home, "cgroup_why": why})
             self.sel.register(self.sock, selectors.EVENT_READ, None)
             while True:
                 for key, _ in self.sel.select(self._timeout()):
@@ -221,21 +265,7 @@ class Helper:
     def _run(self, cid: int, msg: dict, fds: list[int]) -> None:
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(msg["argv"], fds)
-        except OSError as err:
-            if group is not None:
-                self._retire(group)
-            if err.errno != errno.E2BIG:
-                raise
-            from .ops import EXIT_CANNOT_RUN  # (not at the top: the helper stays small)
-
-            # %shell's script is one argv string of `-c`: Linux takes 128 KiB at most.
-            os.write(fds[1], f"rootfs-kernel: the cell is too long for `{msg['shell']} -c` "
-                             "(128 KiB at most; the default /bin/sh takes cells of any "
-                             "length)\n".encode())
-            protocol.send(self.sock, {"event": "exited", "id": cid,
-                                      "status": EXIT_CANNOT_RUN, "signal": None})
-            return
+            pid = self._spawn_init(fds)
         except BaseException:
             if group is not None:
                 self._retire(group)
@@ -254,7 +284,7 @@ class Helper:
         kernel writes the cell when it comes (client.py), then says "adopt"."""
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(msg["argv"], fds)
+            pid = self._spawn_init(fds)
         except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
             if group is not None:
                 self._retire(group)
@@ -301,15 +331,15 @@ class Helper:
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
 
-    def _spawn_init(self, args: list[str], fds: list[int]) -> int:
+    def _spawn_init(self, fds: list[int]) -> int:
         """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
-        pipes, result socket, release and script pipes)."""
+        pipes, result socket, release and script pipes, its plan), its name its argv."""
         # Move the fds above the numbers they are to become, so no dup2 overwrites another.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
         try:
             actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                        *((os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(high, 1))]
-            return os.posix_spawn(self.init, [self.init, *args], {}, file_actions=actions,
+            return os.posix_spawn(self.init, ["rootfs-init"], {}, file_actions=actions,
                                   setsigdef=_SPAWN_SIGDEF, setsigmask=())
         finally:
             for fd in high:
@@ -422,14 +452,19 @@ def _terminate(*_args: object) -> None:
 
 
 def main() -> None:
-    fd, init, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    fd = int(sys.argv[1])
     # The kernel's interrupt (SIGINT to its process group) is for the cell, not for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     os.set_inheritable(fd, False)  # no cell process may hold the kernel's channel
     with open("/proc/self/comm", "w") as f:   # what ps shows
         f.write("rootfs-helper")
-    Helper(socket.socket(fileno=fd), init, base).serve()
+    sock = socket.socket(fileno=fd)
+    try:
+        first, _ = protocol.recv(sock)   # {init, base}: not on our command line
+    except (protocol.Closed, ConnectionResetError):
+        return   # the kernel went away before it said
+    Helper(sock, first["init"], first["base"]).serve()
 
 
 if __name__ == "__main__":

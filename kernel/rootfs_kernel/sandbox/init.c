@@ -2,7 +2,8 @@
  *
  * Runs in: A, the helper's child (posix_spawn); B, PID 1 of the cell; C, the script.
  * The helper (helper.py) starts this small program for every cell, its plan encoded as
- * argv tokens by wire.py.  Why C: on the machines we measured, copying a Python process
+ * NUL-terminated tokens by wire.py in a memfd (fd 6), never on the command line, which
+ * any local user reads in /proc/PID/cmdline: argv is the program's name alone.  Why C: on the machines we measured, copying a Python process
  * (fork/clone) costs about 1.5 ms and the copy-on-write faults of running Python in the
  * child as much again; this process is a few pages.
  *
@@ -24,8 +25,8 @@
  * fds on entry: 0 /dev/null, 1 and 2 the cell's output pipes, 3 the result socket (JSON
  * lines for the kernel), 4 the release pipe (read end; EOF = snapshots taken), 5 the
  * script pipe (read end): with `script 1` the shell gets it as fd 3 and reads the cell
- * from it (plan.py's SCRIPT_BOOT), so no cell is too long and the shell can be started
- * before its cell exists; only the shell holds it.
+ * from it (plan.py), so no cell is too long and the shell can be started before its
+ * cell exists; only the shell holds it.  6: the plan, read whole and closed first.
  *
  * Prepared ("warm") containers: the helper may start the next cell's container before
  * the cell exists, with the kernel's pipes for that cell and the previous cell's plan.
@@ -36,7 +37,8 @@
  *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
- * `rootfs-init --dump TOKENS...` parses a plan and prints it (for the tests).
+ * `rootfs-init --dump < PLAN` parses a plan (as the memfd holds it) and prints it (for
+ * the tests).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -69,7 +71,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/seccomp.h>
+
 #include "rootfs-ops.h"
+#include "seccomp-filter.h"   /* every cell's filter, made by libseccomp (seccomp.py) */
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
@@ -101,13 +106,15 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define RELEASE_FD 4
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
+#define PLAN_FD 6
+#define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS 256
 #define MAX_LIST 64
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, script, look, steps;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp;
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -126,6 +133,7 @@ static struct {
 } P = { .nproc = -1, .as = -1, .netuid = -1 };
 
 static long long cgroup_counter(const char *key);
+static void report_usage(void);
 
 /* -- reporting ------------------------------------------------------------------------ */
 /* A line is collected here and written with one write(2): the kernel reads whole lines. */
@@ -205,6 +213,39 @@ static int parse_op(int argc, char **argv, int *i, struct op *op) {
     return 0;
 }
 
+/* The plan's tokens from fd (each NUL-terminated, wire.pack), as an argv-like array:
+ * tokens[0] is `name`, the rest the plan's, NULL last; returns their count.  The strings
+ * stay in one buffer for the process's life (the operations and the script's argv and
+ * environment point into it). */
+static int read_plan(int fd, char *name, char ***tokens) {
+    size_t len = 0, cap = 1 << 14;
+    char *buf = malloc(cap);
+    if (!buf) fail("plan", -1, ENOMEM, 0);
+    for (;;) {
+        if (len == cap) {
+            char *more = cap < MAX_PLAN ? realloc(buf, cap * 2) : NULL;
+            if (!more) fail("plan", -1, E2BIG, 0);
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("plan", -1, errno, 0);
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len && buf[len - 1]) fail("plan", -1, EINVAL, 0);   /* a torn last token */
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += !buf[i];
+    char **out = malloc(sizeof *out * ((size_t)n + 2));
+    if (!out) fail("plan", -1, ENOMEM, 0);
+    out[0] = name;
+    for (size_t i = 0, k = 1; i < len; i += strlen(buf + i) + 1) out[k++] = buf + i;
+    out[n + 1] = NULL;
+    *tokens = out;
+    return n + 1;
+}
+
 static void parse(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], RK_VERSION)) fail("plan", -1, EINVAL, 0);
     int i = 2;
@@ -250,6 +291,7 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "script")) P.script = atoi(val);
         else if (!strcmp(key, "look")) P.look = atoi(val);
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
+        else if (!strcmp(key, "seccomp")) P.seccomp = atoi(val);
         else break;
     }
     fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
@@ -302,7 +344,7 @@ static void write_all(int fd, const char *buf, size_t len) {
 /* Steps that cannot change the mount table: their record says "as before" unread. */
 static int keeps_table(const char *kind, int index) {
     if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec") ||
-        !strcmp(kind, "netns") || !strcmp(kind, "pasta")) return 1;
+        !strcmp(kind, "seccomp") || !strcmp(kind, "netns") || !strcmp(kind, "pasta")) return 1;
     const struct op *op = !strcmp(kind, "op") && index < P.nops ? &P.ops[index]
                         : !strcmp(kind, "sop") && index < P.nsops ? &P.sops[index] : NULL;
     return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME ||
@@ -808,21 +850,44 @@ static void op_unbindable(const struct op_unbindable *o) {
 }
 
 static void op_mkdir(const struct op_mkdir *o) {
-    /* mkdir -p of the helper's directories: parents 0700 (the kept layers are nobody
-     * else's), the last one with its mode, owned by the cell's root when asked. */
+    /* mkdir -p of the helper's directories, one component at a time from "/" through
+     * O_NOFOLLOW fds: a symlink anywhere on the way is refused, not followed. Parents it
+     * makes are 0700 (the kept layers are nobody else's), the last one gets its mode and,
+     * when asked, the cell's root as owner (fchownat on its fd). What was there already
+     * must be no one else's to change: not writable by others unless sticky (/tmp), and
+     * the last one owned by whom it is made for. The kernel proved the runtime directory
+     * its own (rundir.py); this refuses what it did not make (kind "not-ours"). */
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", o->path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, c ? 0700 : (mode_t)o->mode) < 0 && errno != EEXIST)
-                fail("errno", current_op, errno, 0);
-            *p = c;
-            if (!c) break;
+    if (snprintf(buf, sizeof buf, "%s", o->path) >= (int)sizeof buf)
+        fail("errno", current_op, ENAMETOOLONG, 0);
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), depth = 0, made = 0;
+    CHECK(fd);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, "/", &save); part; ) {
+        char *next = strtok_r(NULL, "/", &save);
+        depth++;
+        made = mkdirat(fd, part, next ? 0700 : (mode_t)o->mode) == 0;
+        if (!made && errno != EEXIST) fail("errno", current_op, errno, depth);
+        int sub = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {   /* a symlink is ENOTDIR here: say which it is */
+            struct stat link;
+            int err = errno;
+            if (fstatat(fd, part, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode))
+                err = ELOOP;
+            fail("not-ours", current_op, err, depth);
         }
+        close(fd);
+        fd = sub;
+        struct stat st;
+        CHECK(fstat(fd, &st));
+        uid_t owner = o->uid >= 0 ? (uid_t)o->uid : geteuid();
+        if (!made && (((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+                      || (!next && st.st_uid != owner)))
+            fail("not-ours", current_op, EPERM, depth);
+        part = next;
     }
-    if (o->uid >= 0) CHECK(lchown(o->path, (uid_t)o->uid, (gid_t)o->gid));
+    if (o->uid >= 0) CHECK(fchownat(fd, "", (uid_t)o->uid, (gid_t)o->gid, AT_EMPTY_PATH));
+    close(fd);
 }
 
 static void op_layer(const struct op_layer *o) {
@@ -938,7 +1003,8 @@ static void op_readonly(const struct op_readonly *o) {
 }
 
 static void op_symlink(const struct op_symlink *o) {
-    /* The /dev links (fd, stdin, ptmx, ...), made in the root's own /dev. */
+    /* The /dev links (fd, stdin, ptmx, ...) and the script's name (plan.py's SCRIPT_NAME),
+     * made in the root's own /dev, its directories made when missing. */
     char head[4096];
     open_root();
     snprintf(head, sizeof head, "%s", o->path);
@@ -947,7 +1013,7 @@ static void op_symlink(const struct op_symlink *o) {
     char *slash = strrchr(head, '/');
     const char *name = slash ? slash + 1 : head;
     if (slash) *slash = 0;
-    int dir = open_in_root(slash && *head ? head : "/", O_PATH | O_DIRECTORY);
+    int dir = slash && *head ? resolve(head, "dir") : open_in_root("/", O_PATH | O_DIRECTORY);
     CHECK(dir);
     if (symlinkat(o->target, dir, name) < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
     close(dir);
@@ -979,9 +1045,10 @@ static void op_pivot_root(const struct op_pivot_root *o) {
 }
 
 static void op_chroot(const struct op_chroot *o) {
-    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose).
-     * A chrooted process may not create a user namespace, so when the script is locked
-     * C does this one (plan.py puts it among the script's operations). */
+    /* %root chroot: the old root stays reachable (the seed's escape works, on purpose;
+     * in a locked kernel B has pivoted into the container first, and the escape ends
+     * there).  A chrooted process may not create a user namespace, so when the script is
+     * locked C does this one (plan.py puts it among the script's operations). */
     before_switch();
     CHECK(chdir(o->root));
     CHECK(chroot("."));
@@ -1084,7 +1151,29 @@ static void run_op(const struct op *op) {
 /* -- the script ----------------------------------------------------------------------- */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+/* The cell's seccomp filter (seccomp.py: Docker's default profile, adapted; refused
+ * calls answer EPERM), installed last before the exec so that nothing of the setup meets
+ * it.  Without no_new_privs: the script's process is root of its own user namespace, and
+ * CAP_SYS_ADMIN there is what the kernel asks for (set-uid programs keep working). */
+static void install_seccomp(void) {
+#ifndef RK_SECCOMP_NONE
+    if (!P.seccomp) return;
+    double t = now();
+    struct sock_fprog prog = { .len = sizeof rk_seccomp_filter / sizeof *rk_seccomp_filter,
+                               .filter = (struct sock_filter *)rk_seccomp_filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        dprintf(2, "rootfs-kernel: the cell's seccomp filter could not be installed (%s); "
+                "`%%seccomp off` runs a cell without it\n", strerror(errno));
+        _exit(SETUP_FAILED);
+    }
+    char detail[24];
+    snprintf(detail, sizeof detail, "%u", (unsigned)prog.len);
+    record("seccomp", -1, t, detail);
+#endif
+}
+
 static _Noreturn void exec_script(void) {
+    install_seccomp();
     record("exec", -1, now(), P.argv[0]);   /* the last step; its copy of the record closes */
     sigset_t none;
     sigemptyset(&none);
@@ -1096,9 +1185,10 @@ static _Noreturn void exec_script(void) {
     close(SCRIPT_FD);
     P.env[P.nenv] = NULL;
     execve(P.argv[0], P.argv, P.env);
-    if (errno == E2BIG)
-        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most; the "
-                "default /bin/sh takes cells of any length)\n", P.argv[0]);
+    if (errno == E2BIG)   /* plan.py: only a cell whose mounts hide the pipe uses -c */
+        dprintf(2, "rootfs-kernel: the cell is too long for `%s -c` (128 KiB at most): a "
+                "cell whose own mounts hide /proc or /dev is handed to -c; any other "
+                "takes any length\n", P.argv[0]);
     else
         dprintf(2, "rootfs-kernel: cannot run %s: %s\n", P.argv[0], strerror(errno));
     _exit(RK_EXIT_CANNOT_RUN);
@@ -1149,6 +1239,14 @@ static int hold_namespaces(const char *proc) {
     return fd;
 }
 
+/* Where the script chroots (plan.py: first of its operations), or NULL: a locked kernel's
+ * %root chroot has pivoted already and chroots within "/". */
+static const char *chroot_of_script(void) {
+    for (int i = 0; i < P.nsops; i++)
+        if (P.sops[i].kind == OP_CHROOT) return P.sops[i].chroot.root;
+    return NULL;
+}
+
 /* Start the script one user + mount namespace below this one: copying the mount
  * namespace into a less privileged user namespace locks every mount made so far. */
 static pid_t start_locked(int *ns_fd) {
@@ -1178,11 +1276,9 @@ static pid_t start_locked(int *ns_fd) {
     close(ready[0]);
     /* pid is a pid of the cell's PID namespace: look it up in the cell's own /proc (not
      * at /proc yet when the script is still to chroot). */
-    int chrooting = 0;
-    for (int i = 0; i < P.nsops; i++) chrooting |= P.sops[i].kind == OP_CHROOT;
+    const char *into = chroot_of_script();
     char proc[4200], path[4300];
-    snprintf(proc, sizeof proc, "%s/proc/%d", chrooting && strcmp(P.root, "/") ? P.root : "",
-             (int)pid);
+    snprintf(proc, sizeof proc, "%s/proc/%d", into && strcmp(into, "/") ? into : "", (int)pid);
     *ns_fd = hold_namespaces(proc);
     /* Root mode: the plan's unprivileged range (or, for the host-access lines, every id
      * to itself); an ordinary user's cell has only its root. */
@@ -1288,8 +1384,8 @@ static _Noreturn void cell_init(void) {
         script = start_locked(&ns_fd);
         /* The script chroots itself (locked); the init follows, so that nothing of the
          * host's tree is reachable through /proc/1/root either. */
-        if (P.nsops && P.sops[0].kind == OP_CHROOT) {
-            CHECK(chdir(P.root));
+        if (chroot_of_script()) {
+            CHECK(chdir(chroot_of_script()));
             CHECK(chroot("."));
             CHECK(chdir("/"));
         }
@@ -1333,8 +1429,7 @@ static _Noreturn void cell_init(void) {
         /* The snapshots read the filesystem the script saw, its own mounts included. */
         CHECK(setns(ns_fd, CLONE_NEWNS));
         close(ns_fd);
-        for (int i = 0; i < P.nsops; i++)
-            if (P.sops[i].kind == OP_CHROOT) CHECK(chroot(P.root));
+        if (chroot_of_script()) CHECK(chroot(chroot_of_script()));
         CHECK(chdir("/"));
     }
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -1345,7 +1440,9 @@ static _Noreturn void cell_init(void) {
         code, signame, setup);
     for (int i = 0; i < nnotes; i++)
         out("%s[%d, \"%s\"]", i ? ", " : "", notes[i].index, notes[i].what);
-    out("], \"cgroup\": [%lld, %lld], \"ns\": ", cgroup_counter("max"), cgroup_counter("oom_kill"));
+    out("], \"cgroup\": [%lld, %lld]", cgroup_counter("max"), cgroup_counter("oom_kill"));
+    report_usage();
+    out(", \"ns\": ");
     if (P.nsids) {
         out("{");
         for (int i = 0; i < RK_NAMESPACES; i++)
@@ -1379,7 +1476,14 @@ static void relay(int sig) {
 /* The cell's cgroup counters, opened by A next to the cgroup.procs files it joins and
  * read by B when the script has ended: how many forks pids.max refused, how many
  * processes the memory limit killed (cgroups.py words them). */
-static int counter_fds[MAX_LIST * 3], ncounters;
+static int counter_fds[MAX_LIST * 3], counter_kinds[MAX_LIST * 3], ncounters;
+/* What the cell used at most (%show limits): its cgroup's memory and pids peaks (v2's
+ * memory.peak, v1's memory.max_usage_in_bytes; pids.peak) and CPU time (v2's cpu.stat). */
+enum { USE_MEMORY, USE_PIDS, USE_CPU, NUSAGE };
+static int usage_fds[NUSAGE] = {-1, -1, -1};
+static const char *const usage_files[][2] = {
+    [USE_MEMORY] = {"memory.peak", "memory.max_usage_in_bytes"},
+    [USE_PIDS] = {"pids.peak", NULL}, [USE_CPU] = {"cpu.stat", NULL}};
 
 static void join_cgroups(void) {
     for (int i = 0; i < P.ncgroups; i++) {
@@ -1392,16 +1496,52 @@ static void join_cgroups(void) {
         for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
             snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], names[n]);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) counter_fds[ncounters++] = fd;
+            if (fd >= 0) {
+                counter_kinds[ncounters] = (int)n;
+                counter_fds[ncounters++] = fd;
+            }
         }
+        for (int u = 0; u < NUSAGE; u++)
+            for (int k = 0; k < 2 && usage_fds[u] < 0 && usage_files[u][k]; k++) {
+                snprintf(path, sizeof path, "%.*s/%s", dir, P.cgroups[i], usage_files[u][k]);
+                usage_fds[u] = open(path, O_RDONLY | O_CLOEXEC);
+            }
     }
 }
 
-/* Sum of the counter named `key` ("max", "oom_kill") over the cell's cgroup files. */
+/* The number in a cgroup file: its first (a peak) or the one after `key` (cpu.stat's
+ * usage_usec); -1 when there is no such file. */
+static long long cgroup_number(int fd, const char *key) {
+    char buf[1024];
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    if (!key) return atoll(buf);
+    char *at = strstr(buf, key);
+    return at ? atoll(at + strlen(key) + 1) : -1;
+}
+
+/* "usage": [memory peak, pids peak, cgroup CPU usec, CPU usec and largest RSS (KiB) of
+ * every process this init reaped]: all of the cell's, once the script has ended. */
+static void report_usage(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) < 0) memset(&ru, 0, sizeof ru);
+    long long cpu = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+                    ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    out(", \"usage\": [%lld, %lld, %lld, %lld, %ld]", cgroup_number(usage_fds[USE_MEMORY], NULL),
+        cgroup_number(usage_fds[USE_PIDS], NULL), cgroup_number(usage_fds[USE_CPU], "usage_usec"),
+        cpu, ru.ru_maxrss);
+}
+
+/* Sum of the counter named `key` over the cell's cgroup files: "max" of pids.events (v2's
+ * memory.events has a "max" too: how often memory.max was reached, not a refused fork),
+ * "oom_kill" of memory.events or memory.oom_control. */
 static long long cgroup_counter(const char *key) {
     long long sum = 0;
     size_t len = strlen(key);
+    int pids = !strcmp(key, "max");
     for (int i = 0; i < ncounters; i++) {
+        if (pids != (counter_kinds[i] == 0)) continue;
         char buf[4096];
         ssize_t n = pread(counter_fds[i], buf, sizeof buf - 1, 0);
         if (n <= 0) continue;
@@ -1436,8 +1576,10 @@ static void dump_field(const char *name, enum field_kind kind, const void *value
 }
 
 /* One JSON line per operation: {"list": "op"|"sop", "kind": K, "fields": {NAME: VALUE}}. */
-static int dump(int argc, char **argv) {
-    parse(argc, argv);
+static int dump(char *name) {
+    char **tokens;
+    int n = read_plan(0, name, &tokens);
+    parse(n, tokens);
     for (int i = 0; i < P.nops + P.nsops; i++) {
         const struct op *op = i < P.nops ? &P.ops[i] : &P.sops[i - P.nops];
         printf("{\"list\": \"%s\", \"kind\": \"%s\", \"fields\": {", i < P.nops ? "op" : "sop",
@@ -1450,14 +1592,18 @@ static int dump(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 1, argv + 1);
-    if (fcntl(RESULT_FD, F_GETFD) < 0) {  /* not started by the helper: nobody reads fd 3 */
+    if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argv[0]);
+    if (fcntl(RESULT_FD, F_GETFD) < 0 || fcntl(PLAN_FD, F_GETFD) < 0) {
+        /* not started by the helper: nobody reads fd 3, no plan on fd 6 */
         dprintf(2, "rootfs-kernel: %s is the kernel's container init, not a program to run "
                 "in a cell (did %%shell name it? name a shell that exists in the image)\n",
                 argv[0]);
         return RK_EXIT_CANNOT_RUN;
     }
-    parse(argc, argv);
+    char **tokens;
+    int ntokens = read_plan(PLAN_FD, argv[0], &tokens);
+    close(PLAN_FD);
+    parse(ntokens, tokens);
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
     fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */

@@ -1,6 +1,6 @@
 """CellSpec + image + what the session knows -> the plan of one container (pure).
 
-Runs in: the kernel (plan_for; wire.py encodes a plan as rootfs-init's argv).
+Runs in: the kernel (plan_for; wire.py encodes a plan for rootfs-init).
 
 The plan holds the ordered setup operations (ops.py), which rootfs-init runs in one loop
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,16 +61,21 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 C_BINARY = "/dev/.rootfs-kernel-cell"   # where a %%c cell's program appears in the container
-# The default shell reads the cell from a pipe (init.c: the script pipe is its fd 3), not
-# from `-c`: a cell may be any length, and the shell can be started before its cell
-# exists (prepared.py). `.` keeps `$0` and the messages' "/bin/sh: LINE:" of `sh -c`; the
-# cell's first words close fd 3 (on the cell's own first line, so line numbers stay), so
-# no process of the cell inherits the pipe; the shell's own copy is close-on-exec.
+# The default shell reads the cell from a pipe (init.c: the script pipe is its fd 3), never
+# from its command line (which any user reads): a cell may be any length, and the shell
+# can be started before its cell exists (prepared.py). It runs the cell as its script
+# file named `cell`, so its messages read `cell: 3: foo: not found` (bash: `cell: line 3:`)
+# and $0 is `cell`: it starts in a directory where `cell` is a symlink to the pipe. The
+# cell's first words (script_head, on its first line) close fd 3, so no process of the
+# cell inherits the pipe (the shell's own copy is close-on-exec), and go to the cell's
+# working directory; empty lines stand for the header lines, so the shell numbers the
+# lines as the notebook does. %shell's program reads the pipe as its script file too.
 SHELL = "/bin/sh"
-SCRIPT_BOOT = ". /proc/self/fd/3"
-SCRIPT_HEAD = "exec 3<&-;"
+SCRIPT_NAME = "cell"
+SCRIPT_PIPE = "/proc/self/fd/3"
 # The `display` command (display.c) in every container: in its own /dev (a tmpfs, so
-# neither the image, %show changes nor %export see it), first on the cell's PATH.
+# neither the image, %show changes nor %export see it), first on the cell's PATH; the
+# default shell starts there (SCRIPT_NAME).
 DISPLAY_DIR = "/dev/.rootfs-kernel"
 # %net user: pasta (Debian's `passt`), as rootless podman runs it, started by the cell's
 # init for the cell's network namespace (init.c adds which namespace, and where to say it
@@ -98,11 +104,14 @@ class Places:
     keep_work: str
     export_upper: str       # %export without %keep: an upper layer that outlives the cell
     export_work: str
+    # Where the default shell of a cell on the host's tree (%root none, %%host) starts:
+    # SCRIPT_NAME there is the script pipe (a container's is in its own /dev).
+    script_dir: str
 
     @classmethod
     def under(cls, base: str) -> Places:
         return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
-                   f"{base}/export/upper", f"{base}/export/work")
+                   f"{base}/export/upper", f"{base}/export/work", f"{base}/script")
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,7 @@ class Context:
     default_limits: Mapping[str, float | None] = field(default_factory=dict)
     display: str | None = None   # the host path of the `display` program (initbin.py)
     pasta: str | None = None     # the host path of pasta, for %net user (None: not there)
+    host_access: bool = True     # False: a locked kernel (its %root chroot is contained)
 
 
 class ImageLike(Protocol):
@@ -143,7 +153,7 @@ class Plan:
     argv: tuple[str, ...]
     env: dict[str, str]
     cwd: str = "/"
-    script: str | None = None     # what the shell reads from the script pipe (SCRIPT_BOOT)
+    script: str | None = None     # what the shell reads from the script pipe (SCRIPT_PIPE)
     host: bool = False            # %%host: no namespaces, the kernel's own user
     namespaces: int = 0           # CLONE_NEW* of the cell's init
     # The script runs one user + mount namespace further down, so the setup's mounts are
@@ -172,6 +182,9 @@ class Plan:
     pasta: tuple[str, ...] = ()
     net_uid: int = -1
     net_map: str = ""
+    # The script's process installs the cells' seccomp filter before its exec (init.c,
+    # seccomp.py); `%seccomp off` and %%host cells run without it.
+    seccomp: bool = False
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -180,13 +193,14 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
     compiled program (a host path), which the container runs instead of a shell."""
     env = {**ctx.env, **dict(spec.env)}
     if spec.host:
-        return host_plan(spec, {**_with_display(ctx.host_env, ctx.display), **env}, ctx.cwd)
+        return host_plan(spec, {**_with_display(ctx.host_env, ctx.display), **env}, ctx.cwd,
+                         ctx.places.script_dir)
     return container_plan(spec, layers=[str(p) for p in image.layers], image_env=image.env,
                           image_workdir=image.workdir, user_env=env, places=ctx.places,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
                           gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
                           default_limits=ctx.default_limits, display=ctx.display,
-                          pasta=ctx.pasta)
+                          pasta=ctx.pasta, host_access=ctx.host_access)
 
 
 def _with_display(env: Mapping[str, str], display: str | None, where: str | None = None
@@ -207,9 +221,59 @@ def bounds(own: Sequence[tuple[str, float | None]],
     return {k: v for k, v in merged.items() if v is not None}
 
 
-def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str) -> Plan:
-    """A %%host cell: no namespaces, the script runs as the kernel's own user."""
-    return Plan(argv=(spec.shell, "-c", spec.script), env=env, cwd=cwd, host=True)
+def host_plan(spec: cell.CellSpec, env: dict[str, str], cwd: str, script_dir: str) -> Plan:
+    """A %%host cell: no namespaces, the script runs as the kernel's own user (the host's
+    shell, reading the cell from the script pipe as a container's does)."""
+    argv, start, script = _script(spec, cwd, env, script_dir)
+    return Plan(argv=argv, env=env, cwd=start, script=script, host=True)
+
+
+def script_head(cwd: str, env: Mapping[str, str], line: int = 1) -> str:
+    """The default shell's first words, before the cell's text: close the script pipe's
+    fd 3, go to the cell's working directory (as its process would have started there:
+    physically, "/" if it cannot), leave OLDPWD as the environment had it, then one
+    newline per header line (the shell counts the cell's lines as the notebook does)."""
+    if "\n" in cwd:   # one line: printf makes the newlines (a trailing "/" keeps them)
+        where = '"$(printf \'%b/\' ' + \
+            shlex.quote(cwd.replace("\\", "\\\\").replace("\n", "\\n")) + ')"'
+    else:
+        where = shlex.quote(cwd)
+    old = f"OLDPWD={shlex.quote(env['OLDPWD'])}" \
+        if "\n" not in env.get("OLDPWD", "\n") else "unset OLDPWD"
+    return f"exec 3<&-; cd -P -- {where} 2>/dev/null || cd /; {old};" + "\n" * (line - 1)
+
+
+def _script(spec: cell.CellSpec, cwd: str, env: Mapping[str, str], start: str
+            ) -> tuple[tuple[str, ...], str, str | None]:
+    """(argv, the directory it starts in, what goes down the script pipe) of a cell's
+    script; `start`: where the default shell finds `cell`. A cell whose own mounts hide
+    /proc/self/fd or that directory hands its text to `-c` instead (named `cell` all the
+    same): the one case it is on a command line."""
+    lines = "\n" * (spec.script_line - 1)
+    if _runs_named(spec, start):
+        return ((SHELL, SCRIPT_NAME), start,
+                script_head(cwd, env, spec.script_line) + spec.script)
+    if spec.shell != SHELL and not _covered(spec, "/proc/self"):
+        return (spec.shell, SCRIPT_PIPE), cwd, lines + spec.script
+    name = (SCRIPT_NAME,) if spec.shell == SHELL else ()
+    return (spec.shell, "-c", lines + spec.script, *name), cwd, None
+
+
+def _runs_named(spec: cell.CellSpec, start: str) -> bool:
+    """Does the default shell run the cell as `cell`, from `start`?"""
+    return spec.shell == SHELL and not _covered(spec, "/proc/self") \
+        and not _covered(spec, start)
+
+
+def _covered(spec: cell.CellSpec, path: str) -> bool:
+    """Does one of the cell's own mounts hide `path` (a mount on it or above it; a proc
+    over /proc shows the same /proc/self)?"""
+    for m in spec.mounts:
+        target = posixpath.normpath(m.target)   # absolute already (cell.py)
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            if not (getattr(m, "fstype", "") == "proc" and target == "/proc"):
+                return True
+    return False
 
 
 # Every container cell gets these, whatever %unshare says (as Docker does): its own mount
@@ -223,7 +287,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
                    ids: IdRange | None = None, c_program: str | None = None,
                    default_limits: Mapping[str, float | None] = MappingProxyType({}),
-                   display: str | None = None, pasta: str | None = None) -> Plan:
+                   display: str | None = None, pasta: str | None = None,
+                   host_access: bool = True) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked, and is
     # host root (a host-access line, like %%host).
@@ -265,6 +330,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     script_ops: list[Op] = []
     shared = spec.propagation == "shared"
     limits = bounds(spec.limits, default_limits)
+    # The default shell runs its script `cell` from a directory of its own (_script).
+    start = DISPLAY_DIR if isolated_root else places.script_dir
+    named = c_program is None and _runs_named(spec, start)
 
     # 1. Propagation first, before anything is mounted (pivot_root also refuses a
     #    shared parent). "shared" keeps the host's peer groups; our own mounts then go
@@ -324,6 +392,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         if display:
             ops_.append(Bind(display, f"{DISPLAY_DIR}/display", rec=False, readonly=True,
                              create="file", optional=False))
+        if named:   # where the default shell starts
+            ops_.append(Symlink(SCRIPT_PIPE, f"{DISPLAY_DIR}/{SCRIPT_NAME}"))
     elif not shared:
         # %root none: the host's tree, but a /proc that shows this cell's PID namespace
         # (with shared propagation it would replace the host's own /proc).
@@ -340,9 +410,6 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         own = lock and isinstance(m, cell.Mount) and (
             m.fstype == "mqueue" or (m.fstype == "sysfs" and "net" in owned))
         (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
-    argv, script = (spec.shell, "-c", spec.script), None
-    if spec.shell == SHELL and c_program is None and _proc_stays(spec):
-        argv, script = (SHELL, "-c", SCRIPT_BOOT, SHELL), SCRIPT_HEAD + spec.script
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
         # before the root switch hides the host's path.
@@ -355,6 +422,12 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
 
     if spec.root == "pivot":
         ops_.append(PivotRoot(root))
+    elif spec.root == "chroot" and not host_access:
+        # A locked kernel reaches the host through no line: the root is switched with
+        # pivot_root first (the old root detached), then the script chroots within it, so
+        # the seed's escape climbs back to the image's root, not the host's.
+        ops_.append(PivotRoot(root))
+        script_ops.insert(0, Chroot("/"))
     elif spec.root == "chroot":
         # A chrooted process may not create a user namespace: when locked, the script
         # (already in its own) does the chroot, first of its own operations.
@@ -372,6 +445,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     env = _with_display(env, display, DISPLAY_DIR if isolated_root else None)
     env.update(user_env)
     env.update(spec.env)
+    script = None
+    if c_program is None:
+        argv, cwd, script = _script(spec, cwd, env, start)
     return Plan(argv=argv, env=env, cwd=cwd, script=script, namespaces=flags,
                 script_namespaces=script_flags, rootless=rootless, uid=uid, gid=gid,
                 pidns=True, root=root,
@@ -380,7 +456,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits),
                 net=spec.net, pasta=(pasta, *PASTA_OPTIONS) if user_net else (),
                 net_uid=ids.first if user_net and ids is not None else -1,
-                net_map=ids.map_line() if user_net and ids is not None else "")
+                net_map=ids.map_line() if user_net and ids is not None else "",
+                seccomp=spec.seccomp)
 
 
 # What a %%c compile sees of the host: the compiler, its libraries and headers, and how
@@ -431,7 +508,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
                 script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),
-                idmap=ctx.ids.map_line() if unprivileged else "")
+                idmap=ctx.ids.map_line() if unprivileged else "", seccomp=True)
 
 
 @functools.cache   # the same few variants for every cell; operations are immutable
@@ -517,16 +594,6 @@ def _user_ops(m: cell.Mount | cell.Bind, *, idmap: bool) -> list[Op]:
     if m.fstype == "proc":
         out += _masks(m.target, proc=True, sys=False)
     return out
-
-
-def _proc_stays(spec: cell.CellSpec) -> bool:
-    """Does the shell find /proc/self/fd (SCRIPT_BOOT)? Not when a cell's own mount
-    covers / or /proc with something else; such a cell's script is `sh -c`'s argument."""
-    for m in spec.mounts:
-        target = posixpath.normpath("/" + m.target)
-        if target in ("/", "/proc", "/proc/self") and getattr(m, "fstype", "") != "proc":
-            return False
-    return True
 
 
 def _escape_layer(path: str) -> str:

@@ -73,6 +73,15 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
         where = "/" + "/".join(parts[: error.get("depth", len(parts))])
         return (f"{target}: {where} is a symlink to a path that does not exist "
                 "inside the root; name a real directory")
+    if kind == "not-ours":
+        parts = [p for p in str(getattr(op, "path", "")).split("/") if p]
+        where = "/" + "/".join(parts[: error.get("depth", len(parts))])
+        why = ("is a symbolic link" if err == errno.ELOOP else
+               "is not a directory" if err == errno.ENOTDIR else
+               "was there already and is another user's, or others may write it")
+        return (f"refusing to set the container up in {where}: it {why}, so another local "
+                "user may have made or swapped it (the kernel made its runtime directory "
+                "its own). Restart the kernel for a new one, and see who can write there")
     if kind == "cgroup":
         return (f"cannot move the cell into its cgroup ({os.strerror(err)}); "
                 "run `rootfs-kernel doctor`")

@@ -14,6 +14,7 @@ script's mount namespace (and root), reports, and waits until the kernel has rea
   tree     /proc/PID/mountinfo, as for mounts (drawn as a tree next to the host's)
   steps    the record the init kept of the setup (a memfd it handed over with the layers):
            every step's time and the mount table after it (steps.py reads it)
+  limits   what bounded the cell and the peaks its init read (client.py's record)
 The layers were opened by the init before the root switch and handed to the kernel over
 the result socket before the script started (client.py holds them): the init keeps no
 host fd a script could reach through /proc/1/fd. Same-user access to /proc/PID is all
@@ -55,6 +56,9 @@ def take(shows: Iterable[Show], init_pid: int, report: dict, layer_fds: list[int
         try:
             if view.kind == "steps":   # the setup's record: nothing of the cell to read
                 out.append({**show, "data": _steps(report, steps_fd)})
+                continue
+            if view.kind == "limits":   # the kernel's record and the init's counters
+                out.append({**show, "data": report["limits"]})
                 continue
             owners = ids or cell_ids(proc)
             snap = {**show, "data": _read(show, proc, report, layer_fds, owners)}

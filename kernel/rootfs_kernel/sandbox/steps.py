@@ -47,7 +47,8 @@ from .syscalls import (
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
 _WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "op": "B",
-        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C", "exec": "C"}
+        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
+        "seccomp": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
             "the record's budget (16 MiB) was spent"}
 # <sched.h>'s names, in the order clone(2)'s page lists them (mnt's is CLONE_NEWNS).
@@ -68,7 +69,7 @@ class Record:
     """One `step` of init.c's record."""
 
     kind: str            # host | cgroup | idmap | netns | clone | op | wait | rlimit | pasta
-                         # | userns | sop | exec
+                         # | userns | sop | seccomp | exec
     index: int           # the operation's index (op, sop), else -1
     started: float       # CLOCK_MONOTONIC seconds
     ended: float
@@ -287,6 +288,12 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
         return calls, (f"the script's own user and mount namespace, one level down: its "
                        f"{n} mounts are a less privileged copy, locked (it cannot undo a "
                        f"read-only bind or a mask); its {_map_words(line)}")
+    if kind == "seccomp":
+        return ([f"seccomp(SECCOMP_SET_MODE_FILTER, 0, {{{detail} instructions}})"],
+                "the cell's seccomp filter, modelled on Docker's default profile: bpf, "
+                "keyctl, perf_event_open, userfaultfd, io_uring, module loading, kexec ... "
+                "answer EPERM; it holds for every process the script starts (%seccomp off "
+                "lifts it)")
     if kind == "exec":
         argv = list(plan.argv)
         shown = [q(a if len(a) <= 60 else a[:57] + "...") for a in argv]
@@ -324,7 +331,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
     if isinstance(op, ops.Mkdir):
         calls = [f"mkdir({q(op.path)}, 0{op.mode:o})"]
         if op.uid >= 0:
-            calls.append(f"lchown({q(op.path)}, {op.uid}, {op.gid})")
+            calls.append(f"fchownat(FD, \"\", {op.uid}, {op.gid}, AT_EMPTY_PATH)")
         return calls, ""
     if isinstance(op, ops.Layer):
         return ([f"open_tree(AT_FDCWD, {q(op.source)}, OPEN_TREE_CLONE)",
@@ -393,6 +400,11 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
                 f"top, is detached with the {n['removed']} mounts outside the new root (the "
                 "host's, and the scratch it was built in): the cell cannot reach them")
     if isinstance(op, ops.Chroot):
+        if op.root == "/":   # a locked kernel's: pivot_root came first
+            return ([f"chdir({q(op.root)})", "chroot(\".\")", "chdir(\"/\")"],
+                     "%root chroot in a locked kernel: the root was switched with pivot_root "
+                     "first, so the seed's escape climbs back to the image's root, never "
+                     "the host's")
         return ([f"chdir({q(op.root)})", "chroot(\".\")", "chdir(\"/\")"],
                 "%root chroot: / is the new root for this process only; the host's mounts "
                 "stay in the namespace, reachable (the seed's escape)")

@@ -118,6 +118,15 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     )
 
 
+def fs_magic(path: str) -> int | None:
+    """statfs(2)'s f_type (the struct's first field, a long) of the filesystem holding
+    path; None if it cannot be read."""
+    buf = ctypes.create_string_buffer(256)   # struct statfs, large enough
+    if _libc.statfs(_b(path), buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
 def parse_mount_options(options: str) -> tuple[int, str]:
     """Split mount(8)-style "ro,size=1m" into MS_* flags and the filesystem's data string."""
     flags, data = 0, []

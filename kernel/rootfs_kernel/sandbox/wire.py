@@ -1,14 +1,17 @@
-"""A plan (plan.py) + what the host adds (HostFacts) -> the argv of rootfs-init. Pure.
+"""A plan (plan.py) + what the host adds (HostFacts) -> rootfs-init's plan tokens. Pure.
 
-Runs in: the helper (encode) and the kernel (match_key, to hand a cell to a prepared
-container).
+Runs in: the kernel (encode, and match_key to hand a cell to a prepared container).
 
-Every value becomes one argv string, so paths cross without quoting: only a NUL byte
-cannot (execve refuses it). The sequence is the wire version (ops.VERSION: rootfs-init
-refuses a plan of another schema), `key value` pairs, `op KIND NFIELDS VALUE...` /
-`sop ...` for the setup and script operations (ops.py; init.c parses them by the header
-generated from it), and `argv` last, followed by the script's own argv. The cell's text
-is not among them when the shell reads it from the script pipe (plan.SCRIPT_BOOT).
+The tokens never go on a command line, which any local user reads in /proc/PID/cmdline
+(a prepared container keeps its init's for the kernel's life): the kernel packs them
+into a memfd (pack: each token NUL-terminated), which rootfs-init reads as its fd 6 and
+closes; its argv is its name alone. Every value is one token, so paths cross without
+quoting: only a NUL byte cannot (cell.py refuses it where it is typed). The sequence is
+the wire version (ops.VERSION: rootfs-init refuses a plan of another schema), `key value`
+pairs, `op KIND NFIELDS VALUE...` / `sop ...` for the setup and script operations (ops.py;
+init.c parses them by the header generated from it), and `argv` last, followed by the
+script's own argv. The cell's text is not among them: the shell reads it from the script
+pipe (plan.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "match_key", "setup_tokens", "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "encode", "match_key", "pack", "setup_tokens",
+           "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -46,10 +50,16 @@ def _op(tag: str, op: Op) -> tuple[str, ...]:
 
 def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False,
            warm: bool = False) -> list[str]:
-    """argv[1:] for rootfs-init. `parent` is the helper's pid (the init dies with it);
-    `warm`: made before its cell exists (prepared.py), named so until its script ends."""
+    """rootfs-init's plan, as tokens (pack makes its bytes). `parent` is the helper's pid
+    (the init dies with it); `warm`: made before its cell exists (prepared.py), named so
+    until its script ends."""
     return [VERSION, "parent", str(parent), *(("warm", "1") if warm else ()),
             *setup_tokens(plan, facts), *script_tokens(plan, profile=profile)]
+
+
+def pack(tokens: list[str]) -> bytes:
+    """The bytes rootfs-init reads from its plan fd: every token NUL-terminated."""
+    return b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in tokens)
 
 
 def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
@@ -92,11 +102,13 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
 
 def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
     """What a prepared container and the next cell's plan must share for the cell to be
-    handed over: everything rootfs-init was started with but the host's facts (its own
+    handed over: everything rootfs-init's plan holds but the host's facts (its own
     cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
     that goes down the script pipe."""
     return [*setup_tokens(plan, HostFacts(mnt_ns)), *script_tokens(plan, profile=profile),
-            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items()))]
+            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items())),
+            # %show limits: a cgroup that counts, even with nothing to limit
+            "count", _text(any(s.kind == "limits" for s in plan.show))]
 
 
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
@@ -106,7 +118,8 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     t = ["profile", _text(profile), "nsids", _text("ns" in kinds),
          # the kernel reads the script's files through /proc/<init> (snapshots.py)
          "look", _text(bool(kinds & {"mounts", "ls", "tree"})),
-         "script", _text(plan.script is not None), "cwd", plan.cwd]
+         "script", _text(plan.script is not None), "seccomp", _text(plan.seccomp),
+         "cwd", plan.cwd]
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]

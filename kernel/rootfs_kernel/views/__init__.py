@@ -8,6 +8,7 @@ client picks the richest it can show: the widget, else the HTML table, else plai
 from __future__ import annotations
 
 from .html import MAX_STATIC_LINES, render_html, with_step_tables
+from .limits import LIMITS_MIME_TYPE, limits_bundle, limits_payload
 from .model import display
 from .payload import (
     MIME_TYPE,
@@ -41,6 +42,9 @@ def display_bundle(payload: dict, *, widget: bool = True,
     if payload.get("kind") == "tree":  # a picture, not a table (tree.schema.json)
         data = tree_bundle(payload)
         html = data["text/html"]
+    elif payload.get("kind") == "limits":  # figures, not a diff (limits.schema.json)
+        data = limits_bundle(payload)
+        html = data["text/html"]
     else:
         # The default view, drawn once for the static copies and the widget (bounded:
         # MAX_STATIC_LINES); %show steps' static copy adds each step's changes, folded
@@ -64,12 +68,14 @@ def display_bundle(payload: dict, *, widget: bool = True,
 
 
 __all__ = [
+    "LIMITS_MIME_TYPE",
     "MIME_TYPE",
     "TREE_MIME_TYPE",
     "WIDGET_MIME_TYPE",
     "changes_payload",
     "display_bundle",
     "layers_payload",
+    "limits_payload",
     "listing_payload",
     "mounts_payload",
     "ns_payload",

@@ -261,4 +261,8 @@ def build_widget(payload: dict, html: str | None = None) -> CompareWidget | Tree
     """The interactive view of one payload (needs a comm implementation to exist)."""
     if payload.get("kind") == "tree":
         return TreeWidget(payload, html)
+    if payload.get("kind") == "limits":
+        from .limits import limits_widget
+
+        return limits_widget(payload)
     return CompareWidget(payload, html)
