@@ -599,7 +599,54 @@ def bench_keep(cfg: Config, kernels: Kernels) -> list[Row]:
                         f"first {n} (median of {cfg.keep_chains} chains)",
                 key="keep_last_vs_first", unit="ms", value=last, baselines={"first cells": first},
                 ratio=r, ratio_base="first cells", target="must not grow (<= 1.25x)",
-                met=None if r is None else r <= 1.25)]
+                met=None if r is None else r <= 1.25), *_keep_cells(cfg, kernels)]
+
+
+def _keep_cells(cfg: Config, kernels: Kernels) -> list[Row]:
+    """What a %keep cell costs next to a plain one: chains of ten %keep cells (each
+    cell's changes copied out of its tmpfs and merged onto the kept layer) that append a
+    line to a kept file, or write 8 MiB, then ten plain `true` cells, the kernels (this
+    version, --before) taking turns cell by cell, each first every other turn."""
+    sessions = {label: kernels.get(label) for label in ("rootfs", *_before({}))}
+    sessions = {label: s for label, s in sessions.items() if s is not None}
+    cells = {"line": "%keep\necho {i} >> /f", "8m": "%keep\nhead -c 8M /dev/zero > /f{i}"}
+    times: dict[str, dict[str, list[float]]] = {
+        what: {label: [] for label in sessions} for what in (*cells, "plain")}
+    order = list(sessions.items())
+
+    def turns(code: str, into: dict[str, list[float]] | None) -> None:
+        # The kernel that goes second would pay for the namespace teardown the other's
+        # cell leaves behind: each goes first every other turn.
+        order.reverse()
+        for label, s in order:
+            t, _, status = s.run(code)
+            if status != "ok":
+                raise RuntimeError(f"{label}: {code!r} failed")
+            if into is not None:
+                into[label].append(t * 1e3)
+
+    for block in range(cfg.keep_chains + 1):   # the first block warms up
+        for what, code in cells.items():
+            for i in range(10):
+                turns(code.format(i=i), times[what] if block else None)
+            turns("true", None)   # ends each chain
+        for _ in range(10):
+            turns("true", times["plain"] if block else None)
+    med = {what: {label: median(v) for label, v in by.items()} for what, by in times.items()}
+    log(f"keep cells: {med}")
+    plain = med["plain"]
+    rows = []
+    for what, key, words in (("line", "keep_cell_vs_plain", "`echo N >> /f`"),
+                             ("8m", "keep_8m_vs_plain", "`head -c 8M /dev/zero > /fN`")):
+        k = med[what]
+        before = {"before": k.get("before"), "before, plain": plain.get("before")} \
+            if "before" in k else {}
+        rows.append(Row(f"a %keep cell ({words} in a chain) next to a plain `true`", key,
+                        "ms", k.get("rootfs"), {"plain cell": plain.get("rootfs"), **before},
+                        ratio(k.get("rootfs"), plain.get("rootfs")), "plain cell",
+                        note="" if "before" not in k else
+                        f"before: {ratio(k['before'], plain['before']):.2f}x its plain cell"))
+    return rows
 
 
 # -- 2. fresh-container setup ------------------------------------------------------------------

@@ -18,6 +18,9 @@ WORDS = st.sampled_from([
     # what the wire cannot carry, and controls that could forge output
     "A=x\x00lock\x000", "\x1b[31m", "\r", "\x7f", "\x01", "/tmp\x1b]0;x\x07", "--replace",
     "A=" + "x" * 140_000,
+    # numbers and lengths the system takes only up to a point (issue 21)
+    "cpu=1e308", "cpu=inf", "pids=" + "9" * 23, "memory=" + "9" * 400, "disk=99999999999t",
+    "/" + "a" * 5000, "/mnt/" + "b" * 300, "size=1m," + "x" * 5000, "9" * 400 + "g",
 ])
 ARG = st.one_of(WORDS, st.text(max_size=12), st.integers(-10**30, 10**30).map(str),
                 st.floats(allow_nan=True).map(repr))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from kerneldriver import KernelDriver
 
@@ -13,3 +15,15 @@ def kernel():
     k.ok("true")  # the first cell of a new user may build the default image
     yield k
     k.shutdown()
+
+
+@pytest.fixture
+def image_name():
+    """A name for an image a test makes in the default store, removed after it."""
+    from rootfs_kernel.images import ImageStore
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    store = ImageStore()
+    if store.exists(name):
+        store.remove(name)

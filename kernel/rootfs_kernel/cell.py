@@ -6,6 +6,7 @@ container the script runs in; `%%host` as the very first line runs it on the hos
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import shlex
@@ -49,6 +50,18 @@ _INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # for all of them together: the script, the setup and the environment share that.
 MAX_ARG_STRLEN = 128 * 1024
 MAX_ENV_TOTAL = 1 << 20
+# What the system calls a header line's words end up in take: a path of at most PATH_MAX
+# bytes (its NUL included) made of names of at most NAME_MAX bytes, and mount(2) options
+# of at most one page (the kernel copies one page of them). Longer text is refused at its
+# line, not by the container's init with an errno.
+PATH_MAX = 4096
+NAME_MAX = 255
+MOUNT_OPTIONS_MAX = 4096
+# Each %mount or %bind line is a few of rootfs-init's setup operations (a proc mount and
+# its masks, fifteen): this many of them always fit its plan (ops.MAX_OPS).
+MAX_MOUNT_LINES = 32
+# %%c's flags are part of the compiler's `sh -c` command line, one argument string.
+MAX_C_FLAGS = 64 * 1024
 
 
 def visible(text: str, limit: int = 160) -> str:
@@ -139,10 +152,29 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 
 def _absolute(path: str, what: str) -> str:
     if not path.startswith("/"):
-        raise ValueError(f"{what} must be an absolute path, got {path!r}")
+        raise ValueError(f"{what} must be an absolute path, got {visible(path)!r}")
     if any(part == ".." for part in path.split("/")):
-        raise ValueError(f"{what} {path!r} contains '..'; name the directory directly")
+        raise ValueError(f"{what} {visible(path)!r} contains '..'; name the directory "
+                         "directly")
+    _fits_path(path, what)
     return posixpath.normpath(path)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _fits_path(path: str, what: str) -> None:
+    """A path Linux can take: PATH_MAX bytes with its NUL, names of NAME_MAX bytes."""
+    size = _bytes(path)
+    if size >= PATH_MAX:
+        raise ValueError(f"{what} is {size} bytes long, and Linux takes a path of at most "
+                         f"{PATH_MAX - 1} bytes (PATH_MAX); name a shorter path")
+    for name in path.split("/"):
+        if _bytes(name) > NAME_MAX:
+            raise ValueError(f"{what} has a name of {_bytes(name)} bytes "
+                             f"({visible(name, 40)!r}), and Linux takes names of at most "
+                             f"{NAME_MAX} bytes (NAME_MAX); name a shorter path")
 
 
 def _image_name(name: str) -> str:
@@ -189,7 +221,20 @@ def _p_mount(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
         raise TypeError
     fstype, target, *opts = args
     _one_of(fstype, FSTYPES, "filesystem type")
-    m = Mount(fstype, _absolute(target, "TARGET"), opts[0] if opts else "", lineno)
+    options = opts[0] if opts else ""
+    if _bytes(options) >= MOUNT_OPTIONS_MAX:
+        raise ValueError(f"OPTIONS are {_bytes(options)} bytes, and mount(2) takes at most "
+                         f"one page of them ({MOUNT_OPTIONS_MAX - 1} bytes); leave out what "
+                         "the filesystem does not need")
+    m = Mount(fstype, _absolute(target, "TARGET"), options, lineno)
+    return _with_mount(spec, m)
+
+
+def _with_mount(spec: CellSpec, m: Mount | Bind) -> CellSpec:
+    if len(spec.mounts) >= MAX_MOUNT_LINES:
+        raise ValueError(f"a cell takes at most {MAX_MOUNT_LINES} %mount and %bind lines; "
+                         "mount more from the script itself (`mount -t tmpfs none /mnt` "
+                         "works in every cell)")
     return replace(spec, mounts=spec.mounts + (m,))
 
 
@@ -200,7 +245,7 @@ def _p_bind(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     if mode and mode[0] not in ("ro", "rw"):
         raise ValueError(f"the third word must be 'ro' or 'rw', got {mode[0]!r}")
     b = Bind(_absolute(source, "HOST_PATH"), _absolute(target, "TARGET"), mode == ["ro"], lineno)
-    return replace(spec, mounts=spec.mounts + (b,))
+    return _with_mount(spec, b)
 
 
 def _p_propagation(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -303,8 +348,8 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 def format_size(n: float, decimals: int | None = None) -> str:
     """bytes -> `512 B`, `64 MiB`, `1.5 GiB` (what parse_size reads back, near enough);
     with `decimals`, that many digits after the point (`120.6 KiB`; bytes whole)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
             break
         n /= 1024
     if decimals is None:
@@ -312,15 +357,31 @@ def format_size(n: float, decimals: int | None = None) -> str:
     return f"{n:.0f} B" if unit == "B" else f"{n:.{decimals}f} {unit}"
 
 
+# The largest size anything takes (a limit, the image store's bound): more than any
+# host has, and far from where the kernel's counters (u64 bytes, pages) overflow.
+MAX_SIZE = 1 << 50
+
+
 def parse_size(text: str) -> int:
-    """`64m`, `1.5G`, `512MiB`, `100000` -> bytes."""
+    """`64m`, `1.5G`, `512MiB`, `100000` -> bytes (at most MAX_SIZE)."""
     m = _SIZE.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a size; write e.g. 64m, 1g or 100000")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not value <= MAX_SIZE:   # also inf: a number of 309 digits
+        raise ValueError(f"{visible(text, 40)!r} is more than any host has; sizes go up "
+                         f"to {MAX_SIZE >> 40}t (1 PiB)")
+    return int(value)
 
 
 LIMIT_KEYS = ("pids", "memory", "cpu", "disk", "output")
+SIZE_KEYS = ("memory", "disk", "output")
+# What each limit can be: what the kernel's interfaces take (pids.max and PID_MAX_LIMIT,
+# cpu.cfs_quota_us of 1 ms per CPU_PERIOD to one per CPU Linux runs on), and sizes in
+# which a shell still starts (output, what the kernel shows of the cell, may be 0).
+PIDS_RANGE = (2, 4_194_304)
+CPU_RANGE = (0.01, 8192.0)
+SIZE_MIN = 1 << 20
 
 
 def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
@@ -339,18 +400,34 @@ def parse_limits(words: list[str]) -> tuple[tuple[str, float | None], ...]:
         try:
             if key == "pids":
                 out[key] = int(value)
-            elif key in ("memory", "disk", "output"):
+            elif key in SIZE_KEYS:
                 out[key] = parse_size(value)
             else:
                 out[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"{key}: {err}" if key in ("memory", "disk", "output") else
-                             f"{key} must be a number, got {value!r}") from None
-        if key != "output" and out[key] <= 0 or (key == "pids" and out[key] < 2) or \
-                (key in ("memory", "disk") and out[key] < 1 << 20):
-            raise ValueError(f"{word} is too small for a shell to start (pids >= 2, "
-                             "memory >= 1m, disk >= 1m, cpu > 0)")
+            raise ValueError(f"{key}: {err}" if key in SIZE_KEYS else
+                             f"{key} must be a number, got {visible(value, 40)!r}") from None
+        _in_range(key, out[key], visible(word, 60))
     return tuple(out.items())
+
+
+def _in_range(key: str, value: float, word: str) -> None:
+    if key in SIZE_KEYS:   # parse_size bounded them from above
+        if key != "output" and value < SIZE_MIN:
+            raise ValueError(f"{word} is too small for a shell to start ({key} >= 1m)")
+        return
+    low, high = PIDS_RANGE if key == "pids" else CPU_RANGE
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{key} must be a number, got {word}")
+    if value < low:
+        raise ValueError(f"{word} is too small: " + (
+            "pids >= 2 (a shell needs a process besides the cell's init)" if key == "pids"
+            else "cpu >= 0.01 (1 ms in every 100 ms, the least the kernel schedules)"))
+    if value > high:
+        raise ValueError(f"{word} is more than Linux has: " + (
+            f"pids <= {high} (PID_MAX_LIMIT)" if key == "pids" else
+            f"cpu <= {high:g} (the most CPUs Linux runs on)")
+            + f"; to lift the limit write {key}=none")
 
 
 def _p_limit(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -510,6 +587,11 @@ def _c_flags(line: str) -> str:
     except ValueError as err:
         raise HeaderError(1, line, f"cannot split the gcc flags into words ({err})",
                           HOST_USAGE) from None
+    size = _bytes(shlex.join(words))
+    if size > MAX_C_FLAGS:
+        raise HeaderError(1, line, f"the gcc flags take {size} bytes on the compiler's "
+                          f"command line; at most {MAX_C_FLAGS} (64 KiB): put long "
+                          "definitions in the source (#define) instead", HOST_USAGE)
     for word in words:
         if word.startswith(("-o", "--output")):
             raise HeaderError(1, line, f"{word}: the kernel names the compiled program "

@@ -89,6 +89,7 @@ def image_cmd(args: argparse.Namespace) -> int:
             for row in commands.image_list():
                 state = format_size(row.get("size", 0)) if row["built"] else "not built yet"
                 print(f"{row['name']:<20} {state:>12}  {row.get('source', '')}")
+            print(commands.store_line())
         elif args.image_command == "build":
             img = commands.image_build(args.kind, args.name, suite=args.suite,
                                        variant=args.variant, mirror=args.mirror,

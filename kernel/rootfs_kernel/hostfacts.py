@@ -61,7 +61,7 @@ class Facts:
     root_absolute: bool = False       # / is the namespace's own root mount (initramfs)
     root_shared: bool = True
     proc_masked: tuple[str, ...] = ()  # paths mounted over in /proc
-    runtime_dir: str = ""             # where the helper keeps kept/exported upper layers
+    runtime_dir: str = ""             # where the helper keeps the layer %keep keeps
     runtime_fs: str = "tmpfs"         # ... and the filesystem it is on
     store_dir: str = ""               # the image store
     store_fs: str = "ext4"
@@ -297,8 +297,9 @@ def _fixes(f: Facts) -> dict[str, Finding]:
     if f.runtime_fs == "overlay":
         out["runtime-overlay"] = Finding(
             "runtime-overlay", "runtime directory", False,
-            f"{f.runtime_dir} is on overlayfs (a container's root): overlayfs takes no upper "
-            "layer there, so `%keep` and `%export` cells fail (other cells are not affected)",
+            f"{f.runtime_dir} is on overlayfs (a container's root): it takes no whiteouts, so "
+            "a `%keep` cell that deletes or replaces a kept file fails, keeping nothing (other "
+            "cells are not affected)",
             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
             "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
             "XDG_RUNTIME_DIR (for other users) to a tmpfs",
@@ -464,13 +465,7 @@ def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
         return first("root-chroot")
     if name == "pivot_root" and err == E.EINVAL:
         return first("root-ramfs", "root-chroot")
-    if name == "mount" and fstype == "overlay":
-        upper = str(_field(op, "data") or "").partition("upperdir=")[2].split(",")[0]
-        # A %keep or %export upper layer lives in the runtime directory itself; a plain
-        # cell's lives in the tmpfs each cell mounts over its cell/ directory there.
-        if f.runtime_fs == "overlay" and upper.startswith(f.runtime_dir + "/") \
-                and "/cell/" not in upper:
-            return first("runtime-overlay")
+    if name == "mount" and fstype == "overlay":   # every upper is on the cell's tmpfs
         return first("overlay", "overlay-userns", "apparmor")
     if name == "mount" and fstype in ("proc", "sysfs") and err == E.EPERM:
         return first("proc-masks", "seccomp", "caps")

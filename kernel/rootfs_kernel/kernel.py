@@ -20,7 +20,7 @@ from . import __version__, cell, completion
 from .display import Frame, FrameReader
 from .display import bundle as display_frame
 from .ids import IdRange
-from .images import ImageError
+from .images import ImageError, ImageStore
 from .output import Budget
 from .session import Session
 
@@ -78,13 +78,21 @@ class RootfsKernel(Kernel):
              "$ROOTFS_KERNEL_HOST_ACCESS=0, or the kernelspec of `rootfs-kernel install "
              "--locked`.")
 
+    store_size = Unicode(
+        os.environ.get("ROOTFS_KERNEL_STORE_SIZE", ""), config=True,
+        help="The most the image store may hold (its layers as tar archives, each shared "
+             "layer once), e.g. '20g', or 'none'; default 10g. A build, import or %export "
+             "that would pass it fails and stores nothing. Also "
+             "$ROOTFS_KERNEL_STORE_SIZE.")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._live_views: collections.deque = collections.deque()
         # `cells`, not `session`: Kernel.session is the wire protocol's.
         self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next,
                              ids=IdRange.parse(self.id_range) if self.id_range else None,
-                             host_access=self.host_access)
+                             host_access=self.host_access,
+                             store=ImageStore(size=self.store_size or None))
         self._interrupt: asyncio.Event | None = None
         self._told_no_dot = False
         self._loop: asyncio.AbstractEventLoop | None = None

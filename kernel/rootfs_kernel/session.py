@@ -13,7 +13,6 @@ import errno
 import os
 import shlex
 import signal
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import cell, dirfd
 from .ids import IdRange
-from .images import ImageError, ImageStore
+from .images import ImageError, ImageStore, upper
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
@@ -97,6 +96,7 @@ class Session:
         self.store = store or ImageStore()
         self.user_env: dict[str, str] = {}
         self.keep_image: str | None = None      # image of the running %keep chain
+        self.kept_size = 0                      # what its kept layer takes (upper.cost)
         self._progress: Progress | None = None
         self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
         self._c_count = 0
@@ -161,30 +161,37 @@ class Session:
         except SandboxError as err:   # the helper died under the compile or a drop
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         self.user_env.update(spec.env)
+        # %keep and %export copy the cell's upper layer out of its tmpfs once every
+        # process of the cell is gone (its init reports the cgroup's counters itself).
+        copies = spec.keep or bool(spec.export)
         try:
-            # A %keep or %export layer needs the container gone first (its init reports
-            # the cgroup's counters itself).
-            wait_exit = spec.host or spec.keep or bool(spec.export) \
-                or self.keep_image is not None
+            wait_exit = spec.host or copies or self.keep_image is not None
             run = await self.sandbox.run(plan, stdout, stderr, timeout=spec.timeout,
                                          interrupt=interrupt, grace=GRACE_SECONDS,
-                                         wait_exit=wait_exit)
+                                         wait_exit=wait_exit, upper=copies)
         except SandboxError as err:
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         finally:
             for path in c_files:  # a %%c cell's source and program live for one cell
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-        if not spec.host:
-            self._after_keep(spec)
-        out = replace(out, run=run)
+        try:
+            return await self._after(spec, plan, run, replace(out, run=run), notice)
+        finally:
+            if run.upper is not None:   # the last reference to the cell's tmpfs
+                os.close(run.upper)
+                run.upper = None
+
+    async def _after(self, spec: cell.CellSpec, plan: Plan, run: CellRun, out: Outcome,
+                     notice: Callable[[str], None]) -> Outcome:
+        """What follows a cell's run: notes, %keep, the views, %export."""
+        kept = None if spec.host else await self._keep(spec, plan, run)
         for note in run.notes:   # how this host's containers differ: said once a kernel
             if note not in self._said:
                 self._said.add(note)
                 notice(note)
-        if run.disk_full:
-            notice(f"the cell's writable layer is full (%limit disk="
-                   f"{cell.format_size(plan.limits['disk'])}): raise it with %limit disk=SIZE")
+        if run.disk_full and "disk" in plan.limits:
+            notice(_disk_full(plan.limits["disk"], "raise it with %limit disk=SIZE"))
         if run.error:
             return replace(out, error=Failure("ContainerError", run.error))
         stack = None
@@ -199,9 +206,16 @@ class Session:
         failure = _failure(spec, run)
         if run.limit and failure is None:
             notice(run.limit)  # a limit was hit, yet the script went on and succeeded
+        if kept is not None and failure is not None:
+            notice(kept.message)   # the script's own failure is the cell's
+        failure = failure or kept
         if spec.export:
             try:
-                await self._export(spec, failure is None, notice)
+                await self._export(spec, plan, run, failure is None, notice)
+            except upper.TooLarge as err:
+                failure = failure or Failure("LimitExceeded", _disk_full(
+                    err.bound, f"its changes would take {_over(err)} on the host, so "
+                    f"%export {spec.export} saved nothing"))
             except (ImageError, OSError) as err:   # OSError: the layer changed under it
                 failure = failure or Failure("ImageError", f"%export {spec.export}: {err}")
         return replace(out, error=failure)
@@ -211,7 +225,7 @@ class Session:
         """A new sandbox helper for one that went away (killed by anything): returns how
         the old one ended, and what went with it (the %keep chain lives in its dir)."""
         how = self.sandbox.restart()
-        had_keep, self.keep_image = self.keep_image is not None, None
+        had_keep, self.keep_image, self.kept_size = self.keep_image is not None, None, 0
         return how, (" (the changes kept by %keep went with the old one)" if had_keep else "")
 
     def _sandbox_failure(self, err: SandboxError) -> str:
@@ -344,8 +358,9 @@ class Session:
     async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
                          interrupt: asyncio.Event | None) -> list[str]:
         """%%c: compile with the host's gcc in a container of its own (plan.compile_plan:
-        read-only host tree, only the work directory writable, unprivileged); the cell's
-        plan runs the program."""
+        read-only host tree, only its work directory writable, unprivileged, what it writes
+        within the cell's disk=); the program is copied out of it, the cell's plan runs
+        it."""
         binary = source[:-2]
         workdir = os.path.dirname(source)
         cdir = os.open(workdir, dirfd.DIR_FLAGS)
@@ -361,68 +376,114 @@ class Session:
         name = os.path.basename(binary)
         cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
         messages: list[bytes] = []
-        # umask 077: what gcc writes (the program while it is linked) is its owner's alone.
-        plan = compile_plan(self.sandbox.context(), workdir,
+        # The compile writes within the cell's disk= (its tmpfs); umask 077: what gcc
+        # writes (the program while it is linked) is its owner's alone.
+        limits = bounds(tuple(kv for kv in spec.limits if kv[0] == "disk"), self.default_limits)
+        plan = compile_plan(self.sandbox.context(), source,
                             ("/bin/sh", "-c", "umask 077 && exec " + shlex.join(cmd)),
-                            bounds((), self.default_limits), _compiler_paths())
+                            limits, _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
-                                     interrupt=interrupt)
-        if run.error:
-            raise _CompileError(f"the compiler's container could not be made: {run.error}")
-        text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
-        if run.status:
+                                     interrupt=interrupt, upper=True)
+        try:
+            if run.error:
+                raise _CompileError(f"the compiler's container could not be made: {run.error}")
+            text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
+            if run.status:
+                hint = "" if run.status != 127 else " (is gcc installed on the host?)"
+                if "disk" in limits and (run.disk_full or "No space left" in text):
+                    text += "\n" + _disk_full(limits["disk"], "what gcc writes is bounded by "
+                                               "it too: raise it with %limit disk=SIZE")
+                raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
+            if text:
+                stderr(text.encode())
+            if run.upper is None:
+                raise _CompileError("the compiler's work directory could not be read")
+            try:   # the program gcc made, no link: run by anyone's id, read by no one else
+                await asyncio.to_thread(upper.copy_file, run.upper, name, binary, 0o711)
+            except FileNotFoundError:
+                raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped "
+                                    "it before linking; drop it") from None
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(source)
-            hint = "" if run.status != 127 else " (is gcc installed on the host?)"
-            raise _CompileError(f"gcc exited with status {run.status}{hint}:\n{text}")
-        if text:
-            stderr(text.encode())
-        try:   # the program gcc made, no link: run by anyone's id, read by no one else
-            fd = os.open(binary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped it "
-                                "before linking; drop it") from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _CompileError("gcc's output is not a program file: check the flags")
-            os.fchmod(fd, 0o711)
+            raise
         finally:
-            os.close(fd)
+            if run.upper is not None:
+                os.close(run.upper)
         return [source, binary]
 
-    async def _export(self, spec: cell.CellSpec, succeeded: bool,
+    async def _export(self, spec: cell.CellSpec, plan: Plan, run: CellRun, succeeded: bool,
                       notice: Callable[[str], None]) -> None:
-        """%export: the cell's upper layer on top of its image becomes a new image."""
+        """%export: the cell's changes on top of its image become a new image: the kept
+        layer they were merged onto (%keep), else the upper on the cell's tmpfs, whose
+        copy is bounded by the cell's disk= like the cell's own writes."""
         from .images.oci_export import commit_layer
 
-        places = self.sandbox.places
-        upper = places.keep_upper if spec.keep else places.export_upper
-        try:
-            if not succeeded:
-                notice(f"the cell failed, so %export {spec.export} saved nothing")
-                return
-            # The cell wrote as its own ids (an unprivileged range in root mode): the
-            # image stores the image's ids.
-            image = await asyncio.to_thread(commit_layer, self.store, spec.image, upper,
-                                            spec.export, replace=spec.export_replace,
-                                            ids=self.sandbox.context().ids,
-                                            progress=self._progress or (lambda _f, _m: None))
-            notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
-                   f"({len(image.layers)} layers); use it with %image {image.name}")
-        finally:
-            if not spec.keep:
-                self.sandbox.drop("export")
+        if not succeeded:
+            notice(f"the cell failed, so %export {spec.export} saved nothing")
+            return
+        source = self.sandbox.places.kept if spec.keep else run.upper
+        if source is None:
+            raise ImageError("the cell's changes could not be read, so nothing was saved")
+        # The cell wrote as its own ids (an unprivileged range in root mode): the image
+        # stores the image's ids.
+        image = await asyncio.to_thread(commit_layer, self.store, spec.image, source,
+                                        spec.export, replace=spec.export_replace,
+                                        ids=self.sandbox.context().ids,
+                                        progress=self._progress or (lambda _f, _m: None),
+                                        bound=None if spec.keep else plan.limits.get("disk"))
+        notice(f"exported image {image.name}: {spec.image} plus this cell's changes "
+               f"({len(image.layers)} layers); use it with %image {image.name}")
 
     # -- %keep --------------------------------------------------------------------------------
-    def _after_keep(self, spec: cell.CellSpec) -> None:
-        if spec.keep:
-            self.keep_image = spec.image
-        elif self.keep_image is not None:
+    async def _keep(self, spec: cell.CellSpec, plan: Plan, run: CellRun) -> Failure | None:
+        """%keep: the cell's changes merged onto the kept layer, the chain's total within
+        the cell's disk=; a cell without %keep ends the chain."""
+        if not spec.keep:
+            if self.keep_image is not None:
+                self.drop_keep()
+            return None
+        if run.upper is None:   # no container, or its layers could not be opened
+            return None if run.error else Failure(
+                "ImageError", "%keep: the cell's changes could not be read, so none were kept")
+        bound = plan.limits.get("disk")
+        chained = self.keep_image is not None
+        try:
+            self.kept_size = await asyncio.to_thread(
+                upper.merge, run.upper, self.sandbox.places.kept,
+                self.kept_size if chained else 0, bound)
+        except upper.TooLarge as err:
+            return Failure("LimitExceeded", _disk_full(bound, (
+                f"with this cell's changes, what %keep keeps would take {_over(err)}, so "
+                "they were not kept"
+                f"{' (what earlier cells kept still is)' if chained else ''}: raise it "
+                "with %limit disk=SIZE, or delete kept files in a %keep cell")))
+        except upper.NotKept as err:
+            return Failure("ImageError", f"%keep: {err}; this cell's changes were not kept"
+                           f"{' (what earlier cells kept still is)' if chained else ''}")
+        except (ImageError, OSError) as err:
             self.drop_keep()
+            return Failure("ImageError", f"%keep could not keep this cell's changes ({err}); "
+                           f"the changes earlier cells kept went too: the next cell starts "
+                           f"from image {spec.image}")
+        self.keep_image = spec.image
+        return None
 
     def drop_keep(self) -> None:
         self.keep_image = None
+        self.kept_size = 0
         self.sandbox.drop("keep")
+
+
+def _over(err: upper.TooLarge) -> str:
+    """"20.0 MiB, 4.5 KiB more than it": sizes near the bound, told apart."""
+    return (f"{cell.format_size(err.size, decimals=1)}, "
+            f"{cell.format_size(err.size - err.bound, decimals=1)} more than it")
+
+
+def _disk_full(bound: float, then: str) -> str:
+    """What a cell hears when what it writes, keeps or exports passes its disk=."""
+    return f"the cell's writable layer is full (%limit disk={cell.format_size(bound)}): {then}"
 
 
 def _remember(cache: dict, key: tuple, value: object) -> object:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 import pytest
 from kerneldriver import (
@@ -18,15 +17,6 @@ from kerneldriver import (
 )
 
 from rootfs_kernel.images import ImageStore
-
-
-@pytest.fixture
-def image_name():
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    store = ImageStore()
-    if store.exists(name):
-        store.remove(name)
 
 
 def test_export_saves_the_cells_root_as_a_new_image(kernel, image_name):

@@ -79,7 +79,7 @@ def test_env_values_and_kernel_paths_are_on_no_command_line(fresh):
     # the scan below looks where the value really is.
     assert wait_for(lambda: any(value.encode() in _environ(p) for p in descendants(k.pid)),
                     10), "the prepared shell lacks SECRET"
-    paths = [str(rundir.base()), str(default_root()), str(Path(initbin.path()).parent)]
+    paths = [rundir.base(), str(default_root()), str(Path(initbin.path()).parent)]
     helper = helper_of(k)
     needles = [value, script_word, *paths]
     for user in _scanners():

@@ -101,6 +101,50 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "images" / "broken").exists()
 
 
+def test_a_build_past_the_stores_bound_stores_nothing_and_says_what_to_do(tmp_path: Path):
+    """The built-in image (about 14 MiB as a tar) does not fit a 5 MiB store: refused
+    once its layer is known, before the image is committed; shared layers count once."""
+    small = ImageStore(root=tmp_path, size="5m")
+    with pytest.raises(ImageError) as e:
+        small.get("minimal")
+    msg = str(e.value)
+    assert msg.startswith("the image store is full: image minimal needs ")
+    assert "of its 5 MiB (ROOTFS_KERNEL_STORE_SIZE)" in msg and "nothing was stored" in msg
+    assert "`rootfs-kernel image rm NAME`" in msg and "--RootfsKernel.store_size" in msg
+    assert small.names() == [] and small.usage() == 0
+    assert list((tmp_path / "tmp").iterdir()) == [] and list((tmp_path / "layers").iterdir()) == []
+    store = ImageStore(root=tmp_path, size="none")
+    store.get("minimal")
+    used = store.usage()
+    assert used > 5 << 20
+    # A second image of the same layers takes no more room: it fits where the first does.
+    ImageStore(root=tmp_path, size=str(used)).build("again", lambda ctx: BuildOutput(
+        [ctx.add_layer(_copy_of(store.load("minimal").layers[0], ctx))], {}, "test"))
+    assert ImageStore(root=tmp_path).usage() == used
+
+
+def _copy_of(layer: Path, ctx: BuildContext) -> Path:
+    root = ctx.new_layer_dir()
+    subprocess.run(["cp", "-a", f"{layer}/.", str(root)], check=True)
+    return root
+
+
+@pytest.mark.parametrize(("text", "bound"), [
+    ("", 10 << 30), ("20g", 20 << 30), ("512m", 512 << 20), ("none", None), (" NONE ", None)])
+def test_the_stores_bound_reads_its_setting(tmp_path: Path, monkeypatch, text, bound):
+    monkeypatch.setenv("ROOTFS_KERNEL_STORE_SIZE", text)
+    assert ImageStore(root=tmp_path).bound == bound
+    assert ImageStore(root=tmp_path, size="1g").bound == 1 << 30
+
+
+@pytest.mark.parametrize("text", ["lots", "0", "100k", "9" * 400])
+def test_a_bad_store_bound_is_a_clear_error_when_it_is_needed(tmp_path: Path, text):
+    store = ImageStore(root=tmp_path, size=text)
+    assert store.names() == []   # reading the store does not need it
+    with pytest.raises(ImageError, match="image store's size bound"):
+        store.build("tiny", tiny_builder())
+
+
 def test_remove_drops_unshared_layers_only(tmp_path: Path) -> None:
     store = ImageStore(root=tmp_path)
     store.build("a", tiny_builder())

@@ -98,11 +98,26 @@ def test_a_host_cell_has_the_kernels_environment_under_the_cells_env():
 
 def test_kept_changes_are_the_top_lower_layer_of_the_next_cell():
     ctx = Context(places=PLACES, rootless=True, uid=1000, gid=1000, cwd="/", keep_active=True)
-    plan = plan_for(cell.parse("true"), Image, ctx)
-    assert plan.layers.lowers == (PLACES.keep_upper, "/img/b", "/img/a")
+    for code in ("true", "%keep\ntrue", "%keep\n%export x\ntrue"):
+        plan = plan_for(cell.parse(code), Image, ctx)
+        assert plan.layers.lowers == (PLACES.kept, "/img/b", "/img/a")
+        assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
+        overlay = next(op for op in plan.ops
+                       if isinstance(op, ops.Mount) and op.fstype == "overlay")
+        assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.kept}:" in overlay.data
+
+
+@pytest.mark.parametrize("code", ["%keep\ntrue", "%export x\ntrue", "%keep\n%export x\ntrue"])
+def test_kept_and_exported_changes_are_written_on_the_cells_own_tmpfs(code):
+    """Its size is the cell's disk=, whatever the cell keeps or exports: the kernel copies
+    them out of it once the cell is gone (images/upper.py)."""
+    plan = plan_of(f"%limit disk=20m\n{code}", ids=IDS)
     assert plan.layers.upper == f"{PLACES.scratch}/upper" and plan.own_layers
-    overlay = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.fstype == "overlay")
-    assert overlay.data.endswith(",userxattr") and f"lowerdir={PLACES.keep_upper}:" in overlay.data
+    tmpfs = next(op for op in plan.ops if isinstance(op, ops.Mount) and op.target == PLACES.scratch)
+    assert tmpfs.fstype == "tmpfs" and f"size={20 << 20}" in tmpfs.data
+    assert PLACES.kept not in plan.layers.lowers and not any(
+        PLACES.dir in getattr(op, "path", "") and "keep" in getattr(op, "path", "")
+        for op in plan.ops)
 
 
 def test_root_mode_cells_see_the_image_through_idmapped_layers_as_an_unprivileged_root():
@@ -227,7 +242,8 @@ def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks()
 
 def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_work_dir():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
-    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {"pids": 64},
+    plan = compile_plan(ctx, "/run/rk/c/cell1.c", ("/bin/sh", "-c", "gcc ..."),
+                        {"pids": 64, "disk": 20 << 20},
                         [("/usr", "dir", None), ("/bin", "link", "usr/bin"),
                          ("/etc/ld.so.cache", "file", None)])
     binds = {op.source: op for op in plan.ops if isinstance(op, ops.Bind)}
@@ -239,10 +255,16 @@ def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_wor
     writable = [op for op in plan.ops if isinstance(op, ops.Bind) and not op.readonly
                 and op.source not in {f"/dev/{d}" for d in ("null", "zero", "full", "random",
                                                               "urandom", "tty")}]
-    assert [(op.source, op.target, op.idmap) for op in writable] == [
-        ("/run/rk/c", "/run/rk/c", True)]
+    assert writable == []   # the source is bound read-only, the work directory is a tmpfs
+    assert (binds["/run/rk/c/cell1.c"].readonly, binds["/run/rk/c/cell1.c"].idmap) == (True, True)
+    # Each tmpfs gcc may write is the cell's disk= in size; the kernel reads the work
+    # directory's after the compile, as a cell's upper layer.
+    tmpfs = {op.target: op.data for op in plan.ops if isinstance(op, ops.Mount)
+             and op.fstype == "tmpfs" and op.target in (plan.root, "/tmp", "/run/rk/c")}
+    assert len(tmpfs) == 3 and all(f"size={20 << 20}" in data for data in tmpfs.values())
+    assert plan.layers.upper == f"{plan.root}/run/rk/c" and plan.layers.lowers == ()
     assert isinstance(plan.ops[-1], ops.PivotRoot) and plan.idmap == "0 300000 65536"
-    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64}
+    assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64, "disk": 20 << 20}
 
 
 def test_net_user_is_pastas_namespace_which_the_script_cannot_change():
@@ -287,5 +309,5 @@ def test_net_user_without_pasta_names_the_line_and_the_package():
 
 def test_the_compile_of_a_c_cell_has_a_network_of_its_own():
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
-    plan = compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc ..."), {}, [])
+    plan = compile_plan(ctx, "/run/rk/c/cell1.c", ("/bin/sh", "-c", "gcc ..."), {}, [])
     assert plan.script_namespaces & NAMESPACES["net"]

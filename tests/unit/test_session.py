@@ -4,6 +4,7 @@ run's result becomes a failure, with a sandbox client that has no helper behind 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,16 +23,21 @@ class NoHelper(SandboxClient):
     """The sandbox client as Session uses it, with no helper started: run() keeps the plan
     it is given and answers with the next CellRun of `runs` (status 0 when none is left)."""
 
-    def __init__(self, *runs: CellRun) -> None:
+    def __init__(self, *runs: CellRun, base: str = "/run/rootfs-kernel-unit",
+                 uppers: list[Path] = ()) -> None:
         super().__init__(prepare=False)
-        self._places = Places.under("/run/rootfs-kernel-unit")   # as if the helper said ready
+        self._places = Places.under(str(base))   # as if the helper said ready
         self.plans: list = []
         self.runs = list(runs)
+        self.uppers = list(uppers)   # what the cells asked for with upper=True wrote
         self.dropped: list[str] = []
 
-    async def run(self, plan, on_stdout, on_stderr, **kwargs) -> CellRun:
+    async def run(self, plan, on_stdout, on_stderr, upper: bool = False, **kwargs) -> CellRun:
         self.plans.append(plan)
-        return self.runs.pop(0) if self.runs else CellRun(status=0)
+        run = self.runs.pop(0) if self.runs else CellRun(status=0)
+        if upper and self.uppers:
+            run.upper = os.open(self.uppers.pop(0), os.O_RDONLY | os.O_DIRECTORY)
+        return run
 
     def drop(self, what: str) -> None:
         self.dropped.append(what)
@@ -51,9 +57,18 @@ def store(tmp_path_factory) -> ImageStore:
     return store
 
 
-def session(store: ImageStore, *runs: CellRun, **kwargs) -> tuple[Session, NoHelper]:
-    sandbox = NoHelper(*runs)
+def session(store: ImageStore, *runs: CellRun, base: str = "/run/rootfs-kernel-unit",
+            uppers: list[Path] = (), **kwargs) -> tuple[Session, NoHelper]:
+    sandbox = NoHelper(*runs, base=base, uppers=uppers)
     return Session(store=store, sandbox=sandbox, **kwargs), sandbox
+
+
+def an_upper(where: Path, **files: bytes) -> Path:
+    """A directory standing for a cell's upper layer, with these files."""
+    where.mkdir()
+    for name, data in files.items():
+        (where / name).write_bytes(data)
+    return where
 
 
 def execute(s: Session, code: str):
@@ -85,17 +100,36 @@ def test_the_plan_carries_the_image_the_script_and_every_earlier_env_line(store)
         list(reversed(store.load("minimal").layers))
 
 
-def test_keep_reads_the_kept_layer_next_and_a_cell_without_it_drops_it(store):
-    s, sandbox = session(store)
-    execute(s, "%keep\ntouch /kept")
+def test_keep_reads_the_kept_layer_next_and_a_cell_without_it_drops_it(store, tmp_path):
+    upper = an_upper(tmp_path / "upper", kept=b"x")
+    s, sandbox = session(store, base=str(tmp_path / "helper"), uppers=[upper])
+    assert execute(s, "%keep\ntouch /kept").error is None
     execute(s, "ls /kept")
     execute(s, "true")
     first, second, third = sandbox.plans
-    kept = sandbox.places.keep_upper
-    assert first.layers.upper == kept and kept not in first.layers.lowers
+    kept = sandbox.places.kept
+    # Every cell writes on its own tmpfs; the kernel merged the first one's changes.
+    assert first.layers.upper == second.layers.upper == f"{sandbox.places.scratch}/upper"
+    assert kept not in first.layers.lowers and (Path(kept) / "kept").read_bytes() == b"x"
     assert second.layers.lowers[0] == kept             # the kept changes, on top
     assert kept not in third.layers.lowers
-    assert sandbox.dropped == ["keep"] and s.keep_image is None
+    assert sandbox.dropped == ["keep"] and s.keep_image is None and s.kept_size == 0
+
+
+def test_keep_past_the_cells_disk_bound_keeps_nothing_and_says_so(store, tmp_path):
+    uppers = [an_upper(tmp_path / "u1", a=b"a" * (600 << 10)),
+              an_upper(tmp_path / "u2", b=b"b" * (600 << 10))]
+    s, sandbox = session(store, base=str(tmp_path / "helper"), uppers=uppers)
+    assert execute(s, "%limit disk=1m\n%keep\ntrue").error is None
+    size = s.kept_size
+    assert 600 << 10 < size < 700 << 10
+    out = execute(s, "%limit disk=1m\n%keep\ntrue")
+    assert out.error.name == "LimitExceeded"
+    assert out.error.message.startswith("the cell's writable layer is full (%limit disk=1 "
+                                        "MiB): with this cell's changes, what %keep keeps")
+    assert "(what earlier cells kept still is)" in out.error.message
+    assert s.keep_image == "minimal" and s.kept_size == size
+    assert sorted(os.listdir(sandbox.places.kept)) == ["a"]
 
 
 def test_export_to_an_existing_image_needs_replace_before_anything_runs(store):

@@ -19,6 +19,18 @@ def _store(store: ImageStore | None) -> ImageStore:
     return store if store is not None else ImageStore()
 
 
+def store_line(store: ImageStore | None = None) -> str:
+    """How full the store is, against its bound (store.SIZE_ENV)."""
+    from ..cell import format_size
+    from .store import SIZE_ENV
+
+    store = _store(store)
+    bound = store.bound
+    return (f"the store at {store.root} holds {format_size(store.usage())} of layers "
+            f"(as tar archives) of its {format_size(bound) if bound else 'unbounded'} "
+            f"({SIZE_ENV})")
+
+
 def image_list(store: ImageStore | None = None) -> list[dict[str, Any]]:
     """One row per image: built ones with their metadata, plus built-ins not built yet."""
     store = _store(store)

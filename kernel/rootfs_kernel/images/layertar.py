@@ -357,15 +357,18 @@ def extract_layer(
     dest: Path,
     label: str,
     on_read: Callable[[int], None] | None = None,
+    on_unpacked: Callable[[int], None] | None = None,
 ) -> ExtractResult:
     """Unpack a layer blob into the empty directory ``dest`` (overlay form).
 
     Returns the blob's and the uncompressed tar's digests; the caller compares them
     with what the manifest and config say. Raises ImageError for corrupt, truncated or
-    unsafe archives; the caller removes ``dest`` then.
+    unsafe archives; the caller removes ``dest`` then. ``on_read`` counts the blob's
+    bytes as they are read, ``on_unpacked`` the uncompressed tar's (the image store's
+    bound stops a layer that unpacks to more than it may take while it is written).
     """
     raw = HashingReader(blob, on_read)
-    plain = HashingReader(decompressed(raw, label))
+    plain = HashingReader(decompressed(raw, label), on_unpacked)
     root = os.open(dest, dirfd.DIR_FLAGS)
     layer = _Layer(root)
     try:

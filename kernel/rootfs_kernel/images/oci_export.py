@@ -13,17 +13,18 @@ import json
 import os
 import platform
 import secrets
-import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import dirfd
 from ..ids import IdRange
 from .errors import ImageError
-from .layerfs import is_opaque, is_whiteout, make_whiteout, set_opaque, write_canonical_tar
+from .layerfs import write_canonical_tar
 from .oci_import import host_arch
 from .store import BuildContext, BuildOutput, Image, ImageStore, Progress, no_progress
+from .upper import TooLarge, copy_tree, measure
 
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -159,121 +160,54 @@ def _config(img: Image) -> dict[str, Any]:
 # ----- commit: an overlay upper directory becomes a new top layer -------------------
 
 
-def copy_upper(upper: Path, dest: Path, *, ids: IdRange | None = None) -> list[str]:
-    """Copy an overlay upper dir into ``dest``, keeping whiteouts and opaque dirs.
-
-    The walk holds a directory fd at every level and opens each name relative to it
-    without following links (O_NOFOLLOW, lstat through the fd), so a directory swapped
-    for a symlink while copying cannot lead out of ``upper``. ``ids`` maps the owners a
-    cell wrote (an unprivileged range on the host) back to the image's own ids.
-
-    Returns deletions that could not be stored as whiteout devices (mknod refused).
-    """
-    unrecorded: list[str] = []
-    links: dict[tuple[int, int], Path] = {}
-    chown = os.geteuid() == 0
-    owner = ids.inside if ids is not None else (lambda uid, gid: (uid, gid))
-    dirs: list[tuple[Path, os.stat_result]] = []
-    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-
-    def walk(dfd: int, rel_top: Path) -> None:
-        for name in sorted(os.listdir(dfd)):
-            dst = dest / rel_top / name
-            rel = str(rel_top / name)
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            mode = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
-            if stat.S_ISDIR(st.st_mode):
-                sub = _open_nofollow(name, dfd, os.O_DIRECTORY, st)
-                try:
-                    dst.mkdir(mode=0o700)
-                    if is_opaque(sub):
-                        set_opaque(dst)
-                    dirs.append((dst, st))
-                    walk(sub, rel_top / name)
-                finally:
-                    os.close(sub)
-                continue
-            if is_whiteout(st):
-                if not make_whiteout(dst):
-                    unrecorded.append(rel)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(name, dir_fd=dfd), dst)
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    os.link(links[key], dst)
-                    continue
-                links[key] = dst
-                src = _open_nofollow(name, dfd, os.O_NONBLOCK, st)
-                with open(src, "rb") as fi, open(dst, "wb") as fo:
-                    while chunk := fi.read(1 << 20):
-                        fo.write(chunk)
-                os.chmod(dst, mode)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(dst, mode)
-            elif stat.S_ISSOCK(st.st_mode):
-                continue  # a socket means nothing once its process is gone
-            else:
-                raise ImageError(
-                    f"the changes include the device node /{rel}; device nodes cannot be "
-                    "stored in an image: remove it before exporting"
-                )
-            if chown:
-                os.lchown(dst, *owner(st.st_uid, st.st_gid))
-            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
+@contextlib.contextmanager
+def _directory(where: Path | int) -> Iterator[int]:
+    fd = (os.dup(where) if isinstance(where, int) else
+          os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))
     try:
-        walk(top, Path("."))
+        yield fd
     finally:
-        os.close(top)
-    for dst, st in reversed(dirs):
-        if chown:
-            os.lchown(dst, *owner(st.st_uid, st.st_gid))
-        os.chmod(dst, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-    return unrecorded
-
-
-def _open_nofollow(name: str, dfd: int, flags: int, seen: os.stat_result) -> int:
-    """Open `name` under `dfd` only if it is still the inode the walk saw (no symlink,
-    no swap in between)."""
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags, dir_fd=dfd)
-    st = os.fstat(fd)
-    if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
         os.close(fd)
-        raise ImageError(f"{name} changed while it was being exported; export again")
-    return fd
 
 
 def commit_layer(
     store: ImageStore,
     base_name: str,
-    upper_dir: Path | str,
+    upper_dir: Path | str | int,
     new_name: str,
     *,
     replace: bool = False,
     ids: IdRange | None = None,
     progress: Progress = no_progress,
+    bound: int | None = None,
 ) -> Image:
-    """Save ``base_name`` plus the changes in an overlay upper dir as image ``new_name``.
+    """Save ``base_name`` plus the changes in an overlay upper dir (a path or a directory
+    fd) as image ``new_name``.
 
     Like ``docker commit``: the base's layers are shared, the upper dir becomes one new
     layer on top (deletions as whiteouts, replaced directories as opaque), and the
     base's config (Env, WorkingDir, ...) is kept. The overlay should be mounted without
-    ``redirect_dir`` and ``metacopy`` so the upper dir holds whole files.
+    ``redirect_dir`` and ``metacopy`` so the upper dir holds whole files. ``bound``: what
+    the layer may take on the host (upper.TooLarge, before anything is written); the
+    store's own bound holds too (ImageError).
     """
     base = store.get(base_name)
-    upper = Path(upper_dir)
-    if not upper.is_dir():
+    upper = upper_dir if isinstance(upper_dir, int) else Path(upper_dir)
+    if not isinstance(upper, int) and not upper.is_dir():
         raise ImageError(f"{upper} is not a directory: nothing to commit")
 
     def build(ctx: BuildContext) -> BuildOutput:
         from .store import LayerRef
 
         ctx.progress(0.1, "copying the changes")
-        rootfs = ctx.new_layer_dir()
-        unrecorded = copy_upper(upper, rootfs, ids=ids)
+        with _directory(upper) as fd:
+            size = measure(fd)
+            if bound is not None and size.cost > bound:
+                raise TooLarge(size.cost, bound)
+            ctx.charge(size.tar)   # the store's bound, before anything is written
+            rootfs = ctx.new_layer_dir()
+            unrecorded = copy_tree(fd, rootfs, owner=None if ids is None else ids.inside,
+                                   budget=size.cost)
         os.chmod(rootfs, 0o755)
         ctx.progress(0.7, "computing the layer digest")
         layer = ctx.add_layer(rootfs, unrecorded)

@@ -199,7 +199,7 @@ def _import_layers(ctx: BuildContext, src: ArchiveSource, plan: ImportPlan) -> l
         rootfs = ctx.new_layer_dir()
         try:
             with src.open(blob.path) as f:
-                result = extract_layer(f, rootfs, label, advance)
+                result = extract_layer(f, rootfs, label, advance, ctx.charge)
             if blob.digest is not None and result.blob_digest != blob.digest:
                 raise ImageError(
                     f"{label} is corrupt: its sha256 is {result.blob_digest}, not "

@@ -31,13 +31,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME
+from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME, format_size, parse_size
 from ..rmtree import remove_tree
 from .errors import ImageError
 from .layerfs import LayerSummary, write_canonical_tar
 
 SCHEMA = 1
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The store's own bound: its layers' sizes as tar archives (what `rootfs-kernel image
+# export` writes for them), each shared layer counted once. A build, import or %export
+# that would pass it fails and stores nothing.
+SIZE_ENV = "ROOTFS_KERNEL_STORE_SIZE"
+DEFAULT_SIZE = "10g"
 
 # progress(fraction or None when unknown, message)
 Progress = Callable[[float | None, str], None]
@@ -64,6 +69,24 @@ def no_progress(fraction: float | None, message: str) -> None:
 def default_root() -> Path:
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(data) / "rootfs-kernel"
+
+
+def size_bound(text: str | None = None) -> int | None:
+    """The store's bound from `text`, else $ROOTFS_KERNEL_STORE_SIZE, else 10g; None for
+    `none` (no bound)."""
+    text = (text if text is not None else os.environ.get(SIZE_ENV, "")).strip() \
+        or DEFAULT_SIZE
+    if text.lower() == "none":
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as err:
+        raise ImageError(f"the image store's size bound ({SIZE_ENV} or the kernel's "
+                         f"store_size): {err}; or `none` for no bound") from None
+    if size < 1 << 20:
+        raise ImageError(f"the image store's size bound {text!r} is smaller than any image "
+                         "(at least 1m)")
+    return size
 
 
 def check_name(name: str) -> str:
@@ -129,6 +152,18 @@ class BuildContext:
         self._count = 0
         # Layers move into the store only with the image, so a failed build adds none.
         self.staged: list[tuple[Path, str]] = []
+        # The store's bound: what it may still take, what this build's new layers take,
+        # and what the layer being written has taken so far (charge).
+        self.room = None if store.bound is None else store.bound - store.usage()
+        self.added = 0
+        self.pending = 0
+
+    def charge(self, nbytes: int) -> None:
+        """Count bytes the layer being written takes (its tar's size); ImageError before
+        the store would pass its bound."""
+        self.pending += nbytes
+        if self.room is not None and self.added + self.pending > self.room:
+            raise self.store.full(self.name, self.added + self.pending)
 
     def new_layer_dir(self) -> Path:
         """An empty directory to fill with one layer's rootfs."""
@@ -150,6 +185,10 @@ class BuildContext:
     ) -> LayerRef:
         """Digest ``rootfs`` and move it into the store (or drop it if already stored)."""
         summary = write_canonical_tar(rootfs, extra_whiteouts=extra_whiteouts)
+        self.pending = 0
+        if not (self.store.layer_dir(summary.digest) / "rootfs").is_dir():
+            self.charge(summary.tar_size)
+            self.added, self.pending = self.added + self.pending, 0
         ref, staging = self.store._stage_layer(rootfs, summary, extra_whiteouts or [],
                                                extra or {})
         self.staged.append((staging, ref.digest))
@@ -178,13 +217,39 @@ def _write_json_durably(path: Path, data: Any) -> None:
 class ImageStore:
     """Named images under one root directory; safe to use from several processes."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, size: str | None = None) -> None:
+        """`size`: the store's bound (`20g`, `none`), else $ROOTFS_KERNEL_STORE_SIZE,
+        else 10g; read when first needed (an ImageError says what is wrong with it)."""
         self.root = Path(root) if root is not None else default_root()
         self.images_dir = self.root / "images"
         self.layers_dir = self.root / "layers"
         self.locks_dir = self.root / "locks"
         self.tmp_dir = self.root / "tmp"
         self._cleaned = False
+        self._size = size
+
+    @property
+    def bound(self) -> int | None:
+        return size_bound(self._size)
+
+    def usage(self) -> int:
+        """What the stored layers take, as the bound counts them (their tar's sizes)."""
+        total = 0
+        if self.layers_dir.is_dir():
+            for layer_dir in self.layers_dir.iterdir():
+                meta = self.layer_meta(layer_dir)
+                total += int(meta.get("tar_size") or meta.get("size") or 0)
+        return total
+
+    def full(self, name: str, adding: int) -> ImageError:
+        """The message of a build that would pass the store's bound."""
+        used, bound = self.usage(), self.bound or 0
+        return ImageError(
+            f"the image store is full: image {name} needs {format_size(adding)} more and the "
+            f"store holds {format_size(used)} of its {format_size(bound)} ({SIZE_ENV}); "
+            "nothing was stored. Remove images you no longer need (`rootfs-kernel image "
+            "list` shows their sizes, `rootfs-kernel image rm NAME` removes one) or raise "
+            f"the bound: {SIZE_ENV}=SIZE, or the kernel's --RootfsKernel.store_size=SIZE")
 
     # ----- reading -------------------------------------------------------------
 
@@ -293,6 +358,7 @@ class ImageStore:
                 ctx = BuildContext(self, name, workdir, progress)
                 out = builder(ctx)
                 progress(0.99, f"saving image {name}")
+                self._check_room(name, ctx.staged)
                 self._commit_layers(ctx.staged)
                 self._commit_image(name, out, workdir)
         progress(1.0, f"image {name} ready")
@@ -310,6 +376,18 @@ class ImageStore:
             meta["diff_ids"] = [extra["diff_id"]]
         _write_json_durably(staging / "layer.json", meta)
         return LayerRef(summary.digest, summary.size, dict(extra)), staging
+
+    def _check_room(self, name: str, staged: list[tuple[Path, str]]) -> None:
+        """The store with this build's new layers stays within its bound, counted again
+        now: another build may have stored layers meanwhile."""
+        bound = self.bound
+        if bound is None:
+            return
+        adding = sum(int(self.layer_meta(staging).get("tar_size") or 0)
+                     for staging, digest in staged
+                     if not (self.layer_dir(digest) / "rootfs").is_dir())
+        if self.usage() + adding > bound:
+            raise self.full(name, adding)
 
     def _commit_layers(self, staged: list[tuple[Path, str]]) -> None:
         for staging, digest in staged:

@@ -64,6 +64,9 @@ class CellRun:
     # A prepared container's: when (time.monotonic) the kernel wrote the cell down the
     # pipe its shell waited on (the `wait` of %show steps).
     handed_over: float | None = None
+    # run(upper=True): the overlay's upper directory on the cell's tmpfs, an fd the caller
+    # closes; it keeps that tmpfs after the cell's namespace has gone (%keep, %export).
+    upper: int | None = None
 
 
 class _Channels:
@@ -401,17 +404,19 @@ class SandboxClient:
             raise SandboxError(f"the sandbox helper went away ({how})") from None
 
     def drop(self, what: str) -> None:
-        """Remove the kept ("keep") or exported ("export") upper layer."""
+        """Remove the kept layer ("keep"), in order with the cells the helper starts."""
         self.send({"op": "drop", "what": what})
 
     async def run(self, plan: Plan, on_stdout: Callable[[bytes], None],
                   on_stderr: Callable[[bytes], None], *, timeout: float | None = None,
                   interrupt: asyncio.Event | None = None, grace: float = 1.0,
-                  wait_exit: bool = True, profile: bool = False) -> CellRun:
+                  wait_exit: bool = True, profile: bool = False,
+                  upper: bool = False) -> CellRun:
         """Run one plan. With wait_exit=False the cell counts as finished once its report
         and output are complete, while the namespace teardown goes on in the background
         (the next cell does not need it gone unless it reuses a %keep layer). profile:
-        the init times each setup operation and the cell's stages (CellRun.profile)."""
+        the init times each setup operation and the cell's stages (CellRun.profile).
+        upper: hand the overlay's upper directory over (CellRun.upper)."""
         self._attach()
         loop = asyncio.get_running_loop()
         cid = next(self._ids)
@@ -458,7 +463,7 @@ class SandboxClient:
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(self._collect(
                 readers, result_chunks, release, plan, run, profile,
-                None if wait_exit else finished, bounds))
+                None if wait_exit else finished, bounds, upper))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             if not all(r.eof.done() for r in readers):
                 try:
@@ -466,6 +471,11 @@ class SandboxClient:
                                            DRAIN_SECONDS)
                 except TimeoutError:
                     pass
+        except BaseException:
+            if run.upper is not None:   # nobody will read it
+                os.close(run.upper)
+                run.upper = None
+            raise
         finally:
             if reported is not None and not reported.done():
                 reported.cancel()
@@ -491,11 +501,13 @@ class SandboxClient:
 
     async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
                        plan: Plan, run: CellRun, profile: bool,
-                       finished: asyncio.Future | None, bounds: dict) -> None:
+                       finished: asyncio.Future | None, bounds: dict,
+                       upper: bool = False) -> None:
         """Read the init's report (report.py), take the snapshots while the init still
         holds the cell's namespace (snapshots.py), then release it. With `finished`, the
         cell ends here, once its output is complete too, without waiting for the
-        namespace teardown. `bounds`: what bounded the cell (%show limits)."""
+        namespace teardown. `bounds`: what bounded the cell (%show limits); `upper`: hand
+        the overlay's upper directory over (CellRun.upper)."""
         try:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
@@ -517,10 +529,11 @@ class SandboxClient:
                     data["handed_over"] = run.handed_over
                 # The cell's cgroup counters, read by its init when the script ended.
                 run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
-                scratch_upper = f"{os.path.dirname(plan.root)}/upper"  # plan.py's layout
                 written = None
-                if layer_fds and plan.layers and plan.layers.upper == scratch_upper:
+                if layer_fds and plan.layers:   # the upper, on the cell's tmpfs
                     run.disk_full, written = _full(layer_fds[0]), _used(layer_fds[0])
+                    if upper:
+                        run.upper = os.dup(layer_fds[0])
                 data["limits"] = {"bounds": bounds, "usage": data.get("usage"),
                                   "events": data.get("cgroup"), "disk": written,
                                   "ended_by": run.limit}

@@ -15,7 +15,7 @@ machine little memory while it waits (benchmarks/run.py: idle memory).
 Requests:  run {id, host, cgroup} + fds [stdout, stderr, result, release, script,
              plan] | prepare {key, cgroup} + the same fds (the next cell's
              container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
-             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep|export}
+             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep}
 The kernel's first frame, before any request: {init, base} (rootfs-init's path and where
 helpers keep their directories).
 Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
@@ -250,9 +250,9 @@ class Helper:
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
             elif op == "drop":
-                # Kept or exported layers: written by cells (as root in a user namespace
-                # when rootless), so the helper, their owner, removes them.
-                what = os.path.join(self.dir, {"keep": "keep", "export": "export"}[msg["what"]])
+                # The kept layer (the kernel writes it, images/upper.py): removed here, in
+                # order with the requests, so no later cell's container still reads it.
+                what = os.path.join(self.dir, {"keep": "keep"}[msg["what"]])
                 if os.path.exists(what):
                     remove_tree(what)
         except Exception as err:  # noqa: BLE001 - report, keep serving

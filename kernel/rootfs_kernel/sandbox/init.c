@@ -109,7 +109,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define PLAN_FD 6
 #define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
-#define MAX_OPS 256
+#define MAX_OPS RK_MAX_OPS
 #define MAX_LIST 64
 
 static struct {

@@ -26,6 +26,9 @@ from typing import ClassVar
 # Exit statuses shared with init.c (its header carries them as RK_EXIT_*).
 EXIT_SETUP_FAILED = 125   # rootfs-init could not set the container up (or read its plan)
 EXIT_CANNOT_RUN = 127     # the script could not be executed (as a shell says)
+# How many setup operations (and as many script operations) rootfs-init takes: a cell's
+# standard ones, one per image layer and the most cell.MAX_MOUNT_LINES lines make.
+MAX_OPS = 1024
 
 # The namespace kinds, in the order /proc/PID/ns and `%show ns` list them, with their
 # clone(2) flags: a plan carries its namespaces as these flags, and rootfs-init reads the
@@ -237,7 +240,7 @@ def schema() -> str:
     return json.dumps({"version": WIRE_VERSION,
                        "exit": {"setup_failed": EXIT_SETUP_FAILED,
                                 "cannot_run": EXIT_CANNOT_RUN},
-                       "namespaces": NAMESPACES,
+                       "namespaces": NAMESPACES, "max_ops": MAX_OPS,
                        "ops": [[k, list(zip(c.WIRE, c.KINDS, strict=True))]
                                for k, c in OPS.items()]}, sort_keys=True)
 

@@ -100,18 +100,16 @@ class Places:
 
     dir: str                # the helper's own directory (the %%c programs live in dir/c)
     scratch: str            # empty dir; each cell mounts its own tmpfs over it
-    keep_upper: str         # %keep chain: the overlay upper layer kept between cells
-    keep_work: str
-    export_upper: str       # %export without %keep: an upper layer that outlives the cell
-    export_work: str
+    # %keep chain: the changes kept cells made, merged onto one layer by the kernel
+    # (images/upper.py) once each cell is gone; the next cells' top lower layer.
+    kept: str
     # Where the default shell of a cell on the host's tree (%root none, %%host) starts:
     # SCRIPT_NAME there is the script pipe (a container's is in its own /dev).
     script_dir: str
 
     @classmethod
     def under(cls, base: str) -> Places:
-        return cls(base, f"{base}/cell", f"{base}/keep/upper", f"{base}/keep/work",
-                   f"{base}/export/upper", f"{base}/export/work", f"{base}/script")
+        return cls(base, f"{base}/cell", f"{base}/keep/layer", f"{base}/script")
 
 
 @dataclass(frozen=True)
@@ -349,7 +347,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         root = f"{scratch}/root"
         if shared:
             ops_.append(PrivateParent(scratch))
-        # The cell's tmpfs: its writable layer lives here, so `disk` bounds what it writes.
+        # The cell's tmpfs: its writable layer lives here, so `disk` bounds what it writes,
+        # kept or exported too (the kernel copies them out of it once the cell is gone).
         size = f",size={int(limits['disk'])}" if "disk" in limits else ""
         ops_.append(_mount("tmpfs", "rootfs-kernel", scratch, "mode=0755" + size))
         ops_.append(Mkdir(f"{scratch}/root", 0o755))
@@ -360,17 +359,12 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 ops_.append(Layer(layer, lowers[-1]))
             else:
                 lowers.append(layer)
-        if spec.keep or spec.export:
-            upper, work = ((places.keep_upper, places.keep_work) if spec.keep else
-                           (places.export_upper, places.export_work))
-            if not spec.keep and keep_active:
-                lowers.insert(0, places.keep_upper)
-            own_layers = True
-        else:
-            upper, work = f"{scratch}/upper", f"{scratch}/work"
-            if keep_active:
-                lowers.insert(0, places.keep_upper)   # written by a cell: in its range
-                own_layers = True
+        upper, work = f"{scratch}/upper", f"{scratch}/work"
+        if keep_active:
+            lowers.insert(0, places.kept)   # written as the cells wrote it: in their range
+        # Its upper is read by the kernel after the cell (%keep, %export), or it reads the
+        # kept layer, which later cells change: a container of its own, made when it comes.
+        own_layers = keep_active or spec.keep or bool(spec.export)
         ops_.append(Mkdir(upper, 0o755, owner, owner))
         ops_.append(Mkdir(work, 0o755, owner, owner))
         data = f"lowerdir={':'.join(_escape_layer(p) for p in lowers)},upperdir={upper}," \
@@ -466,17 +460,23 @@ COMPILER_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"
                   "/etc/ld.so.cache", "/etc/alternatives")
 
 
-def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mapping,
+def compile_plan(ctx: Context, source: str, argv: Sequence[str], limits: Mapping,
                  host_paths: Sequence[tuple[str, str, str | None]]) -> Plan:
     """%%c's compile: the host's compiler and headers, read-only, in a container of its
     own (pivot_root, PID/IPC/UTS namespaces, runc's masks, the unprivileged ids in root
-    mode), where only `workdir` (the source and the program) and a fresh /tmp are
-    writable: gcc's flags can name any path, but can change nothing and read only the
-    compiler's own files. `host_paths`: COMPILER_PATHS as the host has them, (path,
-    "dir" | "file" | "link", link target)."""
+    mode), where only its work directory (`source`'s, a tmpfs there) and /tmp are
+    writable: gcc's flags can name any path, but can change nothing of the host's and
+    read only the compiler's own files and `source` (bound read-only). What gcc writes
+    stays within the cell's `disk` (each tmpfs's size); the kernel copies the program out
+    of the work directory's tmpfs (Plan.layers.upper, handed over as a cell's upper
+    layer) once the compile is over. `host_paths`: COMPILER_PATHS as the host has them,
+    (path, "dir" | "file" | "link", link target)."""
     root = f"{ctx.places.scratch}/root"
+    workdir = posixpath.dirname(source)
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
+    ids = f",uid={owner},gid={owner}" if unprivileged else ""
+    size = f",size={int(limits['disk'])}" if "disk" in limits else ""
     names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
     flags = sum(NAMESPACES[n] for n in names - {"uts", "ipc"})
     # gcc needs no network: the compile gets a namespace of its own, not even lo up.
@@ -485,7 +485,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),
         Mkdir(root, 0o755),
-        _mount("tmpfs", "rootfs-cc", root, "mode=0755"),   # pivot_root wants a mount
+        _mount("tmpfs", "rootfs-cc", root, "mode=0755" + size),   # pivot_root wants a mount
     ]
     for path, kind, target in host_paths:
         if kind == "link":   # merged /usr: /bin -> usr/bin, as on the host
@@ -496,10 +496,11 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
     ops_ += [
         *_standard_filesystems(True, ctx.rootless, netns=False, mask_firmware=True,
                                owner=owner),
-        _mount("tmpfs", "tmp", "/tmp", "mode=1777" + (f",uid={owner},gid={owner}"
-                                                       if unprivileged else ""),
-               in_root=True, flags_extra=MS_NOSUID | MS_NODEV),
-        Bind(workdir, workdir, rec=False, readonly=False, create="dir", optional=False,
+        _mount("tmpfs", "tmp", "/tmp", "mode=1777" + ids + size, in_root=True,
+               flags_extra=MS_NOSUID | MS_NODEV),
+        _mount("tmpfs", "rootfs-cc-work", workdir, "mode=0755" + ids + size, in_root=True,
+               flags_extra=MS_NOSUID | MS_NODEV),
+        Bind(source, source, rec=False, readonly=True, create="file", optional=False,
              idmap=unprivileged),
         PivotRoot(root),
     ]
@@ -508,6 +509,7 @@ def compile_plan(ctx: Context, workdir: str, argv: Sequence[str], limits: Mappin
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
                 script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),
+                layers=Layers(f"{root}{workdir}", ()),
                 idmap=ctx.ids.map_line() if unprivileged else "", seccomp=True)
 
 

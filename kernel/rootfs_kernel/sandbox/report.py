@@ -17,12 +17,13 @@ import json
 import os
 
 from .. import hostfacts
+from ..cell import visible
 from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
 from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
 from .plan import Plan
 
 __all__ = ["CANNOT_RUN", "SETUP_FAILED", "describe_error", "host_cause", "notes", "parse",
-           "profile", "unshare_advice"]
+           "profile", "step_words", "unshare_advice"]
 
 DOCTOR_HINT = " Run `rootfs-kernel doctor` for the details; %%host cells still run."
 # Said once when rootfs-init reports "no_pivot" (init.c's fallback on an initramfs root).
@@ -111,9 +112,8 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                 "same filesystem (e.g. a %mount tmpfs); paths are the cell's own")
     lineno = getattr(op, "lineno", 0)
     where = f" (header line {lineno})" if lineno else ""
-    what = {} if op is None else {"op": op.KIND, **{
-        k: getattr(op, k) for k in ("source", "target", "fstype", "path") if k in op.FIELDS}}
-    step = f"at {what}" if op else "in its user namespace (mapping ids, or the script's own)"
+    step = f"at {step_words(op)}" if op else \
+        "in its user namespace (mapping ids, or the script's own)"
     cause = host_cause(kind, err, op, facts)
     if cause:
         return f"container setup failed {step}{where}: {os.strerror(err)}{cause}{DOCTOR_HINT}"
@@ -121,6 +121,17 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
     if err == errno.EPERM and plan.rootless and op is not None and op.KIND == "mount":
         hint = rootless_mount_hint(op.fstype)
     return f"container setup failed {step}{where}: {os.strerror(err)}{hint}"
+
+
+def step_words(op: object) -> str:
+    """A setup operation as a message names it: "the mount of tmpfs on /mnt"."""
+    kind = op.KIND
+    if kind == "mount":
+        return f"the mount of {op.fstype} on {visible(op.target, 80)}"
+    if kind == "bind":
+        return f"the bind of {visible(op.source, 80)} on {visible(op.target, 80)}"
+    place = next((getattr(op, k) for k in ("target", "path", "root") if k in op.FIELDS), "")
+    return f"the {kind} step" + (f" at {visible(place, 80)}" if place else "")
 
 
 def host_cause(kind: str, err: int, op: object | None,

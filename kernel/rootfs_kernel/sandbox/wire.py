@@ -123,3 +123,4 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]
+
