@@ -230,7 +230,9 @@ class RootfsKernel(Kernel):
 
     def _layers_for(self, code: str) -> tuple[list[str], str]:
         """What to complete against: the cell's image layers (top first) and its working
-        directory, or the host's / and the kernel's own for the host-access lines."""
+        directory, or the host's / and the kernel's own for the host-access lines. An
+        image not built yet offers no names: a completion request never builds one (a
+        build takes seconds on the loop that answers every other request)."""
         try:
             spec = cell.parse(code, host_access=self.host_access)
         except cell.HeaderError:
@@ -238,7 +240,7 @@ class RootfsKernel(Kernel):
         if spec.host or spec.root == "none":   # host-access lines: the host's names
             return ["/"], os.getcwd()
         try:
-            image = self.cells.store.get(spec.image)
+            image = self.cells.store.load(spec.image)
         except ImageError:
             return [], "/"
         return [str(p) for p in reversed(image.layers)], image.workdir or "/"

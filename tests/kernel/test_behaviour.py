@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from kerneldriver import alive, children, descendants, kernel_mounts
+from kerneldriver import KernelDriver, alive, children, descendants, kernel_mounts
 
 
 def test_stdout_and_stderr_are_separate_streams(kernel):
@@ -149,6 +149,29 @@ def test_completion_of_commands_paths_and_header_lines(kernel):
     assert "/etc/" in complete("ls /et")["matches"]
     assert "/etc/passwd" in complete("cat /etc/pas")["matches"]
     assert "%root" in complete("%ro")["matches"]
+
+
+def test_completion_never_builds_an_image(tmp_path):
+    """A completion request answers from what the store holds: an image not built yet
+    offers no names (a build would hold every other request up), a built one its own."""
+    k = KernelDriver(env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+    images = tmp_path / "data" / "rootfs-kernel" / "images"
+
+    def complete(code):
+        k.kc.complete(code, len(code))
+        return k.kc.get_shell_msg(timeout=30)["content"]
+
+    try:
+        for code in ("ls /et", "%image busybox\nls /b"):
+            reply = complete(code)
+            assert reply["status"] == "ok" and reply["matches"] == [], (code, reply)
+        assert not images.exists() or not list(images.iterdir())
+        assert "%root" in complete("%ro")["matches"]   # header lines need no image
+        k.ok("true")   # the first cell builds the default image
+        assert "/etc/" in complete("ls /et")["matches"]
+        assert [p.name for p in images.iterdir()] == ["minimal"]
+    finally:
+        k.shutdown()
 
 
 def test_is_complete(kernel):
