@@ -14,11 +14,11 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell, dirfd, labels
+from . import cell, dirfd, labels, settings
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
 from .sandbox.client import CellRun, SandboxClient, SandboxError
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from . import compare
 
 GRACE_SECONDS = 1.0
-# What every container cell gets unless the kernel or the cell says otherwise (README):
-# processes, what it may write, and what the kernel sends the notebook of its output
-# (output.py). Memory only on request (a cgroup to join per cell).
-DEFAULT_LIMITS = "pids=1024 disk=1g output=64m"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
@@ -73,14 +69,16 @@ class Outcome:
 
 
 class Session:
-    def __init__(self, store: ImageStore | None = None, default_limits: str = "",
+    def __init__(self, store: ImageStore | None = None,
+                 default_limits: Mapping[str, float | None] | None = None,
                  prepare: bool = True, ids: IdRange | None = None,
                  host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
-        # Every cell's bounds: the built-in defaults, then the kernel-wide ones
-        # (`pids=512 memory=2g`), then each cell's own %limit line. The output budget is
-        # the kernel's to keep (output_budget), not the container's.
-        self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
-                               **dict(cell.parse_limits(default_limits.split()))}
+        # Every cell's bounds: the kernel-wide ones (settings.py: the default bounds and
+        # what the default_limits setting changes of them), then each cell's own %limit
+        # line. The output budget is the kernel's to keep (output_budget), not the
+        # container's.
+        self.default_limits = dict(default_limits if default_limits is not None else
+                                   settings.BY_NAME["default_limits"].parse(""))
         self.default_output = self.default_limits.pop("output", None)
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access

@@ -20,15 +20,15 @@ def _store(store: ImageStore | None) -> ImageStore:
 
 
 def store_line(store: ImageStore | None = None) -> str:
-    """How full the store is, against its bound (store.SIZE_ENV)."""
+    """How full the store is, against its bound (its store_size setting)."""
     from ..cell import format_size
-    from .store import SIZE_ENV
+    from .store import SIZE
 
     store = _store(store)
     bound = store.bound
     return (f"the store at {store.root} holds {format_size(store.usage())} of layers "
             f"(as tar archives) of its {format_size(bound) if bound else 'unbounded'} "
-            f"({SIZE_ENV})")
+            f"({SIZE.env})")
 
 
 def image_list(store: ImageStore | None = None) -> list[dict[str, Any]]:
