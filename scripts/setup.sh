@@ -12,9 +12,10 @@ extras=${ROOTFS_EXTRAS:-test}
 # the `debian` image. bubblewrap: the benchmark's baseline. gcc: the %%c cells.
 # python3-seccomp: tests/doctor runs the kernel under Docker's default seccomp profile; its
 # libseccomp2 regenerates the cells' own filter (sandbox/seccomp.py, tests/unit).
-# graphviz: the `%show tree` picture (without it, the text tree alone).
+# graphviz: the `%show tree` picture (without it, the text tree alone). passt: pasta, the
+# outbound network of `%net user` cells (as rootless podman has it).
 debs=(python3 python3-venv python3-dev busybox-static debootstrap bubblewrap gcc libc6-dev
-      mmdebstrap uidmap chromium python3-seccomp graphviz)
+      mmdebstrap uidmap chromium python3-seccomp graphviz passt)
 # Node.js >= 18 and npm build the JupyterLab renderer when the wheel is built.
 command -v npm >/dev/null || debs+=(nodejs npm)
 missing=()

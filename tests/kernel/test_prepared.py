@@ -122,9 +122,10 @@ def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
     for a %limit); a cell with other limits gets a container of its own (found by the
     pids-limit test)."""
     def pids_max(text: str) -> str:
-        # Read inside the cell (its /sys shows the host's, read-only): the cgroup is gone
-        # with the container.
-        res = kernel.ok(text + "\npath=$(grep '^[0-9]*:pids:' /proc/self/cgroup | cut -d: -f3)"
+        # Read inside the cell (with %net host its /sys is the host's, read-only; a cell's
+        # own network has a sysfs of its own): the cgroup is gone with the container.
+        res = kernel.ok("%net host\n" + text +
+                        "\npath=$(grep '^[0-9]*:pids:' /proc/self/cgroup | cut -d: -f3)"
                         "\necho \"$path\"; cat /sys/fs/cgroup/pids$path/pids.max")
         path, limit = res.stdout.split()
         assert path != "/", res.stdout

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from rootfs_kernel import cell
+from rootfs_kernel.ids import IdRange
 from rootfs_kernel.sandbox import initbin, ops, report, wire
 from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
 from rootfs_kernel.sandbox.snapshots import OVERFLOW_ID, inside, parse_id_map
@@ -217,11 +218,11 @@ def test_report_lines_merge_and_a_torn_line_is_dropped():
 
 
 def test_setup_errors_name_the_operation_and_the_header_line():
-    plan = plan_of("%mount sysfs /mnt\ntrue", rootless=True)
+    plan = plan_of("%net host\n%mount sysfs /mnt\ntrue", rootless=True)
     index = next(i for i, op in enumerate(plan.ops) if getattr(op, "target", "") == "/mnt")
     text = report.describe_error(plan, {"kind": "errno", "index": index, "errno": 1})
     assert "container setup failed at" in text and "sysfs" in text
-    assert "(header line 1)" in text and "Operation not permitted" in text
+    assert "(header line 2)" in text and "Operation not permitted" in text
     # what an ordinary user's cell may really mount (sysfs and mqueue fail with EPERM)
     assert "sysfs is refused in a user namespace" in text and "mqueue" not in text
 
@@ -275,3 +276,15 @@ def test_a_prepared_container_is_started_as_its_cell_would_be_and_takes_only_its
     for bad in (["bogus", "1"], ["script"]):   # an unknown key, or a key without a value
         i = cold.index("argv")
         assert _dump([*cold[:i], *bad, *cold[i:]]).returncode == ops.EXIT_SETUP_FAILED, bad
+
+
+def test_a_net_user_plan_reaches_rootfs_init():
+    ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/",
+                  ids=IdRange(first=300000, count=65536), pasta="/usr/bin/pasta")
+    plan = plan_for(cell.parse("%net user\ntrue"), Image, ctx)
+    tokens = wire.encode(plan, FACTS, parent=1)
+    done = _dump(tokens)
+    assert done.returncode == 0, done.stderr
+    assert b'"kind": "unreachable"' in done.stdout
+    # pasta's options must not swallow the plan's own keys: `pasta X` is one argument
+    assert tokens.count("pasta") == len(plan.pasta) and "netmap" in tokens

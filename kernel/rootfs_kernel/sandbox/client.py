@@ -16,6 +16,7 @@ import functools
 import itertools
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +117,7 @@ class SandboxClient:
         self._keys = itertools.count(1)   # names prepared containers for the helper
         self._next: tuple[Plan, bool] | None = None   # what to prepare once a cell is over
         self._mounts = _MountWatch()
+        self._addresses = _AddressWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
         self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
@@ -130,6 +132,9 @@ class SandboxClient:
         self._said_rlimits = False      # the setrlimit fallback is said once
         self._home: cgroups.Home | None = None   # where cells' cgroups go (places)
         self._display: str | None = None   # the `display` program (initbin.py)
+        # pasta, for %net user (plan.py): found once, where the kernel's PATH or Debian
+        # puts it.
+        self._pasta = shutil.which("pasta") or shutil.which("pasta", path="/usr/bin:/bin")
         # Why the last start() started no helper (no init, a runtime directory that is not
         # ours): a session says it for each cell and tries again.
         self.refused: SandboxError | None = None
@@ -211,7 +216,7 @@ class SandboxClient:
         return Context(**{"places": self.places, "rootless": self.rootless,
                           "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
                           "ids": None if self.rootless else self.ids,
-                          "display": self._display, **changes})
+                          "display": self._display, "pasta": self._pasta, **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -351,6 +356,7 @@ class SandboxClient:
         (plan, profile), self._next = self._next, None
         self._drop_prepared()
         self._mounts.changed()   # from now on, a change makes this container stale
+        self._addresses.changed()
         chan, key = _Channels(), next(self._keys)
         try:
             bounds = self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
@@ -370,6 +376,10 @@ class SandboxClient:
         if ready is None:
             return None
         if self._mounts.changed():   # it may hold a view of the host the cell must not get
+            ready.chan.close()
+            return None
+        # %net user: its init made the host's addresses unreachable as they were then.
+        if ready.plan.net == "user" and self._addresses.changed():
             ready.chan.close()
             return None
         # A %%host cell may change what the prepared container bound; limits, kept
@@ -618,6 +628,35 @@ class _MountWatch:
 
     def changed(self) -> bool:
         return bool(self.poll.poll(0))
+
+
+class _AddressWatch:
+    """Have the host's addresses changed since the last call? A `%net user` container
+    makes the host's addresses unreachable as they were when it was made (init.c), so a
+    prepared one is stale once one is added. rtnetlink's address groups tell, to anyone."""
+
+    GROUPS = 0x10 | 0x100   # RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        try:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            self.sock.bind((0, self.GROUPS))
+            self.sock.setblocking(False)
+        except OSError:   # no rtnetlink here: assume every change (no stale container)
+            self.sock = None
+
+    def changed(self) -> bool:
+        if self.sock is None:
+            return True
+        seen = False
+        while True:
+            try:
+                seen = bool(self.sock.recv(65536)) or seen
+            except BlockingIOError:
+                return seen
+            except OSError:   # ENOBUFS: so many changes the queue overflowed
+                seen = True
 
 
 class _ScriptWriter:

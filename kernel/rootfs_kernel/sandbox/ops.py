@@ -213,6 +213,28 @@ class Hostname(Op):
     domain: str = "(none)"
 
 
+@_op("loopback")
+class Loopback(Op):
+    """Bring the network namespace's loopback interface up (a new namespace has only
+    `lo`, and down): ioctl(SIOCSIFFLAGS) by the namespace's owner, so a server and its
+    client on 127.0.0.1 inside the cell work."""
+
+    name: str = "lo"
+
+
+@_op("unreachable")
+class Unreachable(Op):
+    """%net user: routes that make every address of the host unreachable from the cell's
+    network namespace (init.c lists them on the host before the namespace is entered),
+    and the `extra` addresses (space-separated) too. pasta relays connections through
+    the host's sockets, so without them an address of the host that the namespace does
+    not have itself (a link-local one, another interface's) would reach its services.
+    Made by the cell's init; the script, which does not own the namespace, cannot remove
+    them."""
+
+    extra: str = ""
+
+
 def schema() -> str:
     """What both sides must agree on, as one text: its hash names the wire version."""
     return json.dumps({"version": WIRE_VERSION,

@@ -90,6 +90,14 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                 "run `rootfs-kernel doctor`")
     if kind == "plan":
         return "rootfs-init did not understand its plan (a bug: please report it)"
+    if kind == "net":
+        why = {errno.ECHILD: "pasta, which gives it outbound access, exited before it was "
+                             "ready: its words are above",
+               errno.ETIMEDOUT: "pasta, which gives it outbound access, was not ready within "
+                                "10 s"}.get(err, os.strerror(err))
+        return (f"the cell's network (%net user) could not be set up: {why}. Check that "
+                "`pasta` (the package passt) runs on this host and that it allows user "
+                "namespaces (`rootfs-kernel doctor`), or run the cell without %net user")
     if kind == "idmap":
         return (f"cannot make the user namespace of the cell's unprivileged ids "
                 f"({os.strerror(err)}); run `rootfs-kernel doctor`")

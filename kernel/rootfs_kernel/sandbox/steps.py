@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..inspect import steps as diff
 from ..inspect.mounts import Mount
 from . import ops
-from .plan import Plan
+from .plan import DNS_FORWARD, Plan
 from .syscalls import (
     CLONE_NEWUSER,
     MS_BIND,
@@ -46,8 +46,9 @@ from .syscalls import (
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
-_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "clone": "B", "op": "B", "wait": "C",
-        "rlimit": "B", "userns": "C", "sop": "C", "seccomp": "C", "exec": "C"}
+_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "op": "B",
+        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
+        "seccomp": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
             "the record's budget (16 MiB) was spent"}
 # <sched.h>'s names, in the order clone(2)'s page lists them (mnt's is CLONE_NEWNS).
@@ -67,8 +68,8 @@ _MS = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"
 class Record:
     """One `step` of init.c's record."""
 
-    kind: str            # host | cgroup | idmap | clone | op | wait | rlimit | userns | sop
-                         # | seccomp | exec
+    kind: str            # host | cgroup | idmap | netns | clone | op | wait | rlimit | pasta
+                         # | userns | sop | seccomp | exec
     index: int           # the operation's index (op, sop), else -1
     started: float       # CLOCK_MONOTONIC seconds
     ended: float
@@ -235,6 +236,25 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                  "open(\"/proc/CHILD/ns/user\", O_RDONLY)"],
                 f"a user namespace whose {_map_words(detail)}: the image's layers are shown "
                 "through it (idmapped mounts), so the cell's root owns them")
+    if kind == "netns":
+        return ([f"fork() = CHILD: setresuid({plan.net_uid}, ...), "
+                 f"unshare({flags(ops.NAMESPACES['user'] | ops.NAMESPACES['net'], _CLONE)})",
+                 f"write(\"/proc/CHILD/uid_map\", {q(detail)})",
+                 f"write(\"/proc/CHILD/gid_map\", {q(detail)})",
+                 "open(\"/proc/CHILD/ns/net\", O_RDONLY)"],
+                f"%net user: the cell's network namespace, owned by a user namespace of the "
+                f"unprivileged id {plan.net_uid} (pasta runs as it), not by the script's: "
+                "the script cannot change its addresses and routes")
+    if kind == "pasta":
+        argv = [*plan.pasta, "--userns", "/proc/NS/ns/user", "--netns", "/proc/NS/ns/net",
+                "--pid", "/proc/NS/fd/N"]
+        return ([f"execve({q(argv[0])}, [{', '.join(q(a) for a in argv)}], [])",
+                 "poll([PIDFILE, PASTA_STDERR], ...)", "write(NET_READY, 0)"],
+                "%net user: pasta gives the cell's namespace a tap device with the host's "
+                "address and routes, and relays its connections through the host's sockets "
+                "(no port forwarded either way, the host's loopback not mapped, DNS "
+                f"forwarded from {DNS_FORWARD}); the cell's PID 1 waited this "
+                "long for it before starting the script")
     if kind == "clone":
         bits, uid, gid = (int(x) for x in detail.split())
         calls = [f"clone({clone_flags(bits)})"]
@@ -242,6 +262,8 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
             calls += ["write(\"/proc/self/setgroups\", \"deny\")",
                       f"write(\"/proc/self/uid_map\", \"0 {uid} 1\")",
                       f"write(\"/proc/self/gid_map\", \"0 {gid} 1\")"]
+        if plan.net_uid >= 0:
+            calls.append(f"setns(NETNS, {flags(ops.NAMESPACES['net'], _CLONE)})")
         n = len(mounts or [])
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
                        f"host's {n} mounts")
@@ -386,6 +408,20 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
         return ([f"chdir({q(op.root)})", "chroot(\".\")", "chdir(\"/\")"],
                 "%root chroot: / is the new root for this process only; the host's mounts "
                 "stay in the namespace, reachable (the seed's escape)")
+    if isinstance(op, ops.Loopback):
+        req = f"{{ifr_name={q(op.name)}"
+        return (["socket(AF_INET, SOCK_DGRAM, 0) = SOCK",
+                 f"ioctl(SOCK, SIOCGIFFLAGS, {req}}})",
+                 f"ioctl(SOCK, SIOCSIFFLAGS, {req}, ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING}})"],
+                "the cell's own network namespace has only lo, down: up, so 127.0.0.1 works "
+                "inside the cell and reaches nothing of the host's")
+    if isinstance(op, ops.Unreachable):
+        return ([f"ioctl(SOCK, SIOCADDRT, {{rt_dst={q(addr)}, "
+                 "rt_flags=RTF_UP|RTF_HOST|RTF_REJECT})"
+                 for addr in ("HOST_ADDRESS", *op.extra.split())],
+                "%net user: a reject route for every address of the host (listed before the "
+                "namespace was entered) and the cloud metadata service's, so no connection "
+                "relayed by pasta reaches the host's own services")
     if isinstance(op, ops.Hostname):
         return ([f"sethostname({q(op.name)}, {len(op.name.encode())})",
                  f"setdomainname({q(op.domain)}, {len(op.domain.encode())})"],

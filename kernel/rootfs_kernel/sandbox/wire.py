@@ -81,6 +81,11 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
           "hostmnt", str(facts.mnt_ns), "root", plan.root]
     if plan.idmap:
         t += ["idmap", plan.idmap]
+    if plan.pasta:   # %net user: the init starts pasta for the cell's network namespace
+        for arg in plan.pasta:
+            t += ["pasta", arg]
+        if plan.net_uid >= 0:
+            t += ["netuid", str(plan.net_uid), "netmap", plan.net_map]
     if any(s.kind == "steps" for s in plan.show):
         # Recorded while the container is made, so a setup key: a prepared container made
         # after a `%show steps` cell records too, and only such a cell takes it.
