@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import cell, dirfd, labels, settings
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
+from .linux import EXIT_CANNOT_RUN
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
@@ -405,7 +406,7 @@ class Session:
                 raise _CompileError(f"the compiler's container could not be made: {run.error}")
             text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
             if run.status:
-                hint = "" if run.status != 127 else " (is gcc installed on the host?)"
+                hint = "" if run.status != EXIT_CANNOT_RUN else " (is gcc installed on the host?)"
                 if "disk" in limits and (run.disk_full or "No space left" in text):
                     text += "\n" + _disk_full(limits["disk"], "what gcc writes is bounded by "
                                                "it too: raise it with %limit disk=SIZE")

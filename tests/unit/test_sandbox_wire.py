@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
+from rootfs_kernel.linux import OVERFLOW_ID
 from rootfs_kernel.sandbox import initbin, ops, report, wire
 from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
-from rootfs_kernel.sandbox.snapshots import OVERFLOW_ID, inside, parse_id_map
+from rootfs_kernel.sandbox.snapshots import inside, parse_id_map
 
 PLACES = Places.under("/run/rk")
 FACTS = wire.HostFacts(mnt_ns=4026531841)  # the helper's to tell
@@ -133,6 +136,19 @@ def test_a_namespace_flag_that_disagrees_with_sched_h_does_not_compile(tmp_path,
 
 
 # -- wire.py ---------------------------------------------------------------------------------
+
+
+def test_the_wheel_build_needs_only_the_standard_library():
+    """hatch_build.py imports initbin (ops, linux) and kernelspec from the source tree, in a
+    build environment where none of the package's dependencies is installed."""
+    code = ("import sys; import rootfs_kernel.sandbox.initbin, rootfs_kernel.kernelspec; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} - "
+            "set(sys.stdlib_module_names) - {'rootfs_kernel', '__main__'})))")
+    kernel_dir = str(Path(initbin.__file__).parents[2])
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, "
+                           f"{kernel_dir!r}); {code}"], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == [], done.stdout
 
 
 def test_every_operation_crosses_with_its_fields_in_order():

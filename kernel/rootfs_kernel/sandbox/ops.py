@@ -23,19 +23,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-# Exit statuses shared with init.c (its header carries them as RK_EXIT_*).
-EXIT_SETUP_FAILED = 125   # rootfs-init could not set the container up (or read its plan)
-EXIT_CANNOT_RUN = 127     # the script could not be executed (as a shell says)
+# What init.c shares with Linux and the shell, handed to it in its header (schema): the
+# exit statuses (RK_EXIT_*) and the namespaces with their clone(2) flags.
+from ..linux import EXIT_CANNOT_RUN, EXIT_SETUP_FAILED, NAMESPACES
+
 # How many setup operations (and as many script operations) rootfs-init takes: a cell's
 # standard ones, one per image layer and the most cell.MAX_MOUNT_LINES lines make.
 MAX_OPS = 1024
-
-# The namespace kinds, in the order /proc/PID/ns and `%show ns` list them, with their
-# clone(2) flags: a plan carries its namespaces as these flags, and rootfs-init reads the
-# ids of these names for `%show ns` (its header checks the flags against <sched.h>).
-NAMESPACES = {"mnt": 0x00020000, "pid": 0x20000000, "user": 0x10000000,
-              "uts": 0x04000000, "ipc": 0x08000000, "net": 0x40000000,
-              "cgroup": 0x02000000}
 
 LOCAL = {"local": True}   # field metadata: not sent to rootfs-init
 WIRE_VERSION = "rootfs-init-2"

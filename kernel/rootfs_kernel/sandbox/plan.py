@@ -22,8 +22,16 @@ from typing import Protocol
 
 from .. import cell
 from ..ids import IdRange
-from .ops import (
+from ..linux import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_RELATIME,
     NAMESPACES,
+    parse_mount_options,
+)
+from .ops import (
     Bind,
     Chroot,
     Hostname,
@@ -41,14 +49,6 @@ from .ops import (
     Symlink,
     Unbindable,
     Unreachable,
-)
-from .syscalls import (
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MS_RELATIME,
-    parse_mount_options,
 )
 
 # The devices every container gets, bound from the host (mknod is refused in a userns).

@@ -18,11 +18,10 @@ import os
 
 from .. import hostfacts
 from ..cell import visible
-from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
-from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
-from .ops import NAMESPACES
+from ..linux import EXIT_CANNOT_RUN as CANNOT_RUN
+from ..linux import EXIT_SETUP_FAILED as SETUP_FAILED
+from ..linux import NAMESPACES, clone_flags
 from .plan import Plan
-from .steps import clone_flags
 
 __all__ = ["CANNOT_RUN", "SETUP_FAILED", "clone_advice", "describe_error", "host_cause",
            "notes", "parse", "profile", "step_words"]
@@ -101,12 +100,14 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
     if kind == "idmap":
         return (f"cannot make the user namespace of the cell's unprivileged ids "
                 f"({os.strerror(err)}); run `rootfs-kernel doctor`")
-    if op is not None and op.KIND == "layer" and err in (22, 95, 1):  # EINVAL, EOPNOTSUPP
+    if op is not None and op.KIND == "layer" and err in (errno.EINVAL, errno.EOPNOTSUPP,
+                                                          errno.EPERM):
         return ("the image's layers cannot be shown through an idmapped mount here "
                 f"({os.strerror(err)}): a cell's root is an unprivileged id on the host, "
                 "which needs Linux >= 5.19 and an image store on a filesystem that supports "
                 "idmapped mounts (ext4, xfs, btrfs, tmpfs); run `rootfs-kernel doctor`")
-    if op is not None and op.KIND == "mount" and op.fstype == "overlay" and err == 22 \
+    if op is not None and op.KIND == "mount" and op.fstype == "overlay" \
+            and err == errno.EINVAL \
             and getattr(op, "lineno", 0):
         return (f"%mount overlay (header line {op.lineno}): the kernel refused the options "
                 f"{op.data!r} (Invalid argument): overlay needs lowerdir=A:B (two or more "

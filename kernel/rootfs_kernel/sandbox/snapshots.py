@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from ..cell import Show
 from ..ids import IdRange
 from ..inspect import changes, layers, listing
+from ..linux import OVERFLOW_ID
 from . import steps
 from . import syscalls as sc
 
@@ -181,8 +182,6 @@ def inside(outside: int, ranges: list[tuple[int, int, int]]) -> int:
             return first_in + outside - first_out
     return OVERFLOW_ID
 
-
-OVERFLOW_ID = 65534  # /proc/sys/kernel/overflowuid: what an unmapped owner looks like
 
 
 def _describe(err: BaseException) -> str:

@@ -19,30 +19,22 @@ from dataclasses import dataclass, field
 
 from ..inspect import steps as diff
 from ..inspect.mounts import Mount
-from . import ops
-from .plan import DNS_FORWARD, Plan
-from .syscalls import (
+from ..linux import (
     CLONE_NEWUSER,
     MS_BIND,
-    MS_DIRSYNC,
-    MS_LAZYTIME,
     MS_MOVE,
-    MS_NOATIME,
-    MS_NODEV,
-    MS_NODIRATIME,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_NOSYMFOLLOW,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
-    MS_RELATIME,
-    MS_SHARED,
     MS_SLAVE,
-    MS_STRICTATIME,
-    MS_SYNCHRONOUS,
     MS_UNBINDABLE,
+    NAMESPACES,
+    clone_flags,
+    mount_flags,
+    namespace_flags,
 )
+from . import ops
+from .plan import DNS_FORWARD, Plan
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
@@ -51,18 +43,6 @@ _WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "o
         "seccomp": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
             "the record's budget (16 MiB) was spent"}
-# <sched.h>'s names, in the order clone(2)'s page lists them (mnt's is CLONE_NEWNS).
-_CLONE = [(ops.NAMESPACES[ns], "CLONE_NEWNS" if ns == "mnt" else f"CLONE_NEW{ns.upper()}")
-          for ns in ("user", "mnt", "pid", "uts", "ipc", "net", "cgroup")]
-_MS = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"),
-       (MS_NOEXEC, "MS_NOEXEC"), (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
-       (MS_DIRSYNC, "MS_DIRSYNC"), (MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"),
-       (MS_NOATIME, "MS_NOATIME"), (MS_NODIRATIME, "MS_NODIRATIME"), (MS_BIND, "MS_BIND"),
-       (MS_MOVE, "MS_MOVE"), (MS_REC, "MS_REC"), (MS_UNBINDABLE, "MS_UNBINDABLE"),
-       (MS_PRIVATE, "MS_PRIVATE"), (MS_SLAVE, "MS_SLAVE"), (MS_SHARED, "MS_SHARED"),
-       (MS_RELATIME, "MS_RELATIME"), (MS_STRICTATIME, "MS_STRICTATIME"),
-       (MS_LAZYTIME, "MS_LAZYTIME")]
-
 
 @dataclass(frozen=True)
 class Record:
@@ -175,23 +155,11 @@ def q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def flags(value: int, names: list[tuple[int, str]], zero: str = "0") -> str:
-    parts = [name for bit, name in names if value & bit]
-    rest = value & ~sum(bit for bit, _ in names)
-    if rest:
-        parts.append(hex(rest))
-    return "|".join(parts) or zero
-
-
-def clone_flags(value: int) -> str:
-    return flags(value, _CLONE, "0") + "|SIGCHLD"
-
-
 def mount_call(source: str | None, target: str, fstype: str | None, bits: int,
                data: str | None) -> str:
     def arg(v: str | None) -> str:
         return "NULL" if v is None else q(v)
-    return (f"mount({arg(source)}, {q(target)}, {arg(fstype)}, {flags(bits, _MS)}, "
+    return (f"mount({arg(source)}, {q(target)}, {arg(fstype)}, {mount_flags(bits)}, "
             f"{arg(data or None)})")
 
 
@@ -238,7 +206,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                 "through it (idmapped mounts), so the cell's root owns them")
     if kind == "netns":
         return ([f"fork() = CHILD: setresuid({plan.net_uid}, ...), "
-                 f"unshare({flags(ops.NAMESPACES['user'] | ops.NAMESPACES['net'], _CLONE)})",
+                 f"unshare({namespace_flags(NAMESPACES['user'] | NAMESPACES['net'])})",
                  f"write(\"/proc/CHILD/uid_map\", {q(detail)})",
                  f"write(\"/proc/CHILD/gid_map\", {q(detail)})",
                  "open(\"/proc/CHILD/ns/net\", O_RDONLY)"],
@@ -263,7 +231,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                       f"write(\"/proc/self/uid_map\", \"0 {uid} 1\")",
                       f"write(\"/proc/self/gid_map\", \"0 {gid} 1\")"]
         if plan.net_uid >= 0:
-            calls.append(f"setns(NETNS, {flags(ops.NAMESPACES['net'], _CLONE)})")
+            calls.append(f"setns(NETNS, {namespace_flags(NAMESPACES['net'])})")
         n = len(mounts or [])
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
                        f"host's {n} mounts")
