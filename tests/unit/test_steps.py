@@ -10,7 +10,7 @@ from fixtures.payloads import make
 
 from rootfs_kernel import cell
 from rootfs_kernel.inspect.mounts import parse_mountinfo
-from rootfs_kernel.inspect.steps import compare_tables, counts
+from rootfs_kernel.inspect.stepdiff import compare_tables, counts
 from rootfs_kernel.sandbox import ops, steps, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.views import display_bundle, render_html, render_text, steps_payload

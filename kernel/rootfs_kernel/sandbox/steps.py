@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..inspect import steps as diff
+from ..inspect import stepdiff as diff
 from ..inspect.mounts import Mount
 from ..linux import (
     CLONE_NEWUSER,

@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Sequence
 
 from ..inspect.mounts import Mount
-from ..inspect.steps import Change, counts
+from ..inspect.stepdiff import Change, counts
 from .payload import _columns, _envelope, _row, find_groups, summarize
 
 STEPS_LEGEND = [{"status": "same", "mark": " ", "text": "steps"}]
