@@ -16,7 +16,7 @@ from fixtures.payloads import make
 
 from rootfs_kernel.inspect.layers import scan_layers
 from rootfs_kernel.inspect.mounts import parse_mountinfo
-from rootfs_kernel.inspect.tree import build
+from rootfs_kernel.inspect.mounttree import build
 from rootfs_kernel.views import TREE_MIME_TYPE, display_bundle, layers_payload, render_text
 from rootfs_kernel.views import tree as tree_view
 from rootfs_kernel.views.payload import schema

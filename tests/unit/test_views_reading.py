@@ -11,7 +11,7 @@ import re
 import pytest
 from fixtures.payloads import make
 
-from rootfs_kernel.inspect import tree as tree_graph
+from rootfs_kernel.inspect import mounttree as tree_graph
 from rootfs_kernel.inspect.mounts import parse_mountinfo
 from rootfs_kernel.views import display_bundle, render_html, render_text
 from rootfs_kernel.views.html import pieces, stylesheet

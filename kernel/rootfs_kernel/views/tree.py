@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from html import escape
 
-from ..inspect import tree as tree_graph
+from ..inspect import mounttree as tree_graph
 from ..inspect.mounts import Mount
 
 TREE_MIME_TYPE = "application/vnd.rootfs-kernel.tree+json"
