@@ -1,15 +1,11 @@
-"""%show steps: the record rootfs-init keeps of a container's setup -> steps in words (pure).
+"""%show steps: the record of a container's setup + its plan -> steps in words (pure).
 
-Runs in: the kernel (snapshots.py reads the record, compare.py words it with the plan).
+Runs in: the kernel (compare.py and labels.py, on the record sandbox/recording.py read).
 
-With `steps 1` in its plan (wire.py), init.c times every step of the setup and copies the
-mount table after each into a memfd it hands to the kernel (init.c, "%show steps"): A,
-the helper's child, records the host's table, the cgroups it joins and the user
-namespace of the id map; B, the cell's PID 1, the clone that made it and each setup
-operation; C, the script's process, its own user namespace, its operations and the
-exec. The record holds numbers and tables; the words are made here, from the plan's
-operation each step ran, the way report.py words a failure: the system calls that
-operation's function in init.c makes, as strace would write them.
+The record holds numbers and tables (sandbox/recording.py); the words are made here,
+from the plan's operation each step ran, the way sandbox/report.py words a failure: the
+system calls that operation's function in init.c makes, as strace would write them, and
+what the step did to the mount table against the step before (inspect/stepdiff.py).
 """
 
 from __future__ import annotations
@@ -33,57 +29,12 @@ from ..linux import (
     mount_flags,
     namespace_flags,
 )
-from . import ops
-from .plan import DNS_FORWARD, Plan
+from ..sandbox import ops
+from ..sandbox.plan import DNS_FORWARD, Plan
+from ..sandbox.recording import WHO, Record
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
-_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "op": "B",
-        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
-        "seccomp": "C", "exec": "C"}
-_MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
-            "the record's budget (16 MiB) was spent"}
-
-@dataclass(frozen=True)
-class Record:
-    """One `step` of init.c's record."""
-
-    kind: str            # host | cgroup | idmap | netns | clone | op | wait | rlimit | pasta
-                         # | userns | sop | seccomp | exec
-    index: int           # the operation's index (op, sop), else -1
-    started: float       # CLOCK_MONOTONIC seconds
-    ended: float
-    table: str | None    # the mount table after the step (mountinfo), None: see missing
-    detail: str          # what only the recording process knew ("" for none)
-    missing: str | None = None
-
-
-def read(data: bytes) -> list[Record]:
-    """The record as init.c wrote it; a torn last step (the init was killed) is dropped."""
-    out: list[Record] = []
-    prev: str | None = None
-    at = 0
-    while at < len(data):
-        end = data.find(b"\n", at)
-        if end < 0:
-            break
-        head = data[at:end].decode("utf-8", "surrogateescape").split(" ", 6)
-        at = end + 1
-        if len(head) != 7 or head[0] != "step":
-            raise ValueError(f"not a step record: {' '.join(head)[:80]!r}")
-        _, kind, index, started, ended, size, detail = head
-        n = int(size)
-        table: str | None = None
-        if n >= 0:
-            if at + n > len(data):
-                break
-            table = prev = data[at:at + n].decode("utf-8", "surrogateescape")
-            at += n
-        elif n == -1:
-            table = prev
-        out.append(Record(kind, int(index), float(started), float(ended), table,
-                          "" if detail == "-" else detail, _MISSING.get(n)))
-    return out
 
 
 @dataclass
@@ -135,7 +86,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
         took = rec.ended - rec.started
         if rec.kind == "exec":
             took = None if ended is None else max(0.0, ended - (handed or rec.started))
-        steps.append(Step(rec.kind, op and op.KIND, _WHO.get(rec.kind, "B"), calls,
+        steps.append(Step(rec.kind, op and op.KIND, WHO.get(rec.kind, "B"), calls,
                           rec.started, took, mounts, changes, copied, note, rec.missing))
         if mounts is not None:
             before = mounts
