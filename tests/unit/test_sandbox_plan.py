@@ -21,7 +21,7 @@ from rootfs_kernel.sandbox.plan import (
 )
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)
+FACTS = wire.Launch(mnt_ns=4026531841)
 
 
 class Image:

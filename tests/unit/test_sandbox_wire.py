@@ -18,7 +18,7 @@ from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
 from rootfs_kernel.sandbox.snapshots import inside, parse_id_map
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)  # the helper's to tell
+FACTS = wire.Launch(mnt_ns=4026531841)  # the helper's to tell
 
 
 class Image:
@@ -202,10 +202,10 @@ def test_a_host_cell_carries_no_namespaces_or_operations():
 
 def test_limits_cross_as_cgroup_files_or_rlimits_the_helper_adds():
     plan = plan_of("%limit pids=64\ntrue")
-    facts = wire.HostFacts(FACTS.mnt_ns, cgroup_procs=("/sys/fs/cgroup/pids/x/cgroup.procs",))
+    facts = wire.Launch(FACTS.mnt_ns, cgroup_procs=("/sys/fs/cgroup/pids/x/cgroup.procs",))
     keys, _, _ = decode(wire.encode(plan, facts, parent=1))
     assert keys["cgroup"] == list(facts.cgroup_procs) and "nproc" not in keys
-    facts = wire.HostFacts(FACTS.mnt_ns, rlimits={"nproc": 64, "as": 1 << 30})
+    facts = wire.Launch(FACTS.mnt_ns, rlimits={"nproc": 64, "as": 1 << 30})
     keys, _, _ = decode(wire.encode(plan, facts, parent=1))
     assert keys["nproc"] == ["64"] and keys["as"] == [str(1 << 30)] and "cgroup" not in keys
 
@@ -221,7 +221,7 @@ def test_the_profile_is_asked_for_by_the_run_not_the_plan():
 
 def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
     with pytest.raises(ValueError, match="mount namespace"):
-        wire.encode(plan_of("true"), wire.HostFacts(mnt_ns=0), parent=1)
+        wire.encode(plan_of("true"), wire.Launch(mnt_ns=0), parent=1)
 
 
 # -- report.py ------------------------------------------------------------------------------

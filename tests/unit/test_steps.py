@@ -159,13 +159,13 @@ def test_show_steps_is_part_of_the_setup_a_prepared_container_is_matched_on():
 
     plain = plan_for(cell.parse("true"), Image, ctx)
     shown = plan_for(cell.parse("%show steps\ntrue"), Image, ctx)
-    assert "steps" not in wire.setup_tokens(plain, wire.HostFacts(1))
-    tokens = wire.setup_tokens(shown, wire.HostFacts(1))
+    assert "steps" not in wire.setup_tokens(plain, wire.Launch(1))
+    tokens = wire.setup_tokens(shown, wire.Launch(1))
     assert tokens[tokens.index("steps") + 1] == "1"
     assert wire.match_key(plain, 1) != wire.match_key(shown, 1)
     assert "steps" not in wire.script_tokens(shown)
     host = plan_for(cell.parse("%%host\ntrue"), None, ctx)
-    assert "steps" not in wire.setup_tokens(host, wire.HostFacts(1))
+    assert "steps" not in wire.setup_tokens(host, wire.Launch(1))
 
 
 # -- the payload and its renderings ---------------------------------------------------------------

@@ -6,7 +6,7 @@ The plan holds the ordered setup operations (ops.py), which rootfs-init runs in 
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
 adds operations here, not branches in the sandbox. What only the host can tell when the
 container starts (its mount namespace, the cell's cgroup, rlimits) is not part of the
-plan: the helper passes it to the encoder as wire.HostFacts.
+plan: the kernel passes it to the encoder as wire.Launch.
 """
 
 from __future__ import annotations
