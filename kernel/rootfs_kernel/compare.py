@@ -57,11 +57,11 @@ class Comparison:
         return [r for r in self.rows if _status(r) != "same"]
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        from .views import display_bundle
+        from .views import view_bundle
 
         if self.error:
             return {"text/plain": self.error}
-        return display_bundle(self.payload, widget=False)[0]
+        return view_bundle(self.payload, widget=False)[0]
 
 
 def _status(row: object) -> str | None:

@@ -175,7 +175,7 @@ class RootfsKernel(Kernel):
                 "data": {"text/markdown": _help_markdown(outcome.help),
                          "text/plain": outcome.help}, "metadata": {}, "transient": {}})
         if not silent and outcome.payloads:
-            from .views import display_bundle
+            from .views import view_bundle
             from .views.tree import NO_DOT
 
             for payload in outcome.payloads:
@@ -186,7 +186,7 @@ class RootfsKernel(Kernel):
                         and not self._told_no_dot:
                     self._told_no_dot = True  # said once; each tree's note says it too
                     self._stream("stderr", f"rootfs-kernel: {NO_DOT}\n", silent)
-                data, metadata = display_bundle(payload, keep=self._keep_view)
+                data, metadata = view_bundle(payload, keep=self._keep_view)
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
         if outcome.error:

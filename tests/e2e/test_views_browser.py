@@ -23,7 +23,7 @@ from jupyter_e2e import (
 )
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from rootfs_kernel.views import display_bundle
+from rootfs_kernel.views import view_bundle
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -45,7 +45,7 @@ def saved_notebook(path: Path, payloads: list[dict], *, html_only: bool = False)
     model is gone); html_only keeps the static HTML alone, as GitHub or nbconvert show."""
     cells = []
     for i, p in enumerate(payloads):
-        data, _ = display_bundle(p, widget=False)
+        data, _ = view_bundle(p, widget=False)
         if html_only:
             data = {"text/html": data["text/html"], "text/plain": data["text/plain"]}
         else:

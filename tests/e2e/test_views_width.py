@@ -28,7 +28,7 @@ from jupyter_e2e import (
 from test_show_layers_tree_browser import ready  # noqa: F401 - a fixture: what the run needs
 from test_views_browser import CONTRAST_JS, dark_theme, open_saved, saved_notebook
 
-from rootfs_kernel.views import display_bundle
+from rootfs_kernel.views import view_bundle
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -277,7 +277,7 @@ def test_the_static_html_fits_a_book_column(views, tmp_path: Path, width: int) -
     each output in a div.cell_output of its article column)."""
     from playwright.sync_api import sync_playwright
 
-    blocks = [display_bundle(p, widget=False)[0]["text/html"] for p in views]
+    blocks = [view_bundle(p, widget=False)[0]["text/html"] for p in views]
     page_html = BOOK_PAGE.format(width=width, outputs="".join(
         f'<div class="cell_output"><div class="output text_html">{b}</div></div>'
         for b in blocks))

@@ -13,7 +13,7 @@ from rootfs_kernel.inspect.mounts import parse_mountinfo
 from rootfs_kernel.inspect.stepdiff import compare_tables, counts
 from rootfs_kernel.sandbox import ops, recording, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
-from rootfs_kernel.views import calls, display_bundle, render_html, render_text, steps_payload
+from rootfs_kernel.views import calls, render_html, render_text, steps_payload, view_bundle
 from rootfs_kernel.views.model import neighbours
 
 HOST = "\n".join(make._HOST) + "\n"
@@ -208,7 +208,7 @@ def test_text_and_html_show_each_steps_calls_and_what_it_did_to_the_table():
     assert 'data-status="only-host"' in pivot and ">/home<" in pivot
     assert "moved from $CELL/root" in pivot and "the old root, stacked on top" in pivot
     assert "step 11  - /home  ext4 /dev/sda2" in text
-    data, _ = display_bundle(p, widget=False)
+    data, _ = view_bundle(p, widget=False)
     assert set(data) == {"text/plain", "text/html", "application/vnd.rootfs-kernel.compare+json"}
 
 
