@@ -3,8 +3,9 @@
 `read_facts()` only reads files (under a root that tests point at a fake tree);
 `diagnose()` turns the facts into findings, each with what was seen and the fix the host's
 own tools document (bubblewrap, podman, rootlesskit and Chrome meet the same conditions);
-`explain()` picks the one that explains a failed cell setup, for the cell's one-line
-message (sandbox/report.py). `rootfs-kernel doctor` shows them all (doctor.py).
+`explain()` picks the one that explains a failed cell setup, and cause() words it for
+the cell's one-line message (sandbox/report.py's, given it by the session).
+`rootfs-kernel doctor` shows them all (doctor.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .images.store import default_root
 from .inspect.mounts import Mount, parse_mountinfo
+from .sandbox import rundir
 
 CAP_SYS_ADMIN = 21
 FULL_ID_MAP = "0 0 4294967295"
@@ -196,9 +199,6 @@ def _chroot_dir(root: Path, top: Mount | None) -> str | None:
 
 
 def _default_dirs() -> tuple[str, str]:
-    from .images.store import default_root
-    from .sandbox import rundir
-
     return rundir.base(), str(default_root())
 
 
@@ -501,3 +501,15 @@ def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
     if err in (E.EPERM, E.EACCES):
         return first("apparmor", "seccomp", "caps")
     return None
+
+
+def cause(kind: str, err: int, op: object = None, facts: Facts | None = None) -> str:
+    """' — CAUSE. Fix: FIX.' for the host condition that explains a refused cell setup,
+    or '': what a cell's one-line message adds (sandbox/report.py's `explain`; the
+    session gives it its sandbox). Reads the host's /proc and /sys unless `facts` are
+    given: only ever called for a failed cell."""
+    try:
+        found = explain(facts or read_facts(), kind, err, op)
+    except (OSError, ValueError):
+        return ""
+    return f" — {found.detail}. Fix: {found.fix}." if found else ""

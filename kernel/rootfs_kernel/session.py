@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell, dirfd, labels, settings
+from . import cell, dirfd, hostfacts, labels, settings
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
 from .linux import EXIT_CANNOT_RUN
@@ -86,7 +86,7 @@ class Session:
         # A started helper's client, unless the caller hands its own (the unit tests' has
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
-            sandbox = SandboxClient(prepare=prepare, ids=ids)
+            sandbox = SandboxClient(prepare=prepare, ids=ids, explain=hostfacts.cause)
             # Refused (e.g. a runtime directory someone else made): the kernel still
             # starts, and each cell says why and tries again (execute).
             with contextlib.suppress(SandboxError):
@@ -516,13 +516,11 @@ def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.Cel
     """What %show layers labels the overlay's layers with, bottom first: the image's
     (digest, size, created by), the %keep layer of earlier cells, then this cell's upper.
     `lowers`: the overlay's lowerdir, top first."""
-    from .images.commands import layer_history
+    from .images import commands
 
-    history = layer_history(image, store)
     n = len(lowers)
-    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
-             for i, h in enumerate(history)]
-    if n == len(history) + 1:   # an earlier %keep cell's upper, on top of the image
+    stack = commands.layer_stack(image, store, lowers=n)
+    if n == len(stack) + 1:   # an earlier %keep cell's upper, on top of the image
         stack.append({"label": "kept", "digest": None, "size": None,
                       "created_by": "earlier %keep cells' changes", "role": f"lowerdir 1/{n}"})
     how = "this cell's writes" + (" (%keep: kept for the next cell)" if spec.keep else

@@ -107,9 +107,12 @@ class _Prepared:
 
 
 class SandboxClient:
-    def __init__(self, prepare: bool = True, ids: IdRange | None = None) -> None:
+    def __init__(self, prepare: bool = True, ids: IdRange | None = None,
+                 explain: report.Explain | None = None) -> None:
         # Let the helper make the next container while this one runs (prepared.py).
         self.prepare = prepare
+        # What explains a setup step the host refused, in the cell's message (report.py).
+        self.explain = explain
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
         # that user already.
         self.ids = ids or IdRange()
@@ -512,7 +515,7 @@ class SandboxClient:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
             if "error" in data:
-                run.error = report.describe_error(plan, data["error"])
+                run.error = report.describe_error(plan, data["error"], self.explain)
             if "status" in data:
                 run.status, run.signal = data["status"], data.get("signal")
                 run.setup_seconds = data.get("setup_seconds")
