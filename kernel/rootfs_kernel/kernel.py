@@ -17,8 +17,8 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Float, Integer, TraitType, Unicode, Union
 
 from . import __version__, cell, completion, settings
-from .display import Frame, FrameReader
-from .display import bundle as display_frame
+from .frames import Frame, FrameReader
+from .frames import bundle as display_frame
 from .images import ImageError, ImageStore
 from .output import Budget
 from .session import Session
@@ -210,7 +210,7 @@ class RootfsKernel(Kernel):
             self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
 
     def _display(self, frame: Frame, silent: bool) -> None:
-        """What a cell's `display` command sent (display.py)."""
+        """What a cell's `display` command sent (frames.py)."""
         if not silent:
             self.send_response(self.iopub_socket, "display_data",
                                {"data": display_frame(frame), "metadata": {}, "transient": {}})
