@@ -1,13 +1,13 @@
 """The setup operations of a container: their one definition, for Python and for C.
 
-Runs in: the kernel (plan.py builds them, report.py words their failures) and the helper
-(wire.py encodes them as rootfs-init's argv). At build time initbin.py generates
+Runs in: the kernel (plan.py builds them, wire.py encodes them into rootfs-init's plan,
+report.py and views/calls.py word them). At build time initbin.py generates
 rootfs-init's header from these classes: an enum of the kinds, one struct per kind with
 these fields in this order, and a field table, so init.c parses each operation into a
 struct with named fields and runs it with one function per kind (op_mount, ...).
 
 A new operation is one dataclass here (registered with @_op) and one function in init.c.
-Fields are `str`, `int` or `bool`; they cross in their order here as argv tokens
+Fields are `str`, `int` or `bool`; they cross in their order here as tokens of the plan
 (`op KIND NFIELDS VALUE...`: str as is, int in decimal, bool as 0/1). A field marked
 LOCAL stays in Python (the header line a failure message names).
 
@@ -239,5 +239,5 @@ def schema() -> str:
                                for k, c in OPS.items()]}, sort_keys=True)
 
 
-# The first argv token of rootfs-init: a binary built from another schema refuses the plan.
+# The first token of rootfs-init's plan: a binary built from another schema refuses it.
 VERSION = f"{WIRE_VERSION}/{hashlib.sha256(schema().encode()).hexdigest()[:16]}"
