@@ -317,24 +317,21 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"Linux {f.release}: overlayfs may be mounted in a user namespace from 5.11 on "
             "(some distributions patched it in earlier)",
             "run Jupyter as root, or upgrade to Linux 5.11 or newer")
-    if f.runtime_fs == "overlay":
-        out["runtime-overlay"] = Finding(
-            "runtime-overlay", "runtime directory", False,
-            f"{f.runtime_dir} is on overlayfs (a container's root): it takes no whiteouts, so "
-            "a `%keep` cell that deletes or replaces a kept file fails, keeping nothing (other "
-            "cells are not affected)",
-            "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
-            "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
-            "XDG_RUNTIME_DIR (for other users) to a tmpfs",
-            optional=True)
-    if f.store_fs == "overlay":
-        out["store-overlay"] = Finding(
-            "store-overlay", "image store", False,
-            f"{f.store_dir} is on overlayfs (a container's root): the whiteouts that record "
-            "deletions vanish there, so an `%export`ed or imported image brings deleted files "
-            "back",
-            f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)",
-            optional=True)
+    # The kernel's own directories on a container's root: overlayfs loses whiteouts.
+    for key, name, path, fs, effect, fix in (
+            ("runtime-overlay", "runtime directory", f.runtime_dir, f.runtime_fs,
+             "it takes no whiteouts, so a `%keep` cell that deletes or replaces a kept file "
+             "fails, keeping nothing (other cells are not affected)",
+             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
+             "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
+             "XDG_RUNTIME_DIR (for other users) to a tmpfs"),
+            ("store-overlay", "image store", f.store_dir, f.store_fs,
+             "the whiteouts that record deletions vanish there, so an `%export`ed or "
+             "imported image brings deleted files back",
+             f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)")):
+        if fs == "overlay":
+            out[key] = Finding(key, name, False, f"{path} is on overlayfs (a container's "
+                               f"root): {effect}", fix, optional=True)
     if f.root_mount is None or f.chroot_dir:
         where = (f"PID 1 sees this root at {f.chroot_dir}" if f.chroot_dir
                  else "/ is not even a mount point, so pivot_root and a change of its "
