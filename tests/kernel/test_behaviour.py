@@ -87,9 +87,16 @@ def test_bind_target_through_a_symlink_stays_inside_the_root(kernel, tmp_path):
         res.reply["evalue"]
 
 
-def test_unshare_uts_gives_a_hostname_of_its_own(kernel):
-    res = kernel.ok("%unshare uts\nhostname")
-    assert res.stdout.strip() == "rootfs" != os.uname().nodename
+def test_every_cell_names_its_own_host_and_what_it_sets_stays_in_it(kernel):
+    """Every cell has a UTS namespace of its own (`%unshare uts` adds nothing): its names
+    are the container's, not the host's, and a cell may change them (the script owns the
+    namespace) without the host or the next cell seeing it."""
+    host = os.uname().nodename
+    res = kernel.ok("hostname; cat /proc/sys/kernel/domainname; hostname set-by-cell && "
+                    "hostname")
+    assert res.stdout.split() == ["rootfs", "(none)", "set-by-cell"]
+    assert os.uname().nodename == host != "set-by-cell"
+    assert kernel.ok("hostname").stdout.strip() == "rootfs"
 
 
 def test_timeout_ends_the_cell_and_says_so(kernel):
