@@ -11,7 +11,7 @@ import re
 import pytest
 from fixtures.payloads import make
 
-from rootfs_kernel.inspect import mounttree as tree_graph
+from rootfs_kernel.inspect import mounttree
 from rootfs_kernel.inspect.mounts import parse_mountinfo
 from rootfs_kernel.views import render_html, render_text, view_bundle
 from rootfs_kernel.views.html import pieces, stylesheet
@@ -162,7 +162,7 @@ def _tables() -> tuple[list, list]:
 
 def test_runs_of_alike_sibling_mounts_are_one_node_as_the_tables_fold_them():
     cell, host = _tables()
-    graph = tree_graph.build(cell, host)
+    graph = mounttree.build(cell, host)
     folds = {(f["side"], f["label"]): f for f in graph["folds"]}
     cgroups = folds[("host", "/sys/fs/cgroup/*")]
     assert len(cgroups["members"]) == 9 and cgroups["text"].startswith("9 mounts: blkio, cpu")

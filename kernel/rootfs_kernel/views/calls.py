@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..inspect import stepdiff as diff
+from ..inspect import stepdiff
 from ..inspect.mounts import Mount
 from ..linux import (
     CLONE_NEWUSER,
@@ -49,7 +49,7 @@ class Step:
     started: float
     took: float | None               # seconds (the script's: until it ended)
     mounts: list[Mount] | None       # the table after the step
-    changes: list[diff.Change] = field(default_factory=list)   # vs the step before: what
+    changes: list[stepdiff.Change] = field(default_factory=list)   # vs the step before: what
                                                                # it added, changed, removed
     copied: bool = False             # a new mount namespace: the table is a copy
     note: str = ""
@@ -64,7 +64,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
     host: list[Mount] | None = None
     before: list[Mount] | None = None
     parsed: dict[int, list[Mount]] = {}    # tables are shared between records: parse once
-    tables = diff.Tables()
+    tables = stepdiff.Tables()
     steps: list[Step] = []
     # A prepared container's script began when its cell came down the pipe (the `wait`
     # the kernel adds after the exec: snapshots.py), not at the exec of its shell.
@@ -79,7 +79,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
             host = before = mounts
             continue
         copied = rec.kind in ("clone", "userns")
-        changes = diff.compare_tables(before, mounts, copied=copied) \
+        changes = stepdiff.compare_tables(before, mounts, copied=copied) \
             if before is not None and mounts is not None else []
         op = _op(plan, rec)
         calls, note = _words(plan, rec, op, changes, noted, mounts)
@@ -122,7 +122,7 @@ def _in_root(plan: Plan, rec: Record, path: str) -> str:
     return plan.root.rstrip("/") + ("/" + path.lstrip("/") if path.strip("/") else "")
 
 
-def _added_at(changes: list[diff.Change], path: str) -> Mount | None:
+def _added_at(changes: list[stepdiff.Change], path: str) -> Mount | None:
     """The mount the step added at `path` of the new root (whatever the host calls the
     directories above it)."""
     return next((c.after for c in changes
@@ -141,7 +141,7 @@ def _map_words(line: str) -> str:
     return f"ids {first}-{first + count - 1} are {outside}-{outside + count - 1} on the host"
 
 
-def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change],
+def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[stepdiff.Change],
            noted: set, mounts: list[Mount] | None) -> tuple[list[str], str]:
     """The calls a step made, and what it means."""
     kind, detail = rec.kind, rec.detail
@@ -225,7 +225,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
     return _op_words(plan, rec, op, changes, noted)
 
 
-def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
+def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[stepdiff.Change],
               noted: set) -> tuple[list[str], str]:
     where = _in_root
     if isinstance(op, ops.Propagation):
@@ -311,7 +311,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
                      "chdir(\"/\")"],
                     "this host's root is the initial ramfs: the new root moved over it "
                     "(runc --no-pivot)")
-        n = diff.counts(changes)
+        n = stepdiff.counts(changes)
         return ([f"chdir({q(op.root)})", "pivot_root(\".\", \".\")",
                  mount_call(None, ".", None, MS_REC | MS_SLAVE, None),
                  "umount2(\".\", MNT_DETACH)", "chdir(\"/\")"],
