@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from jupyter_e2e import (
     artifacts,
-    built_renderer,
+    dark_theme,
     lab_page,
-    missing_requirements,
     open_notebook,
+    open_saved,
     outputs,
     run_cell,
+    saved_notebook,
     shoot,
     write_notebook,
 )
-from test_views_browser import dark_theme, open_saved, saved_notebook
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -27,14 +27,6 @@ expect = sync_api.expect
 
 pytestmark = pytest.mark.timeout(300)
 CELL = "%limit pids=20 memory=64m\n%show limits\nhead -c 8m /dev/zero | tail > /dev/null"
-
-
-@pytest.fixture(scope="module")
-def ready() -> None:
-    why = missing_requirements("lab") or (
-        None if built_renderer() else "the renderer is not built (pip install .)")
-    if why:
-        pytest.skip(why)
 
 
 def test_the_widget_shows_a_bar_per_limit(ready, tmp_path: Path) -> None:

@@ -107,9 +107,12 @@ class _Prepared:
 
 
 class SandboxClient:
-    def __init__(self, prepare: bool = True, ids: IdRange | None = None) -> None:
+    def __init__(self, prepare: bool = True, ids: IdRange | None = None,
+                 explain: report.Explain | None = None) -> None:
         # Let the helper make the next container while this one runs (prepared.py).
         self.prepare = prepare
+        # What explains a setup step the host refused, in the cell's message (report.py).
+        self.explain = explain
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
         # that user already.
         self.ids = ids or IdRange()
@@ -119,7 +122,7 @@ class SandboxClient:
         self._mounts = _MountWatch()
         self._addresses = _AddressWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
-        self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
+        self._facts = wire.Launch(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self._places: Places | None = None   # from the helper's "ready" (see places)
@@ -285,7 +288,7 @@ class SandboxClient:
             self._prepared = None
 
     def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
-                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None, dict]:
+                ) -> tuple[wire.Launch, cgroups.CellCgroup | None, dict]:
         """The container's cgroup (made now, joined by its first process) or, where no
         cgroup can be made, the setrlimit fallback, said once per kernel; and what bounds
         the cell, in words (cgroups.bounds: %show limits).
@@ -303,19 +306,19 @@ class SandboxClient:
             nproc = {"nproc": int(limits.pop("pids"))}
         mnt_ns = self._facts.mnt_ns
         if not limits and not count:
-            return (wire.HostFacts(mnt_ns, rlimits=nproc), None,
+            return (wire.Launch(mnt_ns, rlimits=nproc), None,
                     cgroups.bounds(plan.limits, None, nproc))
         self.places   # noqa: B018 - the helper's ready says where cgroups go (_home)
         try:
             group = cgroups.CellCgroup.create(name, limits, self._home, count=count)
-            return (wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
+            return (wire.Launch(mnt_ns, cgroup_procs=tuple(group.procs_files()),
                                    rlimits=nproc), group,
                     cgroups.bounds(plan.limits, group, nproc))
         except cgroups.LimitsUnavailable as err:
             # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
             # process for memory); cpu shares need a cgroup.
             rlimits = {**nproc, **cgroups.rlimits_for(limits)}
-            facts = wire.HostFacts(mnt_ns, rlimits=rlimits)
+            facts = wire.Launch(mnt_ns, rlimits=rlimits)
             # Said once per kernel (the host will not change), and only to a cell that
             # asked for limits itself: the default bounds are the README's, not news.
             if limits and plan.limits_asked and not self._said_rlimits and notice is not None:
@@ -512,7 +515,7 @@ class SandboxClient:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
             if "error" in data:
-                run.error = report.describe_error(plan, data["error"])
+                run.error = report.describe_error(plan, data["error"], self.explain)
             if "status" in data:
                 run.status, run.signal = data["status"], data.get("signal")
                 run.setup_seconds = data.get("setup_seconds")
