@@ -6,7 +6,7 @@
     python benchmarks/run.py --before OLD_VENV/bin/python   # also an earlier version, same run
 
 Measures (names for --only): startup, roundtrip, mounts, script, showls, memory, scale,
-stream, keep, setup, steps, views, image. `mounts` needs root (hostmounts.py), `showls` the
+stream, keep, setup, steps, views, image, net. `mounts` needs root (hostmounts.py), `showls` the
 `debian` image (rootfs-kernel image build debian; skipped, noted, without it).
 Figures are medians (p95 where asked) over repetitions after warm-ups: the machine is
 shared and noisy, so nothing here is asserted; the table says whether a target is met.
@@ -45,7 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MEASURES = ("startup", "roundtrip", "mounts", "script", "showls", "memory", "scale", "stream",
-            "keep", "setup", "steps", "views", "image")
+            "keep", "setup", "steps", "views", "image", "net")
 KERNELS = {  # label -> (kernelspec, no-op cell)
     "rootfs": ("rootfs", "true"),
     "ipython": ("python3", "pass"),
@@ -875,7 +875,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
     import comm  # noqa: F401 - nothing of ipykernel is imported here, so DummyComm stays
 
     from rootfs_kernel.inspect import diff_listings, diff_mounts, parse_mountinfo, snapshot
-    from rootfs_kernel.views import display_bundle, listing_payload, mounts_payload
+    from rootfs_kernel.views import listing_payload, mounts_payload, view_bundle
 
     rows = []
     for n in cfg.mount_counts:
@@ -886,16 +886,16 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
                     last: dict = last) -> None:
             payload = mounts_payload(diff_mounts(parse_mountinfo(cell_text),
                                                  parse_mountinfo(host_text)))
-            # display_bundle renders text/plain and text/html (render_html) and the widget:
+            # view_bundle renders text/plain and text/html (render_html) and the widget:
             # the kernel's own path, so render_html is not called a second time here.
-            last["bundle"] = display_bundle(payload, widget=True)
+            last["bundle"] = view_bundle(payload, widget=True)
 
         v = median(_time_fn(compare, cfg.view_reps))
         b = _bundle_json_ms(last["bundle"], cfg.view_reps)
         r = ratio(v, b)
         target = "<= 300 ms" if n == 5000 else ""
         rows.append(Row(measure=f"mount comparison, {n:,} mounts (parse+diff+payload+"
-                                f"display_bundle: text, html, widget)",
+                                f"view_bundle: text, html, widget)",
                         key=f"views_mounts_{n}", unit="ms",
                         value=v, baselines={"json.dumps of the bundle": b}, ratio=r,
                         ratio_base="json.dumps of the bundle", target=target,
@@ -915,7 +915,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
             diff = diff_listings(snapshot(str(cell_dir), max_entries=limit),
                                  snapshot(str(host_dir), max_entries=limit))
             payload = listing_payload(diff)
-            last["bundle"] = display_bundle(payload, widget=True)
+            last["bundle"] = view_bundle(payload, widget=True)
 
         def walk() -> None:  # the floor: reading both trees, nothing else
             for d in (cell_dir, host_dir):
@@ -927,7 +927,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
         b = median(_time_fn(walk, cfg.view_reps))
         log(f"views listing {cfg.dir_entries}: {v:.1f} ms (walk {b:.1f} ms)")
         rows.append(Row(measure=f"directory comparison, {cfg.dir_entries:,} entries per side "
-                                "(2 snapshots+diff+payload+display_bundle)",
+                                "(2 snapshots+diff+payload+view_bundle)",
                         key="views_listing", unit="ms", value=v,
                         baselines={"os.walk+lstat of both trees": b}, ratio=ratio(v, b),
                         ratio_base="os.walk+lstat of both trees"))
@@ -1065,6 +1065,102 @@ def bench_image(cfg: Config, kernels: Kernels) -> list[Row]:
 
 
 # -- driver ------------------------------------------------------------------------------------
+# -- 14. the cell's network ---------------------------------------------------------------------
+def netns_allocated() -> int | None:
+    """Network namespaces the kernel holds, freed or not yet (the net_namespace slab's
+    active objects: /proc/slabinfo, root only)."""
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                if line.startswith("net_namespace "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def bench_net(cfg: Config, kernels: Kernels) -> list[Row]:
+    """Every cell's own network namespace (lo only), against cells on the host's network
+    (`%net host`, what every cell had before): kernels of this version take turns, each
+    sending its own cell, so each runs in containers prepared for it; then the same back
+    to back (Run All). `%net user` (pasta) too, prepared and made when its cell comes.
+    Then cfg.net_cells cells in a row, back to back: the last 100 against the first 100,
+    and the network namespaces the host has allocated before and after them (root only)."""
+    own = kernels.get("rootfs")
+    if own is None:
+        return [Row("own network namespace", "net_own_vs_host", "ms", None,
+                    note=kernels.missing.get("rootfs", "no rootfs kernel"))]
+    host, user = KernelSession("rootfs"), KernelSession("rootfs")
+    on_demand = KernelSession("rootfs", env={**os.environ, "ROOTFS_KERNEL_PREPARE": "0"})
+    try:
+        # own and host take turns; user has rotations of its own (what one kernel leaves
+        # to the machine after its cell, pasta's end, must not land on the others' times).
+        sessions = {"own": own, "host": host}
+        codes = {"own": "true", "host": "%net host\ntrue", "user": "%net user\ntrue"}
+        times = _turns(sessions, codes, cfg.warmup, cfg.reps // 2, gap=cfg.gap_ms / 1e3)
+        blocks = _turns(sessions, codes, 1, max(1, cfg.reps // 20), block=10)
+        times |= _turns({"user": user}, codes, cfg.warmup, cfg.reps // 4, gap=cfg.gap_ms / 1e3)
+        blocks |= _turns({"user": user}, codes, 1, max(1, cfg.reps // 40), block=10)
+        made = _turns({"own made": on_demand, "host made": on_demand},
+                      {"own made": "true", "host made": "%net host\ntrue"},
+                      1, max(5, cfg.reps // 3), gap=cfg.gap_ms / 1e3)
+        made |= _turns({"user made": on_demand}, {"user made": "%net user\ntrue"},
+                       1, max(5, cfg.reps // 20), gap=cfg.gap_ms / 1e3)
+        idle = {"own": _idle_rss_mb(own, "true"), "user": _idle_rss_mb(user, "%net user\ntrue")}
+    finally:
+        for s in (host, user, on_demand):
+            s.close()
+    p50 = {k: median(v) for k, v in {**times, **made}.items()}
+    p95s = {k: p95(v) for k, v in times.items()}
+    b50 = {k: median(v) for k, v in blocks.items()}
+    log(f"net: p50 {p50}, p95 {p95s}, back to back {b50}")
+    rows = [
+        Row("round trip p50, every cell's own network namespace (lo up) vs `%net host`",
+            "net_own_vs_host", "ms", p50["own"], {"%net host": p50["host"]},
+            ratio(p50["own"], p50["host"]), "%net host", target="<= 1.1x",
+            met=p50["own"] <= 1.1 * p50["host"],
+            note=f"p95 {p95s['own']:.2f} vs {p95s['host']:.2f} ms; {cfg.gap_ms:g} ms "
+                 "between cells; made ahead (prepared containers)"),
+        Row("the same, cells sent back to back (Run All)", "net_own_vs_host_back_to_back",
+            "ms", b50["own"], {"%net host": b50["host"]}, ratio(b50["own"], b50["host"]),
+            "%net host", target="<= 1.1x", met=b50["own"] <= 1.1 * b50["host"]),
+        Row("the same, containers made when the cell comes (ROOTFS_KERNEL_PREPARE=0)",
+            "net_own_vs_host_on_demand", "ms", p50["own made"],
+            {"%net host": p50["host made"]}, ratio(p50["own made"], p50["host made"]),
+            "%net host"),
+        Row("`%net user` (pasta) round trip p50, prepared", "net_user", "ms", p50["user"],
+            {"own (lo only)": p50["own"]}, ratio(p50["user"], p50["own"]), "own (lo only)",
+            note=f"back to back {b50['user']:.2f} ms vs {b50['own']:.2f} ms"),
+        Row("`%net user` made when its cell comes (pasta started then)", "net_user_on_demand",
+            "ms", p50["user made"], {"own (lo only)": p50["own made"]},
+            ratio(p50["user made"], p50["own made"]), "own (lo only)"),
+    ]
+    log(f"net: idle memory {idle}")
+    rows.append(Row("idle memory after a `%net user` cell (its prepared container's pasta)",
+                    "net_user_idle_memory", "MB", idle["user"], {"after a plain cell": idle["own"]},
+                    ratio(idle["user"], idle["own"]), "after a plain cell"))
+    n = max(cfg.net_cells, 20)
+    k = min(100, n // 5)
+    before = netns_allocated()
+    series = []
+    for _ in range(n):
+        t, _, status = own.run("true")
+        if status != "ok":
+            raise RuntimeError("a cell of the series failed")
+        series.append(t * 1e3)
+    time.sleep(2.0)   # the kernel frees namespaces in a work queue
+    after = netns_allocated()
+    first, last = median(series[:k]), median(series[-k:])
+    left = "" if before is None else f"; network namespaces allocated before {before}, " \
+        f"2 s after {after} (the whole host's)"
+    log(f"net series: first {k} {first:.2f} ms, last {k} {last:.2f} ms{left}")
+    rows.append(Row(f"{n} cells in a row, back to back: median of the last {k} vs the first {k}",
+                    "net_series_last_vs_first", "ms", last, {"first cells": first},
+                    ratio(last, first), "first cells", target="<= 1.1x (no pile-up)",
+                    met=last <= 1.1 * first, note=left.lstrip("; ")))
+    return rows
+
+
 @dataclass
 class Config:
     warmup: int = 5
@@ -1085,6 +1181,7 @@ class Config:
     gap_ms: float = 20.0     # quiet after each timed cell (see bench_roundtrip)
     script_bytes: int = 10_000_000
     scale_kernels: int = 20
+    net_cells: int = 1000    # cells in a row: does the namespaces' teardown pile up?
 
     @classmethod
     def quick(cls) -> Config:
@@ -1092,7 +1189,7 @@ class Config:
                    stream_reps=1, startup_reps=1, keep_cells=6, keep_chains=1, setup_reps=5,
                    mount_counts=(100, 1000), dir_entries=500, view_reps=2,
                    image_bytes=2_000_000, image_reps=1, extra_mounts=100,
-                   script_bytes=1_000_000, scale_kernels=2)
+                   script_bytes=1_000_000, scale_kernels=2, net_cells=60)
 
 
 BENCHES: dict[str, Callable[[Config, Kernels], list[Row]]] = {
@@ -1109,6 +1206,7 @@ BENCHES: dict[str, Callable[[Config, Kernels], list[Row]]] = {
     "steps": bench_steps,
     "views": bench_views,
     "image": bench_image,
+    "net": bench_net,
 }
 
 

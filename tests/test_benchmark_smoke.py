@@ -23,6 +23,8 @@ EXPECTED = {
     "keep_last_vs_first", "keep_cell_vs_plain", "keep_8m_vs_plain", "setup", "setup_on_demand",
     "steps_cell", "mounts_cell", "plain_after_steps",
     "views_mounts_100", "views_mounts_1000", "views_listing", "image_import", "image_minimal",
+    "net_own_vs_host", "net_own_vs_host_back_to_back", "net_own_vs_host_on_demand", "net_user",
+    "net_user_on_demand", "net_user_idle_memory", "net_series_last_vs_first",
 }
 
 

@@ -14,10 +14,14 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .sandbox.ops import NAMESPACES
+from .linux import NAMESPACES
 
 ROOT_MODES = ("pivot", "chroot", "none")
 PROPAGATIONS = ("private", "slave", "shared")
+# A cell's network: a namespace of its own with only `lo` (none, the default), the same
+# plus outbound access through pasta without the host's addresses (user), or the host's
+# own network (host: a host-access line).
+NET_MODES = ("none", "user", "host")
 # Filesystems a process may mount inside a mount namespace it owns (FS_USERNS_MOUNT),
 # plus the ones root may mount anyway.
 FSTYPES = ("tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "overlay", "bpf")
@@ -135,6 +139,8 @@ class CellSpec:
     export: str | None = None     # %export NAME: save the resulting root as image NAME
     export_lineno: int = 0
     export_replace: bool = False  # %export NAME --replace: NAME may exist already
+    net: str = "none"             # %net none|user|host (NET_MODES)
+    net_lineno: int = 0
     seccomp: bool = True          # %seccomp off: the script runs without the cells' filter
     label: str | None = None      # %label NAME: kept for `%show ... vs NAME` in later cells
 
@@ -262,6 +268,11 @@ def _p_unshare(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
     for n in chosen:
         _one_of(n, tuple(NAMESPACES), "namespace")
     return replace(spec, namespaces=frozenset(chosen | {"mnt"}))
+
+
+def _p_net(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
+    (mode,) = args
+    return replace(spec, net=_one_of(mode, NET_MODES, "network"), net_lineno=lineno)
 
 
 def _p_keep(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
@@ -489,8 +500,13 @@ MAGICS: dict[str, Magic] = {
               "cell's namespace (default private: no cell mount reaches the host).",
               _p_propagation),
         Magic("unshare", "%unshare net,cgroup,user", "Namespaces the cell gets besides "
-              "mnt, pid, uts and ipc, which every cell has; with %root none, user makes "
-              "the cell's root an unprivileged id on the host.", _p_unshare),
+              "mnt, pid, uts, ipc and net, which every cell has (net: see %net); with "
+              "%root none, user makes the cell's root an unprivileged id on the host.",
+              _p_unshare),
+        Magic("net", "%net none|user|host", "The cell's network: its own with only lo "
+              "(none, the default), the same plus outbound access through pasta that "
+              "reaches no address of the host (user), or the host's own network (host).",
+              _p_net),
         Magic("keep", "%keep", "Carry this cell's filesystem changes into the next cell.",
               _p_keep),
         Magic("timeout", "%timeout SECONDS", "Kill the cell's container after SECONDS.",
@@ -637,6 +653,9 @@ HOST_ACCESS_LINES = {
     # of any host directory. `%show ls PATH` alone compares with the image: no host read.
     "%show ls PATH HOST_PATH": "lists a host directory next to the cell's, read as the "
                                "kernel's user",
+    "%net host": "puts the cell on the host's network, where every service listening on "
+                 "the host's loopback or addresses (the Jupyter server, other kernels' "
+                 "ports, databases) answers it",
     # Not a path to the host, but the defence that keeps the host kernel's rarely needed
     # calls (bpf, keyctl, perf_event_open, userfaultfd, io_uring, ...) from the cell.
     "%seccomp off": "lifts the cell's seccomp filter: the host kernel's rarely needed "
@@ -654,6 +673,8 @@ def _host_access_line(name: str, args: list[str]) -> str | None:
         return "%propagation shared"
     if name == "show" and args[:1] == ["ls"] and len(args) > 2:
         return "%show ls PATH HOST_PATH"
+    if name == "net" and args == ["host"]:
+        return "%net host"
     if name == "seccomp" and args == ["off"]:
         return "%seccomp off"
     return None
@@ -670,6 +691,12 @@ def _check_host_access(allowed: bool, lineno: int, line: str, which: str | None)
 
 def _check_combinations(spec: CellSpec, header: list[str], offset: int) -> None:
     """Lines that are each fine but make no sense together."""
+    if spec.net == "host" and "net" in spec.namespaces:
+        n, line = next((n, line) for n, line in enumerate(header, offset + 1)
+                       if line.strip().split()[:1] == ["%unshare"])
+        raise HeaderError(n, line, "%unshare net asks for a network namespace of the "
+                          "cell's own, and `%net host` for the host's network; drop one "
+                          "of them")
     if spec.root != "none":
         return
     for n, line in enumerate(header, offset + 1):

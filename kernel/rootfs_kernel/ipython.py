@@ -55,6 +55,7 @@ def _parser() -> _Parser:
     p.add_argument("--limit", action="append", default=[], metavar="pids=N|memory=SIZE|cpu=F")
     p.add_argument("--propagation", metavar="private|slave|shared")
     p.add_argument("--unshare", metavar="NS[,NS...]")
+    p.add_argument("--net", metavar="none|user|host")
     return p
 
 
@@ -68,7 +69,7 @@ def _options(args: argparse.Namespace) -> dict:
     return dict(image=args.image, root=args.root, mounts=args.mount, binds=args.bind,
                 show=args.show, keep=args.keep, timeout=args.timeout, env=env or None,
                 limits=" ".join(args.limit) or None, propagation=args.propagation,
-                unshare=args.unshare)
+                unshare=args.unshare, net=args.net)
 
 
 def _short(err: BaseException) -> BaseException:

@@ -87,7 +87,9 @@ def test_other_views_as_python_objects(sandbox):
     assert res.ok, res.stderr
     ns = {r.name: r.status for r in res.ns.rows}
     assert ns["mnt"] == ns["uts"] == "differs"
-    assert ns["net"] == "same"
+    assert ns["net"] == "differs"   # every cell's own network, unless net="host"
+    host = sandbox.run("true", show=["ns"], net="host")
+    assert {r.name: r.status for r in host.ns.rows}["net"] == "same"
     assert [c["kind"] for c in res.changes.rows if c["path"] == "/added"] == ["A"]
     assert "/etc" in res.listings and res.listings["/etc"].cell["path"] == "/etc"
     assert [v["kind"] for v in res.views] == ["ns", "changes", "listing"]

@@ -471,9 +471,10 @@ def host_ns(name: str) -> str:
 
 
 @pytest.mark.parametrize("unshare, own", [
-    ("", {"mnt", "pid", "uts", "ipc"}),                 # what every cell has
-    ("%unshare mnt\n", {"mnt", "pid", "uts", "ipc"}),    # cannot be dropped
+    ("", {"mnt", "pid", "uts", "ipc", "net"}),                 # what every cell has
+    ("%unshare mnt\n", {"mnt", "pid", "uts", "ipc", "net"}),    # cannot be dropped
     ("%unshare net\n", {"mnt", "pid", "uts", "ipc", "net"}),
+    ("%net host\n", {"mnt", "pid", "uts", "ipc"}),             # the host's network
 ])
 def test_ns_marks_the_cells_own_namespaces(kernel, unshare, own):
     res = kernel.ok(f"{unshare}%show ns\nreadlink /proc/self/ns/mnt /proc/self/ns/net")

@@ -1,6 +1,6 @@
 """`%show steps` end to end, through jupyter_client: the real container's setup, step by
 step, as its init recorded it (its calls, times and mount tables), for the default
-container, a prepared one, `%root chroot` and `%unshare net`."""
+container, a prepared one, `%root chroot`, the cell's network (lo, %net host, %net user)."""
 
 from __future__ import annotations
 
@@ -146,10 +146,37 @@ def test_chroot_keeps_the_host_mounts_only_out_of_sight(kernel):
     assert "after chroot, still mounted" in p["headline"]
 
 
-def test_unshare_net_gives_the_script_a_network_namespace(kernel):
-    p = _steps(kernel.ok("%unshare net\n%show steps\ntrue"))
+@pytest.mark.parametrize("unshare", ["", "%unshare net\n"])
+def test_every_cell_gives_the_script_a_network_namespace_whose_lo_it_brings_up(kernel,
+                                                                              unshare):
+    p = _steps(kernel.ok(f"{unshare}%show steps\ntrue"))
     assert "CLONE_NEWNET" in _script_clone(p)["cell"]["calls"]
     assert "CLONE_NEWNET" not in _init_clone(p)["cell"]["calls"]
+    lo = _step(p, "socket(AF_INET, SOCK_DGRAM, 0)", "script")
+    assert 'ioctl(SOCK, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP' in lo["cell"]["calls"]
+    assert "only lo" in lo["note"]
+    host = _steps(kernel.ok("%net host\n%show steps\ntrue"))
+    calls = " ".join(r["cell"]["calls"] or "" for r in host["rows"])
+    assert "CLONE_NEWNET" not in calls and "SIOCSIFFLAGS" not in calls
+
+
+@pytest.mark.skipif(not any(os.access(os.path.join(d, "pasta"), os.X_OK)
+                            for d in ("/usr/bin", "/bin", "/usr/local/bin")),
+                    reason="pasta (package passt) not installed")
+def test_net_user_shows_pasta_and_the_namespace_it_serves(kernel):
+    p = _steps(kernel.ok("%net user\n%show steps\ntrue"))
+    pasta = _step(p, 'execve("/', "init (host)")
+    assert "--config-net" in pasta["cell"]["calls"] and "--no-map-gw" in pasta["cell"]["calls"]
+    routes = _step(p, "ioctl(SOCK, SIOCADDRT", "init (PID 1)")
+    assert "RTF_REJECT" in routes["cell"]["calls"] and "169.254.169.254" in routes["cell"]["calls"]
+    # the script makes no network namespace of its own here: it is not its to change
+    assert "CLONE_NEWNET" not in _script_clone(p)["cell"]["calls"]
+    if ROOT:   # made by rootfs-init as an unprivileged id, joined by the cell's PID 1
+        made = _step(p, "fork() = CHILD", "init (host)")
+        assert "unshare(CLONE_NEWUSER|CLONE_NEWNET)" in made["cell"]["calls"]
+        assert "setns(NETNS, CLONE_NEWNET)" in _init_clone(p)["cell"]["calls"]
+    else:      # made by the cell's PID 1's own clone, in its user namespace
+        assert "CLONE_NEWNET" in _init_clone(p)["cell"]["calls"]
 
 
 def test_root_none_has_no_root_switch(kernel):

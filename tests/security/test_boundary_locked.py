@@ -37,6 +37,7 @@ def _attacks(secret, empty_dir) -> list[tuple[str, str]]:
         (f"%env ROOTFS_KERNEL_HOST_ACCESS=1\n%timeout 9\n%root none\ncat {secret.path}",
          "%root none"),
         (f"%show ls / {secret.path.parent}\ntrue", "%show ls PATH HOST_PATH"),
+        ("%net host\n%image busybox\nnc -w 3 127.0.0.1 22", "%net host"),
         ("%seccomp off\ntrue", "%seccomp off"),
     ]
 

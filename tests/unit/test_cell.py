@@ -53,6 +53,8 @@ def test_a_cell_without_header_lines_is_all_script_with_the_defaults():
     ("%bind /srv /srv rw", {"mounts": (Bind("/srv", "/srv", False, 1),)}),
     ("%propagation slave", {"propagation": "slave"}),
     ("%unshare net,user", {"namespaces": frozenset({"mnt", "net", "user"})}),
+    ("%net user", {"net": "user", "net_lineno": 1}),
+    ("%net host", {"net": "host"}),
     ("%keep", {"keep": True}),
     ("%timeout 2.5", {"timeout": 2.5}),
     ("%env GREETING=hello world", {"env": (("GREETING", "hello world"),)}),
@@ -118,6 +120,8 @@ def test_cell_magics_on_the_first_line():
     ("%show ls /etc /srv vs a", 1, "drop HOST_PATH or `vs NAME`"),
     ("%show tree vs ../x", 1, "is not a label"),
     ("%label", 1, "wrong number of arguments (0 given)"),
+    ("%net bridge", 1, "unknown network 'bridge'; choose one of: none, user, host"),
+    ("%net host\n%unshare net,cgroup", 2, "drop one of them"),
 ])
 def test_a_wrong_line_is_named_with_what_was_expected(code, lineno, problem):
     with pytest.raises(HeaderError) as info:

@@ -133,6 +133,7 @@ HOST_LINES = [
     ("%timeout 5\n%bind /etc /mnt ro\nls /mnt", 2, "%bind"),
     ("%propagation shared\ntrue", 1, "%propagation shared"),
     ("%show mounts\n%show ls /etc /root\ntrue", 2, "%show ls PATH HOST_PATH"),
+    ("%image busybox\n%net host\nnc 127.0.0.1 8888", 2, "%net host"),
     ("%seccomp off\ntrue", 1, "%seccomp off"),
 ]
 
@@ -152,6 +153,7 @@ def test_a_locked_parser_refuses_each_host_access_line(code, lineno, which):
     "%propagation slave\ntrue", "%mount tmpfs /tmp\n%show mounts\n%show ns\ntrue",
     "%show changes\ntouch /x", "%show ls /etc\ntrue",   # the image, not the host
     "%%c\nint main(void){return 0;}", "%keep\n%export mine\ntrue", "%unshare net\ntrue",
+    "%net none\ntrue", "%net user\napt-get update",   # the outside, not the host
     "%seccomp on\ntrue",
 ])
 def test_a_locked_parser_runs_every_other_cell_unchanged(code):

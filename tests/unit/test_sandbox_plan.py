@@ -6,13 +6,22 @@ import pytest
 
 from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
+from rootfs_kernel.linux import MS_RDONLY, NAMESPACES
 from rootfs_kernel.sandbox import ops, wire
-from rootfs_kernel.sandbox.ops import NAMESPACES
-from rootfs_kernel.sandbox.plan import Context, Places, Plan, compile_plan, plan_for, script_head
-from rootfs_kernel.sandbox.syscalls import MS_RDONLY
+from rootfs_kernel.sandbox.plan import (
+    DNS_FORWARD,
+    METADATA,
+    RESOLV_CONF,
+    Context,
+    Places,
+    Plan,
+    compile_plan,
+    plan_for,
+    script_head,
+)
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)
+FACTS = wire.Launch(mnt_ns=4026531841)
 
 
 class Image:
@@ -25,14 +34,14 @@ IDS = IdRange(first=300000, count=65536)
 
 
 def plan_of(text: str, rootless: bool = False, ids: IdRange | None = None,
-            host_access: bool = True) -> Plan:
+            pasta: str | None = "/usr/bin/pasta", host_access: bool = True) -> Plan:
     ctx = Context(places=PLACES, rootless=rootless, uid=1000, gid=1000, cwd="/home",
-                  host_env={"PATH": "/bin"}, ids=ids, host_access=host_access)
+                  host_env={"PATH": "/bin"}, ids=ids, pasta=pasta, host_access=host_access)
     return plan_for(cell.parse(text), Image, ctx)
 
 
 def test_the_standard_filesystems_and_masks_are_typed_operations():
-    plan = plan_of("true")
+    plan = plan_of("%net host\ntrue")
     kinds = [type(op) for op in plan.ops]
     assert kinds[0] is ops.Propagation and kinds[-1] is ops.PivotRoot
     assert [op.path for op in plan.ops if isinstance(op, ops.Mask)][-1] == "/sys/firmware"
@@ -40,11 +49,14 @@ def test_the_standard_filesystems_and_masks_are_typed_operations():
     assert plan.script_ops == (ops.Hostname("rootfs"),) and plan.own_layers is False
 
 
-def test_a_sysfs_of_its_own_is_mounted_and_masked_by_the_locked_script():
-    plan = plan_of("%unshare net\ntrue")
+@pytest.mark.parametrize("text", ["true", "%unshare net\ntrue"])
+def test_a_sysfs_of_its_own_is_mounted_and_masked_by_the_locked_script(text):
+    plan = plan_of(text)
     assert "/sys/firmware" not in [op.path for op in plan.ops if isinstance(op, ops.Mask)]
     sysfs, mask = plan.script_ops[:2]
     assert (sysfs.fstype, sysfs.target, mask) == ("sysfs", "/sys", ops.Mask("/sys/firmware"))
+    # ... in the network namespace the script owns, whose lo it brings up itself.
+    assert plan.script_ops[2:] == (ops.Loopback("lo"), ops.Hostname("rootfs"))
 
 
 def test_a_c_cells_program_is_bound_before_the_root_switch():
@@ -157,20 +169,25 @@ def test_every_cell_has_its_own_mount_pid_uts_and_ipc_namespaces_whatever_unshar
         assert plan.pidns
         # The script owns its UTS and IPC namespaces (hostname, its own mqueue).
         assert plan.script_namespaces & NAMESPACES["ipc"]
-    net = plan_of("%unshare net\ntrue", ids=IDS)
-    assert (net.namespaces | net.script_namespaces) & NAMESPACES["net"]
-    assert not (plan_of("true").namespaces | plan_of("true").script_namespaces) & \
-        NAMESPACES["net"]
+    # A network of its own too, owned by the script (it brings lo up), unless %net host.
+    for text in ("true", "%unshare net\ntrue", "%root none\ntrue", "%root chroot\ntrue"):
+        plan = plan_of(text, ids=IDS)
+        assert plan.script_namespaces & NAMESPACES["net"], text
+        assert not plan.namespaces & NAMESPACES["net"] and plan.net == "none"
+    host = plan_of("%net host\ntrue", ids=IDS)
+    assert not (host.namespaces | host.script_namespaces) & NAMESPACES["net"]
+    assert not any(isinstance(op, ops.Loopback) for op in host.ops + host.script_ops)
 
 
 def test_a_cells_proc_sysfs_and_cgroup_mounts_give_no_more_than_the_containers_own():
     plan = plan_of("%mount proc /mnt/p\n%mount sysfs /mnt/s\n%mount cgroup2 /mnt/c\ntrue",
                    ids=IDS)
-    masks = {op.path for op in plan.ops if isinstance(op, ops.Mask)}
-    readonly = {op.path for op in plan.ops if isinstance(op, ops.ReadOnly)}
+    every = plan.ops + plan.script_ops   # the sysfs: the script's, in its own network
+    masks = {op.path for op in every if isinstance(op, ops.Mask)}
+    readonly = {op.path for op in every if isinstance(op, ops.ReadOnly)}
     assert {"/mnt/p/kcore", "/mnt/p/keys", "/mnt/s/firmware"} <= masks
     assert {"/mnt/p/sys", "/mnt/p/sysrq-trigger"} <= readonly
-    mounts = {op.target: op for op in plan.ops if isinstance(op, ops.Mount)}
+    mounts = {op.target: op for op in every if isinstance(op, ops.Mount)}
     assert mounts["/mnt/s"].flags & MS_RDONLY and mounts["/mnt/c"].flags & MS_RDONLY
     assert not mounts["/mnt/p"].flags & MS_RDONLY
 
@@ -178,7 +195,7 @@ def test_a_cells_proc_sysfs_and_cgroup_mounts_give_no_more_than_the_containers_o
 def test_a_queue_filesystem_is_mounted_by_the_script_in_its_own_ipc_namespace():
     plan = plan_of("%mount mqueue /mnt/q\ntrue", ids=IDS)
     assert not any(isinstance(op, ops.Mount) and op.fstype == "mqueue" for op in plan.ops)
-    (mq,) = [op for op in plan.script_ops if isinstance(op, ops.Mount)]
+    (mq,) = [op for op in plan.script_ops if isinstance(op, ops.Mount) and op.fstype == "mqueue"]
     assert (mq.fstype, mq.target, mq.in_root) == ("mqueue", "/mnt/q", True)
 
 
@@ -214,7 +231,7 @@ def test_shared_propagation_makes_the_new_roots_binds_private_before_the_masks()
     plan = plan_of("%propagation shared\n%bind /srv /srv\ntrue", ids=IDS)
     i = plan.ops.index(ops.PrivateTree(""))
     assert max(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Bind) and
-               op.source == "/sys") < i
+               op.source.startswith("/dev/")) < i
     assert min(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Mask)) > i
     # The cell's own %bind comes after: it keeps the propagation the experiment is about.
     assert next(j for j, op in enumerate(plan.ops) if isinstance(op, ops.Bind) and
@@ -247,3 +264,49 @@ def test_the_compile_of_a_c_cell_sees_the_host_read_only_and_writes_only_its_wor
     assert plan.layers.upper == f"{plan.root}/run/rk/c" and plan.layers.lowers == ()
     assert isinstance(plan.ops[-1], ops.PivotRoot) and plan.idmap == "0 300000 65536"
     assert plan.cwd == "/run/rk/c" and plan.limits == {"pids": 64, "disk": 20 << 20}
+
+
+def test_net_user_is_pastas_namespace_which_the_script_cannot_change():
+    root = plan_of("%net user\ntrue", ids=IDS)
+    # Root mode: rootfs-init makes it in a user namespace of the cell's first id (pasta
+    # runs as that id); as an ordinary user, the init's clone makes it (its user
+    # namespace owns it). Never the script's: no CLONE_NEWNET among the script's flags.
+    assert not (root.namespaces | root.script_namespaces) & NAMESPACES["net"]
+    assert (root.net_uid, root.net_map) == (IDS.first, IDS.map_line())
+    rootless = plan_of("%net user\ntrue", rootless=True)
+    assert rootless.namespaces & NAMESPACES["net"]
+    assert not rootless.script_namespaces & NAMESPACES["net"] and rootless.net_uid == -1
+    for plan in (root, rootless):
+        every = plan.ops + plan.script_ops
+        assert not any(isinstance(op, ops.Loopback) for op in every)   # pasta brings lo up
+        assert ops.Unreachable(METADATA) in plan.ops and "169.254.169.254" in METADATA
+        assert ops.Bind(RESOLV_CONF, "/etc/resolv.conf", rec=False, readonly=True,
+                        create="file", optional=False) in plan.ops
+        # No port forwarded either way, the host's loopback not mapped to the gateway.
+        argv = " ".join(plan.pasta)
+        assert plan.pasta[0] == "/usr/bin/pasta" and "--config-net" in argv
+        for option in ("-t none", "-u none", "-T none", "-U none", "--no-map-gw",
+                       f"--dns-forward {DNS_FORWARD}"):
+            assert option in argv, option
+        # The namespace's owner (the init) mounts its sysfs, not the script.
+        assert any(isinstance(op, ops.Mount) and op.fstype == "sysfs" and op.target == "/sys"
+                   for op in plan.ops)
+        assert not any(isinstance(op, ops.Mount) and op.fstype == "sysfs"
+                       for op in plan.script_ops)
+    tokens = wire.setup_tokens(root, FACTS)
+    assert tokens[tokens.index("netuid") + 1] == str(IDS.first)
+    assert [tokens[i + 1] for i, t in enumerate(tokens) if t == "pasta"] == list(root.pasta)
+    assert "pasta" not in wire.setup_tokens(plan_of("true", ids=IDS), FACTS)
+    assert open(RESOLV_CONF).read() == f"nameserver {DNS_FORWARD}\n"
+
+
+def test_net_user_without_pasta_names_the_line_and_the_package():
+    with pytest.raises(cell.HeaderError) as info:
+        plan_of("%image busybox\n%net user\ntrue", pasta=None)
+    assert info.value.lineno == 2 and "passt" in info.value.problem
+
+
+def test_the_compile_of_a_c_cell_has_a_network_of_its_own():
+    ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/", ids=IDS)
+    plan = compile_plan(ctx, "/run/rk/c/cell1.c", ("/bin/sh", "-c", "gcc ..."), {}, [])
+    assert plan.script_namespaces & NAMESPACES["net"]

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from ..cell import HeaderError
 from ..images import ImageError
 from ..sandbox.client import SandboxError
+from ..settings import SettingError
 from .headers import header_lines
 from .result import CellTimeout, Comparison, ContainerError, Result
 from .sandbox import Sandbox
@@ -53,8 +54,8 @@ def run(script: str, image: str = "minimal", root: str = "pivot", mounts: Iterab
         binds: Iterable = (), show: Iterable = (), keep: bool = False,
         timeout: float | None = None, env: Mapping[str, str] | None = None,
         limits: Mapping[str, object] | str | None = None, propagation: str | None = None,
-        unshare: str | Iterable[str] | None = None, *, check: bool = False,
-        echo: bool = False) -> Result:
+        unshare: str | Iterable[str] | None = None, net: str | None = None, *,
+        check: bool = False, echo: bool = False) -> Result:
     """Run the shell `script` in a fresh container, as a rootfs kernel cell.
 
     mounts: "tmpfs:/tmp[:size=10m]" or ("tmpfs", "/tmp", "size=10m") -> %mount
@@ -62,7 +63,8 @@ def run(script: str, image: str = "minimal", root: str = "pivot", mounts: Iterab
     show:   "mounts", "ns", "changes", "ls:/etc[:/host/etc]"           -> %show
     keep:   carry this run's filesystem changes into the next run      -> %keep
     timeout (s), env {NAME: VALUE} (this run only), limits {"pids": 64, "memory": "64m"},
-    propagation "private|slave|shared", unshare "net,uts" or a list.
+    propagation "private|slave|shared", unshare "cgroup,user" or a list, net
+    "none|user|host" (%net: the cell's own network by default).
 
     Raises HeaderError (a bad option), ImageError, CellTimeout, SandboxError, and
     ContainerError when the container could not be set up, or with check=True when
@@ -70,7 +72,7 @@ def run(script: str, image: str = "minimal", root: str = "pivot", mounts: Iterab
     """
     options = dict(image=image, root=root, mounts=mounts, binds=binds, show=show, keep=keep,
                    timeout=timeout, env=env, limits=limits, propagation=propagation,
-                   unshare=unshare)
+                   unshare=unshare, net=net)
     return default_sandbox().run(script, check=check, echo=echo, **options)
 
 
@@ -88,6 +90,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "SettingError",
     "arun",
     "close",
     "default_sandbox",

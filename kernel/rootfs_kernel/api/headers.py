@@ -49,7 +49,8 @@ def header_lines(*, image: str | None = "minimal", root: str | None = "pivot",
                  env: Mapping[str, str] | None = None,
                  limits: Mapping[str, object] | str | None = None,
                  propagation: str | None = None,
-                 unshare: str | Iterable[str] | None = None) -> list[tuple[str, str]]:
+                 unshare: str | Iterable[str] | None = None,
+                 net: str | None = None) -> list[tuple[str, str]]:
     """(header line, the argument it came from) for each option that was given."""
     out: list[tuple[str, str]] = []
 
@@ -65,6 +66,8 @@ def header_lines(*, image: str | None = "minimal", root: str | None = "pivot",
     if unshare is not None:
         names = unshare if isinstance(unshare, str) else ",".join(unshare)
         add("unshare", [names], f"unshare={unshare!r}")
+    if net is not None:
+        add("net", [net], f"net={net!r}")
     for i, item in enumerate(mounts):
         add("mount", _mount_words(item), f"mounts[{i}]={item!r}")
     for i, item in enumerate(binds):

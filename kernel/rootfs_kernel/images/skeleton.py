@@ -25,7 +25,8 @@ def etc_files(pretty_name: str, os_id: str) -> dict[str, str]:
         "etc/group": "root:x:0:\nnogroup:x:65534:\n",
         "etc/hostname": "rootfs\n",
         "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost\n",
-        "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+        # hosts: dns too, for a cell with `%net user` (its resolv.conf names pasta's resolver)
+        "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
         "etc/os-release": (
             f'NAME="{pretty_name}"\n'
             f'PRETTY_NAME="{pretty_name}"\n'

@@ -16,6 +16,7 @@ import functools
 import itertools
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,9 +107,12 @@ class _Prepared:
 
 
 class SandboxClient:
-    def __init__(self, prepare: bool = True, ids: IdRange | None = None) -> None:
+    def __init__(self, prepare: bool = True, ids: IdRange | None = None,
+                 explain: report.Explain | None = None) -> None:
         # Let the helper make the next container while this one runs (prepared.py).
         self.prepare = prepare
+        # What explains a setup step the host refused, in the cell's message (report.py).
+        self.explain = explain
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
         # that user already.
         self.ids = ids or IdRange()
@@ -116,8 +120,9 @@ class SandboxClient:
         self._keys = itertools.count(1)   # names prepared containers for the helper
         self._next: tuple[Plan, bool] | None = None   # what to prepare once a cell is over
         self._mounts = _MountWatch()
+        self._addresses = _AddressWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
-        self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
+        self._facts = wire.Launch(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self._places: Places | None = None   # from the helper's "ready" (see places)
@@ -130,6 +135,9 @@ class SandboxClient:
         self._said_rlimits = False      # the setrlimit fallback is said once
         self._home: cgroups.Home | None = None   # where cells' cgroups go (places)
         self._display: str | None = None   # the `display` program (initbin.py)
+        # pasta, for %net user (plan.py): found once, where the kernel's PATH or Debian
+        # puts it.
+        self._pasta = shutil.which("pasta") or shutil.which("pasta", path="/usr/bin:/bin")
         # Why the last start() started no helper (no init, a runtime directory that is not
         # ours): a session says it for each cell and tries again.
         self.refused: SandboxError | None = None
@@ -211,7 +219,7 @@ class SandboxClient:
         return Context(**{"places": self.places, "rootless": self.rootless,
                           "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
                           "ids": None if self.rootless else self.ids,
-                          "display": self._display, **changes})
+                          "display": self._display, "pasta": self._pasta, **changes})
 
     def close(self) -> None:
         self._drop_prepared()
@@ -280,7 +288,7 @@ class SandboxClient:
             self._prepared = None
 
     def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
-                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None, dict]:
+                ) -> tuple[wire.Launch, cgroups.CellCgroup | None, dict]:
         """The container's cgroup (made now, joined by its first process) or, where no
         cgroup can be made, the setrlimit fallback, said once per kernel; and what bounds
         the cell, in words (cgroups.bounds: %show limits).
@@ -298,19 +306,19 @@ class SandboxClient:
             nproc = {"nproc": int(limits.pop("pids"))}
         mnt_ns = self._facts.mnt_ns
         if not limits and not count:
-            return (wire.HostFacts(mnt_ns, rlimits=nproc), None,
+            return (wire.Launch(mnt_ns, rlimits=nproc), None,
                     cgroups.bounds(plan.limits, None, nproc))
         self.places   # noqa: B018 - the helper's ready says where cgroups go (_home)
         try:
             group = cgroups.CellCgroup.create(name, limits, self._home, count=count)
-            return (wire.HostFacts(mnt_ns, cgroup_procs=tuple(group.procs_files()),
+            return (wire.Launch(mnt_ns, cgroup_procs=tuple(group.procs_files()),
                                    rlimits=nproc), group,
                     cgroups.bounds(plan.limits, group, nproc))
         except cgroups.LimitsUnavailable as err:
             # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
             # process for memory); cpu shares need a cgroup.
             rlimits = {**nproc, **cgroups.rlimits_for(limits)}
-            facts = wire.HostFacts(mnt_ns, rlimits=rlimits)
+            facts = wire.Launch(mnt_ns, rlimits=rlimits)
             # Said once per kernel (the host will not change), and only to a cell that
             # asked for limits itself: the default bounds are the README's, not news.
             if limits and plan.limits_asked and not self._said_rlimits and notice is not None:
@@ -351,6 +359,7 @@ class SandboxClient:
         (plan, profile), self._next = self._next, None
         self._drop_prepared()
         self._mounts.changed()   # from now on, a change makes this container stale
+        self._addresses.changed()
         chan, key = _Channels(), next(self._keys)
         try:
             bounds = self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
@@ -370,6 +379,10 @@ class SandboxClient:
         if ready is None:
             return None
         if self._mounts.changed():   # it may hold a view of the host the cell must not get
+            ready.chan.close()
+            return None
+        # %net user: its init made the host's addresses unreachable as they were then.
+        if ready.plan.net == "user" and self._addresses.changed():
             ready.chan.close()
             return None
         # A %%host cell may change what the prepared container bound; limits, kept
@@ -502,7 +515,7 @@ class SandboxClient:
             await readers[2].eof
             data = report.parse(b"".join(chunks))
             if "error" in data:
-                run.error = report.describe_error(plan, data["error"])
+                run.error = report.describe_error(plan, data["error"], self.explain)
             if "status" in data:
                 run.status, run.signal = data["status"], data.get("signal")
                 run.setup_seconds = data.get("setup_seconds")
@@ -618,6 +631,35 @@ class _MountWatch:
 
     def changed(self) -> bool:
         return bool(self.poll.poll(0))
+
+
+class _AddressWatch:
+    """Have the host's addresses changed since the last call? A `%net user` container
+    makes the host's addresses unreachable as they were when it was made (init.c), so a
+    prepared one is stale once one is added. rtnetlink's address groups tell, to anyone."""
+
+    GROUPS = 0x10 | 0x100   # RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        try:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            self.sock.bind((0, self.GROUPS))
+            self.sock.setblocking(False)
+        except OSError:   # no rtnetlink here: assume every change (no stale container)
+            self.sock = None
+
+    def changed(self) -> bool:
+        if self.sock is None:
+            return True
+        seen = False
+        while True:
+            try:
+                seen = bool(self.sock.recv(65536)) or seen
+            except BlockingIOError:
+                return seen
+            except OSError:   # ENOBUFS: so many changes the queue overflowed
+                seen = True
 
 
 class _ScriptWriter:

@@ -41,11 +41,17 @@
  * the tests).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -115,12 +122,15 @@ static struct {
     const char *idmap;   /* "0 FIRST COUNT": the script's ids on the host (and the layers') */
     const char *cgroups[MAX_LIST]; int ncgroups;
     const char *snap[MAX_LIST]; int nsnap;
+    const char *pasta[MAX_LIST]; int npasta;   /* %net user: pasta's argv (plan.py) */
+    long long netuid;                          /* root mode: the id pasta runs as */
+    const char *netmap;                        /* ... and its user namespace's map */
     long long nproc, as;
     struct op ops[MAX_OPS]; int nops;     /* the setup, run by B */
     struct op sops[MAX_OPS]; int nsops;   /* run by C in its own namespaces, before exec */
     char *env[4096]; int nenv;
     char **argv;
-} P = { .nproc = -1, .as = -1 };
+} P = { .nproc = -1, .as = -1, .netuid = -1 };
 
 static long long cgroup_counter(const char *key);
 static void report_usage(void);
@@ -273,6 +283,9 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "as")) P.as = atoll(val);
         else if (!strcmp(key, "cgroup") && P.ncgroups < MAX_LIST) P.cgroups[P.ncgroups++] = val;
         else if (!strcmp(key, "snap") && P.nsnap < MAX_LIST) P.snap[P.nsnap++] = val;
+        else if (!strcmp(key, "pasta") && P.npasta < MAX_LIST - 8) P.pasta[P.npasta++] = val;
+        else if (!strcmp(key, "netuid")) P.netuid = atoll(val);
+        else if (!strcmp(key, "netmap")) P.netmap = val;
         else if (!strcmp(key, "env") && P.nenv < 4095) P.env[P.nenv++] = (char *)val;
         else if (!strcmp(key, "warm")) P.warm = atoi(val);
         else if (!strcmp(key, "script")) P.script = atoi(val);
@@ -309,9 +322,9 @@ static int write_file(const char *path, const char *text) {
  * record: `step KIND INDEX STARTED ENDED LEN DETAIL\n` (CLOCK_MONOTONIC seconds; DETAIL:
  * what only this process knows, e.g. the flags of a clone) and LEN bytes of mountinfo
  * (LEN -1: as in the record before; -2: could not be read; -3: past the budget), which
- * inspect/steps.py reads and words.  B hands the memfd to the kernel once C has its copy
- * (hand_over_steps) and closes it; C's copy is close-on-exec, so no process of the cell
- * holds it while the script runs.  Without `steps`, record() returns at once. */
+ * sandbox/recording.py reads and views/calls.py words.  B hands the memfd to the kernel
+ * once C has its copy (hand_over_steps) and closes it; C's copy is close-on-exec, so no
+ * process of the cell holds it while the script runs.  Without `steps`, record() returns at once. */
 #define STEPS_BUDGET (16 << 20)
 static int steps_fd = -1;
 static char *steps_prev;          /* the last table written, to write -1 for an equal one */
@@ -331,10 +344,11 @@ static void write_all(int fd, const char *buf, size_t len) {
 /* Steps that cannot change the mount table: their record says "as before" unread. */
 static int keeps_table(const char *kind, int index) {
     if (!strcmp(kind, "rlimit") || !strcmp(kind, "wait") || !strcmp(kind, "exec") ||
-        !strcmp(kind, "seccomp")) return 1;
+        !strcmp(kind, "seccomp") || !strcmp(kind, "netns") || !strcmp(kind, "pasta")) return 1;
     const struct op *op = !strcmp(kind, "op") && index < P.nops ? &P.ops[index]
                         : !strcmp(kind, "sop") && index < P.nsops ? &P.sops[index] : NULL;
-    return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME);
+    return op && (op->kind == OP_MKDIR || op->kind == OP_SYMLINK || op->kind == OP_HOSTNAME ||
+                  op->kind == OP_LOOPBACK || op->kind == OP_UNREACHABLE);
 }
 
 static void record(const char *kind, int index, double started, const char *detail) {
@@ -589,6 +603,206 @@ static void leave_root(void) {
     CHECK(fchdir(host_root_fd));
     CHECK(chroot("."));
     CHECK(chdir("/"));
+}
+
+/* -- the cell's network (%net user) --------------------------------------------------- */
+/* Every cell has a network namespace of its own; with `%net user` pasta gives it
+ * outbound access (plan.py's PASTA_OPTIONS), as rootless podman does:
+ *
+ *   A lists the host's addresses (getifaddrs), for op_unreachable in the new namespace;
+ *   root mode: A forks K, which becomes the unprivileged id netuid and makes a user and
+ *     a network namespace (so the namespace's owner is that id, not root, and pasta runs
+ *     as it); A writes K's id map and hands B the network namespace, which B joins first
+ *     thing (setns); as an ordinary user, B's clone makes it, owned by B's user namespace;
+ *   A starts pasta for that namespace (--userns/--netns of K or B) and waits until it says
+ *     it is ready (its --pid file: a pipe that K or B holds, which pasta opens through
+ *     /proc/K|B/fd/N once it has joined their user namespace), then tells B (net_ready: 0
+ *     or an errno), which starts the script only then;
+ *   when B has exited, A kills pasta; PR_SET_PDEATHSIG kills it if A is killed first.
+ *
+ * The script does not own this namespace: it cannot change its addresses and routes
+ * (nor the routes op_unreachable made), and pasta forwards no port either way. */
+#define MAX_ADDRS 4096   /* more: refused (E2BIG), never a host address left reachable */
+static struct { int family; unsigned char addr[16]; } host_addrs[MAX_ADDRS];
+static int nhost_addrs;
+static int net_ready[2] = {-1, -1};   /* A -> B: an int, 0 or an errno (pasta failed) */
+static int netns_fd = -1;             /* root mode: K's network namespace, for B's setns */
+static pid_t pasta_pid = -1, netns_keeper = -1;
+static int keeper_go = -1;            /* EOF tells K that pasta has its namespaces */
+static int pidfile[2] = {-1, -1};     /* pasta's --pid file */
+
+static void list_host_addresses(void) {
+    struct ifaddrs *all, *a;
+    if (getifaddrs(&all) < 0) fail("net", -1, errno, 0);
+    for (a = all; a; a = a->ifa_next) {
+        int family = a->ifa_addr ? a->ifa_addr->sa_family : AF_UNSPEC;
+        const unsigned char *at =
+            family == AF_INET ? (const unsigned char *)&((struct sockaddr_in *)a->ifa_addr)->sin_addr
+            : family == AF_INET6 ? ((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr.s6_addr : NULL;
+        /* 127/8 and ::1 are the cell's own loopback in its namespace; any other address,
+         * on lo or not, is the host's. */
+        if (!at || (family == AF_INET && at[0] == 127) ||
+            (family == AF_INET6 && IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)at)))
+            continue;
+        if (nhost_addrs == MAX_ADDRS) fail("net", -1, E2BIG, 0);
+        host_addrs[nhost_addrs].family = family;
+        memcpy(host_addrs[nhost_addrs++].addr, at, family == AF_INET ? 4 : 16);
+    }
+    freeifaddrs(all);
+}
+
+/* Close every fd but the `n` in keep: close_range(2) over the gaps, lowest first. */
+static void close_except(const int *keep, int n) {
+    int from = 0;
+    for (;;) {
+        int next = INT_MAX;
+        for (int i = 0; i < n; i++) if (keep[i] >= from && keep[i] < next) next = keep[i];
+        if (next == INT_MAX) break;
+        if (next > from) syscall(SYS_close_range, (unsigned)from, (unsigned)next - 1, 0);
+        from = next + 1;
+    }
+    syscall(SYS_close_range, (unsigned)from, ~0U, 0);
+}
+
+static void become_net_user(void) {   /* root mode: K and pasta are the id netuid */
+    uid_t id = (uid_t)P.netuid;
+    if (setgroups(0, NULL) < 0 || setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0)
+        _exit(SETUP_FAILED);
+}
+
+/* Root mode, before B exists: K, the unprivileged owner of the cell's network namespace.
+ * It holds the --pid file's pipe (pasta opens it through /proc/K/fd, as the same id)
+ * until pasta is ready. */
+static void make_user_netns(void) {
+    int ready[2], go[2];
+    CHECK(pipe2(ready, O_CLOEXEC));
+    CHECK(pipe2(go, O_CLOEXEC));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) fail("net", -1, errno, 0);
+    if (pid == 0) {
+        int keep[] = {ready[1], go[0], pidfile[1]}, err = 0;
+        close_except(keep, 3);   /* none of the cell's channels */
+        become_net_user();
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* after the id change, which clears it */
+        if (getppid() != parent) _exit(SETUP_FAILED);
+        prctl(PR_SET_DUMPABLE, 1);          /* pasta, the same id, may open our /proc */
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) err = errno;
+        (void)!write(ready[1], &err, sizeof err);
+        char c;
+        (void)!read(go[0], &c, 1);
+        _exit(0);
+    }
+    netns_keeper = pid;
+    close(ready[1]);
+    close(go[0]);
+    keeper_go = go[1];
+    int err = EPIPE;
+    if (read(ready[0], &err, sizeof err) != sizeof err) err = EPIPE;
+    close(ready[0]);
+    if (err) fail("net", -1, err, 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    if (write_file(path, P.netmap) < 0) fail("net", -1, errno, 0);
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    if (write_file(path, P.netmap) < 0) fail("net", -1, errno, 0);
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    if ((netns_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) fail("net", -1, errno, 0);
+}
+
+/* A, before its clone: what B needs for its network, made now. */
+static void prepare_net(void) {
+    if (!P.npasta) return;
+    list_host_addresses();
+    CHECK(pipe2(net_ready, O_CLOEXEC));
+    CHECK(pipe2(pidfile, O_CLOEXEC));
+    if (P.netuid >= 0) {
+        /* pasta, as netuid, opens it through /proc/K/fd: the pipe must be its to write. */
+        CHECK(fchown(pidfile[1], (uid_t)P.netuid, (gid_t)P.netuid));
+        make_user_netns();
+    }
+}
+
+/* A, once B exists: start pasta for the cell's namespace (K's, or B's own) and wait
+ * until it is ready; its words go to the cell's stderr (`err_out`) if it fails. Returns
+ * 0 or an errno for B. */
+#define PASTA_SECONDS 10
+static int start_pasta(pid_t init, int err_out) {
+    pid_t target = netns_keeper > 0 ? netns_keeper : init;   /* and the pid file's holder */
+    char user[64], net[64], pid_path[64];
+    snprintf(user, sizeof user, "/proc/%d/ns/user", (int)target);
+    snprintf(net, sizeof net, "/proc/%d/ns/net", (int)target);
+    snprintf(pid_path, sizeof pid_path, "/proc/%d/fd/%d", (int)target, pidfile[1]);
+    const char *argv[MAX_LIST + 1];
+    int n = 0;
+    for (int i = 0; i < P.npasta; i++) argv[n++] = P.pasta[i];
+    argv[n++] = "--userns"; argv[n++] = user;
+    argv[n++] = "--netns"; argv[n++] = net;
+    argv[n++] = "--pid"; argv[n++] = pid_path;
+    argv[n] = NULL;
+    int words[2];
+    if (pipe2(words, O_CLOEXEC) < 0) return errno;
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; close(words[0]); close(words[1]); return e; }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(words[1], 1) < 0 || dup2(words[1], 2) < 0)
+            _exit(RK_EXIT_CANNOT_RUN);
+        syscall(SYS_close_range, 3U, ~0U, 0);
+        if (P.netuid >= 0) become_net_user();
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != me) _exit(SETUP_FAILED);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        execve(argv[0], (char *const *)argv, (char *[]){NULL});
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(RK_EXIT_CANNOT_RUN);
+    }
+    pasta_pid = pid;
+    close(words[1]);
+    /* Ready: it wrote its pid. Gone: its output ended (it exited). */
+    char said[2048];
+    size_t len = 0;
+    int result = ETIMEDOUT;
+    double deadline = now() + PASTA_SECONDS;
+    for (;;) {
+        struct pollfd fds[2] = {{pidfile[0], POLLIN, 0}, {words[0], POLLIN, 0}};
+        int wait = (int)((deadline - now()) * 1000);
+        if (wait <= 0) break;
+        int ready = poll(fds, 2, wait);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) { result = errno; break; }
+        if (fds[0].revents & POLLIN) { result = 0; break; }
+        if (fds[1].revents) {
+            ssize_t got = read(words[0], said + len, sizeof said - 1 - len);
+            if (got > 0) { len += (size_t)got; if (len < sizeof said - 1) continue; }
+            if (got < 0 && errno == EINTR) continue;
+            result = ECHILD;   /* pasta exited without being ready */
+            break;
+        }
+    }
+    close(words[0]);
+    said[len] = 0;
+    char *save, *line;
+    for (line = strtok_r(said, "\n", &save); result && line; line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "Failed to send", 14))   /* no syslog here: not its point */
+            dprintf(err_out, "pasta: %s\n", line);
+    return result;
+}
+
+/* B, before its script starts: A's word that pasta is ready. */
+static void wait_for_net(void) {
+    if (!P.npasta) return;
+    double started = now();
+    int err = EPIPE;
+    while (read(net_ready[0], &err, sizeof err) < 0 && errno == EINTR) {}
+    close(net_ready[0]);
+    if (pidfile[1] >= 0) close(pidfile[1]);
+    if (err) fail("net", -1, err, 0);
+    record("pasta", -1, started, NULL);
 }
 
 /* -- the operations (ops.py defines them, plan.py makes the list) --------------------- */
@@ -853,6 +1067,71 @@ static void op_hostname(const struct op_hostname *o) {
         fail("errno", current_op, errno, 0);
 }
 
+static void op_loopback(const struct op_loopback *o) {
+    /* A new network namespace's lo is down: up, as `ip link set lo up` does it. */
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", o->name);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd);
+    CHECK(ioctl(fd, SIOCGIFFLAGS, &ifr));
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) {
+        /* An unlocked cell (%propagation shared) keeps the kernel's own user namespace,
+         * whose capabilities a container runtime may give without CAP_NET_ADMIN: its
+         * network stays its own, only lo stays down (said once). */
+        if (errno != EPERM) fail("errno", current_op, errno, 0);
+        note("no-loopback");
+    }
+    close(fd);
+}
+
+static void unreachable_route(int fd4, int fd6, int family, const void *addr) {
+    int r;
+    if (family == AF_INET) {
+        struct rtentry rt;
+        memset(&rt, 0, sizeof rt);
+        struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+        struct sockaddr_in *mask = (struct sockaddr_in *)&rt.rt_genmask;
+        dst->sin_family = mask->sin_family = AF_INET;
+        memcpy(&dst->sin_addr, addr, 4);
+        mask->sin_addr.s_addr = 0xffffffff;
+        rt.rt_flags = RTF_UP | RTF_HOST | RTF_REJECT;
+        r = ioctl(fd4, SIOCADDRT, &rt);
+    } else {
+        struct in6_rtmsg rt;
+        memset(&rt, 0, sizeof rt);
+        memcpy(&rt.rtmsg_dst, addr, 16);
+        rt.rtmsg_dst_len = 128;
+        rt.rtmsg_flags = RTF_UP | RTF_REJECT;
+        rt.rtmsg_type = 7;   /* RTN_UNREACHABLE */
+        rt.rtmsg_metric = 1;
+        r = ioctl(fd6, SIOCADDRT, &rt);
+    }
+    if (r < 0 && errno != EEXIST) fail("errno", current_op, errno, 0);
+}
+
+static void op_unreachable(const struct op_unreachable *o) {
+    /* %net user: the host's own addresses (and the extra ones) lead nowhere from the
+     * cell's namespace, as SIOCADDRT's reject routes (`ip route add unreachable ADDR`). */
+    int fd4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd4);
+    for (int i = 0; i < nhost_addrs; i++)
+        if (host_addrs[i].family == AF_INET || fd6 >= 0)
+            unreachable_route(fd4, fd6, host_addrs[i].family, host_addrs[i].addr);
+    char buf[1024], *word, *rest;
+    snprintf(buf, sizeof buf, "%s", o->extra);
+    for (word = strtok_r(buf, " ", &rest); word; word = strtok_r(NULL, " ", &rest)) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, word, addr) == 1) unreachable_route(fd4, fd6, AF_INET, addr);
+        else if (fd6 >= 0 && inet_pton(AF_INET6, word, addr) == 1)
+            unreachable_route(fd4, fd6, AF_INET6, addr);
+    }
+    close(fd4);
+    if (fd6 >= 0) close(fd6);
+}
+
 static void run_op(const struct op *op) {
     switch (op->kind) {
     case OP_PROPAGATION: op_propagation(&op->propagation); break;
@@ -869,6 +1148,8 @@ static void run_op(const struct op *op) {
     case OP_PIVOT_ROOT: op_pivot_root(&op->pivot_root); break;
     case OP_CHROOT: op_chroot(&op->chroot); break;
     case OP_HOSTNAME: op_hostname(&op->hostname); break;
+    case OP_LOOPBACK: op_loopback(&op->loopback); break;
+    case OP_UNREACHABLE: op_unreachable(&op->unreachable); break;
     case OP_KINDS: fail("plan", current_op, EINVAL, 0);
     }
 }
@@ -1069,6 +1350,16 @@ static _Noreturn void cell_init(void) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (P.pidns ? 0 : P.parent)) _exit(SETUP_FAILED);  /* A already gone */
     if (P.ns & CLONE_NEWUSER) map_ids();
+    if (P.npasta) {   /* %net user: A's ends are not ours; root mode: K's namespace */
+        close(net_ready[1]);
+        close(pidfile[0]);
+        if (netns_keeper > 0) {   /* K holds pasta's pid file; else B, until ready */
+            close(pidfile[1]);
+            pidfile[1] = -1;
+        }
+        if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) fail("net", -1, errno, 0);
+        if (netns_fd >= 0) close(netns_fd);
+    }
     record_clone();
     struct stat st;
     /* Never set up in the host's mount namespace: pivot_root there would move the root of
@@ -1093,6 +1384,7 @@ static _Noreturn void cell_init(void) {
     hand_over_snapfds();
     if (idmap_fd >= 0) { close(idmap_fd); idmap_fd = -1; }
     int ns_fd = -1;
+    wait_for_net();   /* %net user: pasta is ready before the script starts */
     step_started = now();
     if (P.lock) {
         script = start_locked(&ns_fd);
@@ -1349,6 +1641,11 @@ int main(int argc, char **argv) {
         make_idmap_userns();
         record("idmap", -1, made, P.idmap);
     }
+    if (P.npasta) {
+        double made = now();
+        prepare_net();
+        if (netns_keeper > 0) record("netns", -1, made, P.netmap);
+    }
     step_started = now();
     pid_t pid = syscall(SYS_clone, P.ns | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) fail("clone", -1, errno, 0);
@@ -1358,6 +1655,12 @@ int main(int argc, char **argv) {
         cell_init();
     }
     init_pid = pid;
+    /* pasta's words, if it fails, are the cell's (until then: see start_pasta). */
+    int err_out = P.npasta ? fcntl(2, F_DUPFD_CLOEXEC, 10) : -1;
+    if (P.npasta) {
+        close(net_ready[0]);
+        if (netns_fd >= 0) close(netns_fd);
+    }
     /* The cell's output must end when its processes do, not when this one does. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
@@ -1371,8 +1674,24 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
+    if (P.npasta) {
+        int err = start_pasta(pid, err_out);
+        (void)!write(net_ready[1], &err, sizeof err);
+        close(net_ready[1]);
+        close(err_out);
+        close(pidfile[0]);
+        close(pidfile[1]);
+        if (netns_keeper > 0) {   /* pasta has joined its namespaces: K may go */
+            close(keeper_go);
+            while (waitpid(netns_keeper, NULL, 0) < 0 && errno == EINTR) {}
+        }
+    }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (pasta_pid > 0) {   /* the cell's network ends with it */
+        kill(pasta_pid, SIGKILL);
+        while (waitpid(pasta_pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
     if (WIFSIGNALED(status)) {
         signal(WTERMSIG(status), SIG_DFL);
         kill(getpid(), WTERMSIG(status));

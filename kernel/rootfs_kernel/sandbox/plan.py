@@ -6,7 +6,7 @@ The plan holds the ordered setup operations (ops.py), which rootfs-init runs in 
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
 adds operations here, not branches in the sandbox. What only the host can tell when the
 container starts (its mount namespace, the cell's cgroup, rlimits) is not part of the
-plan: the helper passes it to the encoder as wire.HostFacts.
+plan: the kernel passes it to the encoder as wire.Launch.
 """
 
 from __future__ import annotations
@@ -22,12 +22,21 @@ from typing import Protocol
 
 from .. import cell
 from ..ids import IdRange
-from .ops import (
+from ..linux import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_RELATIME,
     NAMESPACES,
+    parse_mount_options,
+)
+from .ops import (
     Bind,
     Chroot,
     Hostname,
     Layer,
+    Loopback,
     Mask,
     Mkdir,
     Mount,
@@ -39,14 +48,7 @@ from .ops import (
     ReadOnly,
     Symlink,
     Unbindable,
-)
-from .syscalls import (
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MS_RELATIME,
-    parse_mount_options,
+    Unreachable,
 )
 
 # The devices every container gets, bound from the host (mknod is refused in a userns).
@@ -75,6 +77,21 @@ SCRIPT_PIPE = "/proc/self/fd/3"
 # neither the image, %show changes nor %export see it), first on the cell's PATH; the
 # default shell starts there (SCRIPT_NAME).
 DISPLAY_DIR = "/dev/.rootfs-kernel"
+# %net user: pasta (Debian's `passt`), as rootless podman runs it, started by the cell's
+# init for the cell's network namespace (init.c adds which namespace, and where to say it
+# is ready). It relays the namespace's connections through the host's sockets, so nothing
+# may lead to the host itself: no port forwarded either way (-t/-u/-T/-U none: by default
+# the host's loopback ports would appear on the cell's), the gateway address not mapped to
+# the host's loopback (--no-map-gw); the cell's DNS server is an address pasta forwards to
+# the host's resolver (which may well listen on the host's loopback).
+DNS_FORWARD = "169.254.1.1"
+PASTA_OPTIONS = ("--foreground", "--quiet", "--config-net", "-t", "none", "-u", "none",
+                 "-T", "none", "-U", "none", "--no-map-gw", "--dns-forward", DNS_FORWARD)
+RESOLV_CONF = str(Path(__file__).with_name("resolv.conf"))   # "nameserver DNS_FORWARD"
+# Unreachable from %net user besides the host's own addresses: the instance metadata
+# service of cloud VMs (AWS, GCP, Azure, OpenStack), which hands out the host's
+# credentials.
+METADATA = "169.254.169.254 fd00:ec2::254"
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,7 @@ class Context:
     # Every cell's bounds unless its own %limit says otherwise (KEY: None lifts one).
     default_limits: Mapping[str, float | None] = field(default_factory=dict)
     display: str | None = None   # the host path of the `display` program (initbin.py)
+    pasta: str | None = None     # the host path of pasta, for %net user (None: not there)
     host_access: bool = True     # False: a locked kernel (its %root chroot is contained)
 
 
@@ -155,6 +173,13 @@ class Plan:
     # the host (ids.py), also the map of the idmapped image layers; "" keeps the identity.
     idmap: str = ""
     limits_asked: bool = False    # the cell said %limit itself (not only the defaults)
+    net: str = "none"             # cell.NET_MODES
+    # %net user: pasta's argv (PASTA_OPTIONS), and, in root mode, the host id it runs as,
+    # which owns the user namespace that owns the cell's network namespace (its map: the
+    # cell's, net_map); -1 as an ordinary user, whose cell's init's namespace owns it.
+    pasta: tuple[str, ...] = ()
+    net_uid: int = -1
+    net_map: str = ""
     # The script's process installs the cells' seccomp filter before its exec (init.c,
     # seccomp.py); `%seccomp off` and %%host cells run without it.
     seccomp: bool = False
@@ -173,7 +198,7 @@ def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
                           keep_active=ctx.keep_active, rootless=ctx.rootless, uid=ctx.uid,
                           gid=ctx.gid, host_cwd=ctx.cwd, ids=ctx.ids, c_program=c_program,
                           default_limits=ctx.default_limits, display=ctx.display,
-                          host_access=ctx.host_access)
+                          pasta=ctx.pasta, host_access=ctx.host_access)
 
 
 def _with_display(env: Mapping[str, str], display: str | None, where: str | None = None
@@ -260,7 +285,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                    keep_active: bool, rootless: bool, uid: int, gid: int, host_cwd: str,
                    ids: IdRange | None = None, c_program: str | None = None,
                    default_limits: Mapping[str, float | None] = MappingProxyType({}),
-                   display: str | None = None, host_access: bool = True) -> Plan:
+                   display: str | None = None, pasta: str | None = None,
+                   host_access: bool = True) -> Plan:
     # Locking needs a less privileged copy of the mount namespace, whose shared mounts
     # turn into slaves: a cell that asks for shared propagation is not locked, and is
     # host root (a host-access line, like %%host).
@@ -272,13 +298,28 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     unprivileged = ids is not None and lock and (isolated_root or "user" in spec.namespaces)
     idmap = ids.map_line() if unprivileged else ""
     owner = ids.first if unprivileged else -1
-    names = set(ALWAYS) | (set(spec.namespaces) & {"net", "cgroup"})
+    # Every cell has a network of its own (only lo) unless `%net host`.
+    names = set(ALWAYS) | (set(spec.namespaces) & {"cgroup"}) | \
+        ({"net"} if spec.net != "host" else set())
     # Namespaces the script must own to use (hostname, lo, IPC, its mqueue) go with the
-    # script's own user namespace when locked; the rest belong to the cell's init.
+    # script's own user namespace when locked; the rest belong to the cell's init. The
+    # network pasta configures (%net user) is not the script's to change: as an ordinary
+    # user it is the init's (the init's user namespace owns it, pasta joins that); in
+    # root mode rootfs-init makes it in a user namespace of an unprivileged id, which
+    # pasta runs as, and the init joins it before its clone (net_uid).
+    user_net = spec.net == "user"
+    if user_net and not pasta:
+        raise cell.HeaderError(spec.net_lineno, "%net user", (
+            "outbound access needs pasta on the host (the Debian/Ubuntu and Fedora package "
+            "`passt`), which this host lacks: install it, or run the cell without %net "
+            "user (its own network, with only lo)"))
     owned = {"uts", "ipc", "net"} & names if lock else set()
+    if user_net:
+        owned.discard("net")
     flags = script_flags = 0
     for name in names - owned | ({"user"} if rootless else set()):
-        flags |= NAMESPACES[name]
+        if not (name == "net" and user_net and not rootless):
+            flags |= NAMESPACES[name]
     if lock:
         script_flags = NAMESPACES["user"] | NAMESPACES["mnt"]
         for name in owned:
@@ -295,6 +336,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     #    shared parent). "shared" keeps the host's peer groups; our own mounts then go
     #    on a mount made private first, so only the script's mounts can propagate.
     ops_.append(Propagation(spec.propagation, isolated_root))
+    if user_net:
+        ops_.append(Unreachable(METADATA))
 
     root = "/"
     layers_ = None
@@ -329,13 +372,14 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         ops_.append(Mount("overlay", root, "overlay", 0, data, in_root=False, create=""))
         ops_.append(Unbindable(scratch))
         layers_ = Layers(upper, tuple(lowers))
-        # A fresh sysfs shows the network namespace of whoever mounts it.
+        # A fresh sysfs shows the network namespace of whoever mounts it, and only
+        # that namespace's owner may mount one.
         own_sysfs = "net" in names
         # The kernel lets a user namespace mount sysfs only while the sysfs it can
         # already see is fully visible, so when the script mounts it (locked), the
         # script masks /sys/firmware after, not the setup before.
-        late_sysfs = own_sysfs and lock
-        ops_ += _standard_filesystems(True, rootless, netns=own_sysfs and not lock,
+        late_sysfs = own_sysfs and "net" in owned
+        ops_ += _standard_filesystems(True, rootless, netns=own_sysfs and not late_sysfs,
                                       mask_firmware=not late_sysfs, shared=shared, owner=owner)
         if late_sysfs:
             script_ops += _sysfs("/sys", lineno=0)
@@ -349,11 +393,16 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         # (with shared propagation it would replace the host's own /proc).
         ops_.append(_mount("proc", "proc", "/proc", "", in_root=True))
 
+    if user_net and (isolated_root or not shared):
+        # The cell's resolver: pasta's forwarding address (a %root none cell's mount
+        # namespace is its own too; with shared propagation it would be the host's).
+        ops_.append(Bind(RESOLV_CONF, "/etc/resolv.conf", rec=False, readonly=True,
+                         create="file", optional=False))
     for m in spec.mounts:
         # Filesystems that belong to a namespace the script owns are mounted by the
         # script (mqueue: its IPC namespace; sysfs: its network namespace).
         own = lock and isinstance(m, cell.Mount) and (
-            m.fstype == "mqueue" or (m.fstype == "sysfs" and "net" in names))
+            m.fstype == "mqueue" or (m.fstype == "sysfs" and "net" in owned))
         (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
@@ -377,6 +426,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         # A chrooted process may not create a user namespace: when locked, the script
         # (already in its own) does the chroot, first of its own operations.
         (script_ops.insert(0, Chroot(root)) if lock else ops_.append(Chroot(root)))
+    if "net" in names and not user_net:
+        (script_ops if "net" in owned else ops_).append(Loopback())
     (script_ops if lock else ops_).append(Hostname("rootfs"))
 
     env = {"PATH": cell.DEFAULT_PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8"}
@@ -397,6 +448,9 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 ops=tuple(ops_), script_ops=tuple(script_ops), show=spec.show,
                 layers=layers_, limits=limits, propagation=spec.propagation,
                 own_layers=own_layers, idmap=idmap, limits_asked=bool(spec.limits),
+                net=spec.net, pasta=(pasta, *PASTA_OPTIONS) if user_net else (),
+                net_uid=ids.first if user_net and ids is not None else -1,
+                net_map=ids.map_line() if user_net and ids is not None else "",
                 seccomp=spec.seccomp)
 
 
@@ -425,7 +479,8 @@ def compile_plan(ctx: Context, source: str, argv: Sequence[str], limits: Mapping
     size = f",size={int(limits['disk'])}" if "disk" in limits else ""
     names = set(ALWAYS) | ({"user"} if ctx.rootless else set())
     flags = sum(NAMESPACES[n] for n in names - {"uts", "ipc"})
-    script_flags = sum(NAMESPACES[n] for n in ("user", "mnt", "uts", "ipc"))
+    # gcc needs no network: the compile gets a namespace of its own, not even lo up.
+    script_flags = sum(NAMESPACES[n] for n in ("user", "mnt", "uts", "ipc", "net"))
     ops_: list[Op] = [
         Propagation("private", True),
         _mount("tmpfs", "rootfs-kernel", ctx.places.scratch, "mode=0755"),

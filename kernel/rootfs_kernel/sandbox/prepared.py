@@ -14,7 +14,8 @@ in a container no other cell has used.
 
 What a prepared container captured must still be what a fresh one would capture, so it
 is thrown away when the host's mount table has changed since it was asked for (binds and
-the /sys it shows; the kernel asks its /proc/self/mountinfo when the cell comes) or
+the /sys it shows; the kernel asks its /proc/self/mountinfo when the cell comes), when
+the host's addresses have (a %net user container made them unreachable as they were), or
 before a %%host cell (which may replace a directory a %bind would take), and never made
 for cells whose setup depends on more than the image: %keep/%export layers or
 %propagation shared (its mounts reach the host). Its bounds are its own: the kernel makes

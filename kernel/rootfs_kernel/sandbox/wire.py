@@ -1,4 +1,4 @@
-"""A plan (plan.py) + what the host adds (HostFacts) -> rootfs-init's plan tokens. Pure.
+"""A plan (plan.py) + what its launch adds (Launch) -> rootfs-init's plan tokens. Pure.
 
 Runs in: the kernel (encode, and match_key to hand a cell to a prepared container).
 
@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "match_key", "pack", "setup_tokens",
+__all__ = ["VERSION", "Launch", "encode", "match_key", "pack", "setup_tokens",
            "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
 
 @dataclass(frozen=True)
-class HostFacts:
-    """What only the host can tell when a container starts (the helper's side)."""
+class Launch:
+    """What the kernel adds to a plan as it launches its container, which only the host
+    can tell then: the host's mount namespace, the cell's cgroups, the rlimit fallback."""
 
     mnt_ns: int                               # init.c refuses to set up in this namespace
     cgroup_procs: tuple[str, ...] = ()        # the cell's cgroup(s): A joins them first
@@ -48,7 +49,7 @@ def _op(tag: str, op: Op) -> tuple[str, ...]:
     return (tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE))
 
 
-def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False,
+def encode(plan: Plan, facts: Launch, *, parent: int, profile: bool = False,
            warm: bool = False) -> list[str]:
     """rootfs-init's plan, as tokens (pack makes its bytes). `parent` is the helper's pid
     (the init dies with it); `warm`: made before its cell exists (prepared.py), named so
@@ -62,7 +63,7 @@ def pack(tokens: list[str]) -> bytes:
     return b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in tokens)
 
 
-def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
+def setup_tokens(plan: Plan, facts: Launch) -> list[str]:
     """Everything that makes the container: two plans with the same setup tokens can use
     the same prepared container."""
     t = ["host", _text(plan.host)]
@@ -74,13 +75,18 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     if plan.host:
         return t
     if not facts.mnt_ns:  # init.c's guard against setting up on the host
-        raise ValueError("the host's mount namespace is unknown (HostFacts.mnt_ns)")
+        raise ValueError("the host's mount namespace is unknown (Launch.mnt_ns)")
     t += ["ns", str(plan.namespaces), "lock", str(plan.script_namespaces),
           "pidns", _text(plan.pidns), "rootless", _text(plan.rootless),
           "uid", str(plan.uid), "gid", str(plan.gid),
           "hostmnt", str(facts.mnt_ns), "root", plan.root]
     if plan.idmap:
         t += ["idmap", plan.idmap]
+    if plan.pasta:   # %net user: the init starts pasta for the cell's network namespace
+        for arg in plan.pasta:
+            t += ["pasta", arg]
+        if plan.net_uid >= 0:
+            t += ["netuid", str(plan.net_uid), "netmap", plan.net_map]
     if any(s.kind == "steps" for s in plan.show):
         # Recorded while the container is made, so a setup key: a prepared container made
         # after a `%show steps` cell records too, and only such a cell takes it.
@@ -100,7 +106,7 @@ def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
     handed over: everything rootfs-init's plan holds but the host's facts (its own
     cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
     that goes down the script pipe."""
-    return [*setup_tokens(plan, HostFacts(mnt_ns)), *script_tokens(plan, profile=profile),
+    return [*setup_tokens(plan, Launch(mnt_ns)), *script_tokens(plan, profile=profile),
             "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items())),
             # %show limits: a cgroup that counts, even with nothing to limit
             "count", _text(any(s.kind == "limits" for s in plan.show))]
