@@ -132,6 +132,9 @@ def run_here(paths: list[Path], out: Path, timeout: int, kernel: str, record: bo
 # host side of every comparison is the guest's own mount table, no 9p share in it.
 GUEST_RUN = f"""#!/bin/sh
 set -eu
+# From a copy of this script: the shell holds the file it reads, which would keep the share
+# busy.
+if [ "$0" != /root/record.sh ]; then cp "$0" /root/record.sh && exec sh /root/record.sh; fi
 cd {GUEST_SHARE}
 {GUEST_VENV}/bin/pip install -q --no-deps --no-index --disable-pip-version-check wheel/*.whl
 {GUEST_VENV}/bin/rootfs-kernel image import debian.tar debian >/root/import.log 2>&1 ||
@@ -142,7 +145,7 @@ cp run-notebooks.py work/*.ipynb /root/notebooks/
 cd /root/notebooks
 umount {GUEST_SHARE}
 status=0
-{GUEST_VENV}/bin/python run-notebooks.py --in-guest --out out --timeout "$timeout" \\
+{GUEST_VENV}/bin/python run-notebooks.py --in-guest --out out --timeout "$timeout" \
   [0-9]*.ipynb || status=$?
 mount {GUEST_SHARE}
 mkdir -p {GUEST_SHARE}/out
