@@ -240,10 +240,13 @@ def test_09_how_a_container_is_built(notebook):
     name, count = nb.stream("default").split()
     assert name == "rootfs" and default["rows"][-1]["cell"]["mounts"] == f"({count})"
     # chroot: done by the script, the host's mounts kept out of sight only
-    chroot = _step(nb.payload("chroot", "steps"), "chdir(", "script")
-    assert 'chroot(".")' in chroot["cell"]["calls"]
-    assert all(k["note"].startswith("still mounted") for k in chroot["children"]["rows"]
-               if k["status"] == "only-host")
+    # (against the first cell's: the root switch is the one step that differs)
+    vs = nb.payload("chroot", "steps-vs")
+    differ = [r for r in vs["rows"] if r["status"] != "same"]
+    assert [r["status"] for r in differ] == ["only-host", "only-cell"], differ
+    switched, chroot = differ
+    assert 'pivot_root(".", ".")' in switched["host"]["calls"]
+    assert 'chroot(".")' in chroot["cell"]["calls"] and chroot["cell"]["process"] == "script"
     # %unshare net,cgroup: cgroup with the container, net with the script
     # (against the first cell's: the container's clone differs, the script's is the same)
     unshare = nb.payload("unshare", "steps-vs")
