@@ -290,3 +290,38 @@ def test_the_same_directory_entered_with_pivot_root_as_advised_runs_cells():
     found = checks(answer)
     assert found["root-chroot"]["ok"] and found["cell"]["ok"], found
     assert answer["doctor"]["ok"] is True, answer["doctor"]
+
+
+# -- a runtime directory that cannot be idmapped ------------------------------------------
+# Debian 12's /run: a tmpfs, which Linux idmaps only from 6.3 on (its 6.1 refuses with
+# EINVAL); a ramfs refuses it on any Linux. The kernel sees it in a mount namespace of its
+# own, over /run/rootfs-kernel, where root's helpers keep their directories (rundir.py).
+RUNDIR = "/run/rootfs-kernel"
+RAMFS_RUNDIR = ["unshare", "-m", "sh", "-c",
+                f'mkdir -p {RUNDIR} && mount -t ramfs -o mode=0711 rk-test-ramfs {RUNDIR} '
+                '&& exec "$@"', "sh"]
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="root's runtime directory is /run/rootfs-kernel")
+def test_c_cells_compile_where_the_runtime_directory_cannot_be_idmapped(tmp_path):
+    """Root's %%c failed with `cc1: fatal error: cell.c: Permission denied` in the
+    Debian 12 VM: its 0600 source, bound into the compile with an idmapped mount, was a
+    plain bind there (root's file, not the compile's unprivileged id's)."""
+    probe = subprocess.run([*RAMFS_RUNDIR, sys.executable, "-m",
+                            "rootfs_kernel.sandbox.probes", "idmap", RUNDIR],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode in (0, 1), probe.stderr
+    if json.loads(probe.stdout)["idmap"]:
+        pytest.skip("this Linux idmaps a ramfs: the condition cannot be made here")
+    with LaunchedKernel(RAMFS_RUNDIR, tmp_path) as k:
+        where = k.run(f"%%host\nstat -f -c %T {RUNDIR}")
+        assert where.stdout == "ramfs\n", where
+        ran = k.run('%%c\n#include <stdio.h>\n#include <unistd.h>\n'
+                    'int main(void) { printf("compiled, uid %d\\n", (int)getuid()); }\n')
+        assert ran.reply["status"] == "ok", (ran.reply, ran.stderr)
+        assert ran.stdout == "compiled, uid 0\n", ran.stdout
+        # gcc's messages still name the cell's source cell.c, by its lines
+        bad = k.run("%%c\nint main(void) {\n  return missing;\n}\n")
+        assert bad.reply["ename"] == "CompileError", bad.reply
+        assert "cell.c:3:" in bad.evalue and "missing" in bad.evalue, bad.evalue
