@@ -406,12 +406,15 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
-        # before the root switch hides the host's path.
+        # before the root switch hides the host's path; on the host's tree, bound onto
+        # itself. Either way its mount may run it: the runtime directory may be noexec.
         if isolated_root:
             ops_.append(Bind(c_program, C_BINARY, rec=False, readonly=True, create="file",
-                             optional=False, lineno=1))
+                             optional=False, program=True, lineno=1))
             argv = (C_BINARY,)
         else:
+            ops_.append(Bind(c_program, c_program, rec=False, readonly=True, create="file",
+                             optional=False, program=True, in_root=False, lineno=1))
             argv = (c_program,)
 
     if spec.root == "pivot":
