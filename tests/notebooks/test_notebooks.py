@@ -17,6 +17,8 @@ import nbformat
 import pytest
 from nbhelpers import NOTEBOOKS, ROOT, rows
 
+from rootfs_kernel.views import TREE_MIME_TYPE as TREE_MIME
+
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None,
                                reason="%%c cells need gcc on the host")
 
@@ -91,6 +93,15 @@ def test_03_propagation(notebook):
     # shared: the cell's mount reached the host's peer
     assert "shared-cell" in nb.stream("check-prop-shared-cell")
     assert "shared-cell" in nb.stream("check-prop-shared-host")
+    # the tree at the throwaway mount point: its peer link from the cell's copy to the host's
+    [tree] = [o.data[TREE_MIME] for o in nb.cell("check-prop-shared-cell").outputs
+              if o.output_type == "display_data" and TREE_MIME in o.data]
+    nodes = {n["id"]: n for s in tree["sides"] for n in s["nodes"]}
+    assert all(n["mount_point"] in ("/", "/tmp") or
+               n["mount_point"].startswith("/tmp/rootfs-kernel-nb3") for n in nodes.values())
+    assert any(ln["kind"] == "peer" and {ln["from"][:4], ln["to"][:4]} == {"cell", "host"}
+               and nodes[ln["from"]]["mount_point"] == "/tmp/rootfs-kernel-nb3"
+               for ln in tree["links"]), tree["text"]
     # private: mounted inside, absent on the host
     assert "private-cell" in nb.stream("check-prop-private-cell")
     host = nb.stream("check-prop-private-host")
