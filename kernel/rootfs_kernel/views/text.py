@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from .html import MAX_STATIC_LINES
 from .model import State, draw, initial_state, two_sided
 
+PAD_CAP = 64
+
 
 def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str = "",
                 differences_only: bool = False, expanded: bool = False,
@@ -42,7 +44,10 @@ def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str 
             cells.append(f"({ln['note']})")
         table.append(cells)
 
-    widths = [max((len(r[i]) for r in table if i < len(r)), default=0)
+    # A column is padded to at most PAD_CAP: a longer value (a step's system calls, a mount's
+    # options) runs into the next column on its row alone, instead of every row of the
+    # table carrying its width in spaces.
+    widths = [min(PAD_CAP, max((len(r[i]) for r in table if i < len(r)), default=0))
               for i in range(len(header))]
     out = [view["title"]]
     if view["headline"]:
