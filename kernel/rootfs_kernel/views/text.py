@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .html import MAX_STATIC_LINES
-from .model import State, draw, initial_state, two_sided
+from .model import State, draw, initial_state, level_legend, two_sided
 
 PAD_CAP = 64
 
@@ -87,8 +87,7 @@ def _step_changes(payload: dict, max_lines: int | None) -> list[str]:
     out = ["", "What each step did to the mount table:"]
     room = MAX_STATIC_LINES if max_lines is None else max_lines
     for row in payload["rows"]:
-        marks = {e["status"]: e["mark"] for e in row.get("children", {}).get("legend")
-                 or payload["legend"]}
+        marks = {e["status"]: e["mark"] for e in level_legend(payload, row.get("children", {}))}
         for kid in row.get("children", {}).get("rows", []):
             if kid["status"] == "same":
                 continue
