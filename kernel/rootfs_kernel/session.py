@@ -13,6 +13,7 @@ import errno
 import os
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -276,7 +277,7 @@ class Session:
         if any(key == "output" for key, _ in spec.limits):   # the kernel's, not the sandbox's
             spec = replace(spec, limits=tuple(kv for kv in spec.limits if kv[0] != "output"))
         if spec.host:
-            return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
+            return plan_for(spec, None, self.sandbox.context(env=env, host_env=_host_env()))
         for m in spec.mounts:
             if isinstance(m, cell.Bind) and not os.path.exists(m.source):
                 raise cell.HeaderError(m.lineno, f"%bind {m.source} {m.target}",
@@ -515,6 +516,18 @@ def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.Cel
     stack.append({"label": "cell", "digest": None, "size": None, "created_by": how,
                   "role": "upperdir"})
     return stack
+
+
+def _host_env() -> dict[str, str]:
+    """The environment of a %%host cell: the kernel's, with the kernel's own environment's
+    programs (rootfs-kernel, jupyter: a venv's bin/) first on PATH, as an activated venv
+    has them, whatever PATH the front-end started the kernel with."""
+    env = dict(os.environ)
+    own = os.path.dirname(sys.executable)
+    path = env.get("PATH", "")
+    if own and path.split(os.pathsep)[0] != own:
+        env["PATH"] = own + (os.pathsep + path if path else "")
+    return env
 
 
 def _ready_line(image, seconds: float) -> str:
