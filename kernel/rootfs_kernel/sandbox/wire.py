@@ -1,6 +1,6 @@
 """A plan (plan.py) + what the host adds (HostFacts) -> rootfs-init's plan tokens. Pure.
 
-Runs in: the kernel (encode, and match_key to hand a cell to a prepared container).
+Runs in: the kernel (encode).
 
 The tokens never go on a command line, which any local user reads in /proc/PID/cmdline
 (a prepared container keeps its init's for the kernel's life): the kernel packs them
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "match_key", "pack", "setup_tokens",
-           "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "encode", "pack", "setup_tokens", "script_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -100,17 +99,6 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     return t
 
 
-def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
-    """What a prepared container and the next cell's plan must share for the cell to be
-    handed over: everything rootfs-init's plan holds but the host's facts (its own
-    cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
-    that goes down the script pipe."""
-    return [*setup_tokens(plan, HostFacts(mnt_ns)), *script_tokens(plan, profile=profile),
-            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items())),
-            # %show limits: a cgroup that counts, even with nothing to limit
-            "count", _text(any(s.kind == "limits" for s in plan.show))]
-
-
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     """What the script's process is started with: its environment, working directory and
     argv (the cell's text only when it is `-c`'s argument), and what to report."""
@@ -123,4 +111,5 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     for key, value in plan.env.items():
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]
+
 
