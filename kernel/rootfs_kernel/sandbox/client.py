@@ -29,6 +29,7 @@ from .cellrun import CellRun, collect
 from .channels import Channels, Once, PipeReader, ResultReader, ScriptWriter, memfd
 from .plan import Context, Places, Plan
 from .prepared import Pool, Ready
+from .template import RECURSIVE, Template
 
 # After the container has ended, output still buffered in a pipe is drained for this
 # long; only processes that escaped a cell without a PID namespace can keep a pipe open.
@@ -45,7 +46,8 @@ class SandboxError(RuntimeError):
 
 
 class SandboxClient:
-    def __init__(self, prepare: bool = True, ids: IdRange | None = None) -> None:
+    def __init__(self, prepare: bool = True, ids: IdRange | None = None,
+                 template: bool = True) -> None:
         # The next cells' containers, made while the kernel waits (prepared.py).
         self.pool = Pool(prepare)
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
@@ -58,6 +60,8 @@ class SandboxClient:
         self.proc: subprocess.Popen | None = None
         self._places: Places | None = None   # from the helper's "ready" (see places)
         self.rootless = os.geteuid() != 0   # the helper runs as this process's user
+        # The helper's template mount namespace (template.py): root mode only.
+        self.template = Template(template and not self.rootless)
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
         self._notices: dict[int, Callable[[bytes], None]] = {}
@@ -203,6 +207,11 @@ class SandboxClient:
         if msg["event"] == "unprepared":
             self.pool.forget(msg["key"])
             return
+        if msg["event"] == "template":   # containers are cloned from the host's namespace
+            self.template.failed()
+            print(f"rootfs-kernel: no template mount namespace: {msg['message']}",
+                  file=sys.stderr)
+            return
         fut = self._waiters.get(msg.get("id"))
         if fut is None or fut.done():
             return
@@ -241,7 +250,16 @@ class SandboxClient:
         its fd 6 (wire.py: never on a command line); the helper only starts it. Returns
         what bounds the container (%show limits)."""
         facts, group, bounds = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
-        request.update(cgroup=None if group is None else group.watch())
+        use, remake = self.template.use(plan, self.pool.mounts.generation())
+        if remake is not None:   # made first: the helper takes its requests in order
+            tokens = wire.template_tokens(self.places.template, remake, RECURSIVE,
+                                          parent=self.proc.pid)
+            made = memfd(wire.pack(tokens))
+            try:
+                self.send({"op": "template"}, [made])
+            finally:
+                os.close(made)
+        request.update(cgroup=None if group is None else group.watch(), template=use)
         plan_fd = memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
                                                profile=profile, warm=warm)))
         try:

@@ -46,7 +46,8 @@ from .syscalls import (
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
-_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "op": "B",
+_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "template": "A",
+        "clone": "B", "op": "B",
         "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
         "seccomp": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
@@ -68,8 +69,8 @@ _MS = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"
 class Record:
     """One `step` of init.c's record."""
 
-    kind: str            # host | cgroup | idmap | netns | clone | op | wait | rlimit | pasta
-                         # | userns | sop | seccomp | exec
+    kind: str            # host | cgroup | idmap | netns | template | clone | op | wait | rlimit
+                         # | pasta | userns | sop | seccomp | exec
     index: int           # the operation's index (op, sop), else -1
     started: float       # CLOCK_MONOTONIC seconds
     ended: float
@@ -147,7 +148,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
         if rec.kind == "host":
             host = before = mounts
             continue
-        copied = rec.kind in ("clone", "userns")
+        copied = rec.kind in ("template", "clone", "userns")   # another namespace's table
         changes = diff.compare_tables(before, mounts, copied=copied) \
             if before is not None and mounts is not None else []
         op = _op(plan, rec)
@@ -255,8 +256,15 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                 "(no port forwarded either way, the host's loopback not mapped, DNS "
                 f"forwarded from {DNS_FORWARD}); the cell's PID 1 waited this "
                 "long for it before starting the script")
+    if kind == "template":
+        return (["open(\"/proc/self/ns/mnt\", O_RDONLY) = HOST",
+                 f"setns(TEMPLATE, {flags(ops.NAMESPACES['mnt'], _CLONE)})"],
+                f"enters the helper's template mount namespace, for the clone alone: the "
+                f"host's root filesystem, /proc, /dev, /sys and the mounts on the way to the "
+                f"helper's and the image's directories ({len(mounts or [])} mounts), none of "
+                f"the host's others; setns(HOST, ...) after the clone")
     if kind == "clone":
-        bits, uid, gid = (int(x) for x in detail.split())
+        bits, uid, gid = (int(x) for x in detail.split()[:3])
         calls = [f"clone({clone_flags(bits)})"]
         if bits & CLONE_NEWUSER:
             calls += ["write(\"/proc/self/setgroups\", \"deny\")",
@@ -265,8 +273,9 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
         if plan.net_uid >= 0:
             calls.append(f"setns(NETNS, {flags(ops.NAMESPACES['net'], _CLONE)})")
         n = len(mounts or [])
+        whose = "template's" if rec.detail.endswith(" template") else "host's"
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
-                       f"host's {n} mounts")
+                       f"{whose} {n} mounts")
     if kind == "wait":
         return (["read(3, ...)"],
                 "prepared ahead while the kernel was idle, this container's shell was "

@@ -1,6 +1,6 @@
 """A plan (plan.py) + what the host adds (HostFacts) -> rootfs-init's plan tokens. Pure.
 
-Runs in: the kernel (encode).
+Runs in: the kernel (encode, template_tokens).
 
 The tokens never go on a command line, which any local user reads in /proc/PID/cmdline
 (a prepared container keeps its init's for the kernel's life): the kernel packs them
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "pack", "setup_tokens", "script_tokens"]
+__all__ = ["VERSION", "HostFacts", "encode", "pack", "setup_tokens", "script_tokens",
+           "template_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -113,3 +114,15 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     return [*t, "argv", *plan.argv]
 
 
+
+def template_tokens(root: str, keep: tuple[str, ...], recursive: tuple[str, ...], *,
+                    parent: int) -> list[str]:
+    """rootfs-init's plan to make the helper's template mount namespace (template.py) in
+    the directory `root`: the mounts on the way to each path of `keep`, each alone, and to
+    each of `recursive`, with the mounts below it."""
+    t = [VERSION, "parent", str(parent), "template", "1", "root", root]
+    for path in keep:
+        t += ["keep", path]
+    for path in recursive:
+        t += ["rkeep", path]
+    return [*t, "argv"]
