@@ -111,7 +111,10 @@ def test_the_scripts_user_namespace_and_its_id_map(kernel):
         assert "move_mount(" in layer["cell"]["calls"]
         (added,) = _changes(layer, "only-cell").values()
         assert "idmapped" in added["cell"]["options"]
-        assert _step(p, "clone(CLONE_NEWUSER|SIGCHLD)", "init (host)")
+        # the user namespace of the id map: made with the helper's template, once
+        (idmap,) = [r for r in p["rows"] if "idmapped mounts" in r.get("note", "")]
+        assert idmap["cell"]["process"] == "init (host)" and "template" in idmap["note"]
+        assert IdRange().map_line().split()[1] in idmap["note"]
     else:      # an ordinary user's cell: its init maps the user as root
         assert f'"0 {os.getuid()} 1"' in _init_clone(p)["cell"]["calls"]
 

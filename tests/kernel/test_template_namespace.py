@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from kerneldriver import ROOT, KernelDriver
+from kerneldriver import ROOT, KernelDriver, host_mounts
 
 from rootfs_kernel.images import ImageStore
 
@@ -37,3 +37,19 @@ def test_a_mount_made_on_the_way_to_the_image_since_the_template_is_what_cells_r
         assert "No such file" in k.run("cat /etc/marker").stderr
     finally:
         k.shutdown()
+
+
+def test_a_cell_that_keeps_the_hosts_tree_gets_every_host_mount(kernel, tmp_path):
+    """`%root none` (like %bind, an unlocked %root chroot, slave and shared propagation)
+    is cloned from the host's namespace, not the template, after one was made: every
+    mount of the host's is in its table, one made since included."""
+    kernel.ok("true")   # cloned from the template, made for it
+    added = tmp_path / "added"
+    added.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "rk-test", str(added)], check=True)
+    try:
+        res = kernel.ok("%root none\ncut -d' ' -f5 /proc/self/mountinfo")
+        points = set(res.stdout.split())
+        assert str(added) in points and set(host_mounts()) <= points
+    finally:
+        subprocess.run(["umount", str(added)], check=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import itertools
 import os
@@ -253,13 +254,16 @@ class SandboxClient:
         use, remake = self.template.use(plan, self.pool.mounts.generation())
         if remake is not None:   # made first: the helper takes its requests in order
             tokens = wire.template_tokens(self.places.template, remake, RECURSIVE,
-                                          parent=self.proc.pid)
+                                          parent=self.proc.pid, idmap=plan.idmap)
             made = memfd(wire.pack(tokens))
             try:
                 self.send({"op": "template"}, [made])
             finally:
                 os.close(made)
-        request.update(cgroup=None if group is None else group.watch(), template=use)
+        idmap = self.template.idmap_for(plan)
+        facts = dataclasses.replace(facts, idmap=idmap, template=use and idmap)
+        request.update(cgroup=None if group is None else group.watch(), idmap=idmap,
+                       template=use and idmap)
         plan_fd = memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
                                                profile=profile, warm=warm)))
         try:

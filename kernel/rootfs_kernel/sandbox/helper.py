@@ -12,10 +12,11 @@ watches the container: the signals the kernel asks for, a fork bomb its pids lim
 holds, and the end. It imports the standard library's basics only, so it costs the
 machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, host, cgroup, template} + fds [stdout, stderr, result, release,
-             script, plan] | prepare {key, cgroup, template} + the same fds (the next
-             cell's container, made now: prepared.py) | adopt {id, key} (the kernel gave
-             cell id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep}
+Requests:  run {id, host, cgroup, idmap, template} + fds [stdout, stderr, result,
+             release, script, plan] | prepare {key, cgroup, idmap, template} + the same
+             fds (the next cell's container, made now: prepared.py) | adopt {id, key} (the
+             kernel gave cell id to it) | signal {id, signum, grace} | kill {id}
+             | drop {what: keep}
              | template + [plan] (make the template mount namespace again: template.py)
 The kernel's first frame, before any request: {init, base} (rootfs-init's path and where
 helpers keep their directories).
@@ -23,8 +24,9 @@ Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
            | template {message} (it could not be made)
 
-`template` in run and prepare: start the container's init with the template mount
-namespace as its fd 7 (init.c clones the container from it), when the helper holds one.
+`idmap` and `template` in run and prepare: start the container's init with the user
+namespace of the id map made with the template as its fd 7, and the template mount
+namespace as its fd 8 (init.c clones the container from it), when the helper holds them.
 
 `cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
 directories, which the helper removes once its last process has left, its pids limit,
@@ -212,7 +214,8 @@ class Helper:
         os.mkdir(os.path.join(self.dir, "script"), 0o711)
         os.symlink("/proc/self/fd/3", os.path.join(self.dir, "script", "cell"))
         os.mkdir(os.path.join(self.dir, "template"), 0o700)   # plan.Places.template
-        self.template: int | None = None          # the template mount namespace (fd)
+        # The user namespace of the id map and the template mount namespace (fds).
+        self.template: list[int] = []
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit
@@ -357,24 +360,28 @@ class Helper:
         data = b""
         try:
             ours.settimeout(TEMPLATE_SECONDS)
-            data, got, _flags, _addr = socket.recv_fds(ours, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+            data, got, _flags, _addr = socket.recv_fds(ours, 4096, 2)
         except OSError as err:
             data = str(err).encode()
             os.kill(pid, signal.SIGKILL)
         finally:
             ours.close()
             os.waitpid(pid, 0)
-        if self.template is not None:
-            os.close(self.template)
-        self.template = got[0] if got else None
-        if self.template is None:
+        for fd in got:   # no container's init may hold them but as its fds 7 and 8
+            os.set_inheritable(fd, False)
+        for fd in self.template:
+            os.close(fd)
+        self.template = got[::-1]   # [the id map's user namespace, the mount namespace]
+        if not got:
             protocol.send(self.sock, {"event": "template",
                                       "message": data.decode(errors="replace").strip()})
 
     def _with_template(self, msg: dict, fds: list[int]) -> list[int]:
-        """The init's fds, the template's as its fd 7 when the kernel asked for it."""
-        return [*fds, self.template] if msg.get("template") and self.template is not None \
-            else fds
+        """The init's fds, with the user namespace of the id map as its fd 7 and the
+        template mount namespace as its fd 8, as the kernel asked."""
+        if len(self.template) < 2 or not msg.get("idmap"):
+            return fds
+        return [*fds, *self.template[:2 if msg.get("template") else 1]]
 
     def _spawn_init(self, fds: list[int]) -> int:
         """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
@@ -482,9 +489,8 @@ class Helper:
                 pass
             if cell.cgroup is not None:
                 self._retire(cell.cgroup)
-        if self.template is not None:
-            os.close(self.template)
-            self.template = None
+        while self.template:
+            os.close(self.template.pop())
         deadline = time.monotonic() + SNAPSHOT_GRACE
         while self.retiring and time.monotonic() < deadline:
             time.sleep(RETIRE_SECONDS)

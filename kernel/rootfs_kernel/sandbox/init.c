@@ -40,7 +40,7 @@
  * the way to the helper's and the image store's directories), made by this program when
  * started with `template 1` (make_template) and refreshed when the host's mount table
  * changes (template.py).  A container whose plan allows it is cloned from that namespace
- * (fd 7, when the helper passes it): A enters it just for its clone, so B copies a table
+ * (fd 8, when the helper passes it): A enters it just for its clone, so B copies a table
  * of a few mounts, whatever the host holds (thousands of them on a busy host), and its
  * old root's detach has as few to tear down.
  *
@@ -116,7 +116,8 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
 #define PLAN_FD 6
-#define TEMPLATE_FD 7        /* the helper's template mount namespace, when it passes one */
+#define IDMAP_FD 7           /* the user namespace of the id map the helper keeps, if given */
+#define TEMPLATE_FD 8        /* the helper's template mount namespace, if given */
 #define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS RK_MAX_OPS
@@ -125,6 +126,8 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 static struct {
     unsigned long ns, lock;
     int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp, template;
+    int fromtemplate;   /* cloned from the helper's template, its fd 8 (template.py) */
+    int fromidmap;      /* the helper's user namespace of the id map, its fd 7 */
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -305,6 +308,8 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
         else if (!strcmp(key, "seccomp")) P.seccomp = atoi(val);
         else if (!strcmp(key, "template")) P.template = atoi(val);
+        else if (!strcmp(key, "fromtemplate")) P.fromtemplate = atoi(val);
+        else if (!strcmp(key, "fromidmap")) P.fromidmap = atoi(val);
         else if (!strcmp(key, "keep") && P.nkeep < MAX_LIST) P.keep[P.nkeep++] = val;
         else if (!strcmp(key, "rkeep") && P.nrkeep < MAX_LIST) P.rkeep[P.nrkeep++] = val;
         else break;
@@ -1524,11 +1529,12 @@ static void template_bind(const char *path, int recursive) {
 }
 
 /* A mount namespace of the host's root filesystem and the mounts that hold P.keep (and
- * P.rkeep with theirs), nothing else: its fd goes to the helper over the result socket,
- * which keeps the namespace for the containers cloned from it. */
+ * P.rkeep with theirs), nothing else, and the user namespace of P.idmap: their fds go to
+ * the helper over the result socket, which keeps both for the containers it starts. */
 static _Noreturn void make_template(void) {
     tdone = calloc(MAX_LIST * 4, PATH_MAX);
     if (!tdone) fail("template", -1, ENOMEM, 0);
+    if (P.idmap) make_idmap_userns();   /* every container's, with the template: fd 8 */
     if (unshare(CLONE_NEWNS) < 0) fail("template", -1, errno, 0);
     /* Private first: nothing of the template's may reach the host, nor the host's it. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
@@ -1537,19 +1543,19 @@ static _Noreturn void make_template(void) {
     for (int i = 0; i < P.nkeep; i++) template_bind(P.keep[i], 0);
     if (chdir(P.root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
         umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) fail("template", -1, errno, 0);
-    int ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-    if (ns < 0) fail("template", -1, errno, 0);
+    int fds[2] = {open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC), idmap_fd}, n = 1 + (idmap_fd >= 0);
+    if (fds[0] < 0) fail("template", -1, errno, 0);
     char text[64];
     int len = snprintf(text, sizeof text, "{\"template\": %d}\n", ntdone + 1);
     struct iovec iov = { .iov_base = text, .iov_len = (size_t)len };
-    char control[CMSG_SPACE(sizeof(int))];
+    char control[CMSG_SPACE(sizeof fds)];
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                          .msg_controllen = sizeof control };
+                          .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &ns, sizeof(int));
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
     while (sendmsg(RESULT_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
     _exit(0);
 }
@@ -1695,8 +1701,13 @@ int main(int argc, char **argv) {
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
     fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */
-    /* Looked at before this program opens anything, which could take the number 7. */
-    int template_fd = fcntl(TEMPLATE_FD, F_SETFD, FD_CLOEXEC) == 0 ? TEMPLATE_FD : -1;
+    /* Looked at before this program opens anything, which could take their numbers; only
+     * when the plan says so (the helper passes them then): any other fd 7 or 8 is not
+     * ours.  The user namespace of the id map, made once with the helper's template (of
+     * P.idmap's map), and the template itself. */
+    if (P.fromidmap && P.idmap && fcntl(IDMAP_FD, F_SETFD, FD_CLOEXEC) == 0) idmap_fd = IDMAP_FD;
+    int template_fd = P.fromtemplate && idmap_fd >= 0 &&
+                      fcntl(TEMPLATE_FD, F_SETFD, FD_CLOEXEC) == 0 ? TEMPLATE_FD : -1;
     /* A kernel that closed its end (a prepared container it did not need) must not kill
      * the init with SIGPIPE before it has reaped its script (exec_script restores it). */
     signal(SIGPIPE, SIG_IGN);
@@ -1721,17 +1732,21 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &relayed, &old);
     pid_t me = getpid();
     if (P.warm) prctl(PR_SET_NAME, "rootfs-warm");
-    if (P.idmap) {
+    if (P.idmap && idmap_fd < 0) {
         double made = now();
         make_idmap_userns();
         record("idmap", -1, made, P.idmap);
+    } else if (P.idmap) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "%s template", P.idmap);
+        record("idmap", -1, now(), detail);
     }
     if (P.npasta) {
         double made = now();
         prepare_net();
         if (netns_keeper > 0) record("netns", -1, made, P.netmap);
     }
-    /* The helper's template (fd 7, only for a plan that may use it): A enters it for the
+    /* The helper's template (fd 8, only for a plan that may use it): A enters it for the
      * clone alone, so that B copies its few mounts, then goes back to the host's. */
     int host_ns = -1;
     if (template_fd >= 0) {

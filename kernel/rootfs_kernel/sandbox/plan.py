@@ -453,8 +453,8 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     # namespace), a root switched with pivot_root, no %bind, no propagation from the host:
     # nothing of the host's tree or mounts reaches the script but what the setup takes.
     template: tuple[str, ...] = ()
-    if not rootless and isolated_root and spec.propagation == "private" and (
-            spec.root == "pivot" or not host_access) and \
+    pivots = spec.root == "pivot" or (spec.root == "chroot" and not host_access)
+    if not rootless and pivots and spec.propagation == "private" and \
             not any(isinstance(m, cell.Bind) for m in spec.mounts):
         taken = {places.dir, *layers}
         taken.update(op.source for op in ops_ if isinstance(op, Bind)

@@ -230,6 +230,11 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
     if kind == "cgroup":
         calls = [f"write({q(p)}, PID)" for p in detail.split()]
         return calls, "joins the cell's cgroup: the limits count every process it makes"
+    if kind == "idmap" and detail.endswith(" template"):
+        return ([], f"the user namespace whose {_map_words(detail[:-len(' template')])}, made "
+                    "once with the helper's template (fd 8), not for each container: the "
+                    "image's layers are shown through it (idmapped mounts), so the cell's "
+                    "root owns them")
     if kind == "idmap":
         return ([f"clone({clone_flags(CLONE_NEWUSER)})",
                  f"write(\"/proc/CHILD/uid_map\", {q(detail)})",

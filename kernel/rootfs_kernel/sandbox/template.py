@@ -38,17 +38,25 @@ class Template:
         self.enabled = enabled                  # root mode, and the helper could make it
         self.paths: frozenset[str] = frozenset()
         self.generation: int | None = None
+        self.idmap = ""            # the id map whose user namespace was made with it
 
     def use(self, plan: Plan, generation: int) -> tuple[bool, tuple[str, ...] | None]:
         """(whether the container for `plan` is cloned from the template, the paths of a
-        new template to have made first, or None when the one there holds them)."""
+        new template to have made first, or None when the one there holds them). The
+        user namespace of the plan's id map is made with it, once, not for each
+        container."""
         if not self.enabled or not plan.template:
             return False, None
-        if self.generation == generation and self.paths.issuperset(plan.template):
+        if self.generation == generation and self.paths.issuperset(plan.template) \
+                and self.idmap == plan.idmap:
             return True, None
-        self.generation = generation
+        self.generation, self.idmap = generation, plan.idmap
         self.paths = self.paths.union(plan.template)
         return True, tuple(sorted(self.paths.union(ALWAYS)))
+
+    def idmap_for(self, plan: Plan) -> bool:
+        """Is the user namespace of the id map made with the template this plan's?"""
+        return self.enabled and bool(plan.idmap) and self.idmap == plan.idmap
 
     def failed(self) -> None:
         """The helper could not make it: containers are cloned from the host's namespace."""

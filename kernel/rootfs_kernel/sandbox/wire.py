@@ -35,6 +35,8 @@ class HostFacts:
     mnt_ns: int                               # init.c refuses to set up in this namespace
     cgroup_procs: tuple[str, ...] = ()        # the cell's cgroup(s): A joins them first
     rlimits: dict[str, int] = field(default_factory=dict)   # nproc, as: without cgroups
+    idmap: bool = False       # the helper's user namespace of the id map (fd 7)
+    template: bool = False    # cloned from the helper's template (fd 8: template.py)
 
 
 def _text(value: object) -> str:
@@ -75,6 +77,10 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
         return t
     if not facts.mnt_ns:  # init.c's guard against setting up on the host
         raise ValueError("the host's mount namespace is unknown (HostFacts.mnt_ns)")
+    if facts.idmap:
+        t += ["fromidmap", "1"]
+    if facts.template:
+        t += ["fromtemplate", "1"]
     t += ["ns", str(plan.namespaces), "lock", str(plan.script_namespaces),
           "pidns", _text(plan.pidns), "rootless", _text(plan.rootless),
           "uid", str(plan.uid), "gid", str(plan.gid),
@@ -116,11 +122,14 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
 
 
 def template_tokens(root: str, keep: tuple[str, ...], recursive: tuple[str, ...], *,
-                    parent: int) -> list[str]:
+                    parent: int, idmap: str = "") -> list[str]:
     """rootfs-init's plan to make the helper's template mount namespace (template.py) in
     the directory `root`: the mounts on the way to each path of `keep`, each alone, and to
-    each of `recursive`, with the mounts below it."""
+    each of `recursive`, with the mounts below it; and the user namespace of the id map
+    `idmap` ("0 FIRST COUNT") the containers' idmapped mounts take."""
     t = [VERSION, "parent", str(parent), "template", "1", "root", root]
+    if idmap:
+        t += ["idmap", idmap]
     for path in keep:
         t += ["keep", path]
     for path in recursive:
