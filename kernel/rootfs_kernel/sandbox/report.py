@@ -211,5 +211,9 @@ def notes(plan: Plan, found: list) -> list[str]:
             out.append(f"%bind {op.source}{line}: this filesystem cannot be idmapped, so the "
                        "cell sees its files owned by nobody (65534) and may change only what "
                        "their mode lets anyone change")
+        elif what == "no-loopback":
+            out.append("this cell's network namespace is its own but its lo stays down: it "
+                       "keeps the kernel's user namespace (%propagation shared), which has no "
+                       "CAP_NET_ADMIN here (a container started without it)")
     return out
 
