@@ -14,8 +14,8 @@ installs skip this: initbin.py compiles on first use.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
+import sys
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -25,12 +25,12 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 PACKAGE = Path(__file__).parent / "kernel" / "rootfs_kernel"
 
 
-def _load(name: str, path: Path):
-    """A module of the package that needs only the standard library, without the package."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _package() -> None:
+    """The package from this source tree, for the modules the build uses, which need only
+    the standard library (kernelspec.py; sandbox/initbin.py, ops.py and linux.py): the
+    build's environment has none of its dependencies."""
+    if str(PACKAGE.parent) not in sys.path:
+        sys.path.insert(0, str(PACKAGE.parent))
 
 
 class InitBuildHook(BuildHookInterface):
@@ -40,12 +40,15 @@ class InitBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         self._tmp = Path(tempfile.mkdtemp(prefix="rootfs-kernel-build-"))
-        kernelspec = _load("_rootfs_kernelspec", PACKAGE / "kernelspec.py")
+        _package()
+        from rootfs_kernel import kernelspec
+
         spec = kernelspec.write(self._tmp / kernelspec.NAME, python="python3")
         build_data["shared_data"][str(spec)] = f"share/jupyter/kernels/{kernelspec.NAME}"
         if version == "editable":
             return
-        initbin = _load("_rootfs_initbin", PACKAGE / "sandbox" / "initbin.py")
+        from rootfs_kernel.sandbox import initbin
+
         out = self._tmp / "rootfs-init"
         initbin.compile_to(out)
         build_data["force_include"][str(out)] = "rootfs_kernel/sandbox/rootfs-init"

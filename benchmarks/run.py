@@ -1089,7 +1089,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
     import comm  # noqa: F401 - nothing of ipykernel is imported here, so DummyComm stays
 
     from rootfs_kernel.inspect import diff_listings, diff_mounts, parse_mountinfo, snapshot
-    from rootfs_kernel.views import display_bundle, listing_payload, mounts_payload
+    from rootfs_kernel.views import listing_payload, mounts_payload, view_bundle
 
     rows = []
     for n in cfg.mount_counts:
@@ -1100,16 +1100,16 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
                     last: dict = last) -> None:
             payload = mounts_payload(diff_mounts(parse_mountinfo(cell_text),
                                                  parse_mountinfo(host_text)))
-            # display_bundle renders text/plain and text/html (render_html) and the widget:
+            # view_bundle renders text/plain and text/html (render_html) and the widget:
             # the kernel's own path, so render_html is not called a second time here.
-            last["bundle"] = display_bundle(payload, widget=True)
+            last["bundle"] = view_bundle(payload, widget=True)
 
         v = median(_time_fn(compare, cfg.view_reps))
         b = _bundle_json_ms(last["bundle"], cfg.view_reps)
         r = ratio(v, b)
         target = "<= 300 ms" if n == 5000 else ""
         rows.append(Row(measure=f"mount comparison, {n:,} mounts (parse+diff+payload+"
-                                f"display_bundle: text, html, widget)",
+                                f"view_bundle: text, html, widget)",
                         key=f"views_mounts_{n}", unit="ms",
                         value=v, baselines={"json.dumps of the bundle": b}, ratio=r,
                         ratio_base="json.dumps of the bundle", target=target,
@@ -1129,7 +1129,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
             diff = diff_listings(snapshot(str(cell_dir), max_entries=limit),
                                  snapshot(str(host_dir), max_entries=limit))
             payload = listing_payload(diff)
-            last["bundle"] = display_bundle(payload, widget=True)
+            last["bundle"] = view_bundle(payload, widget=True)
 
         def walk() -> None:  # the floor: reading both trees, nothing else
             for d in (cell_dir, host_dir):
@@ -1141,7 +1141,7 @@ def bench_views(cfg: Config, kernels: Kernels) -> list[Row]:
         b = median(_time_fn(walk, cfg.view_reps))
         log(f"views listing {cfg.dir_entries}: {v:.1f} ms (walk {b:.1f} ms)")
         rows.append(Row(measure=f"directory comparison, {cfg.dir_entries:,} entries per side "
-                                "(2 snapshots+diff+payload+display_bundle)",
+                                "(2 snapshots+diff+payload+view_bundle)",
                         key="views_listing", unit="ms", value=v,
                         baselines={"os.walk+lstat of both trees": b}, ratio=ratio(v, b),
                         ratio_base="os.walk+lstat of both trees"))

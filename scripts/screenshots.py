@@ -71,9 +71,9 @@ def saved_view(path: Path, source: str, payload: dict) -> None:
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from rootfs_kernel.views import display_bundle
+    from rootfs_kernel.views import view_bundle
 
-    data, _ = display_bundle(payload, widget=False)
+    data, _ = view_bundle(payload, widget=False)
     nbformat.write(new_notebook(cells=[new_code_cell(source, execution_count=1, outputs=[
         new_output("display_data", data=data)])], metadata={"kernelspec": {
             "name": "rootfs", "display_name": "Rootfs (sh)", "language": "shell"}}), str(path))
@@ -98,7 +98,7 @@ def mount_views(path: Path) -> None:
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
-    from rootfs_kernel.views import display_bundle, mounts_payload
+    from rootfs_kernel.views import mounts_payload, view_bundle
 
     host = (make.MOUNTINFO / "stacked_host.txt").read_text()
     cell = host + "90 27 0:91 / /tmp rw,relatime - tmpfs none rw\n"
@@ -107,7 +107,7 @@ def mount_views(path: Path) -> None:
               mounts_payload(diff_mounts(parse_mountinfo(cell), parse_mountinfo(host))))]
     cells = []
     for i, (source, payload) in enumerate(views):
-        data, _ = display_bundle(payload, widget=False)
+        data, _ = view_bundle(payload, widget=False)
         cells.append(new_code_cell(source, execution_count=i + 1,
                                    outputs=[new_output("display_data", data=data)]))
     nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {

@@ -14,6 +14,7 @@ const pairs = [
 ];
 let stale = false;
 for (const [from, to] of pairs) {
+  // Up into the kernel's package, on purpose: the schema files are the one definition.
   const schema = new URL(`../../kernel/rootfs_kernel/views/${from}`, import.meta.url);
   const out = new URL(`../src/${to}`, import.meta.url);
   const banner =

@@ -1,5 +1,5 @@
 /**
- * The display model: (payload, view state) -> the lines every rendering shows. The
+ * The view model: (payload, view state) -> the lines every rendering shows. The
  * same functions as kernel/rootfs_kernel/views/model.py, checked against the same
  * golden fixtures (tests/fixtures/payloads/, extension/test/golden.test.ts), so this
  * renderer draws what the kernel's HTML, text and widget draw. No DOM here.
@@ -86,7 +86,7 @@ export interface Choice {
   lines: string[];
 }
 
-export interface Display {
+export interface Drawing {
   title: string;
   key: Column;
   columns: Column[];
@@ -416,8 +416,8 @@ function rowLines(
   }));
 }
 
-/** The lines of one level in one state, with every text around them: model.display(). */
-export function display(p: Payload, state: State): Display {
+/** The lines of one level in one state, with every text around them: model.draw(). */
+export function draw(p: Payload, state: State): Drawing {
   const node = level(p, state.path);
   const rows = node.rows;
   const summary = node.summary;
@@ -601,7 +601,7 @@ function compareValues(a: string | number | null, b: string | number | null): nu
   return collator.compare(String(a), String(b));
 }
 
-/** The display's row lines in sorted order (stable; folded groups are unfolded first by
+/** The drawing's row lines in sorted order (stable; folded groups are unfolded first by
  * the caller: sorting works on rows, not runs). */
 export function sortLines(lines: Line[], sort: Sort | null): Line[] {
   if (!sort) {

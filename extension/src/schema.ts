@@ -2,7 +2,7 @@
    scripts/schema-types.mjs (npm run schema); do not edit by hand. */
 
 /**
- * One %show comparison: the data of application/vnd.rootfs-kernel.compare+json, version 2. The kernel writes it (kernel/rootfs_kernel/views/payload.py); the kernel's HTML, text and widget and the JupyterLab renderer (extension/src/) all render it through the same display model (views/model.py, extension/src/model.ts), checked by the golden fixtures in tests/fixtures/payloads/. A new view kind is one entry in $defs.kinds (its value columns) plus one line in allOf.
+ * One %show comparison: the data of application/vnd.rootfs-kernel.compare+json, version 2. The kernel writes it (kernel/rootfs_kernel/views/payload.py); the kernel's HTML, text and widget and the JupyterLab renderer (extension/src/) all render it through the same view model (views/model.py, extension/src/model.ts), checked by the golden fixtures in tests/fixtures/payloads/. A new view kind is one entry in $defs.kinds (its value columns) plus one line in allOf.
  */
 export type ComparePayload = {
   [k: string]: unknown;

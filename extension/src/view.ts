@@ -2,12 +2,12 @@
  * The interactive comparison view, built with DOM calls only: every string from the
  * notebook goes in through text nodes or setAttribute, never as markup, and nothing in
  * it is evaluated. All state (opened path, filter, toggles, sort) lives here and every
- * change redraws from the payload through model.display(), as the kernel's widget does.
+ * change redraws from the payload through model.draw(), as the kernel's widget does.
  */
 
 import {
   Choice,
-  Display,
+  Drawing,
   Line,
   Payload,
   RowLine,
@@ -16,7 +16,7 @@ import {
   SortColumn,
   State,
   crumbLabel,
-  display,
+  draw,
   fmt,
   initialState,
   navigable,
@@ -119,7 +119,7 @@ export class CompareView {
       this.toggle.title = 'hide rows that are the same on both sides';
       controls.append(this.toggle);
     }
-    const hidden = display(payload, this.state).more;
+    const hidden = draw(payload, this.state).more;
     if (hidden.length) {
       this.more = button('rfk-more-toggle', 'more columns', () => {
         this.state = { ...this.state, moreColumns: !this.state.moreColumns };
@@ -158,14 +158,14 @@ export class CompareView {
     this.redraw();
   }
 
-  /** The display, sorted when a column is: runs are unfolded first (sorting orders rows). */
-  private view(): Display {
-    const d = display(this.payload, this.state);
+  /** The drawing, sorted when a column is: runs are unfolded first (sorting orders rows). */
+  private view(): Drawing {
+    const d = draw(this.payload, this.state);
     if (!this.sort) {
       return d;
     }
     const open = d.lines.some(ln => ln.kind === 'group')
-      ? display(this.payload, {
+      ? draw(this.payload, {
           ...this.state,
           expanded: true,
           differencesOnly: this.state.differencesOnly || d.collapsed
@@ -207,7 +207,7 @@ export class CompareView {
     this.body.replaceChildren(...parts);
   }
 
-  private drawHeading(d: Display): void {
+  private drawHeading(d: Drawing): void {
     const parts: HTMLElement[] = [withText(el('div', 'rfk-title'), d.title)];
     if (d.headline) {
       parts.push(el('div', 'rfk-headline', d.headline));
@@ -275,7 +275,7 @@ export class CompareView {
     return list;
   }
 
-  private table(d: Display): HTMLTableElement {
+  private table(d: Drawing): HTMLTableElement {
     const p = this.payload;
     const both = twoSided(p);
     const ncols = (d.marks ? 1 : 0) + 1 + (d.notes ? 1 : 0) + (both ? 1 : 0) + d.columns.length;
@@ -357,7 +357,7 @@ export class CompareView {
     return th;
   }
 
-  private group(ln: Extract<Line, { kind: 'group' }>, d: Display): HTMLTableRowElement {
+  private group(ln: Extract<Line, { kind: 'group' }>, d: Drawing): HTMLTableRowElement {
     const tr = el('tr', `rfk-row rfk-group-row rfk-${ln.status}`);
     tr.dataset.status = ln.status;
     const key = el('td', 'rfk-key');
@@ -380,7 +380,7 @@ export class CompareView {
     return tr;
   }
 
-  private line(ln: RowLine, both: boolean, d: Display): HTMLTableRowElement {
+  private line(ln: RowLine, both: boolean, d: Drawing): HTMLTableRowElement {
     const row = ln.row;
     const tr = el('tr', `rfk-row rfk-${row.status}${ln.first ? '' : ' rfk-second'}`);
     tr.dataset.status = row.status;
@@ -424,7 +424,7 @@ export class CompareView {
   }
 
   /** The row's note as a line of its own under it (where the note column would not fit). */
-  private noteLine(ln: RowLine, d: Display, ncols: number): HTMLTableRowElement {
+  private noteLine(ln: RowLine, d: Drawing, ncols: number): HTMLTableRowElement {
     const tr = el('tr', `rfk-noteline rfk-${ln.status}`);
     if (d.marks) {
       tr.append(el('td', 'rfk-mark'));

@@ -1,5 +1,5 @@
 /**
- * The renderer's display model against the golden payloads the kernel's tests use too
+ * The renderer's view model against the golden payloads the kernel's tests use too
  * (tests/fixtures/payloads/*.json, written by make.py there): the same title, headline,
  * summary, legend, note, footer and lines, so the two renderers cannot disagree.
  * Run by `npm test` (node --test, no browser).
@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-import { display, lineText, neighbours, pieces, sortLines, twoSided } from '../src/model';
+import { draw, lineText, neighbours, pieces, sortLines, twoSided } from '../src/model';
 import { PayloadError, checkPayload } from '../src/payload';
 import { checkLimits, limitsLines } from '../src/limits-model';
 import { checkTree, mountDetails } from '../src/tree-model';
@@ -45,7 +45,7 @@ for (const file of files) {
   test(`golden ${file}`, () => {
     const p = checkPayload(golden.payload);
     golden.views.forEach((v: GoldenView, i: number) => {
-      const d = display(p, {
+      const d = draw(p, {
         path: v.state.path,
         query: v.state.query,
         differencesOnly: v.state.differences_only,
@@ -85,7 +85,7 @@ test('an unknown version is refused with a message that says what to do', () => 
 test('sorting keeps the two lines of a differing row together', () => {
   const golden = JSON.parse(readFileSync(join(GOLDEN, 'ns.json'), 'utf8'));
   const p = checkPayload(golden.payload);
-  const d = display(p, { path: [], query: '', differencesOnly: false, expanded: false, moreColumns: false });
+  const d = draw(p, { path: [], query: '', differencesOnly: false, expanded: false, moreColumns: false });
   const sorted = sortLines(d.lines, { column: { kind: 'key' }, descending: true });
   const keys = sorted.filter(ln => ln.kind === 'row' && ln.first).map(ln => ln.kind === 'row' ? ln.row.key : '');
   assert.deepEqual(keys, [...keys].sort().reverse());

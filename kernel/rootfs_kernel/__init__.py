@@ -6,7 +6,7 @@ lazily: importing the package stays cheap.
 """
 
 _API = ("run", "arun", "Sandbox", "Result", "Comparison", "HeaderError", "ContainerError",
-        "CellTimeout", "ImageError", "SandboxError")
+        "CellTimeout", "ImageError", "SandboxError", "SettingError")
 
 
 def __getattr__(name: str):

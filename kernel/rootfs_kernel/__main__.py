@@ -19,4 +19,8 @@ if __name__ == "__main__":
     # Cells never run Python in this process: its own stdout and stderr are the kernel's
     # log, not cell output. Without ipykernel's OutStream a cell also no longer waits,
     # twice, for the IOPub thread to flush streams that hold nothing.
+    # --help-all lists the kernel's settings (settings.py) where ipykernel lists its
+    # IPython kernel's options, which this kernel does not have.
+    RootfsKernelApp.classes = [RootfsKernel, *(c for c in RootfsKernelApp.classes
+                                               if c.__name__ != "IPythonKernel")]
     RootfsKernelApp.launch_instance(kernel_class=RootfsKernel, outstream_class=None)

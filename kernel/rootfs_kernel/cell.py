@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .sandbox.ops import NAMESPACES
+from .linux import NAMESPACES
 
 ROOT_MODES = ("pivot", "chroot", "none")
 PROPAGATIONS = ("private", "slave", "shared")

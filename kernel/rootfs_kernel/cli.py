@@ -106,9 +106,10 @@ def image_cmd(args: argparse.Namespace) -> int:
             progress.done()
             print(f"exported {args.name} to {path}")
         elif args.image_command == "inspect" and args.layers:
-            from .views.text import render_text
+            from .views import layers_payload, render_text
 
-            payload = commands.image_layers(args.name)
+            payload = layers_payload(commands.image_layers(args.name), image=args.name,
+                                     title=f"Layers of image {args.name} (bottom to top)")
             print("\n\n".join(render_text(payload, path=p, max_lines=None) for p in
                               [(), *((r["key"],) for r in payload["rows"])]))
         elif args.image_command == "inspect":

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from . import labels as labelled
 from .inspect import listing, mounts, ns
 from .sandbox.plan import Plan
-from .sandbox.steps import describe as describe_steps
 from .views import (
     changes_payload,
     layers_payload,
@@ -27,6 +26,7 @@ from .views import (
     steps_payload,
     tree_payload,
 )
+from .views.calls import describe as describe_steps
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Comparison:
     cell / host: the parsed sides (mounts: list[inspect.Mount]; ls: listing snapshots,
     host being the image's when it was compared with the image; ns: {kind: id}; changes:
     the overlay scan, host None; layers: the layer scans and their labels, host None;
-    tree: both mount tables; steps: the setup's steps (sandbox.steps.Step), host the
+    tree: both mount tables; steps: the setup's steps (views.calls.Step), host the
     host's mount table; limits: the kernel's record of the bounds and peaks, host None).
     rows: the diff rows (inspect.MountRow, listing row dicts, inspect.NsRow, change dicts;
     layers: one row per layer; steps: one per step; limits: one per limit; tree: none).
@@ -57,11 +57,11 @@ class Comparison:
         return [r for r in self.rows if _status(r) != "same"]
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        from .views import display_bundle
+        from .views import view_bundle
 
         if self.error:
             return {"text/plain": self.error}
-        return display_bundle(self.payload, widget=False)[0]
+        return view_bundle(self.payload, widget=False)[0]
 
 
 def _status(row: object) -> str | None:

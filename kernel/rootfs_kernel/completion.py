@@ -17,12 +17,12 @@ import stat
 import subprocess
 
 from . import cell
+from .dirfd import DIR_FLAGS
+from .linux import is_opaque, is_whiteout
 
 _WORD = re.compile(r"[^\s;|&<>()`\"']*$")
 BIN_DIRS = ("usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin")
 MAX_SYMLINKS = 40   # as the kernel's path walk (ELOOP)
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def complete(code: str, cursor_pos: int, layers: list[str], cwd: str = "/") -> dict:
@@ -76,7 +76,7 @@ class _Tree:
     def __enter__(self) -> _Tree:
         for layer in self.layers:
             with contextlib.suppress(OSError):
-                self.roots.append(self._keep(os.open(layer, _DIR_FLAGS)))
+                self.roots.append(self._keep(os.open(layer, DIR_FLAGS)))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,7 +105,7 @@ class _Tree:
                     st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except OSError:
                     continue
-                if _is_whiteout(st):
+                if is_whiteout(st):
                     hidden.add(name)
                 elif not name.startswith(".wh."):
                     out[name] = st.st_mode
@@ -136,11 +136,11 @@ class _Tree:
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     try:
-                        sub = self._keep(os.open(part, _DIR_FLAGS, dir_fd=fd))
+                        sub = self._keep(os.open(part, DIR_FLAGS, dir_fd=fd))
                     except OSError:
                         break
                     found.append(sub)
-                    if _is_opaque(sub):
+                    if is_opaque(sub):
                         break
                     continue
                 if stat.S_ISLNK(st.st_mode) and not found:
@@ -161,20 +161,6 @@ class _Tree:
             done.append(part)
             dirs = found
         return dirs
-
-
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(fd: int) -> bool:
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(fd, name) == b"y":
-                return True
-        except OSError:   # absent, unsupported, or trusted.* for an ordinary user
-            continue
-    return False
 
 
 def is_complete(code: str, host_access: bool = True) -> dict:

@@ -144,7 +144,8 @@ def _try_cell() -> tuple[Check, str | None]:
         image = ImageStore().get("minimal")
     except ImageError as err:
         return Check("container", False, f"the default image: {err}"), None
-    client = SandboxClient(prepare=False)  # one cell: nothing to prepare for
+    client = SandboxClient(prepare=False,   # one cell: nothing to prepare for
+                           explain=hostfacts.cause)
     try:
         client.start()
         plan = plan_for(cell.parse("%limit pids=64\ntrue"), image, client.context(cwd="/"))

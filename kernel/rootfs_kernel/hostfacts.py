@@ -3,8 +3,9 @@
 `read_facts()` only reads files (under a root that tests point at a fake tree);
 `diagnose()` turns the facts into findings, each with what was seen and the fix the host's
 own tools document (bubblewrap, podman, rootlesskit and Chrome meet the same conditions);
-`explain()` picks the one that explains a failed cell setup, for the cell's one-line
-message (sandbox/report.py). `rootfs-kernel doctor` shows them all (doctor.py).
+`explain()` picks the one that explains a failed cell setup, and cause() words it for
+the cell's one-line message (sandbox/report.py's, given it by the session).
+`rootfs-kernel doctor` shows them all (doctor.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .images.store import default_root
 from .inspect.mounts import Mount, parse_mountinfo
+from .sandbox import rundir
 
 CAP_SYS_ADMIN = 21
 FULL_ID_MAP = "0 0 4294967295"
@@ -196,9 +199,6 @@ def _chroot_dir(root: Path, top: Mount | None) -> str | None:
 
 
 def _default_dirs() -> tuple[str, str]:
-    from .images.store import default_root
-    from .sandbox import rundir
-
     return rundir.base(), str(default_root())
 
 
@@ -317,24 +317,21 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"Linux {f.release}: overlayfs may be mounted in a user namespace from 5.11 on "
             "(some distributions patched it in earlier)",
             "run Jupyter as root, or upgrade to Linux 5.11 or newer")
-    if f.runtime_fs == "overlay":
-        out["runtime-overlay"] = Finding(
-            "runtime-overlay", "runtime directory", False,
-            f"{f.runtime_dir} is on overlayfs (a container's root): it takes no whiteouts, so "
-            "a `%keep` cell that deletes or replaces a kept file fails, keeping nothing (other "
-            "cells are not affected)",
-            "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
-            "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
-            "XDG_RUNTIME_DIR (for other users) to a tmpfs",
-            optional=True)
-    if f.store_fs == "overlay":
-        out["store-overlay"] = Finding(
-            "store-overlay", "image store", False,
-            f"{f.store_dir} is on overlayfs (a container's root): the whiteouts that record "
-            "deletions vanish there, so an `%export`ed or imported image brings deleted files "
-            "back",
-            f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)",
-            optional=True)
+    # The kernel's own directories on a container's root: overlayfs loses whiteouts.
+    for key, name, path, fs, effect, fix in (
+            ("runtime-overlay", "runtime directory", f.runtime_dir, f.runtime_fs,
+             "it takes no whiteouts, so a `%keep` cell that deletes or replaces a kept file "
+             "fails, keeping nothing (other cells are not affected)",
+             "give it a filesystem of its own: podman/docker run --tmpfs /tmp (or a volume "
+             "at /tmp; Kubernetes: an emptyDir at /tmp), or set TMPDIR (for root) or "
+             "XDG_RUNTIME_DIR (for other users) to a tmpfs"),
+            ("store-overlay", "image store", f.store_dir, f.store_fs,
+             "the whiteouts that record deletions vanish there, so an `%export`ed or "
+             "imported image brings deleted files back",
+             f"a volume at {f.store_dir} (Kubernetes: a volume or an emptyDir there)")):
+        if fs == "overlay":
+            out[key] = Finding(key, name, False, f"{path} is on overlayfs (a container's "
+                               f"root): {effect}", fix, optional=True)
     if f.root_mount is None or f.chroot_dir:
         where = (f"PID 1 sees this root at {f.chroot_dir}" if f.chroot_dir
                  else "/ is not even a mount point, so pivot_root and a change of its "
@@ -501,3 +498,15 @@ def explain(f: Facts, kind: str, err: int, op: object = None) -> Finding | None:
     if err in (E.EPERM, E.EACCES):
         return first("apparmor", "seccomp", "caps")
     return None
+
+
+def cause(kind: str, err: int, op: object = None, facts: Facts | None = None) -> str:
+    """' — CAUSE. Fix: FIX.' for the host condition that explains a refused cell setup,
+    or '': what a cell's one-line message adds (sandbox/report.py's `explain`; the
+    session gives it its sandbox). Reads the host's /proc and /sys unless `facts` are
+    given: only ever called for a failed cell."""
+    try:
+        found = explain(facts or read_facts(), kind, err, op)
+    except (OSError, ValueError):
+        return ""
+    return f" — {found.detail}. Fix: {found.fix}." if found else ""

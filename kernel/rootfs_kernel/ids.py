@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OVERFLOW_ID = 65534  # /proc/sys/kernel/overflowuid: what an unmapped owner looks like
+from .linux import OVERFLOW_ID
+
 # Above any uid a distribution or an LDAP directory hands out, below systemd-nspawn's own
 # pick range and 2^31 (some tools still keep ids in a signed int).
 DEFAULT_FIRST = 0x6E000000

@@ -12,17 +12,29 @@ import uuid
 
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm implementation
-from ipykernel._version import kernel_protocol_version
+from ipykernel._version import kernel_protocol_version  # private: test_ipykernel_parts.py
 from ipykernel.kernelbase import Kernel
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, TraitType, Unicode, Union
 
-from . import __version__, cell, completion
-from .display import Frame, FrameReader
-from .display import bundle as display_frame
-from .ids import IdRange
+from . import __version__, cell, completion, settings
+from .frames import Frame, FrameReader
+from .frames import bundle as display_frame
 from .images import ImageError, ImageStore
 from .output import Budget
 from .session import Session
+
+
+def _trait(name: str) -> TraitType:
+    """A kernel-wide setting (settings.py) as a traitlet: --RootfsKernel.NAME=VALUE. Text
+    is taken too where a flag or a number goes, so that settings.py, not traitlets,
+    says what is wrong with a value, in a cell instead of a kernel that does not start."""
+    s = settings.BY_NAME[name]
+    words = f"{s.doc}. Also ${s.env}."
+    if s.kind == "text":
+        return Unicode(s.default, config=True, help=words)
+    typed = Bool() if s.kind == "flag" else Integer()
+    return Union([typed, Unicode()], default_value=s.parse(s.default), config=True,
+                 help=words)
 
 
 class RootfsKernel(Kernel):
@@ -44,55 +56,35 @@ class RootfsKernel(Kernel):
     # ipykernel sleeps 0.5 ms before every execute_reply so that output its IOPub thread
     # still holds goes out first. Here every stream message of a cell is sent, on the
     # main thread (app.py), before do_execute returns: nothing is left to wait for.
+    # (A private part of ipykernel: tests/unit/test_ipykernel_parts.py.)
     _execute_sleep = Float(0.0)
 
-    default_limits = Unicode(
-        os.environ.get("ROOTFS_KERNEL_LIMITS", ""), config=True,
-        help="Limits for every cell, e.g. 'pids=1024 memory=2g cpu=1 output=64m' (a cell's "
-             "%limit line overrides them; output: what the notebook is sent of a cell's "
-             "output); also from $ROOTFS_KERNEL_LIMITS.")
-
-    max_live_views = Integer(
-        50, config=True,
-        help="How many comparison widgets stay live. Each holds its whole comparison in "
-             "the kernel; older ones are closed, their saved HTML (and the JupyterLab "
-             "renderer's data) still show.")
-
-    prepare_next = Bool(
-        os.environ.get("ROOTFS_KERNEL_PREPARE", "1") != "0", config=True,
-        help="Make the next cell's container while the kernel is idle (the same setup as "
-             "the last cell's; thrown away when the host's mounts change). Off: every "
-             "container is made when its cell comes. Also $ROOTFS_KERNEL_PREPARE=0.")
-
-    id_range = Unicode(
-        os.environ.get("ROOTFS_KERNEL_ID_RANGE", ""), config=True,
-        help="Root mode: the host ids a cell's root and users are, FIRST:COUNT (default "
-             f"{IdRange().first}:{IdRange().count}); a cell's root is never the host's root "
-             "(README: What a cell can reach on the host). Also $ROOTFS_KERNEL_ID_RANGE.")
-    host_access = Bool(
-        os.environ.get("ROOTFS_KERNEL_HOST_ACCESS", "1").strip().lower()
-        not in ("0", "false", "no", "off"), config=True,
-        help="Allow the lines that reach the host (%%host, %root none, %bind, "
-             "%propagation shared, %show ls). Off: a locked kernel for shared machines, which "
-             "refuses them with a message; plain cells run unchanged. Also "
-             "$ROOTFS_KERNEL_HOST_ACCESS=0, or the kernelspec of `rootfs-kernel install "
-             "--locked`.")
-
-    store_size = Unicode(
-        os.environ.get("ROOTFS_KERNEL_STORE_SIZE", ""), config=True,
-        help="The most the image store may hold (its layers as tar archives, each shared "
-             "layer once), e.g. '20g', or 'none'; default 10g. A build, import or %export "
-             "that would pass it fails and stores nothing. Also "
-             "$ROOTFS_KERNEL_STORE_SIZE.")
+    default_limits = _trait("default_limits")
+    prepare_next = _trait("prepare_next")
+    id_range = _trait("id_range")
+    host_access = _trait("host_access")
+    store_size = _trait("store_size")
+    max_live_views = _trait("max_live_views")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._live_views: collections.deque = collections.deque()
+        # Each setting as given in the argv or a config file, else its environment
+        # variable, else its default (settings.py). A wrong one does not stop the kernel
+        # (a front-end restarts a kernel that dies at start, again and again): every
+        # cell says what is wrong instead.
+        section = self.config["RootfsKernel"] if "RootfsKernel" in self.config else {}
+        self.settings, self.wrong_settings = settings.resolve(
+            {name: getattr(self, name) for name in settings.BY_NAME if name in section},
+            os.environ, lambda s: f"--RootfsKernel.{s.name}")
+        for line in self.wrong_settings:
+            self.log.error("wrong setting: %s", line)
         # `cells`, not `session`: Kernel.session is the wire protocol's.
-        self.cells = Session(default_limits=self.default_limits, prepare=self.prepare_next,
-                             ids=IdRange.parse(self.id_range) if self.id_range else None,
-                             host_access=self.host_access,
-                             store=ImageStore(size=self.store_size or None))
+        self.cells = Session(default_limits=self.settings["default_limits"],
+                             prepare=self.settings["prepare_next"],
+                             ids=self.settings["id_range"],
+                             host_access=self.settings["host_access"],
+                             store=ImageStore(size=self.settings["store_size"]))
         self._interrupt: asyncio.Event | None = None
         self._told_no_dot = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,6 +142,8 @@ class RootfsKernel(Kernel):
                 "bug: please report it with the cell"), silent)
 
     async def _execute(self, code: str, silent: bool) -> dict:
+        if self.wrong_settings:
+            return self._fail("SettingError", settings.refusal(self.wrong_settings), silent)
         self._loop = asyncio.get_running_loop()
         self._interrupt = asyncio.Event()
         # What the notebook is sent of the cell's output: both streams share one budget.
@@ -181,7 +175,7 @@ class RootfsKernel(Kernel):
                 "data": {"text/markdown": _help_markdown(outcome.help),
                          "text/plain": outcome.help}, "metadata": {}, "transient": {}})
         if not silent and outcome.payloads:
-            from .views import display_bundle
+            from .views import view_bundle
             from .views.tree import NO_DOT
 
             for payload in outcome.payloads:
@@ -192,7 +186,7 @@ class RootfsKernel(Kernel):
                         and not self._told_no_dot:
                     self._told_no_dot = True  # said once; each tree's note says it too
                     self._stream("stderr", f"rootfs-kernel: {NO_DOT}\n", silent)
-                data, metadata = display_bundle(payload, keep=self._keep_view)
+                data, metadata = view_bundle(payload, keep=self._keep_view)
                 self.send_response(self.iopub_socket, "display_data",
                                    {"data": data, "metadata": metadata, "transient": {}})
         if outcome.error:
@@ -202,7 +196,7 @@ class RootfsKernel(Kernel):
 
     def _keep_view(self, widget) -> None:
         self._live_views.append(widget)
-        while len(self._live_views) > max(1, self.max_live_views):
+        while len(self._live_views) > self.settings["max_live_views"]:
             self._live_views.popleft().close_all()
 
     def _fail(self, ename: str, evalue: str, silent: bool) -> dict:
@@ -216,7 +210,7 @@ class RootfsKernel(Kernel):
             self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
 
     def _display(self, frame: Frame, silent: bool) -> None:
-        """What a cell's `display` command sent (display.py)."""
+        """What a cell's `display` command sent (frames.py)."""
         if not silent:
             self.send_response(self.iopub_socket, "display_data",
                                {"data": display_frame(frame), "metadata": {}, "transient": {}})
@@ -226,19 +220,21 @@ class RootfsKernel(Kernel):
         return completion.complete(code, cursor_pos, *self._layers_for(code))
 
     async def do_is_complete(self, code):
-        return completion.is_complete(code, host_access=self.host_access)
+        return completion.is_complete(code, host_access=self.settings["host_access"])
 
     def _layers_for(self, code: str) -> tuple[list[str], str]:
         """What to complete against: the cell's image layers (top first) and its working
-        directory, or the host's / and the kernel's own for the host-access lines."""
+        directory, or the host's / and the kernel's own for the host-access lines. An
+        image not built yet offers no names: a completion request never builds one (a
+        build takes seconds on the loop that answers every other request)."""
         try:
-            spec = cell.parse(code, host_access=self.host_access)
+            spec = cell.parse(code, host_access=self.settings["host_access"])
         except cell.HeaderError:
             spec = cell.CellSpec(script="")
         if spec.host or spec.root == "none":   # host-access lines: the host's names
             return ["/"], os.getcwd()
         try:
-            image = self.cells.store.get(spec.image)
+            image = self.cells.store.load(spec.image)
         except ImageError:
             return [], "/"
         return [str(p) for p in reversed(image.layers)], image.workdir or "/"

@@ -1,8 +1,9 @@
 """The kernelspecs `rootfs` and `rootfs-locked`: their one definition.
 
 Runs in: the CLI (`rootfs-kernel install [--locked]`) and the wheel build (hatch_build.py
-loads this file on its own, without the package, and ships what write() makes as the
-wheel's share/jupyter/kernels/rootfs). Standard library only, for that reason.
+imports it from the source tree, where none of the package's dependencies is installed,
+and ships what write() makes as the wheel's share/jupyter/kernels/rootfs). Standard
+library only, for that reason.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class Labelled:
     root: str                                   # pivot, chroot or none
     cell_dir: str | None                        # its container's directory ($CELL)
     mounts: list[mountinfo.Mount] | None = None  # its script's mount table, $CELL written
-    steps: list | None = None                   # its setup (sandbox.steps.Step)
+    steps: list | None = None                   # its setup (views.calls.Step)
     listings: dict[str, dict] = field(default_factory=dict)   # %show ls PATH: snapshot
 
 
@@ -79,7 +79,7 @@ def check(spec: cell.CellSpec, labels: dict[str, Labelled]) -> None:
 def keep(name: str, plan: Plan, snapshots: list[dict]) -> Labelled:
     """A labelled cell's side of later comparisons, from its snapshots (its own views'
     and shows_for()'s)."""
-    from .sandbox.steps import describe
+    from .views.calls import describe
 
     where = cell_dir(plan)
     kept = Labelled(name, root_mode(plan), where)

@@ -2,7 +2,7 @@
 
 Runs in: the kernel (kernel.py counts a cell's output, app.py and backlog.py what waits).
 
-Each cell has an output budget, `%limit output=SIZE` (session.DEFAULT_LIMITS unless the
+Each cell has an output budget, `%limit output=SIZE` (settings.DEFAULT_BOUNDS unless the
 kernel says otherwise): the bytes it prints and the files it displays. Past it the cell
 goes on, what it writes is counted and dropped, and the kernel says what was cut.
 
@@ -73,6 +73,7 @@ class Budget:
 
     def summary(self) -> str:
         """Said when the cell ends: what was cut and how to get more."""
+        from . import settings
         from .cell import format_size
 
         parts = []
@@ -84,4 +85,4 @@ class Budget:
         return (f"not shown: {' and '.join(parts)} past this cell's budget "
                 f"({self._limit_text()}); raise it for a cell with `%limit output=SIZE` "
                 "(`output=none` lifts it), for the kernel with "
-                "ROOTFS_KERNEL_LIMITS=\"output=SIZE\"")
+                f"{settings.BY_NAME['default_limits'].env}=\"output=SIZE\"")

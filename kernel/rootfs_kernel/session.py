@@ -14,13 +14,14 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import cell, dirfd, labels
+from . import cell, dirfd, hostfacts, labels, settings
 from .ids import IdRange
 from .images import ImageError, ImageStore, upper
+from .linux import EXIT_CANNOT_RUN
 from .sandbox.client import CellRun, SandboxClient, SandboxError
 from .sandbox.plan import COMPILER_PATHS, Plan, bounds, compile_plan, plan_for
 
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from . import compare
 
 GRACE_SECONDS = 1.0
-# What every container cell gets unless the kernel or the cell says otherwise (README):
-# processes, what it may write, and what the kernel sends the notebook of its output
-# (output.py). Memory only on request (a cgroup to join per cell).
-DEFAULT_LIMITS = "pids=1024 disk=1g output=64m"
 # Parsed cells and their plans, kept for a cell run again as it is (both are pure
 # functions of what the keys hold): the same cell text, %env values and image.
 CACHED_CELLS = 64
@@ -73,21 +70,23 @@ class Outcome:
 
 
 class Session:
-    def __init__(self, store: ImageStore | None = None, default_limits: str = "",
+    def __init__(self, store: ImageStore | None = None,
+                 default_limits: Mapping[str, float | None] | None = None,
                  prepare: bool = True, ids: IdRange | None = None,
                  host_access: bool = True, sandbox: SandboxClient | None = None) -> None:
-        # Every cell's bounds: the built-in defaults, then the kernel-wide ones
-        # (`pids=512 memory=2g`), then each cell's own %limit line. The output budget is
-        # the kernel's to keep (output_budget), not the container's.
-        self.default_limits = {**dict(cell.parse_limits(DEFAULT_LIMITS.split())),
-                               **dict(cell.parse_limits(default_limits.split()))}
+        # Every cell's bounds: the kernel-wide ones (settings.py: the default bounds and
+        # what the default_limits setting changes of them), then each cell's own %limit
+        # line. The output budget is the kernel's to keep (output_budget), not the
+        # container's.
+        self.default_limits = dict(default_limits if default_limits is not None else
+                                   settings.BY_NAME["default_limits"].parse(""))
         self.default_output = self.default_limits.pop("output", None)
         # False: a locked kernel, whose parser refuses every line that reaches the host.
         self.host_access = host_access
         # A started helper's client, unless the caller hands its own (the unit tests' has
         # no helper behind it); prepare and ids are the new client's.
         if sandbox is None:
-            sandbox = SandboxClient(prepare=prepare, ids=ids)
+            sandbox = SandboxClient(prepare=prepare, ids=ids, explain=hostfacts.cause)
             # Refused (e.g. a runtime directory someone else made): the kernel still
             # starts, and each cell says why and tries again (execute).
             with contextlib.suppress(SandboxError):
@@ -405,7 +404,7 @@ class Session:
                 raise _CompileError(f"the compiler's container could not be made: {run.error}")
             text = b"".join(messages).decode(errors="replace").replace(f"{name}.c", "cell.c")
             if run.status:
-                hint = "" if run.status != 127 else " (is gcc installed on the host?)"
+                hint = "" if run.status != EXIT_CANNOT_RUN else " (is gcc installed on the host?)"
                 if "disk" in limits and (run.disk_full or "No space left" in text):
                     text += "\n" + _disk_full(limits["disk"], "what gcc writes is bounded by "
                                                "it too: raise it with %limit disk=SIZE")
@@ -525,13 +524,11 @@ def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.Cel
     """What %show layers labels the overlay's layers with, bottom first: the image's
     (digest, size, created by), the %keep layer of earlier cells, then this cell's upper.
     `lowers`: the overlay's lowerdir, top first."""
-    from .images.commands import layer_history
+    from .images import commands
 
-    history = layer_history(image, store)
     n = len(lowers)
-    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
-             for i, h in enumerate(history)]
-    if n == len(history) + 1:   # an earlier %keep cell's upper, on top of the image
+    stack = commands.layer_stack(image, store, lowers=n)
+    if n == len(stack) + 1:   # an earlier %keep cell's upper, on top of the image
         stack.append({"label": "kept", "digest": None, "size": None,
                       "created_by": "earlier %keep cells' changes", "role": f"lowerdir 1/{n}"})
     how = "this cell's writes" + (" (%keep: kept for the next cell)" if spec.keep else

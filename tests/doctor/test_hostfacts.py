@@ -52,7 +52,8 @@ def failed(f: hostfacts.Facts) -> set[str]:
 
 
 def message(f: hostfacts.Facts, p: dict, kind: str, err: int, index: int = -1) -> str:
-    return report.describe_error(p, {"kind": kind, "index": index, "errno": err}, facts=f)
+    return report.describe_error(p, {"kind": kind, "index": index, "errno": err},
+                                 lambda kind, err, op: hostfacts.cause(kind, err, op, f))
 
 
 def test_a_healthy_host_fails_nothing(tmp_path):

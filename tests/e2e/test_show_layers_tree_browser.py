@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 from jupyter_e2e import (
     artifacts,
-    built_renderer,
     code_cell,
+    dark_theme,
     lab_page,
-    missing_requirements,
     open_notebook,
+    open_saved,
     outputs,
     run_cell,
+    saved_notebook,
     shoot,
     write_notebook,
 )
-from test_views_browser import dark_theme, open_saved, saved_notebook
-
-from rootfs_kernel.views.tree import dot_program
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -32,16 +30,8 @@ LAYERS_CELL = "%show layers\nrm /etc/hostname; echo hi > /etc/motd"
 TREE_CELL = "%mount tmpfs /scratch\n%show tree\ntrue"
 
 
-@pytest.fixture(scope="module")
-def ready() -> None:
-    why = missing_requirements("lab") or (
-        None if built_renderer() else "the renderer is not built (pip install .)") or (
-        None if dot_program() else "Graphviz is not installed (apt-get install graphviz)")
-    if why:
-        pytest.skip(why)
-
-
-def test_the_widgets_open_a_layer_and_name_a_mounts_peers(ready, tmp_path: Path) -> None:
+def test_the_widgets_open_a_layer_and_name_a_mounts_peers(ready, graphviz, tmp_path: Path
+                                                         ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     write_notebook(root / "see.ipynb", [LAYERS_CELL, TREE_CELL])
@@ -92,7 +82,7 @@ def _payloads() -> list[dict]:
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_the_renderer_draws_layers_and_trees_in_the_theme(ready, tmp_path: Path,
+def test_the_renderer_draws_layers_and_trees_in_the_theme(ready, graphviz, tmp_path: Path,
                                                            theme: str) -> None:
     root = tmp_path / "root"
     root.mkdir()

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 from jupyter_e2e import (
-    built_renderer,
+    CONTRAST_JS,
+    artifacts,
+    dark_theme,
     lab_page,
-    missing_requirements,
     open_notebook,
+    open_saved,
     outputs,
     run_cell,
+    saved_notebook,
     shoot,
     write_notebook,
 )
-from test_show_layers_tree_browser import artifacts
-from test_views_browser import CONTRAST_JS, dark_theme, open_saved, saved_notebook
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -44,14 +45,6 @@ DISPLAY_CELL = "\n".join([
     "> /tmp/r.md",
     "display /tmp/r.md",
 ])
-
-
-@pytest.fixture(scope="module")
-def ready() -> None:
-    why = missing_requirements("lab") or (
-        None if built_renderer() else "the renderer is not built (pip install .)")
-    if why:
-        pytest.skip(why)
 
 
 def _pivot_key(table) -> str:  # noqa: ANN001 - a Playwright locator

@@ -15,65 +15,20 @@ import nbformat
 import pytest
 from fixtures.payloads import make
 from jupyter_e2e import (
+    CONTRAST_JS,
     artifacts,
-    built_renderer,
+    dark_theme,
     lab_page,
-    missing_requirements,
+    open_saved,
+    saved_notebook,
     write_notebook,
 )
-from nbformat.v4 import new_code_cell, new_notebook, new_output
-
-from rootfs_kernel.views import display_bundle
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def ready() -> None:
-    why = missing_requirements("lab") or (
-        None if built_renderer() else "the renderer is not built (pip install .)")
-    if why:
-        pytest.skip(why)
-
-
-def saved_notebook(path: Path, payloads: list[dict], *, html_only: bool = False) -> None:
-    """Outputs as the kernel saves them (compare JSON, HTML, text, a widget view whose
-    model is gone); html_only keeps the static HTML alone, as GitHub or nbconvert show."""
-    cells = []
-    for i, p in enumerate(payloads):
-        data, _ = display_bundle(p, widget=False)
-        if html_only:
-            data = {"text/html": data["text/html"], "text/plain": data["text/plain"]}
-        else:
-            data["application/vnd.jupyter.widget-view+json"] = {
-                "model_id": f"{i:032d}", "version_major": 2, "version_minor": 0}
-        cells.append(new_code_cell("%show ...", execution_count=i + 1,
-                                   outputs=[new_output("display_data", data=data)]))
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "rootfs", "display_name": "Rootfs (sh)", "language": "shell"}})
-    nbformat.write(nb, str(path))
-
-
-def dark_theme(work: Path) -> None:
-    settings = work / "home" / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "themes.jupyterlab-settings").write_text('{"theme": "JupyterLab Dark"}')
-
-
-def open_saved(page, server, name: str) -> None:
-    page.goto(server.url(name))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    dialog = page.locator(".jp-Dialog")
-    try:
-        dialog.first.wait_for(timeout=4000)
-        no_kernel = dialog.get_by_role("button", name="No Kernel")
-        (no_kernel.first if no_kernel.count() else dialog.get_by_role("button").first).click()
-    except sync_api.TimeoutError:
-        pass
 
 
 def chroot_listing() -> dict:
@@ -145,39 +100,6 @@ def test_the_default_pivot_mount_table_fits_one_screen(ready, tmp_path: Path) ->
         expect(cgroup).to_contain_text("10 mounts: blkio")
         expect(cgroup).to_contain_text("options ro (host: rw)")
         page.screenshot(path=str(artifacts() / "views-mounts-pivot.png"))
-
-
-# Contrast of every text element against the background it is drawn on, from the
-# computed colours (canvas turns any CSS colour into sRGB bytes; translucent layers are
-# composited from the page background up).
-CONTRAST_JS = """
-root => {
-  const ctx = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
-  const rgba = css => { ctx.clearRect(0, 0, 1, 1); ctx.fillStyle = '#000';
-    ctx.fillStyle = css; ctx.fillRect(0, 0, 1, 1);
-    const d = ctx.getImageData(0, 0, 1, 1).data; return [d[0], d[1], d[2], d[3] / 255]; };
-  const over = (top, base) => [0, 1, 2].map(i => top[i] * top[3] + base[i] * (1 - top[3]));
-  const lum = c => { const f = v => { v /= 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
-  const background = el => { const layers = [];
-    for (let e = el; e; e = e.parentElement) {
-      const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] > 0) layers.push(c);
-      if (c[3] >= 1) break; }
-    let base = [255, 255, 255];
-    for (const c of layers.reverse()) base = over(c, base);
-    return base; };
-  const out = [];
-  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement; if (!n.textContent.trim() || !el.offsetParent) continue;
-    const bg = background(el); const fg = over(rgba(getComputedStyle(el).color), bg);
-    const [a, b] = [lum(fg), lum(bg)];
-    out.push({text: n.textContent.trim().slice(0, 40),
-              ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)}); }
-  return out;
-}
-"""
 
 
 def test_every_view_reads_in_the_dark_theme(ready, tmp_path: Path) -> None:

@@ -17,18 +17,20 @@ from pathlib import Path
 import pytest
 from fixtures.payloads import make
 from jupyter_e2e import (
+    CONTRAST_JS,
     artifacts,
+    dark_theme,
     lab_page,
     launch,
     open_notebook,
+    open_saved,
     outputs,
     run_cell,
+    saved_notebook,
     write_notebook,
 )
-from test_show_layers_tree_browser import ready  # noqa: F401 - a fixture: what the run needs
-from test_views_browser import CONTRAST_JS, dark_theme, open_saved, saved_notebook
 
-from rootfs_kernel.views import display_bundle
+from rootfs_kernel.views import view_bundle
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is missing (pip install playwright)")
@@ -62,7 +64,7 @@ def real_views() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def views(ready) -> list[dict]:  # noqa: F811 - the fixture imported above
+def views(ready, graphviz) -> list[dict]:
     """Every kind of view: the recorded default mount table (covered mounts on any host),
     the recorded tree, and this machine's real cells."""
     limits = json.loads((make.HERE.parent / "limits" / "limits.json").read_text())
@@ -219,7 +221,7 @@ def test_the_renderer_fits_the_output_area(views, tmp_path: Path, width: int,
 
 
 @pytest.mark.parametrize("width", [1280, 900])
-def test_the_widget_fits_the_output_area(ready, tmp_path: Path,  # noqa: F811
+def test_the_widget_fits_the_output_area(ready, graphviz, tmp_path: Path,
                                         width: int) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -277,7 +279,7 @@ def test_the_static_html_fits_a_book_column(views, tmp_path: Path, width: int) -
     each output in a div.cell_output of its article column)."""
     from playwright.sync_api import sync_playwright
 
-    blocks = [display_bundle(p, widget=False)[0]["text/html"] for p in views]
+    blocks = [view_bundle(p, widget=False)[0]["text/html"] for p in views]
     page_html = BOOK_PAGE.format(width=width, outputs="".join(
         f'<div class="cell_output"><div class="output text_html">{b}</div></div>'
         for b in blocks))

@@ -13,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from rootfs_kernel.views import (
     WIDGET_MIME_TYPE,
     changes_payload,
-    display_bundle,
+    view_bundle,
 )
 
 
@@ -28,7 +28,7 @@ def changes() -> dict:
 
 
 def bundle(payload: dict, n: int) -> dict:
-    data, _ = display_bundle(payload, widget=False)
+    data, _ = view_bundle(payload, widget=False)
     # What the kernel saved beside it: a view of a model that is nowhere in the notebook.
     data[WIDGET_MIME_TYPE] = {"model_id": f"0000000000000000000000000000000{n}",
                               "version_major": 2, "version_minor": 0}

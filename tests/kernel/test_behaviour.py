@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from kerneldriver import alive, children, descendants, kernel_mounts
+from kerneldriver import KernelDriver, alive, children, descendants, kernel_mounts
 
 
 def test_stdout_and_stderr_are_separate_streams(kernel):
@@ -87,9 +87,16 @@ def test_bind_target_through_a_symlink_stays_inside_the_root(kernel, tmp_path):
         res.reply["evalue"]
 
 
-def test_unshare_uts_gives_a_hostname_of_its_own(kernel):
-    res = kernel.ok("%unshare uts\nhostname")
-    assert res.stdout.strip() == "rootfs" != os.uname().nodename
+def test_every_cell_names_its_own_host_and_what_it_sets_stays_in_it(kernel):
+    """Every cell has a UTS namespace of its own (`%unshare uts` adds nothing): its names
+    are the container's, not the host's, and a cell may change them (the script owns the
+    namespace) without the host or the next cell seeing it."""
+    host = os.uname().nodename
+    res = kernel.ok("hostname; cat /proc/sys/kernel/domainname; hostname set-by-cell && "
+                    "hostname")
+    assert res.stdout.split() == ["rootfs", "(none)", "set-by-cell"]
+    assert os.uname().nodename == host != "set-by-cell"
+    assert kernel.ok("hostname").stdout.strip() == "rootfs"
 
 
 def test_timeout_ends_the_cell_and_says_so(kernel):
@@ -149,6 +156,29 @@ def test_completion_of_commands_paths_and_header_lines(kernel):
     assert "/etc/" in complete("ls /et")["matches"]
     assert "/etc/passwd" in complete("cat /etc/pas")["matches"]
     assert "%root" in complete("%ro")["matches"]
+
+
+def test_completion_never_builds_an_image(tmp_path):
+    """A completion request answers from what the store holds: an image not built yet
+    offers no names (a build would hold every other request up), a built one its own."""
+    k = KernelDriver(env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+    images = tmp_path / "data" / "rootfs-kernel" / "images"
+
+    def complete(code):
+        k.kc.complete(code, len(code))
+        return k.kc.get_shell_msg(timeout=30)["content"]
+
+    try:
+        for code in ("ls /et", "%image busybox\nls /b"):
+            reply = complete(code)
+            assert reply["status"] == "ok" and reply["matches"] == [], (code, reply)
+        assert not images.exists() or not list(images.iterdir())
+        assert "%root" in complete("%ro")["matches"]   # header lines need no image
+        k.ok("true")   # the first cell builds the default image
+        assert "/etc/" in complete("ls /et")["matches"]
+        assert [p.name for p in images.iterdir()] == ["minimal"]
+    finally:
+        k.shutdown()
 
 
 def test_is_complete(kernel):

@@ -25,6 +25,13 @@ class RootfsKernelConformance(jupyter_kernel_test.KernelTests):
     incomplete_code_samples = ["if true; then", "echo 'unterminated", "for i in 1 2; do"]
     invalid_code_samples = ["%no-such-header-line", "fi"]
 
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        # Completion offers the names of an image already built, never builds one: the
+        # first cell builds the default image the path samples complete against.
+        cls.kc.execute_interactive("true", timeout=60)
+
 
 def load_tests(loader: unittest.TestLoader, tests, pattern):  # noqa: ANN001
     return loader.loadTestsFromTestCase(RootfsKernelConformance)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 
-from rootfs_kernel.display import svg_image
+from rootfs_kernel.frames import svg_image
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
                        "DwAEhQGAhKmMIQAAAABJRU5ErkJggg==")

@@ -18,10 +18,10 @@ from kerneldriver import (
     ROOT,
     KernelDriver,
     alive,
+    bound_by,
     comm,
     descendants,
     kernel_mounts,
-    needs_cgroups,
     prepared_containers,
     wait_for,
 )
@@ -222,20 +222,26 @@ def test_what_may_be_prepared():
     assert not preparable(plan("%%host\ntrue"))
 
 
-@needs_cgroups
-def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
+# What a cell reads of its pids bound, by what holds it: its cgroup's pids.max (v1: the
+# pids hierarchy's; v2: the unified one's), or RLIMIT_NPROC. Read inside the cell (with
+# %net host its /sys is the host's, read-only; a cell's own network has a sysfs of its
+# own): the cgroup is gone with the container.
+PIDS_BOUND = {
+    "cgroup v1": "p=$(grep '^[0-9]*:pids:' /proc/self/cgroup | cut -d: -f3)\n"
+                 "[ \"$p\" != / ] && cat /sys/fs/cgroup/pids$p/pids.max",
+    "cgroup v2": "p=$(grep '^0::' /proc/self/cgroup | cut -d: -f3)\n"
+                 "[ \"$p\" != / ] && cat /sys/fs/cgroup$p/pids.max",
+    "setrlimit": "set -- $(grep 'Max processes' /proc/self/limits); echo $3",
+}
+
+
+@bound_by
+def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel, mechanism):
     """A prepared container is bounded like the previous cell (in a cgroup of its own
-    for a %limit); a cell with other limits gets a container of its own (found by the
-    pids-limit test)."""
-    def pids_max(text: str) -> str:
-        # Read inside the cell (with %net host its /sys is the host's, read-only; a cell's
-        # own network has a sysfs of its own): the cgroup is gone with the container.
-        res = kernel.ok("%net host\n" + text +
-                        "\npath=$(grep '^[0-9]*:pids:' /proc/self/cgroup | cut -d: -f3)"
-                        "\necho \"$path\"; cat /sys/fs/cgroup/pids$path/pids.max")
-        path, limit = res.stdout.split()
-        assert path != "/", res.stdout
-        return limit
+    for a %limit, where cgroups can be made); a cell with other limits gets a container
+    of its own (found by the pids-limit test)."""
+    def pids_bound(text: str) -> str:
+        return kernel.ok(f"%net host\n{text}\n{PIDS_BOUND[mechanism]}").stdout.strip()
 
     kernel.ok("true")
     assert wait_for(lambda: len(prepared_containers(kernel.km.provisioner.pid)) == 1)
@@ -243,8 +249,8 @@ def test_a_cell_is_bounded_whether_or_not_its_container_was_prepared(kernel):
     # unprivileged id, counted in its own user namespace), no cgroup to join.
     limits = kernel.ok("grep 'Max processes' /proc/self/limits").stdout.split()
     assert limits[2:4] == ["1024", "1024"], limits
-    assert pids_max("%limit pids=10\ntrue") == "10"   # not the prepared default one
-    assert pids_max("%limit pids=10\ntrue") == "10"   # prepared with these limits
+    assert pids_bound("%limit pids=10\ntrue") == "10"   # not the prepared default one
+    assert pids_bound("%limit pids=10\ntrue") == "10"   # prepared with these limits
 
 
 @pytest.mark.parametrize("header", ["", "%root chroot\n", "%propagation shared\n", "%root none\n"])

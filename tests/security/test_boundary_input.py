@@ -199,8 +199,9 @@ def test_class13_unshare_user_as_root_just_works(kernel):
 
 def test_class13_an_overlay_with_one_layer_says_what_to_do(kernel):
     res = kernel.run("%mount overlay /mnt lowerdir=/etc\ntrue", timeout=30)
-    assert not res.ok
+    assert res.reply.get("ename") == "ContainerError", res.reply
     assert not res.reply["evalue"].rstrip().endswith("Invalid argument"), res.reply["evalue"]
+    assert "overlay needs lowerdir=A:B" in res.reply["evalue"], res.reply["evalue"]
 
 
 def test_class13_a_shell_that_cannot_run_the_script_says_so(kernel):

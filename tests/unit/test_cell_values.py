@@ -20,7 +20,7 @@ from rootfs_kernel.sandbox import initbin, ops, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)
+FACTS = wire.Launch(mnt_ns=4026531841)
 
 
 class Image:

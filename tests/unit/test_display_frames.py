@@ -1,4 +1,4 @@
-"""`display` in a cell: the program (display.c), its frames in a stream (display.py), the
+"""`display` in a cell: the program (display.c), its frames in a stream (frames.py), the
 bundles a notebook gets, the kernel's stream turning frames into outputs in order, and
 the plan putting the program in every cell."""
 
@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from rootfs_kernel import cell
-from rootfs_kernel.display import (
+from rootfs_kernel.frames import (
     END,
     START,
     Frame,

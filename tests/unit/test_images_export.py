@@ -13,9 +13,10 @@ from images.ocifixtures import directory, file, layer_tar, oci_layout, symlink
 
 from rootfs_kernel.ids import IdRange
 from rootfs_kernel.images import ImageError, ImageStore
-from rootfs_kernel.images.layerfs import is_opaque, make_whiteout, set_opaque
+from rootfs_kernel.images.layerfs import make_whiteout, set_opaque
 from rootfs_kernel.images.oci_export import commit_layer, export_image
 from rootfs_kernel.images.oci_import import import_image
+from rootfs_kernel.linux import is_opaque
 
 BASE = layer_tar([directory("etc"), file("etc/a", "a"), file("etc/b", "b"),
                   directory("d"), file("d/old", "old"), symlink("l", "/etc/a")])

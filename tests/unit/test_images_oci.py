@@ -20,8 +20,8 @@ from images.ocifixtures import (
 )
 
 from rootfs_kernel.images import ImageError, ImageStore
-from rootfs_kernel.images.layerfs import is_opaque
 from rootfs_kernel.images.oci_import import import_image, name_from_ref
+from rootfs_kernel.linux import is_opaque
 
 BASE = layer_tar([
     directory("etc"), file("etc/hostname", "tiny\n"), file("etc/keep", "keep\n"),

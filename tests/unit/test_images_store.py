@@ -245,7 +245,7 @@ def test_the_store_imports_nothing_above_it():
     import rootfs_kernel.images.store as store
 
     tree = ast.parse(Path(store.__file__).read_text())
-    imported = {node.module for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.level}
-    assert imported == {"errors", "layerfs", "cell", "rmtree"}, imported
+    imported = {node.module or alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level for alias in node.names}
+    assert imported == {"errors", "layerfs", "cell", "rmtree", "settings"}, imported
     assert set(store.ImageStore(root="/nonexistent").available()) >= {"minimal"}

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from rootfs_kernel.images import ImageError, upper
-from rootfs_kernel.images.layerfs import is_opaque, is_whiteout, make_whiteout, set_opaque
+from rootfs_kernel.images.layerfs import make_whiteout, set_opaque
+from rootfs_kernel.linux import is_opaque, is_whiteout
 
 ROOT = os.geteuid() == 0
 

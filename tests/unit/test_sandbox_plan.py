@@ -6,8 +6,8 @@ import pytest
 
 from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
+from rootfs_kernel.linux import MS_RDONLY, NAMESPACES
 from rootfs_kernel.sandbox import ops, wire
-from rootfs_kernel.sandbox.ops import NAMESPACES
 from rootfs_kernel.sandbox.plan import (
     DNS_FORWARD,
     METADATA,
@@ -19,10 +19,9 @@ from rootfs_kernel.sandbox.plan import (
     plan_for,
     script_head,
 )
-from rootfs_kernel.sandbox.syscalls import MS_RDONLY
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)
+FACTS = wire.Launch(mnt_ns=4026531841)
 
 
 class Image:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from rootfs_kernel import cell
 from rootfs_kernel.ids import IdRange
+from rootfs_kernel.linux import OVERFLOW_ID
 from rootfs_kernel.sandbox import initbin, ops, report, wire
 from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
 from rootfs_kernel.sandbox.prepared import setup_key
-from rootfs_kernel.sandbox.snapshots import OVERFLOW_ID, inside, parse_id_map
+from rootfs_kernel.sandbox.snapshots import inside, parse_id_map
 
 PLACES = Places.under("/run/rk")
-FACTS = wire.HostFacts(mnt_ns=4026531841)  # the helper's to tell
+FACTS = wire.Launch(mnt_ns=4026531841)  # the helper's to tell
 
 
 class Image:
@@ -136,6 +139,19 @@ def test_a_namespace_flag_that_disagrees_with_sched_h_does_not_compile(tmp_path,
 # -- wire.py ---------------------------------------------------------------------------------
 
 
+def test_the_wheel_build_needs_only_the_standard_library():
+    """hatch_build.py imports initbin (ops, linux) and kernelspec from the source tree, in a
+    build environment where none of the package's dependencies is installed."""
+    code = ("import sys; import rootfs_kernel.sandbox.initbin, rootfs_kernel.kernelspec; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} - "
+            "set(sys.stdlib_module_names) - {'rootfs_kernel', '__main__'})))")
+    kernel_dir = str(Path(initbin.__file__).parents[2])
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, "
+                           f"{kernel_dir!r}); {code}"], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == [], done.stdout
+
+
 def test_every_operation_crosses_with_its_fields_in_order():
     plan = plan_of("%mount tmpfs /tmp size=1m\n%bind /etc /mnt/etc ro\n%root chroot\n"
                    "%unshare uts\necho 'a b'\n")
@@ -187,10 +203,10 @@ def test_a_host_cell_carries_no_namespaces_or_operations():
 
 def test_limits_cross_as_cgroup_files_or_rlimits_the_helper_adds():
     plan = plan_of("%limit pids=64\ntrue")
-    facts = wire.HostFacts(FACTS.mnt_ns, cgroup_procs=("/sys/fs/cgroup/pids/x/cgroup.procs",))
+    facts = wire.Launch(FACTS.mnt_ns, cgroup_procs=("/sys/fs/cgroup/pids/x/cgroup.procs",))
     keys, _, _ = decode(wire.encode(plan, facts, parent=1))
     assert keys["cgroup"] == list(facts.cgroup_procs) and "nproc" not in keys
-    facts = wire.HostFacts(FACTS.mnt_ns, rlimits={"nproc": 64, "as": 1 << 30})
+    facts = wire.Launch(FACTS.mnt_ns, rlimits={"nproc": 64, "as": 1 << 30})
     keys, _, _ = decode(wire.encode(plan, facts, parent=1))
     assert keys["nproc"] == ["64"] and keys["as"] == [str(1 << 30)] and "cgroup" not in keys
 
@@ -206,7 +222,7 @@ def test_the_profile_is_asked_for_by_the_run_not_the_plan():
 
 def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
     with pytest.raises(ValueError, match="mount namespace"):
-        wire.encode(plan_of("true"), wire.HostFacts(mnt_ns=0), parent=1)
+        wire.encode(plan_of("true"), wire.Launch(mnt_ns=0), parent=1)
 
 
 # -- report.py ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rootfs_kernel import cell
+from rootfs_kernel import cell, settings
 from rootfs_kernel.images import ImageStore
 from rootfs_kernel.images.store import BuildContext, BuildOutput
 from rootfs_kernel.sandbox.client import CellRun, SandboxClient
@@ -172,7 +172,8 @@ def test_a_locked_session_refuses_host_access_lines(store):
 
 
 def test_the_output_budget_is_the_kernels_not_the_containers(store):
-    s, sandbox = session(store, default_limits="output=1m")
+    s, sandbox = session(store, default_limits=settings.BY_NAME["default_limits"].parse(
+        "output=1m"))
     assert s.output_budget("true") == 1 << 20
     assert s.output_budget("%limit output=2k\ntrue") == 2048
     assert s.output_budget("%limit output=none\ntrue") is None

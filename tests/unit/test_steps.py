@@ -10,19 +10,19 @@ from fixtures.payloads import make
 
 from rootfs_kernel import cell
 from rootfs_kernel.inspect.mounts import parse_mountinfo
-from rootfs_kernel.inspect.steps import compare_tables, counts
-from rootfs_kernel.sandbox import ops, steps, wire
+from rootfs_kernel.inspect.stepdiff import compare_tables, counts
+from rootfs_kernel.sandbox import ops, recording, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.sandbox.prepared import setup_key
-from rootfs_kernel.views import display_bundle, render_html, render_text, steps_payload
+from rootfs_kernel.views import calls, render_html, render_text, steps_payload, view_bundle
 from rootfs_kernel.views.model import neighbours
 
 HOST = "\n".join(make._HOST) + "\n"
 
 
 def described(plan=None, record=None, **kw):  # noqa: ANN001, ANN201
-    return steps.describe(plan or make._steps_plan(), steps.read(record or make._steps_record()),
-                          ended=10.0042, **kw)
+    return calls.describe(plan or make._steps_plan(),
+                          recording.read(record or make._steps_record()), ended=10.0042, **kw)
 
 
 def _record(*entries: tuple) -> bytes:
@@ -39,7 +39,7 @@ def _record(*entries: tuple) -> bytes:
 
 def test_a_record_is_read_step_by_step_and_an_equal_table_is_the_one_before():
     data = _record(("host", -1, HOST, ""), ("op", 0, None, ""), ("exec", -1, None, "/bin/sh"))
-    recs = steps.read(data)
+    recs = recording.read(data)
     assert [r.kind for r in recs] == ["host", "op", "exec"]
     assert recs[1].table is recs[0].table == HOST and recs[2].detail == "/bin/sh"
     assert recs[0].started == 1.0 and recs[0].ended == 1.5
@@ -47,12 +47,12 @@ def test_a_record_is_read_step_by_step_and_an_equal_table_is_the_one_before():
 
 def test_a_torn_last_step_is_dropped_and_a_table_not_kept_says_why():
     data = _record(("host", -1, HOST, ""), ("op", 0, HOST, ""))
-    assert len(steps.read(data[:-10])) == 1   # killed while writing the second table
+    assert len(recording.read(data[:-10])) == 1   # killed while writing the second table
     data = data + b"step op 1 2.0 2.1 -3 -\n"
-    last = steps.read(data)[-1]
+    last = recording.read(data)[-1]
     assert last.table is None and "budget" in last.missing
     with pytest.raises(ValueError, match="not a step record"):
-        steps.read(b"garbage\n")
+        recording.read(b"garbage\n")
 
 
 # -- a step's effect on the mount table ---------------------------------------------------------
@@ -133,13 +133,13 @@ def test_notes_of_the_init_change_the_words_of_their_step():
 def test_a_chroot_hides_the_hosts_mounts_without_unmounting_them():
     plan = replace(make._steps_plan(), ops=make._steps_plan().ops[:-1],
                    script_ops=(ops.Chroot(make.STEPS_ROOT + "/root"), ops.Hostname("rootfs")))
-    rec = steps.read(make._steps_record())
+    rec = recording.read(make._steps_record())
     # the same tables, the last setup table now the chroot's (the script's view)
     rec = [r if r.kind != "op" or r.index != 8 else replace(r, kind="sop", index=0)
            for r in rec]
     rec = [r for r in rec if not (r.kind == "sop" and r.index == 0 and r.detail == ""
                                   and r.table is None)]
-    _, found = steps.describe(plan, rec)
+    _, found = calls.describe(plan, rec)
     chroot = next(s for s in found if s.op == "chroot")
     assert chroot.calls == [f'chdir("{make.STEPS_ROOT}/root")', 'chroot(".")', 'chdir("/")']
     payload = steps_payload(None, found)
@@ -160,13 +160,13 @@ def test_show_steps_is_part_of_the_setup_a_prepared_container_is_matched_on():
 
     plain = plan_for(cell.parse("true"), Image, ctx)
     shown = plan_for(cell.parse("%show steps\ntrue"), Image, ctx)
-    assert "steps" not in wire.setup_tokens(plain, wire.HostFacts(1))
-    tokens = wire.setup_tokens(shown, wire.HostFacts(1))
+    assert "steps" not in wire.setup_tokens(plain, wire.Launch(1))
+    tokens = wire.setup_tokens(shown, wire.Launch(1))
     assert tokens[tokens.index("steps") + 1] == "1"
     assert setup_key(plain) != setup_key(shown)
     assert "steps" not in wire.script_tokens(shown)
     host = plan_for(cell.parse("%%host\ntrue"), None, ctx)
-    assert "steps" not in wire.setup_tokens(host, wire.HostFacts(1))
+    assert "steps" not in wire.setup_tokens(host, wire.Launch(1))
 
 
 # -- the payload and its renderings ---------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_text_and_html_show_each_steps_calls_and_what_it_did_to_the_table():
     assert 'data-status="only-host"' in pivot and ">/home<" in pivot
     assert "moved from $CELL/root" in pivot and "the old root, stacked on top" in pivot
     assert "step 11  - /home  ext4 /dev/sda2" in text
-    data, _ = display_bundle(p, widget=False)
+    data, _ = view_bundle(p, widget=False)
     assert set(data) == {"text/plain", "text/html", "application/vnd.rootfs-kernel.compare+json"}
 
 

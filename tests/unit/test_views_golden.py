@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from fixtures.payloads import make
 
-from rootfs_kernel.views import display_bundle
+from rootfs_kernel.views import view_bundle
 from rootfs_kernel.views.model import State
 from rootfs_kernel.views.payload import MIME_TYPE, VERSION, schema
 
@@ -73,6 +73,6 @@ def test_bundles_carry_a_valid_payload() -> None:
         payload = json.loads(f.read_text())["payload"]
         if payload["version"] != VERSION:
             continue
-        data, _ = display_bundle(payload, widget=False)
+        data, _ = view_bundle(payload, widget=False)
         assert data[MIME_TYPE] is payload
         assert data["text/plain"].startswith(payload["title"])

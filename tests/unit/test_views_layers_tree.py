@@ -16,8 +16,8 @@ from fixtures.payloads import make
 
 from rootfs_kernel.inspect.layers import scan_layers
 from rootfs_kernel.inspect.mounts import parse_mountinfo
-from rootfs_kernel.inspect.tree import build
-from rootfs_kernel.views import TREE_MIME_TYPE, display_bundle, layers_payload, render_text
+from rootfs_kernel.inspect.mounttree import build
+from rootfs_kernel.views import TREE_MIME_TYPE, layers_payload, render_text, view_bundle
 from rootfs_kernel.views import tree as tree_view
 from rootfs_kernel.views.payload import schema
 
@@ -169,7 +169,7 @@ def test_the_tree_payload_holds_a_picture_text_and_words() -> None:
     jsonschema.validate(p, TREE_SCHEMA)
     assert p["svg"] and "<svg" in p["svg"] and "rfk-master" in p["svg"]
     assert "├─/dev" in p["text"] and "master:1" in p["text"]
-    data, _ = display_bundle(p, widget=False)
+    data, _ = view_bundle(p, widget=False)
     assert data["image/svg+xml"] == p["svg"]
     assert data[TREE_MIME_TYPE] is p
     # The HTML copy is drawn in the theme's colours, the SVG's own dark style dropped.
@@ -187,7 +187,7 @@ def test_without_graphviz_the_text_alone_says_why(monkeypatch) -> None:
     finally:
         tree_view.dot_program.cache_clear()
     assert p["svg"] is None and "Graphviz is not installed" in p["note"]
-    data, _ = display_bundle(p, widget=False)
+    data, _ = view_bundle(p, widget=False)
     assert "image/svg+xml" not in data and "Graphviz is not installed" in data["text/plain"]
     jsonschema.validate(p, TREE_SCHEMA)
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from rootfs_kernel.sandbox import cgroups
-from rootfs_kernel.views import LIMITS_MIME_TYPE, display_bundle
+from rootfs_kernel.views import LIMITS_MIME_TYPE, view_bundle
 from rootfs_kernel.views.limits import limits_lines, limits_payload, render_limits_html
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "limits"
@@ -28,7 +28,7 @@ def test_the_kernel_builds_and_draws_the_golden_payloads(name):
     assert payload == case["payload"]
     jsonschema.validate(payload, SCHEMA)
     assert limits_lines(payload) == case["lines"]
-    data, _ = display_bundle(payload, widget=False)
+    data, _ = view_bundle(payload, widget=False)
     assert data["text/plain"] == "\n".join(case["lines"])
     assert data[LIMITS_MIME_TYPE] is payload
 
@@ -72,7 +72,7 @@ def test_html_has_a_bar_per_peak_in_the_error_colour_when_reached():
 
 
 def test_the_widget_shows_a_bar_per_limit_and_closes_what_it_made():
-    data, _ = display_bundle(GOLDEN["v2-memory-hog"]["payload"])
+    data, _ = view_bundle(GOLDEN["v2-memory-hog"]["payload"])
     assert "application/vnd.jupyter.widget-view+json" in data
     from rootfs_kernel.views.widget import build_widget
 

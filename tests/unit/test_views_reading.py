@@ -11,11 +11,11 @@ import re
 import pytest
 from fixtures.payloads import make
 
-from rootfs_kernel.inspect import tree as tree_graph
+from rootfs_kernel.inspect import mounttree
 from rootfs_kernel.inspect.mounts import parse_mountinfo
-from rootfs_kernel.views import display_bundle, render_html, render_text
+from rootfs_kernel.views import render_html, render_text, view_bundle
 from rootfs_kernel.views.html import pieces, stylesheet
-from rootfs_kernel.views.model import State, display, initial_state
+from rootfs_kernel.views.model import State, draw, initial_state
 from rootfs_kernel.views.tree import dot_program, fit_width, mount_details, tree_payload
 
 
@@ -34,11 +34,11 @@ def plain(html: str) -> str:
 
 def test_the_columns_a_reader_needs_first_and_the_rest_behind_a_switch(built) -> None:
     p = built["mounts-pivot-stacked-host"]
-    first = display(p)
+    first = draw(p)
     assert [c["name"] for c in first["columns"]] == ["fstype", "source", "options",
                                                      "propagation"]
     assert first["more"] == ["super options", "root"]
-    more = display(p, State(more_columns=True))
+    more = draw(p, State(more_columns=True))
     assert [c["name"] for c in more["columns"]][-2:] == ["super_options", "root"]
     # The static copy draws every column; the stylesheet shows the "more" ones when its
     # switch (a checkbox, no script) is on.
@@ -91,7 +91,7 @@ def test_steps_name_the_containers_directory_once(built):
 
 def test_steps_come_in_sections_by_process_and_the_legend_counts_steps(built):
     p = built["steps"]
-    view = display(p)
+    view = draw(p)
     sections = [ln["text"] for ln in view["lines"] if ln["kind"] == "section"]
     assert [s.split(":")[0] for s in sections] == [
         "the init, still on the host", "the cell's PID 1, in its new namespaces",
@@ -101,7 +101,7 @@ def test_steps_come_in_sections_by_process_and_the_legend_counts_steps(built):
     assert view["summary"] == "14 steps" and view["legend"] == ""
     assert not view["marks"]   # no column of blank marks
     # A filter keeps the heading of the section a matching step is in.
-    found = display(p, State(query="umount2"))["lines"]
+    found = draw(p, State(query="umount2"))["lines"]
     assert [ln["kind"] for ln in found] == ["section", "row"]
 
 
@@ -121,7 +121,7 @@ def test_each_steps_time_is_a_bar_on_the_setups_timeline(built):
 
 def test_an_opened_step_repeats_its_call_and_its_note(built):
     p = built["steps"]
-    view = display(p, State(path=("step 11",)))
+    view = draw(p, State(path=("step 11",)))
     assert view["title"].endswith(": step 11")
     fields = dict(view["detail"]["fields"])
     assert 'pivot_root(".", ".")' in fields["system calls"] and fields["took"] == "0.280 ms"
@@ -136,10 +136,10 @@ def test_an_opened_step_repeats_its_call_and_its_note(built):
 def test_layers_open_on_the_cells_own_layer_beside_the_stack(built):
     p = built["layers"]
     assert initial_state(p).path == ("cell",)
-    view = display(p, initial_state(p))
+    view = draw(p, initial_state(p))
     # The summary is the selected layer's, not the sum of all of them.
     assert view["summary"] == "1 added, 1 changed, 1 removed"
-    assert display(p)["summary"] == "5 layers"
+    assert draw(p)["summary"] == "5 layers"
     choices = {c["key"]: c for c in view["choices"]}
     assert [k for k, c in choices.items() if c["current"]] == ["cell"]
     assert choices["layer 1"]["lines"] == ["+30 ~0 -0 · 120.6 KiB · abababababab",
@@ -162,7 +162,7 @@ def _tables() -> tuple[list, list]:
 
 def test_runs_of_alike_sibling_mounts_are_one_node_as_the_tables_fold_them():
     cell, host = _tables()
-    graph = tree_graph.build(cell, host)
+    graph = mounttree.build(cell, host)
     folds = {(f["side"], f["label"]): f for f in graph["folds"]}
     cgroups = folds[("host", "/sys/fs/cgroup/*")]
     assert len(cgroups["members"]) == 9 and cgroups["text"].startswith("9 mounts: blkio, cpu")
@@ -184,7 +184,7 @@ def test_the_picture_opens_on_the_cells_tree_and_fits_the_width():
     assert svg.count('class="node rfk-mount rfk-fold"') == 4
     fitted, width = fit_width(svg)
     assert re.search(r'<svg width="100%"\s+viewBox=', fitted) and width.endswith("px")
-    html = display_bundle(tree_payload(cell, host), widget=False)[0]["text/html"]
+    html = view_bundle(tree_payload(cell, host), widget=False)[0]["text/html"]
     assert 'type="radio"' in html and "fit width" in html and "--rfk-w:" in html
 
 

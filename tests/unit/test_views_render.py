@@ -20,12 +20,12 @@ from rootfs_kernel.views import (
     MIME_TYPE,
     WIDGET_MIME_TYPE,
     changes_payload,
-    display_bundle,
     listing_payload,
     mounts_payload,
     ns_payload,
     render_html,
     render_text,
+    view_bundle,
 )
 from rootfs_kernel.views.html import MAX_STATIC_LINES, stylesheet
 from rootfs_kernel.views.model import segments
@@ -249,8 +249,8 @@ def test_views_share_layouts_and_styles_and_close_only_their_own(mounts: dict,
         x.close_all()
 
 
-def test_display_bundle(mounts: dict) -> None:
-    data, metadata = display_bundle(mounts)
+def test_view_bundle(mounts: dict) -> None:
+    data, metadata = view_bundle(mounts)
     assert set(data) == {"text/plain", "text/html", MIME_TYPE, WIDGET_MIME_TYPE}
     model_id = data[WIDGET_MIME_TYPE]["model_id"]
     assert data[WIDGET_MIME_TYPE] == {"model_id": model_id, "version_major": 2,
@@ -259,7 +259,7 @@ def test_display_bundle(mounts: dict) -> None:
     assert isinstance(ipywidgets.widgets.widget._instances[model_id], ipywidgets.VBox)
     assert data[MIME_TYPE] is mounts and metadata == {}
     json.dumps(data)
-    no_widget, _ = display_bundle(mounts, widget=False)
+    no_widget, _ = view_bundle(mounts, widget=False)
     assert WIDGET_MIME_TYPE not in no_widget
 
 
@@ -270,7 +270,7 @@ def test_5000_mounts_end_to_end_budget() -> None:
     t1 = time.perf_counter()
     html = render_html(payload)
     t2 = time.perf_counter()
-    data, _ = display_bundle(payload)
+    data, _ = view_bundle(payload)
     t3 = time.perf_counter()
     print(f"\n5000 mounts: parse+diff+payload {1000 * (t1 - t0):.0f} ms, "
           f"html {1000 * (t2 - t1):.0f} ms, full bundle with widget {1000 * (t3 - t2):.0f} ms, "

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from ..cell import HeaderError
 from ..images import ImageError
 from ..sandbox.client import SandboxError
+from ..settings import SettingError
 from .headers import header_lines
 from .result import CellTimeout, Comparison, ContainerError, Result
 from .sandbox import Sandbox
@@ -89,6 +90,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "SettingError",
     "arun",
     "close",
     "default_sandbox",

@@ -76,20 +76,20 @@ class Result:
         """Show each view as the rootfs kernel does (widget + HTML + text + compare JSON)."""
         from IPython.display import display
 
-        from ..views import display_bundle
+        from ..views import view_bundle
 
         widget = _in_kernel() if widget is None else widget
         for payload in self.views:
             if "error" in payload:
                 print(f"rootfs-kernel: {payload['error']}", file=sys.stderr)
                 continue
-            data, metadata = display_bundle(payload, widget=widget)
+            data, metadata = view_bundle(payload, widget=widget)
             display(data, metadata=metadata, raw=True)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         from html import escape
 
-        from ..views import display_bundle, widget_view
+        from ..views import view_bundle, widget_view
 
         views = [v for v in self.views if "error" not in v]
         head = f"status {self.status}" + ("" if self.error is None else
@@ -101,7 +101,7 @@ class Result:
                 text.append(f"{name}:\n{value.rstrip()}")
                 html.append(f"<p>{name}:</p><pre>{escape(value)}</pre>")
         # Each view's own text and HTML: a comparison's table, a tree, the limits' figures.
-        bundles = [display_bundle(v, widget=False)[0] for v in views]
+        bundles = [view_bundle(v, widget=False)[0] for v in views]
         text += [b["text/plain"] for b in bundles]
         html += [b["text/html"] for b in bundles]
         data = {"text/plain": "\n".join(text), "text/html": "\n".join(html)}

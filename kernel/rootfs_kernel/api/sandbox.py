@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
+import os
 import queue
 import sys
 import threading
 import time
 
-from .. import cell
+from .. import cell, settings
 from ..cell import HeaderError
-from ..images import ImageError
+from ..images import ImageError, ImageStore
 from ..sandbox.client import SandboxError
 from ..session import GRACE_SECONDS, Outcome, Session
 from .headers import Code, header_lines
@@ -70,9 +71,29 @@ class Sandbox:
     with rootfs_kernel.Sandbox() as sb:
         sb.run("echo hi > /f", keep=True)
         print(sb.run("cat /f").stdout)
+
+    Its keywords are the kernel's settings of the same names (README: Kernel-wide
+    settings); one not given is read from its environment variable, else its default:
+      default_limits  every run's bounds, e.g. "pids=512 memory=2g" ($ROOTFS_KERNEL_LIMITS,
+                      default "pids=1024 disk=1g output=64m")
+      prepare_next    make the next run's container while idle ($ROOTFS_KERNEL_PREPARE,
+                      default "1")
+      id_range        root mode: the host ids a run's root is, "FIRST:COUNT"
+                      ($ROOTFS_KERNEL_ID_RANGE, default "1845493760:65536")
+      store_size      the most the image store may hold, "20g" or "none"
+                      ($ROOTFS_KERNEL_STORE_SIZE, default "10g")
+    A wrong value raises SettingError (a ValueError) naming it.
     """
 
-    def __init__(self, *, default_limits: str = "") -> None:
+    def __init__(self, *, default_limits: str | None = None, prepare_next: bool | str | None = None,
+                 id_range: str | None = None, store_size: str | None = None) -> None:
+        given = {name: value for name, value in (
+            ("default_limits", default_limits), ("prepare_next", prepare_next),
+            ("id_range", id_range), ("store_size", store_size)) if value is not None}
+        values, wrong = settings.resolve(given, os.environ, lambda s: f"Sandbox({s.name}=...)",
+                                         api=True)
+        if wrong:
+            raise settings.SettingError("; ".join(wrong))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="rootfs-kernel-sandbox")
@@ -80,14 +101,16 @@ class Sandbox:
         self._lock = asyncio.Lock()
         self.closed = False
         try:
-            self.session: Session = self._call(self._new_session(default_limits)).result()
+            self.session: Session = self._call(self._new_session(values)).result()
         except BaseException:
             self._stop_loop()
             raise
 
     @staticmethod
-    async def _new_session(default_limits: str) -> Session:
-        return Session(default_limits=default_limits)   # starts the helper on the loop thread
+    async def _new_session(values: dict) -> Session:
+        # Started on the loop thread, as its helper's pipes are read there.
+        return Session(default_limits=values["default_limits"], prepare=values["prepare_next"],
+                       ids=values["id_range"], store=ImageStore(size=values["store_size"]))
 
     def _call(self, coro) -> concurrent.futures.Future:
         if self.closed:

@@ -10,8 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..cell import DEFAULT_PATH
 from .errors import ImageError
-from .hostfiles import SEARCH_PATH, HostInstaller, elf_interpreter, image_path
+from .hostfiles import HostInstaller, elf_interpreter, image_path
 from .minimal import ENV
 from .skeleton import finish, make_skeleton
 from .store import BuildContext, BuildOutput
@@ -22,7 +23,7 @@ INSTALL_HINT = "install a static busybox (Debian/Ubuntu: `apt-get install busybo
 def find_busybox() -> str | None:
     """The host's busybox, preferring a static one (it needs no libraries)."""
     found = [p for p in ("/bin/busybox", "/usr/bin/busybox", shutil.which("busybox",
-             path=SEARCH_PATH)) if p and os.access(p, os.X_OK)]
+             path=DEFAULT_PATH)) if p and os.access(p, os.X_OK)]
     for path in found:
         if elf_interpreter(os.path.realpath(path)) is None:
             return path

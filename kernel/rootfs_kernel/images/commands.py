@@ -20,15 +20,15 @@ def _store(store: ImageStore | None) -> ImageStore:
 
 
 def store_line(store: ImageStore | None = None) -> str:
-    """How full the store is, against its bound (store.SIZE_ENV)."""
+    """How full the store is, against its bound (its store_size setting)."""
     from ..cell import format_size
-    from .store import SIZE_ENV
+    from .store import SIZE
 
     store = _store(store)
     bound = store.bound
     return (f"the store at {store.root} holds {format_size(store.usage())} of layers "
             f"(as tar archives) of its {format_size(bound) if bound else 'unbounded'} "
-            f"({SIZE_ENV})")
+            f"({SIZE.env})")
 
 
 def image_list(store: ImageStore | None = None) -> list[dict[str, Any]]:
@@ -136,25 +136,31 @@ def layer_history(name: str, store: ImageStore | None = None) -> list[dict[str, 
     return out
 
 
+def layer_stack(name: str, store: ImageStore | None = None, lowers: int | None = None
+                ) -> list[dict[str, Any]]:
+    """The image's layers as %show layers labels them, bottom first (layer_history and
+    their place among the overlay's `lowers` lower directories, the image's alone by
+    default)."""
+    history = layer_history(name, store)
+    n = len(history) if lowers is None else lowers
+    return [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
+            for i, h in enumerate(history)]
+
+
 def image_layers(name: str, store: ImageStore | None = None) -> dict[str, Any]:
-    """`image inspect NAME --layers`: the layers payload of %show layers for the stored
-    image alone (no cell, so no upper layer), from the store's layer directories."""
+    """`image inspect NAME --layers`: what %show layers shows of the stored image alone (no
+    cell, so no upper layer): each layer's entries (inspect.layers) and its stack, the
+    data of views.payload.layers_payload."""
     import os
 
     from ..inspect.layers import scan_layers
-    from ..views.payload import layers_payload
 
     store = _store(store)
-    img = store.load(name)
-    history = layer_history(name, store)
-    n = len(history)
-    fds = [os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for p in img.layers]
+    fds = [os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+           for p in store.load(name).layers]
     try:
         scan = scan_layers(fds)
     finally:
         for fd in fds:
             os.close(fd)
-    stack = [{"label": f"layer {i + 1}", **h, "role": f"lowerdir {n - i}/{n}"}
-             for i, h in enumerate(history)]
-    return layers_payload({"scan": scan, "stack": stack}, image=name,
-                          title=f"Layers of image {name} (bottom to top)")
+    return {"scan": scan, "stack": layer_stack(name, store)}

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cell import DEFAULT_PATH
 from ..rmtree import remove_tree
 from .errors import ImageError
 from .layertar import extract_layer
@@ -24,8 +25,7 @@ from .store import BuildContext, Builder, BuildOutput
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"
 VARIANTS = ("minbase", "buildd", "fakechroot", "-")  # debootstrap's; "-" is its default
-ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-       "LANG=C.UTF-8"]
+ENV = [f"PATH={DEFAULT_PATH}", "HOME=/root", "LANG=C.UTF-8"]
 
 
 def apt_mirror(etc_apt: Path = Path("/etc/apt")) -> str:

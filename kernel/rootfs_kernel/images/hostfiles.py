@@ -9,12 +9,12 @@ import struct
 import subprocess
 from pathlib import Path
 
+from ..cell import DEFAULT_PATH
 from .errors import ImageError
 
 # The host's programs live under these prefixes; the image is merged-/usr.
 _USR_MERGE = (("/bin/", "/usr/bin/"), ("/sbin/", "/usr/sbin/"), ("/lib/", "/usr/lib/"),
               ("/lib64/", "/usr/lib64/"), ("/lib32/", "/usr/lib32/"))
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PT_INTERP = 3
 
 
@@ -59,7 +59,7 @@ def shared_libraries(program: str, interpreter: str) -> list[str]:
     # `ld.so --list` is what ldd runs; it resolves the libraries without running main().
     result = subprocess.run(
         [interpreter, "--list", program], capture_output=True, text=True,
-        env={"LC_ALL": "C", "PATH": SEARCH_PATH},
+        env={"LC_ALL": "C", "PATH": DEFAULT_PATH},
     )
     if result.returncode != 0:
         raise ImageError(
@@ -115,7 +115,7 @@ class HostInstaller:
     def install_program(self, name_or_path: str) -> Path | None:
         """Install a program and its libraries; None when the host has no such program."""
         path = name_or_path if "/" in name_or_path else shutil.which(name_or_path,
-                                                                     path=SEARCH_PATH)
+                                                                     path=DEFAULT_PATH)
         if path is None:
             return None
         dest = self.install_file(path)

@@ -10,7 +10,6 @@ the same digest; export writes exactly this tar.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -20,35 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..linux import OPAQUE_XATTRS, is_opaque, is_whiteout
 from .errors import ImageError
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
-# overlayfs reads trusted.* xattrs when mounted by real root and user.* (userxattr)
-# in a user namespace; store them the way the store's owner will mount them.
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
 def opaque_xattr() -> str:
-    return "trusted.overlay.opaque" if os.geteuid() == 0 else "user.overlay.opaque"
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: Path | str | int) -> bool:
-    """Has the directory (a path, never followed, or an open fd) the opaque xattr?"""
-    for name in OPAQUE_XATTRS:
-        try:
-            value = (os.getxattr(path, name) if isinstance(path, int)
-                     else os.getxattr(path, name, follow_symlinks=False))
-            if value == b"y":
-                return True
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
-                raise
-    return False
+    """The opaque xattr the store's owner will mount its layers with (linux.OPAQUE_XATTRS):
+    trusted.* for real root, user.* (userxattr) in a user namespace."""
+    return OPAQUE_XATTRS[0] if os.geteuid() == 0 else OPAQUE_XATTRS[1]
 
 
 def make_whiteout(path: Path | str, dir_fd: int | None = None) -> bool:
@@ -182,7 +163,7 @@ def write_canonical_tar(
             if stat.S_ISDIR(mode):
                 ti.type = tarfile.DIRTYPE
                 tar.addfile(ti)
-                if is_opaque(path):
+                if is_opaque(path, strict=True):
                     tar.addfile(_marker(f"{rel}/{OPAQUE_MARKER}"))
             elif stat.S_ISLNK(mode):
                 ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)

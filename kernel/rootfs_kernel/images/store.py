@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME, format_size, parse_size
+from .. import settings
+from ..cell import BUILD_KINDS, DEFAULT_PATH, IMAGE_NAME, format_size
 from ..rmtree import remove_tree
 from .errors import ImageError
 from .layerfs import LayerSummary, write_canonical_tar
@@ -40,9 +41,8 @@ SCHEMA = 1
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 # The store's own bound: its layers' sizes as tar archives (what `rootfs-kernel image
 # export` writes for them), each shared layer counted once. A build, import or %export
-# that would pass it fails and stores nothing.
-SIZE_ENV = "ROOTFS_KERNEL_STORE_SIZE"
-DEFAULT_SIZE = "10g"
+# that would pass it fails and stores nothing. A kernel-wide setting (settings.py).
+SIZE = settings.BY_NAME["store_size"]
 
 # progress(fraction or None when unknown, message)
 Progress = Callable[[float | None, str], None]
@@ -72,21 +72,15 @@ def default_root() -> Path:
 
 
 def size_bound(text: str | None = None) -> int | None:
-    """The store's bound from `text`, else $ROOTFS_KERNEL_STORE_SIZE, else 10g; None for
-    `none` (no bound)."""
-    text = (text if text is not None else os.environ.get(SIZE_ENV, "")).strip() \
-        or DEFAULT_SIZE
-    if text.lower() == "none":
-        return None
+    """The store's bound from `text`, else the store_size setting's environment variable,
+    else its default; None for `none` (no bound)."""
+    text = (text if text is not None else os.environ.get(SIZE.env, "")).strip() \
+        or SIZE.default
     try:
-        size = parse_size(text)
+        return settings.store_bound(text)
     except ValueError as err:
-        raise ImageError(f"the image store's size bound ({SIZE_ENV} or the kernel's "
-                         f"store_size): {err}; or `none` for no bound") from None
-    if size < 1 << 20:
-        raise ImageError(f"the image store's size bound {text!r} is smaller than any image "
-                         "(at least 1m)")
-    return size
+        raise ImageError(f"the image store's size bound ({SIZE.env} or the kernel's "
+                         f"{SIZE.name}): {err}; or `none` for no bound") from None
 
 
 def check_name(name: str) -> str:
@@ -218,8 +212,9 @@ class ImageStore:
     """Named images under one root directory; safe to use from several processes."""
 
     def __init__(self, root: Path | str | None = None, size: str | None = None) -> None:
-        """`size`: the store's bound (`20g`, `none`), else $ROOTFS_KERNEL_STORE_SIZE,
-        else 10g; read when first needed (an ImageError says what is wrong with it)."""
+        """`size`: the store's bound (`20g`, `none`), else the store_size setting's
+        environment variable, else its default; read when first needed (an ImageError
+        says what is wrong with it)."""
         self.root = Path(root) if root is not None else default_root()
         self.images_dir = self.root / "images"
         self.layers_dir = self.root / "layers"
@@ -246,10 +241,10 @@ class ImageStore:
         used, bound = self.usage(), self.bound or 0
         return ImageError(
             f"the image store is full: image {name} needs {format_size(adding)} more and the "
-            f"store holds {format_size(used)} of its {format_size(bound)} ({SIZE_ENV}); "
+            f"store holds {format_size(used)} of its {format_size(bound)} ({SIZE.env}); "
             "nothing was stored. Remove images you no longer need (`rootfs-kernel image "
             "list` shows their sizes, `rootfs-kernel image rm NAME` removes one) or raise "
-            f"the bound: {SIZE_ENV}=SIZE, or the kernel's --RootfsKernel.store_size=SIZE")
+            f"the bound: {SIZE.env}=SIZE, or the kernel's --RootfsKernel.{SIZE.name}=SIZE")
 
     # ----- reading -------------------------------------------------------------
 

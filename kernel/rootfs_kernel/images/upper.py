@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import dirfd
+from ..linux import is_opaque, is_whiteout
 from .errors import ImageError
-from .layerfs import is_opaque, is_whiteout, opaque_xattr
+from .layerfs import opaque_xattr
 
 ENTRY = 512
 DIRECTORY = 4096
@@ -251,7 +252,7 @@ class Copier:
             if _lstat(dst, name) is None:
                 os.mkdir(name, 0o700, dir_fd=dst)
                 self.count(DIRECTORY)
-                if is_opaque(sub):
+                if is_opaque(sub, strict=True):
                     with _entered(dst, name, os.stat(name, dir_fd=dst,
                                                      follow_symlinks=False)) as made:
                         os.setxattr(made, opaque_xattr(), b"y")

@@ -14,21 +14,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ..linux import is_opaque, is_whiteout
 from .listing import file_type
-
-# Privileged overlay uses trusted.*; rootless overlay (Linux >= 5.11, userxattr) user.*.
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
-def _is_opaque(dir_fd: int) -> bool:
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(dir_fd, name) == b"y":
-                return True
-        except OSError:
-            # ENODATA (absent), ENOTSUP, or EPERM for trusted.* when not privileged.
-            continue
-    return False
 
 
 def _in_lower(rel: str, lower_fds: list[int]) -> bool:
@@ -39,7 +26,7 @@ def _in_lower(rel: str, lower_fds: list[int]) -> bool:
     for fd in lower_fds:
         st = _lstat_beneath(fd, parts)
         if st is not None:
-            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+            return not is_whiteout(st)
     return False
 
 
@@ -82,11 +69,11 @@ def scan_upper(upper_fd: int, lower_fds: list[int], *, max_entries: int = 5000) 
                 continue  # removed while we walked
             kind_type = file_type(st.st_mode)
             entry = {"path": "/" + rel, "type": kind_type, "size": st.st_size, "opaque": False}
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            if is_whiteout(st):
                 entry.update(kind="D", type=None, size=None)
             else:
                 if stat.S_ISDIR(st.st_mode):
-                    entry["opaque"] = _dir_is_opaque(name, dfd)
+                    entry["opaque"] = is_opaque(name, dir_fd=dfd)
                 entry["kind"] = "C" if _in_lower(rel, lower_fds) else "A"
             changes.append(entry)
         if truncated:
@@ -103,15 +90,3 @@ def scan_upper(upper_fd: int, lower_fds: list[int], *, max_entries: int = 5000) 
         else None
     )
     return {"changes": changes, "counts": counts, "truncated": truncated, "note": note}
-
-
-def _dir_is_opaque(name: str, parent_fd: int) -> bool:
-    # os.getxattr has no dir_fd parameter: open the directory itself, without following.
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-    except OSError:
-        return False
-    try:
-        return _is_opaque(fd)
-    finally:
-        os.close(fd)

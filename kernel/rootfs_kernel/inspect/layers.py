@@ -17,28 +17,11 @@ import os
 import posixpath
 import stat
 
-from .changes import OPAQUE_XATTRS
+from ..linux import is_opaque, is_whiteout
 from .listing import file_type
 
 # Entries kept per layer (the first in path order); every entry is counted.
 LAYER_ENTRIES = 400
-
-
-def _opaque(parent_fd: int, name: str) -> bool:
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-    except OSError:
-        return False
-    try:
-        for attr in OPAQUE_XATTRS:
-            try:
-                if os.getxattr(fd, attr) == b"y":
-                    return True
-            except OSError:  # absent, unsupported, or trusted.* unreadable when unprivileged
-                continue
-        return False
-    finally:
-        os.close(fd)
 
 
 def _walk(fd: int) -> list[dict]:
@@ -52,11 +35,11 @@ def _walk(fd: int) -> list[dict]:
                 st = os.lstat(name, dir_fd=dfd)
             except FileNotFoundError:
                 continue
-            whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+            whiteout = is_whiteout(st)
             out.append({"path": rel_dir + name, "whiteout": whiteout,
                         "type": None if whiteout else file_type(st.st_mode),
                         "size": None if whiteout else st.st_size,
-                        "opaque": stat.S_ISDIR(st.st_mode) and _opaque(dfd, name)})
+                        "opaque": stat.S_ISDIR(st.st_mode) and is_opaque(name, dir_fd=dfd)})
     walker.close()
     out.sort(key=lambda e: e["path"])
     return out
@@ -77,14 +60,14 @@ class _Probe:
             except (FileNotFoundError, NotADirectoryError):
                 self.cache[path] = None
             else:
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                if is_whiteout(st):
                     self.cache[path] = "whiteout"
                 elif stat.S_ISDIR(st.st_mode):
                     parent, name = posixpath.split(path)
                     pfd = os.open(parent.lstrip("/") or ".", os.O_RDONLY | os.O_DIRECTORY,
                                   dir_fd=self.fd)
                     try:
-                        self.cache[path] = "opaque" if _opaque(pfd, name) else "dir"
+                        self.cache[path] = "opaque" if is_opaque(name, dir_fd=pfd) else "dir"
                     finally:
                         os.close(pfd)
                 else:

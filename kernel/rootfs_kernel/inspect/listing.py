@@ -35,6 +35,8 @@ import stat
 from collections.abc import Callable
 from typing import NamedTuple
 
+from ..linux import is_opaque, is_whiteout
+
 # (uid, gid) as this process sees them -> as the listed filesystem's user namespace does.
 IdMap = Callable[[int, int], tuple[int, int]]
 
@@ -122,25 +124,6 @@ class _Plain:
             return False
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-# Privileged overlay uses trusted.*; rootless overlay (Linux >= 5.11, userxattr) user.*.
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
-def is_opaque(path: str) -> bool:
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            # ENODATA (absent), ENOTSUP, or EPERM for trusted.* when not privileged.
-            continue
-    return False
-
-
 class _Layers:
     """Overlay lower layers (top first) read as the one tree overlayfs would show: the
     top layer's entry wins, a 0/0 character device hides a name below it, a directory
@@ -156,7 +139,7 @@ class _Layers:
                 st = os.lstat(p)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            if _is_whiteout(st):
+            if is_whiteout(st):
                 return None
             if not stat.S_ISDIR(st.st_mode):
                 return _Found(name, st, p, None)

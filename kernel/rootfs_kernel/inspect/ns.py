@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..sandbox.ops import NAMESPACES
+from ..linux import NAMESPACES
 
 
 def read_namespaces(proc: str = "/proc/self") -> dict[str, str | None]:

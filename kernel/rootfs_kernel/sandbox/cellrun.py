@@ -45,17 +45,18 @@ class CellRun:
 
 async def collect(readers: list[PipeReader], chunks: list[bytes], release: Once, plan: Plan,
                   run: CellRun, finished: asyncio.Future | None, bounds: dict,
-                  upper: bool = False) -> None:
+                  upper: bool = False, explain: report.Explain | None = None) -> None:
     """Read the init's report (report.py), take the snapshots while the init still
     holds the cell's namespace (snapshots.py), then release it. With `finished`, the
     cell ends here, once its output is complete too, without waiting for the
     namespace teardown. `bounds`: what bounded the cell (%show limits); `upper`: hand
-    the overlay's upper directory over (CellRun.upper)."""
+    the overlay's upper directory over (CellRun.upper); `explain`: what explains a step
+    the host refused (report.describe_error)."""
     try:
         await readers[2].eof
         data = report.parse(b"".join(chunks))
         if "error" in data:
-            run.error = report.describe_error(plan, data["error"])
+            run.error = report.describe_error(plan, data["error"], explain)
         if "status" in data:
             run.status, run.signal = data["status"], data.get("signal")
             run.setup_seconds = data.get("setup_seconds")

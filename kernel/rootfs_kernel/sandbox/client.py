@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from ..ids import IdRange
-from . import cgroups, helper, initbin, protocol, rundir, wire
+from . import cgroups, helper, initbin, protocol, report, rundir, wire
 from .cellrun import CellRun, collect
 from .channels import Channels, Once, PipeReader, ResultReader, ScriptWriter, memfd
 from .plan import Context, Places, Plan
@@ -48,15 +48,18 @@ class SandboxError(RuntimeError):
 
 class SandboxClient:
     def __init__(self, prepare: bool = True, ids: IdRange | None = None,
-                 template: bool = True) -> None:
+                 template: bool = True,
+                 explain: report.Explain | None = None) -> None:
         # The next cells' containers, made while the kernel waits (prepared.py).
         self.pool = Pool(prepare)
+        # What explains a setup step the host refused, in the cell's message (report.py).
+        self.explain = explain
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
         # that user already.
         self.ids = ids or IdRange()
         self._keys = itertools.count(1)   # names prepared containers for the helper
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
-        self._facts = wire.HostFacts(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
+        self._facts = wire.Launch(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self._places: Places | None = None   # from the helper's "ready" (see places)
@@ -222,7 +225,7 @@ class SandboxClient:
             fut.set_exception(SandboxError(msg["message"], msg.get("errno")))
 
     def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
-                ) -> tuple[wire.HostFacts, cgroups.CellCgroup | None, dict]:
+                ) -> tuple[wire.Launch, cgroups.CellCgroup | None, dict]:
         """The container's cgroup or rlimits (cgroups.for_container) as rootfs-init takes
         them, and what bounds the cell in words (%show limits). The setrlimit fallback is
         said once per kernel (the host will not change), and only to a cell that asked for
@@ -240,7 +243,7 @@ class SandboxClient:
                    f"{'; cpu is not limited' if 'cpu' in held else ''}), in this and "
                    "later cells\n".encode())
         procs = () if group is None else tuple(group.procs_files())
-        return wire.HostFacts(self._facts.mnt_ns, cgroup_procs=procs, rlimits=rlimits), \
+        return wire.Launch(self._facts.mnt_ns, cgroup_procs=procs, rlimits=rlimits), \
             group, bounds
 
     def _start(self, request: dict, plan: Plan, name: str, chan: Channels, *,
@@ -372,7 +375,7 @@ class SandboxClient:
             done.add_done_callback(lambda f: _forward(f, finished))
             reported = asyncio.ensure_future(collect(
                 readers, result_chunks, release, plan, run, None if wait_exit else finished,
-                bounds, upper))
+                bounds, upper, self.explain))
             exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
             if not all(r.eof.done() for r in readers):
                 try:

@@ -7,7 +7,7 @@
  * cell's PATH; a %root none or %%host cell finds it where it was built).
  *
  * It reads FILE (or its stdin) and writes one frame on its stdout, which the kernel's
- * stream reader (display.py) turns into a display_data output:
+ * stream reader (frames.py) turns into a display_data output:
  *
  *   ESC _ rootfs-kernel;display;MIME;NAME;DATA ESC \
  *
@@ -25,7 +25,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define MAX_BYTES (16 << 20)   /* display.py refuses more, and a notebook would not want it */
+#define MAX_BYTES (16 << 20)   /* frames.py refuses more, and a notebook would not want it */
 
 static const struct { const char *option, *mime, *suffixes; } kinds[] = {
     {"--png", "image/png", ".png"},

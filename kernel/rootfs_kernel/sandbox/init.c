@@ -342,9 +342,9 @@ static int write_file(const char *path, const char *text) {
  * record: `step KIND INDEX STARTED ENDED LEN DETAIL\n` (CLOCK_MONOTONIC seconds; DETAIL:
  * what only this process knows, e.g. the flags of a clone) and LEN bytes of mountinfo
  * (LEN -1: as in the record before; -2: could not be read; -3: past the budget), which
- * inspect/steps.py reads and words.  B hands the memfd to the kernel once C has its copy
- * (hand_over_steps) and closes it; C's copy is close-on-exec, so no process of the cell
- * holds it while the script runs.  Without `steps`, record() returns at once. */
+ * sandbox/recording.py reads and views/calls.py words.  B hands the memfd to the kernel
+ * once C has its copy (hand_over_steps) and closes it; C's copy is close-on-exec, so no
+ * process of the cell holds it while the script runs.  Without `steps`, record() returns at once. */
 #define STEPS_BUDGET (16 << 20)
 static int steps_fd = -1;
 static char *steps_prev;          /* the last table written, to write -1 for an equal one */

@@ -1,13 +1,13 @@
 """The setup operations of a container: their one definition, for Python and for C.
 
-Runs in: the kernel (plan.py builds them, report.py words their failures) and the helper
-(wire.py encodes them as rootfs-init's argv). At build time initbin.py generates
+Runs in: the kernel (plan.py builds them, wire.py encodes them into rootfs-init's plan,
+report.py and views/calls.py word them). At build time initbin.py generates
 rootfs-init's header from these classes: an enum of the kinds, one struct per kind with
 these fields in this order, and a field table, so init.c parses each operation into a
 struct with named fields and runs it with one function per kind (op_mount, ...).
 
 A new operation is one dataclass here (registered with @_op) and one function in init.c.
-Fields are `str`, `int` or `bool`; they cross in their order here as argv tokens
+Fields are `str`, `int` or `bool`; they cross in their order here as tokens of the plan
 (`op KIND NFIELDS VALUE...`: str as is, int in decimal, bool as 0/1). A field marked
 LOCAL stays in Python (the header line a failure message names).
 
@@ -23,19 +23,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-# Exit statuses shared with init.c (its header carries them as RK_EXIT_*).
-EXIT_SETUP_FAILED = 125   # rootfs-init could not set the container up (or read its plan)
-EXIT_CANNOT_RUN = 127     # the script could not be executed (as a shell says)
+# What init.c shares with Linux and the shell, handed to it in its header (schema): the
+# exit statuses (RK_EXIT_*) and the namespaces with their clone(2) flags.
+from ..linux import EXIT_CANNOT_RUN, EXIT_SETUP_FAILED, NAMESPACES
+
 # How many setup operations (and as many script operations) rootfs-init takes: a cell's
 # standard ones, one per image layer and the most cell.MAX_MOUNT_LINES lines make.
 MAX_OPS = 1024
-
-# The namespace kinds, in the order /proc/PID/ns and `%show ns` list them, with their
-# clone(2) flags: a plan carries its namespaces as these flags, and rootfs-init reads the
-# ids of these names for `%show ns` (its header checks the flags against <sched.h>).
-NAMESPACES = {"mnt": 0x00020000, "pid": 0x20000000, "user": 0x10000000,
-              "uts": 0x04000000, "ipc": 0x08000000, "net": 0x40000000,
-              "cgroup": 0x02000000}
 
 LOCAL = {"local": True}   # field metadata: not sent to rootfs-init
 WIRE_VERSION = "rootfs-init-2"
@@ -245,5 +239,5 @@ def schema() -> str:
                                for k, c in OPS.items()]}, sort_keys=True)
 
 
-# The first argv token of rootfs-init: a binary built from another schema refuses the plan.
+# The first token of rootfs-init's plan: a binary built from another schema refuses it.
 VERSION = f"{WIRE_VERSION}/{hashlib.sha256(schema().encode()).hexdigest()[:16]}"

@@ -6,7 +6,7 @@ The plan holds the ordered setup operations (ops.py), which rootfs-init runs in 
 (init.c), the way bubblewrap turns its options into SETUP_* operations. A new header line
 adds operations here, not branches in the sandbox. What only the host can tell when the
 container starts (its mount namespace, the cell's cgroup, rlimits) is not part of the
-plan: the helper passes it to the encoder as wire.HostFacts.
+plan: the kernel passes it to the encoder as wire.Launch.
 """
 
 from __future__ import annotations
@@ -22,8 +22,16 @@ from typing import Protocol
 
 from .. import cell
 from ..ids import IdRange
-from .ops import (
+from ..linux import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_RELATIME,
     NAMESPACES,
+    parse_mount_options,
+)
+from .ops import (
     Bind,
     Chroot,
     Hostname,
@@ -41,14 +49,6 @@ from .ops import (
     Symlink,
     Unbindable,
     Unreachable,
-)
-from .syscalls import (
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MS_RELATIME,
-    parse_mount_options,
 )
 
 # The devices every container gets, bound from the host (mknod is refused in a userns).

@@ -30,12 +30,20 @@ import subprocess
 import sys
 import tempfile
 
+from ..ids import DEFAULT_COUNT
+from ..linux import (
+    CLONE_NEWNS,
+    CLONE_NEWUSER,
+    MNT_DETACH,
+    MS_PRIVATE,
+    MS_REC,
+    NAMESPACES,
+    clone_flags,
+)
 from . import syscalls as sc
-from .ops import NAMESPACES
-from .steps import clone_flags
 
 # The probe's id range: any unprivileged one does (no file is written through it).
-PROBE_BASE, PROBE_COUNT = 100000, 65536
+PROBE_BASE, PROBE_COUNT = 100000, DEFAULT_COUNT
 
 
 def probe(name: str, *args: str, timeout: float = 20) -> dict:
@@ -76,7 +84,7 @@ def _userns_fd(base: int, count: int) -> int:
     """A user namespace mapping 0..count-1 to base..: a child made in it waits while we
     map it (init.c makes the id map's namespace the same way)."""
     hold_r, hold_w = os.pipe()
-    pid = _clone(sc.CLONE_NEWUSER)
+    pid = _clone(CLONE_NEWUSER)
     if pid == 0:
         os.close(hold_w)
         os.read(hold_r, 1)   # until the parent has opened the namespace
@@ -103,8 +111,8 @@ def idmap(directory: str) -> dict:
     except CloneRefused as err:   # not the kernel's or the filesystem's doing: doctor says whose
         return {"ok": False, "userns": False, "errno": err.errno, "idmap": False,
                 "overlay": False, "detail": f"no user namespace for the id map: {err.strerror}"}
-    sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.unshare(CLONE_NEWNS)
+    sc.mount(None, "/", None, MS_REC | MS_PRIVATE)
     scratch = tempfile.mkdtemp(prefix="rootfs-kernel-probe-")
     try:
         sc.mount("tmpfs", scratch, "tmpfs", 0, "mode=0700")
@@ -135,7 +143,7 @@ def idmap(directory: str) -> dict:
                           f"through an idmapped mount, and as {seen} through an overlay on it"}
     finally:
         with contextlib.suppress(OSError):
-            sc.umount2(scratch, sc.MNT_DETACH)
+            sc.umount2(scratch, MNT_DETACH)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -147,7 +155,7 @@ def namespaces(names: str) -> dict:
     for name in filter(None, names.split(",")):
         flags |= NAMESPACES[name]
     if os.geteuid() != 0:
-        flags |= sc.CLONE_NEWUSER
+        flags |= CLONE_NEWUSER
     try:
         pid = _clone(flags)
     except CloneRefused as err:

@@ -7,7 +7,8 @@ the host numbers it), `{"snaps": N}` with the N layer fds it hands over (-1: the
 not be opened), then either the report `{"status", "signal", "setup_seconds", "notes",
 "ns", "profile"}` or `{"error": {"kind", "index", "errno", "depth"}}`. It reports numbers;
 the sentences a user reads are made here, from the plan the operation came from, and,
-when the host refused a step, from what hostfacts.py finds on the host (read only then).
+when the host refused a step, with the host condition the caller's `explain` finds
+(the session's reads the host through hostfacts.py, and only then).
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Callable
 
-from .. import hostfacts
 from ..cell import visible
-from .ops import EXIT_CANNOT_RUN as CANNOT_RUN
-from .ops import EXIT_SETUP_FAILED as SETUP_FAILED
-from .ops import NAMESPACES
+from ..linux import EXIT_CANNOT_RUN as CANNOT_RUN
+from ..linux import EXIT_SETUP_FAILED as SETUP_FAILED
+from ..linux import NAMESPACES, clone_flags
 from .plan import Plan
-from .steps import clone_flags
 
-__all__ = ["CANNOT_RUN", "SETUP_FAILED", "clone_advice", "describe_error", "host_cause",
-           "notes", "parse", "profile", "step_words"]
+__all__ = ["CANNOT_RUN", "SETUP_FAILED", "Explain", "clone_advice", "describe_error", "notes",
+           "parse", "profile", "step_words"]
+
+# What explains a refused setup step: (the init's error kind, its errno, the plan's
+# operation or None) -> " — CAUSE. Fix: FIX." for the host condition behind it, or "".
+Explain = Callable[[str, int, object], str]
 
 DOCTOR_HINT = " Run `rootfs-kernel doctor` for the details; %%host cells still run."
 # Said once when rootfs-init reports "no_pivot" (init.c's fallback on an initramfs root).
@@ -46,8 +50,8 @@ def parse(data: bytes) -> dict:
     return merged
 
 
-def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None) -> str:
-    """One line for a failed setup; `facts`: the host's (read when needed, hostfacts.py)."""
+def describe_error(plan: Plan, error: dict, explain: Explain | None = None) -> str:
+    """One line for a failed setup; `explain`: the host condition behind a refused step."""
     kind, err = error.get("kind"), error.get("errno") or 0
     index = error.get("index", -1)
     op = plan.ops[index] if 0 <= index < len(plan.ops) else None
@@ -59,7 +63,7 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
                 "program's, may hold them). Wait for them to end or stop them, then run "
                 "the cell again; %limit pids=N memory=SIZE keeps a cell within bounds")
     if kind == "clone":
-        cause = host_cause(kind, err, None, facts)
+        cause = explain(kind, err, None) if explain else ""
         if err == errno.ENOSPC and not cause:
             return ("cannot create the cell's namespaces: the host's limit on namespaces "
                     "is reached (sysctl user.max_user_namespaces, user.max_mnt_namespaces, "
@@ -105,12 +109,14 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
     if kind == "idmap":
         return (f"cannot make the user namespace of the cell's unprivileged ids "
                 f"({os.strerror(err)}); run `rootfs-kernel doctor`")
-    if op is not None and op.KIND == "layer" and err in (22, 95, 1):  # EINVAL, EOPNOTSUPP
+    if op is not None and op.KIND == "layer" and err in (errno.EINVAL, errno.EOPNOTSUPP,
+                                                          errno.EPERM):
         return ("the image's layers cannot be shown through an idmapped mount here "
                 f"({os.strerror(err)}): a cell's root is an unprivileged id on the host, "
                 "which needs Linux >= 5.19 and an image store on a filesystem that supports "
                 "idmapped mounts (ext4, xfs, btrfs, tmpfs); run `rootfs-kernel doctor`")
-    if op is not None and op.KIND == "mount" and op.fstype == "overlay" and err == 22 \
+    if op is not None and op.KIND == "mount" and op.fstype == "overlay" \
+            and err == errno.EINVAL \
             and getattr(op, "lineno", 0):
         return (f"%mount overlay (header line {op.lineno}): the kernel refused the options "
                 f"{op.data!r} (Invalid argument): overlay needs lowerdir=A:B (two or more "
@@ -120,7 +126,7 @@ def describe_error(plan: Plan, error: dict, facts: hostfacts.Facts | None = None
     where = f" (header line {lineno})" if lineno else ""
     step = f"at {step_words(op)}" if op else \
         "in its user namespace (mapping ids, or the script's own)"
-    cause = host_cause(kind, err, op, facts)
+    cause = explain(kind, err, op) if explain else ""
     if cause:
         return f"container setup failed {step}{where}: {os.strerror(err)}{cause}{DOCTOR_HINT}"
     hint = ""
@@ -138,17 +144,6 @@ def step_words(op: object) -> str:
         return f"the bind of {visible(op.source, 80)} on {visible(op.target, 80)}"
     place = next((getattr(op, k) for k in ("target", "path", "root") if k in op.FIELDS), "")
     return f"the {kind} step" + (f" at {visible(place, 80)}" if place else "")
-
-
-def host_cause(kind: str, err: int, op: object | None,
-               facts: hostfacts.Facts | None = None) -> str:
-    """' — CAUSE. Fix: FIX.' for the host condition that explains a refused step, or ''.
-    Reads the host's /proc and /sys (hostfacts.py): only ever called for a failed cell."""
-    try:
-        found = hostfacts.explain(facts or hostfacts.read_facts(), kind, err, op)
-    except (OSError, ValueError):
-        return ""
-    return f" — {found.detail}. Fix: {found.fix}." if found else ""
 
 
 # What `%mount` may mount when Jupyter runs as an ordinary user (checked on Linux 6.x):

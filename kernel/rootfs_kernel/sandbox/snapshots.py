@@ -13,7 +13,7 @@ script's mount namespace (and root), reports, and waits until the kernel has rea
   layers   the same fds as changes, every layer scanned against the ones below it
   tree     /proc/PID/mountinfo, as for mounts (drawn as a tree next to the host's)
   steps    the record the init kept of the setup (a memfd it handed over with the layers):
-           every step's time and the mount table after it (steps.py reads it)
+           every step's time and the mount table after it (recording.py reads it)
   limits   what bounded the cell and the peaks its init read (client.py's record)
 The layers were opened by the init before the root switch and handed to the kernel over
 the result socket before the script started (client.py holds them): the init keeps no
@@ -30,7 +30,8 @@ from collections.abc import Iterable
 from ..cell import Show
 from ..ids import IdRange
 from ..inspect import changes, layers, listing
-from . import steps
+from ..linux import OVERFLOW_ID
+from . import recording
 from . import syscalls as sc
 
 # The image side of `%show ls PATH` is the same for every cell of an image: the store's
@@ -103,12 +104,12 @@ def _steps(report: dict, fd: int | None) -> dict:
         if not more:
             break
         data += more
-    records = steps.read(data)
+    records = recording.read(data)
     if report.get("handed_over") and records:
         # A prepared container's shell was running before its cell came, waiting on the
         # script pipe: its wait ends when the kernel wrote the cell there (client.py).
         last = records[-1]
-        records.append(steps.Record("wait", -1, last.ended, report["handed_over"],
+        records.append(recording.Record("wait", -1, last.ended, report["handed_over"],
                                     last.table, ""))
     return {"records": records, "ended": report.get("steps_ended"),
             "notes": report.get("notes") or []}
@@ -181,8 +182,6 @@ def inside(outside: int, ranges: list[tuple[int, int, int]]) -> int:
             return first_in + outside - first_out
     return OVERFLOW_ID
 
-
-OVERFLOW_ID = 65534  # /proc/sys/kernel/overflowuid: what an unmapped owner looks like
 
 
 def _describe(err: BaseException) -> str:

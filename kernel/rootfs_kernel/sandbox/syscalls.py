@@ -1,9 +1,9 @@
 """The Linux system calls the sandbox's Python side needs and Python 3.11 lacks (ctypes).
 
-Runs in: the helper (its process name and parent-death signal), the kernel (openat2 for
-the snapshots; plan.py takes the MS_* numbers from here) and the probes'
-throwaway processes (probes.py: unshare, mount, idmapped mounts). The container itself
-is set up by rootfs-init (init.c), not from here.
+Runs in: the kernel (openat2 for the snapshots, statfs for the runtime directory) and
+the probes' throwaway processes (probes.py: unshare, mount, idmapped mounts). The
+container itself is set up by rootfs-init (init.c), not from here; the flags these calls
+take are linux.py's.
 
 Only the sandbox package imports this module. The syscall numbers below are those of
 the system calls added since Linux 5.2, the same on every architecture.
@@ -15,68 +15,16 @@ import ctypes
 import ctypes.util
 import os
 
-from .ops import NAMESPACES
-
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-# <sched.h>: every namespace's CLONE_NEW* flag is in ops.NAMESPACES, by its name.
-CLONE_NEWNS = NAMESPACES["mnt"]
-CLONE_NEWUSER = NAMESPACES["user"]
-
-# <sys/mount.h>
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_DIRSYNC = 128
-MS_NOSYMFOLLOW = 256
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_UNBINDABLE = 1 << 17
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
-MS_LAZYTIME = 1 << 25
-MNT_DETACH = 2
-
-# mount(8) option words that are flags rather than filesystem data.
-FLAG_WORDS = {
-    "ro": (MS_RDONLY, True),
-    "rw": (MS_RDONLY, False),
-    "nosuid": (MS_NOSUID, True),
-    "suid": (MS_NOSUID, False),
-    "nodev": (MS_NODEV, True),
-    "dev": (MS_NODEV, False),
-    "noexec": (MS_NOEXEC, True),
-    "exec": (MS_NOEXEC, False),
-    "sync": (MS_SYNCHRONOUS, True),
-    "async": (MS_SYNCHRONOUS, False),
-    "dirsync": (MS_DIRSYNC, True),
-    "noatime": (MS_NOATIME, True),
-    "nodiratime": (MS_NODIRATIME, True),
-    "relatime": (MS_RELATIME, True),
-    "strictatime": (MS_STRICTATIME, True),
-    "lazytime": (MS_LAZYTIME, True),
-    "nosymfollow": (MS_NOSYMFOLLOW, True),
-}
 
 # <linux/openat2.h>
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 _SYS_OPENAT2 = 437
 
-# <linux/prctl.h>
-
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 _libc.syscall.restype = ctypes.c_long
 
 
@@ -125,18 +73,6 @@ def fs_magic(path: str) -> int | None:
     if _libc.statfs(_b(path), buf) != 0:
         return None
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
-
-
-def parse_mount_options(options: str) -> tuple[int, str]:
-    """Split mount(8)-style "ro,size=1m" into MS_* flags and the filesystem's data string."""
-    flags, data = 0, []
-    for word in filter(None, options.split(",")):
-        if word in FLAG_WORDS:
-            bit, on = FLAG_WORDS[word]
-            flags = flags | bit if on else flags & ~bit
-        else:
-            data.append(word)
-    return flags, ",".join(data)
 
 
 # <linux/mount.h>: the new mount API, for the idmap probe (probes.py).

@@ -1,4 +1,4 @@
-"""A plan (plan.py) + what the host adds (HostFacts) -> rootfs-init's plan tokens. Pure.
+"""A plan (plan.py) + what its launch adds (Launch) -> rootfs-init's plan tokens. Pure.
 
 Runs in: the kernel (encode, template_tokens).
 
@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "HostFacts", "encode", "pack", "setup_tokens", "script_tokens",
+__all__ = ["VERSION", "Launch", "encode", "pack", "setup_tokens", "script_tokens",
            "template_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
 
 @dataclass(frozen=True)
-class HostFacts:
-    """What only the host can tell when a container starts (the helper's side)."""
+class Launch:
+    """What the kernel adds to a plan as it launches its container, which only the host
+    can tell then: the host's mount namespace, the cell's cgroups, the rlimit fallback."""
 
     mnt_ns: int                               # init.c refuses to set up in this namespace
     cgroup_procs: tuple[str, ...] = ()        # the cell's cgroup(s): A joins them first
@@ -50,7 +51,7 @@ def _op(tag: str, op: Op) -> tuple[str, ...]:
     return (tag, op.KIND, str(len(op.WIRE)), *(_text(getattr(op, f)) for f in op.WIRE))
 
 
-def encode(plan: Plan, facts: HostFacts, *, parent: int, profile: bool = False,
+def encode(plan: Plan, facts: Launch, *, parent: int, profile: bool = False,
            warm: bool = False) -> list[str]:
     """rootfs-init's plan, as tokens (pack makes its bytes). `parent` is the helper's pid
     (the init dies with it); `warm`: made before its cell exists (prepared.py), named so
@@ -64,7 +65,7 @@ def pack(tokens: list[str]) -> bytes:
     return b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in tokens)
 
 
-def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
+def setup_tokens(plan: Plan, facts: Launch) -> list[str]:
     """Everything that makes the container: two plans with the same setup tokens can use
     the same prepared container."""
     t = ["host", _text(plan.host)]
@@ -76,7 +77,7 @@ def setup_tokens(plan: Plan, facts: HostFacts) -> list[str]:
     if plan.host:
         return t
     if not facts.mnt_ns:  # init.c's guard against setting up on the host
-        raise ValueError("the host's mount namespace is unknown (HostFacts.mnt_ns)")
+        raise ValueError("the host's mount namespace is unknown (Launch.mnt_ns)")
     if facts.idmap:
         t += ["fromidmap", "1"]
     if facts.template:

@@ -1,7 +1,7 @@
-"""Renderings of the inspect diffs. One way through: diff -> payload -> display model
+"""Renderings of the inspect diffs. One way through: diff -> payload -> view model
 (model.py) -> text, HTML, widget (and the JupyterLab renderer, from the same payload).
 
-display_bundle() gives one display_data (data, metadata) carrying every rendering, so a
+view_bundle() gives one display_data (data, metadata) carrying every rendering, so a
 client picks the richest it can show: the widget, else the HTML table, else plain text.
 """
 
@@ -37,7 +37,7 @@ def widget_view(widget: object) -> dict:
                                "version_minor": 0}}
 
 
-def display_bundle(payload: dict, *, widget: bool = True,
+def view_bundle(payload: dict, *, widget: bool = True,
                    keep: object = None) -> tuple[dict, dict]:
     """(data, metadata) for a display_data message of one comparison payload.
 
@@ -81,7 +81,7 @@ __all__ = [
     "TREE_MIME_TYPE",
     "WIDGET_MIME_TYPE",
     "changes_payload",
-    "display_bundle",
+    "view_bundle",
     "layers_payload",
     "limits_payload",
     "listing_payload",

@@ -6,7 +6,7 @@ book and in a notebook reopened without a kernel, so it relies on nothing but th
 markup and its one stylesheet (static.css, put once into each view; the widget shows the
 same markup, and the JupyterLab renderer builds the same markup with the same sheet).
 Where a sanitizer drops the stylesheet, the markup is still a plain table with its marks.
-Lines come from model.display().
+Lines come from model.draw().
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from .model import State, display, initial_state, two_sided
+from .model import State, draw, initial_state, two_sided
 
 # Static copies (text/html, text/plain) show at most this many lines; the renderer and
 # the live widget show every line.
@@ -241,9 +241,9 @@ def body_html(payload: dict, view: dict) -> str:
 
 
 def static_view(payload: dict, max_lines: int | None = MAX_STATIC_LINES) -> dict:
-    """display() of where the view opens, every column drawn (the stylesheet hides the
+    """draw() of where the view opens, every column drawn (the stylesheet hides the
     "more" ones until asked)."""
-    return display(payload, State(initial_state(payload).path, more_columns=True), max_lines)
+    return draw(payload, State(initial_state(payload).path, more_columns=True), max_lines)
 
 
 def view_parts(payload: dict, view: dict, *, more_on: bool = False) -> dict[str, str]:
@@ -267,13 +267,13 @@ def render_html(payload: dict, *, path: Sequence[str] | None = None, query: str 
                 max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None,
                 static_extras: bool = True) -> str:
     """The whole view with its stylesheet. `path` None: where the view opens. `view`:
-    model.display() of the same state, when the caller has it already; `static_extras`:
+    model.draw() of the same state, when the caller has it already; `static_extras`:
     what only a copy without navigation needs (%show steps: each step's changes,
     folded)."""
     if path is None:
         path = initial_state(payload).path
     if view is None:
-        view = display(payload, State(tuple(path), query, differences_only, expanded, True),
+        view = draw(payload, State(tuple(path), query, differences_only, expanded, True),
                        max_lines)
     html = compose(view_parts(payload, view))
     if payload["kind"] == "steps" and not path and not query and static_extras:

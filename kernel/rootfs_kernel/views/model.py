@@ -1,4 +1,4 @@
-"""The display model: (payload, view state) -> the lines every rendering shows.
+"""The view model: (payload, view state) -> the lines every rendering shows.
 
 text.py, html.py and the widget draw this model; the JupyterLab renderer has the same
 functions in TypeScript (extension/src/model.ts). The golden fixtures in
@@ -249,7 +249,7 @@ def _row_lines(payload: dict, row: dict, mark: str, columns: list[dict],
             for i, side in enumerate(sides)]
 
 
-def display(payload: dict, state: State = State(), max_lines: int | None = None) -> dict:
+def draw(payload: dict, state: State = State(), max_lines: int | None = None) -> dict:
     """The lines of one level of a payload in one state, with every text around them.
 
     `max_lines` builds only the first lines (a static copy shows no more); the counts,

@@ -18,7 +18,8 @@ import posixpath
 from collections.abc import Sequence
 
 from ..inspect.mounts import Mount
-from ..inspect.steps import Change, counts
+from ..inspect.stepdiff import Change, counts
+from .calls import PROCESSES
 from .payload import _columns, _envelope, _row, find_groups, summarize
 
 STEPS_LEGEND = [{"status": "same", "mark": " ", "text": "steps"}]
@@ -93,7 +94,7 @@ def _table_rows(changes: Sequence[Change], chroot: bool = False,
     return rows
 
 
-def _mounts_text(step) -> str:  # noqa: ANN001 - sandbox.steps.Step
+def _mounts_text(step) -> str:  # noqa: ANN001 - calls.Step
     """What the step did to the table, and how many mounts it holds after it."""
     if step.mounts is None:
         return "not recorded"
@@ -107,10 +108,8 @@ def _mounts_text(step) -> str:  # noqa: ANN001 - sandbox.steps.Step
 
 def steps_payload(host: list[Mount] | None, steps: Sequence, title: str | None = None, *,
                   cell_dir: str | None = None) -> dict:
-    """Payload from sandbox.steps.describe(): the host's table and the steps.
+    """Payload from calls.describe(): the host's table and the steps.
     `cell_dir`: the container's directory (the plan's root's parent), named $CELL."""
-    from ..sandbox.steps import PROCESSES
-
     rows = []
     columns = _columns(TABLE_COLUMNS, _SPLIT)
     missing = []
@@ -248,7 +247,6 @@ def steps_vs_payload(mine: Sequence, my_dir: str | None, theirs: Sequence,
     the steps that differ are where the two setups part (pivot_root against chroot)."""
     import difflib
 
-    from ..sandbox.steps import PROCESSES
     from .payload import THIS, compare_legend
 
     a = [_signature(s, my_dir) for s in mine]

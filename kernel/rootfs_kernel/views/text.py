@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .html import MAX_STATIC_LINES
-from .model import State, display, initial_state, two_sided
+from .model import State, draw, initial_state, two_sided
 
 
 def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str = "",
                 differences_only: bool = False, expanded: bool = False,
                 max_lines: int | None = MAX_STATIC_LINES, view: dict | None = None) -> str:
     """Every column (text has no switch); `path` None: where the view opens (%show
-    layers: its selected layer). `view`: model.display() of the same state, when the
+    layers: its selected layer). `view`: model.draw() of the same state, when the
     caller has it already."""
     if path is None:
         path = initial_state(payload).path
     if view is None:
-        view = display(payload, State(tuple(path), query, differences_only, expanded, True),
+        view = draw(payload, State(tuple(path), query, differences_only, expanded, True),
                        max_lines)
     both = two_sided(payload)
     header = ["", view["key"]["label"]] + (["side"] if both else [])

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from html import escape
 
-from ..inspect import tree as tree_graph
+from ..inspect import mounttree
 from ..inspect.mounts import Mount
 
 TREE_MIME_TYPE = "application/vnd.rootfs-kernel.tree+json"
@@ -47,11 +47,11 @@ def tree_payload(cell: list[Mount], host: list[Mount], title: str | None = None,
                  draw: bool = True, other: str | None = None) -> dict:
     """`other`: the name of the earlier cell whose tree `host` is (`%show tree vs NAME`):
     labelled so, and not linked to this cell's (the two are not of one moment)."""
-    graph = tree_graph.build(cell, host, across=other is None)
+    graph = mounttree.build(cell, host, across=other is None)
     labels = {"cell": "cell", "host": "host"} if other is None else \
         {"cell": "this cell", "host": other}
     notes = [f"{labels[side['name']]}: {side['left_out']} mounts past the first "
-             f"{tree_graph.MAX_MOUNTS} (breadth first) are not drawn"
+             f"{mounttree.MAX_MOUNTS} (breadth first) are not drawn"
              for side in graph["sides"] if side["left_out"]]
     svg = None
     if draw:

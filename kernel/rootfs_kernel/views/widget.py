@@ -18,7 +18,7 @@ from .html import view_parts
 from .model import (
     State,
     crumb_label,
-    display,
+    draw,
     initial_state,
     navigable,
     neighbours,
@@ -70,17 +70,17 @@ class CompareWidget(w.VBox):
 
     def __init__(self, payload: dict, parts: dict | None = None, view: dict | None = None,
                  **kwargs) -> None:
-        """`parts`: html.view_parts() of where the view opens, and `view` its display(),
+        """`parts`: html.view_parts() of where the view opens, and `view` its draw(),
         when the caller drew them already (the static copy is made of the same pieces)."""
         self.payload = payload
         box = shared("box")
         start = initial_state(payload)
         # The first state's lines (its picker; its footer, which any max_lines gives).
         first = view if view is not None and len(view["lines"]) == view["total_lines"] \
-            else display(payload, replace(start, more_columns=True),
+            else draw(payload, replace(start, more_columns=True),
                          None if navigable(payload) else 0)
         if parts is None:
-            parts = view_parts(payload, display(payload, replace(start, more_columns=True)))
+            parts = view_parts(payload, draw(payload, replace(start, more_columns=True)))
         self._made: list[w.Widget] = []   # the models of this view, closed with it
         self.heading = self._make(w.HTML, value=parts["heading"], layout=box,
                                   style=shared("html"))
@@ -97,7 +97,7 @@ class CompareWidget(w.VBox):
             w.ToggleButton, value=False, description="more columns",
             tooltip=", ".join(first["more"]), layout=shared("auto"),
             style=shared("toggle")) if first["more"] else None
-        # "show all N rows" unfolds a collapsed table (model.display's footer): made when
+        # "show all N rows" unfolds a collapsed table (model.draw's footer): made when
         # a table first has one.
         self.all_toggle: w.ToggleButton | None = None
         self.controls = self._make(w.HBox, [c for c in (self.filter_box, self.diff_toggle,
@@ -150,20 +150,20 @@ class CompareWidget(w.VBox):
         ones are shown by the table's class, as the static copy's switch does)."""
         st = self.state()
         # (the static copy's folded list of each step's changes: here, open the step)
-        return view_parts(self.payload, display(self.payload, replace(st, more_columns=True)),
+        return view_parts(self.payload, draw(self.payload, replace(st, more_columns=True)),
                           more_on=st.more_columns)
 
     def table_html(self) -> str:
         return self.parts()["body"]
 
     def openable(self, view: dict | None = None) -> list[str]:
-        """What the picker opens: `view`, display() of the current state if drawn already."""
+        """What the picker opens: `view`, draw() of the current state if drawn already."""
         if not navigable(self.payload):
             return []
         if self.payload.get("selected") and self.path:
             # %show layers: from one layer to another, as dive's list does.
             return [r["key"] for r in self.payload["rows"] if r["key"] != self.path[0]]
-        view = view or display(self.payload, self.state())
+        view = view or draw(self.payload, self.state())
         return subdirectories([ln["row"] for ln in view["lines"]
                                if ln["kind"] == "row" and ln["first"]])
 
@@ -210,8 +210,8 @@ class CompareWidget(w.VBox):
             self.path = [key]
 
     def _show_all_button(self, view: dict | None = None) -> None:
-        """`view`: display() of the path's unfiltered, folded state if drawn already."""
-        footer = (view or display(self.payload, State(tuple(self.path)), max_lines=0))["footer"]
+        """`view`: draw() of the path's unfiltered, folded state if drawn already."""
+        footer = (view or draw(self.payload, State(tuple(self.path)), max_lines=0))["footer"]
         if self.all_toggle is None:
             if not footer:
                 return
@@ -308,7 +308,7 @@ class TreeWidget(w.VBox):
 def build_widget(payload: dict, parts: dict | None = None,
                  view: dict | None = None) -> CompareWidget | TreeWidget:
     """The interactive view of one payload (needs a comm implementation to exist);
-    `parts` (its HTML in the widget's pieces) and `view` (their display()), when the
+    `parts` (its HTML in the widget's pieces) and `view` (their draw()), when the
     caller drew them already."""
     if payload.get("kind") == "tree":
         return TreeWidget(payload, parts)

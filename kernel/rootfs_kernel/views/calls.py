@@ -1,15 +1,11 @@
-"""%show steps: the record rootfs-init keeps of a container's setup -> steps in words (pure).
+"""%show steps: the record of a container's setup + its plan -> steps in words (pure).
 
-Runs in: the kernel (snapshots.py reads the record, compare.py words it with the plan).
+Runs in: the kernel (compare.py and labels.py, on the record sandbox/recording.py read).
 
-With `steps 1` in its plan (wire.py), init.c times every step of the setup and copies the
-mount table after each into a memfd it hands to the kernel (init.c, "%show steps"): A,
-the helper's child, records the host's table, the cgroups it joins and the user
-namespace of the id map; B, the cell's PID 1, the clone that made it and each setup
-operation; C, the script's process, its own user namespace, its operations and the
-exec. The record holds numbers and tables; the words are made here, from the plan's
-operation each step ran, the way report.py words a failure: the system calls that
-operation's function in init.c makes, as strace would write them.
+The record holds numbers and tables (sandbox/recording.py); the words are made here,
+from the plan's operation each step ran, the way sandbox/report.py words a failure: the
+system calls that operation's function in init.c makes, as strace would write them, and
+what the step did to the mount table against the step before (inspect/stepdiff.py).
 """
 
 from __future__ import annotations
@@ -17,94 +13,28 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..inspect import steps as diff
+from ..inspect import stepdiff
 from ..inspect.mounts import Mount
-from . import ops
-from .plan import DNS_FORWARD, Plan
-from .syscalls import (
+from ..linux import (
     CLONE_NEWUSER,
     MS_BIND,
-    MS_DIRSYNC,
-    MS_LAZYTIME,
     MS_MOVE,
-    MS_NOATIME,
-    MS_NODEV,
-    MS_NODIRATIME,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_NOSYMFOLLOW,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
-    MS_RELATIME,
-    MS_SHARED,
     MS_SLAVE,
-    MS_STRICTATIME,
-    MS_SYNCHRONOUS,
     MS_UNBINDABLE,
+    NAMESPACES,
+    clone_flags,
+    mount_flags,
+    namespace_flags,
 )
+from ..sandbox import ops
+from ..sandbox.plan import DNS_FORWARD, Plan
+from ..sandbox.recording import WHO, Record
 
 # Who ran a step (init.c's A, B and C).
 PROCESSES = {"A": "init (host)", "B": "init (PID 1)", "C": "script"}
-_WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "template": "A",
-        "clone": "B", "op": "B",
-        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
-        "seccomp": "C", "exec": "C"}
-_MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
-            "the record's budget (16 MiB) was spent"}
-# <sched.h>'s names, in the order clone(2)'s page lists them (mnt's is CLONE_NEWNS).
-_CLONE = [(ops.NAMESPACES[ns], "CLONE_NEWNS" if ns == "mnt" else f"CLONE_NEW{ns.upper()}")
-          for ns in ("user", "mnt", "pid", "uts", "ipc", "net", "cgroup")]
-_MS = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"),
-       (MS_NOEXEC, "MS_NOEXEC"), (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
-       (MS_DIRSYNC, "MS_DIRSYNC"), (MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"),
-       (MS_NOATIME, "MS_NOATIME"), (MS_NODIRATIME, "MS_NODIRATIME"), (MS_BIND, "MS_BIND"),
-       (MS_MOVE, "MS_MOVE"), (MS_REC, "MS_REC"), (MS_UNBINDABLE, "MS_UNBINDABLE"),
-       (MS_PRIVATE, "MS_PRIVATE"), (MS_SLAVE, "MS_SLAVE"), (MS_SHARED, "MS_SHARED"),
-       (MS_RELATIME, "MS_RELATIME"), (MS_STRICTATIME, "MS_STRICTATIME"),
-       (MS_LAZYTIME, "MS_LAZYTIME")]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One `step` of init.c's record."""
-
-    kind: str            # host | cgroup | idmap | netns | template | clone | op | wait | rlimit
-                         # | pasta | userns | sop | seccomp | exec
-    index: int           # the operation's index (op, sop), else -1
-    started: float       # CLOCK_MONOTONIC seconds
-    ended: float
-    table: str | None    # the mount table after the step (mountinfo), None: see missing
-    detail: str          # what only the recording process knew ("" for none)
-    missing: str | None = None
-
-
-def read(data: bytes) -> list[Record]:
-    """The record as init.c wrote it; a torn last step (the init was killed) is dropped."""
-    out: list[Record] = []
-    prev: str | None = None
-    at = 0
-    while at < len(data):
-        end = data.find(b"\n", at)
-        if end < 0:
-            break
-        head = data[at:end].decode("utf-8", "surrogateescape").split(" ", 6)
-        at = end + 1
-        if len(head) != 7 or head[0] != "step":
-            raise ValueError(f"not a step record: {' '.join(head)[:80]!r}")
-        _, kind, index, started, ended, size, detail = head
-        n = int(size)
-        table: str | None = None
-        if n >= 0:
-            if at + n > len(data):
-                break
-            table = prev = data[at:at + n].decode("utf-8", "surrogateescape")
-            at += n
-        elif n == -1:
-            table = prev
-        out.append(Record(kind, int(index), float(started), float(ended), table,
-                          "" if detail == "-" else detail, _MISSING.get(n)))
-    return out
 
 
 @dataclass
@@ -119,7 +49,7 @@ class Step:
     started: float
     took: float | None               # seconds (the script's: until it ended)
     mounts: list[Mount] | None       # the table after the step
-    changes: list[diff.Change] = field(default_factory=list)   # vs the step before: what
+    changes: list[stepdiff.Change] = field(default_factory=list)   # vs the step before: what
                                                                # it added, changed, removed
     copied: bool = False             # a new mount namespace: the table is a copy
     note: str = ""
@@ -134,7 +64,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
     host: list[Mount] | None = None
     before: list[Mount] | None = None
     parsed: dict[int, list[Mount]] = {}    # tables are shared between records: parse once
-    tables = diff.Tables()
+    tables = stepdiff.Tables()
     steps: list[Step] = []
     # A prepared container's script began when its cell came down the pipe (the `wait`
     # the kernel adds after the exec: snapshots.py), not at the exec of its shell.
@@ -149,14 +79,14 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
             host = before = mounts
             continue
         copied = rec.kind in ("template", "clone", "userns")   # another namespace's table
-        changes = diff.compare_tables(before, mounts, copied=copied) \
+        changes = stepdiff.compare_tables(before, mounts, copied=copied) \
             if before is not None and mounts is not None else []
         op = _op(plan, rec)
         calls, note = _words(plan, rec, op, changes, noted, mounts)
         took = rec.ended - rec.started
         if rec.kind == "exec":
             took = None if ended is None else max(0.0, ended - (handed or rec.started))
-        steps.append(Step(rec.kind, op and op.KIND, _WHO.get(rec.kind, "B"), calls,
+        steps.append(Step(rec.kind, op and op.KIND, WHO.get(rec.kind, "B"), calls,
                           rec.started, took, mounts, changes, copied, note, rec.missing))
         if mounts is not None:
             before = mounts
@@ -176,23 +106,11 @@ def q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def flags(value: int, names: list[tuple[int, str]], zero: str = "0") -> str:
-    parts = [name for bit, name in names if value & bit]
-    rest = value & ~sum(bit for bit, _ in names)
-    if rest:
-        parts.append(hex(rest))
-    return "|".join(parts) or zero
-
-
-def clone_flags(value: int) -> str:
-    return flags(value, _CLONE, "0") + "|SIGCHLD"
-
-
 def mount_call(source: str | None, target: str, fstype: str | None, bits: int,
                data: str | None) -> str:
     def arg(v: str | None) -> str:
         return "NULL" if v is None else q(v)
-    return (f"mount({arg(source)}, {q(target)}, {arg(fstype)}, {flags(bits, _MS)}, "
+    return (f"mount({arg(source)}, {q(target)}, {arg(fstype)}, {mount_flags(bits)}, "
             f"{arg(data or None)})")
 
 
@@ -204,7 +122,7 @@ def _in_root(plan: Plan, rec: Record, path: str) -> str:
     return plan.root.rstrip("/") + ("/" + path.lstrip("/") if path.strip("/") else "")
 
 
-def _added_at(changes: list[diff.Change], path: str) -> Mount | None:
+def _added_at(changes: list[stepdiff.Change], path: str) -> Mount | None:
     """The mount the step added at `path` of the new root (whatever the host calls the
     directories above it)."""
     return next((c.after for c in changes
@@ -223,7 +141,7 @@ def _map_words(line: str) -> str:
     return f"ids {first}-{first + count - 1} are {outside}-{outside + count - 1} on the host"
 
 
-def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change],
+def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[stepdiff.Change],
            noted: set, mounts: list[Mount] | None) -> tuple[list[str], str]:
     """The calls a step made, and what it means."""
     kind, detail = rec.kind, rec.detail
@@ -244,7 +162,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                 "through it (idmapped mounts), so the cell's root owns them")
     if kind == "netns":
         return ([f"fork() = CHILD: setresuid({plan.net_uid}, ...), "
-                 f"unshare({flags(ops.NAMESPACES['user'] | ops.NAMESPACES['net'], _CLONE)})",
+                 f"unshare({namespace_flags(NAMESPACES['user'] | NAMESPACES['net'])})",
                  f"write(\"/proc/CHILD/uid_map\", {q(detail)})",
                  f"write(\"/proc/CHILD/gid_map\", {q(detail)})",
                  "open(\"/proc/CHILD/ns/net\", O_RDONLY)"],
@@ -263,7 +181,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                 "long for it before starting the script")
     if kind == "template":
         return (["open(\"/proc/self/ns/mnt\", O_RDONLY) = HOST",
-                 f"setns(TEMPLATE, {flags(ops.NAMESPACES['mnt'], _CLONE)})"],
+                 f"setns(TEMPLATE, {namespace_flags(NAMESPACES['mnt'])})"],
                 f"enters the helper's template mount namespace, for the clone alone: the "
                 f"host's root filesystem, /proc, /dev, /sys and the mounts on the way to the "
                 f"helper's and the image's directories ({len(mounts or [])} mounts), none of "
@@ -276,7 +194,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
                       f"write(\"/proc/self/uid_map\", \"0 {uid} 1\")",
                       f"write(\"/proc/self/gid_map\", \"0 {gid} 1\")"]
         if plan.net_uid >= 0:
-            calls.append(f"setns(NETNS, {flags(ops.NAMESPACES['net'], _CLONE)})")
+            calls.append(f"setns(NETNS, {namespace_flags(NAMESPACES['net'])})")
         n = len(mounts or [])
         whose = "template's" if rec.detail.endswith(" template") else "host's"
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
@@ -320,7 +238,7 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[diff.Change
     return _op_words(plan, rec, op, changes, noted)
 
 
-def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
+def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[stepdiff.Change],
               noted: set) -> tuple[list[str], str]:
     where = _in_root
     if isinstance(op, ops.Propagation):
@@ -406,7 +324,7 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[diff.Change],
                      "chdir(\"/\")"],
                     "this host's root is the initial ramfs: the new root moved over it "
                     "(runc --no-pivot)")
-        n = diff.counts(changes)
+        n = stepdiff.counts(changes)
         return ([f"chdir({q(op.root)})", "pivot_root(\".\", \".\")",
                  mount_call(None, ".", None, MS_REC | MS_SLAVE, None),
                  "umount2(\".\", MNT_DETACH)", "chdir(\"/\")"],

@@ -22,6 +22,8 @@ import html
 import re
 from dataclasses import dataclass
 
+from .cell import format_size
+
 START = b"\x1b_rootfs-kernel;display;"
 END = b"\x1b\\"
 # What a frame may carry (display.c's kinds); 16 MiB of data, in base64.
@@ -157,14 +159,9 @@ def svg_image(svg: bytes) -> bytes:
 _XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 
 
-def _size(n: int) -> str:
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1 << 20 \
-        else f"{n / (1 << 20):.1f} MiB"
-
-
 def bundle(frame: Frame) -> dict:
     """The display_data `data` of one frame (every bundle has text/plain)."""
-    label = f"[display: {frame.name}, {frame.mime}, {_size(len(frame.data))}]"
+    label = f"[display: {frame.name}, {frame.mime}, {format_size(len(frame.data), decimals=1)}]"
     if frame.mime in IMAGES:
         return {frame.mime: base64.b64encode(frame.data).decode(), "text/plain": label}
     text = frame.data.decode("utf-8", "replace")
