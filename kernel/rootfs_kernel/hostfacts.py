@@ -61,6 +61,8 @@ class Facts:
     apparmor_restrict: int | None = None            # Ubuntu 23.10+'s userns restriction
     apparmor_profiles: frozenset[str] | None = None  # loaded profiles (None: unreadable)
     seccomp: int = 0                                 # 2: a filter is active
+    seccomp_errno: bool = True        # the kernel takes filters that answer errno (a cell's)
+    pasta: str | None = None          # pasta (package passt): %net user's network
     cap_sys_admin: bool = False
     container: str | None = None                     # which runtime, when it says so
     filesystems: frozenset[str] = frozenset()
@@ -198,6 +200,14 @@ def _chroot_dir(root: Path, top: Mount | None) -> str | None:
     return None if seen == "/" else seen
 
 
+def _pasta(root: Path) -> str | None:
+    """Where pasta is, as the sandbox looks for it (PATH, then /usr/bin and /bin)."""
+    if root == Path("/"):
+        return shutil.which("pasta") or shutil.which("pasta", path="/usr/bin:/bin")
+    found = (root / d / "pasta" for d in ("usr/bin", "bin"))
+    return next((str(p) for p in found if os.access(p, os.X_OK)), None)
+
+
 def _default_dirs() -> tuple[str, str]:
     return rundir.base(), str(default_root())
 
@@ -230,6 +240,10 @@ def read_facts(root: str | Path = "/", euid: int | None = None,
         apparmor_profiles=None if profiles is None else frozenset(
             line.rsplit(" (", 1)[0] for line in profiles.splitlines() if line),
         seccomp=int(status.get("Seccomp", "0") or "0"),
+        # Linux lists the actions its filters may take here (CONFIG_SECCOMP_FILTER)
+        seccomp_errno="errno" in (_text(root, "/proc/sys/kernel/seccomp/actions_avail")
+                                  or "").split(),
+        pasta=_pasta(root),
         cap_sys_admin=bool(caps >> CAP_SYS_ADMIN & 1),
         container=_container(root, top.fstype if top else None),
         filesystems=frozenset(line.split()[-1] for line in
@@ -292,6 +306,21 @@ def _fixes(f: Facts) -> dict[str, Finding]:
             f"start {_in_container(f)} with `--security-opt seccomp=unconfined` (or "
             f"`{CONTAINER_FLAGS}`, or --privileged); Kubernetes: seccompProfile: Unconfined",
             optional=True)
+    if not f.seccomp_errno:
+        out["seccomp-filter"] = Finding(
+            "seccomp-filter", "the cells' seccomp filter", False,
+            "this Linux takes no seccomp filter that answers with an errno "
+            "(/proc/sys/kernel/seccomp/actions_avail lacks errno: no CONFIG_SECCOMP_FILTER): "
+            "every cell fails where its filter is installed",
+            "run a Linux built with CONFIG_SECCOMP_FILTER (every distribution's is), or start "
+            "each cell with `%seccomp off` (a host-access line: a locked kernel refuses it)")
+    if not f.pasta:
+        out["pasta"] = Finding(
+            "pasta", "outbound network", False,
+            "pasta is not installed: `%net user` cells are refused (the default, a network "
+            "of the cell's own with lo alone, and `%net host` need nothing)",
+            "install pasta: apt-get install passt (Debian, Ubuntu), dnf install passt "
+            "(Fedora)", optional=True)
     if not f.rootless and not f.cap_sys_admin:
         out["caps"] = Finding(
             "caps", "capabilities", False,
@@ -427,21 +456,24 @@ def diagnose(f: Facts) -> list[Finding]:
         "apparmor": ("AppArmor allows rootfs-init's user namespaces"
                      if f.apparmor_restrict == 1 else "no AppArmor user namespace restriction"),
         "seccomp": "no seccomp filter",
+        "seccomp-filter": "Linux takes the cells' seccomp filter",
+        "pasta": f"pasta ({f.pasta}): `%net user` cells reach the network",
         "caps": "CAP_SYS_ADMIN",
         "overlay": "overlayfs is available" if "overlay" in f.filesystems else
                    f"a module ({f.overlay_module}), loaded by the first overlay mount",
         "root-chroot": f"/ is a mount point ({f.root_mount})",
     }
-    for key in ("userns-limit", "userns-clone", "apparmor", "seccomp", "caps", "proc-masks",
-                "overlay", "overlay-userns", "runtime-overlay", "store-overlay", "root-chroot",
-                "root-ramfs", "propagation"):
+    for key in ("userns-limit", "userns-clone", "apparmor", "seccomp", "seccomp-filter",
+                "caps", "proc-masks", "overlay", "overlay-userns", "runtime-overlay",
+                "store-overlay", "root-chroot", "root-ramfs", "propagation", "pasta"):
         if key in found:
             out.append(found[key])
         elif key in ok and _relevant(key, f):
             name = {"userns-limit": "user namespaces", "userns-clone":
                     "unprivileged user namespaces", "apparmor":
                     "AppArmor user namespace restriction", "root-chroot": "root directory",
-                    "caps": "capabilities", "overlay": "overlayfs"}
+                    "caps": "capabilities", "overlay": "overlayfs",
+                    "seccomp-filter": "the cells' seccomp filter", "pasta": "outbound network"}
             out.append(Finding(key, name.get(key, key), True, ok[key]))
     out.append(_limits(f))
     return out

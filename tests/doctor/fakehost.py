@@ -44,10 +44,13 @@ def host(root: Path, *, release: str = "6.8.0-45-generic", max_userns: int | Non
          pid1_cgroup: str = "0::/init.scope", dockerenv: bool = False,
          containerenv: bool = False,
          cgroup_dirs: dict[str, tuple[str, str]] | None = None,
-         pid1_mounts: list[str] | None = None) -> Path:
+         pid1_mounts: list[str] | None = None, pasta: bool = True,
+         seccomp_actions: str = "kill_process kill_thread trap errno user_notif trace log "
+                                "allow") -> Path:
     """cgroup_dirs: {path below /sys/fs/cgroup: (controllers, subtree_control)}, each
     directory and its cgroup.procs owned by USER (as systemd's Delegate=yes leaves them);
-    pid1_mounts: PID 1's mount table (default: this process's, as in one namespace)."""
+    pid1_mounts: PID 1's mount table (default: this process's, as in one namespace);
+    pasta: /usr/bin/pasta is there; seccomp_actions: what the kernel's filters may do."""
     write(root, "/proc/sys/kernel/osrelease", release + "\n")
     if max_userns is not None:
         write(root, "/proc/sys/user/max_user_namespaces", f"{max_userns}\n")
@@ -72,6 +75,9 @@ def host(root: Path, *, release: str = "6.8.0-45-generic", max_userns: int | Non
     write(root, "/proc/filesystems", "\n".join(filesystems or FILESYSTEMS) + "\n")
     write(root, "/proc/self/cgroup", cgroup + "\n")
     write(root, "/proc/1/cgroup", pid1_cgroup + "\n")
+    write(root, "/proc/sys/kernel/seccomp/actions_avail", seccomp_actions + "\n")
+    if pasta:
+        write(root, "/usr/bin/pasta", "#!/bin/sh\n").chmod(0o755)
     if dockerenv:
         write(root, "/.dockerenv", "")
     if containerenv:

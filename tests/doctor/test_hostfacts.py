@@ -158,6 +158,25 @@ def test_a_vm_made_from_a_container_image_is_not_called_a_container(tmp_path):
     assert facts(tmp_path, dockerenv=True).container is None
 
 
+# -- what the cells themselves use: their seccomp filter, pasta ----------------------------
+def test_a_kernel_without_errno_filters_fails_every_cell_and_says_what_runs_one(tmp_path):
+    f = facts(tmp_path, seccomp_actions="kill_process kill_thread trap allow")
+    assert "seccomp-filter" in failed(f)
+    found = finding(f, "seccomp-filter")
+    assert not found.optional and "CONFIG_SECCOMP_FILTER" in found.detail
+    assert "%seccomp off" in found.fix and "locked kernel refuses" in found.fix
+    assert finding(facts(tmp_path / "ok"), "seccomp-filter").ok
+
+
+def test_no_pasta_is_a_missing_feature_named_with_its_package(tmp_path):
+    f = facts(tmp_path, pasta=False)
+    found = finding(f, "pasta")
+    assert not found.ok and found.optional and "%net user" in found.detail
+    assert "apt-get install passt" in found.fix
+    there = finding(facts(tmp_path / "with"), "pasta")
+    assert there.ok and str(tmp_path / "with" / "usr/bin/pasta") in there.detail
+
+
 # -- kernels and filesystems -------------------------------------------------------------
 def test_no_overlayfs(tmp_path):
     f = facts(tmp_path, filesystems=["nodev\ttmpfs", "nodev\tproc", "\text4"])
