@@ -54,6 +54,9 @@ KERNELS = {  # label -> (kernelspec, no-op cell)
     "ipython": ("python3", "pass"),
     "bash_kernel": ("bash", "true"),
 }
+# ipykernel doing nothing (nullkernel.py): the floor of any kernel built on it, a baseline
+# of the round trips and Run All (its kernelspec is this run's own: main).
+FLOOR = "rootfs-bench-null"
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -231,22 +234,25 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
     Session's caches save (the parse and the plan of a cell run again). bash_kernel (100
     times slower) runs on its own."""
     sessions = {label: kernels.get(label) for label in KERNELS}
-    on_demand = None
+    on_demand = floor = None
     if sessions["rootfs"] is not None:
         on_demand = KernelSession("rootfs", env={**os.environ, "ROOTFS_KERNEL_PREPARE": "0"})
+        floor = KernelSession(FLOOR)
     try:
         turns = {label: sessions[label] for label in ("rootfs", "ipython", "before")
                  if sessions.get(label) is not None}
         if on_demand is not None:
             turns["on demand"] = on_demand
+            turns["floor"] = floor
         if sessions["rootfs"] is not None:
             turns["same text"] = sessions["rootfs"]
         codes = {label: _varied(KERNELS.get(label, ("", "true"))[1]) for label in turns}
         codes["same text"] = "true"
         times = _turns(turns, codes, cfg.warmup, cfg.reps, gap=cfg.gap_ms / 1e3)
     finally:
-        if on_demand is not None:
-            on_demand.close()
+        for s in (on_demand, floor):
+            if s is not None:
+                s.close()
     times["bash_kernel"] = []
     if sessions["bash_kernel"] is not None:
         for i in range(cfg.warmup + max(5, cfg.reps // 3)):
@@ -263,7 +269,8 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
         f"{cfg.gap_ms:g} ms between cells; on the clock: execute_request sent to the idle "
         "status (rootfs: parse, plan, hand-over to the prepared container or one made then, "
         "the script, its report; every cell its own network namespace and seccomp filter; "
-        "IPython: the code run in its process)",
+        "IPython: the code run in its process; ipykernel doing nothing: its message loop "
+        "alone, the floor of both, benchmarks/nullkernel.py)",
         _missing_note(kernels, ("ipython", "bash_kernel"))) if x)
     rows = []
     for key, stat, vals, goal in (("roundtrip_p50", "p50", p50s, 0.6),
@@ -273,7 +280,7 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
             measure=f"cell round trip {stat}, text varied (`true  # N`; IPython `pass  # N`; "
                     "bash_kernel `true`)", key=key, unit="ms", value=vals.get("rootfs"),
             baselines={"ipython": vals.get("ipython"), "bash_kernel": vals["bash_kernel"],
-                       **_before(vals)},
+                       "ipykernel doing nothing": vals.get("floor"), **_before(vals)},
             ratio=r, ratio_base="ipython", target=f"<= {goal}x IPython's {stat}",
             met=None if r is None else r <= goal, note=note))
     if p50s.get("same text"):
@@ -334,28 +341,35 @@ def bench_runall(cfg: Config, kernels: Kernels) -> list[Row]:
     if "rootfs" not in sessions or "ipython" not in sessions:
         return [Row(f"Run All of {n} cells", "runall", "ms", None,
                     note=_missing_note(kernels, ("rootfs", "ipython")))]
+    floor = KernelSession(FLOOR)
+    sessions["floor"] = floor
     notebooks = {label: [f"{RUN_ALL[i % len(RUN_ALL)][label == 'ipython']}\n# {i}"
                          for i in range(n)] for label in sessions}
     times: dict[str, list[float]] = {label: [] for label in sessions}
-    for turn in range(1 + cfg.runall_reps):
-        order = list(sessions)
-        shift = turn % len(order)
-        for label in order[shift:] + order[:shift]:
-            took = sessions[label].run_all(notebooks[label])
-            if turn:   # the first notebook of each warms up
-                times[label].append(took * 1e3)
-            time.sleep(0.2)
+    try:
+        for turn in range(1 + cfg.runall_reps):
+            order = list(sessions)
+            shift = turn % len(order)
+            for label in order[shift:] + order[:shift]:
+                took = sessions[label].run_all(notebooks[label])
+                if turn:   # the first notebook of each warms up
+                    times[label].append(took * 1e3)
+                time.sleep(0.2)
+    finally:
+        floor.close()
     med = {label: median(v) for label, v in times.items()}
     log(f"runall: {med}")
     r = ratio(med["rootfs"], med["ipython"])
     return [Row(f"Run All of {n} cells, each different (sent at once, to the last reply)",
-                "runall", "ms", med["rootfs"], {"ipython": med["ipython"], **_before(med)}, r,
+                "runall", "ms", med["rootfs"], {"ipython": med["ipython"], **_before(med),
+                                                "ipykernel doing nothing": med["floor"]}, r,
                 "ipython", "<= 1.0x IPython", None if r is None else r <= 1.0,
                 note=f"median of {cfg.runall_reps} notebooks each, the kernels taking turns; "
                      "on the clock: the requests sent to the last execute_reply (rootfs: each "
                      "cell a shell script in a container of its own, half of them starting a "
                      "program of the image; IPython: the same tasks in Python, in its "
-                     "process)")]
+                     "process; ipykernel doing nothing: its message loop alone, "
+                     "benchmarks/nullkernel.py)")]
 
 
 def _before(values: dict) -> dict[str, float | None]:
@@ -1562,6 +1576,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    else argv)])
     meta["quick"] = args.quick
     specs = add_before(args.before, args.before_data) if args.before else {}
+    specs[FLOOR] = [sys.executable, str(HERE / "nullkernel.py"), "-f", "{connection_file}"]
     compile_bytecode([sys.executable] + ([args.before] if args.before else []))
     stack = contextlib.ExitStack()
     stack.enter_context(kernelspecs(specs))
