@@ -290,6 +290,14 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
                         ratio(p50s["same text"], p50s["rootfs"]), "text varied",
                         note="the same kernel, taking turns with the others: a cell run again "
                              "reuses its parse and plan"))
+    alone = _caches_alone(max(20, cfg.reps))
+    log(f"caches alone: {alone}")
+    rows.append(Row("the Session's caches alone: parse and plan of a cell with three header "
+                    "lines, from the caches against made (in-process, no kernel)",
+                    "caches_alone", "µs", alone["cached"], {"made": alone["made"]},
+                    ratio(alone["cached"], alone["made"]), "made",
+                    note="the same text again against a new text each time: "
+                         "Session._parse and Session._plan, timed alone"))
     if "on demand" in times:
         v = p50s["on demand"]
         rows.append(Row("cell round trip p50, no prepared containers (ROOTFS_KERNEL_PREPARE=0)",
@@ -298,6 +306,35 @@ def bench_roundtrip(cfg: Config, kernels: Kernels) -> list[Row]:
                         note="every container made when its cell comes: the cost the prepared "
                              "one hides"))
     return rows
+
+
+CACHE_CELL = "%env GREETING=hello\n%limit pids=256\n%show mounts\necho $GREETING  # {i}"
+
+
+def _caches_alone(reps: int) -> dict[str, float]:
+    """The Session's caches alone, in this process (no kernel, no container): µs to parse
+    and plan a cell of a few header lines (CACHE_CELL), a new text each time (both made)
+    against the same text again (both from the caches)."""
+    import asyncio
+
+    from rootfs_kernel.session import Session
+
+    session = Session()
+    try:
+        async def once(code: str) -> float:
+            t0 = time.perf_counter()
+            await session._plan(session._parse(code), lambda _: None, None)
+            return (time.perf_counter() - t0) * 1e6
+
+        async def measure() -> dict[str, float]:
+            await once(CACHE_CELL.format(i="same"))
+            new = [await once(CACHE_CELL.format(i=i)) for i in range(reps)]
+            same = [await once(CACHE_CELL.format(i="same")) for _ in range(reps)]
+            return {"made": median(new), "cached": median(same)}
+
+        return asyncio.run(measure())
+    finally:
+        session.close()
 
 
 def _varied(code: str) -> str:

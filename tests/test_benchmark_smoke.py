@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Every key run.py reports in --quick mode (views at 5,000 mounts is a full-run size).
 EXPECTED = {
-    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_caches", "roundtrip_on_demand",
+    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_caches", "caches_alone",
+    "roundtrip_on_demand",
     "runall", "roundtrip_host_mounts", "roundtrip_host_mounts_before_start",
     "roundtrip_host_mounts_private", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
     "scale_roundtrip", "stream_mb_s",
