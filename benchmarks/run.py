@@ -981,6 +981,19 @@ def bench_setup(cfg: Config, kernels: Kernels) -> list[Row]:
             shift = r % len(turns)
             for label, measure in turns[shift:] + turns[:shift]:
                 add(label, measure())
+    # The same on a host with cfg.extra_mounts more mounts (root: they are mounted on it):
+    # what the template mount namespace saves a container made on demand.
+    many: dict[str, list[float]] = {}
+    if os.geteuid() == 0:
+        with _host_mounts(cfg.extra_mounts):
+            for r in range(2):
+                turns = [("template", lambda: _containers(python, per, "on-demand")),
+                         ("no template", lambda: _containers(python, per, "on-demand",
+                                                             "--no-template"))]
+                if old is not None:
+                    turns.append(("before", lambda: _containers(old, per, "on-demand")))
+                for label, measure in turns[r % 2:] + turns[:r % 2]:
+                    many.setdefault(label, []).extend(measure())
     med = {label: median(v) for label, v in times.items()}
     log(f"setup: {med}")
     bw = med.get("bwrap")
@@ -1006,7 +1019,24 @@ def bench_setup(cfg: Config, kernels: Kernels) -> list[Row]:
             Row("made on demand without the template mount namespace (cloned from the "
                 "host's)", "setup_no_template", "ms", med["rootfs, no template"],
                 {"with it": med["rootfs"]}, ratio(med["rootfs, no template"], med["rootfs"]),
-                "with it", note=f"this host's table: {_mount_count()} mounts")]
+                "with it", note=f"this host's table: {_mount_count()} mounts"),
+            *_many_mounts_row(cfg.extra_mounts, many)]
+
+
+def _many_mounts_row(n: int, many: dict[str, list[float]]) -> list[Row]:
+    if not many:
+        return [Row(f"a container made on demand on a host with {n:,} more mounts",
+                    "setup_many_mounts", "ms", None, note="n/a (mounting on the host needs "
+                                                          "root)")]
+    med = {label: median(v) for label, v in many.items()}
+    log(f"setup with {n} more mounts: {med}")
+    return [Row(f"a container made on demand on a host with {n:,} more mounts (tmpfs, "
+                "shared), cloned from the template mount namespace", "setup_many_mounts",
+                "ms", med["template"], {"cloned from the host's": med["no template"],
+                                        **({"before": med["before"]} if "before" in med
+                                           else {})},
+                ratio(med["template"], med["no template"]), "cloned from the host's",
+                note="as the row above, the mounts added on the host for it (hostmounts.py)")]
 
 
 def _mount_count() -> int:

@@ -23,7 +23,7 @@ EXPECTED = {
     "roundtrip_host_mounts_private", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
     "scale_roundtrip", "stream_mb_s",
     "keep_last_vs_first", "keep_cell_vs_plain", "keep_8m_vs_plain", "setup", "setup_on_demand",
-    "setup_no_template",
+    "setup_no_template", "setup_many_mounts",
     "steps_cell", "mounts_cell", "plain_after_steps",
     "views_mounts_100", "views_mounts_1000", "views_listing", "image_import", "image_minimal",
     "net_own_vs_host", "net_own_vs_host_back_to_back", "net_own_vs_host_on_demand", "net_user",
