@@ -1,15 +1,17 @@
 """A cell's run as the kernel learns it: the init's report, the snapshots, the use of its
-writable layer (asyncio).
+writable layer; its interrupt and timeout, delivered while it runs (asyncio).
 
-Runs in: the kernel (client.py starts the run and calls collect once the result socket
-is read).
+Runs in: the kernel (client.py starts the run, supervises it and calls collect once the
+result socket is read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import cgroups, report, snapshots
@@ -113,3 +115,43 @@ def _used(fd: int) -> int:
     """Bytes the cell wrote to the tmpfs that holds its writable layer."""
     st = os.fstatvfs(fd)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+async def supervise(send: Callable[[dict], None], cid: int, done: asyncio.Future,
+                    timeout: float | None, interrupt: asyncio.Event | None, grace: float,
+                    run: CellRun) -> dict:
+    """Wait for the container to end; deliver interrupts and the timeout meanwhile, through
+    `send` (the helper's: SandboxClient.send)."""
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    while True:
+        waits = [done]
+        stop = None
+        if interrupt is not None and not interrupt.is_set():
+            stop = asyncio.ensure_future(interrupt.wait())
+            waits.append(stop)
+        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        finished, _ = await asyncio.wait(waits, timeout=left,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        if stop is not None and not stop.done():
+            stop.cancel()
+        if done in finished:
+            return done.result()
+        if stop is not None and stop in finished:
+            run.interrupted = True
+            send({"op": "signal", "id": cid, "signum": int(signal.SIGINT), "grace": grace})
+            interrupt = None   # one interrupt is enough; the helper escalates
+            continue
+        if deadline is not None and not run.timed_out:
+            run.timed_out = True
+            send({"op": "kill", "id": cid})
+            deadline = None
+
+
+def forward(source: asyncio.Future, target: asyncio.Future) -> None:
+    """Settle `target` as `source` was settled (unless it was already)."""
+    if target.done() or source.cancelled():
+        return
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from ..ids import IdRange
 from . import cgroups, helper, initbin, protocol, report, rundir, wire
-from .cellrun import CellRun, collect
+from .cellrun import CellRun, collect, forward, supervise
 from .channels import Channels, Once, PipeReader, ResultReader, ScriptWriter, memfd
 from .plan import Context, Places, Plan
 from .prepared import Pool, Ready
@@ -372,11 +372,12 @@ class SandboxClient:
             if self.pool.ahead(plan, profile):   # cells queue: the one after this one's
                 loop.call_soon(self._prepare, plan, profile)
             finished = loop.create_future()
-            done.add_done_callback(lambda f: _forward(f, finished))
+            done.add_done_callback(lambda f: forward(f, finished))
             reported = asyncio.ensure_future(collect(
                 readers, result_chunks, release, plan, run, None if wait_exit else finished,
                 bounds, upper, self.explain))
-            exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
+            exited = await supervise(self.send, cid, finished, timeout, interrupt, grace,
+                                     run)
             if not all(r.eof.done() for r in readers):
                 try:
                     await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
@@ -412,34 +413,6 @@ class SandboxClient:
         with contextlib.suppress(SandboxError):   # a dead helper: the cell says so (done)
             self.send({"op": "adopt", "id": cid, "key": key})
 
-    async def _supervise(self, cid: int, done: asyncio.Future, timeout: float | None,
-                         interrupt: asyncio.Event | None, grace: float, run: CellRun) -> dict:
-        """Wait for the container to end; deliver interrupts and the timeout meanwhile."""
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        while True:
-            waits = [done]
-            stop = None
-            if interrupt is not None and not interrupt.is_set():
-                stop = asyncio.ensure_future(interrupt.wait())
-                waits.append(stop)
-            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
-            finished, _ = await asyncio.wait(waits, timeout=left,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            if stop is not None and not stop.done():
-                stop.cancel()
-            if done in finished:
-                return done.result()
-            if stop is not None and stop in finished:
-                run.interrupted = True
-                self.send({"op": "signal", "id": cid, "signum": int(signal.SIGINT),
-                           "grace": grace})
-                interrupt = None   # one interrupt is enough; the helper escalates
-                continue
-            if deadline is not None and not run.timed_out:
-                run.timed_out = True
-                self.send({"op": "kill", "id": cid})
-                deadline = None
-
 
 def _how_it_ended(returncode: int) -> str:
     if returncode < 0:
@@ -448,15 +421,6 @@ def _how_it_ended(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
-
-
-def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
-    if target.done() or source.cancelled():
-        return
-    if source.exception() is not None:
-        target.set_exception(source.exception())
-    else:
-        target.set_result(source.result())
 
 
 def _package_path() -> str:
