@@ -151,6 +151,19 @@ def test_a_host_cell_ends_the_containers_prepared_before_it(tmp_path):
         k.shutdown()
 
 
+def test_a_net_line_is_not_run_in_the_container_prepared_without_it(fresh_kernel):
+    """A cell's network is its container's, made with it: a `%net host` cell after a plain
+    one (whose container, with a network namespace of its own, waits ready) runs on the
+    host's network, and a plain cell after a `%net host` one in a namespace of its own."""
+    k = fresh_kernel
+    host = os.readlink("/proc/self/ns/net")
+    k.ok("true")
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    assert k.ok("%net host\nreadlink /proc/self/ns/net").stdout.strip() == host
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    assert k.ok("readlink /proc/self/ns/net").stdout.strip() != host
+
+
 def test_cells_sent_back_to_back_find_the_next_container_made_while_one_runs(fresh_kernel):
     """Run All: a cell queued behind the last one (it comes as that one ends) has the
     container for the cell after it made at once, while it runs; a cell that comes later
