@@ -13,9 +13,10 @@ extras=${ROOTFS_EXTRAS:-test}
 # python3-seccomp: tests/doctor runs the kernel under Docker's default seccomp profile; its
 # libseccomp2 regenerates the cells' own filter (sandbox/seccomp.py, tests/unit).
 # graphviz: the `%show tree` picture (without it, the text tree alone). passt: pasta, the
-# outbound network of `%net user` cells (as rootless podman has it).
+# outbound network of `%net user` cells (as rootless podman has it). fonts-noto-cjk: the
+# seed's Chinese quotes in the browser tests' pages and the screenshots.
 debs=(python3 python3-venv python3-dev busybox-static debootstrap bubblewrap gcc libc6-dev
-      mmdebstrap uidmap chromium python3-seccomp graphviz passt)
+      mmdebstrap uidmap chromium python3-seccomp graphviz passt fonts-noto-cjk)
 # Node.js >= 18 and npm build the JupyterLab renderer when the wheel is built.
 command -v npm >/dev/null || debs+=(nodejs npm)
 missing=()

@@ -26,7 +26,7 @@ echo "== tests as the ordinary user $user"
 # The user cannot read a checkout under /root: run a readable copy of the tests.
 copy=$(mktemp -d /tmp/rootfs-kernel-tests.XXXXXX)
 trap 'rm -rf "$copy"' EXIT
-cp -r "$here/tests" "$here/notebooks" "$here/pyproject.toml" "$copy/"
+cp -r "$here/tests" "$here/notebooks" "$here/pyproject.toml" "$here/README.md" "$copy/"
 chmod -R a+rX "$copy"
 chown -R "$user" "$copy"
 # A 0600 file of root's in the user's home: the security suite checks that no cell of

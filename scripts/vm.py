@@ -46,6 +46,9 @@ PACKAGES = [
     "linux-image-amd64", "initramfs-tools", "zstd", "kmod", "apparmor",
     "python3", "python3-venv", "procps", "mount", "util-linux", "sudo",
     "gcc", "libc6-dev",   # %%c cells (notebook 08)
+    # What the notebooks use when they are recorded here (run-notebooks.py --vm): the
+    # `busybox` image (05, 10) and `%show tree`'s picture (03).
+    "busybox-static", "graphviz",
 ]
 # What the smoke suite needs besides the project's own dependencies.
 GUEST_EXTRAS = ["nbclient>=0.10", "nbformat>=5"]

@@ -150,10 +150,10 @@ export function sideValues(row: Row, side: 'cell' | 'host'): Row['cell'] | undef
   return row[side];
 }
 
-/** A level's legend: its own (a step's mount changes, a layer's entries), else the
- * payload's. */
+/** A level's legend: its own (a layer's entries), else what every level below the top
+ * shares (the payload's "level": a step's mount changes), else the payload's. */
 export function levelLegend(p: Payload, node: Level): LegendEntry[] {
-  return node.legend && node.legend.length ? node.legend : p.legend;
+  return node.legend?.length ? node.legend : p.level?.legend?.length ? p.level.legend : p.legend;
 }
 
 function marks(legend: LegendEntry[]): Record<string, string> {
@@ -197,7 +197,7 @@ export function neighbours(p: Payload, path: string[]): [string | null, string |
 
 /** A level's value columns: its own (a layer opens onto paths), else the payload's. */
 export function levelColumns(p: Payload, node: Level): Column[] {
-  return node.columns && node.columns.length ? node.columns : p.columns;
+  return node.columns?.length ? node.columns : p.level?.columns?.length ? p.level.columns : p.columns;
 }
 
 /** Key as displayed: directories that can be opened end with '/' (a listing's). */
@@ -525,7 +525,7 @@ export function draw(p: Payload, state: State): Drawing {
   }
   return {
     title: levelTitle(p, state.path),
-    key: node.key ?? p.key,
+    key: node.key ?? p.level?.key ?? p.key,
     columns,
     more,
     marks: legend.some(e => summary[e.status] > 0 && e.mark.trim() !== ''),

@@ -11,6 +11,17 @@ export type ComparePayload = {
    * Bumped whenever the shape changes. Version 1 payloads (saved by older kernels) are upgraded by the renderer.
    */
   version: 2;
+  /**
+   * The key, value columns and legend of every row's children that do not have their own (%show steps: each step's mount changes): said once, not on every row.
+   */
+  level?: {
+    key?: Column;
+    columns?: Column[];
+    /**
+     * @minItems 1
+     */
+    legend?: [LegendEntry, ...LegendEntry[]];
+  };
   kind: Kind;
   title: string;
   /**
@@ -64,23 +75,10 @@ export type ComparePayload = {
     host?: string | null;
   };
 };
-export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps' | 'steps-vs';
 export type Status = 'same' | 'only-cell' | 'only-host' | 'differs';
+export type Kind = 'mounts' | 'listing' | 'changes' | 'ns' | 'layers' | 'steps' | 'steps-vs';
 export type Value = string | number | null;
 
-/**
- * rows[start : start + count] under the heading 'text'.
- */
-export interface Section {
-  start: number;
-  count: number;
-  label: string;
-  text: string;
-}
-export interface Side {
-  name: 'cell' | 'host';
-  label: string;
-}
 export interface Column {
   name: string;
   label: string;
@@ -101,6 +99,19 @@ export interface LegendEntry {
   status: Status;
   mark: string;
   text: string;
+}
+/**
+ * rows[start : start + count] under the heading 'text'.
+ */
+export interface Section {
+  start: number;
+  count: number;
+  label: string;
+  text: string;
+}
+export interface Side {
+  name: 'cell' | 'host';
+  label: string;
 }
 /**
  * cell: the cell's values (absent when only on the other side). host: the other side's (absent when only in the cell, and for 'same' rows, whose values are the cell's). differs: the columns whose values differ.

@@ -364,8 +364,13 @@ def _p_show(spec: CellSpec, args: list[str], lineno: int) -> CellSpec:
         # Without HOST_PATH the cell is compared with its image (or, %root none, the host).
         host = _absolute(rest[1], "HOST_PATH") if len(rest) == 2 else None
         view = Show("ls", path, host, against, lineno)
+    elif kind == "tree" and len(rest) == 1:
+        # the mounts at and below PATH, each with the mounts it sits on (a host's thousands
+        # of mounts are not drawn to show the few one experiment is about)
+        view = Show("tree", _absolute(rest[0], "PATH"), None, against, lineno)
     elif rest:
         raise ValueError(f"`%show {kind}` takes no arguments"
+                         + (" but PATH" if kind == "tree" else "")
                          + (" but `vs NAME`" if kind in VS_KINDS else ""))
     else:
         view = Show(kind, against=against, lineno=lineno)
@@ -516,11 +521,12 @@ MAGICS: dict[str, Magic] = {
         Magic("shell", "%shell PATH", "Run the script with PATH (inside the image) instead of "
               "/bin/sh.", _p_shell),
         Magic("show", "%show mounts | ls PATH [HOST_PATH] | changes | ns | layers | tree "
-              "| steps | limits [vs NAME]",
+              "[PATH] | steps | limits [vs NAME]",
               "After the cell, show its mount table, a listing, its changes or its "
               "namespaces next to the host's (ls PATH: next to the image before the cell; "
               "with HOST_PATH: next to that host path), the image's layers with the cell's "
-              "own on top, both mount trees as a picture, how its container was built, "
+              "own on top, both mount trees as a picture (tree PATH: the mounts at and "
+              "below PATH and those they sit on), how its container was built, "
               "step by step, or what bounded it (cgroup or rlimit) and what it used at "
               "most; `vs NAME` (mounts, ls, tree, steps): next to the cell labelled NAME "
               "instead.", _p_show),

@@ -105,7 +105,8 @@ def _versus(snap: dict, other: labelled.Labelled, plan: Plan | None,
         cell = mounts.renamed(mounts.parse_mountinfo(data), where, labelled.CELL)
         if kind == "tree":
             return Comparison(kind, cell, other.mounts, [],
-                              tree_payload(cell, other.mounts, other=name))
+                              tree_payload(cell, other.mounts, other=name,
+                                           path=snap.get("path")))
         rows = mounts.diff_mounts(cell, other.mounts)
         roots = (labelled.root_mode(plan), other.root) if plan is not None else None
         return Comparison(kind, cell, other.mounts, rows,
@@ -167,6 +168,6 @@ def _compare(snap: dict, image: str | None) -> Comparison:
     if kind == "tree":
         cell = mounts.parse_mountinfo(data)
         host = mounts.parse_mountinfo(_host_mountinfo())
-        payload = tree_payload(cell, host)
+        payload = tree_payload(cell, host, path=snap.get("path"))
         return Comparison(kind, cell, host, [], payload)
     raise ValueError(f"unknown view {kind!r}")

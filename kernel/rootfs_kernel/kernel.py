@@ -47,7 +47,7 @@ class RootfsKernel(Kernel):
         "version": "posix",
         "mimetype": "text/x-sh",
         "file_extension": ".sh",
-        "pygments_lexer": "bash",
+        "pygments_lexer": "rootfs",   # lexer.py: header lines, then sh or C
         "codemirror_mode": "shell",
     }
     banner = ("rootfs-kernel: every cell is a shell script in a fresh container "

@@ -13,6 +13,7 @@ import errno
 import os
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -151,13 +152,13 @@ class Session:
             except SandboxError as err:
                 return replace(out, error=Failure.of(err))
         c_files: list[str] = []
-        c_source = self._c_source() if spec.c_flags is not None else None
+        c_program = self._c_program() if spec.c_flags is not None else None
         try:
             # A labelled cell also takes what a later `vs` reads (labels.shows_for).
             plan = await self._plan(replace(spec, show=labels.shows_for(spec)), notice,
-                                    None if c_source is None else c_source[:-2])
-            if c_source is not None:
-                c_files = await self._compile_c(spec, c_source, stderr, interrupt)
+                                    c_program)
+            if c_program is not None:
+                c_files = await self._compile_c(spec, c_program, stderr, interrupt)
         except (cell.HeaderError, ImageError) as err:
             return replace(out, error=Failure.of(err))
         except _CompileError as err:
@@ -176,7 +177,7 @@ class Session:
         except SandboxError as err:
             return replace(out, error=Failure("SandboxError", self._sandbox_failure(err), err))
         finally:
-            for path in c_files:  # a %%c cell's source and program live for one cell
+            for path in c_files:  # a %%c cell's program lives for one cell
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         try:
@@ -276,7 +277,7 @@ class Session:
         if any(key == "output" for key, _ in spec.limits):   # the kernel's, not the sandbox's
             spec = replace(spec, limits=tuple(kv for kv in spec.limits if kv[0] != "output"))
         if spec.host:
-            return plan_for(spec, None, self.sandbox.context(env=env, host_env=os.environ))
+            return plan_for(spec, None, self.sandbox.context(env=env, host_env=_host_env()))
         for m in spec.mounts:
             if isinstance(m, cell.Bind) and not os.path.exists(m.source):
                 raise cell.HeaderError(m.lineno, f"%bind {m.source} {m.target}",
@@ -355,10 +356,11 @@ class Session:
                                        str(err)) from None
             raise
 
-    def _c_source(self) -> str:
-        """Where this %%c cell's source goes; its program is the same path without .c.
-        Its directory is 0711 in root mode (a cell's unprivileged root runs the program of a
-        `%root none` cell by path), so what it holds is no one else's to read."""
+    def _c_program(self) -> str:
+        """Where this %%c cell's program goes (its source is never on the host: the
+        compile writes it in its own work directory, plan.compile_plan). Its directory is
+        0711 in root mode (a cell's unprivileged root runs the program of a `%root none`
+        cell by path), so what it holds is no one else's to read."""
         self._c_count += 1
         workdir = os.path.join(self.sandbox.places.dir, "c")
         with contextlib.suppress(FileExistsError):
@@ -368,22 +370,14 @@ class Session:
             os.fchmod(fd, 0o711 if os.geteuid() == 0 else 0o700)
         finally:
             os.close(fd)
-        return os.path.join(workdir, f"cell{self._c_count}.c")
+        return os.path.join(workdir, f"cell{self._c_count}")
 
-    async def _compile_c(self, spec: cell.CellSpec, source: str, stderr: Sink,
+    async def _compile_c(self, spec: cell.CellSpec, binary: str, stderr: Sink,
                          interrupt: asyncio.Event | None) -> list[str]:
         """%%c: compile with the host's gcc in a container of its own (plan.compile_plan:
         read-only host tree, only its work directory writable, unprivileged, what it writes
-        within the cell's disk=); the program is copied out of it, the cell's plan runs
-        it."""
-        binary = source[:-2]
-        workdir = os.path.dirname(source)
-        cdir = os.open(workdir, dirfd.DIR_FLAGS)
-        try:   # a new file, never one that was there: 0600, the compiler reads it as owner
-            with os.fdopen(dirfd.replace_file(cdir, os.path.basename(source), 0o600), "w") as f:
-                f.write(spec.script)
-        finally:
-            os.close(cdir)
+        within the cell's disk=, the source handed down its script pipe); the program is
+        copied out of it, the cell's plan runs it."""
         flags = shlex.split(spec.c_flags or "")   # cell.py made sure it splits
         # Named relative to the compile's working directory: the helper's directory names
         # the kernel's user, and gcc's command lines (its own, cc1's, ld's) are anyone's
@@ -391,12 +385,10 @@ class Session:
         name = os.path.basename(binary)
         cmd = ["gcc", "-O1", "-static", "-o", name, f"{name}.c", *flags]
         messages: list[bytes] = []
-        # The compile writes within the cell's disk= (its tmpfs); umask 077: what gcc
-        # writes (the program while it is linked) is its owner's alone.
+        # The compile writes within the cell's disk= (its tmpfs).
         limits = bounds(tuple(kv for kv in spec.limits if kv[0] == "disk"), self.default_limits)
-        plan = compile_plan(self.sandbox.context(), source,
-                            ("/bin/sh", "-c", "umask 077 && exec " + shlex.join(cmd)),
-                            limits, _compiler_paths())
+        plan = compile_plan(self.sandbox.context(), f"{binary}.c", spec.script, cmd, limits,
+                            _compiler_paths())
         run = await self.sandbox.run(plan, messages.append, messages.append,
                                      interrupt=interrupt, upper=True)
         try:
@@ -418,14 +410,10 @@ class Session:
             except FileNotFoundError:
                 raise _CompileError("gcc made no program: a flag (-c, -E, -S, -M...) stopped "
                                     "it before linking; drop it") from None
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(source)
-            raise
         finally:
             if run.upper is not None:
                 os.close(run.upper)
-        return [source, binary]
+        return [binary]
 
     async def _export(self, spec: cell.CellSpec, plan: Plan, run: CellRun, succeeded: bool,
                       notice: Callable[[str], None]) -> None:
@@ -536,6 +524,18 @@ def layer_stack(store: ImageStore, image: str, lowers: list[str], spec: cell.Cel
     stack.append({"label": "cell", "digest": None, "size": None, "created_by": how,
                   "role": "upperdir"})
     return stack
+
+
+def _host_env() -> dict[str, str]:
+    """The environment of a %%host cell: the kernel's, with the kernel's own environment's
+    programs (rootfs-kernel, jupyter: a venv's bin/) first on PATH, as an activated venv
+    has them, whatever PATH the front-end started the kernel with."""
+    env = dict(os.environ)
+    own = os.path.dirname(sys.executable)
+    path = env.get("PATH", "")
+    if own and path.split(os.pathsep)[0] != own:
+        env["PATH"] = own + (os.pathsep + path if path else "")
+    return env
 
 
 def _ready_line(image, seconds: float) -> str:

@@ -39,6 +39,9 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           env={**os.environ, "JUPYTER_BOOK": str(jb)}, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Every cell highlighted by the kernel's own lexer (lexer.py): a %%c cell lexed as
+    # shell, or an error output as a Python traceback, is a "Lexing ..." warning.
+    assert "Lexing literal_block" not in done.stdout + done.stderr, done.stderr[-3000:]
     html = src / "book" / "_build" / "html"
     assert (html / "index.html").is_file()
     return html
@@ -96,5 +99,33 @@ def test_the_steps_page_opens_a_step_and_shows_what_display_drew(book: Path) -> 
             assert picture.evaluate("i => i.complete && i.naturalWidth") > 100
             svg = (book / picture.get_attribute("src")).read_text()
             assert "overlay" in svg and "/proc" in svg
+        finally:
+            browser.close()
+
+
+def test_the_seeds_chinese_quotes_have_a_font(book: Path) -> None:
+    """The book's font stack names CJK fonts after the theme's (book/_static/cjk.css), and
+    on this machine (setup.sh installs fonts-noto-cjk) the quote's characters are drawn
+    with one of them, not as empty boxes."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((book / "01-mount-namespace-alone.html").as_uri())
+            quote = page.locator("blockquote", has_text="容器").first
+            sync_api.expect(quote).to_be_visible()
+            family = quote.evaluate("q => getComputedStyle(q).fontFamily")
+            assert "Noto Sans CJK SC" in family, family
+            assert page.evaluate("() => document.fonts.check('16px \"Noto Sans CJK SC\"', "
+                                 "'容器')")
+            # Drawn: each character as wide as a CJK font draws it (an empty box of a
+            # font without the glyph is narrower), i.e. about 1em.
+            width = page.evaluate(
+                "() => { const s = document.createElement('span');"
+                " s.style.cssText = 'position: absolute; white-space: nowrap';"
+                " s.style.font = '20px \"Noto Sans CJK SC\"'; s.textContent = '容器容器';"
+                " document.body.append(s); const w = s.getBoundingClientRect().width;"
+                " s.remove(); return w; }")
+            assert 76 <= width <= 84, width
         finally:
             browser.close()

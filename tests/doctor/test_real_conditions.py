@@ -290,3 +290,47 @@ def test_the_same_directory_entered_with_pivot_root_as_advised_runs_cells():
     found = checks(answer)
     assert found["root-chroot"]["ok"] and found["cell"]["ok"], found
     assert answer["doctor"]["ok"] is True, answer["doctor"]
+
+
+# -- a runtime directory that cannot be idmapped, mounted noexec ---------------------------
+# Debian 12's /run: a tmpfs, which Linux idmaps only from 6.3 on (its 6.1 refuses with
+# EINVAL), mounted noexec by its initramfs; a ramfs refuses idmapping on any Linux. The
+# kernel sees one in a mount namespace of its own, over /run/rootfs-kernel, where root's
+# helpers keep their directories (rundir.py).
+RUNDIR = "/run/rootfs-kernel"
+RAMFS_RUNDIR = ["unshare", "-m", "sh", "-c",
+                f"mkdir -p {RUNDIR} && mount -t ramfs -o noexec,nosuid,nodev,mode=0711 "
+                f'rk-test-ramfs {RUNDIR} && exec "$@"', "sh"]
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="root's runtime directory is /run/rootfs-kernel")
+def test_c_cells_run_where_the_runtime_directory_is_debian_12s_run(tmp_path):
+    """Root's %%c failed in the Debian 12 VM, first with `cc1: fatal error: cell.c:
+    Permission denied` (its 0600 source, bound into the compile with an idmapped mount,
+    was a plain bind there: root's file, not the compile's unprivileged id's), then with
+    `cannot run /dev/.rootfs-kernel-cell: Permission denied` (the program's bind kept
+    /run's noexec)."""
+    probe = subprocess.run([*RAMFS_RUNDIR, sys.executable, "-m",
+                            "rootfs_kernel.sandbox.probes", "idmap", RUNDIR],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode in (0, 1), probe.stderr
+    if json.loads(probe.stdout)["idmap"]:
+        pytest.skip("this Linux idmaps a ramfs: the condition cannot be made here")
+    with LaunchedKernel(RAMFS_RUNDIR, tmp_path) as k:
+        where = k.run(f"%%host\nstat -f -c %T {RUNDIR}; findmnt -no OPTIONS {RUNDIR}")
+        fstype, options = where.stdout.splitlines()
+        assert fstype == "ramfs" and "noexec" in options.split(","), where
+        program = ('#include <stdio.h>\n#include <unistd.h>\n'
+                   'int main(void) { printf("compiled, uid %d\\n", (int)getuid()); }\n')
+        ran = k.run("%%c\n" + program)
+        assert ran.reply["status"] == "ok", (ran.reply, ran.stderr)
+        assert ran.stdout == "compiled, uid 0\n", ran.stdout
+        ran = k.run("%%c\n%root none\n" + program)   # run on the host's tree, by its path
+        assert ran.reply["status"] == "ok", (ran.reply, ran.stderr)
+        assert ran.stdout == "compiled, uid 0\n", ran.stdout
+        # gcc's messages still name the source cell.c, by its lines (after the %%c line)
+        bad = k.run("%%c\nint main(void) {\n  return missing;\n}\n")
+        assert bad.reply["ename"] == "CompileError", bad.reply
+        assert "cell.c:2:10: error: 'missing' undeclared" in bad.evalue.replace(
+            "\u2018", "'").replace("\u2019", "'"), bad.evalue

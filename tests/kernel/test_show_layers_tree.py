@@ -105,6 +105,27 @@ def test_the_tree_draws_the_cells_mounts_under_their_parents(kernel):
     assert "/scratch" in data.get("image/svg+xml", data["text/plain"])
 
 
+def test_a_tree_at_a_path_draws_the_mounts_below_it_and_those_they_sit_on(kernel):
+    res = kernel.ok("%mount tmpfs /scratch\n%mount tmpfs /scratch/inner\n"
+                    "%show tree /scratch\ntrue")
+    p = _bundle(res, TREE_MIME_TYPE)[TREE_MIME_TYPE]
+    jsonschema.validate(p, TREE_SCHEMA)
+    assert p["title"].endswith("at and below /scratch")
+    cell = {n["mount_point"]: n for n in p["sides"][0]["nodes"]}
+    # the two tmpfs and the root they sit on: not /proc, /dev, /sys and the rest
+    assert sorted(cell) == ["/", "/scratch", "/scratch/inner"], sorted(cell)
+    assert cell["/scratch/inner"]["parent"] == cell["/scratch"]["mount_id"]
+    assert cell["/scratch"]["parent"] == cell["/"]["mount_id"]
+    # the host has no /scratch: its side keeps no more than the chain to its root
+    with open("/proc/self/mountinfo") as f:
+        host = [line.split() for line in f]
+    assert len(p["sides"][1]["nodes"]) <= 1 < len(host)
+    # the whole tree of the same cell has every mount of the cell
+    whole = _bundle(kernel.ok("%mount tmpfs /scratch\n%show tree\ntrue"),
+                    TREE_MIME_TYPE)[TREE_MIME_TYPE]
+    assert {"/proc", "/dev"} <= {n["mount_point"] for n in whole["sides"][0]["nodes"]}
+
+
 @pytest.mark.rootonly
 def test_the_tree_links_shared_mounts_across_the_two_namespaces(kernel, shared_peer):
     peer = shared_peer

@@ -122,7 +122,8 @@ def test_the_header_is_generated_from_the_operations():
              text.split("enum op_kind {")[1].split("};")[0].split()]
     assert kinds == [f"OP_{k.upper()}" for k in ops.OPS] + ["OP_KINDS"]
     assert ("struct op_bind { const char *source; const char *target; int rec; "
-            "int readonly; const char *create; int optional; int idmap; int in_root; };") in text
+            "int readonly; const char *create; int optional; int idmap; int program; "
+            "int in_root; };") in text
     # A changed schema is a new version, so a binary built before it refuses the plan.
     assert ops.VERSION.startswith(ops.WIRE_VERSION + "/")
     # The namespaces whose ids %show ns reports: the names of ops.NAMESPACES, in order.
@@ -162,7 +163,7 @@ def test_every_operation_crosses_with_its_fields_in_order():
     assert [o[1] for o in found if o[0] == "op"] == [op.KIND for op in plan.ops]
     assert [o[1] for o in found if o[0] == "sop"] == [op.KIND for op in plan.script_ops]
     bind = next(o for o in found if o[1] == "bind" and o[2] == "/etc")
-    assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "1"]
+    assert bind[2:] == ["/etc", "/mnt/etc", "1", "1", "like-source", "0", "0", "0", "1"]
     overlay = next(o for o in found if o[1] == "mount" and o[4] == "overlay")
     assert "lowerdir=/img/b:/img/a" in overlay[6]
     # The shell reads the cell from the script pipe as its script `cell`, which it finds

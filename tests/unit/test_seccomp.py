@@ -174,4 +174,4 @@ def test_every_container_and_the_compiler_get_the_filter_unless_the_cell_says_of
     assert not _plan("%seccomp off\ntrue").seccomp and _token(_plan("%seccomp off\ntrue")) == "0"
     assert not _plan("%%host\ntrue").seccomp   # the host itself: no container to filter
     ctx = Context(places=PLACES, rootless=False, uid=0, gid=0, cwd="/")
-    assert compile_plan(ctx, "/run/rk/c", ("/bin/sh", "-c", "gcc"), {}, []).seccomp
+    assert compile_plan(ctx, "/run/rk/c/cell1.c", "", ["gcc"], {}, []).seccomp

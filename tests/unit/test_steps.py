@@ -15,6 +15,7 @@ from rootfs_kernel.sandbox import ops, recording, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.sandbox.prepared import setup_key
 from rootfs_kernel.views import calls, render_html, render_text, steps_payload, view_bundle
+from rootfs_kernel.views import text as text_view
 from rootfs_kernel.views.model import neighbours
 
 HOST = "\n".join(make._HOST) + "\n"
@@ -211,6 +212,18 @@ def test_text_and_html_show_each_steps_calls_and_what_it_did_to_the_table():
     assert "step 11  - /home  ext4 /dev/sda2" in text
     data, _ = view_bundle(p, widget=False)
     assert set(data) == {"text/plain", "text/html", "application/vnd.rootfs-kernel.compare+json"}
+
+
+def test_the_text_pads_no_column_past_its_cap_a_long_call_runs_on_its_row_alone():
+    p = make._steps()
+    long_call = "mount(" + "x" * 300 + ")"
+    p["rows"][0]["cell"]["calls"] = long_call
+    lines = render_text(p).splitlines()
+    [long_row] = [ln for ln in lines if long_call in ln]
+    [header] = [ln for ln in lines if ln.lstrip().startswith("step ") and "took" in ln]
+    assert len(long_row) > 300
+    # the header (and every short row) is as wide as the capped columns, not 300+
+    assert len(header) < 3 * text_view.PAD_CAP, header
 
 
 def test_the_widget_opens_a_step_and_steps_to_its_neighbours():

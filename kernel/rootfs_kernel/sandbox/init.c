@@ -95,6 +95,9 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
 #endif
+#ifndef MOUNT_ATTR_NOEXEC
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
 #ifndef OPEN_TREE_CLONE
 #define OPEN_TREE_CLONE 1
 #endif
@@ -993,6 +996,19 @@ static void op_bind(const struct op_bind *o) {
                           AT_EMPTY_PATH | (o->rec ? AT_RECURSIVE : 0), &attr, sizeof attr));
             close(top);
         }
+    }
+    if (o->program) {
+        /* The %%c program runs even from a noexec mount (Debian's /run): this bind is
+         * only that file, made by the kernel.  A flag locked by a user namespace (an
+         * ordinary user's cell) stays, and the exec says why. */
+        int top = o->in_root ? open_in_root(o->target, O_PATH)
+                             : open(o->target, O_PATH | O_CLOEXEC);
+        CHECK(top);
+        struct mount_attr attr = { .attr_clr = MOUNT_ATTR_NOEXEC };
+        if (syscall(SYS_mount_setattr, top, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 &&
+            errno != EPERM)
+            fail("errno", current_op, errno, 0);
+        close(top);
     }
 }
 

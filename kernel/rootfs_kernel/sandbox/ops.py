@@ -147,7 +147,10 @@ class Bind(Op):
     source that does not exist is skipped (the host's optional devices). idmap: shown
     through the plan's id map, so the cell's (unprivileged) root acts as the host's
     owners there, and only there (%bind's grant); where the filesystem cannot be
-    idmapped, a plain bind and a note. in_root=False: `target` is a host path."""
+    idmapped, a plain bind and a note. program: a %%c cell's program, which runs even
+    where the host's mount of it is noexec (Debian's /run, the runtime directory's): the
+    new mount's noexec is cleared where it is not locked (an ordinary user's cell).
+    in_root=False: `target` is a host path."""
 
     source: str
     target: str
@@ -156,6 +159,7 @@ class Bind(Op):
     create: str
     optional: bool
     idmap: bool = False
+    program: bool = False
     in_root: bool = True
     lineno: int = field(default=0, metadata=LOCAL)
 

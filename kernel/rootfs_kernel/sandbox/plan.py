@@ -413,12 +413,15 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
         (script_ops if own else ops_).extend(_user_ops(m, idmap=unprivileged))
     if c_program is not None:
         # %%c: the compiled program, not a shell; in its own root it is bound (read-only)
-        # before the root switch hides the host's path.
+        # before the root switch hides the host's path; on the host's tree, bound onto
+        # itself. Either way its mount may run it: the runtime directory may be noexec.
         if isolated_root:
             ops_.append(Bind(c_program, C_BINARY, rec=False, readonly=True, create="file",
-                             optional=False, lineno=1))
+                             optional=False, program=True, lineno=1))
             argv = (C_BINARY,)
         else:
+            ops_.append(Bind(c_program, c_program, rec=False, readonly=True, create="file",
+                             optional=False, program=True, in_root=False, lineno=1))
             argv = (c_program,)
 
     if spec.root == "pivot":
@@ -478,19 +481,23 @@ COMPILER_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"
                   "/etc/ld.so.cache", "/etc/alternatives")
 
 
-def compile_plan(ctx: Context, source: str, argv: Sequence[str], limits: Mapping,
+def compile_plan(ctx: Context, source: str, text: str, gcc: Sequence[str], limits: Mapping,
                  host_paths: Sequence[tuple[str, str, str | None]]) -> Plan:
     """%%c's compile: the host's compiler and headers, read-only, in a container of its
     own (pivot_root, PID/IPC/UTS namespaces, runc's masks, the unprivileged ids in root
     mode), where only its work directory (`source`'s, a tmpfs there) and /tmp are
     writable: gcc's flags can name any path, but can change nothing of the host's and
-    read only the compiler's own files and `source` (bound read-only). What gcc writes
-    stays within the cell's `disk` (each tmpfs's size); the kernel copies the program out
-    of the work directory's tmpfs (Plan.layers.upper, handed over as a cell's upper
-    layer) once the compile is over. `host_paths`: COMPILER_PATHS as the host has them,
-    (path, "dir" | "file" | "link", link target)."""
+    read only the compiler's own files and the cell's `text`. That comes down the script
+    pipe and is written to `source` in the work directory, by the compile's own id: no
+    host file of the source exists for another user to read, and none needs an idmapped
+    mount for the compile to read it (tmpfs has them from Linux 6.3 on, ramfs not at all).
+    Then `gcc` runs there, umask 077. What gcc writes stays within the cell's `disk`
+    (each tmpfs's size); the kernel copies the program out of the work directory's tmpfs
+    (Plan.layers.upper, handed over as a cell's upper layer) once the compile is over.
+    `host_paths`: COMPILER_PATHS as the host has them, (path, "dir" | "file" | "link",
+    link target)."""
     root = f"{ctx.places.scratch}/root"
-    workdir = posixpath.dirname(source)
+    workdir, name = posixpath.split(source)
     unprivileged = ctx.ids is not None
     owner = ctx.ids.first if unprivileged else -1
     ids = f",uid={owner},gid={owner}" if unprivileged else ""
@@ -518,12 +525,13 @@ def compile_plan(ctx: Context, source: str, argv: Sequence[str], limits: Mapping
                flags_extra=MS_NOSUID | MS_NODEV),
         _mount("tmpfs", "rootfs-cc-work", workdir, "mode=0755" + ids + size, in_root=True,
                flags_extra=MS_NOSUID | MS_NODEV),
-        Bind(source, source, rec=False, readonly=True, create="file", optional=False,
-             idmap=unprivileged),
         PivotRoot(root),
     ]
+    # The script pipe is the shell's fd 3 (init.c); gcc does not inherit it.
+    argv = (SHELL, "-c", f"umask 077 && cat >{shlex.quote(name)} <&3 && exec 3<&- && "
+            f"exec {shlex.join(gcc)}")
     env = {"PATH": cell.DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8"}
-    return Plan(argv=tuple(argv), env=env, cwd=workdir, namespaces=flags,
+    return Plan(argv=argv, env=env, cwd=workdir, script=text, namespaces=flags,
                 script_namespaces=script_flags, rootless=ctx.rootless, uid=ctx.uid,
                 gid=ctx.gid, pidns=True, root=root, ops=tuple(ops_),
                 script_ops=(Hostname("rootfs-cc"),), limits=dict(limits),

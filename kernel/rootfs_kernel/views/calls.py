@@ -297,6 +297,9 @@ def _op_words(plan: Plan, rec: Record, op: ops.Op, changes: list[stepdiff.Change
         if op.readonly:
             calls.append(f"mount_setattr({q(target)}, \"\", "
                          f"{'AT_RECURSIVE' if op.rec else '0'}, {{MOUNT_ATTR_RDONLY}})")
+        if op.program:   # the %%c program runs even from a noexec host mount
+            calls.append(f"mount_setattr({q(target)}, \"\", 0, {{.attr_clr = "
+                         "MOUNT_ATTR_NOEXEC}})")
         return calls, line.rstrip(": ")
     if isinstance(op, ops.Mask):
         target = where(plan, rec, op.path)

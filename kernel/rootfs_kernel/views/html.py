@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from .model import State, draw, initial_state, two_sided
+from .model import State, draw, initial_state, level_legend, two_sided
 
 # Static copies (text/html, text/plain) show at most this many lines; the renderer and
 # the live widget show every line.
@@ -299,7 +299,7 @@ def _step_tables(payload: dict, max_lines: int | None) -> str:
         kids = level.get("rows", [])
         if not kids or room <= 0:
             continue
-        marks = {e["status"]: e["mark"] for e in level.get("legend") or payload["legend"]}
+        marks = {e["status"]: e["mark"] for e in level_legend(payload, level)}
         values = row["cell"]
         head = f"{row['key']}: {values.get('mounts') or ''}"
         out.append(f'<details class="rfk-step"><summary>{escape(head)}</summary>'

@@ -54,7 +54,13 @@ def side_label(payload: dict, side: str) -> str:
 def level_legend(payload: dict, node: dict) -> list[dict]:
     """A level's legend: its own (a step's mount changes, a layer's entries), else the
     payload's."""
-    return node.get("legend") or payload["legend"]
+    return node.get("legend") or _level(payload).get("legend") or payload["legend"]
+
+
+def _level(payload: dict) -> dict:
+    """What every row's children share when they do not say it themselves (a payload's
+    "level": %show steps' mount changes)."""
+    return payload.get("level") or {}
 
 
 def marks(payload: dict, legend: list[dict] | None = None) -> dict[str, str]:
@@ -196,7 +202,7 @@ def note_text(payload: dict) -> str | None:
 def level_columns(payload: dict, node: dict) -> list[dict]:
     """A level's value columns: its own (the layers of %show layers open onto paths),
     else the payload's."""
-    return node.get("columns") or payload["columns"]
+    return node.get("columns") or _level(payload).get("columns") or payload["columns"]
 
 
 def names_text(payload: dict) -> list[str]:
@@ -340,7 +346,7 @@ def draw(payload: dict, state: State = State(), max_lines: int | None = None) ->
             footer = {"text": "", "action": "collapse to the differences"}
     return {
         "title": level_title(payload, state.path),
-        "key": node.get("key") or payload["key"],
+        "key": node.get("key") or _level(payload).get("key") or payload["key"],
         "columns": columns,
         "more": more,
         "marks": any(summary[e["status"]] and e["mark"].strip() for e in legend),

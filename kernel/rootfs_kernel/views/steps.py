@@ -111,14 +111,13 @@ def steps_payload(host: list[Mount] | None, steps: Sequence, title: str | None =
     """Payload from calls.describe(): the host's table and the steps.
     `cell_dir`: the container's directory (the plan's root's parent), named $CELL."""
     rows = []
-    columns = _columns(TABLE_COLUMNS, _SPLIT)
+    table = _columns(TABLE_COLUMNS, _SPLIT)   # each step's mount changes
     missing = []
     timeline = _timeline(steps)
     for n, step in enumerate(steps, 1):
         kids = _table_rows(step.changes, chroot=step.op == "chroot", cell_dir=cell_dir)
-        level = {"key": dict(_KEY), "columns": columns, "legend": CHANGES_LEGEND,
-                 "rows": kids, "summary": summarize(kids)}
-        groups = find_groups(kids, columns, [{"name": "cell", "label": "cell"}],
+        level = {"rows": kids, "summary": summarize(kids)}   # its key, columns, legend: once
+        groups = find_groups(kids, table, [{"name": "cell", "label": "cell"}],
                              parent=posixpath.dirname, alike=("fstype",), noun="mounts")
         if groups:
             level["groups"] = groups
@@ -143,6 +142,7 @@ def steps_payload(host: list[Mount] | None, steps: Sequence, title: str | None =
                   sides=[{"name": "cell", "label": "cell"}], legend=STEPS_LEGEND,
                   truncated=bool(missing),
                   note=f"{', '.join(missing)}: no mount table was kept" if missing else None)
+    p["level"] = {"key": dict(_KEY), "columns": table, "legend": CHANGES_LEGEND}
     p["headline"] = headline(host, steps)
     if cell_dir:
         p["names"] = {CELL: cell_dir}

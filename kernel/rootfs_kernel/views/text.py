@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .html import MAX_STATIC_LINES
-from .model import State, draw, initial_state, two_sided
+from .model import State, draw, initial_state, level_legend, two_sided
+
+PAD_CAP = 64
 
 
 def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str = "",
@@ -42,7 +44,10 @@ def render_text(payload: dict, *, path: Sequence[str] | None = None, query: str 
             cells.append(f"({ln['note']})")
         table.append(cells)
 
-    widths = [max((len(r[i]) for r in table if i < len(r)), default=0)
+    # A column is padded to at most PAD_CAP: a longer value (a step's system calls, a mount's
+    # options) runs into the next column on its row alone, instead of every row of the
+    # table carrying its width in spaces.
+    widths = [min(PAD_CAP, max((len(r[i]) for r in table if i < len(r)), default=0))
               for i in range(len(header))]
     out = [view["title"]]
     if view["headline"]:
@@ -82,8 +87,7 @@ def _step_changes(payload: dict, max_lines: int | None) -> list[str]:
     out = ["", "What each step did to the mount table:"]
     room = MAX_STATIC_LINES if max_lines is None else max_lines
     for row in payload["rows"]:
-        marks = {e["status"]: e["mark"] for e in row.get("children", {}).get("legend")
-                 or payload["legend"]}
+        marks = {e["status"]: e["mark"] for e in level_legend(payload, row.get("children", {}))}
         for kid in row.get("children", {}).get("rows", []):
             if kid["status"] == "same":
                 continue

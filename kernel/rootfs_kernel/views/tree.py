@@ -43,10 +43,28 @@ COLOURS = {
 _FILL, _TEXT, _EDGE, _PEER, _MASTER, _CLUSTER = COLOURS
 
 
+def under(table: list[Mount], path: str) -> list[Mount]:
+    """The mounts at or below `path`, and every mount they sit on (to the root), in the
+    table's order: `%show tree PATH`."""
+    inside = path.rstrip("/") + "/"
+    by_id = {m.mount_id: m for m in table}
+    keep: set[int] = set()
+    for m in table:
+        if m.mount_point == path or m.mount_point.startswith(inside) or path == "/":
+            while m is not None and m.mount_id not in keep:
+                keep.add(m.mount_id)
+                m = by_id.get(m.parent_id) if m.parent_id != m.mount_id else None
+    return [m for m in table if m.mount_id in keep]
+
+
 def tree_payload(cell: list[Mount], host: list[Mount], title: str | None = None, *,
-                 draw: bool = True, other: str | None = None) -> dict:
+                 draw: bool = True, other: str | None = None,
+                 path: str | None = None) -> dict:
     """`other`: the name of the earlier cell whose tree `host` is (`%show tree vs NAME`):
-    labelled so, and not linked to this cell's (the two are not of one moment)."""
+    labelled so, and not linked to this cell's (the two are not of one moment); `path`:
+    only the mounts at and below it and those they sit on (`%show tree PATH`)."""
+    if path is not None:
+        cell, host = under(cell, path), under(host, path)
     graph = mounttree.build(cell, host, across=other is None)
     labels = {"cell": "cell", "host": "host"} if other is None else \
         {"cell": "this cell", "host": other}
@@ -61,6 +79,8 @@ def tree_payload(cell: list[Mount], host: list[Mount], title: str | None = None,
     if title is None:
         title = "Mount trees: the cell's and the host's, with propagation" if other is None \
             else f"Mount trees: this cell's and cell {other}'s"
+        if path is not None:
+            title += f", at and below {path}"
     payload = {
         "version": TREE_VERSION, "kind": "tree", "title": title,
         "sides": [{"name": s["name"], "label": labels[s["name"]], "nodes": s["nodes"],
