@@ -17,14 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Every key run.py reports in --quick mode (views at 5,000 mounts is a full-run size).
 EXPECTED = {
-    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_back_to_back", "roundtrip_on_demand",
-    "roundtrip_host_mounts", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
+    "startup", "roundtrip_p50", "roundtrip_p95", "roundtrip_caches", "caches_alone",
+    "roundtrip_on_demand",
+    "runall", "roundtrip_host_mounts", "roundtrip_host_mounts_before_start",
+    "roundtrip_host_mounts_private", "script_mb_s", "showls_usr", "memory_idle", "scale_memory",
     "scale_roundtrip", "stream_mb_s",
     "keep_last_vs_first", "keep_cell_vs_plain", "keep_8m_vs_plain", "setup", "setup_on_demand",
+    "setup_no_template", "setup_many_mounts",
     "steps_cell", "mounts_cell", "plain_after_steps",
     "views_mounts_100", "views_mounts_1000", "views_listing", "image_import", "image_minimal",
     "net_own_vs_host", "net_own_vs_host_back_to_back", "net_own_vs_host_on_demand", "net_user",
-    "net_user_on_demand", "net_user_idle_memory", "net_series_last_vs_first",
+    "net_user_on_demand", "net_own_idle_memory", "net_user_idle_memory", "net_series_last_vs_first",
 }
 
 

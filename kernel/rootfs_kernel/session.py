@@ -98,7 +98,7 @@ class Session:
         self.keep_image: str | None = None      # image of the running %keep chain
         self.kept_size = 0                      # what its kept layer takes (upper.cost)
         self._progress: Progress | None = None
-        self._images: dict[str, tuple[int, object]] = {}   # name -> (mtime of its json, Image)
+        self._images: dict[str, tuple[tuple, object]] = {}   # name -> (_stamp, Image)
         self._c_count = 0
         self._said: set[str] = set()
         self._specs: dict[tuple, cell.CellSpec] = {}
@@ -311,16 +311,14 @@ class Session:
         # Most cells use the image the previous one used: skip the worker thread and the
         # metadata read while its image.json is unchanged (replaced by a rebuild or rm).
         path = self.store.images_dir / spec.image / "image.json"
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError:
-            stamp = None
+        stamp = _stamp(path)
         cached = self._images.get(spec.image)
         if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1]
         image = await self._load_image(spec, notice)
-        if stamp is not None or path.exists():
-            self._images[spec.image] = (path.stat().st_mtime_ns, image)
+        stamp = stamp or _stamp(path)   # read before the load, unless the load built it
+        if stamp is not None:
+            self._images[spec.image] = (stamp, image)
         return image
 
     async def _load_image(self, spec: cell.CellSpec, notice: Callable[[str], None]):
@@ -489,6 +487,16 @@ def _over(err: upper.TooLarge) -> str:
 def _disk_full(bound: float, then: str) -> str:
     """What a cell hears when what it writes, keeps or exports passes its disk=."""
     return f"the cell's writable layer is full (%limit disk={cell.format_size(bound)}): {then}"
+
+
+def _stamp(path: os.PathLike) -> tuple[int, int] | None:
+    """An image's metadata file as the store last wrote it: a new image (a build, an
+    import, an export with --replace) is a new file (store.py renames it into place)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _remember(cache: dict, key: tuple, value: object) -> object:

@@ -1,7 +1,9 @@
 """Containers prepared for the next cell (sandbox/prepared.py) while the kernel is idle.
 
 A cell that takes a prepared container must see what a container made for it then would
-show: the host's mounts and directories as they are when the cell runs, a fresh root.
+show: the host's mounts and directories as they are when the cell runs, a fresh root. One
+test per reason a prepared container must not run the cell that comes (prepared.py's
+Capture): each passes only because of its own check.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 from kerneldriver import (
@@ -16,6 +19,7 @@ from kerneldriver import (
     KernelDriver,
     alive,
     bound_by,
+    comm,
     descendants,
     kernel_mounts,
     prepared_containers,
@@ -23,6 +27,7 @@ from kerneldriver import (
 )
 
 from rootfs_kernel import cell
+from rootfs_kernel.images import ImageStore
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
 from rootfs_kernel.sandbox.prepared import preparable
 
@@ -68,6 +73,120 @@ def test_a_directory_replaced_by_a_host_cell_is_bound_as_it_is_now(fresh_kernel,
     assert k.ok(f"%bind {data} /data\nls /data").stdout == "old\n"
     k.ok(f"%%host\nrm -rf {data} && mkdir {data} && touch {data}/new")
     assert k.ok(f"%bind {data} /data\nls /data").stdout == "new\n"
+
+
+def test_a_bind_source_renamed_over_is_bound_as_it_is_now(fresh_kernel, tmp_path):
+    """Another directory renamed into a %bind source's place by the host (no mount, no
+    %%host cell): the container prepared with the old one bound what is not there any
+    more (Capture.sources: the source's device and inode)."""
+    k = fresh_kernel
+    data, new = tmp_path / "data", tmp_path / "new"
+    data.mkdir()
+    (data / "old").touch()
+    new.mkdir()
+    (new / "new").touch()
+    bind = f"%bind {data} /data\nls /data"
+    assert k.ok(bind).stdout == "old\n"
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    data.rename(tmp_path / "was-data")
+    new.rename(data)
+    assert k.ok(bind).stdout == "new\n"
+
+
+@pytest.mark.rootonly
+@pytest.mark.skipif(not ROOT, reason="mounting on the host needs root")
+def test_a_mount_made_below_a_bind_source_is_seen_by_the_next_cell(fresh_kernel, tmp_path):
+    """A mount made on the host below a %bind source after the next container was
+    prepared (the source itself is the same directory): a recursive bind takes it, so the
+    prepared one, which has not, is not used (Capture.mounts: the mount table's
+    generation)."""
+    k = fresh_kernel
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    bind = f"%bind {data} /data\nls /data/sub"
+    assert k.ok(bind).stdout == ""
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    subprocess.run(["mount", "-t", "tmpfs", "rk-test", str(data / "sub")], check=True)
+    try:
+        (data / "sub" / "on-the-mount").touch()
+        assert k.ok(bind).stdout == "on-the-mount\n"
+    finally:
+        subprocess.run(["umount", str(data / "sub")], check=True)
+
+
+def test_an_image_exported_again_elsewhere_is_the_one_the_next_cell_gets(fresh_kernel):
+    """Another kernel exports the image again while a container of the old one waits
+    prepared: the next cell of the same text runs on the new image (Session keys its
+    image and plan on the image's stamp; the prepared container's plan, of the old
+    layers, is not this cell's)."""
+    k, name = fresh_kernel, f"rk-again-{uuid.uuid4().hex[:8]}"
+    other = KernelDriver()
+    try:
+        k.ok(f"%export {name}\necho one > /version")
+        cat = f"%image {name}\ncat /version"
+        assert k.ok(cat).stdout == "one\n"
+        assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+        other.ok(f"%export {name} --replace\necho two > /version")
+        assert k.ok(cat).stdout == "two\n"
+    finally:
+        other.shutdown()
+        ImageStore().remove(name)
+
+
+def test_a_host_cell_ends_the_containers_prepared_before_it(tmp_path):
+    """A %%host cell runs on the host as the kernel's user and may replace any file a
+    container takes by path, beyond the cell's own %bind lines: here the `display`
+    program every container binds (in a cache of this kernel's own). The container
+    prepared before it is not used after it."""
+    cache = tmp_path / "cache"
+    k = KernelDriver(env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    try:
+        k.ok("true")
+        assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+        (program,) = cache.glob("rootfs-kernel/display-*/display")
+        k.ok(f"%%host\nprintf '#!/bin/sh\\necho replaced\\n' > {program}.new && "
+             f"chmod 755 {program}.new && mv {program}.new {program}")
+        assert k.ok("display anything").stdout == "replaced\n"
+    finally:
+        k.shutdown()
+
+
+def test_a_net_line_is_not_run_in_the_container_prepared_without_it(fresh_kernel):
+    """A cell's network is its container's, made with it: a `%net host` cell after a plain
+    one (whose container, with a network namespace of its own, waits ready) runs on the
+    host's network, and a plain cell after a `%net host` one in a namespace of its own."""
+    k = fresh_kernel
+    host = os.readlink("/proc/self/ns/net")
+    k.ok("true")
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    assert k.ok("%net host\nreadlink /proc/self/ns/net").stdout.strip() == host
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    assert k.ok("readlink /proc/self/ns/net").stdout.strip() != host
+
+
+def test_cells_sent_back_to_back_find_the_next_container_made_while_one_runs(fresh_kernel):
+    """Run All: a cell queued behind the last one (it comes as that one ends) has the
+    container for the cell after it made at once, while it runs; a cell that comes later
+    does not compete with one (the next is made after its reply)."""
+    k = fresh_kernel
+    k.ok("true")
+    assert wait_for(lambda: len(prepared_containers(k.pid)) == 1)
+    first, second = k.kc.execute("true"), k.kc.execute("sleep 3")   # as Run All sends them
+    while k.kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != first:
+        pass
+    # The second cell runs in the container prepared for it (a rootfs-warm until its
+    # script ends); the one for the cell after it waits beside it.
+    assert wait_for(lambda: _sleeping(k) and len(prepared_containers(k.pid)) == 2, 2.5)
+    while k.kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != second:
+        pass
+    time.sleep(0.2)
+    k.kc.execute("sleep 2")
+    assert wait_for(lambda: _sleeping(k), 1.5)
+    assert len(prepared_containers(k.pid)) == 1   # its own: the next is made after it
+
+
+def _sleeping(k: KernelDriver) -> bool:
+    return any(comm(p) == "sleep" for p in descendants(k.pid))
 
 
 @pytest.mark.rootonly

@@ -77,8 +77,16 @@ def test_the_default_container_step_by_step(kernel):
     # The container's directory is named once, in the heading: the rows say $CELL.
     assert root["cell"]["fstype"] == "overlay" and root["key"] == "$CELL/root"
     assert p["names"]["$CELL"].endswith("/cell")
-    gone = _changes(pivot, "only-host")
-    assert _host_points() - {"/"} <= set(gone), _host_points() - set(gone)
+    gone = set(_changes(pivot, "only-host"))
+    template = next((r for r in p["rows"] if "setns(TEMPLATE" in (r["cell"]["calls"] or "")),
+                    None)
+    if ROOT:   # cloned from the helper's template: the host's other mounts never came
+        assert template is not None and template["cell"]["process"] == "init (host)"
+        assert "template's" in clone["note"]
+        gone |= set(_changes(template, "only-host"))
+    else:      # an ordinary user's init may not enter it: a copy of the host's table
+        assert template is None and "host's" in clone["note"]
+    assert _host_points() - {"/"} <= gone, _host_points() - gone
     moved = [k for k in pivot["children"]["rows"] if k["key"] == "/" and
              k["status"] == "differs"]
     assert moved and moved[0]["cell"]["fstype"] == "overlay"
@@ -103,7 +111,10 @@ def test_the_scripts_user_namespace_and_its_id_map(kernel):
         assert "move_mount(" in layer["cell"]["calls"]
         (added,) = _changes(layer, "only-cell").values()
         assert "idmapped" in added["cell"]["options"]
-        assert _step(p, "clone(CLONE_NEWUSER|SIGCHLD)", "init (host)")
+        # the user namespace of the id map: made with the helper's template, once
+        (idmap,) = [r for r in p["rows"] if "idmapped mounts" in r.get("note", "")]
+        assert idmap["cell"]["process"] == "init (host)" and "template" in idmap["note"]
+        assert IdRange().map_line().split()[1] in idmap["note"]
     else:      # an ordinary user's cell: its init maps the user as root
         assert f'"0 {os.getuid()} 1"' in _init_clone(p)["cell"]["calls"]
 

@@ -5,12 +5,16 @@ Also the error messages a reader meets on the way (`%image`, a typo, `%help`).""
 
 from __future__ import annotations
 
+import os
+
 import jsonschema
 import pytest
 
 from rootfs_kernel.inspect.mounts import diff_mounts, parse_mountinfo
 from rootfs_kernel.views import MIME_TYPE, TREE_MIME_TYPE, WIDGET_MIME_TYPE
 from rootfs_kernel.views.payload import schema
+
+ROOT = os.geteuid() == 0
 
 
 def _views(res) -> list[dict]:
@@ -43,8 +47,14 @@ def test_pivot_against_chroot_differ_exactly_at_the_root_switch(kernel):
     assert steps["kind"] == "steps-vs"
     assert [s["label"] for s in steps["sides"]] == ["this cell", "pivot"]
     # The two setups are the same calls but for the root switch: pivot_root (and the old
-    # root's detach) in the labelled cell, chroot in this one.
+    # root's detach) in the labelled cell, chroot in this one; and, in root mode, where
+    # the clone copies its mount table from: the pivot_root cell's from the helper's
+    # template (it keeps nothing of the host's), the chroot cell's from the host's (it
+    # keeps every mount, out of sight).
     odd = _odd(steps)
+    if ROOT:
+        template, *odd = odd
+        assert template["status"] == "only-host" and "setns(" in template["host"]["calls"]
     assert [r["status"] for r in odd] == ["only-host", "only-cell"], odd
     assert 'pivot_root(".", ".")' in odd[0]["host"]["calls"]
     assert 'umount2(".", MNT_DETACH)' in odd[0]["host"]["calls"]

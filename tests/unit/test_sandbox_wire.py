@@ -15,6 +15,7 @@ from rootfs_kernel.ids import IdRange
 from rootfs_kernel.linux import OVERFLOW_ID
 from rootfs_kernel.sandbox import initbin, ops, report, wire
 from rootfs_kernel.sandbox.plan import Context, Places, Plan, plan_for
+from rootfs_kernel.sandbox.prepared import setup_key
 from rootfs_kernel.sandbox.snapshots import inside, parse_id_map
 
 PLACES = Places.under("/run/rk")
@@ -217,7 +218,7 @@ def test_the_profile_is_asked_for_by_the_run_not_the_plan():
     assert keys["profile"] == ["0"]
     keys, _, _ = decode(wire.encode(plan, FACTS, parent=1, profile=True))
     assert keys["profile"] == ["1"]
-    assert wire.match_key(plan, 1) != wire.match_key(plan, 1, profile=True)
+    assert setup_key(plan) != setup_key(plan, profile=True)
 
 
 def test_a_container_plan_without_the_hosts_mount_namespace_is_refused():
@@ -282,12 +283,12 @@ def test_a_prepared_container_is_started_as_its_cell_would_be_and_takes_only_its
                                                                  warm=True)
     assert warm[:3] == cold[:3] and warm[3:5] == ["warm", "1"] and warm[5:] == cold[3:]
     other = plan_of("%env A=1\nlock 0 ns 0 host 1 argv /bin/sh -c 'cat /root/x'\n")
-    assert wire.match_key(other, 1) == wire.match_key(plan, 1)
+    assert setup_key(other) == setup_key(plan)
     assert not any("echo hi" in t or "cat /root" in t for t in cold + wire.encode(other, FACTS,
                                                                                   parent=1))
     # what does change the container: its environment, limits, working directory
     for changed in ("%env A=2\necho hi\n", "%limit pids=9\necho hi\n", "%root none\necho hi\n"):
-        assert wire.match_key(plan_of(changed), 1) != wire.match_key(plan, 1), changed
+        assert setup_key(plan_of(changed)) != setup_key(plan), changed
     run = _dump(cold)
     assert run.returncode == 0, run.stderr
     for bad in (["bogus", "1"], ["script"]):   # an unknown key, or a key without a value

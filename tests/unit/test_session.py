@@ -186,3 +186,93 @@ def test_the_output_budget_is_the_kernels_not_the_containers(store):
     assert "output" not in with_line.limits
     assert replace(with_line, script=None) == replace(without, script=None)
     assert with_line.script == script_head("/", with_line.env, 2) + "true"
+
+
+# -- the caches: a cell run again reuses its parse and its plan, never a stale one ----------
+
+
+def _version(text: str):
+    def build(ctx: BuildContext) -> BuildOutput:
+        root = ctx.new_layer_dir()
+        (root / "version").write_text(text)
+        return BuildOutput([ctx.add_layer(root)], {}, "test")
+    return build
+
+
+def test_a_cell_run_again_after_its_image_was_made_again_gets_the_new_image(store):
+    """The plan cache keys on the image's stamp: the same text after the image was made
+    again (an export with --replace, an import, another kernel's) is planned anew."""
+    store.build("again", _version("one"), replace=True)
+    s, sandbox = session(store)
+    execute(s, "%image again\ncat /version")
+    store.build("again", _version("two"), replace=True)
+    execute(s, "%image again\ncat /version")
+    first, second = (_image_layers(p) for p in sandbox.plans)
+    assert second == {str(store.load("again").layers[0])} and first != second
+
+
+def _image_layers(plan) -> set[str]:
+    """The image's layer directories a plan stacks (idmapped, in root mode)."""
+    return {op.source for op in plan.ops if isinstance(op, Layer)} or set(plan.layers.lowers)
+
+
+def test_a_cell_run_again_after_an_env_line_gets_the_new_value(store):
+    s, sandbox = session(store)
+    for value in ("1", "2"):
+        execute(s, f"%env X={value}")
+        execute(s, "echo $X")
+    assert [p.env["X"] for p in sandbox.plans] == ["1", "2"]
+
+
+def test_a_cell_run_again_in_another_working_directory_starts_there(store, tmp_path):
+    """A %root none cell starts in the kernel's working directory (the Python API's
+    caller may change it between cells)."""
+    s, sandbox = session(store)
+    here = os.getcwd()
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            os.chdir(tmp_path / name)
+            execute(s, "%root none\npwd")
+    finally:
+        os.chdir(here)
+    assert [f"cd -P -- {tmp_path / n} " in p.script for p in sandbox.plans
+            for n in "ab"] == [True, False, False, True]
+
+
+def test_a_cell_run_again_after_the_helper_was_replaced_uses_the_new_ones_directories(store):
+    """A helper that went away is replaced by one with directories of its own: a plan
+    made for the old one would set the cell up where nothing is."""
+    s, sandbox = session(store, base="/run/rootfs-kernel-unit/old")
+    execute(s, "true")
+    sandbox._places = Places.under("/run/rootfs-kernel-unit/new")
+    execute(s, "true")
+    old, new = sandbox.plans
+    assert old.layers.upper.startswith("/run/rootfs-kernel-unit/old/")
+    assert new.layers.upper.startswith("/run/rootfs-kernel-unit/new/")
+
+
+def test_a_cell_run_again_after_a_keep_chain_ended_reads_no_kept_layer(store, tmp_path):
+    upper = an_upper(tmp_path / "upper", f=b"x")
+    s, sandbox = session(store, base=str(tmp_path / "helper"), uppers=[upper])
+    execute(s, "%keep\ntouch /f")
+    execute(s, "ls /f")   # reads the kept layer, and ends the chain
+    execute(s, "ls /f")
+    _, chained, after = sandbox.plans
+    assert chained.layers.lowers[0] == sandbox.places.kept
+    assert sandbox.places.kept not in after.layers.lowers
+
+
+def test_a_cell_parsed_again_after_env_lines_grew_is_checked_against_them(store):
+    """The parse cache keys on the earlier cells' %env values: the same %env line is
+    refused once, with those, every variable together would pass what a program is
+    handed (cell.py's ARG_MAX check)."""
+    s, _ = session(store)
+    big = "v" * (120 << 10)
+    line = f"%env C={big}\ntrue"
+    assert execute(s, line).error is None
+    assert execute(s, "%env C=small").error is None
+    for i in range(8):
+        assert execute(s, f"%env A{i}={big}").error is None
+    out = execute(s, line)
+    assert out.error is not None and out.error.name == "HeaderError", out.error

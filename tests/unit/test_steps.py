@@ -13,6 +13,7 @@ from rootfs_kernel.inspect.mounts import parse_mountinfo
 from rootfs_kernel.inspect.stepdiff import compare_tables, counts
 from rootfs_kernel.sandbox import ops, recording, wire
 from rootfs_kernel.sandbox.plan import Context, Places, plan_for
+from rootfs_kernel.sandbox.prepared import setup_key
 from rootfs_kernel.views import calls, render_html, render_text, steps_payload, view_bundle
 from rootfs_kernel.views import text as text_view
 from rootfs_kernel.views.model import neighbours
@@ -163,7 +164,7 @@ def test_show_steps_is_part_of_the_setup_a_prepared_container_is_matched_on():
     assert "steps" not in wire.setup_tokens(plain, wire.Launch(1))
     tokens = wire.setup_tokens(shown, wire.Launch(1))
     assert tokens[tokens.index("steps") + 1] == "1"
-    assert wire.match_key(plain, 1) != wire.match_key(shown, 1)
+    assert setup_key(plain) != setup_key(shown)
     assert "steps" not in wire.script_tokens(shown)
     host = plan_for(cell.parse("%%host\ntrue"), None, ctx)
     assert "steps" not in wire.setup_tokens(host, wire.Launch(1))

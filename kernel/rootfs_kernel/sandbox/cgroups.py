@@ -168,6 +168,35 @@ def bounds(limits: dict, group: CellCgroup | None, rlimits: dict[str, int],
     return {"cgroup": cgroup, "rows": rows, "note": why}
 
 
+def for_container(name: str, limits: dict, *, asked: bool, unprivileged: bool, count: bool,
+                  home: Home | None
+                  ) -> tuple[CellCgroup | None, dict[str, int], dict, LimitsUnavailable | None]:
+    """A container's cgroup, made now and joined by its first process, or, where no cgroup
+    can be made, the setrlimit fallback: (the cgroup, the rlimits, what bounds the cell
+    (bounds), why there is no cgroup). `count`: a cgroup that counts what the cell uses
+    (%show limits), even with nothing to limit.
+
+    The default pids bound of a cell whose root is unprivileged (root mode's id range, or
+    an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1 cgroup
+    costs its first process a grace period of the kernel's RCU, which a cell that asked
+    for nothing should not wait for. A cell's own %limit pids gets the cgroup, whose
+    counters say when the limit was hit."""
+    held = {k: v for k, v in limits.items() if k in CGROUP_LIMITS}
+    nproc = {}
+    if "pids" in held and not asked and unprivileged:
+        nproc = {"nproc": int(held.pop("pids"))}
+    if not held and not count:
+        return None, nproc, bounds(limits, None, nproc), None
+    try:
+        group = CellCgroup.create(name, held, home, count=count)
+    except LimitsUnavailable as err:
+        # Without cgroups, setrlimit still holds a fork bomb or a hog back (per process
+        # for memory); cpu shares need a cgroup.
+        rlimits = {**nproc, **rlimits_for(held)}
+        return None, rlimits, bounds(limits, None, rlimits, str(err)), err
+    return group, nproc, bounds(limits, group, nproc), None
+
+
 def rlimits_for(limits: dict) -> dict[str, int]:
     """The setrlimit fallback: processes (counted per user namespace since Linux 5.14,
     so a rootless cell's count is its own) and address space per process."""

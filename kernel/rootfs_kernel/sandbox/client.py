@@ -2,9 +2,9 @@
 
 Runs in: the kernel (its event loop).
 
-Output never passes through the helper: the kernel makes the pipes, hands their write
-ends over with the `run` (or `prepare`) frame and reads the other ends itself. The cell's
-text goes the same way, down the script pipe to the container's shell.
+The helper's life cycle, the requests that start containers (their bounds and plan made
+here), and a cell's run: its channels (channels.py), the prepared container it may take
+(prepared.py), its report and snapshots, interrupts and the timeout.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import itertools
 import os
-import select
 import shutil
 import signal
 import socket
@@ -23,14 +23,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..ids import IdRange
-from . import cgroups, helper, initbin, protocol, report, rundir, snapshots, wire
+from . import cgroups, helper, initbin, protocol, report, rundir, wire
+from .cellrun import CellRun, collect, forward, supervise
+from .channels import Channels, Once, PipeReader, ResultReader, ScriptWriter, memfd
 from .plan import Context, Places, Plan
-from .prepared import preparable
+from .prepared import Pool, Ready
+from .template import RECURSIVE, Template
 
-CHUNK = 1 << 16
 # After the container has ended, output still buffered in a pipe is drained for this
 # long; only processes that escaped a cell without a PID namespace can keep a pipe open.
 DRAIN_SECONDS = 0.2
@@ -45,88 +46,26 @@ class SandboxError(RuntimeError):
         self.errno = errno
 
 
-@dataclass
-class CellRun:
-    status: int | None = None
-    signal: int | None = None
-    error: str | None = None          # setup failure reported by the container
-    setup_seconds: float | None = None
-    snapshots: list[dict] = field(default_factory=list)
-    interrupted: bool = False
-    timed_out: bool = False
-    limit: str | None = None          # which cgroup limit ended (part of) the cell
-    profile: list | None = None       # per setup operation (op, where, seconds), on request
-    # On request too: when (time.monotonic) the cell reached its container, its script
-    # started and ended, the init reported, and the kernel had the report.
-    stages: dict[str, float] | None = None
-    notes: list[str] = field(default_factory=list)   # what the setup did otherwise (words)
-    disk_full: bool = False           # the cell filled its writable layer (%limit disk)
-    # A prepared container's: when (time.monotonic) the kernel wrote the cell down the
-    # pipe its shell waited on (the `wait` of %show steps).
-    handed_over: float | None = None
-    # run(upper=True): the overlay's upper directory on the cell's tmpfs, an fd the caller
-    # closes; it keeps that tmpfs after the cell's namespace has gone (%keep, %export).
-    upper: int | None = None
-
-
-class _Channels:
-    """A container's five channels to the kernel. The container gets `theirs` as its fds
-    1-5 (init.c): the write ends of the cell's stdout and stderr, its end of the result
-    socket, the read ends of the release and script pipes. The kernel keeps the others."""
-
-    def __init__(self) -> None:
-        out, err, release, script = (os.pipe() for _ in range(4))
-        result_ours, result_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        # The shell opens its script as /proc/self/fd/3 (a new open of the pipe), as the
-        # cell's root, which is nobody to the kernel's pipe: let anyone read it, which only
-        # processes that may look into the shell's /proc can, and no one write it.
-        os.fchmod(script[0], 0o444)
-        self.stdout, self.stderr, self.result = out[0], err[0], result_ours.detach()
-        self.release, self.script = release[1], script[1]
-        self.theirs = [out[1], err[1], result_theirs.detach(), release[0], script[0]]
-
-    def close_theirs(self) -> None:
-        while self.theirs:
-            os.close(self.theirs.pop())
-
-    def close(self) -> None:
-        """Not needed after all: the shell reads an empty script, and the init exits."""
-        self.close_theirs()
-        for fd in (self.stdout, self.stderr, self.result, self.release, self.script):
-            os.close(fd)
-
-
-@dataclass
-class _Prepared:
-    key: int                  # the helper's name for it
-    plan: Plan                # the plan it was made from (a cell run again has this one)
-    profile: bool
-    match: list[str]          # wire.match_key of that plan
-    chan: _Channels           # the next cell's channels, which it holds already
-    bounds: dict              # what bounds it (cgroups.bounds)
-
-
 class SandboxClient:
     def __init__(self, prepare: bool = True, ids: IdRange | None = None,
+                 template: bool = True,
                  explain: report.Explain | None = None) -> None:
-        # Let the helper make the next container while this one runs (prepared.py).
-        self.prepare = prepare
+        # The next cells' containers, made while the kernel waits (prepared.py).
+        self.pool = Pool(prepare)
         # What explains a setup step the host refused, in the cell's message (report.py).
         self.explain = explain
         # Root mode: the host ids a cell's root is (ids.py); an ordinary user's cells are
         # that user already.
         self.ids = ids or IdRange()
-        self._prepared: _Prepared | None = None
         self._keys = itertools.count(1)   # names prepared containers for the helper
-        self._next: tuple[Plan, bool] | None = None   # what to prepare once a cell is over
-        self._mounts = _MountWatch()
-        self._addresses = _AddressWatch()
         # The helper's mount namespace is ours: what it adds to a prepared container's setup.
         self._facts = wire.Launch(mnt_ns=os.stat("/proc/self/ns/mnt").st_ino)
         self.sock: socket.socket | None = None
         self.proc: subprocess.Popen | None = None
         self._places: Places | None = None   # from the helper's "ready" (see places)
         self.rootless = os.geteuid() != 0   # the helper runs as this process's user
+        # The helper's template mount namespace (template.py): root mode only.
+        self.template = Template(template and not self.rootless)
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future] = {}
         self._notices: dict[int, Callable[[bytes], None]] = {}
@@ -222,7 +161,7 @@ class SandboxClient:
                           "display": self._display, "pasta": self._pasta, **changes})
 
     def close(self) -> None:
-        self._drop_prepared()
+        self.pool.drop_all()
         if self._loop is not None and self.sock is not None:
             try:
                 self._loop.remove_reader(self.sock.fileno())
@@ -268,10 +207,14 @@ class SandboxClient:
             return
         for fd in fds:
             os.close(fd)
-        # The prepared container could not be made: the next cell gets one of its own.
+        # A prepared container could not be made: the next cell gets one of its own.
         if msg["event"] == "unprepared":
-            if self._prepared is not None and self._prepared.key == msg["key"]:
-                self._drop_prepared()
+            self.pool.forget(msg["key"])
+            return
+        if msg["event"] == "template":   # containers are cloned from the host's namespace
+            self.template.failed()
+            print(f"rootfs-kernel: no template mount namespace: {msg['message']}",
+                  file=sys.stderr)
             return
         fut = self._waiters.get(msg.get("id"))
         if fut is None or fut.done():
@@ -281,64 +224,50 @@ class SandboxClient:
         elif msg["event"] == "error":
             fut.set_exception(SandboxError(msg["message"], msg.get("errno")))
 
-    def _drop_prepared(self) -> None:
-        """Close our ends: the prepared container's shell reads an empty script."""
-        if self._prepared is not None:
-            self._prepared.chan.close()
-            self._prepared = None
-
     def _bounds(self, name: str, plan: Plan, notice: Callable[[bytes], None] | None
                 ) -> tuple[wire.Launch, cgroups.CellCgroup | None, dict]:
-        """The container's cgroup (made now, joined by its first process) or, where no
-        cgroup can be made, the setrlimit fallback, said once per kernel; and what bounds
-        the cell, in words (cgroups.bounds: %show limits).
-
-        The default pids bound of a cell whose root is unprivileged (root mode's id range,
-        or an ordinary user) is RLIMIT_NPROC, counted per user namespace: joining a v1
-        cgroup costs its first process a grace period of the kernel's RCU, which a cell
-        that asked for nothing should not wait for. A cell's own %limit pids gets the
-        cgroup, whose counters say when the limit was hit; a `%show limits` cell gets one
-        too, to count what it used."""
-        limits = {k: v for k, v in plan.limits.items() if k in cgroups.CGROUP_LIMITS}
-        count = any(s.kind == "limits" for s in plan.show)
-        nproc = {}
-        if "pids" in limits and not plan.limits_asked and (plan.idmap or plan.rootless):
-            nproc = {"nproc": int(limits.pop("pids"))}
-        mnt_ns = self._facts.mnt_ns
-        if not limits and not count:
-            return (wire.Launch(mnt_ns, rlimits=nproc), None,
-                    cgroups.bounds(plan.limits, None, nproc))
+        """The container's cgroup or rlimits (cgroups.for_container) as rootfs-init takes
+        them, and what bounds the cell in words (%show limits). The setrlimit fallback is
+        said once per kernel (the host will not change), and only to a cell that asked for
+        limits itself: the default bounds are the README's, not news."""
         self.places   # noqa: B018 - the helper's ready says where cgroups go (_home)
-        try:
-            group = cgroups.CellCgroup.create(name, limits, self._home, count=count)
-            return (wire.Launch(mnt_ns, cgroup_procs=tuple(group.procs_files()),
-                                   rlimits=nproc), group,
-                    cgroups.bounds(plan.limits, group, nproc))
-        except cgroups.LimitsUnavailable as err:
-            # Without cgroups, setrlimit still holds a fork bomb or a hog back (per
-            # process for memory); cpu shares need a cgroup.
-            rlimits = {**nproc, **cgroups.rlimits_for(limits)}
-            facts = wire.Launch(mnt_ns, rlimits=rlimits)
-            # Said once per kernel (the host will not change), and only to a cell that
-            # asked for limits itself: the default bounds are the README's, not news.
-            if limits and plan.limits_asked and not self._said_rlimits and notice is not None:
-                self._said_rlimits = True
-                notice(f"rootfs-kernel: {err}; using setrlimit instead "
-                       f"({cgroups.describe_rlimits(rlimits)}"
-                       f"{'; cpu is not limited' if 'cpu' in limits else ''}), in this and "
-                       "later cells\n".encode())
-            return facts, None, cgroups.bounds(plan.limits, None, rlimits, str(err))
+        group, rlimits, bounds, err = cgroups.for_container(
+            name, plan.limits, asked=plan.limits_asked, unprivileged=bool(plan.idmap or
+            plan.rootless), count=any(s.kind == "limits" for s in plan.show), home=self._home)
+        held = [k for k in cgroups.CGROUP_LIMITS if k in plan.limits]
+        if err is not None and held and plan.limits_asked and not self._said_rlimits \
+                and notice is not None:
+            self._said_rlimits = True
+            notice(f"rootfs-kernel: {err}; using setrlimit instead "
+                   f"({cgroups.describe_rlimits(rlimits)}"
+                   f"{'; cpu is not limited' if 'cpu' in held else ''}), in this and "
+                   "later cells\n".encode())
+        procs = () if group is None else tuple(group.procs_files())
+        return wire.Launch(self._facts.mnt_ns, cgroup_procs=procs, rlimits=rlimits), \
+            group, bounds
 
-    def _start(self, request: dict, plan: Plan, name: str, chan: _Channels, *,
+    def _start(self, request: dict, plan: Plan, name: str, chan: Channels, *,
                profile: bool, warm: bool = False,
-               notice: Callable[[bytes], None] | None = None) -> None:
+               notice: Callable[[bytes], None] | None = None) -> dict:
         """Ask the helper to start a container for `plan` with these channels: its bounds
         made here, rootfs-init's plan encoded here into a memfd the helper hands it as
         its fd 6 (wire.py: never on a command line); the helper only starts it. Returns
         what bounds the container (%show limits)."""
         facts, group, bounds = self._bounds(f"{self.proc.pid}-{name}", plan, notice)
-        request.update(cgroup=None if group is None else group.watch())
-        plan_fd = _memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
+        use, remake = self.template.use(plan, self.pool.mounts.generation())
+        if remake is not None:   # made first: the helper takes its requests in order
+            tokens = wire.template_tokens(self.places.template, remake, RECURSIVE,
+                                          parent=self.proc.pid, idmap=plan.idmap)
+            made = memfd(wire.pack(tokens))
+            try:
+                self.send({"op": "template"}, [made])
+            finally:
+                os.close(made)
+        idmap = self.template.idmap_for(plan)
+        facts = dataclasses.replace(facts, idmap=idmap, template=use and idmap)
+        request.update(cgroup=None if group is None else group.watch(), idmap=idmap,
+                       template=use and idmap)
+        plan_fd = memfd(wire.pack(wire.encode(plan, facts, parent=self.proc.pid,
                                                profile=profile, warm=warm)))
         try:
             self.send(request, [*chan.theirs, plan_fd])
@@ -350,17 +279,13 @@ class SandboxClient:
             os.close(plan_fd)
         return bounds
 
-    def _prepare_next(self) -> None:
-        """Have the helper make the next cell's container now, as the last one was made,
-        with the next cell's channels (prepared.py). Called from the loop once the cell is
-        over: in the kernel, after its reply and idle status have gone out."""
-        if self._next is None or self.sock is None:
+    def _prepare(self, plan: Plan, profile: bool) -> None:
+        """Have the helper make a container for a cell to come, as `plan`'s was made, with
+        that cell's channels (prepared.py); what it takes from the host is captured first."""
+        if self.sock is None:
             return
-        (plan, profile), self._next = self._next, None
-        self._drop_prepared()
-        self._mounts.changed()   # from now on, a change makes this container stale
-        self._addresses.changed()
-        chan, key = _Channels(), next(self._keys)
+        capture = self.pool.capture(plan, profile)
+        chan, key = Channels(), next(self._keys)
         try:
             bounds = self._start({"op": "prepare", "key": key}, plan, f"w{key}", chan,
                                  profile=profile, warm=True)
@@ -369,32 +294,14 @@ class SandboxClient:
             return
         finally:
             chan.close_theirs()
-        self._prepared = _Prepared(key, plan, profile, wire.match_key(
-            plan, self._facts.mnt_ns, profile=profile), chan, bounds)
+        self.pool.add(Ready(key, capture, chan, bounds))
 
-    def _hand_over(self, plan: Plan, profile: bool) -> tuple[_Channels, int, dict] | None:
-        """The prepared container's channels, key and bounds when it was made for this
-        cell's plan; None when the cell needs a container of its own."""
-        ready, self._prepared = self._prepared, None
-        if ready is None:
-            return None
-        if self._mounts.changed():   # it may hold a view of the host the cell must not get
-            ready.chan.close()
-            return None
-        # %net user: its init made the host's addresses unreachable as they were then.
-        if ready.plan.net == "user" and self._addresses.changed():
-            ready.chan.close()
-            return None
-        # A %%host cell may change what the prepared container bound; limits, kept
-        # layers, shared propagation and a script passed as an argument need a container
-        # made for the cell; the rest must match token for token.
-        same = ready.plan is plan and ready.profile == profile   # Session keeps plans
-        if not same and (plan.host or not preparable(plan) or
-                         ready.match != wire.match_key(plan, self._facts.mnt_ns,
-                                                       profile=profile)):
-            ready.chan.close()
-            return None
-        return ready.chan, ready.key, ready.bounds
+    def _prepare_next(self) -> None:
+        """Once a cell is over and the loop is free (in the kernel: after its reply and
+        idle status have gone out), the container the pool wants for the next cell."""
+        want = self.pool.wanted()
+        if want is not None:
+            self._prepare(*want)
 
     # -- requests -----------------------------------------------------------------------------
     def send(self, message: dict, fds: list[int] = ()) -> None:
@@ -430,13 +337,13 @@ class SandboxClient:
         self._notices[cid] = functools.partial(contextvars.copy_context().run, on_stderr)
         run = CellRun()
         reported = script = release = None
-        readers: list[_PipeReader] = []
+        readers: list[PipeReader] = []
         try:
-            prepared = self._hand_over(plan, profile)
-            if prepared is not None:
-                chan, key, bounds = prepared
+            ready = self.pool.take(plan, profile)
+            if ready is not None:
+                chan, key, bounds = ready.chan, ready.key, ready.bounds
             else:
-                chan, key = _Channels(), None
+                chan, key = Channels(), None
                 try:
                     bounds = self._start({"op": "run", "id": cid, "host": plan.host}, plan,
                                          str(cid), chan, profile=profile,
@@ -449,25 +356,28 @@ class SandboxClient:
             # The cell's text, to the shell that waits for it (plan.SCRIPT_BOOT): first,
             # so that the shell runs while the kernel gets ready to read what it says.
             run.handed_over = None if key is None else time.monotonic()
-            script = _ScriptWriter(loop, chan.script,
-                                   (plan.script or "").encode("utf-8", "surrogateescape"))
+            script = ScriptWriter(loop, chan.script,
+                                  (plan.script or "").encode("utf-8", "surrogateescape"))
             # Closing it lets the cell's init exit (init.c): after the snapshots, or when
             # the run ends any other way.
-            release = _Once(chan.release)
+            release = Once(chan.release)
             result_chunks: list[bytes] = []
             readers = [
-                _PipeReader(loop, chan.stdout, on_stdout),
-                _PipeReader(loop, chan.stderr, on_stderr),
-                _ResultReader(loop, chan.result, result_chunks.append),
+                PipeReader(loop, chan.stdout, on_stdout),
+                PipeReader(loop, chan.stderr, on_stderr),
+                ResultReader(loop, chan.result, result_chunks.append),
             ]
             if key is not None:   # the helper supervises it from now on (told while it runs)
                 loop.call_soon(self._adopt, cid, key)
+            if self.pool.ahead(plan, profile):   # cells queue: the one after this one's
+                loop.call_soon(self._prepare, plan, profile)
             finished = loop.create_future()
-            done.add_done_callback(lambda f: _forward(f, finished))
-            reported = asyncio.ensure_future(self._collect(
-                readers, result_chunks, release, plan, run, profile,
-                None if wait_exit else finished, bounds, upper))
-            exited = await self._supervise(cid, finished, timeout, interrupt, grace, run)
+            done.add_done_callback(lambda f: forward(f, finished))
+            reported = asyncio.ensure_future(collect(
+                readers, result_chunks, release, plan, run, None if wait_exit else finished,
+                bounds, upper, self.explain))
+            exited = await supervise(self.send, cid, finished, timeout, interrupt, grace,
+                                     run)
             if not all(r.eof.done() for r in readers):
                 try:
                     await asyncio.wait_for(asyncio.gather(*(r.eof for r in readers)),
@@ -495,109 +405,13 @@ class SandboxClient:
             plan.limits, exited.get("forks", 0), exited.get("ooms", 0)) or run.limit
         # The next container is made once the loop is free: the kernel's reply and idle
         # status first (nothing between here and them waits on the loop), then this.
+        self.pool.ended_cell(plan, profile, run.error is None)
         loop.call_soon(self._prepare_next)
         return run
 
     def _adopt(self, cid: int, key: int) -> None:
         with contextlib.suppress(SandboxError):   # a dead helper: the cell says so (done)
             self.send({"op": "adopt", "id": cid, "key": key})
-
-    async def _collect(self, readers: list[_PipeReader], chunks: list[bytes], release: _Once,
-                       plan: Plan, run: CellRun, profile: bool,
-                       finished: asyncio.Future | None, bounds: dict,
-                       upper: bool = False) -> None:
-        """Read the init's report (report.py), take the snapshots while the init still
-        holds the cell's namespace (snapshots.py), then release it. With `finished`, the
-        cell ends here, once its output is complete too, without waiting for the
-        namespace teardown. `bounds`: what bounded the cell (%show limits); `upper`: hand
-        the overlay's upper directory over (CellRun.upper)."""
-        try:
-            await readers[2].eof
-            data = report.parse(b"".join(chunks))
-            if "error" in data:
-                run.error = report.describe_error(plan, data["error"], self.explain)
-            if "status" in data:
-                run.status, run.signal = data["status"], data.get("signal")
-                run.setup_seconds = data.get("setup_seconds")
-                run.profile = report.profile(plan, data.get("profile"))
-                if data.get("stages"):
-                    names = ("in container", "script started", "script ended", "reported")
-                    run.stages = {**dict(zip(names, data["stages"], strict=True)),
-                                  "kernel has report": time.monotonic()}
-                # The overlay's layers, then the %show steps record (init.c).
-                fds = readers[2].fds
-                layer_fds = fds[:data["snaps"]] if data.get("snaps", 0) > 0 else None
-                steps_fd = fds[-1] if data.get("steps") and fds else None
-                if run.handed_over is not None:
-                    data["handed_over"] = run.handed_over
-                # The cell's cgroup counters, read by its init when the script ended.
-                run.limit = cgroups.verdict(plan.limits, *data.get("cgroup", (0, 0)))
-                written = None
-                if layer_fds and plan.layers:   # the upper, on the cell's tmpfs
-                    run.disk_full, written = _full(layer_fds[0]), _used(layer_fds[0])
-                    if upper:
-                        run.upper = os.dup(layer_fds[0])
-                data["limits"] = {"bounds": bounds, "usage": data.get("usage"),
-                                  "events": data.get("cgroup"), "disk": written,
-                                  "ended_by": run.limit}
-                if plan.show and "init" in data:
-                    run.snapshots = snapshots.take(plan.show, data["init"], data, layer_fds,
-                                                   plan.idmap, _store_layers(plan),
-                                                   steps_fd=steps_fd)
-                run.notes = report.notes(plan, data.get("notes") or [])
-        finally:
-            release.close()
-        if self.prepare and run.error is None and preparable(plan):
-            # The next cell's container, made as this one (run() starts it): its script is
-            # over, so it never competes with this cell's run.
-            self._next = (plan, profile)
-        if finished is not None:
-            await asyncio.gather(readers[0].eof, readers[1].eof)
-            if run.status is not None and not finished.done():
-                finished.set_result({"status": run.status, "signal": run.signal})
-
-
-    async def _supervise(self, cid: int, done: asyncio.Future, timeout: float | None,
-                         interrupt: asyncio.Event | None, grace: float, run: CellRun) -> dict:
-        """Wait for the container to end; deliver interrupts and the timeout meanwhile."""
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        while True:
-            waits = [done]
-            stop = None
-            if interrupt is not None and not interrupt.is_set():
-                stop = asyncio.ensure_future(interrupt.wait())
-                waits.append(stop)
-            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
-            finished, _ = await asyncio.wait(waits, timeout=left,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            if stop is not None and not stop.done():
-                stop.cancel()
-            if done in finished:
-                return done.result()
-            if stop is not None and stop in finished:
-                run.interrupted = True
-                self.send({"op": "signal", "id": cid, "signum": int(signal.SIGINT),
-                           "grace": grace})
-                interrupt = None   # one interrupt is enough; the helper escalates
-                continue
-            if deadline is not None and not run.timed_out:
-                run.timed_out = True
-                self.send({"op": "kill", "id": cid})
-                deadline = None
-
-
-def _memfd(data: bytes) -> int:
-    """A memory file holding `data`, read from its start."""
-    fd = os.memfd_create("rootfs-plan", os.MFD_CLOEXEC)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _how_it_ended(returncode: int) -> str:
@@ -607,188 +421,6 @@ def _how_it_ended(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
-
-
-def _forward(source: asyncio.Future, target: asyncio.Future) -> None:
-    if target.done() or source.cancelled():
-        return
-    if source.exception() is not None:
-        target.set_exception(source.exception())
-    else:
-        target.set_result(source.result())
-
-
-class _MountWatch:
-    """Has the host's mount table changed since the last call? The kernel shares the
-    helper's mount namespace, so its /proc/self/mountinfo is the one a container starts
-    from; poll() reports POLLPRI on it once per change, and asking is one system call."""
-
-    def __init__(self) -> None:
-        self.file = open("/proc/self/mountinfo", "rb")  # noqa: SIM115 - lives with us
-        self.poll = select.poll()
-        self.poll.register(self.file.fileno(), select.POLLPRI | select.POLLERR)
-        self.changed()
-
-    def changed(self) -> bool:
-        return bool(self.poll.poll(0))
-
-
-class _AddressWatch:
-    """Have the host's addresses changed since the last call? A `%net user` container
-    makes the host's addresses unreachable as they were when it was made (init.c), so a
-    prepared one is stale once one is added. rtnetlink's address groups tell, to anyone."""
-
-    GROUPS = 0x10 | 0x100   # RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
-
-    def __init__(self) -> None:
-        self.sock: socket.socket | None = None
-        try:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            self.sock.bind((0, self.GROUPS))
-            self.sock.setblocking(False)
-        except OSError:   # no rtnetlink here: assume every change (no stale container)
-            self.sock = None
-
-    def changed(self) -> bool:
-        if self.sock is None:
-            return True
-        seen = False
-        while True:
-            try:
-                seen = bool(self.sock.recv(65536)) or seen
-            except BlockingIOError:
-                return seen
-            except OSError:   # ENOBUFS: so many changes the queue overflowed
-                seen = True
-
-
-class _ScriptWriter:
-    """Writes the cell into the script pipe as the shell reads it, without blocking the
-    loop, then closes the pipe: the shell sees the end of its script. A shell that has
-    gone (it exited early, or its container failed) ends the writing (EPIPE)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes):
-        self.loop, self.fd, self.data = loop, fd, memoryview(data)
-        self.waiting = False
-        os.set_blocking(fd, False)
-        self._write()
-
-    def _write(self) -> None:
-        try:
-            while self.data:
-                self.data = self.data[os.write(self.fd, self.data):]
-        except BlockingIOError:   # the pipe is full: the shell has not read that far
-            if not self.waiting:
-                self.waiting = True
-                self.loop.add_writer(self.fd, self._write)
-            return
-        except OSError:
-            pass
-        self.close()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            if self.waiting:
-                self.loop.remove_writer(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-
-
-class _Once:
-    """An fd closed at most once (its number may be reused right after)."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _store_layers(plan: Plan) -> tuple[str, ...] | None:
-    """The image store's layers below the overlay, top first (an idmapped one by its
-    source), or None when one of them is a %keep layer, which cells change."""
-    if plan.layers is None or plan.own_layers:
-        return None
-    sources = {op.target: op.source for op in plan.ops if op.KIND == "layer"}
-    return tuple(sources.get(lower, lower) for lower in plan.layers.lowers)
-
-
-def _full(fd: int) -> bool:
-    """Did the cell fill the tmpfs that holds its writable layer (%limit disk)?"""
-    st = os.fstatvfs(fd)
-    return st.f_blocks > 0 and st.f_bavail * 100 < st.f_blocks   # less than 1% left
-
-
-def _used(fd: int) -> int:
-    """Bytes the cell wrote to the tmpfs that holds its writable layer."""
-    st = os.fstatvfs(fd)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-
-class _PipeReader:
-    """Reads one pipe on the event loop, handing each chunk to a callback."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]):
-        self.loop, self.fd, self.sink = loop, fd, sink
-        self.eof = loop.create_future()
-        os.set_blocking(fd, False)
-        loop.add_reader(fd, self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, CHUNK)
-        except BlockingIOError:
-            return
-        if data:
-            self.sink(data)
-        else:
-            self.loop.remove_reader(self.fd)
-            if not self.eof.done():
-                self.eof.set_result(None)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self.loop.remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-
-
-class _ResultReader(_PipeReader):
-    """The init's result socket: JSON lines (report.py), and the fds of the overlay's
-    layers, which the init hands over before the script starts (init.c) and the kernel
-    holds until the cell's snapshots are taken."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]):
-        self.sock = socket.socket(fileno=fd)
-        self.fds: list[int] = []
-        super().__init__(loop, fd, sink)
-
-    def _readable(self) -> None:
-        while True:   # the report and its end come together: both in one wake-up
-            try:
-                data, fds, _flags, _addr = socket.recv_fds(self.sock, CHUNK, 64,
-                                                           socket.MSG_CMSG_CLOEXEC)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                data, fds = b"", []
-            self.fds += fds
-            if not data:
-                break
-            self.sink(data)
-        self.loop.remove_reader(self.fd)
-        if not self.eof.done():
-            self.eof.set_result(None)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self.loop.remove_reader(self.fd)
-            self.sock.close()
-            self.fd = -1
-        while self.fds:
-            os.close(self.fds.pop())
 
 
 def _package_path() -> str:

@@ -12,14 +12,21 @@ watches the container: the signals the kernel asks for, a fork bomb its pids lim
 holds, and the end. It imports the standard library's basics only, so it costs the
 machine little memory while it waits (benchmarks/run.py: idle memory).
 
-Requests:  run {id, host, cgroup} + fds [stdout, stderr, result, release, script,
-             plan] | prepare {key, cgroup} + the same fds (the next cell's
-             container, made now: prepared.py) | adopt {id, key} (the kernel gave cell
-             id to it) | signal {id, signum, grace} | kill {id} | drop {what: keep}
+Requests:  run {id, host, cgroup, idmap, template} + fds [stdout, stderr, result,
+             release, script, plan] | prepare {key, cgroup, idmap, template} + the same
+             fds (the next cell's container, made now: prepared.py) | adopt {id, key} (the
+             kernel gave cell id to it) | signal {id, signum, grace} | kill {id}
+             | drop {what: keep}
+             | template + [plan] (make the template mount namespace again: template.py)
 The kernel's first frame, before any request: {init, base} (rootfs-init's path and where
 helpers keep their directories).
 Events:    ready {dir, pid, cgroup, cgroup_why} | started {id, pid} | unprepared {key, message}
            | exited {id, status, signal, limit, forks, ooms} | error {id, message, errno}
+           | template {message} (it could not be made)
+
+`idmap` and `template` in run and prepare: start the container's init with the user
+namespace of the id map made with the template as its fd 7, and the template mount
+namespace as its fd 8 (init.c clones the container from it), when the helper holds them.
 
 `cgroup` is None or {dirs, pids, forks, ooms} (CellCgroup.watch): the container's cgroup
 directories, which the helper removes once its last process has left, its pids limit,
@@ -57,6 +64,8 @@ SNAPSHOT_GRACE = 2.0
 POLL_SECONDS = 0.25
 # A killed container's init leaves its cgroup a moment after the helper reaps it.
 RETIRE_SECONDS = 0.05
+# rootfs-init makes the template in a few milliseconds, even on a host of many mounts.
+TEMPLATE_SECONDS = 10.0
 FORK_BOMB_POLLS = 4
 # The helper ignores SIGINT (the kernel's interrupt is for the cell); its cells must not.
 _SPAWN_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -204,6 +213,9 @@ class Helper:
         # here, and runs `cell`, the script pipe it holds as fd 3 (plan.SCRIPT_NAME).
         os.mkdir(os.path.join(self.dir, "script"), 0o711)
         os.symlink("/proc/self/fd/3", os.path.join(self.dir, "script", "cell"))
+        os.mkdir(os.path.join(self.dir, "template"), 0o700)   # plan.Places.template
+        # The user namespace of the id map and the template mount namespace (fds).
+        self.template: list[int] = []
         self.prepared: dict[int, Cell] = {}       # key -> started, not yet adopted
         self.retiring: list[Cgroup] = []          # cgroups whose last process is leaving
         # key -> what adopt answers for a container that is gone already: its exit
@@ -249,6 +261,8 @@ class Helper:
                 self._adopt(cid, msg["key"])
             elif op == "kill" and cid in self.cells:
                 self._end(cid)
+            elif op == "template":
+                self._template(fds[0])
             elif op == "drop":
                 # The kept layer (the kernel writes it, images/upper.py): removed here, in
                 # order with the requests, so no later cell's container still reads it.
@@ -265,7 +279,7 @@ class Helper:
     def _run(self, cid: int, msg: dict, fds: list[int]) -> None:
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(fds)
+            pid = self._spawn_init(self._with_template(msg, fds))
         except BaseException:
             if group is not None:
                 self._retire(group)
@@ -284,7 +298,7 @@ class Helper:
         kernel writes the cell when it comes (client.py), then says "adopt"."""
         group = Cgroup.of(msg.get("cgroup"))
         try:
-            pid = self._spawn_init(fds)
+            pid = self._spawn_init(self._with_template(msg, fds))
         except Exception as err:  # noqa: BLE001 - the kernel makes the cell's own instead
             if group is not None:
                 self._retire(group)
@@ -330,6 +344,44 @@ class Helper:
         self.ended_prepared[key] = ended
         while len(self.ended_prepared) > 16:  # only the last few can still be adopted
             self.ended_prepared.pop(next(iter(self.ended_prepared)))
+
+    # -- the template mount namespace (template.py) --------------------------------------
+    def _template(self, plan: int) -> None:
+        """Make the template again: rootfs-init builds it in a namespace of its own (init.c,
+        make_template) and hands its fd over on the result socket before it exits."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = self._spawn_init([null, null, theirs.fileno(), null, null, plan])
+        finally:
+            theirs.close()
+            os.close(null)
+        got: list[int] = []
+        data = b""
+        try:
+            ours.settimeout(TEMPLATE_SECONDS)
+            data, got, _flags, _addr = socket.recv_fds(ours, 4096, 2)
+        except OSError as err:
+            data = str(err).encode()
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        for fd in got:   # no container's init may hold them but as its fds 7 and 8
+            os.set_inheritable(fd, False)
+        for fd in self.template:
+            os.close(fd)
+        self.template = got[::-1]   # [the id map's user namespace, the mount namespace]
+        if not got:
+            protocol.send(self.sock, {"event": "template",
+                                      "message": data.decode(errors="replace").strip()})
+
+    def _with_template(self, msg: dict, fds: list[int]) -> list[int]:
+        """The init's fds, with the user namespace of the id map as its fd 7 and the
+        template mount namespace as its fd 8, as the kernel asked."""
+        if len(self.template) < 2 or not msg.get("idmap"):
+            return fds
+        return [*fds, *self.template[:2 if msg.get("template") else 1]]
 
     def _spawn_init(self, fds: list[int]) -> int:
         """posix_spawn rootfs-init with these fds as 1, 2, ... (init.c: the cell's output
@@ -437,6 +489,8 @@ class Helper:
                 pass
             if cell.cgroup is not None:
                 self._retire(cell.cgroup)
+        while self.template:
+            os.close(self.template.pop())
         deadline = time.monotonic() + SNAPSHOT_GRACE
         while self.retiring and time.monotonic() < deadline:
             time.sleep(RETIRE_SECONDS)

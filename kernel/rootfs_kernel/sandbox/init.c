@@ -35,6 +35,15 @@
  * a script file).  Nothing else crosses, and this program never reads the cell.  `warm`
  * names A and B rootfs-warm until the script has ended.
  *
+ * The template (root mode): the helper keeps a mount namespace that holds only what a
+ * container takes from the host (its root filesystem, /proc, /dev, /sys and the mounts on
+ * the way to the helper's and the image store's directories), made by this program when
+ * started with `template 1` (make_template) and refreshed when the host's mount table
+ * changes (template.py).  A container whose plan allows it is cloned from that namespace
+ * (fd 8, when the helper passes it): A enters it just for its clone, so B copies a table
+ * of a few mounts, whatever the host holds (thousands of them on a busy host), and its
+ * old root's detach has as few to tear down.
+ *
  * Errors are reported as numbers (operation index, errno); Python words them.
  *
  * `rootfs-init --dump < PLAN` parses a plan (as the memfd holds it) and prints it (for
@@ -110,6 +119,8 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define SCRIPT_FD 5          /* on entry; the shell's SCRIPT_SHELL_FD */
 #define SCRIPT_SHELL_FD 3
 #define PLAN_FD 6
+#define IDMAP_FD 7           /* the user namespace of the id map the helper keeps, if given */
+#define TEMPLATE_FD 8        /* the helper's template mount namespace, if given */
 #define MAX_PLAN (64 << 20)  /* protocol.py's frame bound: no plan comes near it */
 #define SETUP_FAILED RK_EXIT_SETUP_FAILED
 #define MAX_OPS RK_MAX_OPS
@@ -117,7 +128,9 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 static struct {
     unsigned long ns, lock;
-    int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp;
+    int pidns, rootless, host, profile, nsids, warm, script, look, steps, seccomp, template;
+    int fromtemplate;   /* cloned from the helper's template, its fd 8 (template.py) */
+    int fromidmap;      /* the helper's user namespace of the id map, its fd 7 */
     unsigned uid, gid;
     unsigned long long hostmnt;
     long parent;
@@ -125,6 +138,8 @@ static struct {
     const char *idmap;   /* "0 FIRST COUNT": the script's ids on the host (and the layers') */
     const char *cgroups[MAX_LIST]; int ncgroups;
     const char *snap[MAX_LIST]; int nsnap;
+    const char *keep[MAX_LIST]; int nkeep;     /* template 1: the host paths it holds */
+    const char *rkeep[MAX_LIST]; int nrkeep;   /* ... with the mounts below them */
     const char *pasta[MAX_LIST]; int npasta;   /* %net user: pasta's argv (plan.py) */
     long long netuid;                          /* root mode: the id pasta runs as */
     const char *netmap;                        /* ... and its user namespace's map */
@@ -295,6 +310,11 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(key, "look")) P.look = atoi(val);
         else if (!strcmp(key, "steps")) P.steps = atoi(val);
         else if (!strcmp(key, "seccomp")) P.seccomp = atoi(val);
+        else if (!strcmp(key, "template")) P.template = atoi(val);
+        else if (!strcmp(key, "fromtemplate")) P.fromtemplate = atoi(val);
+        else if (!strcmp(key, "fromidmap")) P.fromidmap = atoi(val);
+        else if (!strcmp(key, "keep") && P.nkeep < MAX_LIST) P.keep[P.nkeep++] = val;
+        else if (!strcmp(key, "rkeep") && P.nrkeep < MAX_LIST) P.rkeep[P.nrkeep++] = val;
         else break;
     }
     fail("plan", -1, EINVAL, 0);   /* an unknown key, or no argv */
@@ -417,9 +437,12 @@ static void record_cgroups(double started) {   /* A: the cgroup.procs files it w
     record("cgroup", -1, started, detail);
 }
 
+static int from_template;   /* A entered the helper's template for the clone (B knows too) */
+
 static void record_clone(void) {   /* B: the clone A made it with, and its own id maps */
     char detail[64];
-    snprintf(detail, sizeof detail, "%lu %u %u", P.ns, P.uid, P.gid);
+    snprintf(detail, sizeof detail, "%lu %u %u%s", P.ns, P.uid, P.gid,
+             from_template ? " template" : "");
     record("clone", -1, step_started, detail);
 }
 
@@ -1488,6 +1511,77 @@ static _Noreturn void cell_init(void) {
     _exit(code);
 }
 
+/* -- the template (template 1) ------------------------------------------------------ */
+/* Bind, under the template's root (P.root), every mount on the way to `path` at its own
+ * place, "/" excepted (bound first): each alone, without what is mounted below it, but
+ * the last one's with its submounts when `recursive`.  A path that is not there holds
+ * nothing to keep.  `done`: the mount points bound so far. */
+static char (*tdone)[PATH_MAX];
+static int ntdone, tdone_rec[MAX_LIST * 4];
+
+static void template_bind(const char *path, int recursive) {
+    char real[PATH_MAX], prefix[PATH_MAX], target[PATH_MAX + 4096];
+    if (!realpath(path, real)) {
+        if (errno == ENOENT) return;
+        fail("template", -1, errno, 0);
+    }
+    size_t len = strlen(real);
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && real[i] != '/') continue;
+        memcpy(prefix, real, i);
+        prefix[i] = 0;
+        int whole = recursive && i == len, skip = 0;
+        for (int d = 0; d < ntdone && !skip; d++) {   /* bound, or below a recursive one */
+            size_t n = strlen(tdone[d]);
+            skip = !strcmp(tdone[d], prefix) ||
+                   (tdone_rec[d] && !strncmp(tdone[d], prefix, n) && prefix[n] == '/');
+        }
+        if (skip) continue;
+        struct statx stx;
+        if (statx(AT_FDCWD, prefix, AT_SYMLINK_NOFOLLOW, 0, &stx) < 0) fail("template", -1, errno, 0);
+        if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) fail("template", -1, ENOSYS, 0);
+        if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) continue;
+        if (ntdone == MAX_LIST * 4) fail("template", -1, E2BIG, 0);
+        snprintf(target, sizeof target, "%s%s", P.root, prefix);
+        if (mount(prefix, target, NULL, MS_BIND | (whole ? MS_REC : 0), NULL) < 0)
+            fail("template", -1, errno, 0);
+        snprintf(tdone[ntdone], PATH_MAX, "%s", prefix);
+        tdone_rec[ntdone++] = whole;
+    }
+}
+
+/* A mount namespace of the host's root filesystem and the mounts that hold P.keep (and
+ * P.rkeep with theirs), nothing else, and the user namespace of P.idmap: their fds go to
+ * the helper over the result socket, which keeps both for the containers it starts. */
+static _Noreturn void make_template(void) {
+    tdone = calloc(MAX_LIST * 4, PATH_MAX);
+    if (!tdone) fail("template", -1, ENOMEM, 0);
+    if (P.idmap) make_idmap_userns();   /* every container's, with the template: fd 8 */
+    if (unshare(CLONE_NEWNS) < 0) fail("template", -1, errno, 0);
+    /* Private first: nothing of the template's may reach the host, nor the host's it. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("/", P.root, NULL, MS_BIND, NULL) < 0) fail("template", -1, errno, 0);
+    for (int i = 0; i < P.nrkeep; i++) template_bind(P.rkeep[i], 1);
+    for (int i = 0; i < P.nkeep; i++) template_bind(P.keep[i], 0);
+    if (chdir(P.root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+        umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) fail("template", -1, errno, 0);
+    int fds[2] = {open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC), idmap_fd}, n = 1 + (idmap_fd >= 0);
+    if (fds[0] < 0) fail("template", -1, errno, 0);
+    char text[64];
+    int len = snprintf(text, sizeof text, "{\"template\": %d}\n", ntdone + 1);
+    struct iovec iov = { .iov_base = text, .iov_len = (size_t)len };
+    char control[CMSG_SPACE(sizeof fds)];
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                          .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    while (sendmsg(RESULT_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+    _exit(0);
+}
+
 /* -- A: the helper's child ------------------------------------------------------------ */
 static pid_t init_pid = -1;
 
@@ -1629,11 +1723,19 @@ int main(int argc, char **argv) {
     fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(RELEASE_FD, F_SETFD, FD_CLOEXEC);
     fcntl(SCRIPT_FD, F_SETFD, FD_CLOEXEC);   /* the shell's only as its SCRIPT_SHELL_FD */
+    /* Looked at before this program opens anything, which could take their numbers; only
+     * when the plan says so (the helper passes them then): any other fd 7 or 8 is not
+     * ours.  The user namespace of the id map, made once with the helper's template (of
+     * P.idmap's map), and the template itself. */
+    if (P.fromidmap && P.idmap && fcntl(IDMAP_FD, F_SETFD, FD_CLOEXEC) == 0) idmap_fd = IDMAP_FD;
+    int template_fd = P.fromtemplate && idmap_fd >= 0 &&
+                      fcntl(TEMPLATE_FD, F_SETFD, FD_CLOEXEC) == 0 ? TEMPLATE_FD : -1;
     /* A kernel that closed its end (a prepared container it did not need) must not kill
      * the init with SIGPIPE before it has reaped its script (exec_script restores it). */
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (P.parent && getppid() != P.parent) _exit(SETUP_FAILED);
+    if (P.template) make_template();
     record_host();   /* %show steps: the host's table, then the cgroups joined */
     double joined = now();
     join_cgroups();  /* before any child: all inherit the limits */
@@ -1652,25 +1754,45 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &relayed, &old);
     pid_t me = getpid();
     if (P.warm) prctl(PR_SET_NAME, "rootfs-warm");
-    if (P.idmap) {
+    if (P.idmap && idmap_fd < 0) {
         double made = now();
         make_idmap_userns();
         record("idmap", -1, made, P.idmap);
+    } else if (P.idmap) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "%s template", P.idmap);
+        record("idmap", -1, now(), detail);
     }
     if (P.npasta) {
         double made = now();
         prepare_net();
         if (netns_keeper > 0) record("netns", -1, made, P.netmap);
     }
+    /* The helper's template (fd 8, only for a plan that may use it): A enters it for the
+     * clone alone, so that B copies its few mounts, then goes back to the host's. */
+    int host_ns = -1;
+    if (template_fd >= 0) {
+        double entered = now();
+        if ((host_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0 ||
+            setns(template_fd, CLONE_NEWNS) < 0) fail("template", -1, errno, 0);
+        close(template_fd);
+        from_template = 1;
+        record("template", -1, entered, NULL);
+    }
     step_started = now();
     pid_t pid = syscall(SYS_clone, P.ns | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) fail("clone", -1, errno, 0);
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
+        if (host_ns >= 0) close(host_ns);   /* nothing of the cell's holds the host's */
         P.parent = me;
         cell_init();
     }
     init_pid = pid;
+    if (host_ns >= 0) {
+        if (setns(host_ns, CLONE_NEWNS) < 0) fail("template", -1, errno, 0);
+        close(host_ns);
+    }
     /* pasta's words, if it fails, are the cell's (until then: see start_pasta). */
     int err_out = P.npasta ? fcntl(2, F_DUPFD_CLOEXEC, 10) : -1;
     if (P.npasta) {

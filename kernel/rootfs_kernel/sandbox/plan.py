@@ -106,10 +106,14 @@ class Places:
     # Where the default shell of a cell on the host's tree (%root none, %%host) starts:
     # SCRIPT_NAME there is the script pipe (a container's is in its own /dev).
     script_dir: str
+    # Where rootfs-init builds the template mount namespace (template.py), in its own
+    # namespace: the host sees an empty directory.
+    template: str
 
     @classmethod
     def under(cls, base: str) -> Places:
-        return cls(base, f"{base}/cell", f"{base}/keep/layer", f"{base}/script")
+        return cls(base, f"{base}/cell", f"{base}/keep/layer", f"{base}/script",
+                   f"{base}/template")
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,9 @@ class Plan:
     # The script's process installs the cells' seccomp filter before its exec (init.c,
     # seccomp.py); `%seccomp off` and %%host cells run without it.
     seccomp: bool = False
+    # The host paths its setup takes when it may be cloned from the helper's template
+    # mount namespace (template.py); () when it sees the host's own tree or mounts.
+    template: tuple[str, ...] = ()
 
 
 def plan_for(spec: cell.CellSpec, image: ImageLike | None, ctx: Context, *,
@@ -445,6 +452,17 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
     script = None
     if c_program is None:
         argv, cwd, script = _script(spec, cwd, env, start)
+    # Root mode (an ordinary user's init may not enter a namespace of the host's user
+    # namespace), a root switched with pivot_root, no %bind, no propagation from the host:
+    # nothing of the host's tree or mounts reaches the script but what the setup takes.
+    template: tuple[str, ...] = ()
+    pivots = spec.root == "pivot" or (spec.root == "chroot" and not host_access)
+    if not rootless and pivots and spec.propagation == "private" and \
+            not any(isinstance(m, cell.Bind) for m in spec.mounts):
+        taken = {places.dir, *layers}
+        taken.update(op.source for op in ops_ if isinstance(op, Bind)
+                     and not op.source.startswith(("/dev/", "/sys")))
+        template = tuple(sorted(taken))
     return Plan(argv=argv, env=env, cwd=cwd, script=script, namespaces=flags,
                 script_namespaces=script_flags, rootless=rootless, uid=uid, gid=gid,
                 pidns=True, root=root,
@@ -454,7 +472,7 @@ def container_plan(spec: cell.CellSpec, *, layers: list[str], image_env: Sequenc
                 net=spec.net, pasta=(pasta, *PASTA_OPTIONS) if user_net else (),
                 net_uid=ids.first if user_net and ids is not None else -1,
                 net_map=ids.map_line() if user_net and ids is not None else "",
-                seccomp=spec.seccomp)
+                seccomp=spec.seccomp, template=template)
 
 
 # What a %%c compile sees of the host: the compiler, its libraries and headers, and how

@@ -5,11 +5,12 @@ words each step with the plan).
 
 With `steps 1` in its plan (wire.py), init.c times every step of the setup and copies the
 mount table after each into a memfd it hands to the kernel (init.c, "%show steps"): A,
-the helper's child, records the host's table, the cgroups it joins, the user namespace
-of the id map and a %net user cell's network; B, the cell's PID 1, the clone that made
-it and each setup operation; C, the script's process, its own user namespace, its
-operations and the exec. Each step is a line `step KIND INDEX STARTED ENDED SIZE DETAIL`
-followed by SIZE bytes of mountinfo (-1: the table is the step before's; -2, -3: none).
+the helper's child, records the host's table, the cgroups it joins, the user namespace of
+the id map, its entry into the helper's template mount namespace and a %net user cell's
+network; B, the cell's PID 1, the clone that made it and each setup operation; C, the
+script's process, its own user namespace, its operations and the exec. Each step is a
+line `step KIND INDEX STARTED ENDED SIZE DETAIL` followed by SIZE bytes of mountinfo (-1:
+the table is the step before's; -2, -3: none).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Which of init.c's processes takes each kind of step (A, B or C).
-WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "clone": "B", "op": "B",
+WHO = {"host": "A", "cgroup": "A", "idmap": "A", "netns": "A", "template": "A",
+       "clone": "B", "op": "B",
        "wait": "C", "rlimit": "B", "pasta": "A", "userns": "C", "sop": "C",
        "seccomp": "C", "exec": "C"}
 _MISSING = {-2: "the mount table could not be read", -3: "the mount table was not kept: "
@@ -28,8 +30,8 @@ _MISSING = {-2: "the mount table could not be read", -3: "the mount table was no
 class Record:
     """One `step` of init.c's record."""
 
-    kind: str            # host | cgroup | idmap | netns | clone | op | wait | rlimit | pasta
-                         # | userns | sop | seccomp | exec
+    kind: str            # host | cgroup | idmap | netns | template | clone | op | wait | rlimit
+                         # | pasta | userns | sop | seccomp | exec
     index: int           # the operation's index (op, sop), else -1
     started: float       # CLOCK_MONOTONIC seconds
     ended: float

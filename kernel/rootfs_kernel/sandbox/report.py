@@ -102,6 +102,10 @@ def describe_error(plan: Plan, error: dict, explain: Explain | None = None) -> s
         return (f"the cell's network (%net user) could not be set up: {why}. Check that "
                 "`pasta` (the package passt) runs on this host and that it allows user "
                 "namespaces (`rootfs-kernel doctor`), or run the cell without %net user")
+    if kind == "template":
+        return (f"cannot enter the helper's template mount namespace ({os.strerror(err)}), "
+                "which the cell's container is cloned from: restart the kernel (a bug if it "
+                "happens again: please report it)")
     if kind == "idmap":
         return (f"cannot make the user namespace of the cell's unprivileged ids "
                 f"({os.strerror(err)}); run `rootfs-kernel doctor`")

@@ -1,6 +1,6 @@
 """A plan (plan.py) + what its launch adds (Launch) -> rootfs-init's plan tokens. Pure.
 
-Runs in: the kernel (encode, and match_key to hand a cell to a prepared container).
+Runs in: the kernel (encode, template_tokens).
 
 The tokens never go on a command line, which any local user reads in /proc/PID/cmdline
 (a prepared container keeps its init's for the kernel's life): the kernel packs them
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from .ops import VERSION, Op
 from .plan import Plan
 
-__all__ = ["VERSION", "Launch", "encode", "match_key", "pack", "setup_tokens",
-           "script_tokens"]
+__all__ = ["VERSION", "Launch", "encode", "pack", "setup_tokens", "script_tokens",
+           "template_tokens"]
 
 RLIMITS = ("nproc", "as")   # the setrlimit fallback for %limit, in init.c's names
 
@@ -36,6 +36,8 @@ class Launch:
     mnt_ns: int                               # init.c refuses to set up in this namespace
     cgroup_procs: tuple[str, ...] = ()        # the cell's cgroup(s): A joins them first
     rlimits: dict[str, int] = field(default_factory=dict)   # nproc, as: without cgroups
+    idmap: bool = False       # the helper's user namespace of the id map (fd 7)
+    template: bool = False    # cloned from the helper's template (fd 8: template.py)
 
 
 def _text(value: object) -> str:
@@ -76,6 +78,10 @@ def setup_tokens(plan: Plan, facts: Launch) -> list[str]:
         return t
     if not facts.mnt_ns:  # init.c's guard against setting up on the host
         raise ValueError("the host's mount namespace is unknown (Launch.mnt_ns)")
+    if facts.idmap:
+        t += ["fromidmap", "1"]
+    if facts.template:
+        t += ["fromtemplate", "1"]
     t += ["ns", str(plan.namespaces), "lock", str(plan.script_namespaces),
           "pidns", _text(plan.pidns), "rootless", _text(plan.rootless),
           "uid", str(plan.uid), "gid", str(plan.gid),
@@ -101,17 +107,6 @@ def setup_tokens(plan: Plan, facts: Launch) -> list[str]:
     return t
 
 
-def match_key(plan: Plan, mnt_ns: int, *, profile: bool = False) -> list[str]:
-    """What a prepared container and the next cell's plan must share for the cell to be
-    handed over: everything rootfs-init's plan holds but the host's facts (its own
-    cgroup), and the limits that cgroup was made with. Only the cell's text differs, and
-    that goes down the script pipe."""
-    return [*setup_tokens(plan, Launch(mnt_ns)), *script_tokens(plan, profile=profile),
-            "limits", *(f"{k}={v}" for k, v in sorted(plan.limits.items())),
-            # %show limits: a cgroup that counts, even with nothing to limit
-            "count", _text(any(s.kind == "limits" for s in plan.show))]
-
-
 def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
     """What the script's process is started with: its environment, working directory and
     argv (the cell's text only when it is `-c`'s argument), and what to report."""
@@ -125,3 +120,19 @@ def script_tokens(plan: Plan, *, profile: bool = False) -> list[str]:
         t += ["env", f"{key}={value}"]
     return [*t, "argv", *plan.argv]
 
+
+
+def template_tokens(root: str, keep: tuple[str, ...], recursive: tuple[str, ...], *,
+                    parent: int, idmap: str = "") -> list[str]:
+    """rootfs-init's plan to make the helper's template mount namespace (template.py) in
+    the directory `root`: the mounts on the way to each path of `keep`, each alone, and to
+    each of `recursive`, with the mounts below it; and the user namespace of the id map
+    `idmap` ("0 FIRST COUNT") the containers' idmapped mounts take."""
+    t = [VERSION, "parent", str(parent), "template", "1", "root", root]
+    if idmap:
+        t += ["idmap", idmap]
+    for path in keep:
+        t += ["keep", path]
+    for path in recursive:
+        t += ["rkeep", path]
+    return [*t, "argv"]

@@ -78,7 +78,7 @@ def describe(plan: Plan, records: list[Record], *, ended: float | None = None,
         if rec.kind == "host":
             host = before = mounts
             continue
-        copied = rec.kind in ("clone", "userns")
+        copied = rec.kind in ("template", "clone", "userns")   # another namespace's table
         changes = stepdiff.compare_tables(before, mounts, copied=copied) \
             if before is not None and mounts is not None else []
         op = _op(plan, rec)
@@ -148,6 +148,11 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[stepdiff.Ch
     if kind == "cgroup":
         calls = [f"write({q(p)}, PID)" for p in detail.split()]
         return calls, "joins the cell's cgroup: the limits count every process it makes"
+    if kind == "idmap" and detail.endswith(" template"):
+        return ([], f"the user namespace whose {_map_words(detail[:-len(' template')])}, made "
+                    "once with the helper's template (fd 8), not for each container: the "
+                    "image's layers are shown through it (idmapped mounts), so the cell's "
+                    "root owns them")
     if kind == "idmap":
         return ([f"clone({clone_flags(CLONE_NEWUSER)})",
                  f"write(\"/proc/CHILD/uid_map\", {q(detail)})",
@@ -174,8 +179,15 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[stepdiff.Ch
                 "(no port forwarded either way, the host's loopback not mapped, DNS "
                 f"forwarded from {DNS_FORWARD}); the cell's PID 1 waited this "
                 "long for it before starting the script")
+    if kind == "template":
+        return (["open(\"/proc/self/ns/mnt\", O_RDONLY) = HOST",
+                 f"setns(TEMPLATE, {namespace_flags(NAMESPACES['mnt'])})"],
+                f"enters the helper's template mount namespace, for the clone alone: the "
+                f"host's root filesystem, /proc, /dev, /sys and the mounts on the way to the "
+                f"helper's and the image's directories ({len(mounts or [])} mounts), none of "
+                f"the host's others; setns(HOST, ...) after the clone")
     if kind == "clone":
-        bits, uid, gid = (int(x) for x in detail.split())
+        bits, uid, gid = (int(x) for x in detail.split()[:3])
         calls = [f"clone({clone_flags(bits)})"]
         if bits & CLONE_NEWUSER:
             calls += ["write(\"/proc/self/setgroups\", \"deny\")",
@@ -184,8 +196,9 @@ def _words(plan: Plan, rec: Record, op: ops.Op | None, changes: list[stepdiff.Ch
         if plan.net_uid >= 0:
             calls.append(f"setns(NETNS, {namespace_flags(NAMESPACES['net'])})")
         n = len(mounts or [])
+        whose = "template's" if rec.detail.endswith(" template") else "host's"
         return calls, (f"the cell's PID 1 in new namespaces: its mount table is a copy of the "
-                       f"host's {n} mounts")
+                       f"{whose} {n} mounts")
     if kind == "wait":
         return (["read(3, ...)"],
                 "prepared ahead while the kernel was idle, this container's shell was "
