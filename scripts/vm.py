@@ -49,6 +49,8 @@ PACKAGES = [
     # What the notebooks use when they are recorded here (run-notebooks.py --vm): the
     # `busybox` image (05, 10) and `%show tree`'s picture (03).
     "busybox-static", "graphviz",
+    # pasta, for `%net user` cells, as scripts/setup.sh installs it (doctor checks it)
+    "passt",
 ]
 # What the smoke suite needs besides the project's own dependencies.
 GUEST_EXTRAS = ["nbclient>=0.10", "nbformat>=5"]
